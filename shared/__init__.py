@@ -1,0 +1,1 @@
+"""Stratus shared package: domain, services, ports and adapters used by every function."""

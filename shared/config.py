@@ -1,0 +1,69 @@
+"""Settings read from the environment once per container and validated at cold start.
+
+Code never reads ``os.environ`` itself: it asks :func:`get_settings`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+
+    # "lambda": one database connection per container; "local": a pool shared by the
+    # local runtime's threads.
+    stratus_runtime: Literal["lambda", "local"] = "lambda"
+    stratus_stage: str = "dev"
+
+    # Application connection (non-owner role, row-level security applies).
+    database_url: SecretStr | None = None
+    # Owner connection used only by migrations and maintenance SQL.
+    database_admin_url: SecretStr | None = None
+    # In AWS the credentials come from Secrets Manager through the Parameters and
+    # Secrets Lambda Extension; these name the secrets.
+    database_secret_arn: str | None = None
+    database_admin_secret_arn: str | None = None
+    admin_token_secret_arn: str | None = None
+    database_host: str | None = None
+    database_name: str = "stratus"
+    db_pool_max: int = Field(default=16, ge=1, le=256)
+    db_connect_timeout_s: int = Field(default=5, ge=1, le=60)
+
+    redis_url: SecretStr | None = None
+    # ElastiCache Serverless only speaks cluster mode.
+    redis_cluster: bool = True
+
+    # Largest request body accepted by the API (bytes); larger answers 413.
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # How long API Gateway may cache an authorizer answer; the middleware keeps
+    # revocations and role changes effective for at least this long.
+    authorizer_cache_ttl_s: int = Field(default=300, ge=0, le=3600)
+
+    # Soft-deleted rows older than this are purged by the maintenance schedule.
+    retention_days: int = Field(default=30, ge=1)
+    purge_batch_size: int = Field(default=500, ge=1, le=10_000)
+
+    # Names of AWS resources, set by the CDK app (and by the local runtime).
+    uploads_bucket: str | None = None
+    purge_state_machine_arn: str | None = None
+
+    # The Parameters and Secrets Lambda Extension listens on this port.
+    parameters_secrets_extension_http_port: int = 2773
+    aws_session_token: SecretStr | None = None
+
+    log_level: str = "INFO"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings() -> None:
+    """Forget the cached settings (the local runtime and tests change the environment)."""
+    get_settings.cache_clear()

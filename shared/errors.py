@@ -1,0 +1,61 @@
+"""Domain errors. Each carries its machine code and HTTP status; the mapping to the
+wire happens in one place (``shared.http.api``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class StratusError(Exception):
+    code = "sys_internal_error"
+    status = 500
+    default_message = "Internal error"
+
+    def __init__(self, message: str | None = None, *, code: str | None = None,
+                 details: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message or self.default_message)
+        self.message = message or self.default_message
+        if code:
+            self.code = code
+        self.details = details or {}
+        self.headers = headers or {}
+
+
+class BadRequest(StratusError):
+    code, status, default_message = "biz_bad_request", 400, "Malformed request"
+
+
+class ValidationFailed(StratusError):
+    code, status, default_message = "biz_validation_failed", 422, "Request validation failed"
+
+
+class Unauthenticated(StratusError):
+    code, status, default_message = "auth_invalid_token", 401, "Missing or invalid credentials"
+
+
+class Forbidden(StratusError):
+    code, status, default_message = "auth_forbidden", 403, "Not allowed"
+
+
+class NotFound(StratusError):
+    code, status, default_message = "biz_not_found", 404, "Resource not found"
+
+
+class MethodNotAllowed(StratusError):
+    code, status, default_message = "biz_method_not_allowed", 405, "Method not allowed"
+
+
+class Conflict(StratusError):
+    code, status, default_message = "biz_conflict", 409, "Conflict"
+
+
+class PayloadTooLarge(StratusError):
+    code, status, default_message = "biz_payload_too_large", 413, "Request body too large"
+
+
+class RateLimited(StratusError):
+    code, status, default_message = "sys_rate_limited", 429, "Too many requests"
+
+
+class Unavailable(StratusError):
+    code, status, default_message = "sys_unavailable", 503, "Service temporarily unavailable"

@@ -1,0 +1,173 @@
+"""The HTTP side of every API function: a Powertools resolver bound to the function's
+catalog route, the shared auth middleware, the one mapping from domain errors to the
+envelope, and the fixed decorator stack.
+
+A function module reads::
+
+    app = http_app(__name__)
+
+    @app.endpoint
+    def create_api_key(body: CreateApiKey) -> Response[Envelope[ApiKeyCreated]]:
+        return app.created(tenancy().create_api_key(current_principal(), body))
+
+    handler = app.lambda_handler()
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.logging import correlation_paths
+
+from functions.catalog import Http, function_for_module
+from shared.errors import BadRequest, NotFound, PayloadTooLarge, StratusError, ValidationFailed
+from shared.http.context import current_request_id, set_request
+from shared.http.envelope import JSON, Pagination, error_body, error_result, success_body
+from shared.handler import Handler, powertools_handler
+from shared.observability import logger
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_PATH_PARAM = re.compile(r"\{(\w+)\}")
+
+
+def powertools_rule(path: str) -> str:
+    """``/api/v1/members/{member_id}`` → ``/api/v1/members/<member_id>``."""
+    return _PATH_PARAM.sub(r"<\1>", path)
+
+
+def request_id_of(event: dict[str, Any]) -> str:
+    return str((event.get("requestContext") or {}).get("requestId") or "")
+
+
+def body_size(event: dict[str, Any]) -> int:
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        return (len(body) * 3) // 4
+    return len(body.encode())
+
+
+def _validation_error(exc: RequestValidationError) -> StratusError:
+    errors = exc.errors()
+    if any(err.get("type") == "json_invalid" for err in errors):
+        return BadRequest("Request body is not valid JSON", code="biz_malformed_json")
+    fields = [
+        {
+            "field": ".".join(str(part) for part in err.get("loc", ())),
+            "message": err.get("msg", ""),
+            "type": err.get("type", ""),
+        }
+        for err in errors
+    ]
+    return ValidationFailed(details={"fields": fields})
+
+
+class StratusApp:
+    def __init__(self, module: str) -> None:
+        self.function = function_for_module(module)
+        trigger = self.function.trigger
+        if not isinstance(trigger, Http):
+            raise TypeError(f"{module} is not an HTTP function in the catalog")
+        self.route = trigger
+        self.resolver = APIGatewayHttpResolver(enable_validation=True)
+        self._register_error_handlers()
+
+    # -- registration ---------------------------------------------------------------
+    def endpoint(self, fn: F) -> F:
+        """Register ``fn`` at this function's catalog route."""
+        return self.resolver.route(  # type: ignore[no-any-return]
+            powertools_rule(self.route.path), self.route.method,
+            summary=self.route.summary or None, tags=[self.route.tag] if self.route.tag else None,
+            operation_id=self.function.name,
+        )(fn)
+
+    def _register_error_handlers(self) -> None:
+        r = self.resolver
+
+        @r.exception_handler(StratusError)
+        def _domain(exc: StratusError) -> Response[Any]:
+            return self._error(exc)
+
+        @r.exception_handler(RequestValidationError)
+        def _invalid(exc: RequestValidationError) -> Response[Any]:
+            return self._error(_validation_error(exc))
+
+        @r.not_found
+        def _not_found(_: NotFoundError) -> Response[Any]:
+            return self._error(NotFound("Route not found", code="biz_route_not_found"))
+
+        @r.exception_handler(Exception)
+        def _unexpected(exc: Exception) -> Response[Any]:
+            # Logged with the stack; the client sees no internals.
+            logger.exception("unhandled error")
+            return self._error(StratusError())
+
+    # -- responses -------------------------------------------------------------------
+    def _error(self, exc: StratusError) -> Response[Any]:
+        request_id = current_request_id()
+        return Response(exc.status, JSON, error_body(exc, request_id),
+                        headers={"X-Request-Id": request_id, **exc.headers})
+
+    def ok(self, data: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> Response[Any]:
+        request_id = current_request_id()
+        return Response(status, JSON, success_body(data, request_id),
+                        headers={"X-Request-Id": request_id, **(headers or {})})
+
+    def created(self, data: Any) -> Response[Any]:
+        return self.ok(data, status=201)
+
+    def page(self, items: list[Any], pagination: Pagination) -> Response[Any]:
+        request_id = current_request_id()
+        return Response(200, JSON, success_body(items, request_id, pagination),
+                        headers={"X-Request-Id": request_id})
+
+    def no_content(self) -> Response[Any]:
+        return Response(204, JSON, "", headers={"X-Request-Id": current_request_id()})
+
+    # -- invocation ------------------------------------------------------------------
+    def dispatch(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        from shared.config import get_settings
+
+        request_id = request_id_of(event)
+        set_request(None, request_id)
+        try:
+            if body_size(event) > get_settings().max_body_bytes:
+                raise PayloadTooLarge(details={"max_bytes": get_settings().max_body_bytes})
+            principal = None
+            if self.route.auth:
+                from shared.auth.guard import guard
+                from shared.auth.token_state import get_token_state
+
+                principal = guard(event, self.route.permission, get_token_state())
+            set_request(principal, request_id)
+        except StratusError as exc:
+            return error_result(exc, request_id)
+        return self.resolver.resolve(event, context)
+
+    def lambda_handler(self) -> Handler:
+        """The function's entry point, with the one fixed decorator stack."""
+
+        return powertools_handler(self.dispatch, correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+
+
+def http_app(module: str) -> StratusApp:
+    return StratusApp(module)
+
+
+def json_body(event: dict[str, Any]) -> Any:
+    """Decode a raw event body (for handlers outside the resolver)."""
+    raw = event.get("body") or ""
+    try:
+        if event.get("isBase64Encoded"):
+            raw = base64.b64decode(raw).decode()
+        return json.loads(raw) if raw else None
+    except (binascii.Error, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest("Request body is not valid JSON", code="biz_malformed_json") from exc

@@ -1,0 +1,85 @@
+"""The success and error envelopes of the HTTP contract (DESIGN §4)."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
+
+from shared.errors import StratusError
+
+T = TypeVar("T")
+
+JSON = "application/json"
+
+
+class Meta(BaseModel):
+    request_id: str
+
+
+class Pagination(BaseModel):
+    page: int
+    limit: int
+    total: int
+    total_pages: int
+    has_next: bool
+    has_prev: bool
+
+    @classmethod
+    def of(cls, page: int, limit: int, total: int) -> Pagination:
+        total_pages = math.ceil(total / limit) if total else 0
+        return cls(page=page, limit=limit, total=total, total_pages=total_pages,
+                   has_next=page < total_pages, has_prev=page > 1)
+
+
+class Envelope(BaseModel, Generic[T]):
+    code: str = "success"
+    data: T
+    meta: Meta
+
+
+class ListEnvelope(BaseModel, Generic[T]):
+    code: str = "success"
+    data: list[T]
+    pagination: Pagination
+    meta: Meta
+
+
+class ErrorEnvelope(BaseModel):
+    code: str
+    message: str
+    details: dict[str, Any] = {}
+    request_id: str
+
+
+def _dump(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, list):
+        return [_dump(v) for v in value]
+    return value
+
+
+def success_body(data: Any, request_id: str, pagination: Pagination | None = None) -> str:
+    body: dict[str, Any] = {"code": "success", "data": _dump(data)}
+    if pagination is not None:
+        body["pagination"] = pagination.model_dump()
+    body["meta"] = {"request_id": request_id}
+    return json.dumps(body, separators=(",", ":"))
+
+
+def error_body(error: StratusError, request_id: str) -> str:
+    return json.dumps({"code": error.code, "message": error.message, "details": error.details,
+                       "request_id": request_id}, separators=(",", ":"), default=str)
+
+
+def error_result(error: StratusError, request_id: str) -> dict[str, Any]:
+    """An API Gateway v2 result for an error raised before the resolver ran."""
+    return {
+        "statusCode": error.status,
+        "headers": {"Content-Type": JSON, "X-Request-Id": request_id, **error.headers},
+        "body": error_body(error, request_id),
+        "isBase64Encoded": False,
+    }

@@ -1,0 +1,30 @@
+"""Schema and platform admin token set-up: run by the migration function in AWS and at
+start-up by the local runtime."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.auth import tokens
+from shared.db.migrate import apply_migrations
+from shared.ids import new_id
+
+ADMIN_TOKEN_NAME = "platform-admin"
+
+
+def install_admin_token(admin_conninfo: str, token: str) -> None:
+    """Make ``token`` the platform admin token (its hash replaces any earlier one)."""
+    import psycopg
+
+    if not tokens.looks_like_token(token):
+        raise ValueError("the platform admin token must look like pat_<secret> (16-256 characters)")
+    with psycopg.connect(admin_conninfo, autocommit=True, prepare_threshold=None) as conn:
+        conn.execute("SELECT ensure_platform_admin_token(%s, %s, %s)",
+                     (new_id(), ADMIN_TOKEN_NAME, tokens.hash_token(token)))
+
+
+def bootstrap(admin_conninfo: str, *, app_password: str | None, admin_token: str | None) -> dict[str, Any]:
+    applied = apply_migrations(admin_conninfo, app_password=app_password)
+    if admin_token:
+        install_admin_token(admin_conninfo, admin_token)
+    return {"applied_migrations": applied}

@@ -1,0 +1,112 @@
+"""Tenancy API models (requests are validated by the resolver, responses documented in OpenAPI)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from shared.auth.permissions import TENANT_PERMISSIONS, Role
+
+Name = Field(min_length=1, max_length=100)
+# Deliverability is not ours to check here; the shape is.
+Email = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, max_length=320,
+                                         pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+
+
+class _Request(BaseModel):
+    # Unknown fields are a client mistake worth reporting, not silently dropping.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class CreateTenant(_Request):
+    name: str = Name
+    owner_email: Email | None = None
+    owner_name: str = Field(default="", max_length=100)
+
+
+class Tenant(BaseModel):
+    id: uuid.UUID
+    name: str
+    status: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class Member(BaseModel):
+    id: uuid.UUID
+    user_id: uuid.UUID
+    email: str
+    name: str
+    role: Role
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+class TenantCreated(BaseModel):
+    tenant: Tenant
+    owner: Member
+    owner_token: str
+
+
+class CreateMember(_Request):
+    email: Email
+    name: str = Field(default="", max_length=100)
+    role: Role = Role.DEVELOPER
+    # Without console sign-in yet, a new member's first access token is how they get in.
+    issue_token: bool = False
+
+
+class MemberCreated(Member):
+    token: str | None = None
+
+
+class UpdateMember(_Request):
+    role: Role
+    # Optimistic locking: when given, a stale version answers 409.
+    version: int | None = Field(default=None, ge=1)
+
+
+class CreateApiKey(_Request):
+    name: str = Name
+    scopes: list[str] = Field(default_factory=list, max_length=len(TENANT_PERMISSIONS))
+    expires_at: datetime | None = None
+    resource_type: Literal["agent", "workflow"] | None = None
+    resource_id: uuid.UUID | None = None
+
+    @field_validator("scopes")
+    @classmethod
+    def _known_scopes(cls, scopes: list[str]) -> list[str]:
+        unknown = sorted(set(scopes) - TENANT_PERMISSIONS)
+        if unknown:
+            raise ValueError(f"unknown scopes: {', '.join(unknown)}")
+        return sorted(set(scopes))
+
+    @field_validator("expires_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("expires_at must include a timezone (e.g. 2030-01-01T00:00:00Z)")
+        return value
+
+
+class ApiKey(BaseModel):
+    id: uuid.UUID
+    name: str
+    prefix: str
+    user_id: uuid.UUID
+    scopes: list[str]
+    resource_type: str | None
+    resource_id: uuid.UUID | None
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    created_at: datetime
+
+
+class ApiKeyCreated(ApiKey):
+    token: str
