@@ -50,15 +50,15 @@ def _get(kind: str) -> Any:
 
 
 def get_kv_store() -> KeyValueStore:
-    return _get("kv")  # type: ignore[no-any-return]
+    return _get("kv")
 
 
 def get_rate_limiter() -> RateLimiter:
-    return _get("limiter")  # type: ignore[no-any-return]
+    return _get("limiter")
 
 
 def get_event_stream() -> EventStream:
-    return _get("stream")  # type: ignore[no-any-return]
+    return _get("stream")
 
 
 def reset_cache_adapters() -> None:

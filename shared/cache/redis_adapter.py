@@ -209,7 +209,8 @@ def _events(response: Any, key: str) -> list[StreamEvent]:
     for name, entries in groups:
         if name != key:
             continue
-        if entries and isinstance(entries[0], list) and entries[0] and isinstance(entries[0][0], (list, tuple)):
+        nested = entries and isinstance(entries[0], list) and entries[0]
+        if nested and isinstance(entries[0][0], (list, tuple)):
             entries = entries[0]  # RESP3 form: {key: [[(id, fields), ...]]}
         for entry_id, fields in entries:
             fields = fields or {}

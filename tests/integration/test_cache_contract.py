@@ -184,17 +184,16 @@ def test_rate_limiter_exhausts_capacity(cache: Adapters, ns: str) -> None:
 
 def test_rate_limiter_refills_over_time(cache: Adapters, ns: str) -> None:
     limiter = cache.limiter
-    for _ in range(2):
-        assert limiter.acquire(f"{ns}:b", capacity=2, refill_per_s=20.0).allowed
-    denied = limiter.acquire(f"{ns}:b", capacity=2, refill_per_s=20.0)
+    assert limiter.acquire(f"{ns}:b", capacity=1, refill_per_s=10.0).allowed
+    denied = limiter.acquire(f"{ns}:b", capacity=1, refill_per_s=10.0)
     assert denied.allowed is False
-    assert 0 < denied.retry_after_s <= 0.05
+    assert 0 < denied.retry_after_s <= 0.1
 
-    time.sleep(denied.retry_after_s + 0.03)
-    again = limiter.acquire(f"{ns}:b", capacity=2, refill_per_s=20.0)
+    time.sleep(denied.retry_after_s + 0.05)
+    again = limiter.acquire(f"{ns}:b", capacity=1, refill_per_s=10.0)
     assert again.allowed is True
     assert again.remaining == 0
-    assert limiter.acquire(f"{ns}:b", capacity=2, refill_per_s=20.0).allowed is False
+    assert limiter.acquire(f"{ns}:b", capacity=1, refill_per_s=10.0).allowed is False
 
 
 def test_rate_limiter_cost_greater_than_one(cache: Adapters, ns: str) -> None:
@@ -380,6 +379,24 @@ def test_server_is_in_cluster_mode_and_adapters_keep_to_one_slot(
         node.close()
 
 
+def test_connect_builds_configured_clients(cluster_url: str, cluster_client: Any, ns: str) -> None:
+    assert isinstance(cluster_client, RedisCluster)
+    standalone = connect(cluster_url, cluster=False, socket_timeout_s=3.0)
+    try:
+        assert isinstance(standalone, redis.Redis)
+        options = standalone.get_connection_kwargs()
+        assert options["socket_timeout"] == 3.0
+        assert options["socket_connect_timeout"] > 0
+        assert options["health_check_interval"] > 0
+        assert options["decode_responses"] is True
+        # A plain client works against a one-node cluster because every adapter op is one slot.
+        kv = RedisKeyValueStore(standalone)
+        assert kv.incr(f"{ns}:n", 2, ttl_s=30) == 2
+        assert RedisKeyValueStore(cluster_client).get(f"{ns}:n") == "2"
+    finally:
+        standalone.close()
+
+
 @pytest.mark.parametrize("protocol", [2, 3])
 def test_redis_stream_reads_with_either_resp_protocol(cluster_url: str, ns: str, protocol: int) -> None:
     client = RedisCluster.from_url(cluster_url, decode_responses=True, protocol=protocol)
@@ -394,7 +411,7 @@ def test_redis_stream_reads_with_either_resp_protocol(cluster_url: str, ns: str,
 
 
 def test_start_cluster_redis_uses_redis_url_when_set(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("REDIS_URL", "rediss://example.invalid:6379/0")
+    monkeypatch.setenv("STRATUS_TEST_REDIS_URL", "rediss://example.invalid:6379/0")
     url, stop = start_cluster_redis(tmp_path)
     assert url == "rediss://example.invalid:6379/0"
     stop()

@@ -95,9 +95,9 @@ def _wait_ready(port: int, process: subprocess.Popen[bytes], log_file: Path) -> 
 def start_cluster_redis(tmp_dir: str | os.PathLike[str]) -> tuple[str, Callable[[], None]]:
     """Start a one-node cluster-mode server; returns ``(url, stop)``.
 
-    When ``REDIS_URL`` is set (CI pointing at a real cluster) it is returned with a no-op stop.
+    When ``REDIS_URL`` was set for the test run (tests/conftest.py keeps it as ``STRATUS_TEST_REDIS_URL``) it is returned with a no-op stop.
     """
-    external = os.environ.get("REDIS_URL")
+    external = os.environ.get("STRATUS_TEST_REDIS_URL")
     if external:
         return external, lambda: None
 

@@ -1,0 +1,165 @@
+"""The whole platform on one machine (``make dev``): embedded PostgreSQL, moto's AWS on
+loopback, the local API Gateway and scheduler, the same handlers as in AWS."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+from infra.local.invoker import LocalInvoker
+from infra.local.settings import LocalSettings
+
+logger = logging.getLogger(__name__)
+
+APP_PASSWORD_FILE = "app-db-password"
+
+
+def _app_conninfo(admin_url: str, password: str) -> str:
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from shared.db.database import APP_ROLE
+
+    params = conninfo_to_dict(admin_url)
+    params.update(user=APP_ROLE, password=password)
+    return make_conninfo(**params)
+
+
+class LocalRuntime:
+    def __init__(self, settings: LocalSettings | None = None) -> None:
+        self.settings = settings or LocalSettings()
+        self.state_dir = self.settings.stratus_state_dir.resolve()
+        self.invoker = LocalInvoker()
+        self.admin_url = ""
+        self.admin_token = ""
+        self._pg: Any = None
+        self._aws: Any = None
+        self._scheduler: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.settings.host}:{self.settings.port}"
+
+    def start(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._start_database()
+        self._configure_functions()
+        from infra.local.aws import LocalAws
+
+        self._aws = LocalAws(self.state_dir, self.invoker, port=self.settings.stratus_aws_port)
+        self._aws.start()
+        from infra.local.scheduler import LocalScheduler
+
+        self._scheduler = LocalScheduler(self.invoker)
+        self._scheduler.start()
+
+    def _start_database(self) -> None:
+        from shared.platform.bootstrap import bootstrap
+        from shared.platform.reconcile import reconcile_interrupted_work
+
+        app_password: str | None = None
+        if self.settings.database_url is not None:
+            self.admin_url = self.settings.database_url.get_secret_value()
+            password_file = self.state_dir / APP_PASSWORD_FILE
+            if not password_file.exists():
+                password_file.write_text(secrets.token_urlsafe(24))
+                password_file.chmod(0o600)
+            app_password = password_file.read_text().strip()
+            app_url = _app_conninfo(self.admin_url, app_password)
+        else:
+            from infra.local.postgres import start_embedded_postgres
+
+            self._pg = start_embedded_postgres(self.state_dir / "pg")
+            self.admin_url, app_url = self._pg.admin_url, self._pg.app_url
+        self.admin_token = self._admin_token()
+        bootstrap(self.admin_url, app_password=app_password, admin_token=self.admin_token)
+        reconcile_interrupted_work(self.admin_url)
+        os.environ["DATABASE_URL"] = app_url
+        os.environ["DATABASE_ADMIN_URL"] = self.admin_url
+
+    def _admin_token(self) -> str:
+        if self.settings.stratus_admin_token is not None:
+            return self.settings.stratus_admin_token.get_secret_value()
+        local_json = self.state_dir / "local.json"
+        if local_json.exists():  # a second `make dev` keeps the same token
+            token = json.loads(local_json.read_text()).get("admin_token")
+            if token:
+                return str(token)
+        from shared.auth.tokens import generate_token
+
+        return generate_token()
+
+    def _configure_functions(self) -> None:
+        from shared.aws.clients import reset_clients
+        from shared.cache.factory import reset_cache_adapters
+        from shared.config import reset_settings
+
+        os.environ["STRATUS_RUNTIME"] = "local"
+        os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+        os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+        os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "stratus")
+        os.environ.setdefault("LOG_LEVEL", self.settings.log_level)
+        os.environ.setdefault("POWERTOOLS_LOG_LEVEL", self.settings.log_level)
+        reset_settings()
+        reset_cache_adapters()
+        reset_clients()
+
+    def write_local_json(self) -> Path:
+        path = self.state_dir / "local.json"
+        path.write_text(json.dumps({"url": self.url, "admin_token": self.admin_token}, indent=2))
+        path.chmod(0o600)
+        return path
+
+    def asgi_app(self) -> Any:
+        from infra.local.gateway import LocalGateway
+
+        return LocalGateway(self.invoker)
+
+    def stop(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.stop()
+        if self._aws is not None:
+            self._aws.stop()
+        from shared.db.database import get_database, set_database
+
+        try:
+            get_database().close()
+        except Exception:  # noqa: S110 - nothing was opened
+            pass
+        set_database(None)
+        if self._pg is not None:
+            self._pg.stop()
+
+
+def serve(runtime: LocalRuntime) -> None:
+    import uvicorn
+
+    config = uvicorn.Config(runtime.asgi_app(), host=runtime.settings.host, port=runtime.settings.port,
+                            log_level="warning", access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    config.load()
+    sock = config.bind_socket()
+    # The bound port (PORT=0 picks one) is what local.json must carry.
+    runtime.settings.port = sock.getsockname()[1]
+    local_json = runtime.write_local_json()
+    sys.stderr.write(
+        f"\nStratus is running at {runtime.url}\n"
+        f"  platform admin token: {runtime.admin_token}\n"
+        f"  (also in {local_json}; Ctrl-C stops everything)\n\n")
+    sys.stderr.flush()
+    server.run(sockets=[sock])
+
+
+def main() -> None:
+    settings = LocalSettings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    runtime = LocalRuntime(settings)
+    try:
+        runtime.start()
+        serve(runtime)
+    finally:
+        runtime.stop()
