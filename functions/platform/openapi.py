@@ -4,14 +4,16 @@ handlers' pydantic models on the first request of a container."""
 from aws_lambda_powertools.event_handler import Response
 
 from shared.http.api import http_app
-from shared.http.openapi import openapi_json
+from typing import Any
+
+from shared.http.openapi import build_openapi
 
 app = http_app(__name__)
 
 
 @app.endpoint
-def openapi_document() -> Response[str]:
-    return Response(200, "application/json", openapi_json())
+def openapi_document() -> Response[dict[str, Any]]:
+    return Response(200, "application/json", build_openapi())
 
 
 handler = app.lambda_handler()

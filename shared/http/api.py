@@ -30,7 +30,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from functions.catalog import Http, function_for_module
 from shared.errors import BadRequest, NotFound, PayloadTooLarge, StratusError, ValidationFailed
 from shared.http.context import current_request_id, set_request
-from shared.http.envelope import JSON, Pagination, error_body, error_result, success_body
+from shared.http.envelope import JSON, Pagination, error_body, error_result, success_payload
 from shared.handler import Handler, powertools_handler
 from shared.observability import logger
 
@@ -77,7 +77,8 @@ class StratusApp:
         if not isinstance(trigger, Http):
             raise TypeError(f"{module} is not an HTTP function in the catalog")
         self.route = trigger
-        self.resolver = APIGatewayHttpResolver(enable_validation=True)
+        # A response that breaks its documented model is our bug: 500, not a 422.
+        self.resolver = APIGatewayHttpResolver(enable_validation=True, response_validation_error_http_code=500)
         self._register_error_handlers()
 
     # -- registration ---------------------------------------------------------------
@@ -117,8 +118,11 @@ class StratusApp:
                         headers={"X-Request-Id": request_id, **exc.headers})
 
     def ok(self, data: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> Response[Any]:
+        # The body stays a dict: Powertools validates it against the endpoint's declared
+        # envelope model before serialising, so a handler cannot answer what the
+        # OpenAPI document does not promise.
         request_id = current_request_id()
-        return Response(status, JSON, success_body(data, request_id),
+        return Response(status, JSON, success_payload(data, request_id),
                         headers={"X-Request-Id": request_id, **(headers or {})})
 
     def created(self, data: Any) -> Response[Any]:
@@ -126,7 +130,7 @@ class StratusApp:
 
     def page(self, items: list[Any], pagination: Pagination) -> Response[Any]:
         request_id = current_request_id()
-        return Response(200, JSON, success_body(items, request_id, pagination),
+        return Response(200, JSON, success_payload(items, request_id, pagination),
                         headers={"X-Request-Id": request_id})
 
     def no_content(self) -> Response[Any]:

@@ -62,12 +62,12 @@ def _dump(value: Any) -> Any:
     return value
 
 
-def success_body(data: Any, request_id: str, pagination: Pagination | None = None) -> str:
+def success_payload(data: Any, request_id: str, pagination: Pagination | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"code": "success", "data": _dump(data)}
     if pagination is not None:
         body["pagination"] = pagination.model_dump()
     body["meta"] = {"request_id": request_id}
-    return json.dumps(body, separators=(",", ":"))
+    return body
 
 
 def error_body(error: StratusError, request_id: str) -> str:

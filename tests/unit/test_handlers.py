@@ -1,0 +1,69 @@
+"""Handlers invoked directly with the sample events (as Lambda invokes them)."""
+
+from __future__ import annotations
+
+import json
+
+from infra.local.invoker import LocalContext
+from tests.support.events import http_event, load_event
+
+
+def context(name: str) -> LocalContext:
+    return LocalContext(name, 256, 10)
+
+
+def test_missing_authorizer_context_is_401_envelope() -> None:
+    # With authorizer caching off API Gateway always runs the authorizer, which reports a
+    # missing header as auth_missing_token: the middleware answers in the envelope.
+    from functions.tenancy.get_current_tenant import handler
+
+    event = http_event("GET", "/api/v1/tenants/current", authorizer={"auth_error": "auth_missing_token"})
+    result = handler(event, context("tenants-get-current"))
+    assert result["statusCode"] == 401
+    body = json.loads(result["body"])
+    assert body["code"] == "auth_missing_token" and body["request_id"] == event["requestContext"]["requestId"]
+
+
+def test_unknown_auth_error_codes_are_reported_as_invalid_token() -> None:
+    from functions.tenancy.list_members import handler
+
+    event = http_event("GET", "/api/v1/members", authorizer={"auth_error": "something_else"})
+    assert json.loads(handler(event, context("members-list"))["body"])["code"] == "auth_invalid_token"
+
+
+def test_forbidden_before_validation() -> None:
+    # Authorization is decided before the body is even parsed: a viewer's malformed body is 403.
+    from functions.tenancy.create_member import handler
+
+    event = http_event("POST", "/api/v1/members", raw_body="{oops", authorizer=load_event("apigw_http_v2")
+                       ["requestContext"]["authorizer"]["lambda"] | {"role": "viewer"})
+    result = handler(event, context("members-create"))
+    assert result["statusCode"] == 403
+    assert json.loads(result["body"])["code"] == "auth_permission_denied"
+
+
+def test_default_route_answers_404_and_405() -> None:
+    from functions.platform.default_route import handler
+
+    event = load_event("apigw_http_v2")
+    event["routeKey"] = "$default"
+    event["rawPath"] = event["requestContext"]["http"]["path"] = "/api/v1/members/abc"
+    event["requestContext"]["http"]["method"] = "GET"
+    result = handler(event, context("default-route"))
+    assert result["statusCode"] == 405 and result["headers"]["Allow"] == "DELETE, PATCH"
+    event["rawPath"] = "/nope"
+    result = handler(event, context("default-route"))
+    assert result["statusCode"] == 404
+    assert json.loads(result["body"])["code"] == "biz_route_not_found"
+
+
+def test_authorizer_never_denies_without_a_header() -> None:
+    from functions.platform.authorizer import bearer_token, handler
+
+    event = load_event("apigw_authorizer_v2")
+    del event["headers"]["authorization"]
+    assert handler(event, context("authorizer")) == {"isAuthorized": True,
+                                                     "context": {"auth_error": "auth_missing_token"}}
+    assert bearer_token({"Authorization": "bearer  pat_abc "}) == "pat_abc"
+    assert bearer_token({"authorization": "Token pat_abc"}) == ""
+    assert bearer_token({}) is None
