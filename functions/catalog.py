@@ -41,6 +41,9 @@ LAYERS: dict[str, Layer] = {
                 "aws_lambda_powertools.logging",
                 "aws_lambda_powertools.metrics",
                 "aws_lambda_powertools.tracing",
+                # The [tracer] extra: Powertools loads the X-Ray SDK once tracing is on
+                # (as deployed), and the SDK brings botocore with it.
+                "aws_xray_sdk.core",
                 "pydantic",
                 "pydantic_settings",
                 "psycopg",

@@ -1,0 +1,19 @@
+"""``make bench``: every capability's figures, printed (benchmarks are not timed tests)."""
+
+from __future__ import annotations
+
+import sys
+
+from benchmarks import cold_import, local_latency
+
+
+def main() -> int:
+    only = set(sys.argv[1:])
+    for name, bench in (("cold-import", cold_import.run), ("local-latency", local_latency.run)):
+        if not only or name in only:
+            bench()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""Local runtime latency: ``GET /health`` and an authenticated ``GET /api/v1/tenants/current``
+over real HTTP, p50/p99 with 1 client and with 16 concurrent clients.
+
+Goal: authenticated p50 <= 10 ms with one client.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+REQUESTS = 300
+CONCURRENT_CLIENTS = 16
+PER_CLIENT = 50
+
+
+def _percentile(samples: list[float], pct: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))]
+
+
+def _start_runtime(state_dir: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+    env = {**os.environ, "PORT": "0", "STRATUS_STATE_DIR": str(state_dir), "LOG_LEVEL": "WARNING"}
+    env.pop("DATABASE_URL", None)
+    proc = subprocess.Popen([sys.executable, "-m", "infra.local"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    local_json = state_dir / "local.json"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if local_json.exists():
+            info = json.loads(local_json.read_text())
+            try:
+                if httpx.get(f"{info['url']}/health", timeout=2).status_code == 200:
+                    return proc, info
+            except httpx.HTTPError:
+                pass
+        if proc.poll() is not None:
+            raise RuntimeError("the local runtime exited during start-up")
+        time.sleep(0.2)
+    proc.terminate()
+    raise RuntimeError("the local runtime did not start within 120 s")
+
+
+def _sequential(client: httpx.Client, path: str, headers: dict[str, str]) -> list[float]:
+    samples = []
+    for _ in range(REQUESTS):
+        started = time.perf_counter()
+        response = client.get(path, headers=headers)
+        samples.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200, response.text
+    return samples
+
+
+def _concurrent(url: str, path: str, headers: dict[str, str]) -> tuple[list[float], float]:
+    samples: list[float] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        local = []
+        with httpx.Client(base_url=url, timeout=30) as client:
+            for _ in range(PER_CLIENT):
+                started = time.perf_counter()
+                response = client.get(path, headers=headers)
+                local.append((time.perf_counter() - started) * 1000)
+                assert response.status_code == 200
+        with lock:
+            samples.extend(local)
+
+    threads = [threading.Thread(target=worker) for _ in range(CONCURRENT_CLIENTS)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return samples, len(samples) / (time.perf_counter() - started)
+
+
+def run() -> None:
+    print("== Local runtime latency (real HTTP, embedded PostgreSQL, in-process cache) ==")
+    with tempfile.TemporaryDirectory(prefix="stratus-bench-") as tmp:
+        proc, info = _start_runtime(Path(tmp))
+        try:
+            url = info["url"]
+            with httpx.Client(base_url=url, timeout=30) as client:
+                created = client.post("/api/v1/tenants", json={"name": "bench"},
+                                      headers={"Authorization": f"Bearer {info['admin_token']}"})
+                owner = {"Authorization": f"Bearer {created.json()['data']['owner_token']}"}
+                for path, headers in (("/health", {}), ("/api/v1/tenants/current", owner)):
+                    for _ in range(20):  # warm: cold starts and the authorizer cache
+                        client.get(path, headers=headers)
+                    one = _sequential(client, path, headers)
+                    many, rps = _concurrent(url, path, headers)
+                    print(f"GET {path:<26} 1 client:  p50 {statistics.median(one):6.2f} ms  "
+                          f"p99 {_percentile(one, 99):6.2f} ms  ({REQUESTS} requests)")
+                    print(f"{'':30} {CONCURRENT_CLIENTS} clients: p50 {statistics.median(many):6.2f} ms  "
+                          f"p99 {_percentile(many, 99):6.2f} ms  {rps:7.1f} req/s")
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    print("goal: authenticated p50 <= 10 ms with 1 client")

@@ -1,0 +1,193 @@
+"""Data stores (DESIGN §2 Data): Aurora PostgreSQL Serverless v2 behind RDS Proxy,
+ElastiCache Serverless (Valkey), the S3 buckets and the platform admin token secret."""
+
+from __future__ import annotations
+
+import json
+
+from aws_cdk import Duration, Fn, RemovalPolicy
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_elasticache as elasticache
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_rds as rds
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from infra.config import StratusConfig
+from infra.network import Network
+
+DATABASE_NAME = "stratus"
+OWNER_USER = "stratus_owner"
+# Must match shared.db.database.APP_ROLE: the migration function creates this role with the
+# password from the app secret; RDS Proxy logs it in with the same secret.
+APP_USER = "stratus_app"
+POSTGRES_PORT = 5432
+# ElastiCache Serverless: 6379 reads and writes the primary, 6380 reads from replicas.
+CACHE_PORTS = ec2.Port.tcp_range(6379, 6380)
+ADMIN_TOKEN_PREFIX = "pat_"
+
+
+class Data(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, config: StratusConfig, network: Network) -> None:
+        super().__init__(scope, construct_id)
+        self._database(config, network)
+        self._cache(config, network)
+        self._buckets(config)
+        self._admin_token()
+        # Functions reach the database through the proxy and the cache directly; the
+        # migration function alone reaches the cluster (see Network.database_admin_sg).
+        self.proxy.connections.allow_from(network.functions_sg, ec2.Port.tcp(POSTGRES_PORT),
+                                          "Stratus functions to RDS Proxy")
+        self.cluster.connections.allow_default_port_from(network.database_admin_sg,
+                                                         "Stratus migrations to the cluster")
+        self.cache_sg.add_ingress_rule(network.functions_sg, CACHE_PORTS, "Stratus functions to Valkey (TLS)")
+
+    # --- Aurora PostgreSQL + RDS Proxy -------------------------------------------------
+
+    def _database(self, config: StratusConfig, network: Network) -> None:
+        cluster_identifier = f"{config.prefix}-db"
+        # Created up front so the exported PostgreSQL log has a retention (RDS would create
+        # it without one); the name is the one RDS writes to.
+        postgres_logs = logs.LogGroup(
+            self, "PostgresLogs", log_group_name=f"/aws/rds/cluster/{cluster_identifier}/postgresql",
+            retention=config.log_retention, removal_policy=RemovalPolicy.DESTROY)
+        self.cluster_sg = ec2.SecurityGroup(self, "ClusterSg", vpc=network.vpc, allow_all_outbound=False,
+                                            description="Aurora PostgreSQL cluster")
+        self.cluster = rds.DatabaseCluster(
+            self, "Cluster",
+            engine=rds.DatabaseClusterEngine.aurora_postgres(version=rds.AuroraPostgresEngineVersion.VER_16_6),
+            cluster_identifier=cluster_identifier,
+            writer=rds.ClusterInstance.serverless_v2("Writer", auto_minor_version_upgrade=True,
+                                                     enable_performance_insights=True),
+            readers=[rds.ClusterInstance.serverless_v2(f"Reader{i + 1}", scale_with_writer=True,
+                                                       auto_minor_version_upgrade=True,
+                                                       enable_performance_insights=True)
+                     for i in range(config.aurora_readers)],
+            serverless_v2_min_capacity=config.aurora_min_acu,
+            serverless_v2_max_capacity=config.aurora_max_acu,
+            vpc=network.vpc,
+            vpc_subnets=network.private_subnets,
+            security_groups=[self.cluster_sg],
+            default_database_name=DATABASE_NAME,
+            credentials=rds.Credentials.from_generated_secret(OWNER_USER),
+            storage_encrypted=True,
+            # Password auth is what the functions use (through the proxy); IAM auth stays
+            # available for operators.
+            iam_authentication=True,
+            deletion_protection=config.deletion_protection,
+            backup=rds.BackupProps(retention=Duration.days(7)),
+            cloudwatch_logs_exports=["postgresql"],
+            copy_tags_to_snapshot=True,
+            removal_policy=RemovalPolicy.SNAPSHOT,
+        )
+        self.cluster.node.add_dependency(postgres_logs)
+        assert self.cluster.secret is not None  # from_generated_secret always makes one
+        self.owner_secret = self.cluster.secret
+
+        # The application role's credentials (non-owner, row-level security applies). Not
+        # attached to the cluster: its host is the proxy, given to functions as DATABASE_HOST.
+        self.app_secret = rds.DatabaseSecret(self, "AppSecret", username=APP_USER, dbname=DATABASE_NAME)
+
+        self.proxy_sg = ec2.SecurityGroup(self, "ProxySg", vpc=network.vpc, allow_all_outbound=True,
+                                          description="RDS Proxy in front of the Aurora cluster")
+        self.proxy = rds.DatabaseProxy(
+            self, "Proxy",
+            proxy_target=rds.ProxyTarget.from_cluster(self.cluster),
+            # Both roles log in through the proxy; the owner's is there for maintenance SQL.
+            secrets=[self.owner_secret, self.app_secret],
+            vpc=network.vpc,
+            vpc_subnets=network.private_subnets,
+            security_groups=[self.proxy_sg],
+            require_tls=True,
+            iam_auth=False,
+            client_password_auth_type=rds.ClientPasswordAuthType.POSTGRES_SCRAM_SHA_256,
+            # Lambda containers hold one connection each and may idle between invocations.
+            idle_client_timeout=Duration.minutes(30),
+            debug_logging=False,
+        )
+        self.cluster.connections.allow_default_port_from(self.proxy_sg, "RDS Proxy to the cluster")
+
+    # --- ElastiCache Serverless (Valkey) --------------------------------------------------
+
+    def _cache(self, config: StratusConfig, network: Network) -> None:
+        self.cache_sg = ec2.SecurityGroup(self, "CacheSg", vpc=network.vpc, allow_all_outbound=False,
+                                          description="ElastiCache Serverless (Valkey), TLS only")
+        # Serverless caches always encrypt in transit and at rest and only speak cluster
+        # mode: the code uses a cluster client with hash-tagged keys (DESIGN §2).
+        self.cache = elasticache.CfnServerlessCache(
+            self, "Cache",
+            engine="valkey",
+            major_engine_version="8",
+            serverless_cache_name=f"{config.prefix}-cache",
+            description="Stratus cache: revocations, cancellation flags, rate limits",
+            security_group_ids=[self.cache_sg.security_group_id],
+            subnet_ids=network.vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS).subnet_ids,
+            cache_usage_limits=elasticache.CfnServerlessCache.CacheUsageLimitsProperty(
+                data_storage=elasticache.CfnServerlessCache.DataStorageProperty(maximum=10, unit="GB")),
+        )
+        # rediss://: TLS is mandatory on ElastiCache Serverless.
+        self.redis_url = Fn.join("", ["rediss://", self.cache.attr_endpoint_address, ":",
+                                      self.cache.attr_endpoint_port])
+
+    # --- S3 ----------------------------------------------------------------------------
+
+    def _buckets(self, config: StratusConfig) -> None:
+        common: dict[str, object] = {
+            "encryption": s3.BucketEncryption.S3_MANAGED,
+            "block_public_access": s3.BlockPublicAccess.BLOCK_ALL,
+            "enforce_ssl": True,
+            "minimum_tls_version": 1.2,
+            "object_ownership": s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            "removal_policy": RemovalPolicy.RETAIN,
+        }
+        self.access_logs = s3.Bucket(
+            self, "AccessLogs", **common,  # type: ignore[arg-type]
+            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(90))])
+        self.uploads = s3.Bucket(
+            self, "Uploads", **common,  # type: ignore[arg-type]
+            # User documents: versioning protects against an overwrite or a mistaken delete.
+            versioned=True,
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix="uploads/",
+            # Browsers upload straight to S3 with presigned PUT/POST URLs.
+            cors=[s3.CorsRule(
+                allowed_methods=[s3.HttpMethods.PUT, s3.HttpMethods.POST, s3.HttpMethods.GET,
+                                 s3.HttpMethods.HEAD],
+                allowed_origins=list(config.upload_cors_origins),
+                allowed_headers=["*"],
+                exposed_headers=["ETag"],
+                max_age=3000,
+            )],
+            lifecycle_rules=[s3.LifecycleRule(noncurrent_version_expiration=Duration.days(30),
+                                              abort_incomplete_multipart_upload_after=Duration.days(1))],
+        )
+        self.payloads = s3.Bucket(
+            self, "Payloads", **common,  # type: ignore[arg-type]
+            # Machine-written, write-once objects (large run payloads) addressed by id:
+            # versioning would only keep garbage.
+            versioned=False,
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix="payloads/",
+            lifecycle_rules=[s3.LifecycleRule(abort_incomplete_multipart_upload_after=Duration.days(1))],
+        )
+        self.buckets: dict[str, s3.Bucket] = {"uploads": self.uploads, "payloads": self.payloads}
+
+    # --- Secrets -------------------------------------------------------------------------
+
+    def _admin_token(self) -> None:
+        # Secrets Manager generates the random part; a template cannot prefix a generated
+        # value, so the secret is {"prefix": "pat_", "token": "<random>"} and the platform
+        # admin token is prefix + token (docs/adr/0014-platform-admin-token-secret.md).
+        self.admin_token = secretsmanager.Secret(
+            self, "AdminToken",
+            description="Stratus platform admin token: the token is prefix + token",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                secret_string_template=json.dumps({"prefix": ADMIN_TOKEN_PREFIX}),
+                generate_string_key="token",
+                password_length=48,
+                exclude_punctuation=True,
+                include_space=False,
+            ),
+        )
+        self.secrets: dict[str, secretsmanager.ISecret] = {"admin-token": self.admin_token}

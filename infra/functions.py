@@ -1,0 +1,321 @@
+"""THE function factory: every Lambda function, its permissions and its trigger come from
+its catalog entry (functions/catalog.py). Nothing here names a particular function."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from aws_cdk import CustomResource, Duration, RemovalPolicy, Tags
+from aws_cdk import aws_apigatewayv2 as apigwv2
+from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import custom_resources as cr
+from cdk_nag import NagPackSuppression, NagSuppressions, RegexAppliesTo
+from constructs import Construct
+
+from functions.catalog import (
+    Access,
+    Authorizer,
+    DefaultRoute,
+    Deploy,
+    Function,
+    Http,
+    Schedule,
+    StepFunctionsTask,
+)
+from infra import nag
+from infra.api import Api
+from infra.config import StratusConfig
+from infra.data import DATABASE_NAME, Data
+from infra.dependency_layers import ARCHITECTURE, RUNTIME, DependencyLayers
+from infra.network import Network
+from infra.observability import FIVE_MINUTES, AlarmTopic, alarm
+from infra.packaging import LAMBDA_UNZIPPED_LIMIT_BYTES, function_package_bytes, migrations_hash
+
+# Every function carries this tag with its catalog name: how operators (and the tests)
+# map a deployed function back to the catalog.
+FUNCTION_TAG = "stratus:function"
+SERVICE_NAME = "stratus"
+METRICS_NAMESPACE = "Stratus"
+
+# Lambda creates and deletes the ENIs of in-VPC functions with the execution role; these
+# EC2 actions do not support resource-level permissions.
+_ENI_ACTIONS = [
+    "ec2:CreateNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+]
+
+# bucket:<name> actions → (object-level actions, bucket-level actions). Explicit actions,
+# never s3:* or the s3:GetObject* families CDK's grants use.
+_BUCKET_ACTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "read": (("s3:GetObject",), ("s3:ListBucket",)),
+    "write": (("s3:PutObject", "s3:AbortMultipartUpload"), ()),
+    "delete": (("s3:DeleteObject",), ()),
+}
+_STATE_MACHINE_ACTIONS = {"start"}
+
+
+@dataclass(frozen=True)
+class Shared:
+    """What the root stack hands every domain stack."""
+
+    config: StratusConfig
+    network: Network
+    data: Data
+    layers: DependencyLayers
+    api: Api
+    alarms: AlarmTopic
+    code: lambda_.Code
+    code_dir: Path
+    params_and_secrets: lambda_.ParamsAndSecretsLayerVersion
+
+
+def construct_id(name: str) -> str:
+    """``api-keys-create`` → ``ApiKeysCreate``: the construct (and logical id) prefix."""
+    return "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", name) if part)
+
+
+def env_name(name: str, suffix: str) -> str:
+    """``admin-token``, ``SECRET_ARN`` → ``ADMIN_TOKEN_SECRET_ARN`` (a shared.config field)."""
+    return f"{re.sub(r'[^A-Za-z0-9]+', '_', name).upper()}_{suffix}"
+
+
+def _needs_vpc(access: Access) -> bool:
+    return access.resource in {"database", "database_admin", "redis"}
+
+
+def _validate(fn: Function, shared: Shared) -> None:
+    if not fn.in_vpc and any(_needs_vpc(a) for a in fn.access):
+        raise ValueError(f"{fn.name}: database and redis access need in_vpc=True")
+    size = function_package_bytes(fn, shared.code_dir)
+    if size >= LAMBDA_UNZIPPED_LIMIT_BYTES:
+        raise ValueError(f"{fn.name}: code + layers unzip to {size / 2**20:.0f} MiB, over Lambda's 250 MB")
+
+
+def _base_environment(fn: Function, config: StratusConfig) -> dict[str, str]:
+    return {
+        "STRATUS_RUNTIME": "lambda",
+        "STRATUS_STAGE": config.stage,
+        "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+        "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+        "LOG_LEVEL": config.log_level,
+        # The middleware keeps revocations effective for as long as API Gateway may cache.
+        "AUTHORIZER_CACHE_TTL_S": str(config.authorizer_cache_ttl_s),
+        **fn.env,
+    }
+
+
+def build_function(scope: Construct, fn: Function, shared: Shared) -> lambda_.Function:
+    """One Lambda function (with its role, log group and error alarm) from a catalog entry.
+    Access grants and triggers are wired later, once every function and state machine exists."""
+    _validate(fn, shared)
+    cid = construct_id(fn.name)
+    config = shared.config
+    log_group = logs.LogGroup(scope, f"{cid}Logs", retention=config.log_retention,
+                              removal_policy=RemovalPolicy.DESTROY)
+    # One role per function: its permissions are exactly its catalog access.
+    role = iam.Role(scope, f"{cid}Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+                    description=f"Stratus function {fn.name}")
+    # Instead of AWSLambdaBasicExecutionRole (logs on every log group): its own group only.
+    log_group.grant_write(role)
+    wildcard_reasons = ["X-Ray PutTraceSegments/PutTelemetryRecords (active tracing) have no resource-level "
+                        "permissions"]
+    vpc_props: dict[str, object] = {}
+    if fn.in_vpc:
+        role.add_to_policy(iam.PolicyStatement(actions=_ENI_ACTIONS, resources=["*"]))
+        wildcard_reasons.append("Lambda's ENI management actions (ec2:*NetworkInterface*) have no "
+                                "resource-level permissions")
+        security_groups = [shared.network.functions_sg]
+        if any(a.resource == "database_admin" for a in fn.access):
+            security_groups.append(shared.network.database_admin_sg)
+        vpc_props = {"vpc": shared.network.vpc, "vpc_subnets": shared.network.private_subnets,
+                     "security_groups": security_groups}
+    function = lambda_.Function(
+        scope, cid,
+        runtime=RUNTIME,
+        architecture=ARCHITECTURE,
+        handler=fn.handler,
+        code=shared.code,
+        layers=shared.layers.for_function(fn.layers),
+        memory_size=fn.memory_mb,
+        timeout=Duration.seconds(fn.timeout_s),
+        description=(fn.description or f"Stratus {fn.name}")[:256],
+        environment=_base_environment(fn, config),
+        tracing=lambda_.Tracing.ACTIVE,
+        log_group=log_group,
+        role=role,
+        params_and_secrets=shared.params_and_secrets,
+        **vpc_props,  # type: ignore[arg-type]
+    )
+    Tags.of(function).add(FUNCTION_TAG, fn.name)
+    NagSuppressions.add_resource_suppressions(role, [NagPackSuppression(
+        id="AwsSolutions-IAM5", reason="; ".join(wildcard_reasons), applies_to=["Resource::*"])],
+        apply_to_children=True)
+    alarm(scope, f"{cid}Errors", metric=function.metric_errors(period=FIVE_MINUTES, statistic="Sum"),
+          threshold=1, description=f"Stratus {config.stage}: function {fn.name} raised errors",
+          topic=shared.alarms)
+    return function
+
+
+# --- Access (catalog ``access`` → env vars + least-privilege grants) ---------------------
+
+
+def apply_access(function: lambda_.Function, fn: Function, shared: Shared,
+                 state_machines: Mapping[str, sfn.StateMachine]) -> None:
+    data = shared.data
+    for access in fn.access:
+        kind, _, name = access.resource.partition(":")
+        if kind == "database":
+            function.add_environment("DATABASE_SECRET_ARN", data.app_secret.secret_arn)
+            function.add_environment("DATABASE_HOST", data.proxy.endpoint)
+            function.add_environment("DATABASE_NAME", DATABASE_NAME)
+            data.app_secret.grant_read(function)
+        elif kind == "database_admin":
+            # Migrations log in as the owner (directly to the cluster, whose host is in the
+            # owner secret) and set the application role's password from the app secret.
+            function.add_environment("DATABASE_ADMIN_SECRET_ARN", data.owner_secret.secret_arn)
+            function.add_environment("DATABASE_SECRET_ARN", data.app_secret.secret_arn)
+            function.add_environment("DATABASE_NAME", DATABASE_NAME)
+            data.owner_secret.grant_read(function)
+            data.app_secret.grant_read(function)
+        elif kind == "redis":
+            # Network reachability (security group) is the whole grant: ElastiCache
+            # Serverless without a user group authenticates nothing beyond TLS.
+            function.add_environment("REDIS_URL", data.redis_url)
+        elif kind == "bucket":
+            _grant_bucket(function, fn, name, access.actions, data)
+        elif kind == "state_machine":
+            _grant_state_machine(function, fn, name, access.actions, state_machines)
+        elif kind == "secret":
+            if name not in data.secrets:
+                raise ValueError(f"{fn.name}: unknown secret {name!r}; known: {sorted(data.secrets)}")
+            if set(access.actions) - {"read"}:
+                raise ValueError(f"{fn.name}: secrets are read-only, got {access.actions}")
+            function.add_environment(env_name(name, "SECRET_ARN"), data.secrets[name].secret_arn)
+            data.secrets[name].grant_read(function)
+        else:
+            raise ValueError(f"{fn.name}: unknown access {access.resource!r}")
+
+
+def _grant_bucket(function: lambda_.Function, fn: Function, name: str, actions: tuple[str, ...],
+                  data: Data) -> None:
+    if name not in data.buckets:
+        raise ValueError(f"{fn.name}: unknown bucket {name!r}; known: {sorted(data.buckets)}")
+    unknown = set(actions) - set(_BUCKET_ACTIONS)
+    if unknown or not actions:
+        raise ValueError(f"{fn.name}: bucket actions must be among {sorted(_BUCKET_ACTIONS)}, got {actions}")
+    bucket = data.buckets[name]
+    object_actions = sorted({a for action in actions for a in _BUCKET_ACTIONS[action][0]})
+    bucket_actions = sorted({a for action in actions for a in _BUCKET_ACTIONS[action][1]})
+    function.add_to_role_policy(iam.PolicyStatement(actions=object_actions,
+                                                    resources=[bucket.arn_for_objects("*")]))
+    if bucket_actions:
+        function.add_to_role_policy(iam.PolicyStatement(actions=bucket_actions, resources=[bucket.bucket_arn]))
+    function.add_environment(env_name(name, "BUCKET"), bucket.bucket_name)
+    assert function.role is not None
+    NagSuppressions.add_resource_suppressions(function.role, [NagPackSuppression(
+        id="AwsSolutions-IAM5",
+        reason=f"object-level actions {object_actions} on the keys of the one {name} bucket the catalog grants",
+        applies_to=[RegexAppliesTo(regex="/^Resource::.*\\/\\*$/")])], apply_to_children=True)
+
+
+def _grant_state_machine(function: lambda_.Function, fn: Function, name: str, actions: tuple[str, ...],
+                         state_machines: Mapping[str, sfn.StateMachine]) -> None:
+    if name not in state_machines:
+        raise ValueError(f"{fn.name}: unknown state machine {name!r}; known: {sorted(state_machines)}")
+    unknown = set(actions) - _STATE_MACHINE_ACTIONS
+    if unknown or not actions:
+        raise ValueError(f"{fn.name}: state machine actions must be among {_STATE_MACHINE_ACTIONS}")
+    machine = state_machines[name]
+    machine.grant_start_execution(function)
+    function.add_environment(env_name(name, "STATE_MACHINE_ARN"), machine.state_machine_arn)
+
+
+# --- Triggers ------------------------------------------------------------------------
+
+
+def wire_trigger(scope: Construct, function: lambda_.Function, fn: Function, shared: Shared, *,
+                 authorizer: apigwv2.IHttpRouteAuthorizer | None,
+                 state_machine_tasks: Mapping[str, set[str]]) -> None:
+    """Attach ``fn``'s trigger. The ``Authorizer`` trigger is made by ``add_request_authorizer``."""
+    cid = construct_id(fn.name)
+    trigger = fn.trigger
+    if isinstance(trigger, Http):
+        if trigger.auth and authorizer is None:
+            raise ValueError(f"{fn.name}: route needs the authorizer, but the catalog has no Authorizer entry")
+        shared.api.count_route()
+        route = apigwv2.HttpRoute(
+            scope, f"{cid}Route",
+            http_api=shared.api.http_api,
+            route_key=apigwv2.HttpRouteKey.with_(trigger.path, apigwv2.HttpMethod(trigger.method.upper())),
+            integration=integrations.HttpLambdaIntegration(f"{cid}Integration", function),
+            # Public routes say so explicitly, so a default authorizer added later cannot
+            # silently change them.
+            authorizer=authorizer if trigger.auth else apigwv2.HttpNoneAuthorizer(),
+        )
+        if not trigger.auth:
+            nag.suppress_public_route(route, trigger.route_key)
+    elif isinstance(trigger, DefaultRoute):
+        shared.api.count_route()
+        route = apigwv2.HttpRoute(
+            scope, f"{cid}Route",
+            http_api=shared.api.http_api,
+            route_key=apigwv2.HttpRouteKey.DEFAULT,
+            integration=integrations.HttpLambdaIntegration(f"{cid}Integration", function),
+            # Unknown paths answer 404/405 in the envelope whether or not a token came
+            # with them; an authorizer would only turn them into 401s.
+            authorizer=apigwv2.HttpNoneAuthorizer(),
+        )
+        nag.suppress_public_route(route, "$default")
+    elif isinstance(trigger, Authorizer):
+        pass
+    elif isinstance(trigger, Schedule):
+        events.Rule(
+            scope, f"{cid}Schedule",
+            schedule=events.Schedule.expression(trigger.expression),
+            description=(trigger.description or f"Runs {fn.name}")[:512],
+            targets=[targets.LambdaFunction(function, retry_attempts=2, max_event_age=Duration.hours(1))],
+        )
+    elif isinstance(trigger, StepFunctionsTask):
+        # The invoke grant is made with the state machine (infra/state_machines.py); here
+        # we only refuse a catalog entry its state machine never calls.
+        if fn.name not in state_machine_tasks.get(trigger.state_machine, set()):
+            raise ValueError(f"{fn.name}: state machine {trigger.state_machine!r} does not reference "
+                             f"${{fn:{fn.name}}}")
+    elif isinstance(trigger, Deploy):
+        _deploy_custom_resource(scope, cid, function, fn, shared)
+    else:  # pragma: no cover - the catalog's Trigger union is closed
+        raise TypeError(f"{fn.name}: unsupported trigger {trigger!r}")
+
+
+def _deploy_custom_resource(scope: Construct, cid: str, function: lambda_.Function, fn: Function,
+                            shared: Shared) -> None:
+    provider_logs = logs.LogGroup(scope, f"{cid}ProviderLogs", retention=shared.config.log_retention,
+                                  removal_policy=RemovalPolicy.DESTROY)
+    provider = cr.Provider(scope, f"{cid}Provider", on_event_handler=function, log_group=provider_logs)
+    nag.suppress_provider_framework(provider)
+    resource = CustomResource(
+        scope, f"{cid}Resource",
+        service_token=provider.service_token,
+        resource_type=f"Custom::Stratus{cid}",
+        properties={
+            # A changed or added migration file changes this property, and CloudFormation
+            # then sends an Update: the function runs again exactly when there is work.
+            "MigrationsHash": migrations_hash(),
+            "Function": fn.name,
+        },
+    )
+    # The cluster (writer instance included) must be up before migrations connect.
+    resource.node.add_dependency(shared.data.cluster)

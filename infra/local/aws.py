@@ -1,0 +1,380 @@
+"""The local runtime's AWS: moto served on loopback by a thread of this process.
+
+boto3 everywhere in the process (the functions' own clients included) is pointed at it
+with ``AWS_ENDPOINT_URL``, so the handlers run the same code paths as in AWS, and
+presigned URLs work for clients outside the process. Step Functions executions run, and
+their Lambda tasks (like direct ``lambda.invoke`` calls) run the catalog's handlers in
+this process (:mod:`infra.local.lambda_hook`). The resources the platform uses are
+provisioned from the function catalog at start, and S3 objects are mirrored to disk
+(:mod:`infra.local.s3_mirror`), because moto keeps everything in memory.
+
+moto is pinned exactly; the private surfaces used are listed in
+docs/adr/0003-moto-local-aws.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import importlib
+import io
+import json
+import logging
+import os
+import re
+import urllib.request
+import zipfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+from xml.sax.saxutils import escape
+
+from functions.catalog import FUNCTIONS, STATE_MACHINES
+from infra.local.invoker import LocalInvoker
+from infra.local.lambda_hook import install_lambda_hook, uninstall_lambda_hook
+from infra.local.s3_mirror import S3Mirror
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+logger = logging.getLogger(__name__)
+
+REGION = "us-east-1"
+# The buckets the platform uses (production names them per stage in CDK).
+UPLOADS_BUCKET = "stratus-uploads"
+PAYLOADS_BUCKET = "stratus-payloads"
+BUCKETS = (UPLOADS_BUCKET, PAYLOADS_BUCKET)
+EXECUTION_ROLE = "stratus-local-execution"
+# Lambda needs code to create a function; the hook runs the catalog's handler instead.
+_PLACEHOLDER_SOURCE = "def handler(event, context):\n    raise RuntimeError('run by the local runtime')\n"
+_FN_PLACEHOLDER = re.compile(r"\$\{fn:([^}]*)\}")
+_DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+def _placeholder_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("index.py", _PLACEHOLDER_SOURCE)
+    return buffer.getvalue()
+
+
+def _post_json(url: str, payload: dict[str, Any]) -> None:
+    request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    # The URL is always the loopback moto server this module started.
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        response.read()
+
+
+def render_definition(definition: dict[str, Any], function_arns: dict[str, str]) -> str:
+    """The ASL as JSON with every ``${fn:<name>}`` replaced by that function's ARN."""
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in function_arns:
+            raise ValueError(f"state machine definition names unknown function {name!r}")
+        return function_arns[name]
+
+    return _FN_PLACEHOLDER.sub(replace, json.dumps(definition))
+
+
+# --- POST policy -------------------------------------------------------------------------
+# moto stores a browser-form (presigned POST) upload without checking its policy, so a
+# client that sends too large a file or a forbidden key would work locally and fail in AWS.
+# This middleware checks the policy's expiry, conditions and content-length-range as S3
+# does, before moto sees the request. Signatures are not checked: moto checks none, and
+# the local credentials are dummies anyway.
+
+# Form fields S3 does not require the policy to mention.
+_POLICY_EXEMPT = frozenset({"awsaccesskeyid", "signature", "x-amz-signature", "file", "policy"})
+
+
+class S3PolicyError(Exception):
+    def __init__(self, status: int, code: str, message: str, **extra: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.extra = extra
+
+    def xml(self) -> bytes:
+        parts = [f"<Code>{escape(self.code)}</Code>", f"<Message>{escape(self.message)}</Message>"]
+        parts += [f"<{name}>{escape(value)}</{name}>" for name, value in self.extra.items()]
+        return f'<?xml version="1.0" encoding="UTF-8"?>\n<Error>{"".join(parts)}</Error>'.encode()
+
+
+def _condition_failed(condition: Any) -> S3PolicyError:
+    return S3PolicyError(403, "AccessDenied",
+                         f"Invalid according to Policy: Policy Condition failed: {json.dumps(condition)}")
+
+
+def check_post_policy(fields: dict[str, str], bucket: str, file_size: int, now: datetime) -> None:
+    """Raise S3PolicyError where S3 would refuse this form upload. ``fields`` are the form
+    fields with lower-cased names (the file excluded)."""
+    if "policy" not in fields:
+        return  # an anonymous upload: the bucket policy decides, not checked locally
+    try:
+        policy = json.loads(base64.b64decode(fields["policy"], validate=True))
+        conditions = policy["conditions"]
+        expiration = datetime.fromisoformat(policy["expiration"].replace("Z", "+00:00"))
+        if not isinstance(conditions, list):
+            raise TypeError("conditions must be a list")
+    except (binascii.Error, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise S3PolicyError(400, "InvalidPolicyDocument", f"Invalid Policy: {exc}") from exc
+    if expiration.tzinfo is None:
+        expiration = expiration.replace(tzinfo=UTC)
+    if expiration < now:
+        raise S3PolicyError(403, "AccessDenied", "Invalid according to Policy: Policy expired.")
+    values = dict(fields, bucket=bucket)
+    covered: set[str] = set()
+    for condition in conditions:
+        if isinstance(condition, dict):
+            for name, expected in condition.items():
+                covered.add(name.lower())
+                if values.get(name.lower()) != expected:
+                    raise _condition_failed(condition)
+        elif isinstance(condition, list) and len(condition) == 3 and isinstance(condition[0], str):
+            operator = condition[0].lower()
+            if operator == "content-length-range":
+                low, high = int(condition[1]), int(condition[2])
+                if file_size > high:
+                    raise S3PolicyError(400, "EntityTooLarge",
+                                        "Your proposed upload exceeds the maximum allowed size",
+                                        ProposedSize=str(file_size), MaxSizeAllowed=str(high))
+                if file_size < low:
+                    raise S3PolicyError(400, "EntityTooSmall",
+                                        "Your proposed upload is smaller than the minimum allowed size",
+                                        ProposedSize=str(file_size), MinSizeAllowed=str(low))
+            elif operator in ("eq", "starts-with") and str(condition[1]).startswith("$"):
+                name = str(condition[1])[1:].lower()
+                covered.add(name)
+                value = values.get(name, "")
+                ok = value == condition[2] if operator == "eq" else value.startswith(str(condition[2]))
+                if not ok:
+                    raise _condition_failed(condition)
+            else:
+                raise S3PolicyError(400, "InvalidPolicyDocument",
+                                    f"Invalid Policy: Invalid Condition: {json.dumps(condition)}")
+        else:
+            raise S3PolicyError(400, "InvalidPolicyDocument",
+                                f"Invalid Policy: Invalid Condition: {json.dumps(condition)}")
+    extra = sorted(name for name in fields
+                   if name not in covered and name not in _POLICY_EXEMPT and not name.startswith("x-ignore-"))
+    if extra:
+        raise S3PolicyError(403, "AccessDenied",
+                            f"Invalid according to Policy: Extra input fields: {', '.join(extra)}")
+
+
+def _bucket_of(environ: WSGIEnvironment) -> str:
+    path = str(environ.get("PATH_INFO", "")).strip("/")
+    if path:
+        return path.split("/", 1)[0]
+    # Virtual-hosted style: bucket.s3.amazonaws.com, bucket.localhost:4566.
+    host = str(environ.get("HTTP_HOST", "")).split(":", 1)[0]
+    labels = host.split(".")
+    return labels[0] if len(labels) > 1 and not host.replace(".", "").isdigit() else ""
+
+
+class PostPolicyMiddleware:
+    """WSGI middleware in front of moto: refuses browser-form uploads as S3 would."""
+
+    def __init__(self, app: WSGIApplication) -> None:
+        self._app = app
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        content_type = str(environ.get("CONTENT_TYPE", ""))
+        if environ.get("REQUEST_METHOD") != "POST" or not content_type.startswith("multipart/form-data"):
+            return self._app(environ, start_response)
+        from werkzeug.formparser import parse_form_data
+        from werkzeug.wrappers import Response
+        from werkzeug.wsgi import get_input_stream
+
+        body = get_input_stream(environ).read()
+        # Parse a copy; moto then reads the same bytes from a fresh stream.
+        probe = dict(environ)
+        probe["wsgi.input"] = io.BytesIO(body)
+        probe["CONTENT_LENGTH"] = str(len(body))
+        _, form, files = parse_form_data(probe)
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        fields = {name.lower(): value for name, value in form.items() if name.lower() != "file"}
+        upload = files.get("file")
+        if upload is not None:
+            upload.stream.seek(0, io.SEEK_END)
+            size = upload.stream.tell()
+        else:
+            size = len(form.get("file", "").encode())
+        try:
+            check_post_policy(fields, _bucket_of(environ), size, datetime.now(UTC))
+        except S3PolicyError as exc:
+            response = Response(exc.xml(), status=exc.status, content_type="application/xml")
+            return response(environ, start_response)
+        return self._app(environ, start_response)
+
+
+# --- The runtime's AWS -----------------------------------------------------------------
+
+
+class LocalAws:
+    def __init__(self, state_dir: Path, invoker: LocalInvoker, port: int = 0) -> None:
+        self._state_dir = state_dir
+        self._invoker = invoker
+        self._port = port
+        self._server: Any = None
+        self._saved_env: dict[str, str | None] = {}
+        self._saved_moto_config: dict[str, Any] = {}
+        self._function_arns: dict[str, str] = {}
+        self._state_machine_arns: dict[str, str] = {}
+        self.mirror: S3Mirror | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("LocalAws is not started")
+        return f"http://127.0.0.1:{self._port}"
+
+    def function_arn(self, name: str) -> str:
+        try:
+            return self._function_arns[name]
+        except KeyError:
+            raise LookupError(f"no provisioned function named {name!r}") from None
+
+    def state_machine_arn(self, name: str) -> str:
+        try:
+            return self._state_machine_arns[name]
+        except KeyError:
+            raise LookupError(f"no provisioned state machine named {name!r}") from None
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for this server (the runtime's own; functions use shared.aws)."""
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client(service, endpoint_url=self.endpoint_url, region_name=REGION,
+                            config=Config(connect_timeout=5, read_timeout=60,
+                                          retries={"max_attempts": 3, "mode": "standard"}))
+
+    def _set_env(self, name: str, value: str) -> None:
+        self._saved_env.setdefault(name, os.environ.get(name))
+        os.environ[name] = value
+
+    def start(self) -> None:
+        if self._server is not None:
+            return
+        from moto.core.config import default_user_config
+        from moto.server import ThreadedMotoServer
+
+        # werkzeug logs every request at INFO; the runtime's own logs say what matters.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=self._port, verbose=False)
+        server.start()
+        self._server = server
+        # Port 0 lets the OS pick a free port without a check-then-bind race.
+        self._port = int(server.get_host_and_port()[1])
+        # ThreadedMotoServer builds its WSGI app inside its thread; werkzeug reads the
+        # server's `app` per request, so wrapping it now covers every request.
+        wsgi_server = server._server
+        wsgi_server.app = PostPolicyMiddleware(wsgi_server.app)
+
+        self._set_env("AWS_ENDPOINT_URL", self.endpoint_url)
+        # moto's Step Functions interpreter calls Lambda at http://localhost:$MOTO_PORT.
+        self._set_env("MOTO_PORT", str(self._port))
+        self._set_env("AWS_DEFAULT_REGION", REGION)
+        for name, value in _DUMMY_CREDENTIALS.items():
+            if not os.environ.get(name):
+                self._set_env(name, value)
+
+        config = cast(dict[str, Any], default_user_config)
+        self._saved_moto_config = {name: dict(config.get(name, {}))
+                                   for name in ("batch", "lambda", "stepfunctions")}
+        _post_json(f"{self.endpoint_url}/moto-api/config",
+                   {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}})
+        install_lambda_hook(self._invoker)
+        self._provision()
+
+        self._set_env("UPLOADS_BUCKET", UPLOADS_BUCKET)
+        self._set_env("PURGE_STATE_MACHINE_ARN", self.state_machine_arn("purge"))
+        self._reset_process_caches()
+
+        self.mirror = S3Mirror(self._state_dir / "s3", self.client("s3"))
+        restored = self.mirror.restore()
+        self.mirror.start()
+        logger.info("local AWS on %s: %d functions, %d state machines, %d S3 objects restored",
+                    self.endpoint_url, len(self._function_arns), len(self._state_machine_arns), restored)
+
+    def _provision(self) -> None:
+        iam = self.client("iam")
+        trust = {"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": "sts:AssumeRole",
+            "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com"]},
+        }]}
+        role_arn = iam.create_role(RoleName=EXECUTION_ROLE,
+                                   AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+        lambda_client = self.client("lambda")
+        code = _placeholder_zip()
+        for fn in FUNCTIONS:
+            # The ARN must exist for Step Functions tasks and lambda.invoke; the code in it
+            # never runs (the hook runs the catalog's handler).
+            created = lambda_client.create_function(
+                FunctionName=fn.name, Runtime="python3.12", Role=role_arn, Handler=fn.handler,
+                Code={"ZipFile": code}, Timeout=fn.timeout_s, MemorySize=fn.memory_mb,
+                Description=fn.description[:256])
+            self._function_arns[fn.name] = created["FunctionArn"]
+        sfn = self.client("stepfunctions")
+        for spec in STATE_MACHINES:
+            module_name, _, attribute = spec.definition.partition(":")
+            definition = getattr(importlib.import_module(module_name), attribute)()
+            created = sfn.create_state_machine(
+                name=spec.name, definition=render_definition(definition, self._function_arns),
+                roleArn=role_arn, type="STANDARD")
+            self._state_machine_arns[spec.name] = created["stateMachineArn"]
+        s3 = self.client("s3")
+        for bucket in BUCKETS:
+            s3.create_bucket(Bucket=bucket)
+
+    def sync_s3(self) -> tuple[int, int]:
+        """Mirror S3 to disk now; returns (written, deleted)."""
+        if self.mirror is None:
+            raise RuntimeError("LocalAws is not started")
+        return self.mirror.sync()
+
+    def stop(self) -> None:
+        """Mirror S3 a last time, forget moto's state (as a process exit would), stop the
+        server and give the process back its environment."""
+        if self._server is None:
+            return
+        if self.mirror is not None:
+            try:
+                self.mirror.stop()
+            except Exception:
+                logger.exception("final S3 mirror sync failed")
+            self.mirror = None
+        try:
+            _post_json(f"{self.endpoint_url}/moto-api/reset", {})
+        except OSError:
+            logger.exception("could not reset moto's state")
+        self._server.stop()
+        self._server = None
+        uninstall_lambda_hook()
+        from moto.core.config import default_user_config
+
+        cast(dict[str, Any], default_user_config).update(self._saved_moto_config)
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_env.clear()
+        self._function_arns.clear()
+        self._state_machine_arns.clear()
+        self._reset_process_caches()
+
+    @staticmethod
+    def _reset_process_caches() -> None:
+        from shared.aws.clients import reset_clients
+        from shared.config import reset_settings
+
+        reset_settings()
+        reset_clients()

@@ -1,0 +1,112 @@
+"""The root stack: shared network, data, API and layers, plus one nested stack per domain."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from functions import catalog
+from infra import nag
+from infra.api import Api
+from infra.config import StratusConfig
+from infra.data import Data
+from infra.dependency_layers import DependencyLayers
+from infra.domain_stack import DomainStack, domain_stack_id
+from infra.functions import Shared
+from infra.network import Network
+from infra.observability import FIVE_MINUTES, AlarmTopic, alarm
+from infra.packaging import stage_function_code
+from infra.state_machines import referenced_functions
+
+
+def validate_catalog() -> None:
+    """Refuse a catalog the API could not serve (caught at synth, not at deploy)."""
+    names = [fn.name for fn in catalog.FUNCTIONS]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"duplicate function names in the catalog: {duplicates}")
+    route_keys = [fn.trigger.route_key for fn in catalog.FUNCTIONS if isinstance(fn.trigger, catalog.Http)]
+    duplicates = sorted({k for k in route_keys if route_keys.count(k) > 1})
+    if duplicates:
+        raise ValueError(f"duplicate routes in the catalog: {duplicates}")
+    for trigger_type in (catalog.Authorizer, catalog.DefaultRoute):
+        count = sum(isinstance(fn.trigger, trigger_type) for fn in catalog.FUNCTIONS)
+        if count > 1:
+            raise ValueError(f"the catalog may hold one {trigger_type.__name__} entry, not {count}")
+
+
+class StratusStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, config: StratusConfig, **kwargs: Any) -> None:
+        super().__init__(scope, construct_id,
+                         description=f"Stratus {config.stage}: serverless LLM application platform", **kwargs)
+        validate_catalog()
+        self.config = config
+        self.network = Network(self, "Network", config=config)
+        self.data = Data(self, "Data", config=config, network=self.network)
+        self.layers = DependencyLayers(self, "Layers")
+        self.alarms = AlarmTopic(self, "Alarms", config=config)
+        self.api = Api(self, "Api", config=config)
+        code_dir = stage_function_code()
+        shared = Shared(
+            config=config, network=self.network, data=self.data, layers=self.layers, api=self.api,
+            alarms=self.alarms, code=lambda_.Code.from_asset(str(code_dir)), code_dir=code_dir,
+            # Secrets reach the functions through the extension's local HTTP endpoint
+            # (shared/aws/secrets.py), so reading one does not import boto3.
+            params_and_secrets=lambda_.ParamsAndSecretsLayerVersion.from_version(
+                lambda_.ParamsAndSecretsVersions.V1_0_103,
+                cache_enabled=True,
+                http_port=2773,
+                secrets_manager_ttl=Duration.minutes(5),
+                log_level=lambda_.ParamsAndSecretsLogLevel.WARN,
+            ),
+        )
+        self.domain_stacks: dict[str, DomainStack] = {
+            domain: DomainStack(self, domain_stack_id(domain), domain=domain, shared=shared)
+            for domain in catalog.domains()
+        }
+        stacks = list(self.domain_stacks.values())
+        functions: dict[str, lambda_.IFunction] = {
+            name: function for stack in stacks for name, function in stack.functions.items()}
+        authorizers = [a for a in (stack.add_authorizer() for stack in stacks) if a is not None]
+        authorizer = authorizers[0] if authorizers else None
+        state_machines: dict[str, sfn.StateMachine] = {}
+        for stack in stacks:
+            state_machines.update(stack.add_state_machines(functions))
+        tasks = {spec.name: referenced_functions(spec) for spec in catalog.STATE_MACHINES}
+        for stack in stacks:
+            stack.wire(authorizer=authorizer, state_machines=state_machines, state_machine_tasks=tasks)
+
+        self._data_alarms()
+        nag.suppress_root(self)
+        CfnOutput(self, "ApiUrl", value=self.api.url, description="HTTP API base URL")
+        CfnOutput(self, "AdminTokenSecretArn", value=self.data.admin_token.secret_arn,
+                  description="Platform admin token: prefix + token from this secret")
+        CfnOutput(self, "UploadsBucket", value=self.data.uploads.bucket_name)
+
+    def _data_alarms(self) -> None:
+        config = self.config
+        alarm(self, "ProxyPinnedSessions",
+              metric=cloudwatch.Metric(namespace="AWS/RDS", metric_name="DatabaseConnectionsCurrentlySessionPinned",
+                                       dimensions_map={"ProxyName": self.data.proxy.db_proxy_name},
+                                       statistic="Maximum", period=FIVE_MINUTES),
+              threshold=config.pinned_sessions_alarm, evaluation_periods=3,
+              description=(f"Stratus {config.stage}: RDS Proxy pinned sessions near the connection budget "
+                           "(every Lambda container pins one; see DESIGN §2 Data)"),
+              topic=self.alarms)
+        alarm(self, "AuroraAcuHigh",
+              metric=cloudwatch.Metric(namespace="AWS/RDS", metric_name="ACUUtilization",
+                                       dimensions_map={"DBClusterIdentifier": self.data.cluster.cluster_identifier},
+                                       statistic="Average", period=FIVE_MINUTES),
+              threshold=config.acu_utilization_alarm_percent, evaluation_periods=3,
+              description=f"Stratus {config.stage}: Aurora near its maximum capacity (ACU)",
+              topic=self.alarms)
+        alarm(self, "Api5xx",
+              metric=self.api.http_api.metric_server_error(period=FIVE_MINUTES, statistic="Sum"),
+              threshold=5, evaluation_periods=1,
+              description=f"Stratus {config.stage}: HTTP API 5xx answers",
+              topic=self.alarms)
