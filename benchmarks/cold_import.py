@@ -53,8 +53,11 @@ def run() -> None:
         assert isinstance(fn.trigger, Http)
         baseline = [m for layer in fn.layers for m in LAYERS[layer].baseline_imports]
         # Warm the OS file cache once so neither side pays first-read disk I/O.
-        _time(baseline + [fn.module])
-        deps, handler, heavy, baseline_heavy = [], [], [], []
+        _time([*baseline, fn.module])
+        deps: list[float] = []
+        handler: list[float] = []
+        heavy: list[str] = []
+        baseline_heavy: list[str] = []
         for _ in range(RUNS):
             seconds, baseline_heavy = _time(baseline)
             deps.append(seconds)

@@ -25,7 +25,7 @@ PER_CLIENT = 50
 
 def _percentile(samples: list[float], pct: float) -> float:
     ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
 
 def _start_runtime(state_dir: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]]:

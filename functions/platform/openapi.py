@@ -1,11 +1,11 @@
 """GET /api/v1/openapi.json — the OpenAPI 3.1 document, generated from the catalog and the
 handlers' pydantic models on the first request of a container."""
 
+from typing import Any
+
 from aws_lambda_powertools.event_handler import Response
 
 from shared.http.api import http_app
-from typing import Any
-
 from shared.http.openapi import build_openapi
 
 app = http_app(__name__)

@@ -61,9 +61,9 @@ def _placeholder_zip() -> bytes:
 
 
 def _post_json(url: str, payload: dict[str, Any]) -> None:
-    request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
-    # The URL is always the loopback moto server this module started.
+    # The URL is always the loopback moto server this module started (http only).
+    headers = {"Content-Type": "application/json"}
+    request = urllib.request.Request(url, json.dumps(payload).encode(), headers, method="POST")  # noqa: S310
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
         response.read()
 
@@ -263,19 +263,33 @@ class LocalAws:
     def start(self) -> None:
         if self._server is not None:
             return
-        from moto.core.config import default_user_config
         from moto.server import ThreadedMotoServer
 
         # werkzeug logs every request at INFO; the runtime's own logs say what matters.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        # moto's interpreter logs each failed state at ERROR with a repr of the whole state
+        # machine (kilobytes per line). The failure itself is in the execution's status and
+        # history, and a failing Lambda task is logged with its stack by the hook.
+        logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=self._port, verbose=False)
         server.start()
         self._server = server
+        try:
+            self._start_on(server)
+        except BaseException:
+            # Leave nothing half-started: no server thread, no hook, the environment as it was.
+            self.stop()
+            raise
+
+    def _start_on(self, server: Any) -> None:
+        from moto.core.config import default_user_config
+
         # Port 0 lets the OS pick a free port without a check-then-bind race.
         self._port = int(server.get_host_and_port()[1])
         # ThreadedMotoServer builds its WSGI app inside its thread; werkzeug reads the
         # server's `app` per request, so wrapping it now covers every request.
         wsgi_server = server._server
+        assert wsgi_server is not None
         wsgi_server.app = PostPolicyMiddleware(wsgi_server.app)
 
         self._set_env("AWS_ENDPOINT_URL", self.endpoint_url)

@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 
 import anyio.to_thread
 
-from functions.catalog import Authorizer, DefaultRoute, FUNCTIONS
+from functions.catalog import FUNCTIONS, Authorizer, DefaultRoute
 from infra.local.invoker import FunctionError, LocalInvoker
 from shared.config import get_settings
 from shared.errors import PayloadTooLarge
@@ -223,10 +223,11 @@ class LocalGateway:
         result = self._cache.get(identity) if identity is not None else None
         if result is None:
             try:
-                result = await anyio.to_thread.run_sync(self._invoker.invoke, self._authorizer,
+                answer = await anyio.to_thread.run_sync(self._invoker.invoke, self._authorizer,
                                                         authorizer_event(event, identity))
             except FunctionError:
                 return _GATEWAY_ERROR[0], dict(_GATEWAY_ERROR[1]), [], _GATEWAY_ERROR[2]
+            result = dict(answer)
             if identity is not None:
                 self._cache.put(identity, result)
         if not result.get("isAuthorized"):

@@ -32,7 +32,7 @@ def _with_database(uri: str, database: str, user: str | None = None) -> str:
     if user:
         params["user"] = user
         params.pop("password", None)
-    return make_conninfo(**params)
+    return make_conninfo("", **params)
 
 
 def start_embedded_postgres(data_dir: Path, database: str = DATABASE) -> EmbeddedPostgres:

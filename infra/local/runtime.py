@@ -3,6 +3,7 @@ loopback, the local API Gateway and scheduler, the same handlers as in AWS."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -16,7 +17,7 @@ from infra.local.settings import LocalSettings
 
 logger = logging.getLogger(__name__)
 
-APP_PASSWORD_FILE = "app-db-password"
+APP_PASSWORD_FILE = "app-db-password"  # noqa: S105 - a file name
 
 
 def _app_conninfo(admin_url: str, password: str) -> str:
@@ -26,7 +27,7 @@ def _app_conninfo(admin_url: str, password: str) -> str:
 
     params = conninfo_to_dict(admin_url)
     params.update(user=APP_ROLE, password=password)
-    return make_conninfo(**params)
+    return make_conninfo("", **params)
 
 
 class LocalRuntime:
@@ -126,10 +127,9 @@ class LocalRuntime:
             self._aws.stop()
         from shared.db.database import get_database, set_database
 
-        try:
+        # Nothing to close when no handler ever opened the database.
+        with contextlib.suppress(Exception):
             get_database().close()
-        except Exception:  # noqa: S110 - nothing was opened
-            pass
         set_database(None)
         if self._pg is not None:
             self._pg.stop()

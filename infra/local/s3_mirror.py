@@ -161,7 +161,8 @@ class S3Mirror:
             for bucket, record in self._read_sidecars():
                 data = self._root / record["data"]
                 if not data.is_file():
-                    logger.warning("S3 mirror lost the bytes of s3://%s/%s; not restored", bucket, record["key"])
+                    logger.warning("S3 mirror lost the bytes of s3://%s/%s; not restored",
+                                   bucket, record["key"])
                     continue
                 extra = {name: record[name] for name in _ATTRIBUTES if record.get(name)}
                 with data.open("rb") as body:
@@ -306,4 +307,5 @@ class S3Mirror:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-        self.sync()
+        if self._restored:
+            self.sync()

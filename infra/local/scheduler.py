@@ -168,7 +168,8 @@ def parse_schedule(expression: str) -> ScheduleExpression:
         count, unit = int(rate.group(1)), rate.group(2)
         singular = unit[:-1] if unit.endswith("s") else unit
         if singular not in _RATE_UNITS:
-            raise ValueError(f"unknown rate unit {unit!r} in {expression!r}: use minute(s), hour(s) or day(s)")
+            raise ValueError(f"unknown rate unit {unit!r} in {expression!r}: "
+                             "use minute(s), hour(s) or day(s)")
         if count < 1:
             raise ValueError(f"rate value must be a positive integer in {expression!r}")
         # EventBridge refuses "rate(1 minutes)" and "rate(5 minute)"; so do we, so a schedule
@@ -309,9 +310,11 @@ class LocalScheduler:
         with self._lock:
             mono, wall = self._clock(), self._now()
             for job in self._jobs.values():
+                if job.due is None or job.due_wall is None:
+                    continue
                 # Due on either clock: the monotonic one survives wall-clock jumps, the wall
                 # one keeps cron times right after the machine slept (monotonic time stops).
-                if job.due is not None and job.due_wall is not None and (job.due <= mono or job.due_wall <= wall):
+                if job.due <= mono or job.due_wall <= wall:
                     due.append((job.name, job.due_wall))
                     # A rate is anchored to this firing's due time so it does not drift by
                     # however long firings take; a cron looks for its next match after now.

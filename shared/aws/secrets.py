@@ -19,10 +19,10 @@ def get_secret_json(secret_id: str) -> dict[str, Any]:
     token = settings.aws_session_token.get_secret_value() if settings.aws_session_token else ""
     url = (f"http://localhost:{settings.parameters_secrets_extension_http_port}"
            f"/secretsmanager/get?secretId={urllib.parse.quote(secret_id, safe='')}")
-    request = urllib.request.Request(url, headers={"X-Aws-Parameters-Secrets-Token": token})  # noqa: S310
+    request = urllib.request.Request(url, headers={"X-Aws-Parameters-Secrets-Token": token})
     try:
         with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 (loopback only)
             payload = json.loads(response.read())
     except OSError as exc:
         raise Unavailable("Secrets are unavailable", code="sys_secret_unavailable") from exc
-    return json.loads(payload["SecretString"])  # type: ignore[no-any-return]
+    return dict(json.loads(payload["SecretString"]))

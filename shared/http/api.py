@@ -29,9 +29,9 @@ from aws_lambda_powertools.logging import correlation_paths
 
 from functions.catalog import Http, function_for_module
 from shared.errors import BadRequest, NotFound, PayloadTooLarge, StratusError, ValidationFailed
+from shared.handler import Handler, powertools_handler
 from shared.http.context import current_request_id, set_request
 from shared.http.envelope import JSON, Pagination, error_body, error_result, success_payload
-from shared.handler import Handler, powertools_handler
 from shared.observability import logger
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -84,7 +84,7 @@ class StratusApp:
     # -- registration ---------------------------------------------------------------
     def endpoint(self, fn: F) -> F:
         """Register ``fn`` at this function's catalog route."""
-        return self.resolver.route(  # type: ignore[no-any-return]
+        return self.resolver.route(
             powertools_rule(self.route.path), self.route.method,
             summary=self.route.summary or None, tags=[self.route.tag] if self.route.tag else None,
             operation_id=self.function.name,

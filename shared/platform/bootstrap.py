@@ -9,7 +9,7 @@ from shared.auth import tokens
 from shared.db.migrate import apply_migrations
 from shared.ids import new_id
 
-ADMIN_TOKEN_NAME = "platform-admin"
+ADMIN_TOKEN_NAME = "platform-admin"  # noqa: S105 - the token's name, not a secret
 
 
 def install_admin_token(admin_conninfo: str, token: str) -> None:

@@ -50,7 +50,7 @@ def get_tenant(conn: Connection[Any], tenant_id: uuid.UUID) -> Row | None:
 def ensure_user(conn: Connection[Any], user_id: uuid.UUID, email: str, name: str) -> uuid.UUID:
     row = conn.execute("SELECT ensure_user(%s, %s, %s)", (user_id, email, name)).fetchone()
     assert row is not None
-    return row[0]  # type: ignore[no-any-return]
+    return uuid.UUID(str(row[0]))
 
 
 def insert_member(conn: Connection[Any], member_id: uuid.UUID, tenant_id: uuid.UUID,
@@ -82,7 +82,7 @@ def list_members(conn: Connection[Any], tenant_id: uuid.UUID, page: PageRequest)
     query = sql.SQL(f"""SELECT {_MEMBER_COLUMNS}, count(*) OVER () AS total
                         FROM members m JOIN users u ON u.id = m.user_id
                         WHERE m.tenant_id = %s AND m.deleted_at IS NULL
-                        ORDER BY {{}} LIMIT %s OFFSET %s""").format(order)  # noqa: S608
+                        ORDER BY {{}} LIMIT %s OFFSET %s""").format(order)
     rows = _fetch(conn, query, (tenant_id, page.limit, page.offset))
     total = rows[0].pop("total") if rows else count_live(conn, "members", tenant_id)
     for row in rows:
@@ -144,7 +144,7 @@ def list_api_keys(conn: Connection[Any], tenant_id: uuid.UUID, user_id: uuid.UUI
          for col, desc in page.order] + [sql.SQL("id ASC")])
     query = sql.SQL(f"""SELECT {_KEY_COLUMNS}, count(*) OVER () AS total FROM api_keys
                         WHERE tenant_id = %s AND deleted_at IS NULL AND (%s::uuid IS NULL OR user_id = %s::uuid)
-                        ORDER BY {{}} LIMIT %s OFFSET %s""").format(order)  # noqa: S608
+                        ORDER BY {{}} LIMIT %s OFFSET %s""").format(order)
     rows = _fetch(conn, query, (tenant_id, user_id, user_id, page.limit, page.offset))
     total = rows[0]["total"] if rows else count_live(conn, "api_keys", tenant_id, user_id)
     for row in rows:

@@ -29,7 +29,7 @@ from shared.tenancy.models import (
     UpdateMember,
 )
 
-INITIAL_TOKEN_NAME = "initial"
+INITIAL_TOKEN_NAME = "initial"  # noqa: S105 - the key's name, not a secret
 
 
 def _unique_violation() -> type[Exception]:

@@ -43,8 +43,8 @@ def test_reconciler_fails_work_in_flight(admin_sql: Callable[..., list[tuple[Any
     admin_sql("TRUNCATE reconcile_probe")
     admin_sql("""INSERT INTO reconcile_probe VALUES (1, 'running', NULL), (2, 'queued', NULL),
                                                    (3, 'succeeded', NULL)""")
-    admin_sql("""INSERT INTO reconcile_targets VALUES ('reconcile_probe', 'status', '{running,queued}', 'failed', 'error')
-                 ON CONFLICT DO NOTHING""")
+    admin_sql("""INSERT INTO reconcile_targets
+                 VALUES ('reconcile_probe', 'status', '{running,queued}', 'failed', 'error') ON CONFLICT DO NOTHING""")
     try:
         counts = reconcile_interrupted_work(pg.admin_url)
         assert counts["reconcile_probe"] == 2

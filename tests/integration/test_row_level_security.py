@@ -23,7 +23,7 @@ def app_db(pg: Any) -> SingleConnectionDatabase:
 def test_query_without_tenant_filter_returns_only_current_tenant(
         app_db: SingleConnectionDatabase, new_tenant: Callable[..., Any]) -> None:
     a, b = new_tenant(), new_tenant()
-    a_id, b_id = uuid.UUID(a["tenant"]["id"]), uuid.UUID(b["tenant"]["id"])
+    a_id = uuid.UUID(a["tenant"]["id"])
     with app_db.transaction(a_id) as conn:
         assert conn.execute("SELECT current_user").fetchone() == ("stratus_app",)
         tenants = {row[0] for row in conn.execute("SELECT id FROM tenants").fetchall()}

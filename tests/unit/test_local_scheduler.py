@@ -15,8 +15,8 @@ from infra.local.scheduler import CronExpression, LocalScheduler, RateExpression
 from tests.support.events import load_event
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 def cron(expression: str) -> CronExpression:
