@@ -7,6 +7,7 @@ builds and synthesizes. The stacks themselves are in ``infra/``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -25,4 +26,10 @@ def build_app(context: Mapping[str, Any] | None = None, *, outdir: str | None = 
 
 
 if __name__ == "__main__":
-    build_app().synth()
+    from layers.build import build_layers
+
+    # A no-op when every layer's stamp is current (make layers ran); builds what is missing.
+    build_layers()
+    # Under the CDK CLI, CDK_OUTDIR says where the assembly goes; run by hand, write it
+    # where the CLI would (cdk.out) rather than to a throwaway temporary directory.
+    build_app(outdir=None if os.environ.get("CDK_OUTDIR") else "cdk.out").synth()

@@ -83,7 +83,7 @@ def add_request_authorizer(scope: Construct, api: Api, handler: lambda_.IFunctio
     identity_source = [f"$request.header.{identity_header}"] if ttl > 0 else []
     stack = Stack.of(scope)
     authorizer = apigwv2.HttpAuthorizer(
-        scope, "Authorizer",
+        scope, "HttpApiAuthorizer",
         http_api=api.http_api,
         type=apigwv2.HttpAuthorizerType.LAMBDA,
         authorizer_name=f"{api.config.prefix}-authorizer",
@@ -100,12 +100,12 @@ def add_request_authorizer(scope: Construct, api: Api, handler: lambda_.IFunctio
         assert isinstance(cfn, apigwv2.CfnAuthorizer)
         cfn.add_property_deletion_override("IdentitySource")
     handler.add_permission(
-        "ApiGatewayAuthorizer",
+        "HttpApiAuthorizerInvoke",
         principal=iam.ServicePrincipal("apigateway.amazonaws.com"),
         source_arn=stack.format_arn(service="execute-api", resource=api.http_api.api_id,
                                     resource_name=f"authorizers/{authorizer.authorizer_id}"),
         scope=scope,
     )
     return apigwv2.HttpAuthorizer.from_http_authorizer_attributes(
-        scope, "AuthorizerRef", authorizer_id=authorizer.authorizer_id,
-        authorizer_type=apigwv2.HttpRouteAuthorizationType.CUSTOM.value)
+        scope, "HttpApiAuthorizerRef", authorizer_id=authorizer.authorizer_id,
+        authorizer_type="CUSTOM")

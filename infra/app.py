@@ -42,8 +42,10 @@ def build_app(context: Mapping[str, Any] | None = None, *, outdir: str | None = 
     account, region = os.environ.get("CDK_DEFAULT_ACCOUNT"), os.environ.get("CDK_DEFAULT_REGION")
     env = Environment(account=account, region=region) if account and region else None
     StratusStack(app, stack_name(config.stage), config=config, env=env)
-    Tags.of(app).add("project", "stratus")
-    Tags.of(app).add("stratus:stage", config.stage)
+    # AWS::RDS::DBProxyTargetGroup takes no Tags in CloudFormation although CDK's L1 is taggable.
+    untaggable = ["AWS::RDS::DBProxyTargetGroup"]
+    Tags.of(app).add("project", "stratus", exclude_resource_types=untaggable)
+    Tags.of(app).add("stratus:stage", config.stage, exclude_resource_types=untaggable)
     nag.apply_checks(app)
     return app
 

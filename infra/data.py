@@ -107,6 +107,9 @@ class Data(Construct):
             debug_logging=False,
         )
         self.cluster.connections.allow_default_port_from(self.proxy_sg, "RDS Proxy to the cluster")
+        # With private DNS on, the proxy's own Secrets Manager (and KMS) calls resolve to the
+        # endpoints too.
+        network.allow_endpoints(self.proxy_sg, "SecretsManager", "Kms")
 
     # --- ElastiCache Serverless (Valkey) --------------------------------------------------
 

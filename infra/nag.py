@@ -101,7 +101,9 @@ def root_stack(stack: StratusStack) -> None:
     if not stack.config.deletion_protection:
         acknowledge(data.cluster, "AwsSolutions-RDS10",
                     f"deletion protection turned off by context for the throwaway stage {stack.config.stage!r}")
-    for secret in (data.owner_secret, data.app_secret, data.admin_token):
+    # The owner secret's resource sits under the cluster (Cluster/Secret), not under the
+    # attachment that cluster.secret returns.
+    for secret in (data.cluster, data.app_secret, data.admin_token):
         acknowledge(secret, "AwsSolutions-SMG4",
                     "no rotation yet: a rotated owner/app password must be re-set on the role and a rotated admin "
                     "token re-hashed by the migration function (docs/adr/0013-custom-resource-migrations.md)")

@@ -44,9 +44,13 @@ class Network(Construct):
             )},
         )
         self.private_subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
-        for name, service in INTERFACE_ENDPOINTS.items():
-            self.vpc.add_interface_endpoint(name, service=service, subnets=self.private_subnets,
-                                            private_dns_enabled=True)
+        # open=False: an endpoint admits only the security groups given access below, not
+        # the whole VPC CIDR.
+        self.endpoints: dict[str, ec2.InterfaceVpcEndpoint] = {
+            name: self.vpc.add_interface_endpoint(name, service=service, subnets=self.private_subnets,
+                                                  private_dns_enabled=True, open=False)
+            for name, service in INTERFACE_ENDPOINTS.items()
+        }
 
         # Every in-VPC function shares one security group: the data stores admit it by
         # reference, so adding a function never touches their rules.
@@ -58,3 +62,9 @@ class Network(Construct):
         self.database_admin_sg = ec2.SecurityGroup(
             self, "DatabaseAdminSg", vpc=self.vpc, allow_all_outbound=True,
             description="Stratus functions with owner access to the Aurora cluster (migrations)")
+        self.allow_endpoints(self.functions_sg, *INTERFACE_ENDPOINTS)
+
+    def allow_endpoints(self, peer: ec2.IConnectable, *names: str) -> None:
+        """Let ``peer`` call the named AWS APIs through their interface endpoints (HTTPS)."""
+        for name in names:
+            self.endpoints[name].connections.allow_default_port_from(peer, f"{name} API over the endpoint")

@@ -47,7 +47,7 @@ def referenced_functions(spec: StateMachineSpec) -> set[str]:
 
 def build_state_machine(scope: Construct, spec: StateMachineSpec, functions: Mapping[str, lambda_.IFunction],
                         shared: Shared) -> sfn.StateMachine:
-    text = json.dumps(load_definition(spec), sort_keys=True)
+    text = json.dumps(load_definition(spec))
     names = sorted(set(PLACEHOLDER.findall(text)))
     missing = [name for name in names if name not in functions]
     if missing:
@@ -78,7 +78,7 @@ def build_state_machine(scope: Construct, spec: StateMachineSpec, functions: Map
     for name in names:
         machine.add_to_role_policy(iam.PolicyStatement(actions=["lambda:InvokeFunction"],
                                                        resources=[functions[name].function_arn]))
-    nag.suppress_state_machine_role(machine)
+    nag.state_machine_role(machine)
     alarm(scope, f"{cid}Failed", metric=machine.metric_failed(period=FIVE_MINUTES, statistic="Sum"),
           threshold=1, description=f"Stratus {config.stage}: state machine {spec.name} executions failed",
           topic=shared.alarms)

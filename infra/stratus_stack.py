@@ -54,7 +54,7 @@ class StratusStack(Stack):
         code_dir = stage_function_code()
         shared = Shared(
             config=config, network=self.network, data=self.data, layers=self.layers, api=self.api,
-            alarms=self.alarms, code=lambda_.Code.from_asset(str(code_dir)), code_dir=code_dir,
+            alarms=self.alarms, code_dir=code_dir,
             # Secrets reach the functions through the extension's local HTTP endpoint
             # (shared/aws/secrets.py), so reading one does not import boto3.
             params_and_secrets=lambda_.ParamsAndSecretsLayerVersion.from_version(
@@ -82,7 +82,7 @@ class StratusStack(Stack):
             stack.wire(authorizer=authorizer, state_machines=state_machines, state_machine_tasks=tasks)
 
         self._data_alarms()
-        nag.suppress_root(self)
+        nag.root_stack(self)
         CfnOutput(self, "ApiUrl", value=self.api.url, description="HTTP API base URL")
         CfnOutput(self, "AdminTokenSecretArn", value=self.data.admin_token.secret_arn,
                   description="Platform admin token: prefix + token from this secret")

@@ -57,6 +57,7 @@ class Settings(BaseSettings):
     aws_session_token: SecretStr | None = None
 
     log_level: str = "INFO"
+    powertools_metrics_disabled: bool = False
 
 
 @lru_cache(maxsize=1)

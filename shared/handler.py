@@ -10,11 +10,31 @@ from shared.observability import logger, metrics, tracer
 Handler = Callable[[Any, Any], Any]
 
 
-def powertools_handler(fn: Handler, *, correlation_id_path: str | None = None) -> Handler:
+def _decorate(fn: Handler, correlation_id_path: str | None) -> Handler:
+    from shared.config import get_settings
+
+    # Powertools prints the cold-start metric even when metrics are disabled; ask for it
+    # only when they are on (in AWS), so local output and `make invoke` stay clean.
+    cold_start = not get_settings().powertools_metrics_disabled
+
     @logger.inject_lambda_context(correlation_id_path=correlation_id_path, clear_state=True)
     @tracer.capture_lambda_handler
-    @metrics.log_metrics(capture_cold_start_metric=True)
+    @metrics.log_metrics(capture_cold_start_metric=cold_start)
     def handler(event: Any, context: Any) -> Any:
         return fn(event, context)
+
+    return handler
+
+
+def powertools_handler(fn: Handler, *, correlation_id_path: str | None = None) -> Handler:
+    """Wrap ``fn`` in the logger, tracer and metrics decorators (built on the first
+    invocation, when the settings are read: nothing happens at import)."""
+    decorated: Handler | None = None
+
+    def handler(event: Any, context: Any) -> Any:
+        nonlocal decorated
+        if decorated is None:
+            decorated = _decorate(fn, correlation_id_path)
+        return decorated(event, context)
 
     return handler

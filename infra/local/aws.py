@@ -138,7 +138,11 @@ def check_post_policy(fields: dict[str, str], bucket: str, file_size: int, now: 
         elif isinstance(condition, list) and len(condition) == 3 and isinstance(condition[0], str):
             operator = condition[0].lower()
             if operator == "content-length-range":
-                low, high = int(condition[1]), int(condition[2])
+                try:
+                    low, high = int(condition[1]), int(condition[2])
+                except (TypeError, ValueError) as exc:
+                    raise S3PolicyError(400, "InvalidPolicyDocument",
+                                        f"Invalid Policy: Invalid content-length-range: {exc}") from exc
                 if file_size > high:
                     raise S3PolicyError(400, "EntityTooLarge",
                                         "Your proposed upload exceeds the maximum allowed size",

@@ -94,7 +94,7 @@ def build_event(scope: Scope, body: bytes, route_key: str, path_parameters: dict
         "rawQueryString": raw_query,
         "headers": headers,
         "requestContext": {
-            "accountId": "000000000000",
+            "accountId": "123456789012",
             "apiId": "local",
             "domainName": headers.get("host", "127.0.0.1"),
             "domainPrefix": headers.get("host", "127.0.0.1").split(".")[0],
@@ -129,7 +129,7 @@ def authorizer_event(event: dict[str, Any], identity: str | None) -> dict[str, A
     return {
         **{k: v for k, v in event.items() if k not in ("body", "isBase64Encoded")},
         "type": "REQUEST",
-        "routeArn": f"arn:aws:execute-api:us-east-1:000000000000:local/$default/"
+        "routeArn": f"arn:aws:execute-api:us-east-1:123456789012:local/$default/"
                     f"{event['requestContext']['http']['method']}{event['rawPath']}",
         "identitySource": [identity] if identity is not None else [],
     }

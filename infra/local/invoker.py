@@ -29,7 +29,7 @@ class LocalContext:
 
     def __post_init__(self) -> None:
         self._deadline = time.monotonic() + self.timeout_s
-        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:000000000000:function:{self.function_name}"
+        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}"
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.monotonic()) * 1000))

@@ -161,5 +161,8 @@ def main() -> None:
     try:
         runtime.start()
         serve(runtime)
+    except KeyboardInterrupt:
+        # Ctrl-C is how a user stops `make dev`: a clean stop, exit status 0.
+        pass
     finally:
         runtime.stop()

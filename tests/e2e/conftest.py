@@ -44,7 +44,8 @@ def start_runtime(state_dir: Path, **env: str) -> RunningRuntime:
     full_env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DATABASE_ADMIN_URL")}
     full_env.update(PORT="0", STRATUS_STATE_DIR=str(state_dir), LOG_LEVEL="WARNING", **env)
     local_json = state_dir / "local.json"
-    local_json.unlink(missing_ok=True)
+    # A restart finds the previous local.json (and must reuse its token): wait for a new one.
+    previous = local_json.stat().st_mtime_ns if local_json.exists() else 0
     with log.open("ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "infra.local"], cwd=ROOT, env=full_env,
                                 stdout=out, stderr=subprocess.STDOUT)
@@ -52,7 +53,7 @@ def start_runtime(state_dir: Path, **env: str) -> RunningRuntime:
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"runtime exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
-        if local_json.exists():
+        if local_json.exists() and local_json.stat().st_mtime_ns != previous:
             info: dict[str, Any] = json.loads(local_json.read_text())
             try:
                 if httpx.get(f"{info['url']}/health", timeout=5).status_code == 200:

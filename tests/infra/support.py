@@ -1,0 +1,111 @@
+"""Synthesis helpers for the infra tests: one synthesized app, read through
+``aws_cdk.assertions.Template``, with lookups by the catalog's names."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import App
+from aws_cdk.assertions import Template
+
+from infra.app import build_app, root_stack
+from infra.functions import FUNCTION_TAG
+from infra.stratus_stack import StratusStack
+
+# Assets are referenced where they are instead of being copied into the assembly: the
+# templates are what the tests read, and copying ~80 MB of layers per session is waste.
+TEST_CONTEXT: dict[str, Any] = {"aws:cdk:disable-asset-staging": True, "aws:cdk:enable-asset-metadata": True}
+
+Resource = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class DeployedFunction:
+    name: str
+    stack: str  # "root" or the domain
+    logical_id: str
+    resource: Resource
+
+    @property
+    def props(self) -> dict[str, Any]:
+        return self.resource["Properties"]  # type: ignore[no-any-return]
+
+    @property
+    def env(self) -> dict[str, Any]:
+        return self.props.get("Environment", {}).get("Variables", {})  # type: ignore[no-any-return]
+
+
+@dataclass
+class Synth:
+    app: App
+    root: StratusStack
+    outdir: Path
+    templates: dict[str, Template] = field(default_factory=dict)  # "root" and each domain
+
+    @property
+    def nested(self) -> dict[str, Template]:
+        return {name: t for name, t in self.templates.items() if name != "root"}
+
+    def json(self, stack: str) -> dict[str, Any]:
+        return self.templates[stack].to_json()  # type: ignore[no-any-return]
+
+    def resources(self, resource_type: str) -> list[tuple[str, str, Resource]]:
+        """(stack, logical id, resource) for every resource of a type, in every stack."""
+        found = []
+        for stack, template in self.templates.items():
+            for logical_id, resource in template.find_resources(resource_type).items():
+                found.append((stack, logical_id, resource))
+        return found
+
+    def functions(self) -> dict[str, list[DeployedFunction]]:
+        """Catalog name → the Lambda functions tagged with it (a list, to catch duplicates)."""
+        by_name: dict[str, list[DeployedFunction]] = {}
+        for stack, logical_id, resource in self.resources("AWS::Lambda::Function"):
+            tags = {t["Key"]: t["Value"] for t in resource["Properties"].get("Tags", [])}
+            if FUNCTION_TAG in tags:
+                name = tags[FUNCTION_TAG]
+                by_name.setdefault(name, []).append(DeployedFunction(name, stack, logical_id, resource))
+        return by_name
+
+    def function(self, name: str) -> DeployedFunction:
+        (found,) = self.functions()[name]
+        return found
+
+    def validation_report(self) -> dict[str, Any]:
+        return json.loads((self.outdir / "validation-report.json").read_text())  # type: ignore[no-any-return]
+
+
+def synthesize(outdir: Path, context: dict[str, Any] | None = None) -> Synth:
+    app = build_app({**TEST_CONTEXT, **(context or {})}, outdir=str(outdir))
+    # One synthesis; Template.from_stack below reuses the cached assembly. cdk-nag runs
+    # here and raises on any unacknowledged error.
+    app.synth()
+    root = root_stack(app)
+    result = Synth(app=app, root=root, outdir=outdir)
+    result.templates["root"] = Template.from_stack(root)
+    for domain, stack in root.domain_stacks.items():
+        result.templates[domain] = Template.from_stack(stack)
+    return result
+
+
+def ref_logical_id(value: Any) -> str | None:
+    """The logical id a ``Ref`` / ``Fn::GetAtt`` points at, if ``value`` is one."""
+    if isinstance(value, dict):
+        if "Ref" in value:
+            return str(value["Ref"])
+        if "Fn::GetAtt" in value:
+            return str(value["Fn::GetAtt"][0])
+    return None
+
+
+def statements(resource: Resource) -> list[dict[str, Any]]:
+    document = resource["Properties"]["PolicyDocument"]
+    found = document["Statement"]
+    return found if isinstance(found, list) else [found]
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]

@@ -1,0 +1,88 @@
+"""Every catalog entry becomes exactly one Lambda function, configured from its entry."""
+
+from __future__ import annotations
+
+import pytest
+
+from functions import catalog
+from tests.infra.support import Synth, ref_logical_id
+
+ENTRIES = {fn.name: fn for fn in catalog.FUNCTIONS}
+
+
+def test_every_catalog_entry_has_exactly_one_function(synth: Synth) -> None:
+    deployed = synth.functions()
+    assert sorted(deployed) == sorted(ENTRIES), "tagged functions differ from the catalog"
+    duplicates = {name: len(found) for name, found in deployed.items() if len(found) != 1}
+    assert not duplicates
+
+
+@pytest.mark.parametrize("name", sorted(ENTRIES))
+def test_function_matches_its_catalog_entry(synth: Synth, name: str) -> None:
+    entry = ENTRIES[name]
+    fn = synth.function(name)
+    props = fn.props
+    assert fn.stack == entry.domain, "functions live in their domain's nested stack"
+    assert props["Runtime"] == "python3.12"
+    assert props["Architectures"] == ["arm64"]
+    assert props["Handler"] == f"{entry.module}.handler"
+    assert props["MemorySize"] == entry.memory_mb
+    assert props["Timeout"] == entry.timeout_s
+    assert props["TracingConfig"] == {"Mode": "Active"}
+    # The catalog's layers plus the Parameters and Secrets extension (a region map lookup).
+    layers = props["Layers"]
+    assert len(layers) == len(entry.layers) + 1
+    assert sum("Fn::FindInMap" in layer for layer in layers) == 1
+    assert ("VpcConfig" in props) is entry.in_vpc
+
+
+@pytest.mark.parametrize("name", sorted(ENTRIES))
+def test_environment_follows_access(synth: Synth, name: str) -> None:
+    entry = ENTRIES[name]
+    env = synth.function(name).env
+    assert env["STRATUS_RUNTIME"] == "lambda"
+    assert env["POWERTOOLS_SERVICE_NAME"] == "stratus"
+    assert env["POWERTOOLS_METRICS_NAMESPACE"] == "Stratus"
+    assert env["LOG_LEVEL"] == "INFO"
+    assert env["PARAMETERS_SECRETS_EXTENSION_HTTP_PORT"] == "2773"
+    resources = {access.resource for access in entry.access}
+    database = "database" in resources
+    admin = "database_admin" in resources
+    assert ("DATABASE_HOST" in env) is database
+    assert ("DATABASE_SECRET_ARN" in env) is (database or admin)
+    assert ("DATABASE_ADMIN_SECRET_ARN" in env) is admin
+    assert ("DATABASE_NAME" in env) is (database or admin)
+    assert ("REDIS_URL" in env) is ("redis" in resources)
+    if "redis" in resources:
+        parts = env["REDIS_URL"]["Fn::Join"][1]
+        assert parts[0] == "rediss://", "ElastiCache Serverless is TLS-only"
+    assert ("PURGE_STATE_MACHINE_ARN" in env) is ("state_machine:purge" in resources)
+    assert ("ADMIN_TOKEN_SECRET_ARN" in env) is ("secret:admin-token" in resources)
+
+
+def test_every_lambda_logs_to_a_group_with_retention(synth: Synth) -> None:
+    # Every Lambda in the app, the CDK Provider framework's included.
+    checked = 0
+    for stack, logical_id, resource in synth.resources("AWS::Lambda::Function"):
+        group = ref_logical_id(resource["Properties"].get("LoggingConfig", {}).get("LogGroup"))
+        assert group, f"{stack}/{logical_id} has no log group of its own"
+        groups = synth.templates[stack].find_resources("AWS::Logs::LogGroup")
+        assert groups[group]["Properties"].get("RetentionInDays") == 30
+        checked += 1
+    assert checked >= len(ENTRIES)
+
+
+def test_every_log_group_has_retention(synth: Synth) -> None:
+    for stack, logical_id, resource in synth.resources("AWS::Logs::LogGroup"):
+        assert resource["Properties"].get("RetentionInDays"), f"{stack}/{logical_id} keeps logs forever"
+
+
+def test_every_function_has_an_error_alarm(synth: Synth) -> None:
+    for name, (fn,) in synth.functions().items():
+        alarms = synth.templates[fn.stack].find_resources("AWS::CloudWatch::Alarm")
+        matching = [a for a in alarms.values()
+                    if a["Properties"].get("MetricName") == "Errors"
+                    and any(ref_logical_id(d["Value"]) == fn.logical_id
+                            for d in a["Properties"].get("Dimensions", []))]
+        assert len(matching) == 1, name
+        assert matching[0]["Properties"]["AlarmActions"], "alarms notify the alarm topic"
