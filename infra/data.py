@@ -25,7 +25,7 @@ APP_USER = "stratus_app"
 POSTGRES_PORT = 5432
 # ElastiCache Serverless: 6379 reads and writes the primary, 6380 reads from replicas.
 CACHE_PORTS = ec2.Port.tcp_range(6379, 6380)
-ADMIN_TOKEN_PREFIX = "pat_"
+ADMIN_TOKEN_PREFIX = "pat_"  # noqa: S105 - the public token prefix (shared.auth.tokens.PREFIX)
 
 
 class Data(Construct):

@@ -20,7 +20,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import custom_resources as cr
 from cdk_nag import AwsSolutionsChecks
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 if TYPE_CHECKING:
     from infra.stratus_stack import StratusStack
@@ -36,11 +36,11 @@ def apply_checks(scope: Construct) -> AwsSolutionsChecks:
     return checks
 
 
-def acknowledge(construct: Construct, finding: str, reason: str) -> None:
+def acknowledge(construct: IConstruct, finding: str, reason: str) -> None:
     Validations.of(construct).acknowledge(Acknowledgment(id=finding, reason=reason))
 
 
-def logical_id(resource: Construct) -> str:
+def logical_id(resource: IConstruct) -> str:
     """The logical id of a construct's CloudFormation resource, as cdk-nag prints it."""
     cfn = resource.node.default_child if not isinstance(resource, CfnResource) else resource
     assert isinstance(cfn, CfnResource)
@@ -55,7 +55,7 @@ def function_role_wildcards(role: Construct, *, in_vpc: bool) -> None:
     acknowledge(role, "AwsSolutions-IAM5[Resource::*]", "; ".join(reasons))
 
 
-def bucket_objects(role: Construct, resource_finding: str, bucket: str, actions: list[str]) -> None:
+def bucket_objects(role: IConstruct, resource_finding: str, bucket: str, actions: list[str]) -> None:
     acknowledge(role, f"AwsSolutions-IAM5[Resource::{resource_finding}]",
                 f"object-level actions {actions} on the keys of the one {bucket} bucket the catalog grants")
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from infra.stratus_stack import StratusStack
 # templates are what the tests read, and copying ~80 MB of layers per session is waste.
 TEST_CONTEXT: dict[str, Any] = {"aws:cdk:disable-asset-staging": True, "aws:cdk:enable-asset-metadata": True}
 
-Resource = dict[str, Any]
+Resource = Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -31,11 +32,11 @@ class DeployedFunction:
 
     @property
     def props(self) -> dict[str, Any]:
-        return self.resource["Properties"]  # type: ignore[no-any-return]
+        return dict(self.resource["Properties"])
 
     @property
     def env(self) -> dict[str, Any]:
-        return self.props.get("Environment", {}).get("Variables", {})  # type: ignore[no-any-return]
+        return dict(self.props.get("Environment", {}).get("Variables", {}))
 
 
 @dataclass
@@ -50,7 +51,7 @@ class Synth:
         return {name: t for name, t in self.templates.items() if name != "root"}
 
     def json(self, stack: str) -> dict[str, Any]:
-        return self.templates[stack].to_json()  # type: ignore[no-any-return]
+        return dict(self.templates[stack].to_json())
 
     def resources(self, resource_type: str) -> list[tuple[str, str, Resource]]:
         """(stack, logical id, resource) for every resource of a type, in every stack."""
@@ -75,7 +76,7 @@ class Synth:
         return found
 
     def validation_report(self) -> dict[str, Any]:
-        return json.loads((self.outdir / "validation-report.json").read_text())  # type: ignore[no-any-return]
+        return dict(json.loads((self.outdir / "validation-report.json").read_text()))
 
 
 def synthesize(outdir: Path, context: dict[str, Any] | None = None) -> Synth:

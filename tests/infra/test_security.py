@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,8 @@ from aws_cdk import App, Stack
 from aws_cdk import aws_s3 as s3
 from cdk_nag import AwsSolutionsChecks
 
-from infra.nag import apply_checks, logical_id
+from infra.nag import apply_checks
+from infra.nag import logical_id as cfn_logical_id
 from tests.infra.support import Synth, as_list, ref_logical_id, statements
 
 # Service-wide wildcards never appear in an Allow; neither does any "*" action on the
@@ -32,13 +32,14 @@ def test_buckets_encrypted_private_and_tls_only(synth: Synth) -> None:
             "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True,
             "RestrictPublicBuckets": True}
         (policy,) = [p for p in policies.values() if ref_logical_id(p["Properties"]["Bucket"]) == logical_id]
-        assert any(s["Effect"] == "Deny" and s.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false"
+        assert any(s["Effect"] == "Deny"
+                   and s.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false"
                    for s in statements(policy)), f"{logical_id} accepts plain HTTP"
 
 
 def test_uploads_bucket_versioned_with_cors_for_presigned_uploads(synth: Synth) -> None:
     uploads = synth.root.data.uploads
-    props = synth.templates["root"].find_resources("AWS::S3::Bucket")[logical_id(uploads)]["Properties"]
+    props = synth.templates["root"].find_resources("AWS::S3::Bucket")[cfn_logical_id(uploads)]["Properties"]
     assert props["VersioningConfiguration"] == {"Status": "Enabled"}
     (cors,) = props["CorsConfiguration"]["CorsRules"]
     assert {"PUT", "POST"} <= set(cors["AllowedMethods"])
@@ -57,7 +58,7 @@ def test_aurora_serverless_v2_postgres16_encrypted_behind_tls_proxy(synth: Synth
     (proxy,) = synth.templates["root"].find_resources("AWS::RDS::DBProxy").values()
     assert proxy["Properties"]["RequireTLS"] is True
     secrets = {ref_logical_id(auth["SecretArn"]) for auth in proxy["Properties"]["Auth"]}
-    assert logical_id(synth.root.data.app_secret) in secrets
+    assert cfn_logical_id(synth.root.data.app_secret) in secrets
     assert len(secrets) == 2, "owner and application role both log in through the proxy"
 
 
@@ -67,8 +68,8 @@ def test_cache_is_serverless_valkey_in_private_subnets_behind_a_security_group(s
     assert props["Engine"] == "valkey"
     assert props["SecurityGroupIds"] and props["SubnetIds"]
     sg = ref_logical_id(props["SecurityGroupIds"][0])
-    ingress = [r["Properties"] for r in synth.templates["root"].find_resources("AWS::EC2::SecurityGroupIngress").values()
-               if ref_logical_id(r["Properties"]["GroupId"]) == sg]
+    rules = synth.templates["root"].find_resources("AWS::EC2::SecurityGroupIngress").values()
+    ingress = [r["Properties"] for r in rules if ref_logical_id(r["Properties"]["GroupId"]) == sg]
     assert ingress, "only named security groups reach the cache"
     assert all("CidrIp" not in rule for rule in ingress)
     assert {(rule["FromPort"], rule["ToPort"]) for rule in ingress} == {(6379, 6380)}
@@ -113,7 +114,7 @@ def test_cdk_nag_is_live(tmp_path: Path) -> None:
     stack = Stack(app, "Control")
     s3.CfnBucket(stack, "Bare")
     apply_checks(app)
-    with pytest.raises(RuntimeError, match="ValidationFailed|Validation failed"):
+    with pytest.raises(RuntimeError, match=r"ValidationFailed|Validation failed"):
         app.synth()
 
 
