@@ -22,8 +22,6 @@ class Settings(BaseSettings):
 
     # Application connection (non-owner role, row-level security applies).
     database_url: SecretStr | None = None
-    # Owner connection used only by migrations and maintenance SQL.
-    database_admin_url: SecretStr | None = None
     # In AWS the credentials come from Secrets Manager through the Parameters and
     # Secrets Lambda Extension; these name the secrets.
     database_secret_arn: str | None = None

@@ -59,7 +59,6 @@ def admin_token(pg: EmbeddedPostgres) -> str:
 def app_env(pg: EmbeddedPostgres) -> Iterator[None]:
     """The functions' settings pointed at the embedded database (app role)."""
     os.environ["DATABASE_URL"] = pg.app_url
-    os.environ["DATABASE_ADMIN_URL"] = pg.admin_url
     reset_settings()
     reset_cache_adapters()
     db = PooledDatabase(pg.app_url, max_size=8)

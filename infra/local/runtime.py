@@ -81,7 +81,6 @@ class LocalRuntime:
         bootstrap(self.admin_url, app_password=app_password, admin_token=self.admin_token)
         reconcile_interrupted_work(self.admin_url)
         os.environ["DATABASE_URL"] = app_url
-        os.environ["DATABASE_ADMIN_URL"] = self.admin_url
 
     def _admin_token(self) -> str:
         if self.settings.stratus_admin_token is not None:

@@ -4,7 +4,6 @@ pydantic models (Powertools builds each route's part; this merges them)."""
 from __future__ import annotations
 
 import importlib
-import json
 from functools import cache
 from typing import Any
 
@@ -74,8 +73,3 @@ def build_openapi() -> dict[str, Any]:
                                                "description": "Access token (pat_...)"}},
         },
     }
-
-
-@cache
-def openapi_json() -> str:
-    return json.dumps(build_openapi(), separators=(",", ":"))

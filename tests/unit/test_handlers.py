@@ -67,3 +67,25 @@ def test_authorizer_never_denies_without_a_header() -> None:
     assert bearer_token({"Authorization": "bearer  pat_abc "}) == "pat_abc"
     assert bearer_token({"authorization": "Token pat_abc"}) == ""
     assert bearer_token({}) is None
+
+
+def test_health_answers_503_when_the_database_is_unreachable() -> None:
+    from contextlib import contextmanager
+
+    import pytest
+
+    from shared.errors import Unavailable
+    from shared.platform.health import check_health
+
+    class DownDatabase:
+        @contextmanager
+        def transaction(self, tenant_id: object = None):  # type: ignore[no-untyped-def]
+            raise OSError("connection refused")
+            yield
+
+        def close(self) -> None:
+            pass
+
+    with pytest.raises(Unavailable) as err:
+        check_health(DownDatabase())
+    assert err.value.status == 503 and err.value.code == "sys_database_unreachable"
