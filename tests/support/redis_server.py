@@ -95,7 +95,8 @@ def _wait_ready(port: int, process: subprocess.Popen[bytes], log_file: Path) -> 
 def start_cluster_redis(tmp_dir: str | os.PathLike[str]) -> tuple[str, Callable[[], None]]:
     """Start a one-node cluster-mode server; returns ``(url, stop)``.
 
-    When ``REDIS_URL`` was set for the test run (tests/conftest.py keeps it as ``STRATUS_TEST_REDIS_URL``) it is returned with a no-op stop.
+    When ``REDIS_URL`` was set for the test run (tests/conftest.py keeps it as
+    ``STRATUS_TEST_REDIS_URL``) it is returned with a no-op stop.
     """
     external = os.environ.get("STRATUS_TEST_REDIS_URL")
     if external:
