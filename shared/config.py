@@ -48,6 +48,7 @@ class Settings(BaseSettings):
 
     # Names of AWS resources, set by the CDK app (and by the local runtime).
     uploads_bucket: str | None = None
+    payloads_bucket: str | None = None
     purge_state_machine_arn: str | None = None
 
     # The Parameters and Secrets Lambda Extension listens on this port.

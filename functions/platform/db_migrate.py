@@ -23,6 +23,13 @@ def _admin_conninfo(secret: dict[str, Any], dbname: str) -> str:
                          user=secret["username"], password=secret["password"], sslmode="require")
 
 
+def admin_token_from_secret(secret: dict[str, Any]) -> str:
+    """CloudFormation cannot prefix a generated value: the secret holds ``{"prefix": "pat_",
+    "token": "<random>"}`` and the token is their concatenation (docs/adr/0014)."""
+    token = str(secret["token"])
+    return token if token.startswith("pat_") else str(secret.get("prefix", "pat_")) + token
+
+
 def _migrate(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if event.get("RequestType") == "Delete":
         # The schema outlives the stack's custom resource; deleting data is a human decision.
@@ -34,7 +41,7 @@ def _migrate(event: dict[str, Any], context: Any) -> dict[str, Any]:
     app_secret = get_secret_json(settings.database_secret_arn)
     admin_token = None
     if settings.admin_token_secret_arn:
-        admin_token = get_secret_json(settings.admin_token_secret_arn)["token"]
+        admin_token = admin_token_from_secret(get_secret_json(settings.admin_token_secret_arn))
     result = bootstrap(_admin_conninfo(admin, settings.database_name),
                        app_password=app_secret["password"], admin_token=admin_token)
     return {"PhysicalResourceId": PHYSICAL_ID,

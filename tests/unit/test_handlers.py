@@ -89,3 +89,18 @@ def test_health_answers_503_when_the_database_is_unreachable() -> None:
     with pytest.raises(Unavailable) as err:
         check_health(DownDatabase())
     assert err.value.status == 503 and err.value.code == "sys_database_unreachable"
+
+
+def test_admin_token_secret_prefix_rule() -> None:
+    from functions.platform.db_migrate import admin_token_from_secret
+
+    assert admin_token_from_secret({"prefix": "pat_", "token": "a" * 48}) == "pat_" + "a" * 48
+    assert admin_token_from_secret({"token": "pat_" + "b" * 40}) == "pat_" + "b" * 40
+
+
+def test_migration_custom_resource_delete_keeps_the_schema() -> None:
+    from functions.platform.db_migrate import PHYSICAL_ID, handler
+
+    event = load_event("cfn_custom_resource_create")
+    event["RequestType"] = "Delete"
+    assert handler(event, context("db-migrate")) == {"PhysicalResourceId": PHYSICAL_ID}
