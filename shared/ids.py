@@ -17,3 +17,11 @@ def parse_id(value: str) -> uuid.UUID | None:
         return uuid.UUID(value)
     except (ValueError, AttributeError, TypeError):
         return None
+
+
+def path_id(value: str, not_found: Exception) -> uuid.UUID:
+    """The id in a path, or ``not_found`` raised: a malformed id answers like a missing one."""
+    parsed = parse_id(value)
+    if parsed is None:
+        raise not_found
+    return parsed

@@ -5,7 +5,7 @@ from aws_lambda_powertools.event_handler import Response
 from shared.errors import NotFound
 from shared.http.api import http_app
 from shared.http.context import current_principal
-from shared.ids import parse_id
+from shared.ids import path_id
 from shared.tenancy.service import tenancy_service
 
 app = http_app(__name__)
@@ -13,9 +13,7 @@ app = http_app(__name__)
 
 @app.endpoint
 def delete_api_key(api_key_id: str) -> Response[None]:
-    key_id = parse_id(api_key_id)
-    if key_id is None:
-        raise NotFound("API key not found", code="api_key_not_found")
+    key_id = path_id(api_key_id, NotFound("API key not found", code="api_key_not_found"))
     tenancy_service().delete_api_key(current_principal(), key_id)
     return app.no_content()
 

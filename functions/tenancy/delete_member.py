@@ -5,7 +5,7 @@ from aws_lambda_powertools.event_handler import Response
 from shared.errors import NotFound
 from shared.http.api import http_app
 from shared.http.context import current_principal
-from shared.ids import parse_id
+from shared.ids import path_id
 from shared.tenancy.service import tenancy_service
 
 app = http_app(__name__)
@@ -13,9 +13,7 @@ app = http_app(__name__)
 
 @app.endpoint
 def delete_member(member_id: str) -> Response[None]:
-    parsed = parse_id(member_id)
-    if parsed is None:
-        raise NotFound("Member not found", code="member_not_found")
+    parsed = path_id(member_id, NotFound("Member not found", code="member_not_found"))
     tenancy_service().delete_member(current_principal(), parsed)
     return app.no_content()
 

@@ -6,7 +6,7 @@ from shared.errors import NotFound
 from shared.http.api import http_app
 from shared.http.context import current_principal
 from shared.http.envelope import Envelope
-from shared.ids import parse_id
+from shared.ids import path_id
 from shared.tenancy.models import Member, UpdateMember
 from shared.tenancy.service import tenancy_service
 
@@ -15,9 +15,7 @@ app = http_app(__name__)
 
 @app.endpoint
 def update_member(member_id: str, body: UpdateMember) -> Response[Envelope[Member]]:
-    parsed = parse_id(member_id)
-    if parsed is None:
-        raise NotFound("Member not found", code="member_not_found")
+    parsed = path_id(member_id, NotFound("Member not found", code="member_not_found"))
     return app.ok(tenancy_service().update_member(current_principal(), parsed, body))
 
 
