@@ -1,0 +1,58 @@
+"""Typed provider errors. Adapters map each SDK's exceptions to these (by exception type and
+status code, never by message text); the HTTP layer maps them to the envelope."""
+
+from __future__ import annotations
+
+from shared.errors import StratusError
+
+
+class ProviderError(StratusError):
+    code, status, default_message = "model_provider_error", 502, "The model provider failed"
+    # Whether a retry (same model) may succeed.
+    retryable = False
+
+
+class ProviderRateLimited(ProviderError):
+    code, status, default_message = "model_rate_limited", 429, "The model provider is rate limiting requests"
+    retryable = True
+
+    def __init__(self, message: str | None = None, *, retry_after_s: float | None = None, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.retry_after_s = retry_after_s
+        if retry_after_s is not None:
+            self.headers = {**self.headers, "Retry-After": str(max(1, round(retry_after_s)))}
+
+
+class ProviderUnavailable(ProviderError):
+    code, status, default_message = "model_unavailable", 503, "The model provider is unavailable"
+    retryable = True
+
+
+class ProviderTimeout(ProviderUnavailable):
+    code, default_message = "model_timeout", "The model provider did not answer in time"
+
+
+class ContextTooLong(ProviderError):
+    code, status, default_message = "model_context_too_long", 400, "The input is longer than the model's context"
+
+
+class InvalidModelRequest(ProviderError):
+    code, status, default_message = "model_invalid_request", 400, "The model provider rejected the request"
+
+
+class ProviderAuthFailed(ProviderError):
+    code, status, default_message = ("model_auth_failed", 502,
+                                     "The model provider rejected the credentials; check the model's API key")
+
+
+class MalformedProviderResponse(ProviderError):
+    code, status, default_message = "model_bad_response", 502, "The model provider sent a malformed response"
+    retryable = True
+
+
+class CircuitOpen(ProviderUnavailable):
+    code, default_message = "model_circuit_open", "The model is failing; calls are paused briefly"
+
+
+class ModelNotConfigured(StratusError):
+    code, status, default_message = "model_not_configured", 400, "No model is configured for this call"
