@@ -55,6 +55,24 @@ class Settings(BaseSettings):
     parameters_secrets_extension_http_port: int = 2773
     aws_session_token: SecretStr | None = None
 
+    # Model gateway. Platform defaults apply when a tenant has chosen none.
+    default_chat_model: str = "gpt-4o-mini"
+    default_chat_fallback_model: str | None = None
+    default_embedding_model: str = "all-minilm-l6-v2"
+    default_rerank_model: str | None = None
+    # How long a warm function trusts its copy of the catalog (changes reach it within this).
+    model_catalog_ttl_s: int = Field(default=60, ge=0, le=3600)
+    model_connect_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    model_read_timeout_s: float = Field(default=60.0, gt=0, le=900)
+    model_max_attempts: int = Field(default=3, ge=1, le=10)
+    # Secrets Manager secret (JSON) holding the platform's provider keys, e.g. OPENAI_API_KEY.
+    provider_keys_secret_arn: str | None = None
+    # KMS key that encrypts tenants' provider credentials.
+    credentials_kms_key_id: str | None = None
+    # Per-token request rate limit (token bucket): burst size and sustained rate.
+    rate_limit_burst: int = Field(default=120, ge=1)
+    rate_limit_per_s: float = Field(default=20.0, gt=0)
+
     log_level: str = "INFO"
     powertools_metrics_disabled: bool = False
 
@@ -62,6 +80,16 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def environment_value(name: str) -> str | None:
+    """The deployment's value for a model connection's ``env:NAME`` reference. The one place
+    outside the settings model that reads the environment: which variables matter is data
+    (the model catalog), not code."""
+    import os
+
+    value = os.environ.get(name)
+    return value or None
 
 
 def reset_settings() -> None:

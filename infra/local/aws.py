@@ -313,6 +313,7 @@ class LocalAws:
         self._provision()
 
         self._set_env("UPLOADS_BUCKET", UPLOADS_BUCKET)
+        self._set_env("PAYLOADS_BUCKET", PAYLOADS_BUCKET)
         self._set_env("PURGE_STATE_MACHINE_ARN", self.state_machine_arn("purge"))
         self._reset_process_caches()
 
@@ -351,6 +352,34 @@ class LocalAws:
         s3 = self.client("s3")
         for bucket in BUCKETS:
             s3.create_bucket(Bucket=bucket)
+        self._set_env("CREDENTIALS_KMS_KEY_ID", self._credentials_key())
+
+    def _credentials_key(self) -> str:
+        """The KMS key that encrypts tenants' provider credentials. moto keeps keys in
+        memory with fresh material each start, which would make every stored credential
+        undecryptable after a restart: the key's id and material are kept in the state dir
+        (0600) and put back into moto's backend (a private structure; moto is pinned)."""
+        import base64
+
+        from moto.kms.models import kms_backends
+
+        kms = self.client("kms")
+        created = kms.create_key(Description="Stratus tenant provider credentials (local)")["KeyMetadata"]
+        backend = kms_backends[created["AWSAccountId"]][created["Arn"].split(":")[3]]
+        saved_path = self._state_dir / "kms-credentials-key.json"
+        if saved_path.exists():
+            saved = json.loads(saved_path.read_text())
+            key = backend.keys.pop(created["KeyId"])
+            key.arn = key.arn.replace(created["KeyId"], saved["key_id"])
+            key.id = saved["key_id"]
+            key.key_material = base64.b64decode(saved["material"])
+            backend.keys[key.id] = key
+            return str(key.id)
+        key = backend.keys[created["KeyId"]]
+        saved_path.write_text(json.dumps({"key_id": key.id,
+                                          "material": base64.b64encode(key.key_material).decode()}))
+        saved_path.chmod(0o600)
+        return str(key.id)
 
     def sync_s3(self) -> tuple[int, int]:
         """Mirror S3 to disk now; returns (written, deleted)."""

@@ -30,7 +30,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from functions.catalog import Http, function_for_module
 from shared.errors import BadRequest, NotFound, PayloadTooLarge, StratusError, ValidationFailed
 from shared.handler import Handler, powertools_handler
-from shared.http.context import current_request_id, set_request
+from shared.http.context import add_response_headers, current_request_id, response_headers, set_request
 from shared.http.envelope import JSON, Pagination, error_body, error_result, success_payload
 from shared.observability import logger
 
@@ -115,7 +115,7 @@ class StratusApp:
     def _error(self, exc: StratusError) -> Response[Any]:
         request_id = current_request_id()
         return Response(exc.status, JSON, error_body(exc, request_id),
-                        headers={"X-Request-Id": request_id, **exc.headers})
+                        headers={"X-Request-Id": request_id, **response_headers(), **exc.headers})
 
     def ok(self, data: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> Response[Any]:
         # The body stays a dict: Powertools validates it against the endpoint's declared
@@ -123,7 +123,7 @@ class StratusApp:
         # OpenAPI document does not promise.
         request_id = current_request_id()
         return Response(status, JSON, success_payload(data, request_id),
-                        headers={"X-Request-Id": request_id, **(headers or {})})
+                        headers={"X-Request-Id": request_id, **response_headers(), **(headers or {})})
 
     def created(self, data: Any) -> Response[Any]:
         return self.ok(data, status=201)
@@ -131,10 +131,10 @@ class StratusApp:
     def page(self, items: list[Any], pagination: Pagination) -> Response[Any]:
         request_id = current_request_id()
         return Response(200, JSON, success_payload(items, request_id, pagination),
-                        headers={"X-Request-Id": request_id})
+                        headers={"X-Request-Id": request_id, **response_headers()})
 
     def no_content(self) -> Response[Any]:
-        return Response(204, JSON, "", headers={"X-Request-Id": current_request_id()})
+        return Response(204, JSON, "", headers={"X-Request-Id": current_request_id(), **response_headers()})
 
     # -- invocation ------------------------------------------------------------------
     def dispatch(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -151,15 +151,38 @@ class StratusApp:
                 from shared.auth.token_state import get_token_state
 
                 principal = guard(event, self.route.permission, get_token_state())
-            set_request(principal, request_id)
+                set_request(principal, request_id)
+                add_response_headers(enforce_rate_limit(principal))
         except StratusError as exc:
-            return error_result(exc, request_id)
+            result = error_result(exc, request_id)
+            result["headers"] = {**response_headers(), **result["headers"]}
+            return result
         return self.resolver.resolve(event, context)
 
     def lambda_handler(self) -> Handler:
         """The function's entry point, with the one fixed decorator stack."""
 
         return powertools_handler(self.dispatch, correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+
+
+def enforce_rate_limit(principal: Any) -> dict[str, str]:
+    """Per-token token bucket (Redis, shared by all containers); answers the RateLimit-*
+    headers, or raises 429 with Retry-After."""
+    import math
+
+    from shared.cache.factory import get_rate_limiter
+    from shared.config import get_settings
+    from shared.errors import RateLimited
+
+    settings = get_settings()
+    decision = get_rate_limiter().acquire(f"tok:{principal.token_id}", capacity=settings.rate_limit_burst,
+                                          refill_per_s=settings.rate_limit_per_s)
+    headers = {"RateLimit-Limit": str(decision.limit), "RateLimit-Remaining": str(decision.remaining),
+               "RateLimit-Reset": str(math.ceil(decision.reset_s))}
+    if not decision.allowed:
+        raise RateLimited("Too many requests for this token", code="sys_rate_limited",
+                          headers={**headers, "Retry-After": str(max(1, math.ceil(decision.retry_after_s)))})
+    return headers
 
 
 def http_app(module: str) -> StratusApp:

@@ -1,0 +1,29 @@
+"""GET /api/v1/models — catalog and tenant models, filterable by capability and source."""
+
+from typing import Annotated, Literal
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Query
+
+from shared.http.api import http_app
+from shared.http.context import current_principal
+from shared.http.envelope import ListEnvelope
+from shared.http.params import LimitQuery, PageQuery, SortQuery, page_request
+from shared.models.api import ModelOut
+from shared.models.repository import MODEL_SORTS
+from shared.models.spec import Capability
+from shared.models.wiring import model_service
+
+app = http_app(__name__)
+
+
+@app.endpoint
+def list_models(capability: Annotated[Capability | None, Query()] = None,
+                source: Annotated[Literal["catalog", "tenant"] | None, Query()] = None,
+                page: PageQuery = 1, limit: LimitQuery = 20, sort: SortQuery = "name") -> Response[ListEnvelope[ModelOut]]:
+    items, pagination = model_service().list(current_principal(), capability, source,
+                                             page_request(page, limit, sort, MODEL_SORTS))
+    return app.page(items, pagination)
+
+
+handler = app.lambda_handler()

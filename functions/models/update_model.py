@@ -1,0 +1,19 @@
+"""PATCH /api/v1/models/{model_name} — change a tenant model (re-tested when its connection changes)."""
+
+from aws_lambda_powertools.event_handler import Response
+
+from shared.http.api import http_app
+from shared.http.context import current_principal
+from shared.http.envelope import Envelope
+from shared.models.api import ModelOut, UpdateModel
+from shared.models.wiring import model_service
+
+app = http_app(__name__)
+
+
+@app.endpoint
+def update_model(model_name: str, body: UpdateModel) -> Response[Envelope[ModelOut]]:
+    return app.ok(model_service().update(current_principal(), model_name, body))
+
+
+handler = app.lambda_handler()

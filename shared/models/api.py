@@ -1,0 +1,153 @@
+"""Models API shapes. Credentials are write-only: no response carries them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from shared.models.spec import NAME_PATTERN, Capability, Pricing
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ModelOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    display_name: str
+    source: Literal["catalog", "tenant"]
+    protocol: str
+    provider_model: str
+    capabilities: list[str]
+    max_context_tokens: int
+    max_output_tokens: int
+    max_batch_size: int
+    max_input_tokens: int
+    dimensions: int | None
+    default_parameters: dict[str, Any]
+    pricing: Pricing
+    base_url: str | None
+    # Whether a call can be made: the key reference resolves, or the tenant stored a key.
+    configured: bool
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+TenantProtocol = Literal["openai", "anthropic", "bedrock"]
+
+
+class CreateModel(_Request):
+    name: str = Field(pattern=NAME_PATTERN)
+    display_name: str = Field(default="", max_length=200)
+    protocol: TenantProtocol
+    provider_model: str = Field(min_length=1, max_length=200)
+    base_url: str | None = Field(default=None, max_length=500, pattern=r"^https?://")
+    api_key: SecretStr | None = Field(default=None, description="Write-only; stored encrypted, never returned")
+    region: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    capabilities: list[Capability] = Field(default_factory=lambda: [Capability.CHAT], min_length=1)
+    max_context_tokens: int = Field(default=8192, ge=1)
+    max_output_tokens: int = Field(default=4096, ge=1)
+    max_batch_size: int = Field(default=64, ge=1, le=4096)
+    max_input_tokens: int = Field(default=8191, ge=1)
+    dimensions: int | None = Field(default=None, ge=1, le=16_000)
+    default_parameters: dict[str, Any] = Field(default_factory=dict)
+    pricing: Pricing = Field(default_factory=Pricing)
+    # Check the credentials with a minimal call before saving.
+    test: bool = True
+
+
+class UpdateModel(_Request):
+    display_name: str | None = Field(default=None, max_length=200)
+    provider_model: str | None = Field(default=None, min_length=1, max_length=200)
+    base_url: str | None = Field(default=None, max_length=500, pattern=r"^https?://")
+    api_key: SecretStr | None = None
+    region: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    capabilities: list[Capability] | None = Field(default=None, min_length=1)
+    max_context_tokens: int | None = Field(default=None, ge=1)
+    max_output_tokens: int | None = Field(default=None, ge=1)
+    max_batch_size: int | None = Field(default=None, ge=1, le=4096)
+    max_input_tokens: int | None = Field(default=None, ge=1)
+    dimensions: int | None = Field(default=None, ge=1, le=16_000)
+    default_parameters: dict[str, Any] | None = None
+    pricing: Pricing | None = None
+    test: bool = True
+    version: int | None = Field(default=None, ge=1)
+
+
+class RefreshResult(BaseModel):
+    model_count: int
+    new_models: list[str]
+    updated_models: list[str]
+    removed_models: list[str]
+    refreshed_at: datetime
+
+
+class ModelDefaults(BaseModel):
+    chat_model: str | None
+    chat_fallback_model: str | None
+    embedding_model: str | None
+    rerank_model: str | None
+    # What applies when the tenant chose nothing (the deployment's defaults).
+    effective: dict[str, str | None]
+    version: int
+
+
+class UpdateDefaults(_Request):
+    chat_model: str | None = Field(default=None, pattern=NAME_PATTERN)
+    chat_fallback_model: str | None = Field(default=None, pattern=NAME_PATTERN)
+    embedding_model: str | None = Field(default=None, pattern=NAME_PATTERN)
+    rerank_model: str | None = Field(default=None, pattern=NAME_PATTERN)
+    version: int | None = Field(default=None, ge=1)
+
+
+class ModelTestResult(BaseModel):
+    model: str
+    ok: bool
+    latency_ms: int
+    error: dict[str, Any] | None = None
+
+
+class UsageGroup(BaseModel):
+    key: str
+    calls: int
+    failed_calls: int
+    input_tokens: int
+    output_tokens: int
+    includes_estimates: bool
+    cost: Decimal
+    avg_latency_ms: int
+
+
+class QuotaStatus(BaseModel):
+    monthly_tokens_soft: int | None
+    monthly_tokens_hard: int | None
+    used_this_month: int
+
+
+class UsageReport(BaseModel):
+    period_start: datetime
+    period_end: datetime
+    group_by: Literal["model", "day"]
+    groups: list[UsageGroup]
+    total_input_tokens: int
+    total_output_tokens: int
+    total_cost: Decimal
+    quota: QuotaStatus
+
+
+class UpdateQuota(_Request):
+    monthly_tokens_soft: int | None = Field(default=None, ge=1)
+    monthly_tokens_hard: int | None = Field(default=None, ge=1)
+
+
+class Quota(BaseModel):
+    tenant_id: uuid.UUID
+    monthly_tokens_soft: int | None
+    monthly_tokens_hard: int | None
+    updated_at: datetime

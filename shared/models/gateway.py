@@ -1,0 +1,311 @@
+"""The model gateway: every agent, RAG answer and workflow LLM node calls models through it.
+
+It resolves the model (tenant choice → tenant default → deployment default), its
+credentials, checks the tenant's quota, calls the provider adapter under a retry policy and
+a per provider+model circuit breaker (state shared through Redis), falls back to a
+configured fallback model when the primary fails or its breaker is open, and records usage.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from shared.cache.ports import KeyValueStore
+from shared.db.database import Database
+from shared.errors import StratusError
+from shared.models import repository as repo
+from shared.models.api import ModelTestResult
+from shared.models.credentials import Cipher, platform_credentials
+from shared.models.errors import ModelNotConfigured, ProviderError
+from shared.models.resilience import CircuitBreaker, RetryPolicy, call_with_fallback
+from shared.models.resolver import ModelResolver, ResolvedModel
+from shared.models.spec import Capability, ModelSpec, Protocol
+from shared.models.types import (
+    ChatEvent,
+    ChatRequest,
+    ChatResult,
+    Credentials,
+    Message,
+    StreamEnd,
+    TextDelta,
+    Timeouts,
+    ToolCallDelta,
+    Usage,
+)
+from shared.models.usage import QuotaCheck, UsageService
+
+T = TypeVar("T")
+
+_ADAPTERS = {
+    Protocol.OPENAI: ("shared.models.providers.openai_provider", "OpenAIProvider"),
+    Protocol.ANTHROPIC: ("shared.models.providers.anthropic_provider", "AnthropicProvider"),
+    Protocol.BEDROCK: ("shared.models.providers.bedrock_provider", "BedrockProvider"),
+    Protocol.LOCAL: ("shared.models.local_embedding", "LocalEmbeddingProvider"),
+}
+
+
+class ProviderRegistry:
+    """One adapter instance per protocol, imported on first use (a function pays only for
+    the SDKs it calls)."""
+
+    def __init__(self, overrides: dict[Protocol, Any] | None = None) -> None:
+        self._instances: dict[Protocol, Any] = dict(overrides or {})
+        self._lock = threading.Lock()
+
+    def get(self, protocol: Protocol) -> Any:
+        instance = self._instances.get(protocol)
+        if instance is None:
+            with self._lock:
+                instance = self._instances.get(protocol)
+                if instance is None:
+                    module, name = _ADAPTERS[protocol]
+                    instance = self._instances[protocol] = getattr(importlib.import_module(module), name)()
+        return instance
+
+
+def estimate_tokens(texts: list[str]) -> int:
+    """Local count where a provider reports none: the bundled model's tokenizer when it is
+    installed, else about four characters a token. Such usage is marked estimated."""
+    try:
+        from shared.models.local_embedding import count_tokens
+
+        return sum(count_tokens(texts))
+    except ImportError:
+        return sum(math.ceil(len(t) / 4) for t in texts)
+
+
+@dataclass(frozen=True)
+class Target:
+    model: ResolvedModel
+    credentials: Credentials
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self.model.spec
+
+
+@dataclass
+class GatewayChat:
+    result: ChatResult
+    model: str
+    # e.g. the soft-quota warning: the HTTP layer passes them on.
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class EmbedResult:
+    vectors: list[list[float]]
+    model: str
+    dimensions: int
+    usage: Usage
+
+
+class EmbeddingInterrupted(StratusError):
+    """A batch failed: ``completed_batches`` were embedded (and handed to ``on_batch``); the
+    caller resumes with ``start_batch=completed_batches`` instead of starting over."""
+
+    code, status, default_message = "model_embedding_interrupted", 502, "Embedding stopped at a failed batch"
+
+    def __init__(self, completed_batches: int, cause: ProviderError) -> None:
+        super().__init__(f"Embedding stopped after {completed_batches} batches: {cause.message}",
+                         details={"completed_batches": completed_batches, "error": cause.code},
+                         headers=cause.headers)
+        self.completed_batches = completed_batches
+        self.cause_error = cause
+
+
+class ModelGateway:
+    def __init__(self, db: Database, resolver: ModelResolver, usage: UsageService, kv: KeyValueStore,
+                 cipher: Callable[[], Cipher], providers: ProviderRegistry | None = None,
+                 retry: RetryPolicy | None = None, timeouts: Timeouts | None = None,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        self._db = db
+        self._resolver = resolver
+        self._usage = usage
+        self._kv = kv
+        self._cipher = cipher
+        self._providers = providers or ProviderRegistry()
+        self._retry = retry or RetryPolicy()
+        self._timeouts = timeouts or Timeouts()
+        self._clock = clock
+
+    # Resolution --------------------------------------------------------------------------
+    def target(self, tenant_id: uuid.UUID, name: str | None, capability: Capability) -> Target:
+        name = name or self._resolver.default_name(tenant_id, capability)
+        if not name:
+            raise ModelNotConfigured(f"No {capability.value} model is configured: set a tenant default "
+                                     f"(PUT /api/v1/models/defaults) or the deployment's "
+                                     f"DEFAULT_{capability.value.upper()}_MODEL",
+                                     details={"capability": capability.value})
+        model = self._resolver.get(tenant_id, name, capability)
+        return Target(model, self._credentials(model))
+
+    def _credentials(self, model: ResolvedModel) -> Credentials:
+        spec = model.spec
+        if model.source == "catalog":
+            return platform_credentials(spec)
+        api_key = None
+        if model.has_credentials and model.tenant_id is not None:
+            with self._db.transaction(model.tenant_id) as conn:
+                ciphertext = repo.get_credentials(conn, model.tenant_id, model.id)
+            api_key = self._cipher().decrypt(ciphertext, model.tenant_id) if ciphertext else None
+        return Credentials(api_key=api_key, base_url=spec.connection.base_url, region=spec.connection.region)
+
+    def _breaker(self, spec: ModelSpec) -> CircuitBreaker:
+        return CircuitBreaker(self._kv, f"{spec.protocol.value}:{spec.provider_model}")
+
+    def _guarded(self, spec: ModelSpec, fn: Callable[[], T]) -> Callable[[], T]:
+        breaker = self._breaker(spec)
+        return lambda: self._retry.call(lambda: breaker.call(fn))
+
+    @staticmethod
+    def _with_defaults(spec: ModelSpec, request: ChatRequest) -> ChatRequest:
+        defaults = {k: v for k, v in spec.default_parameters.items()
+                    if k in ("temperature", "top_p", "max_tokens") and getattr(request, k) is None}
+        if request.max_tokens is None and "max_tokens" not in defaults:
+            defaults["max_tokens"] = spec.max_output_tokens
+        return request.model_copy(update=defaults) if defaults else request
+
+    # Chat ----------------------------------------------------------------------------------
+    def chat(self, tenant_id: uuid.UUID, request: ChatRequest, model: str | None = None,
+             fallback_model: str | None = None) -> GatewayChat:
+        quota = self._usage.check_quota(tenant_id)
+        primary = self.target(tenant_id, model, Capability.CHAT)
+        fallback_name = fallback_model or self._resolver.fallback_name(tenant_id)
+
+        def attempt(target: Target) -> Callable[[], GatewayChat]:
+            def run() -> GatewayChat:
+                provider = self._providers.get(target.spec.protocol)
+                call_request = self._with_defaults(target.spec, request)
+                started = self._clock()
+                try:
+                    result: ChatResult = self._guarded(target.spec, lambda: provider.chat(
+                        target.spec.provider_model, call_request, target.credentials, self._timeouts))()
+                except ProviderError as exc:
+                    self._record(tenant_id, target.spec, "chat", Usage(), started, exc.code)
+                    raise
+                self._record(tenant_id, target.spec, "chat", result.usage, started, "ok")
+                return GatewayChat(result, target.model.name, quota.warning_header())
+            return run
+
+        fallback = None
+        if fallback_name and fallback_name != primary.model.name:
+            fallback = lambda: attempt(self.target(tenant_id, fallback_name, Capability.CHAT))()  # noqa: E731
+        return call_with_fallback(attempt(primary), fallback)
+
+    def stream_chat(self, tenant_id: uuid.UUID, request: ChatRequest,
+                    model: str | None = None) -> tuple[Iterator[ChatEvent], QuotaCheck, str]:
+        """Deltas then one StreamEnd (usage estimated when the provider gave none). Retries
+        happen only before the first delta; a partial generation is never replayed."""
+        quota = self._usage.check_quota(tenant_id)
+        target = self.target(tenant_id, model, Capability.CHAT)
+        return self._stream(tenant_id, target, request), quota, target.model.name
+
+    def _stream(self, tenant_id: uuid.UUID, target: Target, request: ChatRequest) -> Iterator[ChatEvent]:
+        provider = self._providers.get(target.spec.protocol)
+        call_request = self._with_defaults(target.spec, request)
+        breaker = self._breaker(target.spec)
+        started = self._clock()
+        text: list[str] = []
+        try:
+            events = self._retry.stream(lambda: breaker.stream(lambda: provider.stream(
+                target.spec.provider_model, call_request, target.credentials, self._timeouts)))
+            for event in events:
+                if isinstance(event, TextDelta):
+                    text.append(event.text)
+                elif isinstance(event, ToolCallDelta):
+                    text.append(event.arguments)
+                elif isinstance(event, StreamEnd):
+                    usage = event.usage or Usage(
+                        input_tokens=estimate_tokens([m.content for m in call_request.messages]),
+                        output_tokens=estimate_tokens(["".join(text)]), estimated=True)
+                    self._record(tenant_id, target.spec, "chat", usage, started, "ok")
+                    yield StreamEnd(event.stop_reason, usage, event.model)
+                    return
+                yield event
+        except ProviderError as exc:
+            self._record(tenant_id, target.spec, "chat", Usage(
+                output_tokens=estimate_tokens(["".join(text)]) if text else 0, estimated=bool(text)),
+                started, exc.code)
+            raise
+
+    # Embeddings ------------------------------------------------------------------------------
+    def embed(self, tenant_id: uuid.UUID, texts: list[str], model: str | None = None, *, start_batch: int = 0,
+              on_batch: Callable[[int, list[list[float]]], None] | None = None) -> EmbedResult:
+        """Embed in batches within the model's limits. ``on_batch(index, vectors)`` sees each
+        batch as it completes; a failure raises EmbeddingInterrupted naming the batch to
+        resume from, so a long document never starts over."""
+        self._usage.check_quota(tenant_id)
+        target = self.target(tenant_id, model, Capability.EMBEDDING)
+        spec = target.spec
+        provider = self._providers.get(spec.protocol)
+        size = spec.max_batch_size
+        batches = [texts[i:i + size] for i in range(0, len(texts), size)]
+        vectors: list[list[float]] = []
+        input_tokens = 0
+        estimated = False
+        for index in range(start_batch, len(batches)):
+            batch = batches[index]
+            started = self._clock()
+            try:
+                batch_vectors, tokens = self._guarded(spec, lambda b=batch: provider.embed(  # type: ignore[misc]
+                    spec.provider_model, b, target.credentials, self._timeouts))()
+            except ProviderError as exc:
+                self._record(tenant_id, spec, "embedding", Usage(), started, exc.code)
+                raise EmbeddingInterrupted(index, exc) from exc
+            if len(batch_vectors) != len(batch) or any(len(v) != spec.dimensions for v in batch_vectors):
+                from shared.models.errors import MalformedProviderResponse
+
+                error = MalformedProviderResponse(
+                    f"{spec.name} returned vectors that do not match its declared {spec.dimensions} dimensions",
+                    code="model_dimension_mismatch", details={"model": spec.name, "expected": spec.dimensions})
+                self._record(tenant_id, spec, "embedding", Usage(), started, error.code)
+                raise EmbeddingInterrupted(index, error)
+            batch_estimated = tokens == 0
+            tokens = tokens or estimate_tokens(batch)
+            estimated = estimated or batch_estimated
+            input_tokens += tokens
+            self._record(tenant_id, spec, "embedding", Usage(input_tokens=tokens, estimated=batch_estimated),
+                         started, "ok")
+            if on_batch is not None:
+                on_batch(index, batch_vectors)
+            vectors.extend(batch_vectors)
+        return EmbedResult(vectors, target.model.name, spec.dimensions or 0,
+                           Usage(input_tokens=input_tokens, estimated=estimated))
+
+    # Credential test ---------------------------------------------------------------------------
+    def test_spec(self, tenant_id: uuid.UUID, spec: ModelSpec, api_key: str | None) -> ModelTestResult:
+        """A minimal real call with these settings (no retries: the answer should be quick)."""
+        started = self._clock()
+        try:
+            credentials = platform_credentials(spec) if api_key is None and spec.connection.api_key_ref else \
+                Credentials(api_key=api_key, base_url=spec.connection.base_url, region=spec.connection.region)
+            provider = self._providers.get(spec.protocol)
+            if spec.has(Capability.CHAT):
+                provider.chat(spec.provider_model, ChatRequest(messages=[Message(role="user", content="ping")],
+                                                               max_tokens=1), credentials, self._timeouts)
+            elif spec.has(Capability.EMBEDDING):
+                provider.embed(spec.provider_model, ["ping"], credentials, self._timeouts)
+            elif spec.has(Capability.RERANK):
+                provider.rerank(spec.provider_model, "ping", ["ping"], credentials, self._timeouts)
+        except StratusError as exc:
+            return ModelTestResult(model=spec.name, ok=False, latency_ms=self._ms(started),
+                                   error={"code": exc.code, "message": exc.message})
+        return ModelTestResult(model=spec.name, ok=True, latency_ms=self._ms(started))
+
+    def _ms(self, started: float) -> int:
+        return int((self._clock() - started) * 1000)
+
+    def _record(self, tenant_id: uuid.UUID, spec: ModelSpec, call_type: str, usage: Usage, started: float,
+                outcome: str) -> None:
+        self._usage.record(tenant_id=tenant_id, model_name=spec.name, call_type=call_type,
+                           input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+                           estimated=usage.estimated, latency_ms=self._ms(started),
+                           cost=spec.cost(usage.input_tokens, usage.output_tokens), outcome=outcome)
