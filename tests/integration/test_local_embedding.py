@@ -116,6 +116,27 @@ def test_order_is_preserved_across_internal_batches() -> None:
         assert best == offset * 5
 
 
+def test_short_texts_go_32_at_a_time_and_come_back_in_order() -> None:
+    texts = [f"note number {i} about {('apples', 'trains', 'taxes', 'violins')[i % 4]}" for i in range(70)]
+    lengths = le.count_tokens(texts)
+    assert [len(batch) for batch in le._batches(lengths)] == [32, 32, 6]
+    vectors, _ = embed(texts)
+    for index in (0, 31, 32, 63, 64, 69):
+        (alone,), _ = embed([texts[index]])
+        assert max_abs_diff(vectors[index], alone) < 1e-4, index
+
+
+def test_batches_respect_the_count_and_padded_token_limits() -> None:
+    lengths = [(i * 53) % 256 + 1 for i in range(500)]
+    batches = le._batches(lengths)
+    assert sorted(i for batch in batches for i in batch) == list(range(500))
+    for batch in batches:
+        assert len(batch) <= le.BATCH_SIZE
+        assert len(batch) * max(lengths[i] for i in batch) <= le.MAX_BATCH_TOKENS
+    assert max(len(batch) for batch in batches) == le.BATCH_SIZE
+    assert min(len(batch) for batch in batches[:-1]) >= le.MAX_BATCH_TOKENS // 256
+
+
 def test_identical_text_gives_identical_vector() -> None:
     text = "Identical inputs must map to identical vectors."
     vectors, _ = embed([text, "something else entirely", text])
@@ -226,3 +247,22 @@ def test_cold_process_imports_nothing_heavy_until_used() -> None:
     assert result["counts"] == [4]
     assert result["n"] == 4 and result["identical"]  # concurrent first use loads once and agrees
     assert result["after_embed"] == ["numpy", "onnxruntime", "tokenizers"]
+
+
+_WITHOUT_TOKENIZERS = """
+import sys
+sys.modules["tokenizers"] = None  # as on a function without the embed layer
+from shared.models import local_embedding as le
+from shared.models.errors import ProviderError
+try:
+    le.count_tokens(["hello"])
+except ImportError as exc:
+    assert isinstance(exc, ProviderError) and "tokenizers" in str(exc), exc
+    print("fell back")
+"""
+
+
+def test_a_missing_package_is_an_import_error_callers_can_fall_back_on() -> None:
+    out = subprocess.run([sys.executable, "-c", _WITHOUT_TOKENIZERS], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "fell back"
