@@ -20,7 +20,8 @@ app = http_app(__name__)
 @app.endpoint
 def list_models(capability: Annotated[Capability | None, Query()] = None,
                 source: Annotated[Literal["catalog", "tenant"] | None, Query()] = None,
-                page: PageQuery = 1, limit: LimitQuery = 20, sort: SortQuery = "name") -> Response[ListEnvelope[ModelOut]]:
+                page: PageQuery = 1, limit: LimitQuery = 20,
+                sort: SortQuery = "name") -> Response[ListEnvelope[ModelOut]]:
     items, pagination = model_service().list(current_principal(), capability, source,
                                              page_request(page, limit, sort, MODEL_SORTS))
     return app.page(items, pagination)

@@ -24,7 +24,7 @@ def get_secret_string(secret_id: str) -> str:
     token = settings.aws_session_token.get_secret_value() if settings.aws_session_token else ""
     url = (f"http://localhost:{settings.parameters_secrets_extension_http_port}"
            f"/secretsmanager/get?secretId={urllib.parse.quote(secret_id, safe='')}")
-    request = urllib.request.Request(url, headers={"X-Aws-Parameters-Secrets-Token": token})  # noqa: S310
+    request = urllib.request.Request(url, headers={"X-Aws-Parameters-Secrets-Token": token})
     try:
         with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 (loopback only)
             return str(json.loads(response.read())["SecretString"])

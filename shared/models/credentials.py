@@ -8,7 +8,8 @@ from typing import Any, Protocol
 
 from shared.errors import Unavailable
 from shared.models.errors import ModelNotConfigured
-from shared.models.spec import Connection, ModelSpec, Protocol as ModelProtocol
+from shared.models.spec import Connection, ModelSpec
+from shared.models.spec import Protocol as ModelProtocol
 from shared.models.types import Credentials
 
 

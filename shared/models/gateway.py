@@ -186,8 +186,10 @@ class ModelGateway:
                 call_request = self._with_defaults(target.spec, request)
                 started = self._clock()
                 try:
-                    result: ChatResult = self._guarded(target.spec, lambda: provider.chat(
-                        target.spec.provider_model, call_request, target.credentials, self._timeouts))()
+                    # One provider call per attempt (the retry policy around it decides
+                    # about more), each recorded.
+                    result: ChatResult = self._breaker(target.spec).call(lambda: provider.chat(
+                        target.spec.provider_model, call_request, target.credentials, self._timeouts))
                 except ProviderError as exc:
                     self._record(tenant_id, target.spec, "chat", Usage(), started, exc.code)
                     raise
@@ -198,7 +200,7 @@ class ModelGateway:
         fallback = None
         if fallback_name and fallback_name != primary.model.name:
             fallback = lambda: attempt(self.target(tenant_id, fallback_name, Capability.CHAT))()  # noqa: E731
-        return call_with_fallback(attempt(primary), fallback)
+        return call_with_fallback(attempt(primary), fallback, self._retry)
 
     def stream_chat(self, tenant_id: uuid.UUID, request: ChatRequest,
                     model: str | None = None) -> tuple[Iterator[ChatEvent], QuotaCheck, str]:
@@ -282,22 +284,32 @@ class ModelGateway:
 
     # Credential test ---------------------------------------------------------------------------
     def test_spec(self, tenant_id: uuid.UUID, spec: ModelSpec, api_key: str | None) -> ModelTestResult:
-        """A minimal real call with these settings (no retries: the answer should be quick)."""
+        """A minimal real call with these settings (no retries: the answer should be quick).
+        It spends tokens like any call, so it is recorded like any call."""
         started = self._clock()
+        usage = Usage()
+        call_type = "chat"
         try:
             credentials = platform_credentials(spec) if api_key is None and spec.connection.api_key_ref else \
                 Credentials(api_key=api_key, base_url=spec.connection.base_url, region=spec.connection.region)
             provider = self._providers.get(spec.protocol)
             if spec.has(Capability.CHAT):
-                provider.chat(spec.provider_model, ChatRequest(messages=[Message(role="user", content="ping")],
-                                                               max_tokens=1), credentials, self._timeouts)
+                result = provider.chat(spec.provider_model, ChatRequest(
+                    messages=[Message(role="user", content="ping")], max_tokens=1), credentials, self._timeouts)
+                usage = result.usage
             elif spec.has(Capability.EMBEDDING):
-                provider.embed(spec.provider_model, ["ping"], credentials, self._timeouts)
+                call_type = "embedding"
+                _, tokens = provider.embed(spec.provider_model, ["ping"], credentials, self._timeouts)
+                usage = Usage(input_tokens=tokens)
             elif spec.has(Capability.RERANK):
+                call_type = "rerank"
                 provider.rerank(spec.provider_model, "ping", ["ping"], credentials, self._timeouts)
         except StratusError as exc:
+            if isinstance(exc, ProviderError):
+                self._record(tenant_id, spec, call_type, usage, started, exc.code)
             return ModelTestResult(model=spec.name, ok=False, latency_ms=self._ms(started),
                                    error={"code": exc.code, "message": exc.message})
+        self._record(tenant_id, spec, call_type, usage, started, "ok")
         return ModelTestResult(model=spec.name, ok=True, latency_ms=self._ms(started))
 
     def _ms(self, started: float) -> int:

@@ -53,7 +53,7 @@ def list_models(conn: Connection[Any], tenant_id: uuid.UUID, capability: str | N
                         WHERE deleted_at IS NULL AND (tenant_id IS NULL OR tenant_id = %s)
                           AND (%s::text IS NULL OR spec->'capabilities' ? %s::text)
                           AND (%s::text IS NULL OR source = %s::text)
-                        ORDER BY {{}} LIMIT %s OFFSET %s""").format(order)  # noqa: S608
+                        ORDER BY {{}} LIMIT %s OFFSET %s""").format(order)
     rows = _rows(conn, query, (tenant_id, capability, capability, source, source, page.limit, page.offset))
     total = int(rows[0]["total"]) if rows else 0
     if not rows and page.offset:

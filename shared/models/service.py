@@ -118,7 +118,8 @@ class ModelService:
         tenant_id = principal.tenant
         fields = request.model_dump(include=set(_SPEC_FIELDS))
         spec = self._spec(name=request.name, protocol=request.protocol, base_url=request.base_url,
-                          region=request.region, fields={**fields, "display_name": request.display_name or request.name})
+                          region=request.region,
+                          fields={**fields, "display_name": request.display_name or request.name})
         api_key = request.api_key.get_secret_value() if request.api_key else None
         if request.test:
             self._test_or_fail(tenant_id, spec, api_key)

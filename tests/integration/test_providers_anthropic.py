@@ -50,7 +50,7 @@ SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}}, "requi
 @pytest.fixture(scope="module")
 def server() -> Iterator[FakeAnthropic]:
     with FakeAnthropic() as fake:
-        yield fake  # type: ignore[misc]
+        yield fake
 
 
 @pytest.fixture

@@ -53,9 +53,26 @@ TIMEOUTS = Timeouts(connect_s=2, read_s=30, stream_idle_s=10)
 HELLO = ChatRequest(messages=[Message(role="user", content="Hello")])
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def provider() -> BedrockProvider:
+    # One provider (one boto3 session and its clients) for the module: creating a
+    # bedrock-runtime client loads the service model, ~0.4 s each time in a fresh session.
     return BedrockProvider()
+
+
+@pytest.fixture
+def answer(provider: BedrockProvider) -> Iterator[Callable[[Any, str, Callable[[Any], AWSResponse]], None]]:
+    """Register a ``before-send`` handler answering ``operation`` on a client, for this test."""
+    registered: list[tuple[Any, str, str]] = []
+
+    def register(client: Any, operation: str, handler: Callable[[Any], AWSResponse]) -> None:
+        event, unique_id = f"before-send.bedrock-runtime.{operation}", f"test-{len(registered)}"
+        client.meta.events.register(event, lambda request, **_: handler(request), unique_id=unique_id)
+        registered.append((client, event, unique_id))
+
+    yield register
+    for client, event, unique_id in registered:
+        client.meta.events.unregister(event, unique_id=unique_id)
 
 
 @pytest.fixture
@@ -240,7 +257,7 @@ def test_titan_embedding_without_dimensions(provider, stub):
     provider.embed("amazon.titan-embed-text-v2:0", ["x"], CREDS, TIMEOUTS)
 
 
-def test_botocore_does_not_retry(provider):
+def test_botocore_does_not_retry(provider, answer):
     client = provider.client(CREDS, TIMEOUTS)
     calls: list[int] = []
 
@@ -250,7 +267,7 @@ def test_botocore_does_not_retry(provider):
         return AWSResponse(request.url, 503, {"x-amzn-errortype": "ServiceUnavailableException:http://internal/",
                                               "content-type": "application/json"}, _raw(body, 503))
 
-    _answer_with(unavailable, client, "Converse")
+    answer(client, "Converse", unavailable)
     with pytest.raises(ProviderUnavailable):
         provider.chat(MODEL, HELLO, CREDS, TIMEOUTS)
     assert len(calls) == 1
@@ -262,11 +279,7 @@ def test_titan_embedding_error(provider, stub):
         provider.embed("amazon.titan-embed-text-v2:0", ["x"], CREDS, TIMEOUTS)
 
 
-def _answer_with(handler: Callable[[Any], AWSResponse], client: Any, operation: str) -> None:
-    client.meta.events.register(f"before-send.bedrock-runtime.{operation}", lambda request, **_: handler(request))
-
-
-def test_many_texts_are_embedded_concurrently_and_returned_in_input_order(provider):
+def test_many_texts_are_embedded_concurrently_and_returned_in_input_order(provider, answer):
     client = provider.client(CREDS, TIMEOUTS)
     seen: list[str] = []
 
@@ -276,7 +289,7 @@ def test_many_texts_are_embedded_concurrently_and_returned_in_input_order(provid
         body = json.dumps({"embedding": [float(len(text))], "inputTextTokenCount": len(text)}).encode()
         return AWSResponse(request.url, 200, {"content-type": "application/json"}, _raw(body))
 
-    _answer_with(titan, client, "InvokeModel")
+    answer(client, "InvokeModel", titan)
     texts = ["a" * n for n in range(1, 21)]
     vectors, tokens = provider.embed("amazon.titan-embed-text-v2:0", texts, CREDS, TIMEOUTS)
     assert [v[0] for v in vectors] == [float(n) for n in range(1, 21)]
@@ -363,18 +376,18 @@ def _raw(body: bytes, status: int = 200) -> urllib3.HTTPResponse:
 
 
 @pytest.fixture
-def converse_stream(provider: BedrockProvider) -> Callable[[bytes], list[dict[str, Any]]]:
+def converse_stream(provider: BedrockProvider, answer: Any) -> Callable[[bytes], list[dict[str, Any]]]:
     """Make the provider's stream client receive ``body`` (event stream bytes); returns the
     list the sent requests are recorded in."""
     client = provider.client(CREDS, TIMEOUTS, read_s=TIMEOUTS.stream_idle_s)
     sent: list[dict[str, Any]] = []
 
     def install(body: bytes) -> list[dict[str, Any]]:
-        def answer(request: Any) -> AWSResponse:
+        def reply(request: Any) -> AWSResponse:
             sent.append(json.loads(request.body))
             return AWSResponse(request.url, 200, {"content-type": "application/vnd.amazon.eventstream"}, _raw(body))
 
-        _answer_with(answer, client, "ConverseStream")
+        answer(client, "ConverseStream", reply)
         return sent
 
     return install

@@ -7,6 +7,7 @@ import random
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from typing import Any
 
 import pytest
 
@@ -53,7 +54,7 @@ class FakeClock:
         return self.now
 
 
-def policy(sleeps: list[float], *, rand: float | Callable[[], float] = 1.0, **kwargs: float) -> RetryPolicy:
+def policy(sleeps: list[float], *, rand: float | Callable[[], float] = 1.0, **kwargs: Any) -> RetryPolicy:
     return RetryPolicy(sleep=sleeps.append, random=rand if callable(rand) else (lambda: rand), **kwargs)
 
 
@@ -232,7 +233,7 @@ def test_closing_the_retried_stream_closes_the_provider_stream():
 
     stream = policy([]).stream(start)
     assert next(stream) == "a"
-    stream.close()  # type: ignore[attr-defined]
+    stream.close()
     assert closed == [True]
 
 
@@ -249,8 +250,8 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-def breaker(store: MemoryKeyValueStore, clock: FakeClock, **kwargs: float) -> CircuitBreaker:
-    return CircuitBreaker(store, "openai:gpt-4o", clock=clock, **kwargs)  # type: ignore[arg-type]
+def breaker(store: MemoryKeyValueStore, clock: FakeClock, **kwargs: Any) -> CircuitBreaker:
+    return CircuitBreaker(store, "openai:gpt-4o", clock=clock, **kwargs)
 
 
 def fail(cb: CircuitBreaker, times: int, error: BaseException | None = None) -> None:
