@@ -259,6 +259,8 @@ _MD = "models"
 _PROVIDER_LAYERS = ("base", "aws", "llm")
 _KMS = Access("kms:credentials", ("encrypt", "decrypt"))
 _BEDROCK = Access("bedrock", ("invoke",))
+# The platform's provider keys (JSON secret: {"OPENAI_API_KEY": ..., ...}).
+_PROVIDER_KEYS = secret("provider-keys")
 
 FUNCTIONS += (
     Function("models-refresh", "functions.models.refresh_catalog", _MD,
@@ -270,7 +272,7 @@ FUNCTIONS += (
              access=(DATABASE,)),
     Function("models-list", "functions.models.list_models", _MD,
              Http("GET", "/api/v1/models", permission="model:read", summary="List models", tag="models"),
-             access=(DATABASE, REDIS)),
+             access=(DATABASE, REDIS, _PROVIDER_KEYS)),
     Function("models-get-defaults", "functions.models.get_defaults", _MD,
              Http("GET", "/api/v1/models/defaults", permission="model:read",
                   summary="The tenant's default models", tag="models"),
@@ -281,15 +283,15 @@ FUNCTIONS += (
              access=(DATABASE, REDIS)),
     Function("models-get", "functions.models.get_model", _MD,
              Http("GET", "/api/v1/models/{model_name}", permission="model:read", summary="One model", tag="models"),
-             access=(DATABASE, REDIS)),
+             access=(DATABASE, REDIS, _PROVIDER_KEYS)),
     Function("models-create", "functions.models.create_model", _MD,
              Http("POST", "/api/v1/models", permission="model:manage",
                   summary="Add a tenant model (credentials tested, stored encrypted)", tag="models"),
-             memory_mb=1024, timeout_s=30, layers=_PROVIDER_LAYERS, access=(DATABASE, REDIS, _KMS, _BEDROCK)),
+             memory_mb=1024, timeout_s=30, layers=_PROVIDER_LAYERS, access=(DATABASE, REDIS, _KMS, _BEDROCK, _PROVIDER_KEYS)),
     Function("models-update", "functions.models.update_model", _MD,
              Http("PATCH", "/api/v1/models/{model_name}", permission="model:manage",
                   summary="Change a tenant model", tag="models"),
-             memory_mb=1024, timeout_s=30, layers=_PROVIDER_LAYERS, access=(DATABASE, REDIS, _KMS, _BEDROCK)),
+             memory_mb=1024, timeout_s=30, layers=_PROVIDER_LAYERS, access=(DATABASE, REDIS, _KMS, _BEDROCK, _PROVIDER_KEYS)),
     Function("models-delete", "functions.models.delete_model", _MD,
              Http("DELETE", "/api/v1/models/{model_name}", permission="model:manage",
                   summary="Remove a tenant model", tag="models"),
@@ -297,7 +299,7 @@ FUNCTIONS += (
     Function("models-test", "functions.models.test_model", _MD,
              Http("POST", "/api/v1/models/{model_name}/test", permission="model:manage",
                   summary="Test a model's credentials with a minimal call", tag="models"),
-             memory_mb=1024, timeout_s=30, layers=_PROVIDER_LAYERS, access=(DATABASE, REDIS, _KMS, _BEDROCK)),
+             memory_mb=1024, timeout_s=30, layers=_PROVIDER_LAYERS, access=(DATABASE, REDIS, _KMS, _BEDROCK, _PROVIDER_KEYS)),
     Function("usage-get", "functions.models.get_usage", _MD,
              Http("GET", "/api/v1/usage", permission="usage:read",
                   summary="Token usage and cost by model or day", tag="usage"),

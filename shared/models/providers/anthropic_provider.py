@@ -17,6 +17,7 @@ Mapping from the gateway's vocabulary:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import threading
@@ -156,6 +157,7 @@ class AnthropicProvider:
 
     def stream(self, model: str, request: ChatRequest, credentials: Credentials,
                timeouts: Timeouts) -> Iterator[ChatEvent]:
+        """Read it to its end (one step past StreamEnd) for the connection to be reused."""
         import anthropic
 
         client = self._client(credentials, timeouts)
@@ -299,9 +301,8 @@ def _stream_events(stream: Iterator[Any], model: str, answer_tool: str | None) -
                     if getattr(usage, "input_tokens", None) is not None:
                         input_tokens = _input_tokens(usage)
             elif kind == "message_stop":
-                # Not a break: reading on to the end of the body lets httpx return the
-                # connection to the pool instead of dropping it.
                 finished = True
+                break
     except ProviderError:
         raise
     except (AttributeError, TypeError) as exc:  # an event that is JSON but not the expected shape
@@ -320,6 +321,12 @@ def _stream_events(stream: Iterator[Any], model: str, answer_tool: str | None) -
         usage_out = Usage(input_tokens or 0, int(output_tokens or 0))
     yield StreamEnd(stop_reason=_stop_reason(stop_reason, structured=answer_tool is not None),
                     usage=usage_out, model=answered_model or model)
+    # The answer is complete: read on to the end of the body (the SDK's stream does, past
+    # message_stop) so httpx returns the connection to the pool instead of dropping it. A
+    # server that stalls or breaks here costs only that connection, never the answer.
+    with contextlib.suppress(Exception):
+        for _ in stream:
+            pass
 
 
 # --- errors ---

@@ -13,6 +13,7 @@ function that never calls a model must not pay at cold start.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import threading
@@ -137,6 +138,8 @@ class OpenAIProvider:
 
     def stream(self, model: str, request: ChatRequest, credentials: Credentials,
                timeouts: Timeouts) -> Iterator[ChatEvent]:
+        """Read it to its end (one step past StreamEnd) for the connection to be reused."""
+        import httpx2
         import openai
 
         client = self._client(credentials, timeouts)
@@ -154,7 +157,14 @@ class OpenAIProvider:
         # building a pydantic model per chunk).
         try:
             with client.chat.completions.with_streaming_response.create(**params) as response:
-                yield from _stream_events(_sse_json(response.iter_lines()), model)
+                lines = response.iter_lines()
+                yield from _stream_events(_sse_json(lines), model)
+                # The answer is complete (StreamEnd is out): read the body's end so the
+                # connection goes back to the pool. A server that stalls or drops it here
+                # costs only that connection, never the answer.
+                with contextlib.suppress(httpx2.HTTPError):
+                    for _ in lines:
+                        pass
         except ProviderError:
             raise
         except Exception as exc:
@@ -236,30 +246,26 @@ def _chat_params(model: str, request: ChatRequest) -> dict[str, Any]:
 
 
 def _sse_json(lines: Iterator[str]) -> Iterator[Any]:
-    """The JSON payloads of an SSE body's events up to ``data: [DONE]``; the rest of the body is
-    then read to its end (normally just the chunked encoding's terminator) so that the
-    connection can be reused. Field handling follows the SSE spec: ``data`` lines accumulate
-    until a blank line; comments and other fields are ignored (chat completions use neither)."""
+    """The JSON payloads of an SSE body's events, up to ``data: [DONE]`` (the lines after it
+    are left unread in ``lines``). Field handling follows the SSE spec: ``data`` lines
+    accumulate until a blank line; comments and other fields are ignored (chat completions
+    use neither)."""
     data: list[str] = []
-    done = False
     for line in lines:
-        if done:
-            continue
         if not line:
             if data:
                 payload = "\n".join(data)
                 data = []
                 if payload.startswith("[DONE]"):
-                    done = True
-                else:
-                    yield json.loads(payload)
+                    return
+                yield json.loads(payload)
             continue
         if line.startswith(":"):
             continue
         name, _, value = line.partition(":")
         if name == "data":
             data.append(value[1:] if value.startswith(" ") else value)
-    if data and not done:  # a last event without its blank line
+    if data:  # a last event without its blank line
         payload = "\n".join(data)
         if not payload.startswith("[DONE]"):
             yield json.loads(payload)
