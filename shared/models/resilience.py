@@ -166,9 +166,13 @@ class RetryPolicy:
                             exc.code, attempt, self.max_attempts - 1, delay)
                 self.sleep(delay)
                 continue
-            yield first
-            # ``yield from`` forwards close() to the provider's stream when the caller stops early.
-            yield from iterator
+            try:
+                yield first
+                yield from iterator
+            finally:
+                # A caller that stops early closes us; close the provider's stream with us
+                # (its HTTP response) rather than leave that to the garbage collector.
+                _close(iterator)
             return
 
 
@@ -352,8 +356,9 @@ def stream_with_fallback(primary: Callable[[], Iterator[T]], fallback: Callable[
     raised)."""
     policy = policy or RetryPolicy()
     yielded = False
+    events = policy.stream(primary)
     try:
-        for event in policy.stream(primary):
+        for event in events:
             yielded = True
             yield event
         return
@@ -361,4 +366,6 @@ def stream_with_fallback(primary: Callable[[], Iterator[T]], fallback: Callable[
         if yielded or fallback is None or not exc.retryable:
             raise
         logger.warning("primary model failed before streaming (%s); using the fallback model", exc.code)
+    finally:
+        _close(events)
     yield from policy.stream(fallback)

@@ -4,15 +4,24 @@ embedded PostgreSQL."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import boto3
 import psycopg
 import pytest
+from moto import mock_aws
 from starlette.testclient import TestClient
 
 from infra.local.gateway import LocalGateway
 from infra.local.invoker import LocalInvoker
+from shared.aws.clients import reset_clients
+from shared.config import reset_settings
+from shared.models.wiring import reset_model_services
+from tests.support.fake_openai import FakeOpenAI
+
+API_KEY = "sk-test-" + "k" * 24
 
 
 @pytest.fixture(scope="session")
@@ -50,3 +59,40 @@ def admin_sql(pg: Any) -> Callable[..., list[tuple[Any, ...]]]:
             return cur.fetchall() if cur.description else []
 
     return run
+
+
+def _reset() -> None:
+    reset_settings()
+    reset_clients()
+    reset_model_services()
+
+
+@pytest.fixture(scope="module")
+def kms(app_env: None) -> Iterator[str]:
+    """KMS (moto, in-process) for tenant credentials; no platform provider key is set."""
+    saved = {k: os.environ.get(k) for k in ("CREDENTIALS_KMS_KEY_ID", "OPENAI_API_KEY", "AWS_ENDPOINT_URL")}
+    os.environ.pop("OPENAI_API_KEY", None)
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    with mock_aws():
+        key_id = boto3.client("kms", region_name="us-east-1").create_key()["KeyMetadata"]["KeyId"]
+        os.environ["CREDENTIALS_KMS_KEY_ID"] = key_id
+        _reset()
+        yield key_id
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    _reset()
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as server:
+        yield server
+
+
+@pytest.fixture
+def openai_fake(fake: FakeOpenAI) -> FakeOpenAI:
+    fake.reset()
+    return fake

@@ -4,65 +4,24 @@ calls go to a local server speaking OpenAI's wire protocol."""
 
 from __future__ import annotations
 
-import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 from starlette.testclient import TestClient
 
-from shared.aws.clients import reset_clients
 from shared.config import reset_settings
 from shared.models.errors import ModelNotConfigured
 from shared.models.types import ChatRequest, Message, StreamEnd, TextDelta
 from shared.models.usage import QuotaExceeded
-from shared.models.wiring import model_gateway, reset_model_services
-from tests.integration.conftest import bearer
+from shared.models.wiring import model_gateway
+from tests.integration.conftest import API_KEY, bearer
 from tests.integration.test_api_platform import assert_error
 from tests.support.fake_openai import ChatScript, FakeOpenAI, RawReply
 
 Sql = Callable[..., list[tuple[Any, ...]]]
-API_KEY = "sk-test-" + "k" * 24
 CHAT = ChatRequest(messages=[Message(role="user", content="Say hello")])
-
-
-def _reset() -> None:
-    reset_settings()
-    reset_clients()
-    reset_model_services()
-
-
-@pytest.fixture(scope="module")
-def kms(app_env: None) -> Iterator[str]:
-    saved = {k: os.environ.get(k) for k in ("CREDENTIALS_KMS_KEY_ID", "OPENAI_API_KEY", "AWS_ENDPOINT_URL")}
-    os.environ.pop("OPENAI_API_KEY", None)
-    os.environ.pop("AWS_ENDPOINT_URL", None)
-    with mock_aws():
-        key_id = boto3.client("kms", region_name="us-east-1").create_key()["KeyMetadata"]["KeyId"]
-        os.environ["CREDENTIALS_KMS_KEY_ID"] = key_id
-        _reset()
-        yield key_id
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-    _reset()
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as server:
-        yield server
-
-
-@pytest.fixture
-def openai_fake(fake: FakeOpenAI) -> FakeOpenAI:
-    fake.reset()
-    return fake
 
 
 @pytest.fixture

@@ -373,6 +373,14 @@ def test_streams_reuse_the_pooled_connection(fake, provider, creds):
     assert fake.connections == 1
 
 
+def test_a_server_that_stalls_after_the_answer_does_not_fail_it(fake, provider, creds):
+    # The body is read past [DONE] only to pool the connection: a stall there is not an error.
+    fake.enqueue(ChatScript(text=["done"], hold_open_s=2))
+    events, error = collect(provider.stream("m", HELLO, creds, Timeouts(connect_s=1, read_s=5, stream_idle_s=0.3)))
+    assert error is None
+    assert events[0] == TextDelta("done") and isinstance(events[-1], StreamEnd)
+
+
 def test_retry_policy_retries_a_stream_that_failed_before_its_first_event(fake, provider, creds):
     fake.enqueue(RawReply(503, {"error": {"message": "busy", "type": "server_error"}}), ChatScript(text=["ok"]))
     policy = RetryPolicy(sleep=lambda _: None)

@@ -63,7 +63,7 @@ class FakeAnthropic(ScriptedHTTPServer):
         if body.get("stream"):
             exchange.stream_events(self._events(reply, model, stop), ChatScript(
                 headers=headers, chunk_delay_s=reply.chunk_delay_s,
-                disconnect_after_chunks=reply.disconnect_after_chunks))
+                disconnect_after_chunks=reply.disconnect_after_chunks, hold_open_s=reply.hold_open_s))
         else:
             exchange.send(reply.status, self.message(reply, model, stop), headers)
 

@@ -73,6 +73,8 @@ class ChatScript:
     malformed_chunk_at: int | None = None
     # End the stream cleanly but without a finish reason (and, for OpenAI, without [DONE]).
     omit_finish: bool = False
+    # After the last event, keep the response open this long before ending its body.
+    hold_open_s: float = 0.0
 
 
 @dataclass
@@ -230,6 +232,7 @@ class Exchange:
             if position and script.chunk_delay_s:
                 self.wait(script.chunk_delay_s)
             self.chunk(event)
+        self.wait(script.hold_open_s)
         self.end_stream()
 
 

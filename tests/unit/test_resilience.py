@@ -231,10 +231,20 @@ def test_closing_the_retried_stream_closes_the_provider_stream():
         finally:
             closed.append(True)
 
-    stream = policy([]).stream(start)
-    assert next(stream) == "a"
-    stream.close()
-    assert closed == [True]
+    started = []
+
+    def keep() -> Iterator[str]:
+        stream = start()
+        started.append(stream)  # held here, so only an explicit close() can run its finally
+        return stream
+
+    for stop_after in (1, 2):
+        closed.clear()
+        retried = policy([]).stream(keep)
+        for _ in range(stop_after):
+            next(retried)
+        retried.close()  # type: ignore[attr-defined]
+        assert closed == [True]
 
 
 # --- CircuitBreaker ---

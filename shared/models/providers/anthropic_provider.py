@@ -250,6 +250,7 @@ def _params(model: str, request: ChatRequest) -> dict[str, Any]:
 
 
 def _stream_events(stream: Iterator[Any], model: str, answer_tool: str | None) -> Iterator[ChatEvent]:
+    import anthropic
     import httpx2
 
     input_tokens: int | None = None
@@ -324,7 +325,7 @@ def _stream_events(stream: Iterator[Any], model: str, answer_tool: str | None) -
     # The answer is complete: read on to the end of the body (the SDK's stream does, past
     # message_stop) so httpx returns the connection to the pool instead of dropping it. A
     # server that stalls or breaks here costs only that connection, never the answer.
-    with contextlib.suppress(Exception):
+    with contextlib.suppress(httpx2.HTTPError, anthropic.AnthropicError, ValueError):
         for _ in stream:
             pass
 
