@@ -34,6 +34,9 @@ for _key, _value in _BASE_ENV.items():
 # Functions under test use the in-process cache adapters unless a test hands them Redis;
 # a REDIS_URL given to the test run is where the Redis contract tests go instead of a
 # server the set-up starts itself.
+# Tests never reach a real model provider, whatever keys the developer's shell holds.
+for _key in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_BASE_URL"):
+    os.environ.pop(_key, None)
 if os.environ.get("REDIS_URL"):
     os.environ["STRATUS_TEST_REDIS_URL"] = os.environ.pop("REDIS_URL")
 

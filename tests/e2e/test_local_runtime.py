@@ -29,6 +29,11 @@ def test_start_serves_api_and_writes_local_json(runtime: RunningRuntime) -> None
         owner = {"Authorization": f"Bearer {created.json()['data']['owner_token']}"}
         assert client.get("/api/v1/tenants/current", headers=owner).json()["data"]["name"] == "e2e"
         assert client.get("/api/v1/openapi.json").json()["openapi"] == "3.1.0"
+        # The model catalog is loaded at start; with no provider key the chat models say so.
+        models = {m["name"]: m for m in client.get("/api/v1/models?limit=100", headers=owner).json()["data"]}
+        assert models["all-minilm-l6-v2"]["configured"] is True
+        test = client.post("/api/v1/models/gpt-4o-mini/test", headers=owner).json()["data"]
+        assert test["ok"] is False and test["error"]["code"] == "model_not_configured"
         missing = client.get("/api/v1/nope")
         assert missing.status_code == 404 and missing.json()["code"] == "biz_route_not_found"
 

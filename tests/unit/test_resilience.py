@@ -243,7 +243,7 @@ def test_closing_the_retried_stream_closes_the_provider_stream():
         retried = policy([]).stream(keep)
         for _ in range(stop_after):
             next(retried)
-        retried.close()  # type: ignore[attr-defined]
+        retried.close()
         assert closed == [True]
 
 

@@ -170,8 +170,9 @@ class BedrockProvider:
 
     def chat(self, model: str, request: ChatRequest, credentials: Credentials, timeouts: Timeouts) -> ChatResult:
         client = self.client(credentials, timeouts)
+        params = converse_params(model, request)
         try:
-            response = client.converse(**converse_params(model, request))
+            response = client.converse(**params)
         except Exception as exc:
             raise map_bedrock_error(exc) from exc
         try:
@@ -183,11 +184,13 @@ class BedrockProvider:
                timeouts: Timeouts) -> Iterator[ChatEvent]:
         # botocore's read timeout bounds each socket read: on a stream, the silence between events.
         client = self.client(credentials, timeouts, read_s=timeouts.stream_idle_s)
+        params = converse_params(model, request)
         try:
-            response = client.converse_stream(**converse_params(model, request))
+            events = client.converse_stream(**params)["stream"]
+        except KeyError as exc:
+            raise MalformedProviderResponse(details={"provider": _PROVIDER}) from exc
         except Exception as exc:
             raise map_bedrock_error(exc) from exc
-        events = response["stream"]
         try:
             yield from stream_events(events, model)
         finally:
