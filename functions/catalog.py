@@ -54,7 +54,8 @@ LAYERS: dict[str, Layer] = {
         # same as in the tests.
         Layer("aws", requirements=("boto3==1.44.5",), baseline_imports=("boto3",)),
         # Provider SDKs, imported by the adapters on first call.
-        Layer("llm", requirements=("openai==3.54.0", "anthropic==2.12.0"), baseline_imports=()),
+        Layer("llm", requirements=("openai==3.54.0", "anthropic==2.12.0", "httpx2==2.16.2"),
+              baseline_imports=()),
         # The bundled offline embedding model (docs/adr/0018); loaded on first embed.
         Layer(
             "embed",

@@ -22,12 +22,12 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from functions.catalog import FUNCTIONS, Schedule
+from functions.catalog import FUNCTIONS, Function, Schedule
 from infra.local.invoker import LocalInvoker
 
 logger = logging.getLogger(__name__)
@@ -243,7 +243,7 @@ class LocalScheduler:
     """
 
     def __init__(self, invoker: LocalInvoker, clock: Callable[[], float] = time.monotonic,
-                 now: Callable[[], datetime] = _utc_now) -> None:
+                 now: Callable[[], datetime] = _utc_now, functions: Iterable[Function] = FUNCTIONS) -> None:
         self._invoker = invoker
         self._clock = clock
         self._now = now
@@ -251,7 +251,7 @@ class LocalScheduler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._jobs: dict[str, _Job] = {}
-        for fn in FUNCTIONS:
+        for fn in functions:
             if isinstance(fn.trigger, Schedule):
                 # A bad expression fails the runtime's start, like a failed deploy would.
                 expression = parse_schedule(fn.trigger.expression)

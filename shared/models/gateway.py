@@ -8,6 +8,7 @@ configured fallback model when the primary fails or its breaker is open, and rec
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import math
 import threading
@@ -193,6 +194,11 @@ class ModelGateway:
                 except ProviderError as exc:
                     self._record(tenant_id, target.spec, "chat", Usage(), started, exc.code)
                     raise
+                if result.usage.total_tokens == 0:
+                    # The provider reported no usage: count locally, marked estimated.
+                    result = dataclasses.replace(result, usage=Usage(
+                        input_tokens=estimate_tokens([m.content for m in call_request.messages]),
+                        output_tokens=estimate_tokens([result.content]), estimated=True))
                 self._record(tenant_id, target.spec, "chat", result.usage, started, "ok")
                 return GatewayChat(result, target.model.name, quota.warning_header())
             return run

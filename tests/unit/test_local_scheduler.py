@@ -10,6 +10,7 @@ from typing import Any, cast
 
 import pytest
 
+from functions.catalog import by_name
 from infra.local.invoker import FunctionError, LocalInvoker
 from infra.local.scheduler import CronExpression, LocalScheduler, RateExpression, parse_schedule
 from tests.support.events import load_event
@@ -155,7 +156,9 @@ class FakeClocks:
 
 
 def make_scheduler(invoker: FakeInvoker, clocks: FakeClocks) -> LocalScheduler:
-    return LocalScheduler(cast(LocalInvoker, invoker), clock=lambda: clocks.mono, now=lambda: clocks.wall)
+    # Only the daily purge: the timings below are written for its rate(1 day).
+    return LocalScheduler(cast(LocalInvoker, invoker), clock=lambda: clocks.mono, now=lambda: clocks.wall,
+                          functions=[by_name()["purge-start"]])
 
 
 def test_rate_schedule_fires_one_period_after_start_with_a_scheduled_event() -> None:
