@@ -1,13 +1,17 @@
 """Data stores (DESIGN §2 Data): Aurora PostgreSQL Serverless v2 behind RDS Proxy,
-ElastiCache Serverless (Valkey), the S3 buckets and the platform admin token secret."""
+ElastiCache Serverless (Valkey), the S3 buckets, the secrets (platform admin token, provider
+keys) and the customer-managed KMS key for tenants' provider credentials."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
-from aws_cdk import Duration, Fn, RemovalPolicy
+from aws_cdk import Duration, Fn, RemovalPolicy, SecretValue
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticache as elasticache
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_rds as rds
 from aws_cdk import aws_s3 as s3
@@ -26,6 +30,40 @@ POSTGRES_PORT = 5432
 # ElastiCache Serverless: 6379 reads and writes the primary, 6380 reads from replicas.
 CACHE_PORTS = ec2.Port.tcp_range(6379, 6380)
 ADMIN_TOKEN_PREFIX = "pat_"  # noqa: S105 - the public token prefix (shared.auth.tokens.PREFIX)
+# The encryption context key shared.models.credentials.KmsCipher binds every tenant
+# credential to ({"tenant_id": "<uuid>"}): a ciphertext decrypts only for its tenant.
+CREDENTIALS_CONTEXT_KEY = "tenant_id"
+# Catalog kms:<name> actions → KMS actions. Explicit, never kms:* or the CDK grants'
+# kms:ReEncrypt* / kms:GenerateDataKey* families.
+KEY_ACTIONS = {"encrypt": "kms:Encrypt", "decrypt": "kms:Decrypt"}
+# Key administration (the account, through IAM): everything CloudFormation and operators
+# need to manage the key, and no cryptographic operation. Listed, not kms:Create*-style.
+KEY_ADMIN_ACTIONS = (
+    "kms:CancelKeyDeletion", "kms:CreateAlias", "kms:DeleteAlias", "kms:DescribeKey", "kms:DisableKey",
+    "kms:DisableKeyRotation", "kms:EnableKey", "kms:EnableKeyRotation", "kms:GetKeyPolicy",
+    "kms:GetKeyRotationStatus", "kms:ListGrants", "kms:ListKeyPolicies", "kms:ListKeyRotations",
+    "kms:ListResourceTags", "kms:PutKeyPolicy", "kms:RevokeGrant", "kms:RotateKeyOnDemand",
+    "kms:ScheduleKeyDeletion", "kms:TagResource", "kms:UntagResource", "kms:UpdateAlias",
+    "kms:UpdateKeyDescription",
+)
+# The empty JSON object the provider-keys secret starts as: operators put the keys in.
+PROVIDER_KEYS_INITIAL = "{}"
+
+
+def key_user_tag(name: str) -> str:
+    """The role tag the key policy of ``kms:<name>`` requires of its users (stratus:kms:credentials)."""
+    return f"stratus:kms:{name}"
+
+
+KEY_USER_TAG_VALUE = "use"
+
+
+@dataclass(frozen=True)
+class CustomerKey:
+    """A customer-managed key and the encryption context keys every use of it must carry."""
+
+    key: kms.Key
+    context_keys: tuple[str, ...]
 
 
 class Data(Construct):
@@ -35,6 +73,8 @@ class Data(Construct):
         self._cache(config, network)
         self._buckets(config)
         self._admin_token()
+        self._provider_keys()
+        self._credentials_key()
         # Functions reach the database through the proxy and the cache directly; the
         # migration function alone reaches the cluster (see Network.database_admin_sg).
         self.proxy.connections.allow_from(network.functions_sg, ec2.Port.tcp(POSTGRES_PORT),
@@ -194,3 +234,56 @@ class Data(Construct):
             ),
         )
         self.secrets: dict[str, secretsmanager.ISecret] = {"admin-token": self.admin_token}
+
+    def _provider_keys(self) -> None:
+        # The platform's provider API keys, one JSON object ({"OPENAI_API_KEY": "...", ...})
+        # read by shared.models.credentials through the Parameters and Secrets extension.
+        # Created holding "{}" (not a generated value: the keys come from the providers) and
+        # filled by operators with put-secret-value. CloudFormation writes SecretString only
+        # when the template's value changes, so a deploy leaves the operators' value alone as
+        # long as "{}" here never changes (docs/adr/0020-model-access-infrastructure.md).
+        self.provider_keys = secretsmanager.Secret(
+            self, "ProviderKeys",
+            description=('Stratus platform provider API keys: a JSON object such as {"OPENAI_API_KEY": "...", '
+                         '"ANTHROPIC_API_KEY": "..."}, set by operators'),
+            secret_string_value=SecretValue.unsafe_plain_text(PROVIDER_KEYS_INITIAL),
+        )
+        self.secrets["provider-keys"] = self.provider_keys
+
+    # --- KMS ---------------------------------------------------------------------------
+
+    def _credentials_key(self) -> None:
+        # Tenants' provider credentials are encrypted with this key, bound to the tenant by
+        # the encryption context. Its policy names no kms:* and grants no cryptographic use
+        # to the account as such: only roles tagged as its users (the functions the catalog
+        # grants kms:credentials, infra/functions.py), and only with a tenant_id context.
+        name = "credentials"
+        tag = f"aws:PrincipalTag/{key_user_tag(name)}"
+        account = iam.AccountRootPrincipal()
+        policy = iam.PolicyDocument(statements=[
+            iam.PolicyStatement(
+                sid="KeyAdministrationThroughIam",
+                principals=[account], actions=list(KEY_ADMIN_ACTIONS),
+                resources=["*"],  # in a key policy, "*" means this key
+            ),
+            iam.PolicyStatement(
+                sid="TenantCredentialsByTaggedFunctionRoles",
+                principals=[account], actions=sorted(KEY_ACTIONS.values()),
+                resources=["*"],
+                conditions={
+                    "StringEquals": {tag: KEY_USER_TAG_VALUE},
+                    "ForAnyValue:StringEquals": {"kms:EncryptionContextKeys": CREDENTIALS_CONTEXT_KEY},
+                },
+            ),
+        ])
+        self.credentials_key = kms.Key(
+            self, "CredentialsKey",
+            description="Stratus tenants' provider credentials (encryption context tenant_id)",
+            enable_key_rotation=True,
+            policy=policy,
+            # Every stored tenant credential is ciphertext under this key: never delete it with
+            # the stack.
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        self.keys: dict[str, CustomerKey] = {
+            name: CustomerKey(self.credentials_key, context_keys=(CREDENTIALS_CONTEXT_KEY,))}

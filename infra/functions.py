@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aws_cdk import CfnParameter, CustomResource, Duration, NestedStack, RemovalPolicy, Stack, Tags
+from aws_cdk import Aws, CfnParameter, CustomResource, Duration, NestedStack, RemovalPolicy, Stack, Tags
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_events as events
@@ -33,7 +33,7 @@ from functions.catalog import (
 from infra import nag
 from infra.api import Api
 from infra.config import StratusConfig
-from infra.data import DATABASE_NAME, Data
+from infra.data import DATABASE_NAME, KEY_ACTIONS, KEY_USER_TAG_VALUE, Data, key_user_tag
 from infra.dependency_layers import ARCHITECTURE, RUNTIME, DependencyLayers
 from infra.network import Network
 from infra.observability import FIVE_MINUTES, AlarmTopic, alarm
@@ -64,6 +64,27 @@ _BUCKET_ACTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "delete": (("s3:DeleteObject",), ()),
 }
 _STATE_MACHINE_ACTIONS = {"start"}
+# bedrock "invoke" → the runtime actions. Converse is authorized by bedrock:InvokeModel and
+# ConverseStream by bedrock:InvokeModelWithResponseStream (there is no bedrock:Converse action).
+BEDROCK_ACTIONS: dict[str, tuple[str, ...]] = {
+    "invoke": ("bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"),
+}
+# Pseudo parameters, not the stack's (possibly literal) region and partition: the ARNs, and
+# so the cdk-nag finding ids acknowledged for them, read the same whether or not the CLI
+# gives the app an environment.
+_BEDROCK_ARN = f"arn:{Aws.PARTITION}:bedrock"
+# Foundation models in the deployment's region, invoked directly.
+BEDROCK_FOUNDATION_MODELS = f"{_BEDROCK_ARN}:{Aws.REGION}::foundation-model/*"
+# The account's inference profiles in that region: system-defined (cross-region, e.g.
+# us.anthropic...) and application inference profiles.
+BEDROCK_INFERENCE_PROFILES = (
+    f"{_BEDROCK_ARN}:{Aws.REGION}:{Aws.ACCOUNT_ID}:inference-profile/*",
+    f"{_BEDROCK_ARN}:{Aws.REGION}:{Aws.ACCOUNT_ID}:application-inference-profile/*",
+)
+# A cross-region profile routes to the foundation model in any of its destination regions,
+# and IAM checks the model there too; so models in any region, but only when reached
+# through one of those profiles (bedrock:InferenceProfileArn is absent on a direct call).
+BEDROCK_ROUTED_FOUNDATION_MODELS = f"{_BEDROCK_ARN}:*::foundation-model/*"
 
 
 @dataclass(frozen=True)
@@ -201,6 +222,10 @@ def apply_access(function: lambda_.Function, fn: Function, shared: Shared,
             _grant_bucket(function, fn, name, access.actions, data)
         elif kind == "state_machine":
             _grant_state_machine(function, fn, name, access.actions, state_machines)
+        elif kind == "kms":
+            _grant_key(function, fn, name, access.actions, data)
+        elif kind == "bedrock":
+            _grant_bedrock(function, fn, name, access.actions)
         elif kind == "secret":
             if name not in data.secrets:
                 raise ValueError(f"{fn.name}: unknown secret {name!r}; known: {sorted(data.secrets)}")
@@ -232,6 +257,47 @@ def _grant_bucket(function: lambda_.Function, fn: Function, name: str, actions: 
     function.add_environment(env_name(name, "BUCKET"), bucket.bucket_name)
     assert function.role is not None
     nag.bucket_objects(function.role, f"<{param_id}>/*", name, object_actions)
+
+
+def _grant_key(function: lambda_.Function, fn: Function, name: str, actions: tuple[str, ...], data: Data) -> None:
+    """``kms:<name>``: exactly the catalog's actions on the one key, with its encryption
+    context required, plus the role tag its key policy admits (infra/data.py)."""
+    if name not in data.keys:
+        raise ValueError(f"{fn.name}: unknown key {name!r}; known: {sorted(data.keys)}")
+    unknown = set(actions) - set(KEY_ACTIONS)
+    if unknown or not actions:
+        raise ValueError(f"{fn.name}: key actions must be among {sorted(KEY_ACTIONS)}, got {actions}")
+    customer_key = data.keys[name]
+    conditions = {"ForAnyValue:StringEquals": {"kms:EncryptionContextKeys": list(customer_key.context_keys)}}
+    function.add_to_role_policy(iam.PolicyStatement(
+        actions=sorted({KEY_ACTIONS[action] for action in actions}),
+        resources=[customer_key.key.key_arn],
+        conditions=conditions,
+    ))
+    assert function.role is not None
+    Tags.of(function.role).add(key_user_tag(name), KEY_USER_TAG_VALUE)
+    # The code takes a key id or ARN; the ARN names the key unambiguously.
+    function.add_environment(env_name(name, "KMS_KEY_ID"), customer_key.key.key_arn)
+
+
+def _grant_bedrock(function: lambda_.Function, fn: Function, name: str, actions: tuple[str, ...]) -> None:
+    """``bedrock``: model invocation (Converse, ConverseStream, InvokeModel) on foundation
+    models and the account's inference profiles in this region."""
+    if name:
+        raise ValueError(f"{fn.name}: bedrock access takes no resource name, got {name!r}")
+    unknown = set(actions) - set(BEDROCK_ACTIONS)
+    if unknown or not actions:
+        raise ValueError(f"{fn.name}: bedrock actions must be among {sorted(BEDROCK_ACTIONS)}, got {actions}")
+    granted = sorted({a for action in actions for a in BEDROCK_ACTIONS[action]})
+    function.add_to_role_policy(iam.PolicyStatement(
+        actions=granted, resources=[BEDROCK_FOUNDATION_MODELS, *BEDROCK_INFERENCE_PROFILES]))
+    function.add_to_role_policy(iam.PolicyStatement(
+        actions=granted, resources=[BEDROCK_ROUTED_FOUNDATION_MODELS],
+        conditions={"StringLike": {"bedrock:InferenceProfileArn": list(BEDROCK_INFERENCE_PROFILES)}}))
+    assert function.role is not None
+    nag.bedrock_models(function.role, granted, foundation_models=BEDROCK_FOUNDATION_MODELS,
+                       inference_profiles=BEDROCK_INFERENCE_PROFILES,
+                       routed_foundation_models=BEDROCK_ROUTED_FOUNDATION_MODELS)
 
 
 def _stack_parameter(scope: Construct, param_id: str, value: str) -> tuple[str, str]:

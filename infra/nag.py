@@ -13,7 +13,8 @@ stack-wide acknowledgments.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from aws_cdk import Acknowledgment, CfnResource, Stack, Validations
 from aws_cdk import aws_lambda as lambda_
@@ -47,6 +48,25 @@ def logical_id(resource: IConstruct) -> str:
     return str(Stack.of(cfn).resolve(cfn.logical_id))
 
 
+def rendered(scope: IConstruct, value: str) -> str:
+    """``value`` as cdk-nag prints it in a finding id: literals as they are, a ``Ref`` as
+    ``<Name>`` and a ``Fn::GetAtt`` as ``<Logical.Attr>`` (e.g. ``arn:<AWS::Partition>:...``)."""
+    def part(item: Any) -> str:
+        if isinstance(item, str):
+            return item
+        if isinstance(item, dict) and "Ref" in item:
+            return f"<{item['Ref']}>"
+        if isinstance(item, dict) and "Fn::GetAtt" in item:
+            return f"<{'.'.join(item['Fn::GetAtt'])}>"
+        raise ValueError(f"cannot render {item!r} as a cdk-nag finding")
+
+    resolved = Stack.of(scope).resolve(value)
+    if isinstance(resolved, dict) and "Fn::Join" in resolved:
+        separator, parts = resolved["Fn::Join"]
+        return str(separator).join(part(item) for item in parts)
+    return part(resolved)
+
+
 def function_role_wildcards(role: Construct, *, in_vpc: bool) -> None:
     reasons = ["X-Ray PutTraceSegments/PutTelemetryRecords (active tracing) have no resource-level permissions"]
     if in_vpc:
@@ -58,6 +78,24 @@ def function_role_wildcards(role: Construct, *, in_vpc: bool) -> None:
 def bucket_objects(role: IConstruct, resource_finding: str, bucket: str, actions: list[str]) -> None:
     acknowledge(role, f"AwsSolutions-IAM5[Resource::{resource_finding}]",
                 f"object-level actions {actions} on the keys of the one {bucket} bucket the catalog grants")
+
+
+def bedrock_models(role: IConstruct, actions: Sequence[str], *, foundation_models: str,
+                   inference_profiles: Sequence[str], routed_foundation_models: str) -> None:
+    """The ``bedrock`` access: which model a call names is data (the model catalog, tenants'
+    models), not code, so the grant is on model families; its actions are invocation only."""
+    what = f"invocation only ({', '.join(actions)}; they also authorize Converse and ConverseStream)"
+    acknowledge(role, f"AwsSolutions-IAM5[Resource::{rendered(role, foundation_models)}]",
+                f"{what} of AWS-owned foundation models in this region: the model is chosen per request from "
+                "the model catalog and tenants' models, so no fixed model list exists at deploy time")
+    for profiles in inference_profiles:
+        acknowledge(role, f"AwsSolutions-IAM5[Resource::{rendered(role, profiles)}]",
+                    f"{what} of this account's inference profiles in this region, chosen per request like "
+                    "the models; no other account's profiles")
+    acknowledge(role, f"AwsSolutions-IAM5[Resource::{rendered(role, routed_foundation_models)}]",
+                f"{what} of foundation models in the destination regions of a cross-region inference profile, "
+                "which IAM checks as well; a StringLike condition on bedrock:InferenceProfileArn allows it only "
+                "for requests routed through this account's inference profiles in this region, never direct")
 
 
 def public_route(route: Construct, route_key: str) -> None:
@@ -107,3 +145,7 @@ def root_stack(stack: StratusStack) -> None:
         acknowledge(secret, "AwsSolutions-SMG4",
                     "no rotation yet: a rotated owner/app password must be re-set on the role and a rotated admin "
                     "token re-hashed by the migration function (docs/adr/0013-custom-resource-migrations.md)")
+    acknowledge(data.provider_keys, "AwsSolutions-SMG4",
+                "holds third-party provider API keys (OpenAI, Anthropic) that only the provider can issue: operators "
+                "rotate them in the provider's console and put the new value here; a rotation Lambda could not "
+                "(docs/adr/0020-model-access-infrastructure.md)")

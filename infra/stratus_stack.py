@@ -86,6 +86,8 @@ class StratusStack(Stack):
         CfnOutput(self, "ApiUrl", value=self.api.url, description="HTTP API base URL")
         CfnOutput(self, "AdminTokenSecretArn", value=self.data.admin_token.secret_arn,
                   description="Platform admin token: prefix + token from this secret")
+        CfnOutput(self, "ProviderKeysSecretArn", value=self.data.provider_keys.secret_arn,
+                  description='Platform provider API keys: put a JSON object here, e.g. {"OPENAI_API_KEY": "..."}')
         CfnOutput(self, "UploadsBucket", value=self.data.uploads.bucket_name)
 
     def _data_alarms(self) -> None:

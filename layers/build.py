@@ -1,6 +1,10 @@
-"""Build every dependency layer the catalog declares into ``.build/layers/<name>/python``.
+"""Build the catalog's dependency layers into ``.build/layers/<name>/python``.
 
-``python -m layers.build [--force] [NAME ...]``
+``python -m layers.build [--force] [--all] [NAME ...]``
+
+By default only the layers some catalog function uses are built (the CDK app creates no
+layer that no function uses either): a declared but unused layer, such as the ~180 MB
+``embed`` layer, is built only when named (``python -m layers.build embed``) or with ``--all``.
 
 Layers are built with pip's cross-platform install (``--platform manylinux… --only-binary``),
 so no Docker and no Lambda-like build image are needed: only wheels published for the Lambda
@@ -23,7 +27,8 @@ import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from functions.catalog import LAYERS, Layer
+from functions import catalog
+from functions.catalog import LAYERS, Function, Layer
 
 logger = logging.getLogger("layers.build")
 
@@ -127,23 +132,48 @@ def build_layer(layer: Layer, *, force: bool = False) -> Path:
     return target
 
 
-def build_layers(names: Iterable[str] | None = None, *, force: bool = False) -> dict[str, Path]:
-    """Build the named catalog layers (all by default); returns name → asset directory."""
-    wanted = list(names) if names else list(LAYERS)
+def used_layers(functions: Iterable[Function] | None = None) -> list[str]:
+    """The declared layers at least one function uses, in ``LAYERS`` order. Reads
+    ``catalog.FUNCTIONS`` at call time (tests extend the catalog)."""
+    used = {name for fn in (catalog.FUNCTIONS if functions is None else functions) for name in fn.layers}
+    return [name for name in LAYERS if name in used]
+
+
+def layers_to_build(names: Iterable[str] | None = None, *, everything: bool = False) -> list[str]:
+    """What a build covers: the named layers, else every declared layer with ``everything``,
+    else the used ones. Naming an unused layer is allowed: that is how it is built on purpose."""
+    wanted = list(dict.fromkeys(names)) if names else (list(LAYERS) if everything else used_layers())
     unknown = sorted(set(wanted) - set(LAYERS))
     if unknown:
         raise KeyError(f"unknown layers {unknown}; the catalog declares {sorted(LAYERS)}")
+    return wanted
+
+
+def build_layers(names: Iterable[str] | None = None, *, force: bool = False,
+                 everything: bool = False) -> dict[str, Path]:
+    """Build the named catalog layers (by default those some function uses; every declared
+    one with ``everything``); returns name → asset directory."""
+    wanted = layers_to_build(names, everything=everything)
+    skipped = [name for name in LAYERS if name not in wanted]
+    if skipped and not names:
+        logger.info("not building %s: no catalog function uses them (name them to build anyway)",
+                    ", ".join(skipped))
     with _build_lock():
         return {name: build_layer(LAYERS[name], force=force) for name in wanted}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("names", nargs="*", help="layers to build (default: all)")
+    parser.add_argument("names", nargs="*",
+                        help="layers to build, used or not (default: the layers some catalog function uses)")
+    parser.add_argument("--all", dest="everything", action="store_true",
+                        help="build every layer the catalog declares, used or not")
     parser.add_argument("--force", action="store_true", help="rebuild even when the stamp is unchanged")
     args = parser.parse_args(argv)
+    if args.names and args.everything:
+        parser.error("give layer names or --all, not both")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    for name, path in build_layers(args.names, force=args.force).items():
+    for name, path in build_layers(args.names, force=args.force, everything=args.everything).items():
         size_mb = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1_000_000
         logger.info("%-8s %7.1f MB  %s", name, size_mb, path.relative_to(REPO_ROOT))
     return 0
