@@ -154,10 +154,72 @@ def run() -> None:
         print(f"RetryPolicy + CircuitBreaker alone: first token p50 "
               f"{statistics.median(wrapped_ms) - statistics.median(plain_ms):6.3f} ms "
               f"(provider alone p50 {statistics.median(plain_ms):6.3f} ms)")
-    verdict_first = "met" if added_p50 <= FIRST_TOKEN_GOAL_MS else "MISSED"
+        full_added = _full_gateway(server, bare, short)
+    verdict_first = "met" if max(added_p50, full_added) <= FIRST_TOKEN_GOAL_MS else "MISSED"
     verdict_chunk = "met" if per_chunk <= PER_CHUNK_GOAL_MS else "MISSED"
     print(f"goal: <= {FIRST_TOKEN_GOAL_MS:g} ms added to the first token (p50): {verdict_first}; "
           f"<= {PER_CHUNK_GOAL_MS:g} ms per chunk: {verdict_chunk}")
+
+
+def _full_gateway(server: FakeOpenAI, bare: Callable[[], Iterator[str]], script: ChatScript) -> float:
+    """The whole ModelGateway.stream_chat path as agents will use it: model resolution
+    (cached), quota check, provider under retry and breaker, usage recorded in PostgreSQL
+    (embedded, application role) after the stream. Returns the p50 added to the first token."""
+    import tempfile
+    import uuid
+    from pathlib import Path
+
+    from infra.local.postgres import start_embedded_postgres
+    from shared.auth.token_state import TokenStateStore
+    from shared.db.database import PooledDatabase
+    from shared.models import repository as repo
+    from shared.models.gateway import ModelGateway
+    from shared.models.resolver import ModelResolver
+    from shared.models.spec import ModelSpec
+    from shared.models.usage import UsageService
+    from shared.platform.bootstrap import bootstrap
+    from shared.tenancy.models import CreateTenant
+    from shared.tenancy.service import TenancyService
+
+    with tempfile.TemporaryDirectory(prefix="stratus-bench-") as tmp:
+        pg = start_embedded_postgres(Path(tmp) / "pg")
+        try:
+            bootstrap(pg.admin_url, app_password=None, admin_token=None)
+            db = PooledDatabase(pg.app_url, max_size=4)
+            kv = MemoryKeyValueStore()
+            tenant_id = TenancyService(db, TokenStateStore(kv, 300)).create_tenant(CreateTenant(name="bench")).tenant.id
+            spec = ModelSpec(name="bench-model", display_name="bench", protocol="openai",  # type: ignore[arg-type]
+                             provider_model=MODEL, capabilities=["chat"],  # type: ignore[list-item]
+                             connection={"base_url": server.base_url})  # type: ignore[arg-type]
+            with db.transaction(tenant_id) as conn:
+                repo.insert_tenant_model(conn, uuid.uuid4(), tenant_id, spec.name, spec.model_dump(mode="json"), None)
+            gateway = ModelGateway(db, ModelResolver(db, 60), UsageService(db, kv), kv, lambda: None)  # type: ignore[arg-type,return-value]
+            request = ChatRequest(messages=[Message(role="user", content="hi")])
+
+            def full() -> Iterator[str]:
+                events, _, _ = gateway.stream_chat(tenant_id, request, model="bench-model")
+                for event in events:
+                    if isinstance(event, TextDelta):
+                        yield event.text
+
+            for _ in range(WARMUP):
+                server.enqueue(script)
+                _first_token_ms(full)
+            full_ms: list[float] = []
+            bare_ms: list[float] = []
+            for i in range(RUNS):
+                order = ((bare, bare_ms), (full, full_ms)) if i % 2 else ((full, full_ms), (bare, bare_ms))
+                for path, samples in order:
+                    server.enqueue(script)
+                    samples.append(_first_token_ms(path))
+            db.close()
+        finally:
+            pg.stop()
+    added = statistics.median(full_ms) - statistics.median(bare_ms)
+    print(f"whole ModelGateway.stream_chat (resolver, quota, usage row): first token p50 "
+          f"{statistics.median(full_ms):6.3f} ms, p95 {_percentile(full_ms, 95):6.3f} ms; "
+          f"added vs bare SDK p50 {added:6.3f} ms")
+    return added
 
 
 if __name__ == "__main__":

@@ -88,10 +88,14 @@ def bedrock_models(role: IConstruct, actions: Sequence[str], *, foundation_model
     acknowledge(role, f"AwsSolutions-IAM5[Resource::{rendered(role, foundation_models)}]",
                 f"{what} of AWS-owned foundation models in this region: the model is chosen per request from "
                 "the model catalog and tenants' models, so no fixed model list exists at deploy time")
+    kinds = {"inference-profile": "system-defined (cross-region) inference profiles",
+             "application-inference-profile": "application inference profiles"}
     for profiles in inference_profiles:
-        acknowledge(role, f"AwsSolutions-IAM5[Resource::{rendered(role, profiles)}]",
-                    f"{what} of this account's inference profiles in this region, chosen per request like "
-                    "the models; no other account's profiles")
+        finding = rendered(role, profiles)
+        kind = kinds[finding.rsplit(":", 1)[-1].split("/", 1)[0]]
+        acknowledge(role, f"AwsSolutions-IAM5[Resource::{finding}]",
+                    f"{what} of {kind} in this account and region, chosen per request like the models; "
+                    "no other account's or region's profiles")
     acknowledge(role, f"AwsSolutions-IAM5[Resource::{rendered(role, routed_foundation_models)}]",
                 f"{what} of foundation models in the destination regions of a cross-region inference profile, "
                 "which IAM checks as well; a StringLike condition on bedrock:InferenceProfileArn allows it only "

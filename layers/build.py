@@ -156,7 +156,7 @@ def build_layers(names: Iterable[str] | None = None, *, force: bool = False,
     wanted = layers_to_build(names, everything=everything)
     skipped = [name for name in LAYERS if name not in wanted]
     if skipped and not names:
-        logger.info("not building %s: no catalog function uses them (name them to build anyway)",
+        logger.info("not building %s: used by no catalog function (build by name to have it anyway)",
                     ", ".join(skipped))
     with _build_lock():
         return {name: build_layer(LAYERS[name], force=force) for name in wanted}

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,7 @@ from aws_cdk.assertions import Template
 
 from infra.app import build_app, root_stack
 from infra.functions import FUNCTION_TAG
+from infra.nag import logical_id as cfn_logical_id
 from infra.stratus_stack import StratusStack
 
 # Assets are referenced where they are instead of being copied into the assembly: the
@@ -75,6 +76,36 @@ class Synth:
         (found,) = self.functions()[name]
         return found
 
+    def role_owners(self) -> dict[tuple[str, str], str]:
+        """(stack, role logical id) → the catalog function whose execution role it is."""
+        owners = {}
+        for name, found in self.functions().items():
+            for fn in found:
+                role = ref_logical_id(fn.props["Role"])
+                assert role is not None
+                owners[(fn.stack, role)] = name
+        return owners
+
+    def role_statements(self) -> Iterator[tuple[str, str, dict[str, Any]]]:
+        """(stack, role logical id, statement) for every statement of every IAM policy in
+        the app, once per role the policy is attached to."""
+        for stack, _, policy in self.resources("AWS::IAM::Policy"):
+            for role in policy["Properties"].get("Roles", []):
+                role_id = ref_logical_id(role)
+                assert role_id is not None
+                for statement in statements(policy):
+                    yield stack, role_id, statement
+
+    def root_value(self, stack: str, value: Any) -> Any:
+        """``value`` as the root stack sees it: a nested stack's parameter is replaced by
+        what the root passes in (cross-stack references arrive as parameters)."""
+        if stack == "root" or not (isinstance(value, dict) and "Ref" in value):
+            return value
+        nested = self.root.domain_stacks[stack].nested_stack_resource
+        assert nested is not None
+        passed = self.json("root")["Resources"][cfn_logical_id(nested)]["Properties"].get("Parameters", {})
+        return passed.get(value["Ref"], value)
+
     def validation_report(self) -> dict[str, Any]:
         return dict(json.loads((self.outdir / "validation-report.json").read_text()))
 
@@ -110,3 +141,15 @@ def statements(resource: Resource) -> list[dict[str, Any]]:
 
 def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
+
+
+def render(value: Any) -> str:
+    """A template string value with pseudo parameters shown as ``<AWS::Region>``."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "Ref" in value:
+        return f"<{value['Ref']}>"
+    if isinstance(value, dict) and "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return str(separator).join(render(part) for part in parts)
+    raise ValueError(f"cannot render {value!r}")

@@ -5,9 +5,15 @@ from __future__ import annotations
 import pytest
 
 from functions import catalog
+from shared.config import Settings
 from tests.infra.support import Synth, ref_logical_id
 
 ENTRIES = {fn.name: fn for fn in catalog.FUNCTIONS}
+# Variables for Powertools and the Lambda runtime, not for shared.config.
+NOT_SETTINGS = {"powertools_service_name", "powertools_metrics_namespace", "parameters_secrets_extension_cache_enabled",
+                "parameters_secrets_extension_cache_size", "parameters_secrets_extension_max_connections",
+                "parameters_secrets_extension_log_level", "secrets_manager_ttl", "secrets_manager_timeout_millis",
+                "ssm_parameter_store_ttl", "ssm_parameter_store_timeout_millis"}
 
 
 def test_every_catalog_entry_has_exactly_one_function(synth: Synth) -> None:
@@ -58,6 +64,10 @@ def test_environment_follows_access(synth: Synth, name: str) -> None:
         assert parts[0] == "rediss://", "ElastiCache Serverless is TLS-only"
     assert ("PURGE_STATE_MACHINE_ARN" in env) is ("state_machine:purge" in resources)
     assert ("ADMIN_TOKEN_SECRET_ARN" in env) is ("secret:admin-token" in resources)
+    assert ("PROVIDER_KEYS_SECRET_ARN" in env) is ("secret:provider-keys" in resources)
+    assert ("CREDENTIALS_KMS_KEY_ID" in env) is ("kms:credentials" in resources)
+    # Every variable a catalog access sets is a shared.config setting the code reads.
+    assert {key.lower() for key in env} - set(Settings.model_fields) <= NOT_SETTINGS
 
 
 def test_every_lambda_logs_to_a_group_with_retention(synth: Synth) -> None:

@@ -1,16 +1,24 @@
-"""The layer build: cross-platform pip install, rebuilt only when its stamp changes."""
+"""The layer build: cross-platform pip install, rebuilt only when its stamp changes, and
+only for the layers some function uses unless one is named."""
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
+import pytest
+
+from functions import catalog
 from functions.catalog import LAYERS
 from layers import build
+from tests.infra.support import Synth
+
+_DIST_INFO = re.compile(r"^(?P<name>.+?)-(?P<version>[^-]+)\.dist-info$")
 
 
-def test_every_catalog_layer_is_built_with_python_under_python(layer_dirs: dict[str, Path]) -> None:
-    assert set(layer_dirs) == set(LAYERS)
+def test_every_used_catalog_layer_is_built_with_python_under_python(layer_dirs: dict[str, Path]) -> None:
+    assert set(layer_dirs) == set(build.used_layers())
     for name, path in layer_dirs.items():
         assert (path / "python").is_dir(), name
         assert build.is_current(LAYERS[name])
@@ -47,3 +55,51 @@ def test_pip_command_targets_lambda_arm64_cp312(tmp_path: Path) -> None:
     assert "--only-binary=:all:" in joined
     assert command[command.index("--target") + 1] == str(tmp_path / "python")
     assert all(req in command for req in LAYERS["base"].requirements)
+
+
+def test_default_build_covers_the_used_layers_and_a_named_one_on_purpose() -> None:
+    used = build.used_layers()
+    assert {name for fn in catalog.FUNCTIONS for name in fn.layers} == set(used)
+    assert build.layers_to_build() == used
+    assert build.layers_to_build(everything=True) == list(LAYERS)
+    unused = [name for name in LAYERS if name not in used]
+    # An unused layer (today "embed", ~180 MB) is built only when asked for by name.
+    for name in unused:
+        assert build.layers_to_build([name]) == [name]
+    with pytest.raises(KeyError):
+        build.layers_to_build(["no-such-layer"])
+
+
+def test_used_layers_follow_the_functions_given() -> None:
+    probe = catalog.Function("probe", "functions.platform.health", "platform", catalog.Deploy(),
+                             layers=("base", "embed"))
+    assert build.used_layers([probe]) == ["base", "embed"]
+    assert build.used_layers([]) == []
+
+
+def test_the_app_creates_a_layer_version_only_for_used_layers(synth: Synth) -> None:
+    versions = synth.templates["root"].find_resources("AWS::Lambda::LayerVersion").values()
+    names = sorted(v["Properties"]["Description"].split(":")[0].removeprefix("Stratus ") for v in versions)
+    assert names == sorted(build.used_layers())
+
+
+def _distributions(path: Path) -> dict[str, str]:
+    found = {}
+    for entry in (path / "python").iterdir():
+        match = _DIST_INFO.match(entry.name)
+        if match:
+            found[match["name"].lower().replace("_", "-")] = match["version"]
+    return found
+
+
+@pytest.mark.parametrize("fn", [fn for fn in catalog.FUNCTIONS if len(fn.layers) > 1], ids=lambda fn: fn.name)
+def test_layers_a_function_combines_agree_on_shared_distributions(layer_dirs: dict[str, Path],
+                                                                  fn: catalog.Function) -> None:
+    # Lambda unpacks every layer into /opt, later ones over earlier ones: a distribution in
+    # two layers (pydantic in base and llm) must be the same version in both.
+    seen: dict[str, tuple[str, str]] = {}
+    for name in fn.layers:
+        for dist, version in _distributions(layer_dirs[name]).items():
+            if dist in seen:
+                assert seen[dist][1] == version, f"{dist}: {seen[dist][0]} has {seen[dist][1]}, {name} has {version}"
+            seen[dist] = (name, version)
