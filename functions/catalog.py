@@ -262,6 +262,7 @@ _KMS = Access("kms:credentials", ("encrypt", "decrypt"))
 _BEDROCK = Access("bedrock", ("invoke",))
 # The platform's provider keys (JSON secret: {"OPENAI_API_KEY": ..., ...}).
 _PROVIDER_KEYS = secret("provider-keys")
+_PROVIDER_ACCESS = (DATABASE, REDIS, _KMS, _BEDROCK, _PROVIDER_KEYS)
 
 FUNCTIONS += (
     Function("models-refresh", "functions.models.refresh_catalog", _MD,
@@ -288,11 +289,11 @@ FUNCTIONS += (
     Function("models-create", "functions.models.create_model", _MD,
              Http("POST", "/api/v1/models", permission="model:manage",
                   summary="Add a tenant model (credentials tested, stored encrypted)", tag="models"),
-             memory_mb=1024, timeout_s=30, layers=_PROVIDER_LAYERS, access=(DATABASE, REDIS, _KMS, _BEDROCK, _PROVIDER_KEYS)),
+             memory_mb=1024, timeout_s=30, layers=_PROVIDER_LAYERS, access=_PROVIDER_ACCESS),
     Function("models-update", "functions.models.update_model", _MD,
              Http("PATCH", "/api/v1/models/{model_name}", permission="model:manage",
                   summary="Change a tenant model", tag="models"),
-             memory_mb=1024, timeout_s=30, layers=_PROVIDER_LAYERS, access=(DATABASE, REDIS, _KMS, _BEDROCK, _PROVIDER_KEYS)),
+             memory_mb=1024, timeout_s=30, layers=_PROVIDER_LAYERS, access=_PROVIDER_ACCESS),
     Function("models-delete", "functions.models.delete_model", _MD,
              Http("DELETE", "/api/v1/models/{model_name}", permission="model:manage",
                   summary="Remove a tenant model", tag="models"),
@@ -300,7 +301,7 @@ FUNCTIONS += (
     Function("models-test", "functions.models.test_model", _MD,
              Http("POST", "/api/v1/models/{model_name}/test", permission="model:manage",
                   summary="Test a model's credentials with a minimal call", tag="models"),
-             memory_mb=1024, timeout_s=30, layers=_PROVIDER_LAYERS, access=(DATABASE, REDIS, _KMS, _BEDROCK, _PROVIDER_KEYS)),
+             memory_mb=1024, timeout_s=30, layers=_PROVIDER_LAYERS, access=_PROVIDER_ACCESS),
     Function("usage-get", "functions.models.get_usage", _MD,
              Http("GET", "/api/v1/usage", permission="usage:read",
                   summary="Token usage and cost by model or day", tag="usage"),

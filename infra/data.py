@@ -239,9 +239,9 @@ class Data(Construct):
         # The platform's provider API keys, one JSON object ({"OPENAI_API_KEY": "...", ...})
         # read by shared.models.credentials through the Parameters and Secrets extension.
         # Created holding "{}" (not a generated value: the keys come from the providers) and
-        # filled by operators with put-secret-value. CloudFormation writes SecretString only
-        # when the template's value changes, so a deploy leaves the operators' value alone as
-        # long as "{}" here never changes (docs/adr/0020-model-access-infrastructure.md).
+        # filled by operators with put-secret-value. CloudFormation writes a new value only
+        # when the template's SecretString changes, so a deploy leaves the operators' value
+        # alone as long as "{}" here never changes (docs/adr/0020-model-access-infrastructure.md).
         self.provider_keys = secretsmanager.Secret(
             self, "ProviderKeys",
             description=('Stratus platform provider API keys: a JSON object such as {"OPENAI_API_KEY": "...", '

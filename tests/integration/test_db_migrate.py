@@ -61,9 +61,9 @@ def extension(pg: Any, admin_token: str, monkeypatch: pytest.MonkeyPatch) -> Ite
                        "DATABASE_SECRET_ARN": "arn:app", "ADMIN_TOKEN_SECRET_ARN": "arn:admin"}.items():
         monkeypatch.setenv(key, value)
     reset_settings()
-    from shared.aws.secrets import get_secret_string
+    from shared.aws.secrets import clear_secret_cache
 
-    get_secret_string.cache_clear()
+    clear_secret_cache()
     yield secrets
     server.shutdown()
     # The function replaced the platform admin token; other tests use the session's.
@@ -72,7 +72,7 @@ def extension(pg: Any, admin_token: str, monkeypatch: pytest.MonkeyPatch) -> Ite
     install_admin_token(pg.admin_url, admin_token)
     monkeypatch.undo()
     reset_settings()
-    get_secret_string.cache_clear()
+    clear_secret_cache()
 
 
 def test_create_applies_migrations_and_installs_admin_token(extension: dict[str, Any], pg: Any) -> None:

@@ -104,3 +104,23 @@ def test_migration_custom_resource_delete_keeps_the_schema() -> None:
     event = load_event("cfn_custom_resource_create")
     event["RequestType"] = "Delete"
     assert handler(event, context("db-migrate")) == {"PhysicalResourceId": PHYSICAL_ID}
+
+
+def test_secrets_are_cached_for_a_bounded_time() -> None:
+    from shared.aws.secrets import SecretCache
+
+    calls: list[str] = []
+
+    def fetch(secret_id: str) -> str:
+        calls.append(secret_id)
+        return f"v{len(calls)}"
+
+    clock = [1000.0]
+    cache = SecretCache(fetch, ttl_s=300, clock=lambda: clock[0])
+    assert cache.get("s") == "v1"
+    clock[0] += 299
+    assert cache.get("s") == "v1"
+    clock[0] += 2
+    assert cache.get("s") == "v2"
+    cache.clear()
+    assert cache.get("s") == "v3" and calls == ["s", "s", "s"]
