@@ -62,8 +62,11 @@ class Settings(BaseSettings):
     default_rerank_model: str | None = None
     # How long a warm function trusts its copy of the catalog (changes reach it within this).
     model_catalog_ttl_s: int = Field(default=60, ge=0, le=3600)
+    # Per call type: connect, then read (a stream's read timeout is the gap between chunks).
     model_connect_timeout_s: float = Field(default=5.0, gt=0, le=60)
-    model_read_timeout_s: float = Field(default=60.0, gt=0, le=900)
+    model_chat_read_timeout_s: float = Field(default=60.0, gt=0, le=900)
+    model_embedding_read_timeout_s: float = Field(default=30.0, gt=0, le=900)
+    model_test_read_timeout_s: float = Field(default=15.0, gt=0, le=900)
     model_max_attempts: int = Field(default=3, ge=1, le=10)
     # Secrets Manager secret (JSON) holding the platform's provider keys, e.g. OPENAI_API_KEY.
     provider_keys_secret_arn: str | None = None

@@ -125,7 +125,7 @@ class EmbeddingInterrupted(StratusError):
 class ModelGateway:
     def __init__(self, db: Database, resolver: ModelResolver, usage: UsageService, kv: KeyValueStore,
                  cipher: Callable[[], Cipher], providers: ProviderRegistry | None = None,
-                 retry: RetryPolicy | None = None, timeouts: Timeouts | None = None,
+                 retry: RetryPolicy | None = None, timeouts: dict[str, Timeouts] | None = None,
                  clock: Callable[[], float] = time.perf_counter) -> None:
         self._db = db
         self._resolver = resolver
@@ -134,7 +134,9 @@ class ModelGateway:
         self._cipher = cipher
         self._providers = providers or ProviderRegistry()
         self._retry = retry or RetryPolicy()
-        self._timeouts = timeouts or Timeouts()
+        # Per call type ("chat", "embedding", "rerank", "test"): a long generation and a quick
+        # embedding batch deserve different read timeouts.
+        self._timeouts = {kind: Timeouts() for kind in ("chat", "embedding", "rerank", "test")} | (timeouts or {})
         self._clock = clock
 
     # Resolution --------------------------------------------------------------------------
@@ -190,7 +192,7 @@ class ModelGateway:
                     # One provider call per attempt (the retry policy around it decides
                     # about more), each recorded.
                     result: ChatResult = self._breaker(target.spec).call(lambda: provider.chat(
-                        target.spec.provider_model, call_request, target.credentials, self._timeouts))
+                        target.spec.provider_model, call_request, target.credentials, self._timeouts["chat"]))
                 except ProviderError as exc:
                     self._record(tenant_id, target.spec, "chat", Usage(), started, exc.code)
                     raise
@@ -224,7 +226,7 @@ class ModelGateway:
         text: list[str] = []
         try:
             events = self._retry.stream(lambda: breaker.stream(lambda: provider.stream(
-                target.spec.provider_model, call_request, target.credentials, self._timeouts)))
+                target.spec.provider_model, call_request, target.credentials, self._timeouts["chat"])))
             for event in events:
                 if isinstance(event, TextDelta):
                     text.append(event.text)
@@ -264,7 +266,7 @@ class ModelGateway:
             started = self._clock()
             try:
                 batch_vectors, tokens = self._guarded(spec, lambda b=batch: provider.embed(  # type: ignore[misc]
-                    spec.provider_model, b, target.credentials, self._timeouts))()
+                    spec.provider_model, b, target.credentials, self._timeouts["embedding"]))()
             except ProviderError as exc:
                 self._record(tenant_id, spec, "embedding", Usage(), started, exc.code)
                 raise EmbeddingInterrupted(index, exc) from exc
@@ -301,15 +303,15 @@ class ModelGateway:
             provider = self._providers.get(spec.protocol)
             if spec.has(Capability.CHAT):
                 result = provider.chat(spec.provider_model, ChatRequest(
-                    messages=[Message(role="user", content="ping")], max_tokens=1), credentials, self._timeouts)
+                    messages=[Message(role="user", content="ping")], max_tokens=1), credentials, self._timeouts["test"])
                 usage = result.usage
             elif spec.has(Capability.EMBEDDING):
                 call_type = "embedding"
-                _, tokens = provider.embed(spec.provider_model, ["ping"], credentials, self._timeouts)
+                _, tokens = provider.embed(spec.provider_model, ["ping"], credentials, self._timeouts["test"])
                 usage = Usage(input_tokens=tokens)
             elif spec.has(Capability.RERANK):
                 call_type = "rerank"
-                provider.rerank(spec.provider_model, "ping", ["ping"], credentials, self._timeouts)
+                provider.rerank(spec.provider_model, "ping", ["ping"], credentials, self._timeouts["test"])
         except StratusError as exc:
             if isinstance(exc, ProviderError):
                 self._record(tenant_id, spec, call_type, usage, started, exc.code)
