@@ -27,8 +27,11 @@ def _utc(value: datetime) -> datetime:
 def get_usage(from_: Annotated[datetime | None, Query(alias="from")] = None,
               to: Annotated[datetime | None, Query()] = None,
               group_by: Annotated[Literal["model", "day"], Query()] = "model") -> Response[Envelope[UsageReport]]:
-    end = _utc(to) if to else datetime.now(UTC)
-    start = _utc(from_) if from_ else end - timedelta(days=30)
+    try:
+        end = _utc(to) if to else datetime.now(UTC)
+        start = _utc(from_) if from_ else end - timedelta(days=30)
+    except OverflowError:
+        start = end = datetime.now(UTC)  # dates at the edge of the calendar: reported below
     if start >= end or end - start > _MAX_RANGE:
         raise ValidationFailed(details={"fields": [{"field": "query.from", "type": "range",
                                                     "message": "from must be before to, at most 366 days apart"}]})

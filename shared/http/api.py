@@ -157,6 +157,11 @@ class StratusApp:
             result = error_result(exc, request_id)
             result["headers"] = {**response_headers(), **result["headers"]}
             return result
+        except Exception:
+            # E.g. the cache unreachable during the auth check: logged with its stack, and the
+            # client gets the envelope's 500 rather than API Gateway's bare one.
+            logger.exception("request failed before reaching its handler")
+            return error_result(StratusError(), request_id)
         return self.resolver.resolve(event, context)
 
     def lambda_handler(self) -> Handler:

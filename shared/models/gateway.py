@@ -25,7 +25,7 @@ from shared.models import repository as repo
 from shared.models.api import ModelTestResult
 from shared.models.credentials import Cipher, platform_credentials
 from shared.models.errors import ModelNotConfigured, ProviderError
-from shared.models.resilience import CircuitBreaker, RetryPolicy, call_with_fallback
+from shared.models.resilience import CircuitBreaker, RetryPolicy, call_with_fallback, stream_with_fallback
 from shared.models.resolver import ModelResolver, ResolvedModel
 from shared.models.spec import Capability, ModelSpec, Protocol
 from shared.models.types import (
@@ -210,41 +210,58 @@ class ModelGateway:
             fallback = lambda: attempt(self.target(tenant_id, fallback_name, Capability.CHAT))()  # noqa: E731
         return call_with_fallback(attempt(primary), fallback, self._retry)
 
-    def stream_chat(self, tenant_id: uuid.UUID, request: ChatRequest,
-                    model: str | None = None) -> tuple[Iterator[ChatEvent], QuotaCheck, str]:
-        """Deltas then one StreamEnd (usage estimated when the provider gave none). Retries
-        happen only before the first delta; a partial generation is never replayed."""
+    def stream_chat(self, tenant_id: uuid.UUID, request: ChatRequest, model: str | None = None,
+                    fallback_model: str | None = None) -> tuple[Iterator[ChatEvent], QuotaCheck, str]:
+        """Deltas then one StreamEnd (usage estimated when the provider gave none). Retries,
+        and the fallback model, happen only before the first delta: a partial generation is
+        never replayed. Returns the events, the quota state and the primary model's name."""
         quota = self._usage.check_quota(tenant_id)
-        target = self.target(tenant_id, model, Capability.CHAT)
-        return self._stream(tenant_id, target, request), quota, target.model.name
+        primary = self.target(tenant_id, model, Capability.CHAT)
+        fallback_name = fallback_model or self._resolver.fallback_name(tenant_id)
+        fallback = None
+        if fallback_name and fallback_name != primary.model.name:
+            fallback = lambda: self._stream(  # noqa: E731
+                tenant_id, self.target(tenant_id, fallback_name, Capability.CHAT), request)
+        events = stream_with_fallback(lambda: self._stream(tenant_id, primary, request), fallback, self._retry)
+        return events, quota, primary.model.name
 
     def _stream(self, tenant_id: uuid.UUID, target: Target, request: ChatRequest) -> Iterator[ChatEvent]:
+        """One provider stream (one attempt), always accounted: completed, failed, or
+        abandoned by its reader (the provider generated those tokens all the same)."""
         provider = self._providers.get(target.spec.protocol)
         call_request = self._with_defaults(target.spec, request)
         breaker = self._breaker(target.spec)
         started = self._clock()
         text: list[str] = []
+        recorded = False
+
+        def estimated_usage() -> Usage:
+            return Usage(input_tokens=estimate_tokens([m.content for m in call_request.messages]),
+                         output_tokens=estimate_tokens(["".join(text)]) if text else 0, estimated=True)
+
         try:
-            events = self._retry.stream(lambda: breaker.stream(lambda: provider.stream(
-                target.spec.provider_model, call_request, target.credentials, self._timeouts["chat"])))
-            for event in events:
+            for event in breaker.stream(lambda: provider.stream(
+                    target.spec.provider_model, call_request, target.credentials, self._timeouts["chat"])):
                 if isinstance(event, TextDelta):
                     text.append(event.text)
                 elif isinstance(event, ToolCallDelta):
                     text.append(event.arguments)
                 elif isinstance(event, StreamEnd):
-                    usage = event.usage or Usage(
-                        input_tokens=estimate_tokens([m.content for m in call_request.messages]),
-                        output_tokens=estimate_tokens(["".join(text)]), estimated=True)
+                    usage = event.usage or estimated_usage()
+                    recorded = True
                     self._record(tenant_id, target.spec, "chat", usage, started, "ok")
                     yield StreamEnd(event.stop_reason, usage, event.model)
                     return
                 yield event
         except ProviderError as exc:
+            recorded = True
             self._record(tenant_id, target.spec, "chat", Usage(
                 output_tokens=estimate_tokens(["".join(text)]) if text else 0, estimated=bool(text)),
                 started, exc.code)
             raise
+        finally:
+            if not recorded:
+                self._record(tenant_id, target.spec, "chat", estimated_usage(), started, "interrupted")
 
     # Embeddings ------------------------------------------------------------------------------
     def embed(self, tenant_id: uuid.UUID, texts: list[str], model: str | None = None, *, start_batch: int = 0,

@@ -75,13 +75,15 @@ def insert_tenant_model(conn: Connection[Any], model_id: uuid.UUID, tenant_id: u
 
 
 def update_tenant_model(conn: Connection[Any], tenant_id: uuid.UUID, model_id: uuid.UUID, spec: dict[str, Any],
-                        credentials: bytes | None, replace_credentials: bool) -> Row:
-    return _rows(conn, f"""UPDATE models SET spec = %s,
+                        credentials: bytes | None, replace_credentials: bool, expected_version: int) -> Row | None:
+    """None when the row changed (version) or went away since it was read."""
+    rows = _rows(conn, f"""UPDATE models SET spec = %s,
                                   credentials = CASE WHEN %s THEN %s ELSE credentials END,
                                   updated_at = now(), version = version + 1
-                           WHERE tenant_id = %s AND id = %s AND deleted_at IS NULL
+                           WHERE tenant_id = %s AND id = %s AND deleted_at IS NULL AND version = %s
                            RETURNING {_MODEL_COLUMNS}""",
-                 (Jsonb(spec), replace_credentials, credentials, tenant_id, model_id))[0]
+                 (Jsonb(spec), replace_credentials, credentials, tenant_id, model_id, expected_version))
+    return rows[0] if rows else None
 
 
 def soft_delete_tenant_model(conn: Connection[Any], tenant_id: uuid.UUID, model_id: uuid.UUID) -> None:

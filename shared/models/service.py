@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
+from psycopg.errors import UniqueViolation
+
 from shared.auth.principal import Principal
 from shared.db.database import Database
 from shared.errors import Conflict, NotFound, ValidationFailed
@@ -128,8 +130,12 @@ class ModelService:
             if repo.platform_name_taken(conn, request.name) or repo.get_model(conn, tenant_id, request.name):
                 raise Conflict(f"A model named {request.name!r} already exists", code="model_name_taken",
                                details={"name": request.name})
-            row = repo.insert_tenant_model(conn, new_id(), tenant_id, request.name, spec.model_dump(mode="json"),
-                                           ciphertext)
+            try:
+                row = repo.insert_tenant_model(conn, new_id(), tenant_id, request.name,
+                                               spec.model_dump(mode="json"), ciphertext)
+            except UniqueViolation as exc:  # created concurrently under the same name
+                raise Conflict(f"A model named {request.name!r} already exists", code="model_name_taken",
+                               details={"name": request.name}) from exc
         self._resolver.invalidate(tenant_id)
         return to_out(ResolvedModel.from_row(row))
 
@@ -147,19 +153,34 @@ class ModelService:
                           region=connection.get("region"),
                           fields={**{k: base[k] for k in _SPEC_FIELDS}, **changes})
         api_key = request.api_key.get_secret_value() if request.api_key else None
-        if request.test and (api_key is not None or connection != base["connection"]
+        connection_changed = connection != base["connection"]
+        if connection_changed and api_key is None and current.has_credentials:
+            # The stored key is never sent to a host it was not entered for: a new endpoint
+            # needs its key again (otherwise model:manage could read the key out).
+            raise ValidationFailed("Changing base_url or region needs the api_key again", code="model_key_required",
+                                   details={"fields": [{"field": "body.api_key", "type": "missing",
+                                                        "message": "required when base_url or region changes"}]})
+        if request.test and (api_key is not None or connection_changed
                              or spec.provider_model != current.spec.provider_model):
             self._test_or_fail(tenant_id, spec, api_key if api_key is not None else self._stored_key(current))
         ciphertext = self._cipher().encrypt(api_key, tenant_id) if api_key else None
         with self._db.transaction(tenant_id) as conn:
             row = repo.update_tenant_model(conn, tenant_id, current.id, spec.model_dump(mode="json"), ciphertext,
-                                           api_key is not None)
+                                           api_key is not None, current.version)
+        if row is None:
+            raise Conflict("The model was changed or removed meanwhile; reload and retry",
+                           code="model_version_conflict")
         self._resolver.invalidate(tenant_id)
         return to_out(ResolvedModel.from_row(row))
 
     def delete(self, principal: Principal, name: str) -> None:
         current = self._tenant_model(principal.tenant, name)
         with self._db.transaction(principal.tenant) as conn:
+            defaults = repo.get_defaults(conn, principal.tenant) or {}
+            in_use = [f for f in repo.DEFAULT_FIELDS if (defaults.get(f) or "").lower() == current.name.lower()]
+            if in_use:
+                raise Conflict("The model is a tenant default; choose another default first", code="model_in_use",
+                               details={"defaults": in_use})
             repo.soft_delete_tenant_model(conn, principal.tenant, current.id)
         self._resolver.invalidate(principal.tenant)
 

@@ -29,6 +29,16 @@ class Capability(StrEnum):
     STRUCTURED_OUTPUT = "structured_output"
 
 
+_CHAT = {Capability.CHAT, Capability.FUNCTION_CALLING, Capability.VISION, Capability.STRUCTURED_OUTPUT}
+# What each adapter implements (no adapter offers rerank yet).
+PROTOCOL_CAPABILITIES: dict[Protocol, frozenset[Capability]] = {
+    Protocol.OPENAI: frozenset(_CHAT | {Capability.EMBEDDING}),
+    Protocol.ANTHROPIC: frozenset(_CHAT),
+    Protocol.BEDROCK: frozenset(_CHAT | {Capability.EMBEDDING}),
+    Protocol.LOCAL: frozenset({Capability.EMBEDDING}),
+}
+
+
 class Connection(BaseModel):
     """How to reach the provider. Secrets are references, never values:
     ``env:NAME`` (an environment variable of the deployment) or ``secret:<id>`` (Secrets
@@ -79,6 +89,13 @@ class ModelSpec(BaseModel):
     @classmethod
     def _unique(cls, capabilities: list[Capability]) -> list[Capability]:
         return sorted(set(capabilities))
+
+    @model_validator(mode="after")
+    def _supported_by_protocol(self) -> ModelSpec:
+        unsupported = sorted(set(self.capabilities) - PROTOCOL_CAPABILITIES[self.protocol])
+        if unsupported:
+            raise ValueError(f"the {self.protocol.value} adapter does not offer: {', '.join(unsupported)}")
+        return self
 
     @model_validator(mode="after")
     def _embedding_dimensions(self) -> ModelSpec:

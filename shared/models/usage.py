@@ -19,7 +19,9 @@ from shared.ids import new_id
 from shared.models import repository as repo
 from shared.models.api import Quota, QuotaStatus, UsageGroup, UsageReport
 
-_MONTH_TTL_S = 35 * 86_400
+# The running total is rebuilt from the records this often, so a race between a rebuild and
+# a concurrent call (whose tokens the rebuild missed) is corrected within minutes.
+_COUNTER_TTL_S = 600
 _LIMITS_TTL_S = 60
 
 
@@ -84,7 +86,7 @@ class UsageService:
             with self._db.transaction(tenant_id) as conn:
                 total = repo.tokens_since(conn, tenant_id, month_start(now))
             # Another container may have initialised it meanwhile: only the first writer wins.
-            self._kv.set(key, str(total), ttl_s=_MONTH_TTL_S, only_if_absent=True)
+            self._kv.set(key, str(total), ttl_s=_COUNTER_TTL_S, only_if_absent=True)
             value = self._kv.get(key) or str(total)
         return int(value)
 
@@ -113,7 +115,7 @@ class UsageService:
         key = self._counter_key(tenant_id, now)
         # Only a live counter is advanced; a missing one is rebuilt from the records.
         if tokens and self._kv.get(key) is not None:
-            self._kv.incr(key, tokens, ttl_s=_MONTH_TTL_S)
+            self._kv.incr(key, tokens)
 
     def report(self, tenant_id: uuid.UUID, start: datetime, end: datetime, group_by: str) -> UsageReport:
         with self._db.transaction(tenant_id) as conn:

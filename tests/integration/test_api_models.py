@@ -259,3 +259,70 @@ def test_per_token_rate_limit(client: TestClient, new_tenant: Callable[..., Any]
     finally:
         monkeypatch.undo()
         reset_settings()
+
+
+# Review findings, held by tests -------------------------------------------------------------------
+def test_stored_key_is_never_sent_to_a_new_endpoint(client: TestClient, new_tenant: Callable[..., Any],
+                                                    openai_fake: FakeOpenAI, refreshed: None) -> None:
+    owner = bearer(new_tenant()["owner_token"])
+    create_model(client, owner, openai_fake, "pinned")
+    calls = len(openai_fake.requests)
+    body = assert_error(client.patch("/api/v1/models/pinned", json={"base_url": openai_fake.origin + "/other/v1"},
+                                     headers=owner), 422, "model_key_required")
+    assert body["details"]["fields"][0]["field"] == "body.api_key"
+    assert len(openai_fake.requests) == calls  # nothing was sent anywhere
+
+
+def test_capabilities_must_be_offered_by_the_protocol(client: TestClient, new_tenant: Callable[..., Any],
+                                                      refreshed: None) -> None:
+    owner = bearer(new_tenant()["owner_token"])
+    for body in ({"name": "a-emb", "protocol": "anthropic", "provider_model": "x", "capabilities": ["embedding"],
+                  "dimensions": 8, "test": False},
+                 {"name": "o-rr", "protocol": "openai", "provider_model": "x", "capabilities": ["rerank"],
+                  "test": False}):
+        assert_error(client.post("/api/v1/models", json=body, headers=owner), 422, "biz_validation_failed")
+
+
+def test_a_default_model_cannot_be_deleted(client: TestClient, new_tenant: Callable[..., Any],
+                                           openai_fake: FakeOpenAI, refreshed: None) -> None:
+    owner = bearer(new_tenant()["owner_token"])
+    create_model(client, owner, openai_fake, "busy")
+    client.put("/api/v1/models/defaults", json={"chat_model": "busy"}, headers=owner)
+    body = assert_error(client.delete("/api/v1/models/busy", headers=owner), 409, "model_in_use")
+    assert body["details"]["defaults"] == ["chat_model"]
+
+
+def test_abandoned_stream_is_still_accounted(client: TestClient, new_tenant: Callable[..., Any],
+                                             openai_fake: FakeOpenAI, refreshed: None, admin_sql: Sql) -> None:
+    tenant = new_tenant()
+    create_model(client, bearer(tenant["owner_token"]), openai_fake, "quitter")
+    openai_fake.enqueue(ChatScript(text=["one", " two", " three"]))
+    events, _, _ = model_gateway().stream_chat(uuid.UUID(tenant["tenant"]["id"]), CHAT, model="quitter")
+    assert isinstance(next(iter(events)), TextDelta)
+    events.close()  # type: ignore[attr-defined]
+    rows = admin_sql("""SELECT outcome, estimated, output_tokens > 0 FROM usage_records
+                        WHERE tenant_id = %s AND outcome <> 'ok'""", (tenant["tenant"]["id"],))
+    assert rows == [("interrupted", True, True)]
+
+
+def test_streamed_chat_falls_back_before_the_first_delta(client: TestClient, new_tenant: Callable[..., Any],
+                                                         openai_fake: FakeOpenAI, refreshed: None) -> None:
+    tenant = new_tenant()
+    owner = bearer(tenant["owner_token"])
+    create_model(client, owner, openai_fake, "s-primary", provider_model="s-flaky")
+    create_model(client, owner, openai_fake, "s-backup", provider_model="s-steady")
+    openai_fake.reset()
+    openai_fake.enqueue(*[RawReply(503, {"error": {"message": "down"}}, path=FakeOpenAI.CHAT_PATH)
+                          for _ in range(3)])
+    events, _, _ = model_gateway().stream_chat(uuid.UUID(tenant["tenant"]["id"]), CHAT, model="s-primary",
+                                               fallback_model="s-backup")
+    text = "".join(e.text for e in events if isinstance(e, TextDelta))
+    assert text == "Hello from the fake"
+    assert [r["model"] for r in openai_fake.chat_requests()] == ["s-flaky"] * 3 + ["s-steady"]
+
+
+def test_usage_dates_at_the_edge_of_the_calendar_are_422(client: TestClient, new_tenant: Callable[..., Any],
+                                                         refreshed: None) -> None:
+    owner = bearer(new_tenant()["owner_token"])
+    for query in ("to=9999-12-31T23:59:59-01:00", "to=0001-01-02T00:00:00Z"):
+        assert_error(client.get(f"/api/v1/usage?{query}", headers=owner), 422, "biz_validation_failed")

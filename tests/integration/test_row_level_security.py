@@ -79,3 +79,18 @@ def test_every_tenant_table_forces_row_level_security(admin_sql: Callable[..., l
                           WHERE c.relkind = 'r' AND col.table_schema = 'public'""")
     assert tables, "no tenant-owned tables found"
     assert all(rls and forced for _, rls, forced in tables), tables
+
+
+def test_tenants_read_but_never_write_catalog_models(app_db: SingleConnectionDatabase,
+                                                     new_tenant: Callable[..., Any],
+                                                     pg: Any) -> None:
+    from shared.platform.bootstrap import refresh_model_catalog
+
+    refresh_model_catalog(pg.admin_url)
+    tenant_id = uuid.UUID(new_tenant()["tenant"]["id"])
+    with app_db.transaction(tenant_id) as conn:
+        visible = conn.execute("SELECT count(*) FROM models WHERE tenant_id IS NULL").fetchone()
+        deleted = conn.execute("DELETE FROM models WHERE tenant_id IS NULL").rowcount
+        updated = conn.execute("UPDATE models SET name = 'x' WHERE tenant_id IS NULL").rowcount
+    assert visible is not None and visible[0] > 0
+    assert (deleted, updated) == (0, 0)
