@@ -189,9 +189,6 @@ class ModelService:
         key = self._stored_key(model) if model.source == "tenant" else None
         return self._tester(principal.tenant, model.spec, key)
 
-    def credentials_for(self, model: ResolvedModel) -> str | None:
-        return self._stored_key(model)
-
     def _stored_key(self, model: ResolvedModel) -> str | None:
         if model.tenant_id is None or not model.has_credentials:
             return None
