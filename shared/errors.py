@@ -53,6 +53,10 @@ class PayloadTooLarge(StratusError):
     code, status, default_message = "biz_payload_too_large", 413, "Request body too large"
 
 
+class UnsupportedMediaType(StratusError):
+    code, status, default_message = "biz_unsupported_media_type", 415, "Send the body as application/json"
+
+
 class RateLimited(StratusError):
     code, status, default_message = "sys_rate_limited", 429, "Too many requests"
 

@@ -217,7 +217,8 @@ class LocalGateway:
         return await self._invoke(compiled.function.name, event)
 
     async def _authorize(self, event: dict[str, Any]) -> tuple[int, dict[str, str], list[str], bytes] | None:
-        identity = event["headers"].get("authorization")
+        # An empty identity source counts as missing, as in API Gateway.
+        identity = event["headers"].get("authorization") or None
         if identity is None and self._cache_ttl_s > 0:
             return _GATEWAY_UNAUTHORIZED[0], dict(_GATEWAY_UNAUTHORIZED[1]), [], _GATEWAY_UNAUTHORIZED[2]
         result = self._cache.get(identity) if identity is not None else None

@@ -24,11 +24,21 @@ from typing import Any, TypeVar
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.logging import correlation_paths
 
 from functions.catalog import Http, function_for_module
-from shared.errors import BadRequest, NotFound, PayloadTooLarge, StratusError, ValidationFailed
+from shared.errors import (
+    BadRequest,
+    NotFound,
+    PayloadTooLarge,
+    StratusError,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 from shared.handler import Handler, powertools_handler
 from shared.http.context import add_response_headers, current_request_id, response_headers, set_request
 from shared.http.envelope import JSON, Pagination, error_body, error_result, success_payload
@@ -100,6 +110,14 @@ class StratusApp:
         @r.exception_handler(RequestValidationError)
         def _invalid(exc: RequestValidationError) -> Response[Any]:
             return self._error(_validation_error(exc))
+
+        @r.exception_handler(RequestUnsupportedContentType)
+        def _media_type(exc: RequestUnsupportedContentType) -> Response[Any]:
+            return self._error(UnsupportedMediaType())
+
+        @r.exception_handler(UnicodeDecodeError)
+        def _not_utf8(exc: UnicodeDecodeError) -> Response[Any]:
+            return self._error(BadRequest("Request body is not valid UTF-8 JSON", code="biz_malformed_json"))
 
         @r.not_found
         def _not_found(_: NotFoundError) -> Response[Any]:

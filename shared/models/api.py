@@ -7,13 +7,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 
+from shared.http.requests import RequestModel
 from shared.models.spec import NAME_PATTERN, Capability, Pricing
 
-
-class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+_Request = RequestModel
 
 
 class ModelOut(BaseModel):

@@ -6,9 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 from shared.auth.permissions import TENANT_PERMISSIONS, Role
+from shared.http.requests import RequestModel
 
 Name = Field(min_length=1, max_length=100)
 # Deliverability is not ours to check here; the shape is.
@@ -16,9 +17,9 @@ Email = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, m
                                          pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 
 
-class _Request(BaseModel):
-    # Unknown fields are a client mistake worth reporting, not silently dropping.
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+_Request = RequestModel
+# Far enough for any real key, near enough that every stored time converts to UTC and back.
+_LATEST_EXPIRY_YEAR = 9000
 
 
 class CreateTenant(_Request):
@@ -90,6 +91,8 @@ class CreateApiKey(_Request):
     def _aware(cls, value: datetime | None) -> datetime | None:
         if value is not None and value.tzinfo is None:
             raise ValueError("expires_at must include a timezone (e.g. 2030-01-01T00:00:00Z)")
+        if value is not None and value.year >= _LATEST_EXPIRY_YEAR:
+            raise ValueError(f"expires_at must be before the year {_LATEST_EXPIRY_YEAR}")
         return value
 
 

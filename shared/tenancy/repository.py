@@ -14,7 +14,7 @@ from shared.http.params import PageRequest
 
 Row = dict[str, Any]
 
-_MEMBER_COLUMNS = """m.id, m.user_id, u.email, u.name, m.role, m.created_at, m.updated_at, m.version"""
+_MEMBER_COLUMNS = """m.id, m.user_id, u.email, m.name, m.role, m.created_at, m.updated_at, m.version"""
 _KEY_COLUMNS = """id, name, prefix, user_id, scopes, resource_type, resource_id, expires_at,
                   last_used_at, created_at"""
 
@@ -54,9 +54,9 @@ def ensure_user(conn: Connection[Any], user_id: uuid.UUID, email: str, name: str
 
 
 def insert_member(conn: Connection[Any], member_id: uuid.UUID, tenant_id: uuid.UUID,
-                  user_id: uuid.UUID, role: str) -> None:
-    conn.execute("INSERT INTO members (id, tenant_id, user_id, role) VALUES (%s, %s, %s, %s)",
-                 (member_id, tenant_id, user_id, role))
+                  user_id: uuid.UUID, role: str, name: str = "") -> None:
+    conn.execute("INSERT INTO members (id, tenant_id, user_id, role, name) VALUES (%s, %s, %s, %s, %s)",
+                 (member_id, tenant_id, user_id, role, name))
 
 
 def get_member(conn: Connection[Any], tenant_id: uuid.UUID, member_id: uuid.UUID, *,
@@ -74,7 +74,7 @@ def get_member_by_user(conn: Connection[Any], tenant_id: uuid.UUID, user_id: uui
 
 
 def list_members(conn: Connection[Any], tenant_id: uuid.UUID, page: PageRequest) -> tuple[list[Row], int]:
-    columns = {"email": "u", "name": "u"}
+    columns = {"email": "u"}
     order = sql.SQL(", ").join(
         [sql.SQL("{}.{} {}").format(sql.Identifier(columns.get(col, "m")), sql.Identifier(col),
                                     sql.SQL("DESC" if desc else "ASC")) for col, desc in page.order]

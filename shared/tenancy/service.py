@@ -50,9 +50,9 @@ class TenancyService:
         # The transaction runs as the new tenant, so row-level security admits its rows.
         with self._db.transaction(tenant_id) as conn:
             tenant = repo.insert_tenant(conn, tenant_id, request.name)
-            user_id = repo.ensure_user(conn, new_id(), email, request.owner_name)
+            user_id = repo.ensure_user(conn, new_id(), email, "")
             member_id = new_id()
-            repo.insert_member(conn, member_id, tenant_id, user_id, Role.OWNER)
+            repo.insert_member(conn, member_id, tenant_id, user_id, Role.OWNER, request.owner_name)
             token, _ = self._insert_key(conn, tenant_id, user_id, INITIAL_TOKEN_NAME, [], None, None, None)
             member = repo.get_member(conn, tenant_id, member_id)
         assert member is not None
@@ -76,13 +76,13 @@ class TenancyService:
         tenant_id = principal.tenant
         token: str | None = None
         with self._db.transaction(tenant_id) as conn:
-            user_id = repo.ensure_user(conn, new_id(), request.email, request.name)
+            user_id = repo.ensure_user(conn, new_id(), request.email, "")
             if repo.get_member_by_user(conn, tenant_id, user_id) is not None:
                 raise Conflict("This user is already a member", code="member_already_exists",
                                details={"email": request.email})
             member_id = new_id()
             try:
-                repo.insert_member(conn, member_id, tenant_id, user_id, request.role)
+                repo.insert_member(conn, member_id, tenant_id, user_id, request.role, request.name)
             except _unique_violation() as exc:  # a concurrent invite of the same user
                 raise Conflict("This user is already a member", code="member_already_exists") from exc
             if request.issue_token:
@@ -135,15 +135,37 @@ class TenancyService:
         if request.expires_at is not None and request.expires_at <= datetime.now(UTC):
             raise ValidationFailed(details={"fields": [{
                 "field": "body.expires_at", "type": "expired", "message": "expires_at must be in the future"}]})
-        beyond = sorted(set(request.scopes) - effective_permissions(principal))
+        # A key never outgrows the key that made it: an empty scope list means "everything the
+        # creator may do", so a scoped creator's keys carry its scopes at most; a key bound to
+        # one resource makes keys bound to it; expiry cannot be later than the creator's.
+        scopes = list(request.scopes)
+        creator_scoped = bool(principal.scopes) and "*" not in principal.scopes
+        if creator_scoped and not scopes:
+            scopes = sorted(effective_permissions(principal))
+        beyond = sorted(set(scopes) - effective_permissions(principal))
         if beyond:
             raise Forbidden("A key cannot carry permissions its creator lacks", code="auth_scope_exceeds_role",
                             details={"scopes": beyond})
+        resource_type: str | None = request.resource_type
+        resource_id = request.resource_id
+        if principal.resource_type is not None:
+            if resource_type is None:
+                resource_type, resource_id = principal.resource_type, principal.resource_id
+            elif (resource_type, resource_id) != (principal.resource_type, principal.resource_id):
+                raise Forbidden("A key bound to one resource can only make keys bound to it",
+                                code="auth_resource_binding_exceeded")
+        expires_at = request.expires_at
+        if principal.expires_at is not None:
+            if expires_at is None:
+                expires_at = principal.expires_at
+            elif expires_at > principal.expires_at:
+                raise Forbidden("A key cannot outlive the key that creates it", code="auth_expiry_exceeds_creator",
+                                details={"max_expires_at": principal.expires_at.isoformat()})
         tenant_id = principal.tenant
         with self._db.transaction(tenant_id) as conn:
             try:
-                token, row = self._insert_key(conn, tenant_id, principal.user, request.name, request.scopes,
-                                              request.resource_type, request.resource_id, request.expires_at)
+                token, row = self._insert_key(conn, tenant_id, principal.user, request.name, scopes,
+                                              resource_type, resource_id, expires_at)
             except _unique_violation() as exc:
                 raise Conflict("You already have an API key with this name", code="api_key_name_taken",
                                details={"name": request.name}) from exc

@@ -262,3 +262,55 @@ def test_members_pagination_and_sort(client: TestClient, new_tenant: Callable[..
     assert_error(client.get("/api/v1/members?sort=password", headers=owner), 422, "biz_validation_failed")
     assert_error(client.get("/api/v1/members?limit=101", headers=owner), 422, "biz_validation_failed")
     assert_error(client.get("/api/v1/members?page=0", headers=owner), 422, "biz_validation_failed")
+
+
+# Review findings, held by tests ----------------------------------------------------------------
+def test_a_scoped_key_cannot_mint_an_unscoped_one(client: TestClient, new_tenant: Callable[..., Any]) -> None:
+    owner = bearer(new_tenant()["owner_token"])
+    soon = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    narrow = client.post("/api/v1/api-keys", json={"name": "narrow", "scopes": ["apikey:manage"],
+                                                   "expires_at": soon}, headers=owner).json()["data"]
+    minted = client.post("/api/v1/api-keys", json={"name": "wide"}, headers=bearer(narrow["token"]))
+    assert minted.status_code == 201
+    child = minted.json()["data"]
+    assert child["scopes"] == ["apikey:manage"] and child["expires_at"] == narrow["expires_at"]
+    assert_error(client.get("/api/v1/members", headers=bearer(child["token"])), 403, "auth_permission_denied")
+    later = (datetime.now(UTC) + timedelta(days=30)).isoformat()
+    assert_error(client.post("/api/v1/api-keys", json={"name": "longer", "expires_at": later},
+                             headers=bearer(narrow["token"])), 403, "auth_expiry_exceeds_creator")
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/api/v1/api-keys", {"name": "a\u0000b"}),
+    ("/api/v1/members", {"email": "nul@example.com", "name": "x\u0000"}),
+    ("/api/v1/api-keys", {"name": "far", "expires_at": "9999-12-31T23:59:59-14:00"}),
+])
+def test_unstorable_input_is_422(client: TestClient, new_tenant: Callable[..., Any], admin_sql: Sql,
+                                 path: str, body: dict[str, Any]) -> None:
+    owner = bearer(new_tenant()["owner_token"])
+    before = counts(admin_sql)
+    assert_error(client.post(path, json=body, headers=owner), 422, "biz_validation_failed")
+    assert counts(admin_sql) == before
+
+
+def test_body_encoding_and_media_type_errors(client: TestClient, new_tenant: Callable[..., Any]) -> None:
+    owner = bearer(new_tenant()["owner_token"])
+    assert_error(client.post("/api/v1/api-keys", content=b'{"name":"\xff"}',
+                             headers={**owner, "content-type": "application/json"}), 400, "biz_malformed_json")
+    assert_error(client.post("/api/v1/api-keys", content=b'name=x',
+                             headers={**owner, "content-type": "text/plain"}), 415, "biz_unsupported_media_type")
+
+
+def test_member_names_stay_within_their_tenant(client: TestClient, new_tenant: Callable[..., Any]) -> None:
+    a, b = bearer(new_tenant()["owner_token"]), bearer(new_tenant()["owner_token"])
+    email = f"shared-{uuid.uuid4().hex[:6]}@example.com"
+    client.post("/api/v1/members", json={"email": email, "name": "Secret Real Name"}, headers=a)
+    seen_by_b = client.post("/api/v1/members", json={"email": email.upper(), "name": "whatever"},
+                            headers=b).json()["data"]
+    assert seen_by_b["name"] == "whatever"
+    assert "Secret Real Name" not in client.get("/api/v1/members", headers=b).text
+
+
+def test_empty_authorization_header_is_answered_by_the_gateway(client: TestClient) -> None:
+    response = client.get("/api/v1/tenants/current", headers={"Authorization": ""})
+    assert response.status_code == 401 and response.json() == {"message": "Unauthorized"}

@@ -60,3 +60,43 @@ def test_reconciler_fails_work_in_flight(admin_sql: Callable[..., list[tuple[Any
 def test_app_role_cannot_run_the_reconciler(pg: Any) -> None:
     with psycopg.connect(pg.app_url) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
         conn.execute("SELECT * FROM reconcile_interrupted_work('x')")
+
+
+def test_definer_functions_work_when_the_owner_is_not_a_superuser(tmp_path: Path) -> None:
+    """As on Aurora, where the master user neither is a superuser nor bypasses RLS."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from shared.auth.token_state import TokenStateStore
+    from shared.cache.memory import MemoryKeyValueStore
+    from shared.db.database import SingleConnectionDatabase
+    from shared.platform.bootstrap import install_admin_token, refresh_model_catalog
+    from shared.tenancy.models import CreateTenant
+    from shared.tenancy.service import TenancyService
+
+    server = start_embedded_postgres(tmp_path / "pg", database="postgres")
+    try:
+        with psycopg.connect(server.admin_url, autocommit=True) as conn:
+            conn.execute("CREATE ROLE plain_owner LOGIN CREATEROLE NOSUPERUSER NOBYPASSRLS")
+            conn.execute("CREATE DATABASE aurora_like OWNER plain_owner")
+        params = conninfo_to_dict(server.admin_url)
+        owner_url = make_conninfo("", **{**params, "dbname": "aurora_like", "user": "plain_owner"})
+        app_url = make_conninfo("", **{**params, "dbname": "aurora_like", "user": "stratus_app"})
+        apply_migrations(owner_url)
+        install_admin_token(owner_url, "pat_" + "o" * 40)
+        assert refresh_model_catalog(owner_url)["model_count"] == 8
+        db = SingleConnectionDatabase(app_url)
+        try:
+            service = TenancyService(db, TokenStateStore(MemoryKeyValueStore(), 300))
+            created = service.create_tenant(CreateTenant(name="aurora"))
+            assert service.resolve_token(created.owner_token).tenant_id == created.tenant.id
+            assert service.resolve_token("pat_" + "o" * 40).is_platform_admin
+            with db.transaction(created.tenant.id) as conn:
+                assert conn.execute("SELECT count(*) FROM models WHERE tenant_id IS NULL").fetchone() == (8,)
+                conn.execute("UPDATE members SET deleted_at = now() - interval '90 days'")
+            with db.transaction() as conn:
+                purged = conn.execute("SELECT purge_soft_deleted('members', now() - interval '30 days', 100)")
+                assert purged.fetchone() == (1,)
+        finally:
+            db.close()
+    finally:
+        server.stop()
