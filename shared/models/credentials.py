@@ -4,13 +4,18 @@ tenant models (bound to the tenant through the encryption context)."""
 from __future__ import annotations
 
 import uuid
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.errors import Unavailable
 from shared.models.errors import ModelNotConfigured
 from shared.models.spec import Connection, ModelSpec
 from shared.models.spec import Protocol as ModelProtocol
 from shared.models.types import Credentials
+
+if TYPE_CHECKING:
+    from shared.db.database import Database
+    from shared.models.resolver import ResolvedModel
 
 
 class Cipher(Protocol):
@@ -45,6 +50,17 @@ def default_cipher() -> Cipher:
         raise Unavailable("Credential encryption is not configured (CREDENTIALS_KMS_KEY_ID)",
                           code="sys_credentials_unconfigured")
     return KmsCipher(client("kms"), key_id)
+
+
+def stored_api_key(db: Database, cipher: Callable[[], Cipher], model: ResolvedModel) -> str | None:
+    """A tenant model's API key, decrypted (None: the model stores none)."""
+    from shared.models import repository
+
+    if model.tenant_id is None or not model.has_credentials:
+        return None
+    with db.transaction(model.tenant_id) as conn:
+        ciphertext = repository.get_credentials(conn, model.tenant_id, model.id)
+    return cipher().decrypt(ciphertext, model.tenant_id) if ciphertext else None
 
 
 def resolve_reference(ref: str) -> str | None:

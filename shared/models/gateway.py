@@ -21,9 +21,8 @@ from typing import Any, TypeVar
 from shared.cache.ports import KeyValueStore
 from shared.db.database import Database
 from shared.errors import StratusError
-from shared.models import repository as repo
 from shared.models.api import ModelTestResult
-from shared.models.credentials import Cipher, platform_credentials
+from shared.models.credentials import Cipher, platform_credentials, stored_api_key
 from shared.models.errors import ModelNotConfigured, ProviderError
 from shared.models.resilience import CircuitBreaker, RetryPolicy, call_with_fallback, stream_with_fallback
 from shared.models.resolver import ModelResolver, ResolvedModel
@@ -154,12 +153,8 @@ class ModelGateway:
         spec = model.spec
         if model.source == "catalog":
             return platform_credentials(spec)
-        api_key = None
-        if model.has_credentials and model.tenant_id is not None:
-            with self._db.transaction(model.tenant_id) as conn:
-                ciphertext = repo.get_credentials(conn, model.tenant_id, model.id)
-            api_key = self._cipher().decrypt(ciphertext, model.tenant_id) if ciphertext else None
-        return Credentials(api_key=api_key, base_url=spec.connection.base_url, region=spec.connection.region)
+        return Credentials(api_key=stored_api_key(self._db, self._cipher, model),
+                           base_url=spec.connection.base_url, region=spec.connection.region)
 
     def _breaker(self, spec: ModelSpec) -> CircuitBreaker:
         return CircuitBreaker(self._kv, f"{spec.protocol.value}:{spec.provider_model}")

@@ -27,7 +27,7 @@ from shared.models.api import (
     UpdateDefaults,
     UpdateModel,
 )
-from shared.models.credentials import Cipher, platform_credentials
+from shared.models.credentials import Cipher, platform_credentials, stored_api_key
 from shared.models.errors import ModelNotConfigured
 from shared.models.resolver import ModelResolver, ResolvedModel
 from shared.models.spec import Capability, CatalogFile, ModelSpec
@@ -190,11 +190,7 @@ class ModelService:
         return self._tester(principal.tenant, model.spec, key)
 
     def _stored_key(self, model: ResolvedModel) -> str | None:
-        if model.tenant_id is None or not model.has_credentials:
-            return None
-        with self._db.transaction(model.tenant_id) as conn:
-            ciphertext = repo.get_credentials(conn, model.tenant_id, model.id)
-        return self._cipher().decrypt(ciphertext, model.tenant_id) if ciphertext else None
+        return stored_api_key(self._db, self._cipher, model)
 
     def _tenant_model(self, tenant_id: uuid.UUID, name: str) -> ResolvedModel:
         model = self._fresh(tenant_id, name)
