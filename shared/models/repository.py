@@ -44,24 +44,27 @@ def get_credentials(conn: Connection[Any], tenant_id: uuid.UUID, model_id: uuid.
     return bytes(row[0]) if row and row[0] is not None else None
 
 
+# Live models a tenant sees (its own and the platform's), optionally by capability and source.
+_VISIBLE = """deleted_at IS NULL AND (tenant_id IS NULL OR tenant_id = %(tenant)s)
+              AND (%(capability)s::text IS NULL OR spec->'capabilities' ? %(capability)s::text)
+              AND (%(source)s::text IS NULL OR source = %(source)s::text)"""
+
+
 def list_models(conn: Connection[Any], tenant_id: uuid.UUID, capability: str | None, source: str | None,
                 page: PageRequest) -> tuple[list[Row], int]:
     order = sql.SQL(", ").join(
         [sql.SQL("{} {}").format(sql.Identifier(col), sql.SQL("DESC" if desc else "ASC")) for col, desc in page.order]
         + [sql.SQL("id ASC")])
-    query = sql.SQL(f"""SELECT {_MODEL_COLUMNS}, count(*) OVER () AS total FROM models
-                        WHERE deleted_at IS NULL AND (tenant_id IS NULL OR tenant_id = %s)
-                          AND (%s::text IS NULL OR spec->'capabilities' ? %s::text)
-                          AND (%s::text IS NULL OR source = %s::text)
-                        ORDER BY {{}} LIMIT %s OFFSET %s""").format(order)
-    rows = _rows(conn, query, (tenant_id, capability, capability, source, source, page.limit, page.offset))
-    total = int(rows[0]["total"]) if rows else 0
-    if not rows and page.offset:
-        total = int(conn.execute("""SELECT count(*) FROM models WHERE deleted_at IS NULL
-                                    AND (tenant_id IS NULL OR tenant_id = %s)
-                                    AND (%s::text IS NULL OR spec->'capabilities' ? %s::text)
-                                    AND (%s::text IS NULL OR source = %s::text)""",
-                                 (tenant_id, capability, capability, source, source)).fetchone()[0])  # type: ignore[index]
+    params = {"tenant": tenant_id, "capability": capability, "source": source,
+              "limit": page.limit, "offset": page.offset}
+    query = sql.SQL(f"""SELECT {_MODEL_COLUMNS}, count(*) OVER () AS total FROM models WHERE {_VISIBLE}
+                        ORDER BY {{}} LIMIT %(limit)s OFFSET %(offset)s""").format(order)
+    rows = _rows(conn, query, params)
+    if rows:
+        total = int(rows[0]["total"])
+    else:  # a page past the end still reports the total
+        found = conn.execute(f"SELECT count(*) FROM models WHERE {_VISIBLE}", params).fetchone()
+        total = int(found[0]) if found else 0
     for row in rows:
         row.pop("total", None)
     return rows, total

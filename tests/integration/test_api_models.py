@@ -66,6 +66,8 @@ def test_list_filters_and_reports_configuration(client: TestClient, new_tenant: 
     embedding = client.get("/api/v1/models?capability=embedding&limit=100", headers=owner).json()
     names = {m["name"] for m in embedding["data"]}
     assert names == {"all-minilm-l6-v2", "text-embedding-3-small", "titan-embed-text-v2"}
+    past_end = client.get("/api/v1/models?capability=embedding&page=9&limit=100", headers=owner).json()
+    assert past_end["data"] == [] and past_end["pagination"]["total"] == 3
     models = {m["name"]: m for m in client.get("/api/v1/models?limit=100", headers=owner).json()["data"]}
     assert models["gpt-4o-mini"]["configured"] is False  # no OPENAI_API_KEY here
     assert models["all-minilm-l6-v2"]["configured"] is True and models["all-minilm-l6-v2"]["dimensions"] == 384
