@@ -36,6 +36,9 @@ LAYERS: dict[str, Layer] = {
                 "redis==8.1.0",
                 "uuid6==2025.0.1",
                 "pyyaml==6.0.3",
+                # Arrives through the X-Ray SDK; pinned to boto3's release so the "aws" layer
+                # (boto3==1.44.5) always builds against the same botocore.
+                "botocore==1.44.5",
             ),
             baseline_imports=(
                 "aws_lambda_powertools.event_handler",
@@ -56,6 +59,10 @@ LAYERS: dict[str, Layer] = {
         # Provider SDKs, imported by the adapters on first call.
         Layer("llm", requirements=("openai==3.54.0", "anthropic==2.12.0", "httpx2==2.16.2"),
               baseline_imports=()),
+        # Document parsers with native code (PDF); the other formats parse with the standard library.
+        Layer("parse", requirements=("pypdfium2==5.15.2",), baseline_imports=()),
+        # The OpenSearch client, for deployments that chose OpenSearch as the vector store.
+        Layer("search", requirements=("opensearch-py==3.2.0",), baseline_imports=()),
         # The bundled offline embedding model (docs/adr/0018); loaded on first embed.
         Layer(
             "embed",
@@ -126,7 +133,17 @@ class Deploy:
     """Invoked by the deployment (a CloudFormation custom resource)."""
 
 
-Trigger = Http | DefaultRoute | Authorizer | Schedule | StepFunctionsTask | Deploy
+@dataclass(frozen=True)
+class Queue:
+    """Messages of an SQS queue named in ``QUEUES``, delivered in batches; the handler reports
+    partial batch failures (``batchItemFailures``), so only failed messages come back."""
+
+    queue: str
+    batch_size: int = 5
+    max_batching_window_s: int = 0
+
+
+Trigger = Http | DefaultRoute | Authorizer | Schedule | StepFunctionsTask | Deploy | Queue
 
 # --- Permissions (IAM), abstract: CDK turns each into grants -----------------------
 
@@ -154,6 +171,15 @@ def secret(name: str) -> Access:
     return Access(f"secret:{name}", ("read",))
 
 
+def queue(name: str, *actions: str) -> Access:
+    """``send``: the function sends messages to the queue (consumers get their grant from the trigger)."""
+    return Access(f"queue:{name}", actions)
+
+
+# The OpenSearch domain, when the deployment chose it as the vector store.
+OPENSEARCH = Access("opensearch", ("read", "write"))
+
+
 # --- Functions ---------------------------------------------------------------------
 
 
@@ -175,6 +201,27 @@ class Function:
     @property
     def handler(self) -> str:
         return f"{self.module}.handler"
+
+
+@dataclass(frozen=True)
+class S3Notification:
+    """S3 ``ObjectCreated`` events of a bucket (under a key prefix) sent to a queue."""
+
+    bucket: str
+    prefix: str = ""
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    name: str
+    domain: str
+    # Receives after which a message moves to the queue's dead-letter queue.
+    max_receive_count: int = 5
+    # How long a received message stays invisible: at least the consumer's timeout (AWS
+    # recommends six times it); set by the infrastructure from the consumer when None.
+    visibility_timeout_s: int | None = None
+    s3_notifications: tuple[S3Notification, ...] = ()
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -312,9 +359,101 @@ FUNCTIONS += (
              access=(DATABASE, REDIS)),
 )
 
+_K = "knowledge"
+_KB = "/api/v1/knowledge-bases/{kb_id}"
+_DOC = _KB + "/documents/{document_id}"
+# Functions that embed (indexing, manual segments, retrieval queries) or only count tokens.
+_EMBED_LAYERS = ("base", "aws", "search", "embed", "llm")
+_EMBED_ACCESS = (DATABASE, REDIS, OPENSEARCH, _KMS, _BEDROCK, _PROVIDER_KEYS)
+_UPLOADS = bucket("uploads", "read", "write", "delete")
+
+
+def _kb(name: str, module: str, method: str, path: str, permission: str, summary: str, *,
+        tag: str = "knowledge-bases", layers: tuple[str, ...] = ("base", "aws", "search"),
+        access: tuple[Access, ...] = (DATABASE, REDIS, OPENSEARCH), **kwargs: object) -> Function:
+    return Function(name, f"functions.knowledge.{module}", _K,
+                    Http(method, path, permission=permission, summary=summary, tag=tag),
+                    layers=layers, access=access, **kwargs)  # type: ignore[arg-type]
+
+
+FUNCTIONS += (
+    _kb("knowledge-bases-create", "create_knowledge_base", "POST", "/api/v1/knowledge-bases", "knowledge:write",
+        "Create a knowledge base"),
+    _kb("knowledge-bases-list", "list_knowledge_bases", "GET", "/api/v1/knowledge-bases", "knowledge:read",
+        "List knowledge bases", layers=("base",), access=(DATABASE, REDIS)),
+    _kb("knowledge-bases-get", "get_knowledge_base", "GET", _KB, "knowledge:read", "One knowledge base",
+        layers=("base",), access=(DATABASE, REDIS)),
+    _kb("knowledge-bases-update", "update_knowledge_base", "PATCH", _KB, "knowledge:write",
+        "Change a knowledge base", layers=("base",), access=(DATABASE, REDIS)),
+    _kb("knowledge-bases-delete", "delete_knowledge_base", "DELETE", _KB, "knowledge:write",
+        "Delete a knowledge base with its documents, vectors and files (asynchronous)",
+        layers=("base", "aws"), access=(DATABASE, REDIS, state_machine("knowledge-base-delete", "start"))),
+    _kb("documents-create", "create_document", "POST", _KB + "/documents", "knowledge:write",
+        "Add a document: a presigned upload, or inline text", tag="documents",
+        layers=("base", "aws"), access=(DATABASE, REDIS, _UPLOADS)),
+    _kb("documents-list", "list_documents", "GET", _KB + "/documents", "knowledge:read", "List documents",
+        tag="documents", layers=("base",), access=(DATABASE, REDIS)),
+    _kb("documents-get", "get_document", "GET", _DOC, "knowledge:read",
+        "One document with its indexing status and progress", tag="documents", layers=("base",),
+        access=(DATABASE, REDIS)),
+    _kb("documents-update", "update_document", "PATCH", _DOC, "knowledge:write",
+        "Change a document's name, metadata or tags", tag="documents"),
+    _kb("documents-delete", "delete_document", "DELETE", _DOC, "knowledge:write",
+        "Delete a document with its segments, vectors and file", tag="documents",
+        layers=("base", "aws", "search"), access=(DATABASE, REDIS, OPENSEARCH, _UPLOADS)),
+    _kb("documents-reindex", "reindex_document", "POST", _DOC + "/reindex", "knowledge:write",
+        "Index a document again (optionally with new chunking)", tag="documents",
+        layers=("base", "aws", "search"), access=(DATABASE, REDIS, OPENSEARCH, queue("ingest", "send"))),
+    _kb("documents-preview-chunks", "preview_chunks", "POST", _KB + "/documents/preview-chunks",
+        "knowledge:read", "The segments a chunking configuration would produce", tag="documents",
+        layers=("base", "parse", "embed"), access=(DATABASE, REDIS), memory_mb=1024, timeout_s=29),
+    _kb("segments-list", "list_segments", "GET", _DOC + "/segments", "knowledge:read",
+        "A document's segments", tag="segments", layers=("base",), access=(DATABASE, REDIS)),
+    _kb("segments-create", "create_segment", "POST", _DOC + "/segments", "knowledge:write",
+        "Add a segment by hand (embedded at once)", tag="segments", layers=_EMBED_LAYERS,
+        access=_EMBED_ACCESS, memory_mb=1024, timeout_s=29),
+    _kb("segments-update", "update_segment", "PATCH", _DOC + "/segments/{segment_id}", "knowledge:write",
+        "Edit a segment's text (re-embedded) or enable/disable it", tag="segments", layers=_EMBED_LAYERS,
+        access=_EMBED_ACCESS, memory_mb=1024, timeout_s=29),
+    _kb("retrieve", "retrieve", "POST", _KB + "/retrieve", "knowledge:read",
+        "Search one knowledge base (semantic, full-text or hybrid)", tag="retrieval", layers=_EMBED_LAYERS,
+        access=_EMBED_ACCESS, memory_mb=1024, timeout_s=29),
+    _kb("retrieve-multi", "retrieve_multi", "POST", "/api/v1/retrieve", "knowledge:read",
+        "Search several knowledge bases at once", tag="retrieval", layers=_EMBED_LAYERS,
+        access=_EMBED_ACCESS, memory_mb=1024, timeout_s=29),
+    # Ingestion -------------------------------------------------------------------
+    Function("documents-ingest", "functions.knowledge.ingest", _K, Queue("ingest", batch_size=1),
+             memory_mb=2048, timeout_s=900, layers=("base", "aws", "search", "parse", "embed", "llm"),
+             access=(*_EMBED_ACCESS, _UPLOADS, state_machine("ingest", "start")),
+             description="Parses, chunks and embeds a document whose file landed in S3"),
+    Function("documents-embed-batch", "functions.knowledge.embed_batch", _K, StepFunctionsTask("ingest"),
+             memory_mb=2048, timeout_s=300, layers=_EMBED_LAYERS, access=_EMBED_ACCESS,
+             description="Embeds one batch of a large document's segments (a Map item)"),
+    Function("documents-finish", "functions.knowledge.finish_document", _K, StepFunctionsTask("ingest"),
+             access=(DATABASE, REDIS), description="Marks a fanned-out document indexed or failed"),
+    Function("documents-sweep", "functions.knowledge.sweep_documents", _K,
+             Schedule("rate(5 minutes)", "Retry or fail documents stuck in a non-final state"),
+             layers=("base", "aws"), access=(DATABASE, queue("ingest", "send")),
+             description="Retries (then fails) documents whose indexing stopped moving"),
+    Function("knowledge-bases-purge", "functions.knowledge.purge_knowledge_base", _K,
+             StepFunctionsTask("knowledge-base-delete"), timeout_s=300, layers=("base", "aws", "search"),
+             access=(DATABASE, OPENSEARCH, _UPLOADS),
+             description="Removes one batch of a deleted knowledge base's documents, vectors and files"),
+)
+
+QUEUES: tuple[QueueSpec, ...] = (
+    QueueSpec("ingest", _K, max_receive_count=3,
+              s3_notifications=(S3Notification("uploads", "tenants/"),),
+              description="Uploaded documents (S3 events) and re-index requests for the indexing function"),
+)
+
 STATE_MACHINES: tuple[StateMachineSpec, ...] = (
     StateMachineSpec("purge", _M, "shared.maintenance.state_machines:purge_definition",
                      "Purge soft-deleted rows table by table, in batches"),
+    StateMachineSpec("ingest", _K, "shared.knowledge.state_machines:ingest_definition",
+                     "Embed a large document's segments in batches (Map), then mark it indexed"),
+    StateMachineSpec("knowledge-base-delete", _K, "shared.knowledge.state_machines:delete_definition",
+                     "Remove a deleted knowledge base's documents, vectors and files batch by batch"),
 )
 
 
@@ -326,6 +465,13 @@ def by_name() -> dict[str, Function]:
 @cache
 def by_module() -> dict[str, Function]:
     return {fn.module: fn for fn in FUNCTIONS}
+
+
+def queue_by_name(name: str) -> QueueSpec:
+    for spec in QUEUES:
+        if spec.name == name:
+            return spec
+    raise LookupError(f"no queue named {name!r} in functions/catalog.py")
 
 
 def http_functions() -> list[Function]:
@@ -340,4 +486,5 @@ def function_for_module(module: str) -> Function:
 
 
 def domains() -> list[str]:
-    return sorted({fn.domain for fn in FUNCTIONS} | {sm.domain for sm in STATE_MACHINES})
+    return sorted({fn.domain for fn in FUNCTIONS} | {sm.domain for sm in STATE_MACHINES}
+                  | {q.domain for q in QUEUES})

@@ -13,6 +13,8 @@ from aws_cdk import aws_logs as logs
 from constructs import Node
 
 _STAGE = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
+_ENGINE_VERSION = re.compile(r"^\d+\.\d+$")
+VECTOR_STORES = ("postgres", "opensearch")
 
 # Every log group's retention: long enough to investigate an incident, short enough to
 # keep CloudWatch costs flat.
@@ -59,6 +61,19 @@ class StratusConfig:
     api_throttle_rate: int = 200
     api_throttle_burst: int = 400
     alarm_email: str | None = None
+    # Where knowledge-base vectors live: "postgres" (pgvector in Aurora, nothing more to run)
+    # or "opensearch" (a managed OpenSearch domain in the VPC; docs/adr/0023).
+    vector_store: str = "postgres"
+    # The OpenSearch domain, when vector_store is "opensearch".
+    opensearch_engine_version: str = "3.3"
+    opensearch_instance_type: str = "r7g.large.search"
+    opensearch_data_nodes: int = 2
+    # Dedicated cluster-manager (master) nodes: 0 (none) or 3 (AWS's advice for production).
+    opensearch_master_nodes: int = 0
+    opensearch_master_instance_type: str = "m7g.large.search"
+    opensearch_volume_gb: int = 20
+    # Spread data nodes over two availability zones (the VPC's two private subnets).
+    opensearch_zone_awareness: bool = True
 
     def __post_init__(self) -> None:
         if not _STAGE.match(self.stage):
@@ -69,6 +84,20 @@ class StratusConfig:
             raise ValueError(f"log_retention_days must be one of {sorted(_RETENTIONS)}")
         if not 0.5 <= self.aurora_min_acu <= self.aurora_max_acu <= 256:
             raise ValueError("need 0.5 <= aurora_min_acu <= aurora_max_acu <= 256")
+        if self.vector_store not in VECTOR_STORES:
+            raise ValueError(f"vector_store must be one of {VECTOR_STORES}, not {self.vector_store!r}")
+        if not _ENGINE_VERSION.match(self.opensearch_engine_version):
+            raise ValueError(f"opensearch_engine_version {self.opensearch_engine_version!r} must look like 3.3")
+        if self.opensearch_master_nodes not in (0, 3, 5):
+            raise ValueError("opensearch_master_nodes must be 0, 3 or 5")
+        if self.opensearch_data_nodes < 1 or (self.opensearch_zone_awareness and self.opensearch_data_nodes % 2):
+            raise ValueError("opensearch_data_nodes must be at least 1, and even with zone awareness (two zones)")
+        if not 10 <= self.opensearch_volume_gb <= 16384:
+            raise ValueError("opensearch_volume_gb must be between 10 and 16384")
+
+    @property
+    def opensearch(self) -> bool:
+        return self.vector_store == "opensearch"
 
     @property
     def log_retention(self) -> logs.RetentionDays:
@@ -101,6 +130,14 @@ class StratusConfig:
             "api_throttle_rate": int,
             "api_throttle_burst": int,
             "alarm_email": lambda v: str(v) or None,
+            "vector_store": lambda v: str(v).strip().lower(),
+            "opensearch_engine_version": str,
+            "opensearch_instance_type": str,
+            "opensearch_data_nodes": int,
+            "opensearch_master_nodes": int,
+            "opensearch_master_instance_type": str,
+            "opensearch_volume_gb": int,
+            "opensearch_zone_awareness": _bool,
         }
         for key, parse in readers.items():
             raw = get(key)

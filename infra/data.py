@@ -1,6 +1,7 @@
 """Data stores (DESIGN §2 Data): Aurora PostgreSQL Serverless v2 behind RDS Proxy,
 ElastiCache Serverless (Valkey), the S3 buckets, the secrets (platform admin token, provider
-keys) and the customer-managed KMS key for tenants' provider credentials."""
+keys), the customer-managed KMS key for tenants' provider credentials and, optionally, the
+OpenSearch domain (infra/opensearch.py)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from constructs import Construct
 
 from infra.config import StratusConfig
 from infra.network import Network
+from infra.opensearch import OpenSearchDomain
 
 DATABASE_NAME = "stratus"
 OWNER_USER = "stratus_owner"
@@ -75,6 +77,10 @@ class Data(Construct):
         self._admin_token()
         self._provider_keys()
         self._credentials_key()
+        # The vector store: PostgreSQL (pgvector) by default, nothing more to run; a managed
+        # OpenSearch domain when the deployment chose it (-c vector_store=opensearch).
+        self.opensearch = (OpenSearchDomain(self, "OpenSearch", config=config, network=network)
+                           if config.opensearch else None)
         # Functions reach the database through the proxy and the cache directly; the
         # migration function alone reaches the cluster (see Network.database_admin_sg).
         self.proxy.connections.allow_from(network.functions_sg, ec2.Port.tcp(POSTGRES_PORT),

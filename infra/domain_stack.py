@@ -1,5 +1,5 @@
-"""One nested stack per catalog domain: the domain's functions, their triggers and its
-state machines. Built in phases by the root stack, because triggers need things that only
+"""One nested stack per catalog domain: the domain's functions, their triggers, its queues
+and its state machines. Built in phases by the root stack, because triggers need things that only
 exist once every domain has its functions (the authorizer, state machines of any domain)."""
 
 from __future__ import annotations
@@ -9,12 +9,14 @@ from collections.abc import Mapping
 from aws_cdk import CfnResource, NestedStack, Stack
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from functions import catalog
 from infra.api import add_request_authorizer
 from infra.functions import Shared, apply_access, build_function, construct_id, wire_trigger
+from infra.queues import build_queue
 from infra.state_machines import build_state_machine
 
 # CloudFormation's limit is 500 per template; 400 leaves room for growth between a test
@@ -29,9 +31,11 @@ class DomainStack(NestedStack):
         self.shared = shared
         self.entries = [fn for fn in catalog.FUNCTIONS if fn.domain == domain]
         self.specs = [spec for spec in catalog.STATE_MACHINES if spec.domain == domain]
-        # Phase 1: the functions themselves.
+        # Phase 1: the functions themselves, and the domain's queues (with their S3 notifications).
         self.functions: dict[str, lambda_.Function] = {
             fn.name: build_function(self, fn, shared) for fn in self.entries}
+        self.queues: dict[str, sqs.Queue] = {
+            spec.name: build_queue(self, spec, shared) for spec in catalog.QUEUES if spec.domain == domain}
         self.state_machines: dict[str, sfn.StateMachine] = {}
 
     # Phase 2 (one domain only): the API's authorizer, beside its function.
@@ -53,12 +57,13 @@ class DomainStack(NestedStack):
     # Phase 4: permissions and triggers.
     def wire(self, *, authorizer: apigwv2.IHttpRouteAuthorizer | None,
              state_machines: Mapping[str, sfn.StateMachine],
-             state_machine_tasks: Mapping[str, set[str]]) -> None:
+             state_machine_tasks: Mapping[str, set[str]],
+             queues: Mapping[str, sqs.IQueue]) -> None:
         for fn in self.entries:
             function = self.functions[fn.name]
-            apply_access(function, fn, self.shared, state_machines)
+            apply_access(function, fn, self.shared, state_machines, queues)
             wire_trigger(self, function, fn, self.shared, authorizer=authorizer,
-                         state_machine_tasks=state_machine_tasks)
+                         state_machine_tasks=state_machine_tasks, queues=queues)
         count = self.resource_count()
         if count > MAX_RESOURCES:
             raise ValueError(f"the {self.domain} stack would hold {count} resources (limit {MAX_RESOURCES}): "

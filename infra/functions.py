@@ -3,7 +3,6 @@ its catalog entry (functions/catalog.py). Nothing here names a particular functi
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +14,9 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import custom_resources as cr
 from constructs import Construct
@@ -27,6 +28,7 @@ from functions.catalog import (
     Deploy,
     Function,
     Http,
+    Queue,
     Schedule,
     StepFunctionsTask,
 )
@@ -37,7 +39,11 @@ from infra.data import DATABASE_NAME, KEY_ACTIONS, KEY_USER_TAG_VALUE, Data, key
 from infra.dependency_layers import ARCHITECTURE, RUNTIME, DependencyLayers
 from infra.network import Network
 from infra.observability import FIVE_MINUTES, AlarmTopic, alarm
+from infra.opensearch import OPENSEARCH_ACTIONS, SIGV4_SERVICE
 from infra.packaging import LAMBDA_UNZIPPED_LIMIT_BYTES, function_package_bytes, migrations_hash
+from infra.topology import construct_id, env_name, validate_queue_trigger
+
+__all__ = ["Shared", "apply_access", "build_function", "construct_id", "env_name", "wire_trigger"]
 
 # Every function carries this tag with its catalog name: how operators (and the tests)
 # map a deployed function back to the catalog.
@@ -64,6 +70,7 @@ _BUCKET_ACTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "delete": (("s3:DeleteObject",), ()),
 }
 _STATE_MACHINE_ACTIONS = {"start"}
+_QUEUE_ACTIONS = {"send"}
 # bedrock "invoke" → the runtime actions. Converse is authorized by bedrock:InvokeModel and
 # ConverseStream by bedrock:InvokeModelWithResponseStream (there is no bedrock:Converse action).
 BEDROCK_ACTIONS: dict[str, tuple[str, ...]] = {
@@ -111,23 +118,13 @@ class Shared:
         return self._code[key]
 
 
-def construct_id(name: str) -> str:
-    """``api-keys-create`` → ``ApiKeysCreate``: the construct (and logical id) prefix."""
-    return "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", name) if part)
-
-
-def env_name(name: str, suffix: str) -> str:
-    """``admin-token``, ``SECRET_ARN`` → ``ADMIN_TOKEN_SECRET_ARN`` (a shared.config field)."""
-    return f"{re.sub(r'[^A-Za-z0-9]+', '_', name).upper()}_{suffix}"
-
-
 def _needs_vpc(access: Access) -> bool:
-    return access.resource in {"database", "database_admin", "redis"}
+    return access.resource in {"database", "database_admin", "redis", "opensearch"}
 
 
 def _validate(fn: Function, shared: Shared) -> None:
     if not fn.in_vpc and any(_needs_vpc(a) for a in fn.access):
-        raise ValueError(f"{fn.name}: database and redis access need in_vpc=True")
+        raise ValueError(f"{fn.name}: database, redis and opensearch access need in_vpc=True")
     size = function_package_bytes(fn, shared.code_dir)
     if size >= LAMBDA_UNZIPPED_LIMIT_BYTES:
         raise ValueError(f"{fn.name}: code + layers unzip to {size / 2**20:.0f} MiB, over Lambda's 250 MB")
@@ -197,7 +194,7 @@ def build_function(scope: Construct, fn: Function, shared: Shared) -> lambda_.Fu
 
 
 def apply_access(function: lambda_.Function, fn: Function, shared: Shared,
-                 state_machines: Mapping[str, sfn.StateMachine]) -> None:
+                 state_machines: Mapping[str, sfn.StateMachine], queues: Mapping[str, sqs.IQueue]) -> None:
     data = shared.data
     for access in fn.access:
         kind, _, name = access.resource.partition(":")
@@ -222,6 +219,10 @@ def apply_access(function: lambda_.Function, fn: Function, shared: Shared,
             _grant_bucket(function, fn, name, access.actions, data)
         elif kind == "state_machine":
             _grant_state_machine(function, fn, name, access.actions, state_machines)
+        elif kind == "queue":
+            _grant_queue(function, fn, name, access.actions, queues)
+        elif kind == "opensearch":
+            _grant_opensearch(function, fn, name, access.actions, shared)
         elif kind == "kms":
             _grant_key(function, fn, name, access.actions, data)
         elif kind == "bedrock":
@@ -325,12 +326,54 @@ def _grant_state_machine(function: lambda_.Function, fn: Function, name: str, ac
     function.add_environment(env_name(name, "STATE_MACHINE_ARN"), machine.state_machine_arn)
 
 
+def _grant_queue(function: lambda_.Function, fn: Function, name: str, actions: tuple[str, ...],
+                 queues: Mapping[str, sqs.IQueue]) -> None:
+    """``queue:<name>`` with ``send``: SendMessage on the one queue and its URL. (A queue's
+    consumer gets its rights from its Queue trigger's event source.)"""
+    if name not in queues:
+        raise ValueError(f"{fn.name}: unknown queue {name!r}; known: {sorted(queues)}")
+    unknown = set(actions) - _QUEUE_ACTIONS
+    if unknown or not actions:
+        raise ValueError(f"{fn.name}: queue actions must be among {sorted(_QUEUE_ACTIONS)}, got {actions}")
+    queue = queues[name]
+    queue.grant_send_messages(function)
+    function.add_environment(env_name(name, "QUEUE_URL"), queue.queue_url)
+
+
+def _grant_opensearch(function: lambda_.Function, fn: Function, name: str, actions: tuple[str, ...],
+                      shared: Shared) -> None:
+    """``opensearch``: with the deployment's OpenSearch domain, the HTTP actions on its paths
+    (IAM here, and the domain's access policy names the role); with PostgreSQL as the vector
+    store (the default), only the setting that says so."""
+    if name:
+        raise ValueError(f"{fn.name}: opensearch access takes no resource name, got {name!r}")
+    unknown = set(actions) - set(OPENSEARCH_ACTIONS)
+    if unknown or not actions:
+        raise ValueError(f"{fn.name}: opensearch actions must be among {sorted(OPENSEARCH_ACTIONS)}, got {actions}")
+    search = shared.data.opensearch
+    if search is None:
+        function.add_environment("VECTOR_STORE", "postgres")
+        return
+    granted = sorted({a for action in actions for a in OPENSEARCH_ACTIONS[action]})
+    # The domain ARN enters the nested stack as a parameter we name, so the resource reads
+    # <OpenSearchDomainArn>/* and its cdk-nag finding has a stable id.
+    domain_arn, param_id = _stack_parameter(function, "OpenSearchDomainArn", search.domain.domain_arn)
+    function.add_to_role_policy(iam.PolicyStatement(actions=granted, resources=[f"{domain_arn}/*"]))
+    assert function.role is not None
+    search.admit(function.role)
+    function.add_environment("VECTOR_STORE", "opensearch")
+    function.add_environment("OPENSEARCH_URL", search.url)
+    function.add_environment("OPENSEARCH_SIGV4_SERVICE", SIGV4_SERVICE)
+    nag.opensearch_paths(function.role, f"<{param_id}>/*", granted)
+
+
 # --- Triggers ------------------------------------------------------------------------
 
 
 def wire_trigger(scope: Construct, function: lambda_.Function, fn: Function, shared: Shared, *,
                  authorizer: apigwv2.IHttpRouteAuthorizer | None,
-                 state_machine_tasks: Mapping[str, set[str]]) -> None:
+                 state_machine_tasks: Mapping[str, set[str]],
+                 queues: Mapping[str, sqs.IQueue]) -> None:
     """Attach ``fn``'s trigger. The ``Authorizer`` trigger is made by ``add_request_authorizer``."""
     cid = construct_id(fn.name)
     trigger = fn.trigger
@@ -378,6 +421,18 @@ def wire_trigger(scope: Construct, function: lambda_.Function, fn: Function, sha
                              f"${{fn:{fn.name}}}")
     elif isinstance(trigger, Deploy):
         _deploy_custom_resource(scope, cid, function, fn, shared)
+    elif isinstance(trigger, Queue):
+        validate_queue_trigger(fn)
+        # Batches from the queue; the handler answers batchItemFailures, so only the failed
+        # messages come back (after the visibility timeout) and, after the queue's
+        # max_receive_count, go to its dead-letter queue.
+        window = trigger.max_batching_window_s
+        function.add_event_source(event_sources.SqsEventSource(
+            queues[trigger.queue],
+            batch_size=trigger.batch_size,
+            max_batching_window=Duration.seconds(window) if window else None,
+            report_batch_item_failures=True,
+        ))
     else:  # pragma: no cover - the catalog's Trigger union is closed
         raise TypeError(f"{fn.name}: unsupported trigger {trigger!r}")
 

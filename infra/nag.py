@@ -18,13 +18,20 @@ from typing import TYPE_CHECKING, Any
 
 from aws_cdk import Acknowledgment, CfnResource, Stack, Validations
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_opensearchservice as opensearch
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import custom_resources as cr
 from cdk_nag import AwsSolutionsChecks
 from constructs import Construct, IConstruct
 
 if TYPE_CHECKING:
+    from infra.config import StratusConfig
     from infra.stratus_stack import StratusStack
+
+# CDK's fixed id of the AwsCustomResource singleton Lambda in a stack.
+AWS_CUSTOM_RESOURCE_PROVIDER_ID = "AWS679f53fac002430cb0da5b7982bd2287"
+_BASIC_EXECUTION_ROLE = ("AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                         "AWSLambdaBasicExecutionRole]")
 
 PLUGIN_NAME = "AwsSolutions"
 
@@ -119,6 +126,42 @@ def provider_framework(provider: cr.Provider, handler: lambda_.IFunction) -> Non
                 "(<fn>:* is that function's versions, not other functions)")
     acknowledge(provider, "AwsSolutions-L1",
                 "the CDK Provider framework function's Node.js runtime is chosen by aws-cdk-lib, not by us")
+
+
+def notifications_handler(handler: IConstruct) -> None:
+    """CDK's bucket-notifications custom-resource Lambda (not our code)."""
+    acknowledge(handler, _BASIC_EXECUTION_ROLE,
+                "CDK's bucket-notifications handler (the custom resource that applies S3 -> SQS notifications) "
+                "uses AWSLambdaBasicExecutionRole for its own logs")
+
+
+def aws_custom_resource(stack: Stack) -> None:
+    """The singleton Lambda behind CDK's AwsCustomResource (not our code); its policy is ours."""
+    provider = stack.node.try_find_child(AWS_CUSTOM_RESOURCE_PROVIDER_ID)
+    assert provider is not None, "AwsCustomResource creates its singleton provider in the stack"
+    acknowledge(provider, _BASIC_EXECUTION_ROLE,
+                "CDK's AwsCustomResource provider (it applies the OpenSearch access policy) uses "
+                "AWSLambdaBasicExecutionRole for its own logs")
+
+
+def opensearch_domain(domain: opensearch.Domain, config: StratusConfig) -> None:
+    acknowledge(domain, "AwsSolutions-OS3",
+                "a VPC domain has no public endpoint and OpenSearch does not apply IP-based policies to VPC "
+                "domains; the network boundary is its security group (the functions' group only, on 443) and "
+                "every request is SigV4-signed by a role the access policy names")
+    if not config.opensearch_master_nodes:
+        acknowledge(domain, "AwsSolutions-OS4",
+                    "no dedicated cluster-manager nodes by default: a small data-node-only vector store; set "
+                    "-c opensearch_master_nodes=3 for production clusters (docs/adr/0023)")
+    if not config.opensearch_zone_awareness:
+        acknowledge(domain, "AwsSolutions-OS7",
+                    f"zone awareness turned off by context for stage {config.stage!r} (one data-node zone)")
+
+
+def opensearch_paths(role: IConstruct, resource_finding: str, actions: list[str]) -> None:
+    acknowledge(role, f"AwsSolutions-IAM5[Resource::{resource_finding}]",
+                f"HTTP actions {actions} on the paths (indexes, _bulk, _search) of the one OpenSearch domain; index "
+                "names are per embedding size and created on first use")
 
 
 def state_machine_role(machine: sfn.StateMachine) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
@@ -22,6 +23,7 @@ from infra.network import Network
 from infra.observability import FIVE_MINUTES, AlarmTopic, alarm
 from infra.packaging import stage_function_code
 from infra.state_machines import referenced_functions
+from infra.topology import validate_queues
 
 
 def validate_catalog() -> None:
@@ -38,6 +40,7 @@ def validate_catalog() -> None:
         count = sum(isinstance(fn.trigger, trigger_type) for fn in catalog.FUNCTIONS)
         if count > 1:
             raise ValueError(f"the catalog may hold one {trigger_type.__name__} entry, not {count}")
+    validate_queues()
 
 
 class StratusStack(Stack):
@@ -78,8 +81,13 @@ class StratusStack(Stack):
         for stack in stacks:
             state_machines.update(stack.add_state_machines(functions))
         tasks = {spec.name: referenced_functions(spec) for spec in catalog.STATE_MACHINES}
+        queues: dict[str, sqs.IQueue] = {name: queue for stack in stacks for name, queue in stack.queues.items()}
         for stack in stacks:
-            stack.wire(authorizer=authorizer, state_machines=state_machines, state_machine_tasks=tasks)
+            stack.wire(authorizer=authorizer, state_machines=state_machines, state_machine_tasks=tasks,
+                       queues=queues)
+        if self.data.opensearch is not None:
+            # Every role that may reach the domain exists now.
+            self.data.opensearch.apply_access_policy()
 
         self._data_alarms()
         nag.root_stack(self)
@@ -89,6 +97,9 @@ class StratusStack(Stack):
         CfnOutput(self, "ProviderKeysSecretArn", value=self.data.provider_keys.secret_arn,
                   description='Platform provider API keys: put a JSON object here, e.g. {"OPENAI_API_KEY": "..."}')
         CfnOutput(self, "UploadsBucket", value=self.data.uploads.bucket_name)
+        if self.data.opensearch is not None:
+            CfnOutput(self, "OpenSearchUrl", value=self.data.opensearch.url,
+                      description="The OpenSearch domain (vector store), reachable from the VPC only")
 
     def _data_alarms(self) -> None:
         config = self.config

@@ -76,6 +76,32 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(default=120, ge=1)
     rate_limit_per_s: float = Field(default=20.0, gt=0)
 
+    # Knowledge bases. "postgres": pgvector + full-text in the application database (the local
+    # default, fine for small deployments); "opensearch": the managed domain at opensearch_url.
+    vector_store: Literal["postgres", "opensearch"] = "postgres"
+    opensearch_url: str | None = None
+    # Index names start with this (one index per embedding dimension).
+    opensearch_index_prefix: str = "stratus-segments"
+    # Requests to a managed domain are SigV4-signed for this service ("es"; "aoss": serverless).
+    opensearch_sigv4_service: Literal["es", "aoss", "none"] = "es"
+    opensearch_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    # HNSW search breadth (pgvector hnsw.ef_search; OpenSearch k-NN ef_search).
+    hnsw_ef_search: int = Field(default=100, ge=10, le=1000)
+    # Largest uploaded document (bytes); the presigned upload's policy enforces it.
+    max_document_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
+    # Documents whose segment count exceeds this fan out through the ingest state machine.
+    ingest_inline_segments: int = Field(default=256, ge=1)
+    # Segments per Map item of the ingest state machine.
+    ingest_batch_segments: int = Field(default=128, ge=1, le=2048)
+    # The sweeper retries a document unchanged for this long, at most ingest_max_retries times.
+    ingest_stuck_after_s: int = Field(default=1200, ge=60)
+    ingest_max_retries: int = Field(default=2, ge=0, le=10)
+    # Presigned uploads stay valid this long.
+    upload_url_ttl_s: int = Field(default=900, ge=60, le=604800)
+    ingest_queue_url: str | None = None
+    ingest_state_machine_arn: str | None = None
+    knowledge_base_delete_state_machine_arn: str | None = None
+
     log_level: str = "INFO"
     powertools_metrics_disabled: bool = False
 

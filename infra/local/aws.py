@@ -5,8 +5,10 @@ with ``AWS_ENDPOINT_URL``, so the handlers run the same code paths as in AWS, an
 presigned URLs work for clients outside the process. Step Functions executions run, and
 their Lambda tasks (like direct ``lambda.invoke`` calls) run the catalog's handlers in
 this process (:mod:`infra.local.lambda_hook`). The resources the platform uses are
-provisioned from the function catalog at start, and S3 objects are mirrored to disk
-(:mod:`infra.local.s3_mirror`), because moto keeps everything in memory.
+provisioned from the function catalog at start (functions, state machines, buckets, queues
+with their dead-letter queues and S3 notifications), and S3 objects are mirrored to disk
+(:mod:`infra.local.s3_mirror`), because moto keeps everything in memory. The queues' consumers
+are fed by :mod:`infra.local.queues`.
 
 moto is pinned exactly; the private surfaces used are listed in
 docs/adr/0003-moto-local-aws.md.
@@ -29,10 +31,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 from xml.sax.saxutils import escape
 
-from functions.catalog import FUNCTIONS, STATE_MACHINES
+from functions.catalog import FUNCTIONS, QUEUES, STATE_MACHINES, queue_by_name
 from infra.local.invoker import LocalInvoker
 from infra.local.lambda_hook import install_lambda_hook, uninstall_lambda_hook
 from infra.local.s3_mirror import S3Mirror
+from infra.topology import DLQ_RETENTION_DAYS, env_name, visibility_timeout_s
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -45,12 +48,28 @@ REGION = "us-east-1"
 # The buckets the platform uses (production names them per stage in CDK).
 UPLOADS_BUCKET = "stratus-uploads"
 PAYLOADS_BUCKET = "stratus-payloads"
-BUCKETS = (UPLOADS_BUCKET, PAYLOADS_BUCKET)
+# Catalog bucket name (bucket("uploads", ...), S3Notification("uploads", ...)) → local bucket.
+BUCKET_NAMES = {"uploads": UPLOADS_BUCKET, "payloads": PAYLOADS_BUCKET}
+BUCKETS = tuple(BUCKET_NAMES.values())
+# A received message reappears after the queue's visibility timeout. In AWS that is six times
+# the consumer's timeout (an hour and a half for documents-ingest), so that a throttled
+# invocation is never redelivered while it may still run; locally one poller runs one batch
+# at a time, so a failed message comes back after this instead.
+LOCAL_VISIBILITY_TIMEOUT_S = 30
 EXECUTION_ROLE = "stratus-local-execution"
 # Lambda needs code to create a function; the hook runs the catalog's handler instead.
 _PLACEHOLDER_SOURCE = "def handler(event, context):\n    raise RuntimeError('run by the local runtime')\n"
 _FN_PLACEHOLDER = re.compile(r"\$\{fn:([^}]*)\}")
 _DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+def queue_name(name: str) -> str:
+    """The local SQS queue of catalog queue ``name`` (AWS names them per stage, in CDK)."""
+    return f"stratus-{name}"
+
+
+def dlq_name(name: str) -> str:
+    return f"stratus-{name}-dlq"
 
 
 def _placeholder_zip() -> bytes:
@@ -222,15 +241,20 @@ class PostPolicyMiddleware:
 
 
 class LocalAws:
-    def __init__(self, state_dir: Path, invoker: LocalInvoker, port: int = 0) -> None:
+    def __init__(self, state_dir: Path, invoker: LocalInvoker, port: int = 0,
+                 queue_visibility_timeout_s: int | None = LOCAL_VISIBILITY_TIMEOUT_S) -> None:
+        """``queue_visibility_timeout_s`` caps the queues' visibility timeout (None: as in AWS)."""
         self._state_dir = state_dir
         self._invoker = invoker
         self._port = port
+        self._visibility_cap = queue_visibility_timeout_s
         self._server: Any = None
         self._saved_env: dict[str, str | None] = {}
         self._saved_moto_config: dict[str, Any] = {}
         self._function_arns: dict[str, str] = {}
         self._state_machine_arns: dict[str, str] = {}
+        # Catalog queue name → (queue URL, queue ARN, dead-letter queue URL).
+        self._queues: dict[str, tuple[str, str, str]] = {}
         self.mirror: S3Mirror | None = None
 
     @property
@@ -250,6 +274,26 @@ class LocalAws:
             return self._state_machine_arns[name]
         except KeyError:
             raise LookupError(f"no provisioned state machine named {name!r}") from None
+
+    def queue_url(self, name: str) -> str:
+        return self._queue(name)[0]
+
+    def queue_arn(self, name: str) -> str:
+        return self._queue(name)[1]
+
+    def dead_letter_queue_url(self, name: str) -> str:
+        return self._queue(name)[2]
+
+    def _queue(self, name: str) -> tuple[str, str, str]:
+        try:
+            return self._queues[name]
+        except KeyError:
+            raise LookupError(f"no provisioned queue named {name!r}") from None
+
+    def local_visibility_timeout_s(self, name: str) -> int:
+        """The visibility timeout of catalog queue ``name`` here: AWS's, capped for local speed."""
+        aws_value = visibility_timeout_s(queue_by_name(name))
+        return aws_value if self._visibility_cap is None else max(1, min(aws_value, self._visibility_cap))
 
     def client(self, service: str) -> Any:
         """A boto3 client for this server (the runtime's own; functions use shared.aws)."""
@@ -312,16 +356,24 @@ class LocalAws:
         install_lambda_hook(self._invoker)
         self._provision()
 
-        self._set_env("UPLOADS_BUCKET", UPLOADS_BUCKET)
-        self._set_env("PAYLOADS_BUCKET", PAYLOADS_BUCKET)
-        self._set_env("PURGE_STATE_MACHINE_ARN", self.state_machine_arn("purge"))
+        # What CDK sets from the catalog's access (infra/functions.py), under the same names.
+        for catalog_name, bucket in BUCKET_NAMES.items():
+            self._set_env(env_name(catalog_name, "BUCKET"), bucket)
+        for name, arn in self._state_machine_arns.items():
+            self._set_env(env_name(name, "STATE_MACHINE_ARN"), arn)
+        for name, (url, _, _) in self._queues.items():
+            self._set_env(env_name(name, "QUEUE_URL"), url)
         self._reset_process_caches()
 
         self.mirror = S3Mirror(self._state_dir / "s3", self.client("s3"))
         restored = self.mirror.restore()
+        # After the restore: objects put back from the mirror were indexed (or marked failed by
+        # the reconciler) in an earlier run, and must not be ingested again.
+        self._configure_notifications()
         self.mirror.start()
-        logger.info("local AWS on %s: %d functions, %d state machines, %d S3 objects restored",
-                    self.endpoint_url, len(self._function_arns), len(self._state_machine_arns), restored)
+        logger.info("local AWS on %s: %d functions, %d state machines, %d queues, %d S3 objects restored",
+                    self.endpoint_url, len(self._function_arns), len(self._state_machine_arns), len(self._queues),
+                    restored)
 
     def _provision(self) -> None:
         iam = self.client("iam")
@@ -352,7 +404,44 @@ class LocalAws:
         s3 = self.client("s3")
         for bucket in BUCKETS:
             s3.create_bucket(Bucket=bucket)
+        self._provision_queues()
         self._set_env("CREDENTIALS_KMS_KEY_ID", self._credentials_key())
+
+    def _provision_queues(self) -> None:
+        """Each catalog queue with its dead-letter queue (14 days, the catalog's
+        max_receive_count), as infra/queues.py makes them; moto moves a message to the DLQ on
+        the receive after its max_receive_count-th, as SQS does."""
+        sqs = self.client("sqs")
+        for spec in QUEUES:
+            dlq_url = sqs.create_queue(QueueName=dlq_name(spec.name), Attributes={
+                "MessageRetentionPeriod": str(DLQ_RETENTION_DAYS * 86400)})["QueueUrl"]
+            dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            url = sqs.create_queue(QueueName=queue_name(spec.name), Attributes={
+                "VisibilityTimeout": str(self.local_visibility_timeout_s(spec.name)),
+                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn,
+                                             "maxReceiveCount": spec.max_receive_count}),
+            })["QueueUrl"]
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            self._queues[spec.name] = (url, arn, dlq_url)
+
+    def _configure_notifications(self) -> None:
+        """The catalog's S3 → SQS notifications (ObjectCreated under a prefix). S3 (and moto)
+        then sends each queue an ``s3:TestEvent`` message, which its consumer receives as in AWS."""
+        by_bucket: dict[str, list[dict[str, Any]]] = {}
+        for spec in QUEUES:
+            for notification in spec.s3_notifications:
+                if notification.bucket not in BUCKET_NAMES:
+                    raise ValueError(f"queue {spec.name!r}: unknown bucket {notification.bucket!r}")
+                configuration: dict[str, Any] = {"QueueArn": self.queue_arn(spec.name),
+                                                 "Events": ["s3:ObjectCreated:*"]}
+                if notification.prefix:
+                    configuration["Filter"] = {"Key": {"FilterRules": [
+                        {"Name": "prefix", "Value": notification.prefix}]}}
+                by_bucket.setdefault(BUCKET_NAMES[notification.bucket], []).append(configuration)
+        s3 = self.client("s3")
+        for bucket, configurations in by_bucket.items():
+            s3.put_bucket_notification_configuration(
+                Bucket=bucket, NotificationConfiguration={"QueueConfigurations": configurations})
 
     def _credentials_key(self) -> str:
         """The KMS key that encrypts tenants' provider credentials. moto keeps keys in
@@ -416,6 +505,7 @@ class LocalAws:
         self._saved_env.clear()
         self._function_arns.clear()
         self._state_machine_arns.clear()
+        self._queues.clear()
         self._reset_process_caches()
 
     @staticmethod

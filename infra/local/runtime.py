@@ -1,5 +1,5 @@
 """The whole platform on one machine (``make dev``): embedded PostgreSQL, moto's AWS on
-loopback, the local API Gateway and scheduler, the same handlers as in AWS."""
+loopback, the local API Gateway, scheduler and queue pollers, the same handlers as in AWS."""
 
 from __future__ import annotations
 
@@ -41,6 +41,7 @@ class LocalRuntime:
         self._pg: Any = None
         self._aws: Any = None
         self._scheduler: Any = None
+        self._queues: Any = None
 
     @property
     def url(self) -> str:
@@ -54,6 +55,11 @@ class LocalRuntime:
 
         self._aws = LocalAws(self.state_dir, self.invoker, port=self.settings.stratus_aws_port)
         self._aws.start()
+        from infra.local.queues import LocalQueues
+
+        # Lambda's SQS event source mappings: S3 uploads reach the indexing function this way.
+        self._queues = LocalQueues(self.invoker, self._aws)
+        self._queues.start()
         from infra.local.scheduler import LocalScheduler
 
         self._scheduler = LocalScheduler(self.invoker)
@@ -123,6 +129,10 @@ class LocalRuntime:
     def stop(self) -> None:
         if self._scheduler is not None:
             self._scheduler.stop()
+        if self._queues is not None:
+            # Before AWS goes away: a batch in flight still deletes its messages.
+            self._queues.stop()
+            self._queues = None
         if self._aws is not None:
             self._aws.stop()
         from shared.db.database import get_database, set_database

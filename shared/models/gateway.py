@@ -33,6 +33,7 @@ from shared.models.types import (
     ChatResult,
     Credentials,
     Message,
+    RerankResult,
     StreamEnd,
     TextDelta,
     Timeouts,
@@ -301,6 +302,26 @@ class ModelGateway:
             vectors.extend(batch_vectors)
         return EmbedResult(vectors, target.model.name, spec.dimensions or 0,
                            Usage(input_tokens=input_tokens, estimated=estimated))
+
+    # Rerank ------------------------------------------------------------------------------------
+    def rerank(self, tenant_id: uuid.UUID, query: str, documents: list[str], model: str | None = None,
+               top_n: int | None = None) -> tuple[str, list[RerankResult]]:
+        """Relevance of each document to the query, best first, by a rerank model (the named
+        one, else the tenant's default). Returns the model used and the results."""
+        self._usage.check_quota(tenant_id)
+        target = self.target(tenant_id, model, Capability.RERANK)
+        spec = target.spec
+        provider = self._providers.get(spec.protocol)
+        started = self._clock()
+        try:
+            results: list[RerankResult] = self._retry.call(self._guarded(spec, lambda: provider.rerank(
+                spec.provider_model, query, documents, target.credentials, self._timeouts["rerank"], top_n)))
+        except ProviderError as exc:
+            self._record(tenant_id, spec, "rerank", Usage(), started, exc.code)
+            raise
+        self._record(tenant_id, spec, "rerank", Usage(input_tokens=estimate_tokens([query, *documents]),
+                                                       estimated=True), started, "ok")
+        return target.model.name, sorted(results, key=lambda r: r.score, reverse=True)
 
     # Credential test ---------------------------------------------------------------------------
     def test_spec(self, tenant_id: uuid.UUID, spec: ModelSpec, api_key: str | None) -> ModelTestResult:

@@ -123,6 +123,16 @@ def synthesize(outdir: Path, context: dict[str, Any] | None = None) -> Synth:
     return result
 
 
+def layer_asset(synth: Synth, stack: str, layer: Any) -> str:
+    """The layer asset (``base``, ``embed+llm``) a function's ``Layers`` entry points at, read
+    from the root stack's layer version description ``Stratus <asset>: <pins>``."""
+    logical_id = ref_logical_id(synth.root_value(stack, layer))
+    assert logical_id is not None, layer
+    resource = synth.json("root")["Resources"][logical_id]
+    assert resource["Type"] == "AWS::Lambda::LayerVersion"
+    return str(resource["Properties"]["Description"]).split(":", 1)[0].removeprefix("Stratus ")
+
+
 def ref_logical_id(value: Any) -> str | None:
     """The logical id a ``Ref`` / ``Fn::GetAtt`` points at, if ``value`` is one."""
     if isinstance(value, dict):

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from functions import catalog
+from infra.functions import env_name
+from layers.build import MAX_FUNCTION_LAYERS, deployed_layers
 from shared.config import Settings
-from tests.infra.support import Synth, ref_logical_id
+from tests.infra.support import Synth, layer_asset, ref_logical_id
 
 ENTRIES = {fn.name: fn for fn in catalog.FUNCTIONS}
 # Variables for Powertools and the Lambda runtime, not for shared.config.
@@ -35,10 +37,14 @@ def test_function_matches_its_catalog_entry(synth: Synth, name: str) -> None:
     assert props["MemorySize"] == entry.memory_mb
     assert props["Timeout"] == entry.timeout_s
     assert props["TracingConfig"] == {"Mode": "Active"}
-    # The catalog's layers plus the Parameters and Secrets extension (a region map lookup).
+    # The catalog's layers (past Lambda's five, the last ones as one bundle) plus the
+    # Parameters and Secrets extension (a region map lookup).
     layers = props["Layers"]
-    assert len(layers) == len(entry.layers) + 1
+    deployed = deployed_layers(entry.layers)
+    assert len(layers) == len(deployed) + 1 <= MAX_FUNCTION_LAYERS
     assert sum("Fn::FindInMap" in layer for layer in layers) == 1
+    assert sorted(layer_asset(synth, fn.stack, layer) for layer in layers if "Fn::FindInMap" not in layer) == sorted(
+        deployed)
     assert ("VpcConfig" in props) is entry.in_vpc
 
 
@@ -62,7 +68,13 @@ def test_environment_follows_access(synth: Synth, name: str) -> None:
     if "redis" in resources:
         parts = env["REDIS_URL"]["Fn::Join"][1]
         assert parts[0] == "rediss://", "ElastiCache Serverless is TLS-only"
-    assert ("PURGE_STATE_MACHINE_ARN" in env) is ("state_machine:purge" in resources)
+    for machine in catalog.STATE_MACHINES:
+        assert (env_name(machine.name, "STATE_MACHINE_ARN") in env) is (f"state_machine:{machine.name}" in resources)
+    for queue in catalog.QUEUES:
+        assert (env_name(queue.name, "QUEUE_URL") in env) is (f"queue:{queue.name}" in resources)
+    # PostgreSQL is the default vector store: the opensearch access only says so.
+    assert env.get("VECTOR_STORE") == ("postgres" if "opensearch" in resources else None)
+    assert "OPENSEARCH_URL" not in env
     assert ("ADMIN_TOKEN_SECRET_ARN" in env) is ("secret:admin-token" in resources)
     assert ("PROVIDER_KEYS_SECRET_ARN" in env) is ("secret:provider-keys" in resources)
     assert ("CREDENTIALS_KMS_KEY_ID" in env) is ("kms:credentials" in resources)

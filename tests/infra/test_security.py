@@ -17,7 +17,7 @@ from tests.infra.support import Synth, as_list, ref_logical_id, statements
 # Service-wide wildcards never appear in an Allow; neither does any "*" action on the
 # data services.
 DATA_SERVICES = ("s3", "dynamodb", "sqs", "secretsmanager", "rds", "rds-db", "elasticache", "kms", "states",
-                 "lambda", "sns", "logs", "bedrock")
+                 "lambda", "sns", "logs", "bedrock", "es")
 
 
 def test_buckets_encrypted_private_and_tls_only(synth: Synth) -> None:

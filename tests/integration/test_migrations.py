@@ -79,6 +79,9 @@ def test_definer_functions_work_when_the_owner_is_not_a_superuser(tmp_path: Path
             conn.execute("CREATE ROLE plain_owner LOGIN CREATEROLE NOSUPERUSER NOBYPASSRLS")
             conn.execute("CREATE DATABASE aurora_like OWNER plain_owner")
         params = conninfo_to_dict(server.admin_url)
+        # Aurora's master user (rds_superuser) may create pgvector; a plain owner may not.
+        with psycopg.connect(make_conninfo("", **{**params, "dbname": "aurora_like"}), autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION vector")
         owner_url = make_conninfo("", **{**params, "dbname": "aurora_like", "user": "plain_owner"})
         app_url = make_conninfo("", **{**params, "dbname": "aurora_like", "user": "stratus_app"})
         apply_migrations(owner_url)

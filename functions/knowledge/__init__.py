@@ -1,0 +1,1 @@
+"""Knowledge bases: CRUD, documents, segments, retrieval, ingestion."""

@@ -1,0 +1,20 @@
+"""POST /api/v1/knowledge-bases/{kb_id}/retrieve — semantic, full-text or hybrid search."""
+
+from aws_lambda_powertools.event_handler import Response
+
+from shared.http.api import http_app
+from shared.http.context import current_principal
+from shared.http.envelope import Envelope
+from shared.knowledge.api import RetrieveRequest, RetrieveResult
+from shared.knowledge.paths import kb_id as parse_kb
+from shared.knowledge.wiring import retrieval_service
+
+app = http_app(__name__)
+
+
+@app.endpoint
+def retrieve(kb_id: str, body: RetrieveRequest) -> Response[Envelope[RetrieveResult]]:
+    return app.ok(retrieval_service().retrieve(current_principal(), [parse_kb(kb_id)], body))
+
+
+handler = app.lambda_handler()

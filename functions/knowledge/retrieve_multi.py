@@ -1,0 +1,19 @@
+"""POST /api/v1/retrieve — one search over several knowledge bases."""
+
+from aws_lambda_powertools.event_handler import Response
+
+from shared.http.api import http_app
+from shared.http.context import current_principal
+from shared.http.envelope import Envelope
+from shared.knowledge.api import RetrieveMultiRequest, RetrieveResult
+from shared.knowledge.wiring import retrieval_service
+
+app = http_app(__name__)
+
+
+@app.endpoint
+def retrieve_multi(body: RetrieveMultiRequest) -> Response[Envelope[RetrieveResult]]:
+    return app.ok(retrieval_service().retrieve(current_principal(), body.knowledge_base_ids, body))
+
+
+handler = app.lambda_handler()

@@ -1,0 +1,98 @@
+"""What the catalog implies for queues and environment variables, without CDK: shared by the
+CDK app (infra/) and the local runtime (infra/local/), which must agree on both and must not
+import aws_cdk."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from functions import catalog
+from functions.catalog import Function, Queue, QueueSpec
+
+# SQS's limit on a message's visibility timeout.
+MAX_VISIBILITY_TIMEOUT_S = 12 * 60 * 60
+# AWS's advice for a queue feeding Lambda: at least six times the function's timeout (plus
+# the batching window), so a message is not redelivered while retries of a throttled
+# invocation are still pending.
+VISIBILITY_TIMEOUT_FACTOR = 6
+# Lambda's limits for an SQS event source mapping on a standard queue.
+MAX_BATCH_SIZE = 10_000
+MAX_BATCH_SIZE_WITHOUT_WINDOW = 10
+MAX_BATCHING_WINDOW_S = 300
+# The dead-letter queues keep messages this long (SQS's maximum retention).
+DLQ_RETENTION_DAYS = 14
+
+
+def construct_id(name: str) -> str:
+    """``api-keys-create`` → ``ApiKeysCreate``: the construct (and logical id) prefix."""
+    return "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", name) if part)
+
+
+def env_name(name: str, suffix: str) -> str:
+    """``admin-token``, ``SECRET_ARN`` → ``ADMIN_TOKEN_SECRET_ARN`` (a shared.config field)."""
+    return f"{re.sub(r'[^A-Za-z0-9]+', '_', name).upper()}_{suffix}"
+
+
+def consumers(spec: QueueSpec, functions: Iterable[Function] | None = None) -> list[Function]:
+    return [fn for fn in (catalog.FUNCTIONS if functions is None else functions)
+            if isinstance(fn.trigger, Queue) and fn.trigger.queue == spec.name]
+
+
+def consumer(spec: QueueSpec, functions: Iterable[Function] | None = None) -> Function:
+    """The one function a queue feeds (two event source mappings on one queue would compete
+    for its messages)."""
+    found = consumers(spec, functions)
+    if len(found) != 1:
+        names = [fn.name for fn in found]
+        raise ValueError(f"queue {spec.name!r} needs exactly one consuming function (a Queue trigger), found {names}")
+    return found[0]
+
+
+def visibility_timeout_s(spec: QueueSpec, functions: Iterable[Function] | None = None) -> int:
+    """The queue's visibility timeout: the catalog's value, else six times the consumer's
+    timeout plus its batching window, capped at SQS's 12 hours. Never below the consumer's
+    timeout (Lambda refuses such an event source mapping)."""
+    fn = consumer(spec, functions)
+    assert isinstance(fn.trigger, Queue)
+    if spec.visibility_timeout_s is None:
+        value = VISIBILITY_TIMEOUT_FACTOR * fn.timeout_s + fn.trigger.max_batching_window_s
+        return min(value, MAX_VISIBILITY_TIMEOUT_S)
+    if not fn.timeout_s <= spec.visibility_timeout_s <= MAX_VISIBILITY_TIMEOUT_S:
+        raise ValueError(f"queue {spec.name!r}: visibility timeout {spec.visibility_timeout_s} s must be between "
+                         f"its consumer {fn.name}'s timeout ({fn.timeout_s} s) and {MAX_VISIBILITY_TIMEOUT_S} s")
+    return spec.visibility_timeout_s
+
+
+def validate_queue_trigger(fn: Function) -> QueueSpec:
+    """The queue a ``Queue`` trigger names, after checking Lambda's batching limits."""
+    trigger = fn.trigger
+    assert isinstance(trigger, Queue)
+    try:
+        spec = catalog.queue_by_name(trigger.queue)
+    except LookupError:
+        raise ValueError(f"{fn.name}: unknown queue {trigger.queue!r}; known: "
+                         f"{sorted(q.name for q in catalog.QUEUES)}") from None
+    if not 0 <= trigger.max_batching_window_s <= MAX_BATCHING_WINDOW_S:
+        raise ValueError(f"{fn.name}: max_batching_window_s must be between 0 and {MAX_BATCHING_WINDOW_S}")
+    limit = MAX_BATCH_SIZE if trigger.max_batching_window_s else MAX_BATCH_SIZE_WITHOUT_WINDOW
+    if not 1 <= trigger.batch_size <= limit:
+        raise ValueError(f"{fn.name}: batch_size must be between 1 and {limit} "
+                         f"(above {MAX_BATCH_SIZE_WITHOUT_WINDOW} needs a batching window)")
+    return spec
+
+
+def validate_queues() -> None:
+    """Every queue has one consumer, a usable visibility timeout and a positive redrive count;
+    every Queue trigger names a declared queue within Lambda's limits."""
+    names = [spec.name for spec in catalog.QUEUES]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"duplicate queue names in the catalog: {duplicates}")
+    for fn in catalog.FUNCTIONS:
+        if isinstance(fn.trigger, Queue):
+            validate_queue_trigger(fn)
+    for spec in catalog.QUEUES:
+        visibility_timeout_s(spec)
+        if not 1 <= spec.max_receive_count <= 1000:
+            raise ValueError(f"queue {spec.name!r}: max_receive_count must be between 1 and 1000")

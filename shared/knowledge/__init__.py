@@ -1,0 +1,1 @@
+"""Knowledge bases: documents parsed, chunked, embedded and indexed; retrieval over them."""

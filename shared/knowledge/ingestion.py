@@ -1,0 +1,362 @@
+"""Indexing: an uploaded document becomes searchable segments, without an HTTP request waiting.
+
+S3 event (or a re-index message) → claim the document (idempotent) → download to a temporary
+file while hashing → parse and chunk as a stream, writing segments in batches → embed in
+batches (inline for small documents, a Step Functions Map over segment ranges for large ones)
+→ indexed. A failure the document itself causes (unsupported type, empty, duplicate, model
+refuses) is stored on it at once; a transient one (provider 5xx, rate limit, store down) is
+raised so the queue or the state machine retries it, and only the failed batch runs again.
+The sweeper retries, then fails, documents that stop moving."""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote_plus
+
+from shared.errors import NotFound, StratusError
+from shared.knowledge import repository as repo
+from shared.knowledge.errors import DocumentError, DuplicateDocument, EmptyDocument
+from shared.knowledge.service import KnowledgeDeps, content_hash
+from shared.knowledge.storage import DocumentFiles, Executions, IngestQueue, document_prefix
+from shared.knowledge.types import Block, ChunkingConfig
+from shared.knowledge.vectorstore.ports import IndexedSegment, VectorStore
+from shared.models.errors import ModelNotConfigured, ProviderError
+from shared.models.spec import Capability
+
+logger = logging.getLogger(__name__)
+
+# Segment rows written per transaction while chunking.
+_INSERT_BATCH = 500
+# A Map item list stays far below Step Functions' 256 KiB state limit.
+_MAX_MAP_ITEMS = 1500
+
+
+class MessageError(ValueError):
+    """A queue message that is not ours: it goes to the dead-letter queue to be looked at."""
+
+
+def _permanent(exc: BaseException) -> StratusError | None:
+    """The error to store on the document when no retry can help, else None (transient)."""
+    from shared.models.gateway import EmbeddingInterrupted
+
+    if isinstance(exc, EmbeddingInterrupted):
+        exc = exc.cause_error
+    if isinstance(exc, DocumentError | ModelNotConfigured | NotFound):
+        return exc
+    if isinstance(exc, ProviderError) and not exc.retryable:
+        return exc
+    return None
+
+
+def _error_text(exc: BaseException) -> tuple[str, str]:
+    if isinstance(exc, StratusError):
+        return exc.code, exc.message
+    # Internals stay in the logs; the document says what kind of thing failed.
+    return "document_internal_error", f"Indexing failed unexpectedly ({type(exc).__name__}); it will be retried"
+
+
+def parse_document_key(key: str) -> tuple[uuid.UUID, uuid.UUID] | None:
+    """(tenant, document) from ``tenants/<t>/knowledge-bases/<kb>/documents/<d>/source``."""
+    parts = unquote_plus(key).split("/")
+    if len(parts) != 7 or parts[0] != "tenants" or parts[2] != "knowledge-bases" or parts[4] != "documents":
+        return None
+    try:
+        return uuid.UUID(parts[1]), uuid.UUID(parts[5])
+    except ValueError:
+        return None
+
+
+class _Timed:
+    """Wraps the parser's iterator to measure the time spent parsing (chunking is the rest)."""
+
+    def __init__(self, blocks: Iterator[Block]) -> None:
+        self._blocks = blocks
+        self.seconds = 0.0
+
+    def __iter__(self) -> Iterator[Block]:
+        while True:
+            started = time.perf_counter()
+            try:
+                block = next(self._blocks)
+            except StopIteration:
+                self.seconds += time.perf_counter() - started
+                return
+            self.seconds += time.perf_counter() - started
+            yield block
+
+
+class IngestionService:
+    def __init__(self, deps: KnowledgeDeps) -> None:
+        self._d = deps
+        self._db = deps.db
+
+    def _store(self) -> VectorStore:
+        store: VectorStore = self._d.store()
+        return store
+
+    # Messages ------------------------------------------------------------------------------
+    def handle_message(self, body: dict[str, Any]) -> None:
+        """One SQS message: an S3 notification (one or more records) or a re-index request."""
+        if body.get("Event") == "s3:TestEvent":
+            return  # S3 checks the queue when notifications are configured
+        if body.get("type") == "index":
+            try:
+                tenant_id, document_id = uuid.UUID(body["tenant_id"]), uuid.UUID(body["document_id"])
+                attempt = int(body["attempt"])
+            except (KeyError, ValueError, TypeError) as exc:
+                raise MessageError(f"malformed index message: {exc}") from exc
+            self.index(tenant_id, document_id, attempt)
+            return
+        records = body.get("Records")
+        if not isinstance(records, list):
+            raise MessageError("neither an S3 notification nor an index message")
+        for record in records:
+            if not str(record.get("eventName", "")).startswith("ObjectCreated"):
+                continue
+            key = record.get("s3", {}).get("object", {}).get("key", "")
+            ids = parse_document_key(key)
+            if ids is None:
+                logger.warning("object outside the document layout ignored", extra={"key": key})
+                continue
+            self.index(ids[0], ids[1], None)
+
+    # Indexing ------------------------------------------------------------------------------
+    def index(self, tenant_id: uuid.UUID, document_id: uuid.UUID, attempt: int | None) -> None:
+        with self._db.transaction(tenant_id) as conn:
+            document = repo.claim_document(conn, tenant_id, document_id, attempt)
+        if document is None:
+            # Redelivered, duplicated, superseded by a re-index, or deleted: nothing to do.
+            logger.info("document not waiting for indexing; event ignored",
+                        extra={"document_id": str(document_id), "attempt": attempt})
+            return
+        try:
+            self._index(document)
+        except Exception as exc:
+            permanent = _permanent(exc)
+            code, message = _error_text(permanent or exc)
+            with self._db.transaction(tenant_id) as conn:
+                if permanent is not None:
+                    repo.fail_document(conn, tenant_id, document_id, document["attempt"], code, message)
+                else:
+                    # Back to "uploaded" so the queue's redelivery can claim it again.
+                    repo.record_error(conn, tenant_id, document_id, code, message)
+                    repo.set_document_state(conn, tenant_id, document_id, document["attempt"], "uploaded")
+            if permanent is None:
+                raise
+            logger.info("document failed", extra={"document_id": str(document_id), "code": code})
+
+    def _index(self, document: dict[str, Any]) -> None:
+        from shared.knowledge.chunking import chunk_blocks
+        from shared.knowledge.parsing import detect_format, parse
+
+        tenant_id, document_id, attempt = document["tenant_id"], document["id"], document["attempt"]
+        kb_id = document["knowledge_base_id"]
+        started = time.perf_counter()
+        with self._db.transaction(tenant_id) as conn:
+            kb = repo.get_knowledge_base(conn, tenant_id, kb_id)
+        if kb is None or kb["status"] != "active":
+            return
+        target = self._d.gateway().target(tenant_id, kb["embedding_model"], Capability.EMBEDDING)
+        spec = target.spec
+        if spec.dimensions != kb["dimensions"]:
+            raise DocumentError(f"Embedding model {spec.name} now has {spec.dimensions} dimensions; this knowledge "
+                                f"base holds {kb['dimensions']}-dimension vectors",
+                                code="document_dimension_mismatch")
+        chunking = ChunkingConfig.model_validate(document["chunking"])
+        counter = self._d.token_counter(spec)
+        files: DocumentFiles = self._d.files()
+        timings: dict[str, int] = {}
+        with tempfile.NamedTemporaryFile(prefix="stratus-ingest-") as spool:
+            downloaded = files.download(document["s3_key"], spool, self._d.settings.max_document_bytes)
+            timings["download_ms"] = int((time.perf_counter() - started) * 1000)
+            with self._db.transaction(tenant_id) as conn:
+                duplicate = repo.find_duplicate(conn, tenant_id, kb_id, document_id, downloaded.sha256)
+                if duplicate is not None:
+                    raise DuplicateDocument(f"Identical content is already in this knowledge base as "
+                                            f"\"{duplicate['name']}\" ({duplicate['id']})",
+                                            details={"document_id": str(duplicate["id"])})
+                repo.set_document_state(conn, tenant_id, document_id, attempt, "parsing",
+                                        content_hash=downloaded.sha256, size=downloaded.size)
+            fmt = detect_format(document["content_type"], document["name"])
+            chunk_started = time.perf_counter()
+            with parse(Path(spool.name), fmt) as parsed:
+                blocks = _Timed(parsed)
+                self._write_segments(document, chunk_blocks(blocks, chunking, counter))
+                pages = parsed.pages
+            chunk_seconds = time.perf_counter() - chunk_started
+        timings["parsing_ms"] = int(blocks.seconds * 1000)
+        timings["chunking_ms"] = int((chunk_seconds - blocks.seconds) * 1000)
+        with self._db.transaction(tenant_id) as conn:
+            progress = repo.refresh_progress(conn, tenant_id, document_id)
+            total = int(progress["segments_total"]) if progress else 0
+            if total == 0:
+                raise EmptyDocument("The document contains no text to index (a scanned PDF needs OCR first)")
+            repo.set_document_state(conn, tenant_id, document_id, attempt, "embedding", timings=timings,
+                                    pages=pages)
+        self._embed_all(document, total)
+
+    def _write_segments(self, document: dict[str, Any], chunks: Any) -> None:
+        tenant_id, document_id, kb_id = document["tenant_id"], document["id"], document["knowledge_base_id"]
+        rows: list[tuple[Any, ...]] = []
+        first_batch = True
+        for chunk in chunks:
+            parent_id = repo.segment_id(document_id, "parent", chunk.parent_position) \
+                if chunk.parent_position is not None else None
+            rows.append((repo.segment_id(document_id, chunk.kind, chunk.position), tenant_id, kb_id, document_id,
+                         chunk.kind, chunk.position, parent_id, chunk.text, chunk.tokens, chunk.page,
+                         content_hash(chunk.text), "auto"))
+            if len(rows) >= _INSERT_BATCH:
+                self._flush(document, rows, first_batch)
+                first_batch, rows = False, []
+        if rows:
+            self._flush(document, rows, first_batch)
+
+    def _flush(self, document: dict[str, Any], rows: list[tuple[Any, ...]], first: bool) -> None:
+        tenant_id, document_id = document["tenant_id"], document["id"]
+        with self._db.transaction(tenant_id) as conn:
+            repo.insert_segments(conn, rows)
+            if first:
+                repo.set_document_state(conn, tenant_id, document_id, document["attempt"], "chunking")
+            else:
+                repo.touch_document(conn, tenant_id, document_id)
+
+    def _embed_all(self, document: dict[str, Any], total: int) -> None:
+        tenant_id, document_id, attempt = document["tenant_id"], document["id"], document["attempt"]
+        settings = self._d.settings
+        # Positions of automatic chunks run 0..total-1; ranges over them are the batches.
+        size = max(settings.ingest_batch_segments, math.ceil(total / _MAX_MAP_ITEMS))
+        ranges = [(first, min(first + size, total)) for first in range(0, total, size)]
+        if total <= settings.ingest_inline_segments or not settings.ingest_state_machine_arn:
+            for first, last in ranges:
+                self.embed_batch(tenant_id, document_id, attempt, first, last, raise_permanent=True)
+            self.finish(tenant_id, document_id, attempt)
+            return
+        executions: Executions = self._d.executions()
+        items = [{"tenant_id": str(tenant_id), "document_id": str(document_id), "attempt": attempt,
+                  "first": first, "last": last} for first, last in ranges]
+        executions.start(settings.ingest_state_machine_arn, f"{document_id}-{attempt}-{document['retries']}",
+                         {"tenant_id": str(tenant_id), "document_id": str(document_id), "attempt": attempt,
+                          "batches": items})
+
+    def embed_batch(self, tenant_id: uuid.UUID, document_id: uuid.UUID, attempt: int, first: int, last: int,
+                    *, raise_permanent: bool = False) -> dict[str, Any]:
+        """Embed the pending chunks at positions [first, last) and write them to the vector
+        store. Idempotent: chunks already indexed are skipped. A transient failure raises
+        (the batch is retried alone); a permanent one fails the document."""
+        with self._db.transaction(tenant_id) as conn:
+            document = repo.get_document(conn, tenant_id, document_id)
+            if document is None or document["attempt"] != attempt or document["status"] != "embedding":
+                return {"embedded": 0, "skipped": True}
+            kb = repo.get_knowledge_base(conn, tenant_id, document["knowledge_base_id"])
+            rows = repo.pending_segments(conn, tenant_id, document_id, first, last)
+        if kb is None or not rows:
+            return {"embedded": 0, "skipped": kb is None}
+        try:
+            result = self._d.gateway().embed(tenant_id, [row["text"] for row in rows], kb["embedding_model"])
+            self._store().upsert(tenant_id, kb["id"], kb["dimensions"], [
+                IndexedSegment(row["id"], document_id, row["text"], vector, document["metadata"], document["tags"],
+                               row["enabled"]) for row, vector in zip(rows, result.vectors, strict=True)])
+        except Exception as exc:
+            permanent = _permanent(exc)
+            code, message = _error_text(permanent or exc)
+            with self._db.transaction(tenant_id) as conn:
+                if permanent is not None:
+                    repo.fail_document(conn, tenant_id, document_id, attempt, code, message)
+                else:
+                    repo.record_error(conn, tenant_id, document_id, code, message)
+            if permanent is None or raise_permanent:
+                raise
+            return {"embedded": 0, "failed": True}
+        with self._db.transaction(tenant_id) as conn:
+            repo.mark_indexed(conn, tenant_id, [row["id"] for row in rows])
+            repo.refresh_progress(conn, tenant_id, document_id)
+        return {"embedded": len(rows)}
+
+    def finish(self, tenant_id: uuid.UUID, document_id: uuid.UUID, attempt: int) -> dict[str, Any]:
+        """After the last batch: indexed when every chunk is in the store, else failed with
+        the error the batches recorded."""
+        with self._db.transaction(tenant_id) as conn:
+            document = repo.get_document(conn, tenant_id, document_id, lock=True)
+            if document is None or document["attempt"] != attempt or document["status"] != "embedding":
+                return {"status": document["status"] if document else "deleted"}
+            if repo.has_pending(conn, tenant_id, document_id):
+                progress = repo.refresh_progress(conn, tenant_id, document_id) or {}
+                missing = int(progress.get("segments_total", 0)) - int(progress.get("segments_done", 0))
+                reason = document["error"] or "the batches failed"
+                repo.fail_document(conn, tenant_id, document_id, attempt,
+                                   document["error_code"] or "document_embedding_incomplete",
+                                   f"{missing} of {progress.get('segments_total')} segments could not be "
+                                   f"embedded: {reason}")
+                return {"status": "failed"}
+            now = datetime.now(UTC)
+            timings = dict(document["timings"] or {})
+            started = document["processing_started_at"] or document["status_changed_at"]
+            timings["total_ms"] = int((now - started).total_seconds() * 1000)
+            timings["embedding_ms"] = max(0, timings["total_ms"] - sum(
+                timings.get(k, 0) for k in ("download_ms", "parsing_ms", "chunking_ms")))
+            repo.set_document_state(conn, tenant_id, document_id, attempt, "indexed", timings=timings,
+                                    indexed_at=now, error_code=None, error=None)
+        return {"status": "indexed"}
+
+    # Sweeper -------------------------------------------------------------------------------
+    def sweep(self, limit: int = 100) -> dict[str, int]:
+        """Documents unchanged in a non-final state past the timeout: retried (the current
+        attempt, keeping embedded segments) up to the limit, then failed with the reason."""
+        settings = self._d.settings
+        retried = failed = 0
+        with self._db.transaction() as conn:
+            stuck = repo.stuck_documents(conn, settings.ingest_stuck_after_s, limit)
+        queue: IngestQueue | None = None
+        for item in stuck:
+            tenant_id, document_id = item["tenant_id"], item["document_id"]
+            with self._db.transaction(tenant_id) as conn:
+                if item["retries"] >= settings.ingest_max_retries:
+                    document = repo.get_document(conn, tenant_id, document_id)
+                    last = f" Last error: {document['error']}" if document and document["error"] else ""
+                    minutes = settings.ingest_stuck_after_s // 60
+                    repo.fail_document(conn, tenant_id, document_id, None, "document_stalled",
+                                       f"Indexing stopped making progress while {item['status']} (no change for "
+                                       f"{minutes} minutes, {item['retries'] + 1} attempts). Reindex to try "
+                                       f"again.{last}")
+                    failed += 1
+                    continue
+                row = repo.retry_document(conn, tenant_id, document_id, item["status"])
+            if row is None:
+                continue  # it moved on meanwhile
+            queue = queue or self._d.queue()
+            queue.send({"type": "index", "tenant_id": str(tenant_id), "document_id": str(document_id),
+                        "attempt": row["attempt"]})
+            retried += 1
+        return {"retried": retried, "failed": failed}
+
+    # Knowledge-base deletion --------------------------------------------------------------
+    def purge_knowledge_base(self, tenant_id: uuid.UUID, kb_id: uuid.UUID, time_left_ms: Any,
+                             reserve_ms: int = 10_000) -> bool:
+        """Remove a deleting knowledge base's vectors, files and rows in batches; True when
+        nothing is left (the state machine calls again while False)."""
+        with self._db.transaction(tenant_id) as conn:
+            kb = repo.get_knowledge_base(conn, tenant_id, kb_id)
+        if kb is None:
+            return True
+        if kb["status"] != "deleting":
+            raise RuntimeError(f"knowledge base {kb_id} is not being deleted")
+        self._store().delete_knowledge_base(tenant_id, kb_id)
+        files: DocumentFiles = self._d.files()
+        prefix = document_prefix(tenant_id, kb_id)
+        while True:
+            removed_files = files.delete_prefix(prefix, 1000)
+            with self._db.transaction(tenant_id) as conn:
+                removed_rows = repo.delete_documents_batch(conn, tenant_id, kb_id, 200)
+                if not removed_files and not removed_rows:
+                    repo.finish_knowledge_base_delete(conn, tenant_id, kb_id)
+                    return True
+            if time_left_ms() < reserve_ms:
+                return False
