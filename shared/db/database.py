@@ -30,6 +30,27 @@ class Database(Protocol):
     def close(self) -> None: ...
 
 
+class NestedTransaction(RuntimeError):
+    """A transaction was opened while this thread already held one. In Lambda the container
+    has one connection, so the inner call would wait for the outer one for ever; locally a
+    pool would hide the bug. Both refuse it."""
+
+
+_held = threading.local()
+
+
+@contextmanager
+def _not_nested() -> Iterator[None]:
+    if getattr(_held, "depth", 0):
+        raise NestedTransaction("a database transaction is already open in this thread; "
+                                "finish it before calling code that opens another")
+    _held.depth = 1
+    try:
+        yield
+    finally:
+        _held.depth = 0
+
+
 def _begin(conn: psycopg.Connection[Any], tenant_id: uuid.UUID | None) -> None:
     # set_config(..., true) is transaction-local: the setting never leaks to the next
     # transaction on the same (possibly proxied) connection.
@@ -59,7 +80,7 @@ class SingleConnectionDatabase:
 
     @contextmanager
     def transaction(self, tenant_id: uuid.UUID | None = None) -> Iterator[psycopg.Connection[Any]]:
-        with self._lock:
+        with _not_nested(), self._lock:
             conn = self._connection()
             with conn.transaction():
                 _begin(conn, tenant_id)
@@ -84,7 +105,7 @@ class PooledDatabase:
 
     @contextmanager
     def transaction(self, tenant_id: uuid.UUID | None = None) -> Iterator[psycopg.Connection[Any]]:
-        with self._pool.connection() as conn, conn.transaction():
+        with _not_nested(), self._pool.connection() as conn, conn.transaction():
             _begin(conn, tenant_id)
             yield conn
 

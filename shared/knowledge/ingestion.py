@@ -36,7 +36,12 @@ logger = logging.getLogger(__name__)
 # Segment rows written per transaction while chunking.
 _INSERT_BATCH = 500
 # A Map item list stays far below Step Functions' 256 KiB state limit.
-_MAX_MAP_ITEMS = 1500
+# About seven history events per item: far below the 25,000 an execution may have.
+_MAX_MAP_ITEMS = 500
+
+
+class _Superseded(Exception):
+    """The document was deleted or re-indexed while this run was writing: it stops quietly."""
 
 
 class MessageError(ValueError):
@@ -139,6 +144,8 @@ class IngestionService:
             return
         try:
             self._index(document)
+        except _Superseded:
+            logger.info("indexing superseded", extra={"document_id": str(document_id)})
         except Exception as exc:
             permanent = _permanent(exc)
             code, message = _error_text(permanent or exc)
@@ -222,6 +229,8 @@ class IngestionService:
     def _flush(self, document: dict[str, Any], rows: list[tuple[Any, ...]], first: bool) -> None:
         tenant_id, document_id = document["tenant_id"], document["id"]
         with self._db.transaction(tenant_id) as conn:
+            if not repo.attempt_is_current(conn, tenant_id, document_id, document["attempt"]):
+                raise _Superseded
             repo.insert_segments(conn, rows)
             if first:
                 repo.set_document_state(conn, tenant_id, document_id, document["attempt"], "chunking")
@@ -257,8 +266,8 @@ class IngestionService:
                 return {"embedded": 0, "skipped": True}
             kb = repo.get_knowledge_base(conn, tenant_id, document["knowledge_base_id"])
             rows = repo.pending_segments(conn, tenant_id, document_id, first, last)
-        if kb is None or not rows:
-            return {"embedded": 0, "skipped": kb is None}
+        if kb is None or kb["status"] != "active" or not rows:
+            return {"embedded": 0, "skipped": kb is None or kb["status"] != "active"}
         try:
             result = self._d.gateway().embed(tenant_id, [row["text"] for row in rows], kb["embedding_model"])
             self._store().upsert(tenant_id, kb["id"], kb["dimensions"], [
@@ -276,8 +285,14 @@ class IngestionService:
                 raise
             return {"embedded": 0, "failed": True}
         with self._db.transaction(tenant_id) as conn:
-            repo.mark_indexed(conn, tenant_id, [row["id"] for row in rows])
-            repo.refresh_progress(conn, tenant_id, document_id)
+            current = repo.attempt_is_current(conn, tenant_id, document_id, attempt)
+            if current:
+                repo.mark_indexed(conn, tenant_id, [row["id"] for row in rows])
+                repo.refresh_progress(conn, tenant_id, document_id)
+        if not current:
+            # Deleted or re-indexed while embedding: take back what was just written.
+            self._store().delete_segments(tenant_id, kb["id"], [row["id"] for row in rows])
+            return {"embedded": 0, "skipped": True}
         return {"embedded": len(rows)}
 
     def finish(self, tenant_id: uuid.UUID, document_id: uuid.UUID, attempt: int) -> dict[str, Any]:
@@ -309,33 +324,68 @@ class IngestionService:
     # Sweeper -------------------------------------------------------------------------------
     def sweep(self, limit: int = 100) -> dict[str, int]:
         """Documents unchanged in a non-final state past the timeout: retried (the current
-        attempt, keeping embedded segments) up to the limit, then failed with the reason."""
+        attempt, keeping embedded segments) up to the limit, then failed with the reason.
+        Uploads never made are failed once their form has expired (or queued, if the file
+        is there after all). Knowledge-base deletions that stopped are started again."""
         settings = self._d.settings
-        retried = failed = 0
+        counts = {"retried": 0, "failed": 0, "deletions_restarted": 0}
         with self._db.transaction() as conn:
-            stuck = repo.stuck_documents(conn, settings.ingest_stuck_after_s, limit)
+            stuck = repo.stuck_documents(conn, settings.ingest_stuck_after_s,
+                                         settings.upload_url_ttl_s + settings.ingest_stuck_after_s, limit)
+            deleting = repo.stuck_deleting_knowledge_bases(conn, settings.ingest_stuck_after_s, limit)
         queue: IngestQueue | None = None
         for item in stuck:
-            tenant_id, document_id = item["tenant_id"], item["document_id"]
-            with self._db.transaction(tenant_id) as conn:
-                if item["retries"] >= settings.ingest_max_retries:
+            tenant_id, document_id, attempt = item["tenant_id"], item["document_id"], item["attempt"]
+            message: dict[str, Any] | None = None
+            if item["status"] == "pending_upload":
+                message = self._sweep_upload(item)
+                counts["failed" if message is None else "retried"] += 1
+            elif item["retries"] >= settings.ingest_max_retries:
+                with self._db.transaction(tenant_id) as conn:
                     document = repo.get_document(conn, tenant_id, document_id)
                     last = f" Last error: {document['error']}" if document and document["error"] else ""
                     minutes = settings.ingest_stuck_after_s // 60
-                    repo.fail_document(conn, tenant_id, document_id, None, "document_stalled",
-                                       f"Indexing stopped making progress while {item['status']} (no change for "
-                                       f"{minutes} minutes, {item['retries'] + 1} attempts). Reindex to try "
-                                       f"again.{last}")
-                    failed += 1
-                    continue
-                row = repo.retry_document(conn, tenant_id, document_id, item["status"])
-            if row is None:
-                continue  # it moved on meanwhile
-            queue = queue or self._d.queue()
-            queue.send({"type": "index", "tenant_id": str(tenant_id), "document_id": str(document_id),
-                        "attempt": row["attempt"]})
-            retried += 1
-        return {"retried": retried, "failed": failed}
+                    if repo.fail_stalled(conn, tenant_id, document_id, attempt, item["status"], "document_stalled",
+                                         f"Indexing stopped making progress while {item['status']} (no change "
+                                         f"for {minutes} minutes, {item['retries'] + 1} attempts). Reindex to "
+                                         f"try again.{last}"):
+                        counts["failed"] += 1
+            else:
+                with self._db.transaction(tenant_id) as conn:
+                    row = repo.retry_document(conn, tenant_id, document_id, item["status"], attempt)
+                if row is not None:
+                    message = {"type": "index", "tenant_id": str(tenant_id), "document_id": str(document_id),
+                               "attempt": row["attempt"]}
+                    counts["retried"] += 1
+            if message is not None:
+                queue = queue or self._d.queue()
+                queue.send(message)
+        arn = settings.knowledge_base_delete_state_machine_arn
+        if deleting and arn:
+            executions: Executions = self._d.executions()
+            for kb in deleting:
+                with self._db.transaction(kb["tenant_id"]) as conn:
+                    repo.touch_knowledge_base(conn, kb["tenant_id"], kb["knowledge_base_id"])
+                executions.start(arn, f"kb-delete-{kb['knowledge_base_id']}",
+                                 {"tenant_id": str(kb["tenant_id"]), "knowledge_base_id": str(kb["knowledge_base_id"])},
+                                 restart=True)
+                counts["deletions_restarted"] += 1
+        return counts
+
+    def _sweep_upload(self, item: dict[str, Any]) -> dict[str, Any] | None:
+        """A document still waiting for its file after the form expired: indexed if the file
+        is there (its event was lost), else failed."""
+        tenant_id, document_id = item["tenant_id"], item["document_id"]
+        files: DocumentFiles = self._d.files()
+        present = files.exists(item["s3_key"])
+        with self._db.transaction(tenant_id) as conn:
+            if present and repo.mark_uploaded(conn, tenant_id, document_id) is not None:
+                return {"type": "index", "tenant_id": str(tenant_id), "document_id": str(document_id), "attempt": 1}
+            if not present:
+                repo.fail_stalled(conn, tenant_id, document_id, item["attempt"], "pending_upload",
+                                  "document_upload_expired",
+                                  "No file was uploaded before the upload form expired; add the document again.")
+        return None
 
     # Knowledge-base deletion --------------------------------------------------------------
     def purge_knowledge_base(self, tenant_id: uuid.UUID, kb_id: uuid.UUID, time_left_ms: Any,
@@ -355,8 +405,12 @@ class IngestionService:
             removed_files = files.delete_prefix(prefix, 1000)
             with self._db.transaction(tenant_id) as conn:
                 removed_rows = repo.delete_documents_batch(conn, tenant_id, kb_id, 200)
-                if not removed_files and not removed_rows:
+                repo.touch_knowledge_base(conn, tenant_id, kb_id)  # progress: the sweeper leaves it be
+            if not removed_files and not removed_rows:
+                # Once more: a batch embedding while the rows went may have written vectors since.
+                self._store().delete_knowledge_base(tenant_id, kb_id)
+                with self._db.transaction(tenant_id) as conn:
                     repo.finish_knowledge_base_delete(conn, tenant_id, kb_id)
-                    return True
+                return True
             if time_left_ms() < reserve_ms:
                 return False

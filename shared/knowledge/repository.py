@@ -67,8 +67,9 @@ _KB_COLUMNS = """id, name, description, embedding_model, dimensions, chunking, r
     created_at, updated_at, version,
     (SELECT count(*) FROM documents d WHERE d.knowledge_base_id = knowledge_bases.id
         AND d.deleted_at IS NULL) AS document_count,
-    (SELECT count(*) FROM segments s WHERE s.knowledge_base_id = knowledge_bases.id
-        AND s.kind = 'chunk') AS segment_count"""
+    (SELECT count(*) FROM segments s JOIN documents d ON d.id = s.document_id
+      WHERE s.knowledge_base_id = knowledge_bases.id AND s.kind = 'chunk' AND d.deleted_at IS NULL)
+        AS segment_count"""
 
 
 def insert_knowledge_base(conn: Conn, kb_id: uuid.UUID, tenant_id: uuid.UUID, name: str, description: str,
@@ -188,10 +189,15 @@ def update_document_fields(conn: Conn, tenant_id: uuid.UUID, document_id: uuid.U
     return _one(conn, query, {**params, "_tenant": tenant_id, "_id": document_id, "_version": expected_version})
 
 
+def delete_document_row(conn: Conn, tenant_id: uuid.UUID, document_id: uuid.UUID) -> None:
+    conn.execute("DELETE FROM documents WHERE tenant_id = %s AND id = %s", (tenant_id, document_id))
+
+
 def soft_delete_document(conn: Conn, tenant_id: uuid.UUID, document_id: uuid.UUID) -> None:
     conn.execute("DELETE FROM segments WHERE tenant_id = %s AND document_id = %s", (tenant_id, document_id))
+    # attempt + 1: an indexing run still under way no longer matches and stops.
     conn.execute("""UPDATE documents SET deleted_at = now(), updated_at = now(), version = version + 1,
-                           segments_total = 0, segments_done = 0
+                           attempt = attempt + 1, segments_total = 0, segments_done = 0
                     WHERE tenant_id = %s AND id = %s AND deleted_at IS NULL""", (tenant_id, document_id))
 
 
@@ -243,6 +249,9 @@ def touch_document(conn: Conn, tenant_id: uuid.UUID, document_id: uuid.UUID) -> 
 
 def find_duplicate(conn: Conn, tenant_id: uuid.UUID, kb_id: uuid.UUID, document_id: uuid.UUID,
                    content_hash: str) -> Row | None:
+    """Held until the caller's transaction ends (which records this document's hash): two
+    identical documents indexed at once cannot both pass."""
+    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{kb_id}:{content_hash}",))
     return _one(conn, """SELECT id, name FROM documents
                          WHERE tenant_id = %s AND knowledge_base_id = %s AND content_hash = %s AND id <> %s
                            AND deleted_at IS NULL AND status <> 'failed'
@@ -261,12 +270,13 @@ def reset_for_reindex(conn: Conn, tenant_id: uuid.UUID, document_id: uuid.UUID,
                (Jsonb(chunking) if chunking is not None else None, tenant_id, document_id))
 
 
-def retry_document(conn: Conn, tenant_id: uuid.UUID, document_id: uuid.UUID, from_status: str) -> Row | None:
-    """The sweeper's retry of the current attempt (segments already embedded are kept)."""
+def retry_document(conn: Conn, tenant_id: uuid.UUID, document_id: uuid.UUID, from_status: str,
+                   attempt: int) -> Row | None:
+    """The sweeper's retry of the attempt it saw stalled (segments already embedded are kept)."""
     return _one(conn, f"""UPDATE documents SET status = 'uploaded', retries = retries + 1, status_changed_at = now(),
                               updated_at = now()
-                          WHERE tenant_id = %s AND id = %s AND status = %s AND deleted_at IS NULL
-                          RETURNING {_DOC_COLUMNS}""", (tenant_id, document_id, from_status))
+                          WHERE tenant_id = %s AND id = %s AND status = %s AND attempt = %s AND deleted_at IS NULL
+                          RETURNING {_DOC_COLUMNS}""", (tenant_id, document_id, from_status, attempt))
 
 
 def fail_document(conn: Conn, tenant_id: uuid.UUID, document_id: uuid.UUID, attempt: int | None, code: str,
@@ -302,6 +312,15 @@ def refresh_progress(conn: Conn, tenant_id: uuid.UUID, document_id: uuid.UUID) -
 # Segments --------------------------------------------------------------------------------
 _SEGMENT_COLUMNS = """id, tenant_id, knowledge_base_id, document_id, kind, position, parent_id, text, tokens, page,
     content_hash, enabled, source, index_status, created_at, updated_at, version"""
+
+
+def attempt_is_current(conn: Conn, tenant_id: uuid.UUID, document_id: uuid.UUID, attempt: int) -> bool:
+    """The document is live and still on this indexing attempt (locks it until commit, so a
+    delete or re-index waits for the write in progress)."""
+    row = conn.execute("""SELECT 1 FROM documents WHERE tenant_id = %s AND id = %s AND attempt = %s
+                          AND deleted_at IS NULL AND status NOT IN ('indexed', 'failed') FOR SHARE""",
+                       (tenant_id, document_id, attempt)).fetchone()
+    return row is not None
 
 
 def insert_segments(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -386,5 +405,25 @@ def segments_for_hits(conn: Conn, tenant_id: uuid.UUID, segment_ids: Sequence[uu
     return {row["id"]: row for row in rows}
 
 
-def stuck_documents(conn: Conn, older_than_s: int, limit: int) -> list[Row]:
-    return _rows(conn, "SELECT * FROM documents_stuck(make_interval(secs => %s), %s)", (older_than_s, limit))
+def stuck_documents(conn: Conn, older_than_s: int, upload_older_than_s: int, limit: int) -> list[Row]:
+    return _rows(conn, "SELECT * FROM documents_stuck(make_interval(secs => %s), make_interval(secs => %s), %s)",
+                 (older_than_s, upload_older_than_s, limit))
+
+
+def fail_stalled(conn: Conn, tenant_id: uuid.UUID, document_id: uuid.UUID, attempt: int, status: str, code: str,
+                 message: str) -> bool:
+    """Fail exactly the stalled attempt the sweeper saw (a re-index since then is left alone)."""
+    cur = conn.execute("""UPDATE documents SET status = 'failed', error_code = %s, error = %s,
+                              status_changed_at = now(), updated_at = now()
+                          WHERE tenant_id = %s AND id = %s AND attempt = %s AND status = %s AND deleted_at IS NULL""",
+                       (code, message[:2000], tenant_id, document_id, attempt, status))
+    return cur.rowcount == 1
+
+
+def stuck_deleting_knowledge_bases(conn: Conn, older_than_s: int, limit: int) -> list[Row]:
+    return _rows(conn, "SELECT * FROM knowledge_bases_stuck_deleting(make_interval(secs => %s), %s)",
+                 (older_than_s, limit))
+
+
+def touch_knowledge_base(conn: Conn, tenant_id: uuid.UUID, kb_id: uuid.UUID) -> None:
+    conn.execute("UPDATE knowledge_bases SET updated_at = now() WHERE tenant_id = %s AND id = %s", (tenant_id, kb_id))

@@ -16,7 +16,7 @@ from shared.knowledge.errors import KnowledgeBaseNotFound
 from shared.knowledge.service import KnowledgeDeps, tenant_of
 from shared.knowledge.vectorstore.ports import Hit, SearchFilter, VectorStore
 
-# Hybrid and reranked searches draw this many candidates per top_k from each ranking.
+# Every search draws this many candidates per top_k from each ranking.
 _CANDIDATE_FACTOR = 4
 _MIN_CANDIDATES = 20
 _MAX_CANDIDATES = 100
@@ -53,8 +53,9 @@ class RetrievalService:
         if body.filters is not None:
             search_filter = SearchFilter(metadata=dict(body.filters.metadata), tags=list(body.filters.tags),
                                          document_ids=list(body.filters.document_ids))
-        widened = mode == "hybrid" or rerank
-        candidates = min(_MAX_CANDIDATES, max(top_k * _CANDIDATE_FACTOR, _MIN_CANDIDATES)) if widened else top_k
+        # Always more candidates than top_k: fusion and reranking need them, and under
+        # parent-child chunking several children of one parent collapse into one result.
+        candidates = min(_MAX_CANDIDATES, max(top_k * _CANDIDATE_FACTOR, _MIN_CANDIDATES))
         if body.rerank and body.rerank.candidates:
             candidates = max(top_k, body.rerank.candidates)
 

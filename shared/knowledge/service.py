@@ -247,7 +247,8 @@ class KnowledgeService:
         # Started after the commit (the state machine must see "deleting"); a repeated DELETE
         # names the same execution, so it starts once.
         executions: Executions = self._d.executions()
-        executions.start(arn, f"kb-delete-{kb_id}", {"tenant_id": str(tenant_id), "knowledge_base_id": str(kb_id)})
+        executions.start(arn, f"kb-delete-{kb_id}", {"tenant_id": str(tenant_id), "knowledge_base_id": str(kb_id)},
+                         restart=True)
         return kb_out(row)
 
     # Documents ---------------------------------------------------------------------------------
@@ -260,8 +261,10 @@ class KnowledgeService:
             kb = self._kb(conn, tenant_id, kb_id)
         if body.text is not None:
             content_type = "text/markdown" if body.name.lower().endswith((".md", ".markdown")) else "text/plain"
-            data = body.text.encode()
-            size, source = len(data), "text"
+            size, source = len(body.text.encode()), "text"
+            if size > settings.max_document_bytes:
+                raise DocumentTooLarge(f"The text is larger than the {settings.max_document_bytes} bytes allowed",
+                                       details={"max_bytes": settings.max_document_bytes, "size": size})
         else:
             assert body.content_type is not None and body.size is not None
             content_type = body.content_type.split(";", 1)[0].strip().lower()
@@ -284,8 +287,14 @@ class KnowledgeService:
                                        chunking=chunking.model_dump(mode="json"))
         upload = None
         if body.text is not None:
-            # After the commit: the S3 event that follows must find the document.
-            self._files().put_text(key, body.text)
+            # After the commit: the S3 event that follows must find the document. If the text
+            # cannot be stored, the document is taken back: nothing is left half-made.
+            try:
+                self._files().put_text(key, body.text)
+            except Exception:
+                with self._db.transaction(tenant_id) as conn:
+                    repo.delete_document_row(conn, tenant_id, document_id)
+                raise
             with self._db.transaction(tenant_id) as conn:
                 row = repo.mark_uploaded(conn, tenant_id, document_id) or row
         else:
@@ -326,9 +335,16 @@ class KnowledgeService:
             if row is None:
                 raise Conflict("The document changed since it was read; read it again",
                                code="document_version_conflict")
-            if "metadata" in values or "tags" in values:
-                # Inside the transaction: if the store refuses, nothing changes.
+        if "metadata" in values or "tags" in values:
+            # After the commit (the store writes through its own connection); if it refuses,
+            # the document takes its old fields back and the call can be repeated.
+            try:
                 self._store().update_document_fields(tenant_id, kb_id, document_id, row["metadata"], row["tags"])
+            except Exception:
+                with self._db.transaction(tenant_id) as conn:
+                    repo.update_document_fields(conn, tenant_id, document_id,
+                                                {name: current[name] for name in values}, row["version"])
+                raise
         return document_out(row)
 
     def delete_document(self, principal: Principal, kb_id: uuid.UUID, document_id: uuid.UUID) -> None:
@@ -434,9 +450,15 @@ class KnowledgeService:
                            details={"status": document["status"]})
         vector, tokens = self._embed_one(tenant_id, kb, body.text)
         with self._db.transaction(tenant_id) as conn:
-            document = self._document(conn, tenant_id, kb_id, document_id, lock=True)
+            locked = self._document(conn, tenant_id, kb_id, document_id, lock=True)
+            if locked["status"] != "indexed" or locked["attempt"] != document["attempt"]:
+                # Re-indexed meanwhile: its segments are being rebuilt.
+                raise Conflict("The document is being re-indexed; add the segment when it is indexed",
+                               code="document_not_indexed", details={"status": locked["status"]})
+            document = locked
             position = repo.next_position(conn, tenant_id, document_id)
-            seg_id = repo.segment_id(document_id, "chunk", position)
+            # A random id: a manual segment never shares the id of an automatic one.
+            seg_id = new_id()
             repo.insert_segments(conn, [(seg_id, tenant_id, kb_id, document_id, "chunk", position, None, body.text,
                                          tokens, None, content_hash(body.text), "manual")])
             if not body.enabled:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -51,6 +52,8 @@ class DocumentFiles(Protocol):
 
     def delete(self, key: str) -> None: ...
 
+    def exists(self, key: str) -> bool: ...
+
     def delete_prefix(self, prefix: str, limit: int) -> int:
         """Delete up to ``limit`` objects under ``prefix``; the count deleted (0: none left)."""
         ...
@@ -61,8 +64,9 @@ class IngestQueue(Protocol):
 
 
 class Executions(Protocol):
-    def start(self, state_machine_arn: str, name: str, payload: dict[str, Any]) -> None:
-        """Start an execution; one already started under ``name`` counts as started."""
+    def start(self, state_machine_arn: str, name: str, payload: dict[str, Any], *, restart: bool = False) -> None:
+        """Start an execution; one already started under ``name`` counts as started. With
+        ``restart``, one that has ended (failed, stopped) is started again under a new name."""
         ...
 
 
@@ -106,6 +110,16 @@ class S3DocumentFiles:
     def delete(self, key: str) -> None:
         self._client("s3").delete_object(Bucket=self._bucket, Key=key)
 
+    def exists(self, key: str) -> bool:
+        s3 = self._client("s3")
+        try:
+            s3.head_object(Bucket=self._bucket, Key=key)
+        except s3.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
+
     def delete_prefix(self, prefix: str, limit: int) -> int:
         s3 = self._client("s3")
         listed = s3.list_objects_v2(Bucket=self._bucket, Prefix=prefix, MaxKeys=min(limit, 1000))
@@ -133,10 +147,19 @@ class StepFunctionsExecutions:
     def __init__(self, client: ClientFactory) -> None:
         self._client = client
 
-    def start(self, state_machine_arn: str, name: str, payload: dict[str, Any]) -> None:
+    def start(self, state_machine_arn: str, name: str, payload: dict[str, Any], *, restart: bool = False) -> None:
         sfn = self._client("stepfunctions")
         try:
             sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=json.dumps(payload))
+            return
         except sfn.exceptions.ExecutionAlreadyExists:
-            # A redelivered message asked again: the execution it wants is already running.
+            # A redelivered message asked again: the execution it wants exists already.
             logger.info("execution already started", extra={"execution_name": name})
+        if not restart:
+            return
+        execution_arn = state_machine_arn.replace(":stateMachine:", ":execution:", 1) + ":" + name
+        status = sfn.describe_execution(executionArn=execution_arn)["status"]
+        if status != "RUNNING":
+            # Names are never reused, even after an execution ends: a suffix makes a new one.
+            sfn.start_execution(stateMachineArn=state_machine_arn, name=f"{name}-{int(time.time())}",
+                                input=json.dumps(payload))

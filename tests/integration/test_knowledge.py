@@ -492,3 +492,67 @@ def test_preview_chunks(api: Api, invoker: LocalInvoker, admin_sql: Sql) -> None
     plain = api.call("POST", path, {"text": text, "limit": 2}, 200).json()["data"]
     assert len(plain["segments"]) <= 2
     assert admin_sql("SELECT count(*) FROM documents WHERE knowledge_base_id = %s", (kb["id"],))[0][0] == 0
+
+
+def test_parent_child_retrieval_returns_top_k_distinct_parents(api: Api, invoker: LocalInvoker,
+                                                               admin_sql: Sql) -> None:
+    kb = api.kb(chunking={"strategy": "parent_child", "chunk_size": 16, "chunk_overlap": 0, "parent_size": 80})
+    indexed_text_document(api, invoker, admin_sql, kb["id"], "\n\n".join(PARAGRAPHS[:4] * 2))
+    items = api.call("POST", f"/api/v1/knowledge-bases/{kb['id']}/retrieve",
+                     {"query": "energy and data", "mode": "semantic", "top_k": 2}, 200).json()["data"]["items"]
+    assert len(items) == 2
+    assert len({i["content"] for i in items}) == 2
+    # A child matched; its parent (longer, containing it) is what a model gets.
+    assert all(i["text"] in i["content"] and len(i["content"]) > len(i["text"]) for i in items)
+
+
+def test_inline_text_over_the_size_limit_changes_nothing(api: Api, admin_sql: Sql,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    kb = api.kb()
+    monkeypatch.setenv("MAX_DOCUMENT_BYTES", "2048")
+    reset_settings()
+    reset_knowledge_services()
+    try:
+        answer = api.call("POST", f"/api/v1/knowledge-bases/{kb['id']}/documents",
+                          {"name": "big.txt", "text": "word " * 1000}, 422).json()
+        assert answer["code"] == "document_too_large"
+        assert admin_sql("SELECT count(*) FROM documents WHERE knowledge_base_id = %s", (kb["id"],))[0][0] == 0
+    finally:
+        monkeypatch.undo()
+        reset_settings()
+        reset_knowledge_services()
+
+
+def test_sweeper_settles_uploads_never_made(api: Api, invoker: LocalInvoker, admin_sql: Sql) -> None:
+    kb = api.kb()
+    base = f"/api/v1/knowledge-bases/{kb['id']}/documents"
+    never = api.call("POST", base, {"name": "never.txt", "content_type": "text/plain", "size": 10}, 201).json()["data"]
+    lost = api.call("POST", base, {"name": "lost.txt", "content_type": "text/plain", "size": 40}, 201).json()["data"]
+    # The second file did land, but its event never arrived.
+    aws_client("s3").put_object(Bucket=get_settings().uploads_bucket, Key=key_of(admin_sql, lost["id"]),
+                                Body=PARAGRAPHS[3].encode())
+    drain_queue(invoker)
+    admin_sql("UPDATE documents SET status = 'pending_upload', status_changed_at = now() - interval '3 days' "
+              "WHERE id = ANY(%s)", ([never["id"], lost["id"]],))
+    result = invoker.invoke("documents-sweep", load_event("eventbridge_schedule"))
+    assert result["failed"] >= 1 and result["retried"] >= 1
+    expired = api.document(kb["id"], never["id"])
+    assert expired["status"] == "failed" and expired["error"]["code"] == "document_upload_expired"
+    drain_queue(invoker)
+    assert wait_status(api, kb["id"], lost["id"])["status"] == "indexed"
+
+
+def test_sweeper_restarts_a_stopped_knowledge_base_deletion(api: Api, invoker: LocalInvoker,
+                                                            admin_sql: Sql) -> None:
+    kb = api.kb()
+    indexed_text_document(api, invoker, admin_sql, kb["id"], PARAGRAPHS[2])
+    # As if its execution had failed long ago: deleting, and nothing running.
+    admin_sql("UPDATE knowledge_bases SET status = 'deleting', updated_at = now() - interval '2 hours' "
+              "WHERE id = %s", (kb["id"],))
+    result = invoker.invoke("documents-sweep", load_event("eventbridge_schedule"))
+    assert result["deletions_restarted"] >= 1
+    deadline = time.monotonic() + 60
+    while api.call("GET", f"/api/v1/knowledge-bases/{kb['id']}").status_code != 404:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert admin_sql("SELECT count(*) FROM documents WHERE knowledge_base_id = %s", (kb["id"],))[0][0] == 0

@@ -94,3 +94,21 @@ def test_tenants_read_but_never_write_catalog_models(app_db: SingleConnectionDat
         updated = conn.execute("UPDATE models SET name = 'x' WHERE tenant_id IS NULL").rowcount
     assert visible is not None and visible[0] > 0
     assert (deleted, updated) == (0, 0)
+
+
+def test_a_nested_transaction_is_refused_not_deadlocked(app_db: SingleConnectionDatabase, pg: Any) -> None:
+    """One connection per Lambda container: an inner transaction would wait for the outer one
+    for ever. Both database adapters refuse it at once (the pool would otherwise hide it)."""
+    from shared.db.database import NestedTransaction, PooledDatabase
+
+    pooled = PooledDatabase(pg.app_url, max_size=2)
+    try:
+        for db in (app_db, pooled):
+            with db.transaction() as conn, pytest.raises(NestedTransaction):
+                conn.execute("SELECT 1")
+                with db.transaction():
+                    pass
+            with db.transaction() as conn:  # the outer one ended cleanly: usable again
+                assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        pooled.close()

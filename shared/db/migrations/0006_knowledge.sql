@@ -115,17 +115,35 @@ INSERT INTO retention_tables VALUES ('documents', 40), ('knowledge_bases', 50);
 INSERT INTO reconcile_targets (table_name, status_column, active_statuses, failed_status, error_column)
 VALUES ('documents', 'status', ARRAY['parsing', 'chunking', 'embedding'], 'failed', 'error');
 
--- The sweeper works across tenants: documents in a non-final state for longer than the
--- timeout. Returns (tenant, document, status, retries) so the caller can retry or fail each.
-CREATE OR REPLACE FUNCTION documents_stuck(p_older_than interval, p_limit integer)
-RETURNS TABLE (tenant_id uuid, document_id uuid, status text, retries integer)
+-- The sweeper works across tenants: documents in a non-final state unchanged for longer than
+-- the timeout, and uploads never made (pending_upload past the upload form's life). Returns
+-- what the caller needs to retry or fail exactly that attempt.
+CREATE OR REPLACE FUNCTION documents_stuck(p_older_than interval, p_upload_older_than interval, p_limit integer)
+RETURNS TABLE (tenant_id uuid, document_id uuid, status text, attempt integer, retries integer, s3_key text)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
-    SELECT d.tenant_id, d.id, d.status, d.retries FROM documents d
-     WHERE d.status IN ('uploaded', 'parsing', 'chunking', 'embedding') AND d.deleted_at IS NULL
-       AND d.status_changed_at < now() - p_older_than
+    SELECT d.tenant_id, d.id, d.status, d.attempt, d.retries, d.s3_key FROM documents d
+     WHERE d.deleted_at IS NULL
+       AND ((d.status IN ('uploaded', 'parsing', 'chunking', 'embedding')
+             AND d.status_changed_at < now() - p_older_than)
+         OR (d.status = 'pending_upload' AND d.status_changed_at < now() - p_upload_older_than))
      ORDER BY d.status_changed_at LIMIT p_limit
 $$;
-ALTER FUNCTION documents_stuck(interval, integer) OWNER TO stratus_definer;
-REVOKE ALL ON FUNCTION documents_stuck(interval, integer) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION documents_stuck(interval, integer) TO stratus_app;
+ALTER FUNCTION documents_stuck(interval, interval, integer) OWNER TO stratus_definer;
+REVOKE ALL ON FUNCTION documents_stuck(interval, interval, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION documents_stuck(interval, interval, integer) TO stratus_app;
+CREATE INDEX documents_pending_upload_idx ON documents (status_changed_at)
+    WHERE status = 'pending_upload' AND deleted_at IS NULL;
+
+-- Knowledge bases whose deletion stopped (its execution failed or was stopped): restarted.
+CREATE OR REPLACE FUNCTION knowledge_bases_stuck_deleting(p_older_than interval, p_limit integer)
+RETURNS TABLE (tenant_id uuid, knowledge_base_id uuid)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
+    SELECT k.tenant_id, k.id FROM knowledge_bases k
+     WHERE k.status = 'deleting' AND k.deleted_at IS NULL AND k.updated_at < now() - p_older_than
+     ORDER BY k.updated_at LIMIT p_limit
+$$;
+ALTER FUNCTION knowledge_bases_stuck_deleting(interval, integer) OWNER TO stratus_definer;
+REVOKE ALL ON FUNCTION knowledge_bases_stuck_deleting(interval, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION knowledge_bases_stuck_deleting(interval, integer) TO stratus_app;
