@@ -1,0 +1,1 @@
+"""Agent functions: drafts, published versions, built-ins, copies."""

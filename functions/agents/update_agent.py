@@ -1,0 +1,20 @@
+"""PATCH /api/v1/agents/{agent_id} — change the draft (stale version → 409; built-ins → 403)."""
+
+from aws_lambda_powertools.event_handler import Response
+
+from shared.agents.api import AgentOut, UpdateAgent
+from shared.agents.paths import agent_ref
+from shared.agents.wiring import agent_service
+from shared.http.api import http_app
+from shared.http.context import current_principal
+from shared.http.envelope import Envelope
+
+app = http_app(__name__)
+
+
+@app.endpoint
+def update_agent(agent_id: str, body: UpdateAgent) -> Response[Envelope[AgentOut]]:
+    return app.ok(agent_service().update_agent(current_principal(), agent_ref(agent_id), body))
+
+
+handler = app.lambda_handler()

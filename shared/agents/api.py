@@ -1,0 +1,99 @@
+"""Agent API shapes: drafts, published versions, copies."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, Field, field_validator
+
+from shared.agents.config import AgentConfig
+from shared.http.requests import RequestModel
+
+_URL = re.compile(r"^https://[^\s]{1,492}$")
+
+
+def check_avatar(value: str | None) -> str | None:
+    """An https URL (≤ 500 characters) or a short emoji / text badge (≤ 16 characters)."""
+    if value is None or value == "":
+        return None
+    if value.lower().startswith(("http://", "https://")):
+        if not _URL.fullmatch(value):
+            raise ValueError("avatar: give an https URL of at most 500 characters, or an emoji")
+        return value
+    if len(value) > 16 or any(ch.isspace() for ch in value):
+        raise ValueError("avatar: give an https URL, or an emoji of at most 16 characters")
+    return value
+
+
+class CreateAgent(RequestModel):
+    name: str = Field(min_length=1, max_length=100)
+    description: str = Field(default="", max_length=2000)
+    avatar: str | None = Field(default=None, max_length=500)
+    # Missing fields take their defaults (GET shows the full configuration).
+    config: AgentConfig = Field(default_factory=AgentConfig)
+
+    @field_validator("avatar")
+    @classmethod
+    def _avatar(cls, value: str | None) -> str | None:
+        return check_avatar(value)
+
+
+class UpdateAgent(RequestModel):
+    """Change the draft. ``config`` replaces the draft's configuration as a whole (send the
+    object read from GET, changed); ``avatar: null`` removes the avatar."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    description: str | None = Field(default=None, max_length=2000)
+    avatar: str | None = Field(default=None, max_length=500)
+    config: AgentConfig | None = None
+    version: int = Field(ge=1, description="The version read; a stale one answers 409")
+
+    @field_validator("avatar")
+    @classmethod
+    def _avatar(cls, value: str | None) -> str | None:
+        return check_avatar(value)
+
+
+class PublishAgent(RequestModel):
+    note: str = Field(default="", max_length=1000, description="What changed in this version")
+    # When given, the draft must still be at this version (else 409): publish what was reviewed.
+    version: int | None = Field(default=None, ge=1)
+
+
+class CopyAgent(RequestModel):
+    # Default: "<name> (copy)", numbered if taken.
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+
+
+class AgentOut(BaseModel):
+    id: uuid.UUID
+    # Built-ins only (e.g. "builtin-quick-answer"); GET /api/v1/agents/{slug} works too.
+    slug: str | None
+    builtin: bool
+    name: str
+    description: str
+    avatar: str | None
+    # The draft configuration.
+    config: AgentConfig
+    # The latest published version (chats use it), None before the first publish.
+    # Built-ins are never published: their configuration cannot change, chats use it as is.
+    published_version: int | None
+    published_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+class AgentVersionOut(BaseModel):
+    id: uuid.UUID
+    agent_id: uuid.UUID
+    number: int
+    name: str
+    description: str
+    avatar: str | None
+    config: AgentConfig
+    note: str
+    published_by: uuid.UUID | None
+    created_at: datetime

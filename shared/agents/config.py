@@ -1,0 +1,138 @@
+"""An agent's configuration: the JSON stored as its draft and snapshotted by each published
+version. Every field has a default, so a configuration stored before a field existed still
+loads (``schema_version`` names the shape; a future incompatible change bumps it and adds an
+upgrade step in :func:`load_config`)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StringConstraints, model_validator
+
+from shared.errors import ValidationFailed
+from shared.http.requests import RequestModel
+from shared.knowledge.api import RetrievalSettings
+from shared.models.spec import NAME_PATTERN
+
+AgentMode = Literal["quick-answer", "smart-reasoning"]
+VARIABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+# {{name}} with optional spaces inside the braces.
+PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]{0,63})\s*\}\}")
+# Anything that looks like a placeholder, to report malformed ones ({{ 1x }}, {{a-b}}).
+_ANY_PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
+MAX_INPUT_CHARS = 10_000
+
+DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
+
+Question = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+
+
+class ModelSettings(RequestModel):
+    # None: the tenant's default chat model (PUT /api/v1/models/defaults), resolved at chat time.
+    name: str | None = Field(default=None, pattern=NAME_PATTERN)
+    temperature: float = Field(default=0.7, ge=0, le=2)
+    top_p: float = Field(default=1.0, ge=0, le=1)
+    # None: the model's own output limit.
+    max_tokens: int | None = Field(default=None, ge=1, le=32_768)
+
+
+class PromptVariable(RequestModel):
+    """A ``{{name}}`` of the system prompt, filled from the chat's ``inputs``."""
+
+    name: str = Field(pattern=VARIABLE_NAME)
+    label: str = Field(default="", max_length=100)
+    required: bool = False
+    default: str | None = Field(default=None, max_length=MAX_INPUT_CHARS)
+
+
+class KnowledgeSettings(RequestModel):
+    knowledge_base_ids: list[uuid.UUID] = Field(default_factory=list, max_length=10)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> KnowledgeSettings:
+        if len(set(self.knowledge_base_ids)) != len(self.knowledge_base_ids):
+            raise ValueError("knowledge_base_ids must not repeat an id")
+        return self
+
+
+class MemorySettings(RequestModel):
+    # Past turns (a user message and its answer) given to the model; 0: none.
+    turns: int = Field(default=10, ge=0, le=50)
+    # Token budget of that history: the oldest turns are dropped past it.
+    max_tokens: int = Field(default=4000, ge=0, le=128_000)
+
+
+class AgentConfig(RequestModel):
+    schema_version: Literal[1] = 1
+    mode: AgentMode = "quick-answer"
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    # Used when the model fails with a retryable error; None: the tenant's fallback, if any.
+    fallback_model: str | None = Field(default=None, pattern=NAME_PATTERN)
+    system_prompt: str = Field(default=DEFAULT_SYSTEM_PROMPT, max_length=20_000)
+    variables: list[PromptVariable] = Field(default_factory=list, max_length=20)
+    opening_message: str = Field(default="", max_length=2000)
+    suggested_questions: list[Question] = Field(default_factory=list, max_length=10)
+    knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
+    memory: MemorySettings = Field(default_factory=MemorySettings)
+    # Rewrite a follow-up question into a standalone one before retrieval.
+    query_rewrite: bool = False
+
+    @model_validator(mode="after")
+    def _placeholders_declared(self) -> AgentConfig:
+        names = [v.name for v in self.variables]
+        if len(set(names)) != len(names):
+            raise ValueError("variables must not repeat a name")
+        for raw in _ANY_PLACEHOLDER.findall(self.system_prompt):
+            if not re.fullmatch(r"\s*[A-Za-z_][A-Za-z0-9_]{0,63}\s*", raw):
+                raise ValueError(f"system_prompt: {{{{{raw}}}}} is not a valid placeholder "
+                                 "(letters, digits and _; not starting with a digit)")
+        undeclared = sorted(set(placeholders(self.system_prompt)) - set(names))
+        if undeclared:
+            raise ValueError("system_prompt uses undeclared variables: " + ", ".join(undeclared)
+                             + " (declare each in variables)")
+        return self
+
+
+def placeholders(template: str) -> list[str]:
+    """The variable names a template uses, in order of first use."""
+    return list(dict.fromkeys(PLACEHOLDER.findall(template)))
+
+
+def load_config(stored: Mapping[str, Any]) -> AgentConfig:
+    """A stored configuration (draft or version), with defaults for fields added since."""
+    return AgentConfig.model_validate(dict(stored))
+
+
+def dump_config(config: AgentConfig) -> dict[str, Any]:
+    return config.model_dump(mode="json")
+
+
+def _input_error(name: str, message: str, kind: str) -> ValidationFailed:
+    return ValidationFailed(message, code="agent_input_invalid",
+                            details={"fields": [{"field": f"inputs.{name}", "type": kind, "message": message}]})
+
+
+def render_system_prompt(config: AgentConfig, inputs: Mapping[str, Any] | None = None) -> str:
+    """The system prompt with each ``{{variable}}`` filled from ``inputs`` (else its default;
+    else empty). A required variable without a value is a 422 naming ``inputs.<name>``.
+    Values are inserted as they are, in one pass: a value holding ``{{x}}`` is not expanded."""
+    inputs = inputs or {}
+    values: dict[str, str] = {}
+    for variable in config.variables:
+        raw = inputs.get(variable.name)
+        if raw is None or raw == "":
+            raw = variable.default
+        if isinstance(raw, bool) or not isinstance(raw, str | int | float | type(None)):
+            raise _input_error(variable.name, f"{variable.name} must be a string or a number", "type_error")
+        value = "" if raw is None else str(raw)
+        if variable.required and not value.strip():
+            raise _input_error(variable.name, f"{variable.label or variable.name} is required", "missing")
+        if len(value) > MAX_INPUT_CHARS:
+            raise _input_error(variable.name, f"{variable.name} is longer than {MAX_INPUT_CHARS} characters",
+                               "string_too_long")
+        values[variable.name] = value
+    return PLACEHOLDER.sub(lambda m: values.get(m.group(1), ""), config.system_prompt)
