@@ -8,12 +8,11 @@ import uuid
 from typing import Any
 
 from psycopg import Connection, sql
-from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from shared.db.queries import Row, assignments, one, page_of
 from shared.http.params import PageRequest
 
-Row = dict[str, Any]
 Conn = Connection[Any]
 
 AGENT_SORTS = frozenset({"name", "created_at", "updated_at", "builtin"})
@@ -26,51 +25,18 @@ _VERSION_COLUMNS = "id, agent_id, number, name, description, avatar, config, not
 _VISIBLE = "deleted_at IS NULL AND (tenant_id IS NULL OR tenant_id = %(tenant)s)"
 
 
-def _rows(conn: Conn, query: Any, params: Any = ()) -> list[Row]:
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(query, params)
-        return cur.fetchall() if cur.description else []
-
-
-def _one(conn: Conn, query: Any, params: Any = ()) -> Row | None:
-    rows = _rows(conn, query, params)
-    return rows[0] if rows else None
-
-
-def _order(page: PageRequest) -> sql.Composable:
-    return sql.SQL(", ").join(
-        [sql.SQL("{} {}").format(sql.Identifier(col), sql.SQL("DESC" if desc else "ASC")) for col, desc in page.order]
-        + [sql.SQL("id ASC")])
-
-
-def _page(conn: Conn, table: str, select: str, where: str, params: dict[str, Any],
-          page: PageRequest) -> tuple[list[Row], int]:
-    # The select list is wrapped so sort keys may name computed columns (builtin).
-    query = sql.SQL(f"SELECT *, count(*) OVER () AS total FROM (SELECT {select} FROM {table} WHERE {where}) AS t "
-                    "ORDER BY {} LIMIT %(limit)s OFFSET %(offset)s").format(_order(page))
-    rows = _rows(conn, query, {**params, "limit": page.limit, "offset": page.offset})
-    if rows:
-        total = int(rows[0]["total"])
-    else:  # a page past the end still reports the total
-        found = conn.execute(f"SELECT count(*) FROM {table} WHERE {where}", params).fetchone()
-        total = int(found[0]) if found else 0
-    for row in rows:
-        row.pop("total", None)
-    return rows, total
-
-
 # Agents ----------------------------------------------------------------------------------
 def get_agent(conn: Conn, tenant_id: uuid.UUID, ref: uuid.UUID | str, *, lock: bool = False) -> Row | None:
     """A live agent the tenant sees, by id or built-in slug (``lock``: its own agents only)."""
     by = "slug = %(ref)s" if isinstance(ref, str) else "id = %(ref)s"
     scope = "tenant_id = %(tenant)s AND deleted_at IS NULL" if lock else _VISIBLE
-    return _one(conn, f"SELECT {_AGENT_COLUMNS} FROM agents WHERE {by} AND {scope}"
+    return one(conn, f"SELECT {_AGENT_COLUMNS} FROM agents WHERE {by} AND {scope}"
                       + (" FOR UPDATE" if lock else ""), {"ref": ref, "tenant": tenant_id})
 
 
 def insert_agent(conn: Conn, *, agent_id: uuid.UUID, tenant_id: uuid.UUID, name: str, description: str,
                  avatar: str | None, config: dict[str, Any]) -> Row:
-    row = _one(conn, f"""INSERT INTO agents (id, tenant_id, name, description, avatar, config)
+    row = one(conn, f"""INSERT INTO agents (id, tenant_id, name, description, avatar, config)
                          VALUES (%s, %s, %s, %s, %s, %s) RETURNING {_AGENT_COLUMNS}""",
                (agent_id, tenant_id, name, description, avatar, Jsonb(config)))
     assert row is not None
@@ -79,19 +45,17 @@ def insert_agent(conn: Conn, *, agent_id: uuid.UUID, tenant_id: uuid.UUID, name:
 
 def list_agents(conn: Conn, tenant_id: uuid.UUID, builtin: bool | None, page: PageRequest) -> tuple[list[Row], int]:
     where = _VISIBLE + " AND (%(builtin)s::boolean IS NULL OR (tenant_id IS NULL) = %(builtin)s::boolean)"
-    return _page(conn, "agents", _AGENT_COLUMNS, where, {"tenant": tenant_id, "builtin": builtin}, page)
+    return page_of(conn, "agents", _AGENT_COLUMNS, where, {"tenant": tenant_id, "builtin": builtin}, page)
 
 
 def update_agent(conn: Conn, tenant_id: uuid.UUID, agent_id: uuid.UUID, values: dict[str, Any],
                  expected_version: int) -> Row | None:
     """None when the row changed (version) or went away since it was read."""
-    assignments = sql.SQL(", ").join(
-        sql.SQL("{} = {}").format(sql.Identifier(name), sql.Placeholder(name)) for name in values)
-    params = {name: Jsonb(v) if isinstance(v, dict) else v for name, v in values.items()}
+    clause, params = assignments(values)
     query = sql.SQL(f"""UPDATE agents SET {{}}, updated_at = now(), version = version + 1
                         WHERE tenant_id = %(_tenant)s AND id = %(_id)s AND deleted_at IS NULL
-                          AND version = %(_version)s RETURNING {_AGENT_COLUMNS}""").format(assignments)
-    return _one(conn, query, {**params, "_tenant": tenant_id, "_id": agent_id, "_version": expected_version})
+                          AND version = %(_version)s RETURNING {_AGENT_COLUMNS}""").format(clause)
+    return one(conn, query, {**params, "_tenant": tenant_id, "_id": agent_id, "_version": expected_version})
 
 
 def soft_delete_agent(conn: Conn, tenant_id: uuid.UUID, agent_id: uuid.UUID) -> bool:
@@ -110,7 +74,7 @@ def names_like(conn: Conn, tenant_id: uuid.UUID, prefix: str) -> set[str]:
 
 def mark_published(conn: Conn, tenant_id: uuid.UUID, agent_id: uuid.UUID, number: int) -> Row | None:
     # Not a draft edit: version (the draft's optimistic lock) and updated_at stay as they are.
-    return _one(conn, f"""UPDATE agents SET published_version = %s, published_at = now()
+    return one(conn, f"""UPDATE agents SET published_version = %s, published_at = now()
                           WHERE tenant_id = %s AND id = %s AND deleted_at IS NULL RETURNING {_AGENT_COLUMNS}""",
                 (number, tenant_id, agent_id))
 
@@ -124,7 +88,7 @@ def active_knowledge_bases(conn: Conn, tenant_id: uuid.UUID, kb_ids: list[uuid.U
 # Versions --------------------------------------------------------------------------------
 def insert_version(conn: Conn, *, version_id: uuid.UUID, tenant_id: uuid.UUID, agent: Row, number: int,
                    config: dict[str, Any], note: str, published_by: uuid.UUID | None) -> Row:
-    row = _one(conn, f"""INSERT INTO agent_versions (id, tenant_id, agent_id, number, name, description, avatar,
+    row = one(conn, f"""INSERT INTO agent_versions (id, tenant_id, agent_id, number, name, description, avatar,
                                                      config, note, published_by)
                          VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING {_VERSION_COLUMNS}""",
                (version_id, tenant_id, agent["id"], number, agent["name"], agent["description"], agent["avatar"],
@@ -140,10 +104,10 @@ def next_version_number(conn: Conn, tenant_id: uuid.UUID, agent_id: uuid.UUID) -
 
 
 def get_version(conn: Conn, tenant_id: uuid.UUID, agent_id: uuid.UUID, number: int) -> Row | None:
-    return _one(conn, f"""SELECT {_VERSION_COLUMNS} FROM agent_versions
+    return one(conn, f"""SELECT {_VERSION_COLUMNS} FROM agent_versions
                           WHERE tenant_id = %s AND agent_id = %s AND number = %s""", (tenant_id, agent_id, number))
 
 
 def list_versions(conn: Conn, tenant_id: uuid.UUID, agent_id: uuid.UUID, page: PageRequest) -> tuple[list[Row], int]:
-    return _page(conn, "agent_versions", _VERSION_COLUMNS, "tenant_id = %(tenant)s AND agent_id = %(agent)s",
+    return page_of(conn, "agent_versions", _VERSION_COLUMNS, "tenant_id = %(tenant)s AND agent_id = %(agent)s",
                  {"tenant": tenant_id, "agent": agent_id}, page)

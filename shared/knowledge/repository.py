@@ -8,12 +8,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from psycopg import Connection, sql
-from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from shared.db.queries import Row, assignments, one, page_of, rows
 from shared.http.params import PageRequest
 
-Row = dict[str, Any]
 Conn = Connection[Any]
 
 KB_SORTS = frozenset({"name", "created_at", "updated_at"})
@@ -28,38 +27,6 @@ _SEGMENT_NAMESPACE = uuid.UUID("6f1d8a52-54a4-4f0e-9d56-2a1f4c1b7e21")
 
 def segment_id(document_id: uuid.UUID, kind: str, position: int) -> uuid.UUID:
     return uuid.uuid5(_SEGMENT_NAMESPACE, f"{document_id}:{kind}:{position}")
-
-
-def _rows(conn: Conn, query: Any, params: Any = ()) -> list[Row]:
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(query, params)
-        return cur.fetchall() if cur.description else []
-
-
-def _one(conn: Conn, query: Any, params: Any = ()) -> Row | None:
-    rows = _rows(conn, query, params)
-    return rows[0] if rows else None
-
-
-def _order(page: PageRequest) -> sql.Composable:
-    return sql.SQL(", ").join(
-        [sql.SQL("{} {}").format(sql.Identifier(col), sql.SQL("DESC" if desc else "ASC")) for col, desc in page.order]
-        + [sql.SQL("id ASC")])
-
-
-def _page(conn: Conn, select: str, where: str, params: dict[str, Any], page: PageRequest,
-          table: str) -> tuple[list[Row], int]:
-    query = sql.SQL(f"SELECT {select}, count(*) OVER () AS total FROM {table} WHERE {where} "
-                    "ORDER BY {} LIMIT %(limit)s OFFSET %(offset)s").format(_order(page))
-    rows = _rows(conn, query, {**params, "limit": page.limit, "offset": page.offset})
-    if rows:
-        total = int(rows[0]["total"])
-    else:  # a page past the end still reports the total
-        found = conn.execute(f"SELECT count(*) FROM {table} WHERE {where}", params).fetchone()
-        total = int(found[0]) if found else 0
-    for row in rows:
-        row.pop("total", None)
-    return rows, total
 
 
 # Knowledge bases -------------------------------------------------------------------------
@@ -88,31 +55,29 @@ def get_knowledge_base(conn: Conn, tenant_id: uuid.UUID, kb_id: uuid.UUID, *, lo
     """A knowledge base that is not deleted (one being deleted is returned, status "deleting")."""
     suffix = " FOR UPDATE" if lock else ""
     if lock:  # FOR UPDATE cannot sit beside the aggregate subqueries
-        return _one(conn, "SELECT id, status, version FROM knowledge_bases "
+        return one(conn, "SELECT id, status, version FROM knowledge_bases "
                           "WHERE tenant_id = %s AND id = %s AND deleted_at IS NULL" + suffix, (tenant_id, kb_id))
-    return _one(conn, f"SELECT {_KB_COLUMNS} FROM knowledge_bases WHERE tenant_id = %s AND id = %s "
+    return one(conn, f"SELECT {_KB_COLUMNS} FROM knowledge_bases WHERE tenant_id = %s AND id = %s "
                       "AND deleted_at IS NULL", (tenant_id, kb_id))
 
 
 def get_knowledge_bases(conn: Conn, tenant_id: uuid.UUID, kb_ids: Sequence[uuid.UUID]) -> list[Row]:
-    return _rows(conn, """SELECT id, name, embedding_model, dimensions, retrieval, status FROM knowledge_bases
+    return rows(conn, """SELECT id, name, embedding_model, dimensions, retrieval, status FROM knowledge_bases
                           WHERE tenant_id = %s AND id = ANY(%s) AND deleted_at IS NULL""", (tenant_id, list(kb_ids)))
 
 
 def list_knowledge_bases(conn: Conn, tenant_id: uuid.UUID, page: PageRequest) -> tuple[list[Row], int]:
-    return _page(conn, _KB_COLUMNS, "tenant_id = %(tenant)s AND deleted_at IS NULL", {"tenant": tenant_id},
-                 page, "knowledge_bases")
+    return page_of(conn, "knowledge_bases", _KB_COLUMNS, "tenant_id = %(tenant)s AND deleted_at IS NULL",
+                   {"tenant": tenant_id}, page)
 
 
 def update_knowledge_base(conn: Conn, tenant_id: uuid.UUID, kb_id: uuid.UUID, values: dict[str, Any],
                           expected_version: int) -> bool:
     """False when the row changed (version) or went away since it was read."""
-    assignments = sql.SQL(", ").join(
-        sql.SQL("{} = {}").format(sql.Identifier(name), sql.Placeholder(name)) for name in values)
-    params = {name: Jsonb(v) if isinstance(v, dict) else v for name, v in values.items()}
+    clause, params = assignments(values)
     query = sql.SQL("""UPDATE knowledge_bases SET {}, updated_at = now(), version = version + 1
                        WHERE tenant_id = %(_tenant)s AND id = %(_id)s AND deleted_at IS NULL
-                         AND status = 'active' AND version = %(_version)s""").format(assignments)
+                         AND status = 'active' AND version = %(_version)s""").format(clause)
     cur = conn.execute(query, {**params, "_tenant": tenant_id, "_id": kb_id, "_version": expected_version})
     return cur.rowcount == 1
 
@@ -153,7 +118,7 @@ _DOC_COLUMNS = """id, tenant_id, knowledge_base_id, name, content_type, size, so
 def insert_document(conn: Conn, *, document_id: uuid.UUID, tenant_id: uuid.UUID, kb_id: uuid.UUID, name: str,
                     content_type: str, size: int, source: str, s3_key: str, metadata: dict[str, Any],
                     tags: list[str], chunking: dict[str, Any]) -> Row:
-    row = _one(conn, f"""INSERT INTO documents (id, tenant_id, knowledge_base_id, name, content_type, size, source,
+    row = one(conn, f"""INSERT INTO documents (id, tenant_id, knowledge_base_id, name, content_type, size, source,
                                                 s3_key, metadata, tags, chunking)
                          VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING {_DOC_COLUMNS}""",
                (document_id, tenant_id, kb_id, name, content_type, size, source, s3_key, Jsonb(metadata), tags,
@@ -164,7 +129,7 @@ def insert_document(conn: Conn, *, document_id: uuid.UUID, tenant_id: uuid.UUID,
 
 def get_document(conn: Conn, tenant_id: uuid.UUID, document_id: uuid.UUID, kb_id: uuid.UUID | None = None,
                  *, lock: bool = False) -> Row | None:
-    return _one(conn, f"""SELECT {_DOC_COLUMNS} FROM documents
+    return one(conn, f"""SELECT {_DOC_COLUMNS} FROM documents
                           WHERE tenant_id = %s AND id = %s AND deleted_at IS NULL
                             AND (%s::uuid IS NULL OR knowledge_base_id = %s::uuid)
                           {"FOR UPDATE" if lock else ""}""", (tenant_id, document_id, kb_id, kb_id))
@@ -174,19 +139,16 @@ def list_documents(conn: Conn, tenant_id: uuid.UUID, kb_id: uuid.UUID, status: s
                    page: PageRequest) -> tuple[list[Row], int]:
     where = """tenant_id = %(tenant)s AND knowledge_base_id = %(kb)s AND deleted_at IS NULL
                AND (%(status)s::text IS NULL OR status = %(status)s::text)"""
-    return _page(conn, _DOC_COLUMNS, where, {"tenant": tenant_id, "kb": kb_id, "status": status}, page,
-                 "documents")
+    return page_of(conn, "documents", _DOC_COLUMNS, where, {"tenant": tenant_id, "kb": kb_id, "status": status}, page)
 
 
 def update_document_fields(conn: Conn, tenant_id: uuid.UUID, document_id: uuid.UUID, values: dict[str, Any],
                            expected_version: int) -> Row | None:
-    assignments = sql.SQL(", ").join(
-        sql.SQL("{} = {}").format(sql.Identifier(name), sql.Placeholder(name)) for name in values)
-    params = {name: Jsonb(v) if isinstance(v, dict) else v for name, v in values.items()}
+    clause, params = assignments(values)
     query = sql.SQL(f"""UPDATE documents SET {{}}, updated_at = now(), version = version + 1
                         WHERE tenant_id = %(_tenant)s AND id = %(_id)s AND deleted_at IS NULL
-                          AND version = %(_version)s RETURNING {_DOC_COLUMNS}""").format(assignments)
-    return _one(conn, query, {**params, "_tenant": tenant_id, "_id": document_id, "_version": expected_version})
+                          AND version = %(_version)s RETURNING {_DOC_COLUMNS}""").format(clause)
+    return one(conn, query, {**params, "_tenant": tenant_id, "_id": document_id, "_version": expected_version})
 
 
 def delete_document_row(conn: Conn, tenant_id: uuid.UUID, document_id: uuid.UUID) -> None:
@@ -203,7 +165,7 @@ def soft_delete_document(conn: Conn, tenant_id: uuid.UUID, document_id: uuid.UUI
 
 def mark_uploaded(conn: Conn, tenant_id: uuid.UUID, document_id: uuid.UUID) -> Row | None:
     """The object is in S3 (the API wrote it); None when its event was already handled."""
-    return _one(conn, f"""UPDATE documents SET status = 'uploaded', attempt = 1, status_changed_at = now(),
+    return one(conn, f"""UPDATE documents SET status = 'uploaded', attempt = 1, status_changed_at = now(),
                               updated_at = now()
                           WHERE tenant_id = %s AND id = %s AND status = 'pending_upload'
                           RETURNING {_DOC_COLUMNS}""", (tenant_id, document_id))
@@ -213,7 +175,7 @@ def claim_document(conn: Conn, tenant_id: uuid.UUID, document_id: uuid.UUID, att
     """Move a document waiting for indexing to ``parsing``; None when it is not waiting (a
     duplicate or stale event). ``attempt`` None: an S3 event (the first upload, attempt 1);
     otherwise a message naming the attempt it was sent for."""
-    return _one(conn, f"""UPDATE documents
+    return one(conn, f"""UPDATE documents
                           SET status = 'parsing', attempt = CASE WHEN status = 'pending_upload' THEN 1 ELSE attempt END,
                               error_code = NULL, error = NULL, status_changed_at = now(),
                               processing_started_at = now(), updated_at = now()
@@ -228,9 +190,8 @@ def set_document_state(conn: Conn, tenant_id: uuid.UUID, document_id: uuid.UUID,
                        **values: Any) -> bool:
     """Advance an attempt's status (and other columns); False when a newer attempt or a
     deletion superseded it."""
-    extra = sql.SQL("").join(sql.SQL(", {} = {}").format(sql.Identifier(name), sql.Placeholder(name))
-                             for name in values)
-    params = {name: Jsonb(v) if isinstance(v, dict) else v for name, v in values.items()}
+    clause, params = assignments(values)
+    extra = sql.SQL(", ") + clause if values else sql.SQL("")
     query = sql.SQL("""UPDATE documents SET status = %(_status)s, updated_at = now(),
                               status_changed_at = CASE WHEN status = %(_status)s THEN status_changed_at
                                                        ELSE now() END {}
@@ -252,7 +213,7 @@ def find_duplicate(conn: Conn, tenant_id: uuid.UUID, kb_id: uuid.UUID, document_
     """Held until the caller's transaction ends (which records this document's hash): two
     identical documents indexed at once cannot both pass."""
     conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{kb_id}:{content_hash}",))
-    return _one(conn, """SELECT id, name FROM documents
+    return one(conn, """SELECT id, name FROM documents
                          WHERE tenant_id = %s AND knowledge_base_id = %s AND content_hash = %s AND id <> %s
                            AND deleted_at IS NULL AND status <> 'failed'
                          ORDER BY created_at LIMIT 1""", (tenant_id, kb_id, content_hash, document_id))
@@ -261,7 +222,7 @@ def find_duplicate(conn: Conn, tenant_id: uuid.UUID, kb_id: uuid.UUID, document_
 def reset_for_reindex(conn: Conn, tenant_id: uuid.UUID, document_id: uuid.UUID,
                       chunking: dict[str, Any] | None) -> Row | None:
     conn.execute("DELETE FROM segments WHERE tenant_id = %s AND document_id = %s", (tenant_id, document_id))
-    return _one(conn, f"""UPDATE documents SET status = 'uploaded', attempt = attempt + 1, retries = 0,
+    return one(conn, f"""UPDATE documents SET status = 'uploaded', attempt = attempt + 1, retries = 0,
                               chunking = coalesce(%s, chunking), error_code = NULL, error = NULL,
                               segments_total = 0, segments_done = 0, tokens = 0, timings = '{{}}',
                               indexed_at = NULL, status_changed_at = now(), updated_at = now(),
@@ -273,7 +234,7 @@ def reset_for_reindex(conn: Conn, tenant_id: uuid.UUID, document_id: uuid.UUID,
 def retry_document(conn: Conn, tenant_id: uuid.UUID, document_id: uuid.UUID, from_status: str,
                    attempt: int) -> Row | None:
     """The sweeper's retry of the attempt it saw stalled (segments already embedded are kept)."""
-    return _one(conn, f"""UPDATE documents SET status = 'uploaded', retries = retries + 1, status_changed_at = now(),
+    return one(conn, f"""UPDATE documents SET status = 'uploaded', retries = retries + 1, status_changed_at = now(),
                               updated_at = now()
                           WHERE tenant_id = %s AND id = %s AND status = %s AND attempt = %s AND deleted_at IS NULL
                           RETURNING {_DOC_COLUMNS}""", (tenant_id, document_id, from_status, attempt))
@@ -297,7 +258,7 @@ def record_error(conn: Conn, tenant_id: uuid.UUID, document_id: uuid.UUID, code:
 
 def refresh_progress(conn: Conn, tenant_id: uuid.UUID, document_id: uuid.UUID) -> Row | None:
     """Recount from the segments, so a retried batch never counts twice."""
-    return _one(conn, """UPDATE documents d SET
+    return one(conn, """UPDATE documents d SET
                              segments_total = c.total, segments_done = c.done, tokens = c.tokens,
                              status_changed_at = now()
                          FROM (SELECT count(*) FILTER (WHERE kind = 'chunk') AS total,
@@ -341,7 +302,7 @@ def count_chunks(conn: Conn, tenant_id: uuid.UUID, document_id: uuid.UUID) -> in
 
 def pending_segments(conn: Conn, tenant_id: uuid.UUID, document_id: uuid.UUID, first: int, last: int) -> list[Row]:
     """Chunks at positions [first, last) not yet in the vector store."""
-    return _rows(conn, """SELECT id, text, enabled FROM segments
+    return rows(conn, """SELECT id, text, enabled FROM segments
                           WHERE tenant_id = %s AND document_id = %s AND kind = 'chunk' AND index_status = 'pending'
                             AND position >= %s AND position < %s ORDER BY position""",
                  (tenant_id, document_id, first, last))
@@ -363,12 +324,12 @@ def list_segments(conn: Conn, tenant_id: uuid.UUID, document_id: uuid.UUID, kind
     where = """tenant_id = %(tenant)s AND document_id = %(doc)s
                AND (%(kind)s::text IS NULL OR kind = %(kind)s::text)
                AND (%(enabled)s::boolean IS NULL OR enabled = %(enabled)s::boolean)"""
-    return _page(conn, _SEGMENT_COLUMNS, where, {"tenant": tenant_id, "doc": document_id, "kind": kind,
-                                                 "enabled": enabled}, page, "segments")
+    return page_of(conn, "segments", _SEGMENT_COLUMNS, where,
+                   {"tenant": tenant_id, "doc": document_id, "kind": kind, "enabled": enabled}, page)
 
 
 def get_segment(conn: Conn, tenant_id: uuid.UUID, document_id: uuid.UUID, seg_id: uuid.UUID) -> Row | None:
-    return _one(conn, f"""SELECT {_SEGMENT_COLUMNS} FROM segments
+    return one(conn, f"""SELECT {_SEGMENT_COLUMNS} FROM segments
                           WHERE tenant_id = %s AND document_id = %s AND id = %s""", (tenant_id, document_id, seg_id))
 
 
@@ -385,28 +346,27 @@ def next_position(conn: Conn, tenant_id: uuid.UUID, document_id: uuid.UUID) -> i
 
 def update_segment(conn: Conn, tenant_id: uuid.UUID, seg_id: uuid.UUID, values: dict[str, Any],
                    expected_version: int) -> Row | None:
-    assignments = sql.SQL(", ").join(
-        sql.SQL("{} = {}").format(sql.Identifier(name), sql.Placeholder(name)) for name in values)
+    clause, params = assignments(values)
     query = sql.SQL(f"""UPDATE segments SET {{}}, updated_at = now(), version = version + 1
                         WHERE tenant_id = %(_tenant)s AND id = %(_id)s AND version = %(_version)s
-                        RETURNING {_SEGMENT_COLUMNS}""").format(assignments)
-    return _one(conn, query, {**values, "_tenant": tenant_id, "_id": seg_id, "_version": expected_version})
+                        RETURNING {_SEGMENT_COLUMNS}""").format(clause)
+    return one(conn, query, {**params, "_tenant": tenant_id, "_id": seg_id, "_version": expected_version})
 
 
 def segments_for_hits(conn: Conn, tenant_id: uuid.UUID, segment_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Row]:
     """What a retrieval result shows: the segment, its parent's text, its document."""
-    rows = _rows(conn, """SELECT s.id, s.knowledge_base_id, s.document_id, s.position, s.page, s.text, s.parent_id,
+    found = rows(conn, """SELECT s.id, s.knowledge_base_id, s.document_id, s.position, s.page, s.text, s.parent_id,
                                  p.text AS parent_text, d.name AS document_name, d.metadata, d.tags
                           FROM segments s
                           JOIN documents d ON d.id = s.document_id AND d.tenant_id = s.tenant_id
                           LEFT JOIN segments p ON p.id = s.parent_id AND p.tenant_id = s.tenant_id
                           WHERE s.tenant_id = %s AND s.id = ANY(%s) AND s.enabled
                             AND d.deleted_at IS NULL""", (tenant_id, list(segment_ids)))
-    return {row["id"]: row for row in rows}
+    return {row["id"]: row for row in found}
 
 
 def stuck_documents(conn: Conn, older_than_s: int, upload_older_than_s: int, limit: int) -> list[Row]:
-    return _rows(conn, "SELECT * FROM documents_stuck(make_interval(secs => %s), make_interval(secs => %s), %s)",
+    return rows(conn, "SELECT * FROM documents_stuck(make_interval(secs => %s), make_interval(secs => %s), %s)",
                  (older_than_s, upload_older_than_s, limit))
 
 
@@ -421,7 +381,7 @@ def fail_stalled(conn: Conn, tenant_id: uuid.UUID, document_id: uuid.UUID, attem
 
 
 def stuck_deleting_knowledge_bases(conn: Conn, older_than_s: int, limit: int) -> list[Row]:
-    return _rows(conn, "SELECT * FROM knowledge_bases_stuck_deleting(make_interval(secs => %s), %s)",
+    return rows(conn, "SELECT * FROM knowledge_bases_stuck_deleting(make_interval(secs => %s), %s)",
                  (older_than_s, limit))
 
 
