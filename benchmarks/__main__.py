@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from benchmarks import (
+    chat,
     cold_import,
     gateway_overhead,
     ingestion_e2e,
@@ -20,9 +21,12 @@ def main() -> int:
     for name, bench in (("cold-import", cold_import.run), ("local-latency", local_latency.run),
                         ("gateway-overhead", gateway_overhead.run),
                         ("local-embedding", local_embedding.run), ("ingestion-parse", ingestion_parse.run),
-                        ("ingestion-e2e", ingestion_e2e.run), ("retrieval", retrieval.run)):
+                        ("ingestion-e2e", ingestion_e2e.run), ("retrieval", retrieval.run),
+                        ("chat-overhead", chat.run_overhead), ("chat-concurrency", chat.run_concurrency)):
         if not only or name in only:
             bench()
+    # The chat runs share one local runtime: stopped once both had their turn.
+    chat.close()
     return 0
 
 

@@ -63,6 +63,10 @@ LAYERS: dict[str, Layer] = {
         Layer("parse", requirements=("pypdfium2==5.15.2",), baseline_imports=()),
         # The OpenSearch client, for deployments that chose OpenSearch as the vector store.
         Layer("search", requirements=("opensearch-py==3.2.0",), baseline_imports=()),
+        # The ASGI server and framework of the streaming functions (function URLs under the
+        # Lambda Web Adapter): uvicorn serves the app the adapter forwards requests to.
+        Layer("web", requirements=("starlette==1.10.0", "uvicorn==0.54.0"),
+              baseline_imports=("starlette.applications", "uvicorn")),
         # The bundled offline embedding model (docs/adr/0018); loaded on first embed.
         Layer(
             "embed",
@@ -143,7 +147,30 @@ class Queue:
     max_batching_window_s: int = 0
 
 
-Trigger = Http | DefaultRoute | Authorizer | Schedule | StepFunctionsTask | Deploy | Queue
+@dataclass(frozen=True)
+class StreamRoute:
+    """A route of a streaming function (documented in OpenAPI like an Http route)."""
+
+    method: str
+    path: str
+    permission: str
+    summary: str = ""
+    tag: str = ""
+
+
+@dataclass(frozen=True)
+class FunctionUrl:
+    """A Lambda function URL (``InvokeMode: RESPONSE_STREAM``, ``AuthType: NONE``: the app checks
+    the bearer token itself) serving the module's ASGI ``app`` under the Lambda Web Adapter.
+    CloudFront sends every request whose path starts with one of ``path_prefixes`` to it; the
+    local runtime mounts the same app on its gateway at the same prefixes (DESIGN §2, §3)."""
+
+    path_prefixes: tuple[str, ...]
+    routes: tuple[StreamRoute, ...]
+    app: str = "app"
+
+
+Trigger = Http | DefaultRoute | Authorizer | Schedule | StepFunctionsTask | Deploy | Queue | FunctionUrl
 
 # --- Permissions (IAM), abstract: CDK turns each into grants -----------------------
 
@@ -469,6 +496,52 @@ FUNCTIONS += (
            "Copy an agent (built-ins included) into a new draft of the tenant"),
 )
 
+_C = "chat"
+_CHAT = "/api/v1/chat"
+_CONV = "/api/v1/conversations/{conversation_id}"
+
+
+def _conversation(name: str, module: str, method: str, path: str, summary: str) -> Function:
+    # End users' data: every route takes the end user (``user``) and answers 404 for another's.
+    return Function(name, f"functions.conversations.{module}", _C,
+                    Http(method, path, permission="agent:run", summary=summary, tag="conversations"),
+                    access=(DATABASE, REDIS))
+
+
+FUNCTIONS += (
+    _conversation("conversations-create", "create_conversation", "POST", "/api/v1/conversations",
+                  "Start a conversation with an agent"),
+    _conversation("conversations-list", "list_conversations", "GET", "/api/v1/conversations",
+                  "An end user's conversations, most recently active first"),
+    _conversation("conversations-get", "get_conversation", "GET", _CONV, "One conversation"),
+    _conversation("conversations-update", "update_conversation", "PATCH", _CONV, "Rename a conversation"),
+    _conversation("conversations-delete", "delete_conversation", "DELETE", _CONV, "Delete a conversation"),
+    _conversation("messages-list", "list_messages", "GET", _CONV + "/messages",
+                  "A conversation's messages (newest first, or oldest first with order=asc)"),
+    _conversation("messages-feedback", "message_feedback", "POST", _CONV + "/messages/{message_id}/feedback",
+                  "Like or dislike an answer, with an optional comment"),
+)
+
+FUNCTIONS += (
+    Function("chat", "functions.chat.app", _C,
+             FunctionUrl((_CHAT,), routes=(
+                 StreamRoute("POST", _CHAT, "agent:run",
+                             "Send a message to an agent: an SSE stream of the turn's events, or the final "
+                             "message with \"stream\": false", tag="chat"),
+                 StreamRoute("GET", _CHAT + "/{message_id}/events", "agent:run",
+                             "Replay a turn's events after Last-Event-ID, then follow it live", tag="chat"),
+                 StreamRoute("POST", _CHAT + "/{message_id}/cancel", "agent:run",
+                             "Stop a running turn; the answer keeps what was generated", tag="chat"),
+             )),
+             memory_mb=1024, timeout_s=600, layers=("base", "aws", "web", "search", "embed", "llm"),
+             access=_EMBED_ACCESS,
+             description="Chat turns (retrieval, prompt, streamed answer) served by a function URL"),
+    Function("chat-reap-turns", "functions.chat.reap_turns", _C,
+             Schedule("rate(1 minute)", "End chat turns stuck in running past the bound"),
+             access=(DATABASE, REDIS),
+             description="Fails turns whose generator stopped (crash, timeout) and closes their event streams"),
+)
+
 QUEUES: tuple[QueueSpec, ...] = (
     QueueSpec("ingest", _K, max_receive_count=3,
               s3_notifications=(S3Notification("uploads", "tenants/"),),
@@ -504,6 +577,10 @@ def queue_by_name(name: str) -> QueueSpec:
 
 def http_functions() -> list[Function]:
     return [fn for fn in FUNCTIONS if isinstance(fn.trigger, Http)]
+
+
+def streaming_functions() -> list[Function]:
+    return [fn for fn in FUNCTIONS if isinstance(fn.trigger, FunctionUrl)]
 
 
 def function_for_module(module: str) -> Function:

@@ -191,7 +191,12 @@ class Data(Construct):
             "removal_policy": RemovalPolicy.RETAIN,
         }
         self.access_logs = s3.Bucket(
-            self, "AccessLogs", **common,  # type: ignore[arg-type]
+            self, "AccessLogs", **{
+                **common,
+                # CloudFront's standard logs are written with an ACL (bucket-owner-full-control):
+                # they need ACLs enabled; the bucket owner still owns every object.
+                "object_ownership": s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
+            },  # type: ignore[arg-type]
             lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(90))])
         self.uploads = s3.Bucket(
             self, "Uploads", **common,  # type: ignore[arg-type]

@@ -1,7 +1,8 @@
 """One Lambda layer version per layer asset some function is deployed with, built by
 ``layers/build.py`` into ``.build/``: the catalog layers functions use, and the bundles of
-functions that list more catalog layers than Lambda attaches (five per function, one of them
-the Parameters and Secrets extension; ``layers.build.deployed_layers``).
+functions that list more catalog layers than Lambda attaches (five per function, less those
+attached by ARN: the Parameters and Secrets extension, and the Lambda Web Adapter of function
+URL functions; ``layers.build.function_layers``).
 
 They live in the root stack and are handed to every domain's nested stack: a layer is one
 resource however many functions use it. A layer the catalog declares but no function uses
@@ -13,9 +14,9 @@ from __future__ import annotations
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from functions.catalog import LAYERS
+from functions.catalog import LAYERS, Function
 from infra.topology import construct_id
-from layers.build import asset_is_current, bundle_parts, deployed_assets, deployed_layers, is_bundle, layer_dir
+from layers.build import asset_is_current, bundle_parts, deployed_assets, function_layers, is_bundle, layer_dir
 
 RUNTIME = lambda_.Runtime.PYTHON_3_12
 ARCHITECTURE = lambda_.Architecture.ARM_64
@@ -43,8 +44,9 @@ class DependencyLayers(Construct):
                 description=_description(name),
             )
 
-    def for_function(self, names: tuple[str, ...]) -> list[lambda_.ILayerVersion]:
-        unknown = [name for name in names if name not in LAYERS]
+    def for_function(self, fn: Function) -> list[lambda_.ILayerVersion]:
+        """The catalog layers of ``fn`` as deployed (bundled past the slots its attached layers leave)."""
+        unknown = [name for name in fn.layers if name not in LAYERS]
         if unknown:
-            raise KeyError(f"unknown layers {unknown}; the catalog declares {sorted(LAYERS)}")
-        return [self.by_name[name] for name in deployed_layers(names)]
+            raise KeyError(f"{fn.name}: unknown layers {unknown}; the catalog declares {sorted(LAYERS)}")
+        return [self.by_name[name] for name in function_layers(fn)]

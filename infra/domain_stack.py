@@ -37,6 +37,8 @@ class DomainStack(NestedStack):
         self.queues: dict[str, sqs.Queue] = {
             spec.name: build_queue(self, spec, shared) for spec in catalog.QUEUES if spec.domain == domain}
         self.state_machines: dict[str, sfn.StateMachine] = {}
+        # Function URLs of the domain's FunctionUrl entries (phase 4): the edge's origins.
+        self.function_urls: dict[str, lambda_.FunctionUrl] = {}
 
     # Phase 2 (one domain only): the API's authorizer, beside its function.
     def add_authorizer(self) -> apigwv2.IHttpRouteAuthorizer | None:
@@ -62,8 +64,10 @@ class DomainStack(NestedStack):
         for fn in self.entries:
             function = self.functions[fn.name]
             apply_access(function, fn, self.shared, state_machines, queues)
-            wire_trigger(self, function, fn, self.shared, authorizer=authorizer,
-                         state_machine_tasks=state_machine_tasks, queues=queues)
+            url = wire_trigger(self, function, fn, self.shared, authorizer=authorizer,
+                               state_machine_tasks=state_machine_tasks, queues=queues)
+            if url is not None:
+                self.function_urls[fn.name] = url
         count = self.resource_count()
         if count > MAX_RESOURCES:
             raise ValueError(f"the {self.domain} stack would hold {count} resources (limit {MAX_RESOURCES}): "

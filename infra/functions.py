@@ -27,6 +27,7 @@ from functions.catalog import (
     DefaultRoute,
     Deploy,
     Function,
+    FunctionUrl,
     Http,
     Queue,
     Schedule,
@@ -40,10 +41,19 @@ from infra.dependency_layers import ARCHITECTURE, RUNTIME, DependencyLayers
 from infra.network import Network
 from infra.observability import FIVE_MINUTES, AlarmTopic, alarm
 from infra.opensearch import OPENSEARCH_ACTIONS, SIGV4_SERVICE
-from infra.packaging import LAMBDA_UNZIPPED_LIMIT_BYTES, function_package_bytes, migrations_hash
+from infra.packaging import (
+    ASGI_APP_ENV,
+    LAMBDA_UNZIPPED_LIMIT_BYTES,
+    START_SCRIPT,
+    WEB_PORT_ENV,
+    asgi_target,
+    function_package_bytes,
+    migrations_hash,
+)
 from infra.topology import construct_id, env_name, validate_queue_trigger
 
-__all__ = ["Shared", "apply_access", "build_function", "construct_id", "env_name", "wire_trigger"]
+__all__ = ["Shared", "apply_access", "build_function", "construct_id", "env_name", "web_adapter_layer_arn",
+           "wire_trigger"]
 
 # Every function carries this tag with its catalog name: how operators (and the tests)
 # map a deployed function back to the catalog.
@@ -76,6 +86,24 @@ _QUEUE_ACTIONS = {"send"}
 BEDROCK_ACTIONS: dict[str, tuple[str, ...]] = {
     "invoke": ("bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"),
 }
+
+# --- The AWS Lambda Web Adapter (function URL functions) ----------------------------------
+# github.com/awslabs/aws-lambda-web-adapter: a Lambda extension that runs the function's web
+# server and turns each invocation into an HTTP request to it; with
+# AWS_LWA_INVOKE_MODE=response_stream it streams the answer back through the function URL.
+# AWS publishes it as a public layer from account 753240598075 in every commercial region, one
+# per architecture. PINNED: layer version 25 of both; moving is this constant, a deploy and the
+# infra tests (docs/adr/0028-chat-edge.md).
+WEB_ADAPTER_LAYER_VERSION = 25
+WEB_ADAPTER_ACCOUNT = "753240598075"
+_WEB_ADAPTER_LAYERS = {"arm64": "LambdaAdapterLayerArm64", "x86_64": "LambdaAdapterLayerX86"}
+# Its wrapper script: it runs the handler (the start script) in place of the Python runtime.
+WEB_ADAPTER_WRAPPER = "/opt/bootstrap"
+WEB_ADAPTER_PORT = 8080
+# The adapter polls this path (under the function's first path prefix) until the app answers
+# before taking the first invocation; the app answers it with 200 and does no work.
+READINESS_SUFFIX = "/_ready"
+
 # Pseudo parameters, not the stack's (possibly literal) region and partition: the ARNs, and
 # so the cdk-nag finding ids acknowledged for them, read the same whether or not the CLI
 # gives the app an environment.
@@ -130,6 +158,30 @@ def _validate(fn: Function, shared: Shared) -> None:
         raise ValueError(f"{fn.name}: code + layers unzip to {size / 2**20:.0f} MiB, over Lambda's 250 MB")
 
 
+def web_adapter_layer_arn(architecture: lambda_.Architecture = ARCHITECTURE) -> str:
+    """The adapter layer for the functions' architecture, in the deployment's region (the
+    layer is published in the ``aws`` partition only)."""
+    name = _WEB_ADAPTER_LAYERS[architecture.name]
+    return f"arn:aws:lambda:{Aws.REGION}:{WEB_ADAPTER_ACCOUNT}:layer:{name}:{WEB_ADAPTER_LAYER_VERSION}"
+
+
+def readiness_path(trigger: FunctionUrl) -> str:
+    return trigger.path_prefixes[0] + READINESS_SUFFIX
+
+
+def _web_adapter_environment(fn: Function) -> dict[str, str]:
+    """A function URL function runs its ASGI app under the adapter (DESIGN §2 Streaming)."""
+    assert isinstance(fn.trigger, FunctionUrl)
+    return {
+        "AWS_LAMBDA_EXEC_WRAPPER": WEB_ADAPTER_WRAPPER,
+        "AWS_LWA_INVOKE_MODE": "response_stream",
+        WEB_PORT_ENV: str(WEB_ADAPTER_PORT),
+        "AWS_LWA_READINESS_CHECK_PATH": readiness_path(fn.trigger),
+        # What the start script (run.sh) serves: <module>:<attribute> from the catalog entry.
+        ASGI_APP_ENV: asgi_target(fn),
+    }
+
+
 def _base_environment(fn: Function, config: StratusConfig) -> dict[str, str]:
     return {
         "STRATUS_RUNTIME": "lambda",
@@ -164,17 +216,26 @@ def build_function(scope: Construct, fn: Function, shared: Shared) -> lambda_.Fu
             security_groups.append(shared.network.database_admin_sg)
         vpc_props = {"vpc": shared.network.vpc, "vpc_subnets": shared.network.private_subnets,
                      "security_groups": security_groups}
+    handler = fn.handler
+    environment = _base_environment(fn, config)
+    layers = shared.layers.for_function(fn)
+    if isinstance(fn.trigger, FunctionUrl):
+        # The ASGI app under the Lambda Web Adapter: the handler is the start script, the
+        # adapter's layer takes one of the five layer slots (layers.build.attached_layers).
+        handler = START_SCRIPT
+        environment.update(_web_adapter_environment(fn))
+        layers.append(lambda_.LayerVersion.from_layer_version_arn(scope, f"{cid}WebAdapter", web_adapter_layer_arn()))
     function = lambda_.Function(
         scope, cid,
         runtime=RUNTIME,
         architecture=ARCHITECTURE,
-        handler=fn.handler,
+        handler=handler,
         code=shared.code(scope),
-        layers=shared.layers.for_function(fn.layers),
+        layers=layers,
         memory_size=fn.memory_mb,
         timeout=Duration.seconds(fn.timeout_s),
         description=(fn.description or f"Stratus {fn.name}")[:256],
-        environment=_base_environment(fn, config),
+        environment=environment,
         tracing=lambda_.Tracing.ACTIVE,
         log_group=log_group,
         role=role,
@@ -373,8 +434,9 @@ def _grant_opensearch(function: lambda_.Function, fn: Function, name: str, actio
 def wire_trigger(scope: Construct, function: lambda_.Function, fn: Function, shared: Shared, *,
                  authorizer: apigwv2.IHttpRouteAuthorizer | None,
                  state_machine_tasks: Mapping[str, set[str]],
-                 queues: Mapping[str, sqs.IQueue]) -> None:
-    """Attach ``fn``'s trigger. The ``Authorizer`` trigger is made by ``add_request_authorizer``."""
+                 queues: Mapping[str, sqs.IQueue]) -> lambda_.FunctionUrl | None:
+    """Attach ``fn``'s trigger. The ``Authorizer`` trigger is made by ``add_request_authorizer``.
+    Returns the function URL of a ``FunctionUrl`` trigger (the edge's origin for its paths)."""
     cid = construct_id(fn.name)
     trigger = fn.trigger
     if isinstance(trigger, Http):
@@ -433,8 +495,17 @@ def wire_trigger(scope: Construct, function: lambda_.Function, fn: Function, sha
             max_batching_window=Duration.seconds(window) if window else None,
             report_batch_item_failures=True,
         ))
+    elif isinstance(trigger, FunctionUrl):
+        # Streaming (SSE) answers need RESPONSE_STREAM. AuthType NONE: API Gateway's
+        # authorizer is not in this path, so the app authenticates every request itself with
+        # the same shared code (bearer token, revocation, permission of the StreamRoute).
+        url = function.add_function_url(auth_type=lambda_.FunctionUrlAuthType.NONE,
+                                        invoke_mode=lambda_.InvokeMode.RESPONSE_STREAM)
+        nag.public_function_url(url, fn.name)
+        return url
     else:  # pragma: no cover - the catalog's Trigger union is closed
         raise TypeError(f"{fn.name}: unsupported trigger {trigger!r}")
+    return None
 
 
 def _deploy_custom_resource(scope: Construct, cid: str, function: lambda_.Function, fn: Function,

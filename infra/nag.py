@@ -115,6 +115,28 @@ def public_route(route: Construct, route_key: str) -> None:
                 "it serves no tenant data")
 
 
+def public_function_url(url: IConstruct, function: str) -> None:
+    """A function URL with ``AuthType: NONE``. No AwsSolutions rule inspects function URLs; the
+    Serverless pack's does, and this acknowledgment records the reason with the resource."""
+    acknowledge(url, "Serverless-LambdaFunctionUrlAuth",
+                f"the {function} function URL is public by design (docs/adr/0028-chat-edge.md): CloudFront sends "
+                "the streaming paths to it and the app itself authenticates every request (bearer token, revocation, "
+                "the route's permission) with the same shared code as the API's handlers")
+
+
+def distribution(dist: IConstruct) -> None:
+    """The CloudFront distribution in front of the HTTP API and the function URLs (DESIGN §2 Edge)."""
+    acknowledge(dist, "AwsSolutions-CFR1",
+                "no geo restriction: the API serves tenants wherever they are; access is per token, and a "
+                "deployment that must restrict countries adds a GeoRestriction to the distribution")
+    acknowledge(dist, "AwsSolutions-CFR2",
+                "no WAF web ACL: a CLOUDFRONT-scope web ACL must live in us-east-1, outside this regional stack; "
+                "API Gateway throttling, per-tenant rate limits and quotas bound abuse (docs/adr/0028-chat-edge.md)")
+    acknowledge(dist, "AwsSolutions-CFR4",
+                "the default *.cloudfront.net certificate (no custom domain yet), with which CloudFront cannot "
+                "enforce a minimum viewer TLS version; a custom domain brings an ACM certificate and TLSv1.2_2021")
+
+
 def provider_framework(provider: cr.Provider, handler: lambda_.IFunction) -> None:
     """The CDK custom-resource Provider's own framework function (not our code)."""
     acknowledge(provider,

@@ -1,4 +1,5 @@
-"""The root stack: shared network, data, API and layers, plus one nested stack per domain."""
+"""The root stack: shared network, data, API and layers, one nested stack per domain, and the
+edge (CloudFront) in front of the API and the streaming function URLs."""
 
 from __future__ import annotations
 
@@ -18,12 +19,13 @@ from infra.config import StratusConfig
 from infra.data import Data
 from infra.dependency_layers import DependencyLayers
 from infra.domain_stack import DomainStack, domain_stack_id
+from infra.edge import Edge
 from infra.functions import Shared
 from infra.network import Network
 from infra.observability import FIVE_MINUTES, AlarmTopic, alarm
 from infra.packaging import stage_function_code
 from infra.state_machines import referenced_functions
-from infra.topology import validate_queues
+from infra.topology import validate_queues, validate_streaming
 
 
 def validate_catalog() -> None:
@@ -41,6 +43,7 @@ def validate_catalog() -> None:
         if count > 1:
             raise ValueError(f"the catalog may hold one {trigger_type.__name__} entry, not {count}")
     validate_queues()
+    validate_streaming()
 
 
 class StratusStack(Stack):
@@ -88,10 +91,17 @@ class StratusStack(Stack):
         if self.data.opensearch is not None:
             # Every role that may reach the domain exists now.
             self.data.opensearch.apply_access_policy()
+        # One base URL: the streaming paths to their function URLs, the rest to the API.
+        self.edge = Edge(self, "Edge", config=config, api=self.api,
+                         function_urls={name: url for stack in stacks for name, url in stack.function_urls.items()},
+                         log_bucket=self.data.access_logs)
 
         self._data_alarms()
         nag.root_stack(self)
-        CfnOutput(self, "ApiUrl", value=self.api.url, description="HTTP API base URL")
+        CfnOutput(self, "BaseUrl", value=self.edge.url,
+                  description="The clients' base URL (CloudFront): the API and its streaming paths")
+        CfnOutput(self, "ApiUrl", value=self.api.url,
+                  description="HTTP API base URL (direct; without the streaming paths)")
         CfnOutput(self, "AdminTokenSecretArn", value=self.data.admin_token.secret_arn,
                   description="Platform admin token: prefix + token from this secret")
         CfnOutput(self, "ProviderKeysSecretArn", value=self.data.provider_keys.secret_arn,

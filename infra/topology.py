@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterable
 
 from functions import catalog
-from functions.catalog import Function, Queue, QueueSpec
+from functions.catalog import Function, FunctionUrl, Http, Queue, QueueSpec
 
 # SQS's limit on a message's visibility timeout.
 MAX_VISIBILITY_TIMEOUT_S = 12 * 60 * 60
@@ -96,3 +96,55 @@ def validate_queues() -> None:
         visibility_timeout_s(spec)
         if not 1 <= spec.max_receive_count <= 1000:
             raise ValueError(f"queue {spec.name!r}: max_receive_count must be between 1 and 1000")
+
+
+# --- Streaming functions (function URLs behind the edge) --------------------------------------
+
+
+def under_prefix(path: str, prefix: str) -> bool:
+    """``path`` is ``prefix`` itself or below it (``/api/v1/chat/{id}/events``), never a sibling
+    that merely starts with the same characters (``/api/v1/chats``)."""
+    return path == prefix or path.startswith(prefix + "/")
+
+
+def stream_path_patterns(trigger: FunctionUrl) -> list[str]:
+    """The CloudFront path patterns of a function URL: each prefix itself and everything below it."""
+    return [pattern for prefix in trigger.path_prefixes for pattern in (prefix, prefix + "/*")]
+
+
+def validate_streaming(functions: Iterable[Function] | None = None) -> None:
+    """Every FunctionUrl trigger owns distinct, well-formed path prefixes; its routes lie under
+    them; no HTTP API route does (the edge would send it to the function URL)."""
+    entries = list(catalog.FUNCTIONS if functions is None else functions)
+    owners: dict[str, str] = {}
+    routes: set[str] = set()
+    for fn in entries:
+        trigger = fn.trigger
+        if not isinstance(trigger, FunctionUrl):
+            continue
+        if not trigger.path_prefixes or not trigger.routes:
+            raise ValueError(f"{fn.name}: a FunctionUrl trigger needs path prefixes and routes")
+        for prefix in trigger.path_prefixes:
+            if not re.fullmatch(r"(/[A-Za-z0-9._-]+)+", prefix):
+                raise ValueError(f"{fn.name}: path prefix {prefix!r} must look like /api/v1/chat (no trailing "
+                                 "slash, no wildcard, no parameter)")
+            if prefix in owners:
+                raise ValueError(f"path prefix {prefix!r} belongs to both {owners[prefix]} and {fn.name}")
+            owners[prefix] = fn.name
+        for route in trigger.routes:
+            if not any(under_prefix(route.path, prefix) for prefix in trigger.path_prefixes):
+                raise ValueError(f"{fn.name}: route {route.method} {route.path} is outside its path prefixes "
+                                 f"{list(trigger.path_prefixes)}")
+            key = f"{route.method.upper()} {route.path}"
+            if key in routes:
+                raise ValueError(f"duplicate streaming route {key}")
+            routes.add(key)
+    for prefix in owners:
+        if any(under_prefix(other, prefix) for other in owners if other != prefix):
+            raise ValueError(f"path prefix {prefix!r} contains another function's prefix")
+    for fn in entries:
+        if isinstance(fn.trigger, Http):
+            for prefix, owner in owners.items():
+                if under_prefix(fn.trigger.path, prefix):
+                    raise ValueError(f"{fn.name}: route {fn.trigger.route_key} lies under {owner}'s streaming "
+                                     f"prefix {prefix!r}: the edge sends it to the function URL")

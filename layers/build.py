@@ -28,11 +28,13 @@ only what its functions load (docs/adr/0023-ingestion-infrastructure.md):
 - **Everywhere**: console scripts, byte-code caches, type stubs (``*.pyi``) and the test
   suites packages carry inside themselves (``<package>/…/tests``).
 
-Lambda also attaches at most five layers to a function, and the Parameters and Secrets
-extension is one of them. A function whose catalog lists more than four layers is deployed
-with its first three and a **bundle** of the rest: one asset ``.build/layers/<a>+<b>+…``
-holding those layers' files in the function's order, exactly what Lambda would have unpacked
-into ``/opt`` from the separate layers (:func:`deployed_layers`).
+Lambda also attaches at most five layers to a function, and layers attached by ARN take
+slots too: the Parameters and Secrets extension on every function, and the Lambda Web Adapter
+on a function URL (streaming) function (:func:`attached_layers`). A function whose catalog
+layers do not fit in the slots left is deployed with the first ones and a **bundle** of the
+rest: one asset ``.build/layers/<a>+<b>+…`` holding those layers' files in the function's
+order, exactly what Lambda would have unpacked into ``/opt`` from the separate layers
+(:func:`deployed_layers`, :func:`function_layers`).
 """
 
 from __future__ import annotations
@@ -85,10 +87,13 @@ TARGET_MARKERS: dict[str, str] = {
 }
 # Bump to force every layer to rebuild after a change to how layers are assembled.
 RECIPE_VERSION = "2"
-# Lambda's limit on the layers of one function, and those not from the catalog (the
-# Parameters and Secrets extension, infra/stratus_stack.py).
+# Lambda's limit on the layers of one function, and those not from the catalog that every
+# function carries (the Parameters and Secrets extension, infra/stratus_stack.py).
 MAX_FUNCTION_LAYERS = 5
 EXTENSION_LAYERS = 1
+# ... and that a function URL (streaming) function carries as well: the Lambda Web Adapter
+# (infra/functions.py), which runs its ASGI app.
+WEB_ADAPTER_LAYERS = 1
 BUNDLE_SEPARATOR = "+"
 
 
@@ -486,6 +491,16 @@ def used_layers(functions: Iterable[Function] | None = None) -> list[str]:
 # --- Bundles: more catalog layers than Lambda attaches ---------------------------------------
 
 
+def attached_layers(fn: Function) -> int:
+    """How many of ``fn``'s layer slots go to layers attached by ARN (not built here)."""
+    return EXTENSION_LAYERS + (WEB_ADAPTER_LAYERS if isinstance(fn.trigger, catalog.FunctionUrl) else 0)
+
+
+def function_layers(fn: Function) -> list[str]:
+    """The layer assets ``fn`` is deployed with, in the slots its attached layers leave."""
+    return deployed_layers(fn.layers, MAX_FUNCTION_LAYERS - attached_layers(fn))
+
+
 def deployed_layers(layers: Sequence[str], slots: int = MAX_FUNCTION_LAYERS - EXTENSION_LAYERS) -> list[str]:
     """The layer assets a function with these catalog layers is deployed with: the layers
     themselves while they fit in ``slots``, else the first ``slots - 1`` and one bundle
@@ -506,7 +521,7 @@ def is_bundle(name: str) -> bool:
 def deployed_assets(functions: Iterable[Function] | None = None) -> list[str]:
     """Every layer asset some function is deployed with (catalog layers, then bundles)."""
     names = {name for fn in (catalog.FUNCTIONS if functions is None else functions)
-             for name in deployed_layers(fn.layers)}
+             for name in function_layers(fn)}
     return [name for name in LAYERS if name in names] + sorted(name for name in names if is_bundle(name))
 
 

@@ -102,6 +102,15 @@ class Settings(BaseSettings):
     ingest_state_machine_arn: str | None = None
     knowledge_base_delete_state_machine_arn: str | None = None
 
+    # Chat (docs/adr/0027-chat.md). An idle stream gets a heartbeat at least this often.
+    chat_heartbeat_s: float = Field(default=10.0, gt=0, le=15)
+    # A running answer saves what it holds this often (and so shows the reaper it is alive).
+    chat_checkpoint_s: float = Field(default=2.0, gt=0, le=60)
+    # A turn's events stay replayable this long.
+    chat_events_ttl_s: int = Field(default=86_400, ge=60)
+    # The reaper fails a running answer that has written nothing for this long.
+    chat_stuck_after_s: int = Field(default=300, ge=30)
+
     log_level: str = "INFO"
     powertools_metrics_disabled: bool = False
 

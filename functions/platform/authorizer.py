@@ -9,20 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.auth.tokens import bearer_token
 from shared.errors import StratusError, Unauthenticated
 from shared.handler import powertools_handler
 from shared.tenancy.service import tenancy_service
-
-BEARER = "bearer "
-
-
-def bearer_token(headers: dict[str, str] | None) -> str | None:
-    for name, value in (headers or {}).items():
-        if name.lower() == "authorization":
-            if value[: len(BEARER)].lower() == BEARER:
-                return value[len(BEARER):].strip()
-            return ""
-    return None
 
 
 def _authorize(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -148,6 +148,22 @@ def result_to_http(result: Any) -> tuple[int, dict[str, str], list[str], bytes]:
     return int(result["statusCode"]), headers, list(result.get("cookies") or []), raw
 
 
+def streaming_mounts() -> dict[str, Any]:
+    """The catalog's streaming functions (function URLs in AWS) by path prefix: their ASGI apps
+    are served by this gateway directly, as CloudFront sends those paths to them."""
+    import importlib
+
+    from functions.catalog import FunctionUrl, streaming_functions
+
+    mounts: dict[str, Any] = {}
+    for fn in streaming_functions():
+        assert isinstance(fn.trigger, FunctionUrl)
+        app = getattr(importlib.import_module(fn.module), fn.trigger.app)
+        for prefix in fn.trigger.path_prefixes:
+            mounts[prefix] = app
+    return mounts
+
+
 class LocalGateway:
     def __init__(self, invoker: LocalInvoker, *, mounts: dict[str, Any] | None = None) -> None:
         settings = get_settings()
@@ -172,7 +188,7 @@ class LocalGateway:
         if scope["type"] != "http":
             return
         for prefix, app in self._mounts.items():
-            if scope["path"].startswith(prefix):
+            if scope["path"] == prefix or scope["path"].startswith(prefix + "/"):
                 await app(scope, receive, send)
                 return
         status, headers, cookies, body = await self._handle(scope, receive)

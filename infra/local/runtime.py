@@ -122,9 +122,9 @@ class LocalRuntime:
         return path
 
     def asgi_app(self) -> Any:
-        from infra.local.gateway import LocalGateway
+        from infra.local.gateway import LocalGateway, streaming_mounts
 
-        return LocalGateway(self.invoker)
+        return LocalGateway(self.invoker, mounts=streaming_mounts())
 
     def stop(self) -> None:
         if self._scheduler is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Mapping
 
 PREFIX = "pat_"
 _SECRET_BYTES = 32
@@ -26,3 +27,17 @@ def display_prefix(token: str) -> str:
 
 def looks_like_token(value: str) -> bool:
     return value.startswith(PREFIX) and 16 <= len(value) <= 256
+
+
+BEARER = "bearer "
+
+
+def bearer_token(headers: Mapping[str, str] | None) -> str | None:
+    """The token of an ``Authorization: Bearer`` header: None without the header, "" when
+    it is not a bearer token."""
+    for name, value in (headers or {}).items():
+        if name.lower() == "authorization":
+            if value[: len(BEARER)].lower() == BEARER:
+                return value[len(BEARER):].strip()
+            return ""
+    return None

@@ -1,13 +1,15 @@
 """The OpenAPI 3.1 document, generated from the function catalog and each handler's
-pydantic models (Powertools builds each route's part; this merges them)."""
+pydantic models (Powertools builds each route's part; this merges them). The routes of the
+streaming functions (function URLs, ``StreamRoute``) are documented from the catalog alone."""
 
 from __future__ import annotations
 
 import importlib
+import re
 from functools import cache
 from typing import Any
 
-from functions.catalog import http_functions
+from functions.catalog import Function, FunctionUrl, StreamRoute, http_functions, streaming_functions
 
 _ERROR_STATUSES = {
     "400": "Malformed request body",
@@ -35,11 +37,98 @@ def _error_schema() -> dict[str, Any]:
     }
 
 
+_ERROR_REF = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}}
+_SUCCESS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["code", "data", "meta"],
+    "properties": {"code": {"const": "success"}, "data": {}, "meta": {"type": "object"}},
+}
+EVENT_STREAM = "text/event-stream"
+_EVENT_STREAM_DESCRIPTION = (
+    "Server-sent events: `event: <type>`, `id: <event id>`, `data: <json>`, separated by a blank line; a "
+    "heartbeat comment at least every 15 s. Resume after a disconnect with the `Last-Event-ID` header.")
+_PATH_PARAMETER = re.compile(r"{([^}]+)}")
+
+
+def streams(fn: Function, route: StreamRoute) -> bool:
+    """Whether a streaming function's route answers with an event stream: a GET (following
+    events), or a POST to one of the function's path prefixes itself (starting the work: it
+    streams, or answers the final result when the body asks ``"stream": false``). Actions
+    below the prefix (``POST …/cancel``) answer JSON."""
+    assert isinstance(fn.trigger, FunctionUrl)
+    return route.method.upper() == "GET" or route.path in fn.trigger.path_prefixes
+
+
+def _stream_operation_id(fn: Function, route: StreamRoute, taken: set[str]) -> str:
+    """``chat``, ``chat-events``, ``chat-cancel``: the function's name and the route's literal
+    segments below its prefix (plus the method when that is ambiguous)."""
+    assert isinstance(fn.trigger, FunctionUrl)
+    prefix = next(p for p in fn.trigger.path_prefixes if route.path == p or route.path.startswith(p + "/"))
+    literal = [seg for seg in route.path[len(prefix):].split("/") if seg and not seg.startswith("{")]
+    operation_id = "-".join([fn.name, *literal])
+    if operation_id in taken:
+        operation_id += f"-{route.method.lower()}"
+    taken.add(operation_id)
+    return operation_id
+
+
+def _stream_operation(fn: Function, route: StreamRoute, operation_id: str) -> dict[str, Any]:
+    assert isinstance(fn.trigger, FunctionUrl)
+    starts = route.path in fn.trigger.path_prefixes
+    parameters: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in _PATH_PARAMETER.findall(route.path)]
+    follows = route.method.upper() == "GET"
+    success: dict[str, Any] = {}
+    if streams(fn, route):
+        success[EVENT_STREAM] = {"schema": {"type": "string"}}
+    if follows:
+        parameters.append({"name": "Last-Event-ID", "in": "header", "required": False, "schema": {"type": "string"},
+                           "description": "Replay the events after this one, then follow live"})
+    else:
+        # Starting the work may answer the final result instead; an action answers its envelope.
+        success["application/json"] = {"schema": _SUCCESS_SCHEMA}
+    # A streamed answer starts with 200; an action's envelope may be 200 or 202 (accepted),
+    # which the catalog does not say.
+    ok = {"200": {"description": _EVENT_STREAM_DESCRIPTION, "content": success}} if EVENT_STREAM in success else {
+        "2XX": {"description": "The success envelope", "content": success}}
+    operation: dict[str, Any] = {
+        "operationId": operation_id,
+        "summary": route.summary,
+        "description": fn.description or route.summary,
+        "parameters": parameters,
+        "responses": {**ok,
+                      **{status: {"description": text, **_ERROR_REF} for status, text in _ERROR_STATUSES.items()}},
+        "security": [{"bearerAuth": []}],
+        "x-stratus-permission": route.permission,
+        # Served by a Lambda function URL behind the edge (CloudFront), not by API Gateway.
+        "x-stratus-streaming": True,
+    }
+    if route.tag:
+        operation["tags"] = [route.tag]
+    if starts and route.method.upper() != "GET":
+        # The request that starts the work carries a JSON body (its schema is the app's).
+        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
+    return operation
+
+
+def streaming_paths() -> dict[str, dict[str, Any]]:
+    """The operations of the streaming functions' routes, path → method → operation."""
+    paths: dict[str, dict[str, Any]] = {}
+    taken: set[str] = set()
+    for fn in streaming_functions():
+        assert isinstance(fn.trigger, FunctionUrl)
+        for route in fn.trigger.routes:
+            operation = _stream_operation(fn, route, _stream_operation_id(fn, route, taken))
+            paths.setdefault(route.path, {})[route.method.lower()] = operation
+    return paths
+
+
 @cache
 def build_openapi() -> dict[str, Any]:
     paths: dict[str, Any] = {}
     schemas: dict[str, Any] = {"ErrorEnvelope": _error_schema()}
-    error_ref = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}}
+    error_ref = _ERROR_REF
     for fn in http_functions():
         module = importlib.import_module(fn.module)
         app = module.app
@@ -59,6 +148,11 @@ def build_openapi() -> dict[str, Any]:
                 else:
                     operation["security"] = []
                 paths.setdefault(path, {})[method] = operation
+    for path, operations in streaming_paths().items():
+        for method, operation in operations.items():
+            if method in paths.get(path, {}):
+                raise ValueError(f"{method.upper()} {path} is both an HTTP API route and a streaming route")
+            paths.setdefault(path, {})[method] = operation
     return {
         "openapi": "3.1.0",
         "info": {

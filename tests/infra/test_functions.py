@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from functions import catalog
-from infra.functions import env_name
-from layers.build import MAX_FUNCTION_LAYERS, deployed_layers
+from infra.functions import env_name, web_adapter_layer_arn
+from infra.packaging import START_SCRIPT
+from layers.build import MAX_FUNCTION_LAYERS, attached_layers, function_layers
 from shared.config import Settings
 from tests.infra.support import Synth, layer_asset, ref_logical_id
 
@@ -15,7 +16,10 @@ ENTRIES = {fn.name: fn for fn in catalog.FUNCTIONS}
 NOT_SETTINGS = {"powertools_service_name", "powertools_metrics_namespace", "parameters_secrets_extension_cache_enabled",
                 "parameters_secrets_extension_cache_size", "parameters_secrets_extension_max_connections",
                 "parameters_secrets_extension_log_level", "secrets_manager_ttl", "secrets_manager_timeout_millis",
-                "ssm_parameter_store_ttl", "ssm_parameter_store_timeout_millis"}
+                "ssm_parameter_store_ttl", "ssm_parameter_store_timeout_millis",
+                # The Lambda Web Adapter and the start script of function URL functions.
+                "aws_lambda_exec_wrapper", "aws_lwa_invoke_mode", "aws_lwa_port", "aws_lwa_readiness_check_path",
+                "stratus_asgi_app"}
 
 
 def test_every_catalog_entry_has_exactly_one_function(synth: Synth) -> None:
@@ -33,18 +37,23 @@ def test_function_matches_its_catalog_entry(synth: Synth, name: str) -> None:
     assert fn.stack == entry.domain, "functions live in their domain's nested stack"
     assert props["Runtime"] == "python3.12"
     assert props["Architectures"] == ["arm64"]
-    assert props["Handler"] == f"{entry.module}.handler"
+    # A function URL function's handler is the start script the Lambda Web Adapter runs.
+    streaming = isinstance(entry.trigger, catalog.FunctionUrl)
+    assert props["Handler"] == (START_SCRIPT if streaming else f"{entry.module}.handler")
     assert props["MemorySize"] == entry.memory_mb
     assert props["Timeout"] == entry.timeout_s
     assert props["TracingConfig"] == {"Mode": "Active"}
     # The catalog's layers (past Lambda's five, the last ones as one bundle) plus the
-    # Parameters and Secrets extension (a region map lookup).
+    # Parameters and Secrets extension (a region map lookup) and, for a function URL
+    # function, the Lambda Web Adapter (by ARN).
     layers = props["Layers"]
-    deployed = deployed_layers(entry.layers)
-    assert len(layers) == len(deployed) + 1 <= MAX_FUNCTION_LAYERS
+    deployed = function_layers(entry)
+    assert len(layers) == len(deployed) + attached_layers(entry) <= MAX_FUNCTION_LAYERS
     assert sum("Fn::FindInMap" in layer for layer in layers) == 1
-    assert sorted(layer_asset(synth, fn.stack, layer) for layer in layers if "Fn::FindInMap" not in layer) == sorted(
-        deployed)
+    adapter = synth.root.resolve(web_adapter_layer_arn())
+    assert sum(layer == adapter for layer in layers) == int(streaming)
+    assert sorted(layer_asset(synth, fn.stack, layer) for layer in layers
+                  if "Fn::FindInMap" not in layer and layer != adapter) == sorted(deployed)
     assert ("VpcConfig" in props) is entry.in_vpc
 
 

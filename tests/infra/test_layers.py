@@ -96,11 +96,24 @@ def test_the_app_creates_a_layer_version_only_for_deployed_assets(synth: Synth) 
 
 
 @pytest.mark.parametrize("fn", catalog.FUNCTIONS, ids=lambda fn: fn.name)
-def test_a_function_gets_at_most_five_layers_with_the_extension(fn: catalog.Function) -> None:
-    deployed = build.deployed_layers(fn.layers)
-    assert len(deployed) + build.EXTENSION_LAYERS <= build.MAX_FUNCTION_LAYERS
+def test_a_function_gets_at_most_five_layers_with_those_attached_by_arn(fn: catalog.Function) -> None:
+    deployed = build.function_layers(fn)
+    assert len(deployed) + build.attached_layers(fn) <= build.MAX_FUNCTION_LAYERS
     # Nothing lost or reordered: the bundle is the tail of the catalog's list.
     assert [part for name in deployed for part in build.bundle_parts(name)] == list(fn.layers)
+
+
+def test_the_web_adapter_takes_a_layer_slot_of_function_url_functions() -> None:
+    layers = ("base", "aws", "web", "search", "embed")
+    http = catalog.Function("probe", "functions.platform.health", "platform", catalog.Http("GET", "/probe"),
+                            layers=layers)
+    streaming = dataclasses.replace(http, trigger=catalog.FunctionUrl(
+        ("/probe",), (catalog.StreamRoute("GET", "/probe", "agent:run"),)))
+    assert build.attached_layers(http) == build.EXTENSION_LAYERS == 1
+    assert build.attached_layers(streaming) == build.EXTENSION_LAYERS + build.WEB_ADAPTER_LAYERS == 2
+    assert build.function_layers(http) == ["base", "aws", "web", "search+embed"]
+    assert build.function_layers(streaming) == ["base", "aws", "web+search+embed"]
+    assert "web+search+embed" in build.deployed_assets([http, streaming])
 
 
 def test_deployed_layers_bundle_only_past_the_limit() -> None:

@@ -4,18 +4,22 @@ entry points at a real handler, trigger and layer."""
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
 from pathlib import Path
+from typing import Any
 
 import functions
 from functions.catalog import (
     FUNCTIONS,
     LAYERS,
     STATE_MACHINES,
+    FunctionUrl,
     Http,
     StepFunctionsTask,
     by_name,
     domains,
+    streaming_functions,
 )
 
 NOT_FUNCTIONS = {"functions.catalog"}
@@ -35,10 +39,46 @@ def test_every_module_in_functions_is_in_the_catalog() -> None:
     assert not missing, f"add these to functions/catalog.py: {sorted(missing)}"
 
 
+def _is_asgi_app(app: Any) -> bool:
+    """An ASGI application: an async function, or an object (Starlette) with an async __call__."""
+    return inspect.iscoroutinefunction(app) or (
+        callable(app) and inspect.iscoroutinefunction(type(app).__call__))
+
+
 def test_every_catalog_entry_has_a_handler() -> None:
     for fn in FUNCTIONS:
         module = importlib.import_module(fn.module)
-        assert callable(getattr(module, "handler", None)), fn.module
+        if isinstance(fn.trigger, FunctionUrl):
+            # Served by uvicorn under the Lambda Web Adapter (the start script), not by a handler.
+            assert _is_asgi_app(getattr(module, fn.trigger.app, None)), f"{fn.module}.{fn.trigger.app}"
+        else:
+            assert callable(getattr(module, "handler", None)), fn.module
+
+
+def _under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix + "/")
+
+
+def test_streaming_routes_lie_under_their_prefixes_and_apart_from_http_routes() -> None:
+    assert streaming_functions(), "the chat function streams"
+    http_paths = [fn.trigger.path for fn in FUNCTIONS if isinstance(fn.trigger, Http)]
+    http_keys = {fn.trigger.route_key for fn in FUNCTIONS if isinstance(fn.trigger, Http)}
+    prefixes: list[str] = []
+    stream_keys: list[str] = []
+    for fn in streaming_functions():
+        assert isinstance(fn.trigger, FunctionUrl)
+        assert fn.trigger.path_prefixes and fn.trigger.routes, fn.name
+        prefixes.extend(fn.trigger.path_prefixes)
+        for route in fn.trigger.routes:
+            assert any(_under(route.path, prefix) for prefix in fn.trigger.path_prefixes), (fn.name, route.path)
+            assert route.permission, (fn.name, route.path)
+            stream_keys.append(f"{route.method} {route.path}")
+    assert len(prefixes) == len(set(prefixes))
+    assert len(stream_keys) == len(set(stream_keys))
+    assert not set(stream_keys) & http_keys
+    # The edge sends everything under a streaming prefix to the function URL: no HTTP API
+    # route may live there.
+    assert not [path for path in http_paths for prefix in prefixes if _under(path, prefix)]
 
 
 def test_names_and_routes_are_unique() -> None:

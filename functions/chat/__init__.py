@@ -1,0 +1,1 @@
+"""Chat turns: the streaming function (function URL) and the reaper."""

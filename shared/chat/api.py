@@ -1,0 +1,40 @@
+"""Request models of the chat function."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from shared.conversations.api import EndUser
+from shared.http.requests import RequestModel
+
+MAX_MESSAGE_CHARS = 32_000
+
+
+class ChatBody(RequestModel):
+    agent_id: str = Field(min_length=1, max_length=100)
+    # None: start a conversation (its id arrives with message.start).
+    conversation_id: uuid.UUID | None = None
+    message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
+    user: EndUser | None = None
+    # Values of the agent's system-prompt variables (a new conversation keeps them).
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    stream: bool = True
+    # A new conversation with the agent's draft (debug) instead of its latest published version.
+    draft: bool = False
+
+
+class UserQuery(RequestModel):
+    """The query string of the replay and cancel routes."""
+
+    user: EndUser | None = None
+    # For clients that cannot set the Last-Event-ID header (EventSource reconnects set it).
+    last_event_id: str | None = Field(default=None, max_length=64)
+
+
+class CancelOut(BaseModel):
+    message_id: uuid.UUID
+    status: str
+    cancel_requested: bool

@@ -1,0 +1,185 @@
+"""The streaming functions' HTTP plumbing (ASGI, under the Lambda Web Adapter in AWS and
+mounted on the local gateway): bearer auth checked inside (function URLs have no authorizer),
+the same envelope and error mapping as the HTTP API, and Server-Sent Events that keep going
+when the client leaves (the turn must still be written; events stay replayable)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import anyio
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from shared.auth.principal import Principal
+from shared.cache.ports import StreamEvent
+from shared.chat.events import sse, sse_heartbeat
+from shared.errors import BadRequest, PayloadTooLarge, StratusError, Unauthenticated, ValidationFailed
+from shared.http.envelope import error_body, success_payload
+from shared.observability import logger
+
+M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+JSON = "application/json"
+SSE_HEADERS = {
+    "content-type": "text/event-stream; charset=utf-8",
+    "cache-control": "no-cache",
+    # Proxies (and CloudFront's compression) must pass each event through at once.
+    "x-accel-buffering": "no",
+}
+
+
+def request_id(request: Request) -> str:
+    """Lambda's request id (the Web Adapter forwards the request context), else a new one."""
+    context = request.headers.get("x-amzn-request-context")
+    if context:
+        try:
+            found = json.loads(context).get("requestId")
+            if found:
+                return str(found)
+        except ValueError:
+            pass
+    return uuid.uuid4().hex
+
+
+def envelope(data: Any, rid: str, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(success_payload(data, rid), separators=(",", ":"), default=str), status,
+                    headers={"X-Request-Id": rid, **(headers or {})}, media_type=JSON)
+
+
+def error_response(exc: StratusError, rid: str) -> Response:
+    return Response(error_body(exc, rid), exc.status, headers={"X-Request-Id": rid, **exc.headers},
+                    media_type=JSON)
+
+
+def authenticate(headers: dict[str, str], permission: str) -> tuple[Principal, dict[str, str]]:
+    """What the authorizer and the shared middleware do for the HTTP API, in one call:
+    the token, revocation and role changes (Redis), the permission, the rate limit."""
+    from shared.auth.guard import AUTH_ERROR_MESSAGES
+    from shared.auth.permissions import require
+    from shared.auth.token_state import get_token_state
+    from shared.auth.tokens import bearer_token
+    from shared.http.api import enforce_rate_limit
+    from shared.tenancy.service import tenancy_service
+
+    token = bearer_token(headers)
+    if not token:
+        code = "auth_missing_token" if token is None else "auth_invalid_token"
+        raise Unauthenticated(AUTH_ERROR_MESSAGES[code], code=code)
+    try:
+        principal = tenancy_service().resolve_token(token)
+    except Unauthenticated as exc:
+        code = exc.code if exc.code in AUTH_ERROR_MESSAGES else "auth_invalid_token"
+        raise Unauthenticated(AUTH_ERROR_MESSAGES[code], code=code) from None
+    principal = get_token_state().apply(principal)
+    require(principal, permission)
+    return principal, enforce_rate_limit(principal)
+
+
+async def read_json(request: Request, model: type[M], max_bytes: int) -> M:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise PayloadTooLarge(details={"max_bytes": max_bytes})
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > max_bytes:
+            raise PayloadTooLarge(details={"max_bytes": max_bytes})
+    try:
+        payload = json.loads(raw or b"null")
+    except ValueError:
+        raise BadRequest("Request body is not valid JSON", code="biz_malformed_json") from None
+    return validate(model, payload, "body")
+
+
+def validate(model: type[M], payload: Any, where: str) -> M:
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        fields = [{"field": ".".join([where, *(str(p) for p in err.get("loc", ()))]),
+                   "message": err.get("msg", ""), "type": err.get("type", "")} for err in exc.errors()]
+        raise ValidationFailed(details={"fields": fields}) from None
+
+
+async def blocking(fn: Callable[[], T]) -> T:
+    """Short blocking work (database, cache) off the event loop."""
+    return await anyio.to_thread.run_sync(fn)
+
+
+def in_own_thread(fn: Callable[[], T]) -> Awaitable[T]:
+    """Long blocking work (a whole turn) on a thread of its own: the shared worker pool is
+    for short calls and must not be held by generations."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def target() -> None:
+        try:
+            result = fn()
+        except BaseException as exc:  # handed to the awaiting request, which maps it
+            loop.call_soon_threadsafe(_settle, future, None, exc)
+        else:
+            loop.call_soon_threadsafe(_settle, future, result, None)
+
+    threading.Thread(target=target, name="chat-turn", daemon=True).start()
+    return future
+
+
+def _settle(future: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
+    if future.done():
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)
+
+
+class EventSource:
+    """Events produced on another thread, delivered to the connection's loop in order."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._queue: asyncio.Queue[StreamEvent] = asyncio.Queue()
+
+    def emit(self, event: StreamEvent) -> None:
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, event)
+
+    async def frames(self, heartbeat_s: float) -> AsyncIterator[bytes]:
+        while True:
+            try:
+                event = await asyncio.wait_for(self._queue.get(), heartbeat_s)
+            except TimeoutError:
+                yield sse_heartbeat()
+                continue
+            yield sse(event)
+            if event.type == "done":
+                return
+
+
+class SseResponse:
+    """200 ``text/event-stream`` from an async iterator of frames. It does not watch for the
+    client leaving: sends to a gone client are dropped by the server, and the iterator runs to
+    its end, so the Lambda invocation lasts until the turn is written."""
+
+    def __init__(self, frames: AsyncIterator[bytes], rid: str, headers: dict[str, str] | None = None) -> None:
+        self._frames = frames
+        self._headers = {**SSE_HEADERS, "x-request-id": rid, **{k.lower(): v for k, v in (headers or {}).items()}}
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in self._headers.items()]})
+        try:
+            async for frame in self._frames:
+                await send({"type": "http.response.body", "body": frame, "more_body": True})
+        except OSError:
+            # A transport that raises on a closed connection: the producer still finishes.
+            logger.info("client went away during a stream")
+            async for _ in self._frames:
+                pass
+            return
+        await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -1,0 +1,38 @@
+"""The container's chat service, wired to its database, cache, model gateway and retrieval.
+Built on first use; nothing here does I/O at import time."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from shared.chat.service import ChatService
+
+
+def _count_tokens(text: str) -> int:
+    from shared.models.gateway import estimate_tokens
+
+    return estimate_tokens([text])
+
+
+@cache
+def chat_service() -> ChatService:
+    from shared.agents.wiring import agent_service
+    from shared.cache.factory import get_event_stream, get_kv_store
+    from shared.chat.service import ChatDeps, ChatService, ChatSettings
+    from shared.config import get_settings
+    from shared.db.database import get_database
+    from shared.knowledge.wiring import retrieval_service
+    from shared.models.wiring import model_gateway, model_resolver
+
+    settings = get_settings()
+    return ChatService(ChatDeps(
+        db=get_database(), agents=agent_service, resolver=model_resolver, gateway=model_gateway,
+        retrieval=retrieval_service, kv=get_kv_store, events=get_event_stream, count_tokens=_count_tokens,
+        settings=ChatSettings(checkpoint_s=settings.chat_checkpoint_s, events_ttl_s=settings.chat_events_ttl_s,
+                              stuck_after_s=settings.chat_stuck_after_s)))
+
+
+def reset_chat_service() -> None:
+    chat_service.cache_clear()

@@ -1,0 +1,117 @@
+"""Request and response models of conversations, messages and chat turns."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, Field
+
+from shared.http.requests import RequestModel
+
+MEMBER_PREFIX = "member:"
+
+
+def _not_reserved(value: str) -> str:
+    if value.startswith(MEMBER_PREFIX):
+        raise ValueError(f"user must not start with {MEMBER_PREFIX!r} (reserved for the token owner)")
+    return value
+
+
+# The end user a client names (Dify's and Coze's "user"); "member:" is reserved for the
+# default (the token owner's own conversations).
+EndUser = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f]+$"),
+                    AfterValidator(_not_reserved)]
+MessageStatus = Literal["running", "completed", "failed", "cancelled"]
+Rating = Literal["like", "dislike"]
+
+
+class CreateConversation(RequestModel):
+    agent_id: str = Field(min_length=1, max_length=100)
+    user: EndUser | None = None
+    name: str = Field(default="", max_length=255)
+    # Values of the agent's system-prompt variables, fixed for the conversation.
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    # Chat with the agent's draft (debug) instead of its latest published version.
+    draft: bool = False
+
+
+class UpdateConversation(RequestModel):
+    name: str = Field(min_length=1, max_length=255)
+    user: EndUser | None = None
+    version: int | None = Field(default=None, ge=1)
+
+
+class MessageFeedback(RequestModel):
+    # None takes a rating back.
+    rating: Rating | None
+    content: str = Field(default="", max_length=2000)
+    user: EndUser | None = None
+
+
+class ConversationOut(BaseModel):
+    id: uuid.UUID
+    agent_id: uuid.UUID
+    user: str
+    name: str
+    draft: bool
+    inputs: dict[str, Any]
+    message_count: int
+    last_message_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+class Reference(BaseModel):
+    """A retrieved segment given to the model, numbered as the answer cites it ([1], [2]…)."""
+
+    index: int
+    segment_id: uuid.UUID
+    knowledge_base_id: uuid.UUID
+    document_id: uuid.UUID
+    document_name: str
+    position: int
+    page: int | None
+    score: float
+    score_type: str
+    content: str
+
+
+class Feedback(BaseModel):
+    rating: Rating | None
+    content: str
+    at: datetime | None
+
+
+class MessageError(BaseModel):
+    code: str
+    message: str
+
+
+class MessageOut(BaseModel):
+    id: uuid.UUID
+    conversation_id: uuid.UUID
+    position: int
+    role: Literal["user", "assistant"]
+    reply_to: uuid.UUID | None
+    content: str
+    status: MessageStatus
+    agent_id: uuid.UUID
+    agent_version: int | None
+    references: list[Reference]
+    rewritten_query: str | None
+    model: str | None
+    stop_reason: str | None
+    # {input_tokens, output_tokens, total_tokens, estimated}
+    usage: dict[str, Any] | None
+    # {retrieval_ms, first_token_ms, total_ms}
+    latency: dict[str, Any] | None
+    # What the prompt kept and dropped to fit the model's context window.
+    context: dict[str, Any] | None
+    error: MessageError | None
+    feedback: Feedback | None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None

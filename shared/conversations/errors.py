@@ -1,0 +1,45 @@
+"""Conversation and chat errors (mapped to the envelope by ``shared.http.api``)."""
+
+from __future__ import annotations
+
+from shared.errors import Conflict, Forbidden, NotFound, StratusError, ValidationFailed
+
+
+class ConversationNotFound(NotFound):
+    code, default_message = "conversation_not_found", "Conversation not found"
+
+
+class MessageNotFound(NotFound):
+    code, default_message = "message_not_found", "Message not found"
+
+
+class ConversationVersionConflict(Conflict):
+    code, default_message = ("conversation_version_conflict",
+                             "The conversation changed since it was read; read it again")
+
+
+class ConversationBusy(Conflict):
+    code, default_message = ("conversation_busy",
+                             "The conversation is still answering a message; wait for it or cancel it")
+
+
+class ConversationAgentMismatch(ValidationFailed):
+    code, default_message = "conversation_agent_mismatch", "The conversation belongs to another agent"
+
+
+class FeedbackNotAllowed(ValidationFailed):
+    code, default_message = "message_feedback_invalid", "Only an agent's answers take feedback"
+
+
+class AgentNotAllowed(Forbidden):
+    code, default_message = "auth_agent_not_allowed", "This token is bound to another agent"
+
+
+class ChatEventsExpired(StratusError):
+    code, status, default_message = ("chat_events_expired", 410,
+                                     "The turn's events are no longer kept; read the message instead")
+
+
+class AgentModeUnavailable(ValidationFailed):
+    code, default_message = ("agent_mode_unavailable",
+                             "This agent's mode cannot chat yet (smart-reasoning arrives with tools)")
