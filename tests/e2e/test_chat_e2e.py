@@ -112,6 +112,10 @@ def test_resume_with_last_event_id_loses_and_repeats_nothing(setup: dict[str, An
     assert [e.id for e in first] + [e.id for e in rest] == [e.id for e in everything]
     text = "".join(e.json()["text"] for e in first + rest if e.event == "message.delta")
     assert text == "".join(f"part{n} " for n in range(40))
+    # The first client left mid-answer: the answer was still written whole.
+    stored = client.http.get(f"/api/v1/conversations/{first[0].json()['conversation_id']}/messages",
+                             params={"user": "u-2"}, headers=client.headers).json()["data"]
+    assert stored[0]["id"] == message_id and stored[0]["status"] == "completed" and stored[0]["content"] == text
 
 
 def test_cancel_ends_the_answer_with_what_was_said(setup: dict[str, Any], fake: FakeOpenAI) -> None:

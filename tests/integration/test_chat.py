@@ -415,3 +415,38 @@ def test_reaper_fails_stuck_turns_and_closes_their_streams(tenant: Tenant, admin
     # The generator that comes back later cannot overwrite the reaper's verdict.
     final, _ = service.run(turn)
     assert final.status == "failed" and final.error is not None and final.error.code == "chat_turn_timed_out"
+
+
+def test_idle_stream_gets_heartbeats_without_ids(tenant: Tenant, fake: FakeOpenAI,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from shared.config import reset_settings
+
+    agent = tenant.agent()
+    monkeypatch.setenv("CHAT_HEARTBEAT_S", "0.2")
+    reset_settings()
+    try:
+        fake.enqueue(ChatScript(text=["late"], first_byte_delay_s=0.9))
+        events = tenant.stream({"agent_id": agent["id"], "message": "Take your time"})
+    finally:
+        monkeypatch.delenv("CHAT_HEARTBEAT_S")
+        reset_settings()
+    types = [e["type"] for e in events]
+    first_delta = types.index("message.delta")
+    beats = [e for e in events[:first_delta] if e["type"] == "heartbeat"]
+    assert len(beats) >= 2 and all(e["id"] is None and e["data"] == {} for e in beats)
+    assert [t for t in types if t != "heartbeat"] == ["message.start", "message.delta", "message.complete", "done"]
+
+
+def test_reaper_function_runs_on_its_schedule_event(tenant: Tenant, admin_sql: Sql) -> None:
+    from functions.chat.reap_turns import handler
+    from infra.local.invoker import LocalContext
+    from tests.support.events import load_event
+
+    agent = tenant.agent()
+    service, _ = service_for(FakeRetrieval([]))
+    turn = service.start(principal_of(tenant), ChatBody(agent_id=agent["id"], message="abandoned"))
+    admin_sql("UPDATE messages SET updated_at = now() - interval '1 hour' WHERE id = %s", (turn.answer["id"],))
+    result = handler(load_event("eventbridge_schedule"), LocalContext("chat-reap-turns", 256, 10))
+    assert result["reaped"] >= 1
+    row = admin_sql("SELECT status, error_code FROM messages WHERE id = %s", (turn.answer["id"],))[0]
+    assert row == ("failed", "chat_turn_timed_out")
