@@ -280,6 +280,7 @@ class _Platform:
     fake: TimedFakeOpenAI
     questions: list[str]
     log: Path
+    pg_dir: Path
     setup_notes: list[str] = field(default_factory=list)
     _next_question: int = 0
 
@@ -354,7 +355,8 @@ class _Platform:
                     "knowledge": {"knowledge_base_ids": [kb["id"]],
                                   "retrieval": {"mode": "hybrid", "top_k": TOP_K}}}}, headers)
                 post(f"/api/v1/agents/{agent['id']}/publish", {}, headers)
-            platform = cls(tmp, proc, info["url"], headers, agent["id"], fake, questions[:-1], log, notes)
+            platform = cls(tmp, proc, info["url"], headers, agent["id"], fake, questions[:-1], log, state / "pg",
+                           notes)
             return platform
         finally:
             if platform is None:
@@ -541,6 +543,69 @@ def _errors(turns: list[Turn]) -> tuple[int, str]:
     return total, text
 
 
+# --- CPU accounting ---------------------------------------------------------------------------------
+
+_TICK_S = 1 / os.sysconf("SC_CLK_TCK")
+
+
+def _stat_cpu_s(pid: int, *, waited_children: bool = False) -> float:
+    """User + system CPU seconds of a process (and of its children it has waited for)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # After the command: state ppid ... utime(12) stime(13) cutime(14) cstime(15), 1-based 14..17.
+    ticks = int(fields[11]) + int(fields[12])
+    if waited_children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks * _TICK_S
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == pid:
+                found.append(int(entry.name))
+    return found
+
+
+class _CpuMeter:
+    """CPU seconds spent during a run by the runtime's Python process, by its PostgreSQL
+    (the postmaster and its backends) and by this process (the clients and the model server)."""
+
+    def __init__(self, platform: _Platform) -> None:
+        self._runtime = platform.proc.pid
+        lines = (platform.pg_dir / "postmaster.pid").read_text().splitlines()
+        self._postmaster = int(lines[0])
+        self.runtime_s = self.postgres_s = self.client_s = self.wall_s = 0.0
+
+    def _sample(self) -> tuple[float, float, float, float]:
+        postgres = _stat_cpu_s(self._postmaster, waited_children=True)
+        postgres += sum(_stat_cpu_s(child) for child in _children(self._postmaster))
+        own = os.times()
+        return (_stat_cpu_s(self._runtime), postgres, own.user + own.system, time.perf_counter())
+
+    def __enter__(self) -> _CpuMeter:
+        self._before = self._sample()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        after = self._sample()
+        self.runtime_s, self.postgres_s, self.client_s, self.wall_s = (
+            a - b for a, b in zip(after, self._before, strict=True))
+
+    def line(self, turns: int) -> str:
+        return (f"CPU during the run ({self.wall_s:.1f} s wall x {os.cpu_count()} cores): runtime process "
+                f"{self.runtime_s:.1f} s ({self.runtime_s / turns * 1000:.1f} ms a turn), PostgreSQL "
+                f"{self.postgres_s:.1f} s ({self.postgres_s / turns * 1000:.1f} ms a turn), this process (clients "
+                f"and model server) {self.client_s:.1f} s")
+
+
 # --- chat-overhead ---------------------------------------------------------------------------------
 
 
@@ -553,10 +618,10 @@ def run_overhead() -> None:
     with httpx.Client(base_url=platform.url, timeout=120) as http:  # one kept-alive connection
         for n, question in enumerate(platform.take_questions(WARMUP_TURNS)):
             _sync_turn(http, platform, question, f"warm-{n}", QUICK_ANSWER_CHUNKS)
-        started = time.perf_counter()
-        turns = [_sync_turn(http, platform, question, f"user-{n}", QUICK_ANSWER_CHUNKS)
-                 for n, question in enumerate(platform.take_questions(MEASURED_TURNS))]
-        elapsed = time.perf_counter() - started
+        with _CpuMeter(platform) as cpu:
+            turns = [_sync_turn(http, platform, question, f"user-{n}", QUICK_ANSWER_CHUNKS)
+                     for n, question in enumerate(platform.take_questions(MEASURED_TURNS))]
+        elapsed = cpu.wall_s
     overhead = [t.overhead_ms for t in turns if t.overhead_ms is not None]
     errors, kinds = _errors(turns)
     _out(f"{MEASURED_TURNS} sequential turns after {WARMUP_TURNS} warm-up turns, each a new conversation and a "
@@ -572,6 +637,7 @@ def run_overhead() -> None:
     for line in _breakdown(turns):
         _out(line)
     ok = bool(overhead) and statistics.median(overhead) <= 60 and _percentile(overhead, 95) <= 120
+    _out(cpu.line(MEASURED_TURNS))
     _out(f"goal overhead p50 <= 60 ms, p95 <= 120 ms: {'met' if ok and not errors else 'NOT met'}")
     for turn in [t for t in turns if t.error][:3]:
         _out(f"  e.g. {turn.error}: {turn.detail}")
@@ -643,10 +709,9 @@ def run_concurrency() -> None:
     before = _proc_status(pid)
     load_before = os.getloadavg()[0]
     questions = platform.take_questions(total)
-    with _Sampler(pid) as sampler:
-        started = time.perf_counter()
+    with _Sampler(pid) as sampler, _CpuMeter(platform) as cpu:
         turns = asyncio.run(_concurrent(platform, questions))
-        elapsed = time.perf_counter() - started
+    elapsed = cpu.wall_s
     after = _proc_status(pid)
     errors, kinds = _errors(turns)
     overhead = [t.overhead_ms for t in turns if t.overhead_ms is not None]
@@ -664,6 +729,7 @@ def run_concurrency() -> None:
     _out("breakdown of the first delta (medians):")
     for line in _breakdown(turns):
         _out(line)
+    _out(cpu.line(total))
     mb = 1024
     _out(f"runtime process (pid {pid}) peak RSS (VmHWM): {before.get('VmHWM', 0) / mb:.0f} MB before, "
          f"{after.get('VmHWM', 0) / mb:.0f} MB after; RSS {before.get('VmRSS', 0) / mb:.0f} MB before, "

@@ -1,4 +1,4 @@
-"""Cold import of each HTTP function's handler module in a fresh interpreter, as a ratio to
+"""Cold import of each HTTP and streaming function's module in a fresh interpreter, as a ratio to
 importing the dependencies its catalog layers declare, measured in the same run.
 
 Goal: ratio <= 1.15 for every function; no function imports openai, anthropic,
@@ -12,11 +12,11 @@ import os
 import subprocess
 import sys
 
-from functions.catalog import LAYERS, Http, http_functions
+from functions.catalog import LAYERS, http_functions, streaming_functions
 
 # Import time only grows with noise (other processes, cache misses): the fastest of
 # several runs is the stable estimate.
-RUNS = 11
+RUNS = 5
 HEAVY = ("openai", "anthropic", "opensearchpy", "boto3", "botocore")
 
 _PROBE = """
@@ -50,8 +50,8 @@ def run() -> None:
     print(f"{'function':<22} {'deps ms':>8} {'handler ms':>10} {'ratio':>6}  heavy SDKs imported")
     worst = 0.0
     offenders = []
-    for fn in http_functions():
-        assert isinstance(fn.trigger, Http)
+    # Streaming functions too: their module is the ASGI app the Web Adapter's server imports.
+    for fn in [*http_functions(), *streaming_functions()]:
         baseline = [m for layer in fn.layers for m in LAYERS[layer].baseline_imports]
         # Warm the OS file cache once so neither side pays first-read disk I/O.
         _time([*baseline, fn.module])

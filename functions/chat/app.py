@@ -5,7 +5,6 @@ envelope or event stream."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -72,20 +71,19 @@ async def events(request: Request) -> Response | SseResponse:
     heartbeat_ms = int(get_settings().chat_heartbeat_s * 1000)
     service = chat_service()
     batches = await blocking(lambda: service.replay(principal, message_id, query.user, after, heartbeat_ms))
+    source = EventSource()
 
-    async def frames() -> Any:
-        from shared.chat.events import sse, sse_heartbeat
+    def pump() -> None:
+        # Blocking reads on a thread of their own: a follower may wait minutes.
+        try:
+            for batch in batches:
+                for event in batch:
+                    source.emit(event)
+        finally:
+            source.finish()
 
-        while True:
-            batch = await blocking(lambda: next(batches, None))
-            if batch is None:
-                return
-            if not batch:
-                yield sse_heartbeat()
-            for event in batch:
-                yield sse(event)
-
-    return SseResponse(frames(), rid, headers=limits)
+    in_own_thread(pump)
+    return SseResponse(source.frames(get_settings().chat_heartbeat_s), rid, headers=limits)
 
 
 async def cancel(request: Request) -> Response:

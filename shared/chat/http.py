@@ -144,10 +144,14 @@ class EventSource:
 
     def __init__(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._queue: asyncio.Queue[StreamEvent] = asyncio.Queue()
+        self._queue: asyncio.Queue[StreamEvent | None] = asyncio.Queue()
 
     def emit(self, event: StreamEvent) -> None:
         self._loop.call_soon_threadsafe(self._queue.put_nowait, event)
+
+    def finish(self) -> None:
+        """No more events (a replay that ended without ``done``)."""
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, None)
 
     async def frames(self, heartbeat_s: float) -> AsyncIterator[bytes]:
         while True:
@@ -156,6 +160,8 @@ class EventSource:
             except TimeoutError:
                 yield sse_heartbeat()
                 continue
+            if event is None:
+                return
             yield sse(event)
             if event.type == "done":
                 return
