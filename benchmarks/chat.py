@@ -360,6 +360,9 @@ class _Platform:
             return platform
         finally:
             if platform is None:
+                sys.stderr.write("runtime log (last lines):\n" + "\n".join(
+                    [line for line in log.read_text(errors="replace").splitlines() if "token" not in line][-30:])
+                    + "\n")
                 proc.send_signal(signal.SIGINT)
                 proc.wait(60)
                 fake.stop()
@@ -536,6 +539,16 @@ def _breakdown(turns: list[Turn]) -> list[str]:
     return [f"  {_median_of(good, fn):7.1f} ms  {label}" for label, fn in rows]
 
 
+def _show_errors(platform: _Platform, turns: list[Turn]) -> None:
+    failed = [t for t in turns if t.error]
+    for turn in failed[:3]:
+        _out(f"  e.g. {turn.error}: {turn.detail}")
+    if failed:
+        tail = [line for line in platform.log.read_text(errors="replace").splitlines()
+                if line.strip() and "token" not in line][-15:]
+        _out("  runtime log (last lines):" + "".join(f"\n    {line}" for line in tail))
+
+
 def _errors(turns: list[Turn]) -> tuple[int, str]:
     kinds = Counter(t.error for t in turns if t.error)
     total = sum(kinds.values())
@@ -639,8 +652,7 @@ def run_overhead() -> None:
     ok = bool(overhead) and statistics.median(overhead) <= 60 and _percentile(overhead, 95) <= 120
     _out(cpu.line(MEASURED_TURNS))
     _out(f"goal overhead p50 <= 60 ms, p95 <= 120 ms: {'met' if ok and not errors else 'NOT met'}")
-    for turn in [t for t in turns if t.error][:3]:
-        _out(f"  e.g. {turn.error}: {turn.detail}")
+    _show_errors(platform, turns)
 
 
 # --- chat-concurrency ------------------------------------------------------------------------------
@@ -719,8 +731,7 @@ def run_concurrency() -> None:
     _out(f"wall time {elapsed:.1f} s ({total / elapsed:.1f} chats/s); load average {load_before:.1f} before, "
          f"{os.getloadavg()[0]:.1f} after ({os.cpu_count()} cores)")
     _out(f"errors: {errors} of {total} ({kinds})   goal 0: {'met' if not errors else 'NOT met'}")
-    for turn in [t for t in turns if t.error][:3]:
-        _out(f"  e.g. {turn.error}: {turn.detail}")
+    _show_errors(platform, turns)
     _out(f"  first-delta overhead   {_stats(overhead)}")
     _out(f"  client first delta     {_stats([t.first_delta_ms for t in turns if t.first_delta_ms is not None])}")
     _out(f"  model server TTFT      {_stats([t.model_ttft_ms for t in turns if t.model_ttft_ms is not None])}")

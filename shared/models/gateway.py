@@ -52,6 +52,11 @@ _ADAPTERS = {
 }
 
 
+# Decrypted tenant credentials kept per container (see ModelGateway._credentials).
+CREDENTIALS_TTL_S = 300.0
+CREDENTIALS_CACHE_SIZE = 256
+
+
 class ProviderRegistry:
     """One adapter instance per protocol, imported on first use (a function pays only for
     the SDKs it calls)."""
@@ -138,6 +143,8 @@ class ModelGateway:
         # embedding batch deserve different read timeouts.
         self._timeouts = {kind: Timeouts() for kind in ("chat", "embedding", "rerank", "test")} | (timeouts or {})
         self._clock = clock
+        self._credentials_lock = threading.Lock()
+        self._credentials_cache: dict[tuple[uuid.UUID, int], tuple[Credentials, float]] = {}
 
     # Resolution --------------------------------------------------------------------------
     def target(self, tenant_id: uuid.UUID, name: str | None, capability: Capability) -> Target:
@@ -154,8 +161,21 @@ class ModelGateway:
         spec = model.spec
         if model.source == "catalog":
             return platform_credentials(spec)
-        return Credentials(api_key=stored_api_key(self._db, self._cipher, model),
-                           base_url=spec.connection.base_url, region=spec.connection.region)
+        # A decrypt is a KMS call (and a database read): once per model version and container
+        # for a few minutes, not once per chat turn. A changed key is a new model version.
+        key = (model.id, model.version)
+        now = self._clock()
+        with self._credentials_lock:
+            cached = self._credentials_cache.get(key)
+            if cached is not None and cached[1] > now:
+                return cached[0]
+        credentials = Credentials(api_key=stored_api_key(self._db, self._cipher, model),
+                                  base_url=spec.connection.base_url, region=spec.connection.region)
+        with self._credentials_lock:
+            if len(self._credentials_cache) >= CREDENTIALS_CACHE_SIZE:
+                self._credentials_cache.clear()
+            self._credentials_cache[key] = (credentials, now + CREDENTIALS_TTL_S)
+        return credentials
 
     def _breaker(self, spec: ModelSpec) -> CircuitBreaker:
         return CircuitBreaker(self._kv, f"{spec.protocol.value}:{spec.provider_model}")

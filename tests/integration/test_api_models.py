@@ -328,3 +328,38 @@ def test_usage_dates_at_the_edge_of_the_calendar_are_422(client: TestClient, new
     owner = bearer(new_tenant()["owner_token"])
     for query in ("to=9999-12-31T23:59:59-01:00", "to=0001-01-02T00:00:00Z"):
         assert_error(client.get(f"/api/v1/usage?{query}", headers=owner), 422, "biz_validation_failed")
+
+
+def test_gateway_decrypts_a_stored_key_once_per_model_version(client: TestClient, new_tenant: Callable[..., Any],
+                                                              openai_fake: FakeOpenAI, refreshed: None) -> None:
+    from shared.cache.memory import MemoryKeyValueStore
+    from shared.db.database import get_database
+    from shared.models.credentials import default_cipher
+    from shared.models.gateway import ModelGateway
+    from shared.models.resolver import ModelResolver
+    from shared.models.spec import Capability
+    from shared.models.wiring import usage_service
+
+    tenant = new_tenant()
+    owner = bearer(tenant["owner_token"])
+    model = create_model(client, owner, openai_fake, "cached", test=False)
+    decrypts: list[uuid.UUID] = []
+
+    class CountingCipher:
+        def encrypt(self, plaintext: str, tenant_id: uuid.UUID) -> bytes:
+            return default_cipher().encrypt(plaintext, tenant_id)
+
+        def decrypt(self, ciphertext: bytes, tenant_id: uuid.UUID) -> str:
+            decrypts.append(tenant_id)
+            return default_cipher().decrypt(ciphertext, tenant_id)
+
+    gateway = ModelGateway(get_database(), ModelResolver(get_database(), 0), usage_service(), MemoryKeyValueStore(),
+                           CountingCipher)
+    tenant_id = uuid.UUID(tenant["tenant"]["id"])
+    keys = [gateway.target(tenant_id, "cached", Capability.CHAT).credentials.api_key for _ in range(3)]
+    assert keys == [API_KEY] * 3 and len(decrypts) == 1
+    rotated = client.patch("/api/v1/models/cached", json={"api_key": "sk-rotated-000000", "version": model["version"],
+                                                          "test": False}, headers=owner)
+    assert rotated.status_code == 200, rotated.text
+    assert gateway.target(tenant_id, "cached", Capability.CHAT).credentials.api_key == "sk-rotated-000000"
+    assert len(decrypts) == 2
