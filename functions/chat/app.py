@@ -20,6 +20,7 @@ from shared.chat.http import (
     blocking,
     envelope,
     error_response,
+    in_background,
     in_own_thread,
     read_json,
     request_id,
@@ -58,7 +59,7 @@ async def chat(request: Request) -> Response | SseResponse:
             raise TurnFailed(error, final)
         return envelope(final, rid, headers=limits)
     source = EventSource()
-    in_own_thread(lambda: service.run(turn, source.emit))
+    in_background(lambda: service.run(turn, source.emit), "chat-turn")
     return SseResponse(source.frames(get_settings().chat_heartbeat_s), rid, headers=limits)
 
 
@@ -82,7 +83,7 @@ async def events(request: Request) -> Response | SseResponse:
         finally:
             source.finish()
 
-    in_own_thread(pump)
+    in_background(pump, "chat-replay")
     return SseResponse(source.frames(get_settings().chat_heartbeat_s), rid, headers=limits)
 
 

@@ -4,6 +4,7 @@ id) and its wire format, Server-Sent Events (DESIGN §4)."""
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from typing import Any, Literal
 
@@ -28,8 +29,18 @@ def _json(data: Any) -> str:
 
 
 def sse(event: StreamEvent) -> bytes:
-    """``event:``, ``id:`` and one ``data:`` line (JSON never holds a raw newline)."""
-    return f"event: {event.type}\nid: {event.id}\ndata: {_json(event.data)}\n\n".encode()
+    """``event:``, ``id:`` and one ``data:`` line (JSON never holds a raw newline). An event
+    that never reached the stream has no id (the client keeps its position)."""
+    id_line = f"id: {event.id}\n" if event.id else ""
+    return f"event: {event.type}\n{id_line}data: {_json(event.data)}\n\n".encode()
+
+
+_EVENT_ID = re.compile(r"^[0-9]{1,19}-[0-9]{1,19}$")
+
+
+def valid_event_id(value: str) -> bool:
+    """A stream id as the streams hand them out (``<ms>-<seq>``)."""
+    return bool(_EVENT_ID.fullmatch(value)) and all(int(part) < 2**63 for part in value.split("-"))
 
 
 def sse_heartbeat() -> bytes:

@@ -130,6 +130,19 @@ def in_own_thread(fn: Callable[[], T]) -> Awaitable[T]:
     return future
 
 
+def in_background(fn: Callable[[], Any], name: str) -> None:
+    """Work whose result nobody awaits (a streamed turn, a replay's reads): on a thread of its
+    own; a failure is logged here (the work itself has told its client)."""
+
+    def target() -> None:
+        try:
+            fn()
+        except Exception:
+            logger.exception("background work failed", extra={"work": name})
+
+    threading.Thread(target=target, name=name, daemon=True).start()
+
+
 def _settle(future: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
     if future.done():
         return

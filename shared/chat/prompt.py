@@ -122,13 +122,15 @@ REWRITE_INSTRUCTIONS = (
     "resolve pronouns and references to earlier turns. Keep the question's language and meaning. "
     "Answer with the rewritten question only, nothing else."
 )
-# Turns of history a rewrite sees: the question refers to recent ones.
+# Turns of history a rewrite sees (the question refers to recent ones), each side cut short:
+# the rewrite needs the topic, not whole answers.
 REWRITE_TURNS = 3
+REWRITE_CHARS = 1000
 
 
 def rewrite_messages(history: Sequence[tuple[str, str]], question: str) -> list[Message]:
     lines = []
     for q, a in history[-REWRITE_TURNS:]:
-        lines += [f"User: {q}", f"Assistant: {a}"]
-    lines.append(f"User's last question: {question}")
+        lines += [f"User: {q[:REWRITE_CHARS]}", f"Assistant: {a[:REWRITE_CHARS]}"]
+    lines.append(f"User's last question: {question[:4 * REWRITE_CHARS]}")
     return [Message(role="system", content=REWRITE_INSTRUCTIONS), Message(role="user", content="\n".join(lines))]

@@ -10,6 +10,7 @@ a client going away changes nothing (the generator does not depend on the connec
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -23,9 +24,9 @@ from shared.auth.principal import Principal
 from shared.cache.ports import EventStream, KeyValueStore, StreamEvent
 from shared.chat import prompt as prompts
 from shared.chat.api import CancelOut, ChatBody
-from shared.chat.events import cancel_key, stream_key
+from shared.chat.events import cancel_key, stream_key, valid_event_id
 from shared.conversations import repository as repo
-from shared.conversations.access import bound_agent, check_agent_allowed, end_user_of
+from shared.conversations.access import bound_agent, check_agent_allowed, check_draft_allowed, end_user_of
 from shared.conversations.api import MessageOut
 from shared.conversations.errors import (
     AgentModeUnavailable,
@@ -51,6 +52,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CANCEL_TTL_S = 3600
+STREAM_MIN_LEN = 10_000
+STREAM_EXTRA_EVENTS = 100
 TIMED_OUT = "chat_turn_timed_out"
 Emit = Callable[[StreamEvent], None]
 
@@ -128,6 +131,8 @@ class ChatService:
             if conversation is None or (bound is not None and conversation["agent_id"] != bound):
                 raise ConversationNotFound(details={"conversation_id": str(body.conversation_id)})
         draft = conversation["draft"] if conversation is not None else body.draft
+        if draft:
+            check_draft_allowed(principal)
         chat_agent = self._d.agents().resolve_for_chat(tenant_id, ref, draft)
         agent = chat_agent.agent
         check_agent_allowed(principal, agent.id)
@@ -178,9 +183,21 @@ class ChatService:
 
             raise ModelNotConfigured("No chat model is configured: set the agent's model or a tenant default "
                                      "(PUT /api/v1/models/defaults)", details={"capability": "chat"})
-        spec = resolver.get(tenant_id, name, Capability.CHAT).spec
-        output = min(config.model.max_tokens or spec.max_output_tokens, spec.max_output_tokens)
-        return spec.max_context_tokens, output
+        specs = [resolver.get(tenant_id, name, Capability.CHAT).spec]
+        fallback = config.fallback_model or resolver.fallback_name(tenant_id)
+        if fallback and fallback.lower() != name.lower():
+            try:
+                specs.append(resolver.get(tenant_id, fallback, Capability.CHAT).spec)
+            except StratusError:
+                # A fallback that cannot be resolved is the gateway's to report if it is needed.
+                logger.warning("the fallback chat model cannot be resolved", extra={"model": fallback})
+        # The prompt must fit whichever model answers: size it for the smaller of the two.
+        context = min(spec.max_context_tokens for spec in specs)
+        output = min(spec.max_output_tokens for spec in specs)
+        if config.model.max_tokens:
+            output = min(output, config.model.max_tokens)
+        # A model declaring an output limit near its context would leave no room for the prompt.
+        return context, min(output, context // 2)
 
     # Running a turn ----------------------------------------------------------------------------
     def run(self, turn: Turn, emit: Emit | None = None) -> tuple[MessageOut, StratusError | None]:
@@ -214,13 +231,26 @@ class ChatService:
                after_id: str | None, block_ms: int) -> Iterator[list[StreamEvent]]:
         """Batches of the answer's events after ``after_id``, waiting up to ``block_ms`` for
         each (an empty batch: time for a heartbeat), until ``done``."""
+        if after_id is not None and not valid_event_id(after_id):
+            raise ValidationFailed("Last-Event-ID is not an event id of this stream", code="chat_event_id_invalid",
+                                   details={"fields": [{"field": "headers.last-event-id", "type": "value_error",
+                                                        "message": "expected <milliseconds>-<sequence>"}]})
         row = self._answer_for(principal, message_id, user)
         events = self._d.events()
         key = stream_key(message_id)
         first = events.read(key, after_id, count=100, block_ms=0)
-        if not first and after_id is None and row["status"] != "running":
-            raise ChatEventsExpired(details={"message_id": str(message_id), "status": row["status"]})
+        if not first and row["status"] != "running":
+            if after_id is None:
+                raise ChatEventsExpired(details={"message_id": str(message_id), "status": row["status"]})
+            # Ended, and nothing after the client's position: close it for good (an SSE client
+            # would otherwise reconnect with the same id for ever).
+            first = [self._close(key, row["status"])]
         return self._follow(principal.tenant, message_id, key, after_id, first, block_ms)
+
+    def _close(self, key: str, status: str) -> StreamEvent:
+        data = {"status": status}
+        return StreamEvent(self._d.events().append(key, "done", data, ttl_s=self._d.settings.events_ttl_s),
+                           "done", data)
 
     def _follow(self, tenant_id: uuid.UUID, message_id: uuid.UUID, key: str, after_id: str | None,
                 first: list[StreamEvent], block_ms: int) -> Iterator[list[StreamEvent]]:
@@ -238,19 +268,20 @@ class ChatService:
             else:
                 yield []
                 idle_checks += 1
-                # A stream that stays silent while its answer has ended (the events expired,
-                # or the writer died before its last event and the reaper found nothing to do).
-                if idle_checks % 3 == 0 and self._ended(tenant_id, message_id):
-                    tail = events.read(key, last, count=100, block_ms=0)
-                    if tail:
-                        yield tail
-                    return
+                # A stream that stays silent while its answer has ended: the writer died before
+                # its last event and nobody closed it (or its events expired).
+                if idle_checks % 3 == 0:
+                    status = self._status(tenant_id, message_id)
+                    if status != "running":
+                        tail = events.read(key, last, count=100, block_ms=0)
+                        yield tail if any(e.type == "done" for e in tail) else [*tail, self._close(key, status)]
+                        return
             batch = events.read(key, last, count=100, block_ms=block_ms)
 
-    def _ended(self, tenant_id: uuid.UUID, message_id: uuid.UUID) -> bool:
+    def _status(self, tenant_id: uuid.UUID, message_id: uuid.UUID) -> str:
         with self._db.transaction(tenant_id) as conn:
-            row = repo.get_message(conn, tenant_id, message_id)
-        return row is None or row["status"] != "running"
+            row = repo.get_message(conn, tenant_id, message_id, include_deleted=True)
+        return row["status"] if row is not None else "failed"
 
     def reap(self, limit: int = 100) -> int:
         """Fail answers stuck in ``running`` (their generator died: a crash, a timeout) and close
@@ -296,10 +327,14 @@ class _TurnRunner:
         # What the answer keeps however it ends (references, context report, model).
         self._common: dict[str, Any] = {}
         self._latency: dict[str, Any] = {}
+        # A delta is about a token: the stream must hold the longest answer whole, or a replay
+        # from the start would begin mid-answer.
+        self._maxlen = max(STREAM_MIN_LEN, turn.output_tokens + STREAM_EXTRA_EVENTS)
 
     # Events --------------------------------------------------------------------------------------
     def publish(self, event_type: str, data: dict[str, Any]) -> None:
-        event_id = self._events.append(self._key, event_type, data, ttl_s=self._d.settings.events_ttl_s)
+        event_id = self._events.append(self._key, event_type, data, ttl_s=self._d.settings.events_ttl_s,
+                                       maxlen=self._maxlen)
         if self._emit is not None and not self._emit_failed:
             try:
                 self._emit(StreamEvent(event_id, event_type, data))
@@ -316,6 +351,20 @@ class _TurnRunner:
 
     # The turn ------------------------------------------------------------------------------------
     def run(self) -> tuple[MessageOut, StratusError | None]:
+        try:
+            return self._run()
+        except Exception:
+            # The turn's own bookkeeping failed (the event stream or the database is down): the
+            # live client still gets an end, straight from here; the answer is left to the
+            # reaper, and the failure to the caller (logs, the non-streaming request).
+            if self._emit is not None and not self._emit_failed:
+                with contextlib.suppress(RuntimeError):
+                    self._emit(StreamEvent("", "error", {"code": StratusError.code,
+                                                         "message": StratusError.default_message}))
+                    self._emit(StreamEvent("", "done", {"status": "failed"}))
+            raise
+
+    def _run(self) -> tuple[MessageOut, StratusError | None]:
         t = self._t
         answer = t.answer
         self.publish("message.start", {
@@ -340,8 +389,12 @@ class _TurnRunner:
                       "error": error.message, "stop_reason": "error"}
         values["latency"] = {**self._latency, "total_ms": self._ms(t.started)}
         final = self._finish(values)
-        if error is not None:
-            self.publish("error", {"code": error.code, "message": error.message, "details": error.details})
+        if final.status == "failed":
+            # The turn's own failure, or the reaper's verdict when it got there first.
+            reported = error or StratusError(final.error.message if final.error else None,
+                                             code=final.error.code if final.error else None)
+            self.publish("error", {"code": reported.code, "message": reported.message, "details": reported.details})
+            error = reported
         else:
             self.publish("message.complete", final.model_dump(mode="json"))
         self.publish("done", {"status": final.status})
@@ -352,9 +405,10 @@ class _TurnRunner:
         db = self._d.db
         with db.transaction(t.tenant_id) as conn:
             row = repo.finish_message(conn, t.tenant_id, t.answer["id"], values)
-            if row is None:  # the reaper ended it first: its verdict stands
-                row = repo.get_message(conn, t.tenant_id, t.answer["id"])
-        assert row is not None
+            if row is None:  # the reaper ended it first (the conversation may be deleted since)
+                row = repo.get_message(conn, t.tenant_id, t.answer["id"], include_deleted=True)
+        if row is None:
+            raise MessageNotFound(details={"message_id": str(t.answer["id"])})
         return message_out(row)
 
     def _checkpoint(self, force: bool = False) -> None:
@@ -378,11 +432,13 @@ class _TurnRunner:
         if config.query_rewrite and past:
             rewritten = self._rewrite(past)
             query = rewritten or t.question
+            self._checkpoint()
         candidates: list[prompts.Passage] | None = None
         if config.knowledge.knowledge_base_ids:
             began = self._d.clock()
             candidates = self._retrieve(query)
             latency["retrieval_ms"] = self._ms(began)
+            self._checkpoint()
         if self._cancel_requested():
             raise _Cancelled
         plan = prompts.build_prompt(system_prompt=t.system_prompt, question=t.question, history=past,
@@ -433,9 +489,16 @@ class _TurnRunner:
     def _rewrite(self, past: list[tuple[str, str]]) -> str | None:
         t = self._t
         config = t.chat_agent.config
-        result = self._d.gateway().chat(t.tenant_id, ChatRequest(messages=prompts.rewrite_messages(past, t.question),
-                                                                 temperature=0, max_tokens=200),
-                                        model=config.model.name, fallback_model=config.fallback_model)
+        try:
+            result = self._d.gateway().chat(
+                t.tenant_id, ChatRequest(messages=prompts.rewrite_messages(past, t.question), temperature=0,
+                                         max_tokens=200),
+                model=config.model.name, fallback_model=config.fallback_model)
+        except StratusError as exc:
+            # An optional step: retrieval uses the question as asked.
+            logger.warning("query rewrite failed; retrieving with the question as asked",
+                           extra={"code": exc.code, "message_id": str(t.answer["id"])})
+            return None
         text = " ".join(result.result.content.split()).strip().strip('"')
         return text[:2000] or None
 

@@ -11,9 +11,13 @@ if TYPE_CHECKING:
 
 
 def _count_tokens(text: str) -> int:
+    """The local tokenizer's count, never below a byte-based floor: its vocabulary is English,
+    so scripts it does not know (Thai, emoji…) would otherwise count as almost nothing."""
+    import math
+
     from shared.models.gateway import estimate_tokens
 
-    return estimate_tokens([text])
+    return max(estimate_tokens([text]), math.ceil(len(text.encode()) / 4))
 
 
 @cache

@@ -9,6 +9,7 @@ import uuid
 from shared.auth.principal import Principal
 from shared.conversations.api import MEMBER_PREFIX
 from shared.conversations.errors import AgentNotAllowed
+from shared.errors import Forbidden
 
 AGENT_RESOURCE = "agent"
 
@@ -27,3 +28,14 @@ def check_agent_allowed(principal: Principal, agent_id: uuid.UUID) -> None:
     bound = bound_agent(principal)
     if bound is not None and bound != agent_id:
         raise AgentNotAllowed(details={"agent_id": str(agent_id)})
+
+
+def check_draft_allowed(principal: Principal) -> None:
+    """A draft (debug) chat runs an unpublished configuration: for the agent's builders, never
+    for a key handed to an app (bound to one agent)."""
+    from shared.auth.permissions import require
+
+    if bound_agent(principal) is not None:
+        raise Forbidden("A key bound to an agent chats with its published version only",
+                        code="auth_draft_not_allowed")
+    require(principal, "agent:write")

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
 from shared.http.requests import RequestModel
 
@@ -21,7 +21,9 @@ def _not_reserved(value: str) -> str:
 
 # The end user a client names (Dify's and Coze's "user"); "member:" is reserved for the
 # default (the token owner's own conversations).
-EndUser = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f]+$"),
+# Stripped wherever it arrives (body or query string), so one client value is one end user.
+EndUser = Annotated[str, StringConstraints(strip_whitespace=True), Field(min_length=1, max_length=255,
+                                                                         pattern=r"^[^\x00-\x1f\x7f]+$"),
                     AfterValidator(_not_reserved)]
 MessageStatus = Literal["running", "completed", "failed", "cancelled"]
 Rating = Literal["like", "dislike"]

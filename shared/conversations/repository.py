@@ -139,12 +139,17 @@ def finish_message(conn: Conn, tenant_id: uuid.UUID, message_id: uuid.UUID, valu
     return one(conn, query, {**params, "_tenant": tenant_id, "_id": message_id})
 
 
-def get_message(conn: Conn, tenant_id: uuid.UUID, message_id: uuid.UUID) -> Row | None:
-    """A message of a live conversation, with the conversation's end user."""
-    return one(conn, f"""SELECT {", ".join("m." + c.strip() for c in MESSAGE_COLUMNS.split(","))},
-                                c.end_user FROM messages m
+_M_COLUMNS = ", ".join("m." + c.strip() for c in MESSAGE_COLUMNS.split(","))
+
+
+def get_message(conn: Conn, tenant_id: uuid.UUID, message_id: uuid.UUID, *,
+                include_deleted: bool = False) -> Row | None:
+    """A message of a live conversation (``include_deleted``: of any), with the conversation's
+    end user."""
+    live = "" if include_deleted else " AND c.deleted_at IS NULL"
+    return one(conn, f"""SELECT {_M_COLUMNS}, c.end_user FROM messages m
                           JOIN conversations c ON c.id = m.conversation_id AND c.tenant_id = m.tenant_id
-                          WHERE m.tenant_id = %s AND m.id = %s AND c.deleted_at IS NULL""",
+                          WHERE m.tenant_id = %s AND m.id = %s{live}""",
                (tenant_id, message_id))
 
 

@@ -17,7 +17,7 @@ from shared.agents.paths import AgentRef, agent_ref
 from shared.agents.service import tenant_of
 from shared.auth.principal import Principal
 from shared.conversations import repository as repo
-from shared.conversations.access import bound_agent, check_agent_allowed, end_user_of
+from shared.conversations.access import bound_agent, check_agent_allowed, check_draft_allowed, end_user_of
 from shared.conversations.api import (
     ConversationOut,
     CreateConversation,
@@ -67,6 +67,8 @@ class ConversationService:
         ref = agent_ref(body.agent_id)
         if isinstance(ref, uuid.UUID):
             check_agent_allowed(principal, ref)  # before anything about the agent is revealed
+        if body.draft:
+            check_draft_allowed(principal)
         chat = self._agents().resolve_for_chat(tenant_id, ref, draft=body.draft)
         check_agent_allowed(principal, chat.agent.id)
         render_system_prompt(chat.config, body.inputs)

@@ -394,9 +394,10 @@ def test_replay_after_an_id_loses_and_duplicates_nothing(tenant: Tenant, fake: F
     worker.join(10)
     assert [e.id for e in live[:4]] + [e.id for e in replayed] == [e.id for e in live]
     assert replayed[-1].type == "done"
-    # Caught up (nothing after the id yet, or ever): waits, then ends, never starts over.
-    after_last = list(service.replay(principal, turn.answer["id"], None, live[-1].id, block_ms=20))
-    assert after_last and all(batch == [] for batch in after_last)
+    # Caught up with an ended answer: one closing done after the client's position, never a restart.
+    after_last = [e for batch in service.replay(principal, turn.answer["id"], None, live[-1].id, block_ms=20)
+                  for e in batch]
+    assert [e.type for e in after_last] == ["done"] and after_last[0].id > live[-1].id
 
 
 def test_reaper_fails_stuck_turns_and_closes_their_streams(tenant: Tenant, admin_sql: Sql) -> None:
@@ -450,3 +451,106 @@ def test_reaper_function_runs_on_its_schedule_event(tenant: Tenant, admin_sql: S
     assert result["reaped"] >= 1
     row = admin_sql("SELECT status, error_code FROM messages WHERE id = %s", (turn.answer["id"],))[0]
     assert row == ("failed", "chat_turn_timed_out")
+
+
+def test_draft_chats_are_for_builders_only(tenant: Tenant, fake: FakeOpenAI) -> None:
+    agent = tenant.agent()
+    owner_draft = tenant.chat({"agent_id": agent["id"], "message": "debug", "draft": True, "stream": False})
+    assert owner_draft.status_code == 200 and owner_draft.json()["data"]["agent_version"] is None
+    bound = tenant.client.post("/api/v1/api-keys", json={"name": "app", "scopes": ["agent:run", "agent:write"],
+                                                        "resource_type": "agent", "resource_id": agent["id"]},
+                               headers=tenant.headers).json()["data"]["token"]
+    refused = tenant.chat({"agent_id": agent["id"], "message": "debug", "draft": True}, headers=bearer(bound))
+    assert refused.status_code == 403 and refused.json()["code"] == "auth_draft_not_allowed"
+    runner = tenant.client.post("/api/v1/api-keys", json={"name": "runner", "scopes": ["agent:run"]},
+                                headers=tenant.headers).json()["data"]["token"]
+    denied = tenant.chat({"agent_id": agent["id"], "message": "debug", "draft": True}, headers=bearer(runner))
+    assert denied.status_code == 403 and denied.json()["code"] == "auth_permission_denied"
+    # Continuing the owner's draft conversation is a draft chat too.
+    conversation_id = owner_draft.json()["data"]["conversation_id"]
+    again = tenant.chat({"agent_id": agent["id"], "conversation_id": conversation_id, "message": "more"},
+                        headers=bearer(runner))
+    assert again.status_code == 403
+
+
+def test_replay_input_and_ended_streams(tenant: Tenant, fake: FakeOpenAI) -> None:
+    agent = tenant.agent()
+    events = tenant.stream({"agent_id": agent["id"], "message": "hello"})
+    message_id = events[0]["data"]["message_id"]
+    bad = tenant.client.get(f"/api/v1/chat/{message_id}/events",
+                            headers={**tenant.headers, "Last-Event-ID": "not-an-id"})
+    assert bad.status_code == 422 and bad.json()["code"] == "chat_event_id_invalid"
+    assert tenant.client.get(f"/api/v1/chat/{message_id}/events?last_event_id=99999999999999999999-0",
+                             headers=tenant.headers).status_code == 422
+    # At the end already (the client saw done): one more done, so a reconnecting client stops.
+    after_done = tenant.client.get(f"/api/v1/chat/{message_id}/events",
+                                   headers={**tenant.headers, "Last-Event-ID": events[-1]["id"]})
+    tail = parse_sse(after_done.text)
+    assert [e["type"] for e in tail] == ["done"] and tail[0]["data"] == {"status": "completed"}
+    assert tail[0]["id"] and tail[0]["id"] > events[-1]["id"]
+    malformed = tenant.client.get("/api/v1/chat/not-a-uuid/events", headers=tenant.headers)
+    assert malformed.status_code == 404 and malformed.json()["code"] == "message_not_found"
+
+
+class BrokenEvents(MemoryEventStream):
+    """An event stream that fails from one event type on (Redis going away mid-turn)."""
+
+    def __init__(self, fail_on: str) -> None:
+        super().__init__()
+        self.fail_on = fail_on
+
+    def append(self, stream: str, event_type: str, data: dict[str, Any], **kwargs: Any) -> str:
+        if event_type == self.fail_on:
+            raise ConnectionError("event stream unreachable")
+        return super().append(stream, event_type, data, **kwargs)
+
+
+def test_a_turn_that_cannot_record_still_ends_its_live_stream(tenant: Tenant, fake: FakeOpenAI) -> None:
+    from shared.agents.wiring import agent_service
+
+    agent = tenant.agent()
+    broken = BrokenEvents("message.complete")
+    deps = ChatDeps(db=get_database(), agents=agent_service, resolver=model_resolver, gateway=model_gateway,
+                    retrieval=lambda: FakeRetrieval([]), kv=MemoryKeyValueStore, events=lambda: broken,
+                    count_tokens=_count_tokens, settings=ChatSettings())
+    service = ChatService(deps)
+    turn = service.start(principal_of(tenant), ChatBody(agent_id=agent["id"], message="hi"))
+    seen: list[Any] = []
+    with pytest.raises(ConnectionError):
+        service.run(turn, seen.append)
+    assert [e.type for e in seen][-2:] == ["error", "done"] and seen[-1].id == ""
+    assert seen[-1].data == {"status": "failed"}
+
+
+def test_fallback_model_limits_size_the_turn(tenant: Tenant, fake: FakeOpenAI) -> None:
+    small = {"name": "small", "protocol": "openai", "provider_model": "gpt-small", "base_url": fake.base_url,
+             "api_key": API_KEY, "test": False, "max_context_tokens": 4000, "max_output_tokens": 300}
+    assert tenant.client.post("/api/v1/models", json=small, headers=tenant.headers).status_code == 201
+    agent = tenant.agent(fallback_model="small")
+    tenant.chat({"agent_id": agent["id"], "message": "hi", "stream": False})
+    assert fake.chat_requests()[-1]["max_tokens"] == 300  # chatty alone would allow 4096
+    too_long = tenant.chat({"agent_id": agent["id"], "message": "word " * 4000})
+    assert too_long.status_code == 422 and too_long.json()["code"] == "chat_message_too_long"
+
+
+def test_a_failed_rewrite_falls_back_to_the_question(tenant: Tenant, fake: FakeOpenAI) -> None:
+    kb_id = uuid.UUID(tenant.client.post("/api/v1/knowledge-bases", json={"name": "kb2"},
+                                         headers=tenant.headers).json()["data"]["id"])
+    agent = tenant.agent(query_rewrite=True, knowledge={"knowledge_base_ids": [str(kb_id)]})
+    retrieval = FakeRetrieval([segment(1, "Lyon ships on Tuesdays.", kb_id)])
+    service, _ = service_for(retrieval)
+    principal = principal_of(tenant)
+    fake.enqueue(ChatScript(text=["First."]))
+    first, _ = service.run(service.start(principal, ChatBody(agent_id=agent["id"], message="Shipping?")))
+    fake.enqueue(RawReply(400, {"error": {"message": "context too long", "type": "invalid_request_error"}}),
+                 ChatScript(text=["Tuesdays [1]."]))
+    second, error = service.run(service.start(principal, ChatBody(
+        agent_id=agent["id"], conversation_id=first.conversation_id, message="When?")))
+    assert error is None and second.status == "completed" and second.rewritten_query is None
+    assert retrieval.queries[-1] == "When?"
+
+
+def test_token_counts_have_a_floor_for_unknown_scripts() -> None:
+    thai = "สวัสดีครับ" * 700
+    assert _count_tokens(thai) >= len(thai.encode()) // 4 > 1000
+    assert _count_tokens("hello world") >= 2

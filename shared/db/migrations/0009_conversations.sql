@@ -25,6 +25,8 @@ CREATE INDEX conversations_user_idx
     ON conversations (tenant_id, end_user, updated_at DESC) WHERE deleted_at IS NULL;
 CREATE INDEX conversations_agent_idx
     ON conversations (tenant_id, agent_id, updated_at DESC) WHERE deleted_at IS NULL;
+-- The foreign key's own index: purging an agent finds its conversations without a scan.
+CREATE INDEX conversations_agent_fk_idx ON conversations (agent_id);
 
 CREATE TABLE messages (
     id               uuid PRIMARY KEY,
@@ -63,7 +65,11 @@ CREATE TABLE messages (
     finished_at      timestamptz
 );
 CREATE UNIQUE INDEX messages_position_key ON messages (conversation_id, position);
+-- One answer at a time per conversation (the turn also checks it under the conversation's lock).
+CREATE UNIQUE INDEX messages_one_running_key ON messages (conversation_id) WHERE status = 'running';
 CREATE INDEX messages_running_idx ON messages (updated_at) WHERE status = 'running';
+-- The foreign key's own index: deleting a question finds its answer without a scan.
+CREATE INDEX messages_reply_to_idx ON messages (reply_to) WHERE reply_to IS NOT NULL;
 
 SELECT enable_tenant_rls(t::regclass) FROM unnest(ARRAY['conversations', 'messages']) AS t;
 CREATE POLICY tenant_isolation ON conversations
