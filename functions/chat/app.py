@@ -8,6 +8,7 @@ import uuid
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -15,6 +16,7 @@ from starlette.routing import Route
 from shared.chat.api import ChatBody, UserQuery
 from shared.chat.http import (
     EventSource,
+    RequestContext,
     SseResponse,
     authenticate,
     blocking,
@@ -124,4 +126,5 @@ app = Starlette(
         Route("/api/v1/chat/{message_id}/cancel", cancel, methods=["POST"]),
     ],
     exception_handlers={StratusError: _domain_error, HTTPException: _route_error, Exception: _unexpected},
+    middleware=[Middleware(RequestContext)],
 )

@@ -6,6 +6,7 @@ when the client leaves (the turn must still be written; events stay replayable).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import threading
 import uuid
@@ -35,9 +36,12 @@ SSE_HEADERS = {
 }
 
 
-def request_id(request: Request) -> str:
+_REQUEST_ID = "stratus.request_id"
+
+
+def _request_id_of(headers: dict[bytes, bytes]) -> str:
     """Lambda's request id (the Web Adapter forwards the request context), else a new one."""
-    context = request.headers.get("x-amzn-request-context")
+    context = headers.get(b"x-amzn-request-context")
     if context:
         try:
             found = json.loads(context).get("requestId")
@@ -46,6 +50,26 @@ def request_id(request: Request) -> str:
         except ValueError:
             pass
     return uuid.uuid4().hex
+
+
+def request_id(request: Request) -> str:
+    found = request.scope.get(_REQUEST_ID)
+    return str(found) if found else _request_id_of(dict(request.scope.get("headers") or []))
+
+
+class RequestContext:
+    """ASGI middleware: one request id per request, in every log line it causes (Powertools'
+    context keys live in a ContextVar: per request task, and copied to the threads it starts)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            rid = _request_id_of(dict(scope.get("headers") or []))
+            scope[_REQUEST_ID] = rid
+            logger.thread_safe_append_keys(request_id=rid, path=scope.get("path", ""))
+        await self.app(scope, receive, send)
 
 
 def envelope(data: Any, rid: str, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -126,7 +150,8 @@ def in_own_thread(fn: Callable[[], T]) -> Awaitable[T]:
         else:
             loop.call_soon_threadsafe(_settle, future, result, None)
 
-    threading.Thread(target=target, name="chat-turn", daemon=True).start()
+    context = contextvars.copy_context()
+    threading.Thread(target=lambda: context.run(target), name="chat-turn", daemon=True).start()
     return future
 
 
@@ -140,7 +165,8 @@ def in_background(fn: Callable[[], Any], name: str) -> None:
         except Exception:
             logger.exception("background work failed", extra={"work": name})
 
-    threading.Thread(target=target, name=name, daemon=True).start()
+    context = contextvars.copy_context()
+    threading.Thread(target=lambda: context.run(target), name=name, daemon=True).start()
 
 
 def _settle(future: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:

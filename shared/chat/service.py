@@ -25,6 +25,7 @@ from shared.cache.ports import EventStream, KeyValueStore, StreamEvent
 from shared.chat import prompt as prompts
 from shared.chat.api import CancelOut, ChatBody
 from shared.chat.events import cancel_key, stream_key, valid_event_id
+from shared.chat.metrics import record_turn
 from shared.conversations import repository as repo
 from shared.conversations.access import bound_agent, check_agent_allowed, check_draft_allowed, end_user_of
 from shared.conversations.api import MessageOut
@@ -389,6 +390,7 @@ class _TurnRunner:
                       "error": error.message, "stop_reason": "error"}
         values["latency"] = {**self._latency, "total_ms": self._ms(t.started)}
         final = self._finish(values)
+        record_turn(final)
         if final.status == "failed":
             # The turn's own failure, or the reaper's verdict when it got there first.
             reported = error or StratusError(final.error.message if final.error else None,

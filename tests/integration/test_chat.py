@@ -178,6 +178,11 @@ def test_errors_before_the_stream_are_envelopes_and_change_nothing(tenant: Tenan
     assert tenant.chat({"agent_id": agent["id"], "message": "hi"}, headers={}).json()["code"] == "auth_missing_token"
     bad = tenant.chat({"agent_id": agent["id"], "message": ""})
     assert bad.status_code == 422 and bad.json()["details"]["fields"][0]["field"] == "body.message"
+    assert bad.headers["x-request-id"] == bad.json()["request_id"]
+    # Under the Web Adapter the request id is Lambda's, from the forwarded request context.
+    lambda_id = tenant.chat({"agent_id": agent["id"], "message": ""},
+                            headers={**tenant.headers, "x-amzn-request-context": '{"requestId": "req-123"}'})
+    assert lambda_id.json()["request_id"] == "req-123" and lambda_id.headers["x-request-id"] == "req-123"
     assert tenant.client.post("/api/v1/chat", content=b"{nope", headers=tenant.headers).status_code == 400
     assert tenant.chat({"agent_id": str(uuid.uuid4()), "message": "hi"}).json()["code"] == "agent_not_found"
     missing = tenant.chat({"agent_id": agent["id"], "conversation_id": str(uuid.uuid4()), "message": "hi"})
