@@ -559,3 +559,46 @@ def test_token_counts_have_a_floor_for_unknown_scripts() -> None:
     thai = "สวัสดีครับ" * 700
     assert _count_tokens(thai) >= len(thai.encode()) // 4 > 1000
     assert _count_tokens("hello world") >= 2
+
+
+@pytest.fixture(scope="module")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from shared.cache.redis_adapter import connect
+    from tests.support.redis_server import start_cluster_redis
+
+    url, stop = start_cluster_redis(tmp_path_factory.mktemp("chat-valkey"))
+    client = connect(url, cluster=True)
+    try:
+        yield client
+    finally:
+        client.close()
+        stop()
+
+
+def test_cancel_and_replay_through_redis_in_cluster_mode(tenant: Tenant, fake: FakeOpenAI, redis_cluster: Any) -> None:
+    """As deployed: the cancel flag and the event stream in Redis (cluster mode, hash-tagged keys)."""
+    from shared.agents.wiring import agent_service
+    from shared.cache.redis_adapter import RedisEventStream, RedisKeyValueStore
+
+    agent = tenant.agent()
+    kv, events = RedisKeyValueStore(redis_cluster), RedisEventStream(redis_cluster)
+    service = ChatService(ChatDeps(db=get_database(), agents=agent_service, resolver=model_resolver,
+                                   gateway=model_gateway, retrieval=lambda: FakeRetrieval([]), kv=lambda: kv,
+                                   events=lambda: events, count_tokens=_count_tokens, settings=ChatSettings()))
+    principal = principal_of(tenant)
+    fake.enqueue(ChatScript(text=[f"r{n} " for n in range(200)], chunk_delay_s=0.02))
+    turn = service.start(principal, ChatBody(agent_id=agent["id"], message="Go on"))
+    live: list[Any] = []
+    worker = threading.Thread(target=lambda: live.append(service.run(turn, seen.append)))
+    seen: list[Any] = []
+    worker.start()
+    while sum(e.type == "message.delta" for e in seen) < 4:
+        time.sleep(0.005)
+    service.cancel(principal, turn.answer["id"], None)
+    worker.join(10)
+    final, _ = live[0]
+    assert final.status == "cancelled" and 4 <= len(final.content.split()) < 200
+    replayed = [e for batch in service.replay(principal, turn.answer["id"], None, seen[1].id, block_ms=100)
+                for e in batch]
+    assert [e.id for e in seen[:2]] + [e.id for e in replayed] == [e.id for e in seen]
+    assert replayed[-2].data["status"] == "cancelled" and replayed[-1].type == "done"
