@@ -156,6 +156,8 @@ class StreamRoute:
     permission: str
     summary: str = ""
     tag: str = ""
+    # Answers Server-Sent Events (a JSON envelope otherwise, e.g. an action like cancel).
+    streams: bool = False
 
 
 @dataclass(frozen=True)
@@ -527,9 +529,10 @@ FUNCTIONS += (
              FunctionUrl((_CHAT,), routes=(
                  StreamRoute("POST", _CHAT, "agent:run",
                              "Send a message to an agent: an SSE stream of the turn's events, or the final "
-                             "message with \"stream\": false", tag="chat"),
+                             "message with \"stream\": false", tag="chat", streams=True),
                  StreamRoute("GET", _CHAT + "/{message_id}/events", "agent:run",
-                             "Replay a turn's events after Last-Event-ID, then follow it live", tag="chat"),
+                             "Replay a turn's events after Last-Event-ID, then follow it live", tag="chat",
+                             streams=True),
                  StreamRoute("POST", _CHAT + "/{message_id}/cancel", "agent:run",
                              "Stop a running turn; the answer keeps what was generated", tag="chat"),
              )),

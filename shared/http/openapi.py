@@ -51,12 +51,10 @@ _PATH_PARAMETER = re.compile(r"{([^}]+)}")
 
 
 def streams(fn: Function, route: StreamRoute) -> bool:
-    """Whether a streaming function's route answers with an event stream: a GET (following
-    events), or a POST to one of the function's path prefixes itself (starting the work: it
-    streams, or answers the final result when the body asks ``"stream": false``). Actions
-    below the prefix (``POST …/cancel``) answer JSON."""
+    """Whether a streaming function's route answers with an event stream (the catalog says);
+    actions like ``POST …/cancel`` answer JSON."""
     assert isinstance(fn.trigger, FunctionUrl)
-    return route.method.upper() == "GET" or route.path in fn.trigger.path_prefixes
+    return route.streams
 
 
 def _stream_operation_id(fn: Function, route: StreamRoute, taken: set[str]) -> str:
