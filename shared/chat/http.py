@@ -11,6 +11,7 @@ import json
 import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import cache
 from typing import Any, TypeVar
 
 import anyio
@@ -88,7 +89,7 @@ def authenticate(headers: dict[str, str], permission: str) -> tuple[Principal, d
     from shared.auth.guard import AUTH_ERROR_MESSAGES
     from shared.auth.permissions import require
     from shared.auth.token_state import get_token_state
-    from shared.auth.tokens import bearer_token
+    from shared.auth.tokens import bearer_token, hash_token
     from shared.http.api import enforce_rate_limit
     from shared.tenancy.service import tenancy_service
 
@@ -96,14 +97,29 @@ def authenticate(headers: dict[str, str], permission: str) -> tuple[Principal, d
     if not token:
         code = "auth_missing_token" if token is None else "auth_invalid_token"
         raise Unauthenticated(AUTH_ERROR_MESSAGES[code], code=code)
-    try:
-        principal = tenancy_service().resolve_token(token)
-    except Unauthenticated as exc:
-        code = exc.code if exc.code in AUTH_ERROR_MESSAGES else "auth_invalid_token"
-        raise Unauthenticated(AUTH_ERROR_MESSAGES[code], code=code) from None
+    cache = _principal_cache()
+    token_hash = hash_token(token)
+    principal = cache.get(token_hash)
+    if principal is None:
+        try:
+            principal = tenancy_service().resolve_token(token)
+        except Unauthenticated as exc:
+            code = exc.code if exc.code in AUTH_ERROR_MESSAGES else "auth_invalid_token"
+            raise Unauthenticated(AUTH_ERROR_MESSAGES[code], code=code) from None
+        cache.put(token_hash, principal)
+    elif principal.is_expired():
+        raise Unauthenticated(AUTH_ERROR_MESSAGES["auth_token_expired"], code="auth_token_expired")
     principal = get_token_state().apply(principal)
     require(principal, permission)
     return principal, enforce_rate_limit(principal)
+
+
+@cache
+def _principal_cache() -> Any:
+    from shared.auth.principal_cache import PrincipalCache
+    from shared.config import get_settings
+
+    return PrincipalCache(get_settings().authorizer_cache_ttl_s)
 
 
 async def read_json(request: Request, model: type[M], max_bytes: int) -> M:

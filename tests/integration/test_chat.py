@@ -602,3 +602,18 @@ def test_cancel_and_replay_through_redis_in_cluster_mode(tenant: Tenant, fake: F
                 for e in batch]
     assert [e.id for e in seen[:2]] + [e.id for e in replayed] == [e.id for e in seen]
     assert replayed[-2].data["status"] == "cancelled" and replayed[-1].type == "done"
+
+
+def test_a_revoked_key_stops_chatting_at_once(tenant: Tenant, fake: FakeOpenAI) -> None:
+    agent = tenant.agent()
+    created = tenant.client.post("/api/v1/api-keys", json={"name": "short-lived", "scopes": ["agent:run"]},
+                                 headers=tenant.headers).json()["data"]
+    key = bearer(created["token"])
+    # Twice: the second request is answered from the chat function's cache of resolved tokens.
+    for _ in range(2):
+        assert tenant.chat({"agent_id": agent["id"], "message": "hi", "stream": False}, headers=key).status_code == 200
+    assert tenant.client.delete(f"/api/v1/api-keys/{created['id']}", headers=tenant.headers).status_code == 204
+    revoked = tenant.chat({"agent_id": agent["id"], "message": "hi"}, headers=key)
+    assert revoked.status_code == 401 and revoked.json()["code"] == "auth_token_revoked"
+    wrong = tenant.chat({"agent_id": agent["id"], "message": "hi"}, headers=bearer("pat_" + "x" * 43))
+    assert wrong.status_code == 401 and wrong.json()["code"] == "auth_invalid_token"
