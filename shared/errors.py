@@ -3,6 +3,7 @@ wire happens in one place (``shared.http.api``)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 
@@ -27,6 +28,14 @@ class BadRequest(StratusError):
 
 class ValidationFailed(StratusError):
     code, status, default_message = "biz_validation_failed", 422, "Request validation failed"
+
+    @classmethod
+    def of(cls, errors: Iterable[Mapping[str, Any]], *, prefix: str | None = None) -> ValidationFailed:
+        """422 with one ``{field, message, type}`` per pydantic error (``prefix``: where the
+        validated value came from, e.g. ``body``, when the errors' locations do not say)."""
+        fields = [{"field": ".".join([*([prefix] if prefix else []), *(str(part) for part in err.get("loc", ()))]),
+                   "message": err.get("msg", ""), "type": err.get("type", "")} for err in errors]
+        return cls(details={"fields": fields})
 
 
 class Unauthenticated(StratusError):

@@ -142,9 +142,7 @@ def validate(model: type[M], payload: Any, where: str) -> M:
     try:
         return model.model_validate(payload)
     except ValidationError as exc:
-        fields = [{"field": ".".join([where, *(str(p) for p in err.get("loc", ()))]),
-                   "message": err.get("msg", ""), "type": err.get("type", "")} for err in exc.errors()]
-        raise ValidationFailed(details={"fields": fields}) from None
+        raise ValidationFailed.of(exc.errors(), prefix=where) from None
 
 
 async def blocking(fn: Callable[[], T]) -> T:

@@ -69,15 +69,7 @@ def _validation_error(exc: RequestValidationError) -> StratusError:
     errors = exc.errors()
     if any(err.get("type") == "json_invalid" for err in errors):
         return BadRequest("Request body is not valid JSON", code="biz_malformed_json")
-    fields = [
-        {
-            "field": ".".join(str(part) for part in err.get("loc", ())),
-            "message": err.get("msg", ""),
-            "type": err.get("type", ""),
-        }
-        for err in errors
-    ]
-    return ValidationFailed(details={"fields": fields})
+    return ValidationFailed.of(errors)
 
 
 class StratusApp:

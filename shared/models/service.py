@@ -217,9 +217,7 @@ class ModelService:
             return ModelSpec.model_validate({"name": name, "protocol": protocol,
                                              "connection": {"base_url": base_url, "region": region}, **fields})
         except ValidationError as exc:
-            raise ValidationFailed(details={"fields": [
-                {"field": "body." + ".".join(str(p) for p in err["loc"]), "message": err["msg"], "type": err["type"]}
-                for err in exc.errors()]}) from exc
+            raise ValidationFailed.of(exc.errors(), prefix="body") from exc
 
     # Defaults --------------------------------------------------------------------------------
     def defaults(self, principal: Principal) -> ModelDefaults:
