@@ -4,8 +4,6 @@ envelope or event stream."""
 
 from __future__ import annotations
 
-import uuid
-
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -30,21 +28,12 @@ from shared.chat.http import (
 )
 from shared.chat.wiring import chat_service
 from shared.config import get_settings
-from shared.conversations.errors import MessageNotFound
+from shared.conversations import paths
 from shared.errors import StratusError
 from shared.http.routing import unmatched_route_error
-from shared.ids import parse_id
 from shared.observability import logger
 
 PERMISSION = "agent:run"
-
-
-def _message_id(request: Request) -> uuid.UUID:
-    raw = request.path_params["message_id"]
-    parsed = parse_id(raw)
-    if parsed is None:
-        raise MessageNotFound(details={"message_id": raw})
-    return parsed
 
 
 async def chat(request: Request) -> Response | SseResponse:
@@ -69,7 +58,7 @@ async def events(request: Request) -> Response | SseResponse:
     rid = request_id(request)
     principal, limits = await blocking(lambda: authenticate(dict(request.headers), PERMISSION))
     query = validate(UserQuery, dict(request.query_params), "query")
-    message_id = _message_id(request)
+    message_id = paths.message_id(request.path_params["message_id"])
     after = request.headers.get("last-event-id") or query.last_event_id
     heartbeat_ms = int(get_settings().chat_heartbeat_s * 1000)
     service = chat_service()
@@ -93,7 +82,7 @@ async def cancel(request: Request) -> Response:
     rid = request_id(request)
     principal, limits = await blocking(lambda: authenticate(dict(request.headers), PERMISSION))
     query = validate(UserQuery, dict(request.query_params), "query")
-    message_id = _message_id(request)
+    message_id = paths.message_id(request.path_params["message_id"])
     out = await blocking(lambda: chat_service().cancel(principal, message_id, query.user))
     return envelope(out, rid, status=202, headers=limits)
 

@@ -13,11 +13,15 @@ AgentRef = uuid.UUID | str
 _SLUG = re.compile(r"^builtin-[a-z0-9-]{1,60}$")
 
 
+def is_builtin_slug(value: str) -> bool:
+    return bool(_SLUG.fullmatch(value or ""))
+
+
 def agent_ref(value: str) -> AgentRef:
     parsed = parse_id(value)
     if parsed is not None:
         return parsed
-    if _SLUG.fullmatch(value or ""):
+    if is_builtin_slug(value):
         return value
     raise AgentNotFound(details={"agent_id": value})
 

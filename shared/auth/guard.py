@@ -22,6 +22,12 @@ AUTH_ERROR_MESSAGES: dict[str, str] = {
 }
 
 
+def auth_error(code: str) -> Unauthenticated:
+    """The 401 for an auth error code (any code not listed here reads as an invalid token)."""
+    code = code if code in AUTH_ERROR_MESSAGES else "auth_invalid_token"
+    return Unauthenticated(AUTH_ERROR_MESSAGES[code], code=code)
+
+
 def authorizer_context(event: dict[str, Any]) -> dict[str, Any]:
     authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
     return authorizer.get("lambda") or {}
@@ -31,12 +37,11 @@ def authenticate(event: dict[str, Any], token_state: TokenStateStore) -> Princip
     ctx = authorizer_context(event)
     error = ctx.get("auth_error") or ("" if ctx.get("token_id") else "auth_missing_token")
     if error:
-        code = error if error in AUTH_ERROR_MESSAGES else "auth_invalid_token"
-        raise Unauthenticated(AUTH_ERROR_MESSAGES[code], code=code)
+        raise auth_error(error)
     principal = Principal.from_context(ctx)
     # The authorizer's answer may be cached past the token's expiry.
     if principal.is_expired():
-        raise Unauthenticated(AUTH_ERROR_MESSAGES["auth_token_expired"], code="auth_token_expired")
+        raise auth_error("auth_token_expired")
     return token_state.apply(principal)
 
 

@@ -86,7 +86,7 @@ def error_response(exc: StratusError, rid: str) -> Response:
 def authenticate(headers: dict[str, str], permission: str) -> tuple[Principal, dict[str, str]]:
     """What the authorizer and the shared middleware do for the HTTP API, in one call:
     the token, revocation and role changes (Redis), the permission, the rate limit."""
-    from shared.auth.guard import AUTH_ERROR_MESSAGES
+    from shared.auth.guard import auth_error
     from shared.auth.permissions import require
     from shared.auth.token_state import get_token_state
     from shared.auth.tokens import bearer_token, hash_token
@@ -95,8 +95,7 @@ def authenticate(headers: dict[str, str], permission: str) -> tuple[Principal, d
 
     token = bearer_token(headers)
     if not token:
-        code = "auth_missing_token" if token is None else "auth_invalid_token"
-        raise Unauthenticated(AUTH_ERROR_MESSAGES[code], code=code)
+        raise auth_error("auth_missing_token" if token is None else "auth_invalid_token")
     cache = _principal_cache()
     token_hash = hash_token(token)
     principal = cache.get(token_hash)
@@ -104,11 +103,10 @@ def authenticate(headers: dict[str, str], permission: str) -> tuple[Principal, d
         try:
             principal = tenancy_service().resolve_token(token)
         except Unauthenticated as exc:
-            code = exc.code if exc.code in AUTH_ERROR_MESSAGES else "auth_invalid_token"
-            raise Unauthenticated(AUTH_ERROR_MESSAGES[code], code=code) from None
+            raise auth_error(exc.code) from None
         cache.put(token_hash, principal)
     elif principal.is_expired():
-        raise Unauthenticated(AUTH_ERROR_MESSAGES["auth_token_expired"], code="auth_token_expired")
+        raise auth_error("auth_token_expired")
     principal = get_token_state().apply(principal)
     require(principal, permission)
     return principal, enforce_rate_limit(principal)

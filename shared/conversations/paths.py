@@ -4,13 +4,12 @@ conversation or message (404); ``user`` in a query string follows the body's rul
 
 from __future__ import annotations
 
-import re
 import uuid
 from typing import Annotated, Literal
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from shared.agents.paths import AgentRef
+from shared.agents.paths import AgentRef, is_builtin_slug
 from shared.conversations.api import EndUser
 from shared.conversations.errors import ConversationNotFound, MessageNotFound
 from shared.errors import ValidationFailed
@@ -20,9 +19,6 @@ UserQuery = Annotated[EndUser | None, Query(description="The end user (default: 
 AgentFilterQuery = Annotated[str | None, Query(min_length=1, max_length=100,
                                                description="Only this agent's conversations (id or built-in slug)")]
 OrderQuery = Annotated[Literal["desc", "asc"], Query(description="desc: newest first; asc: oldest first")]
-
-_SLUG = re.compile(r"^builtin-[a-z0-9-]{1,60}$")
-
 
 def conversation_id(value: str) -> uuid.UUID:
     return path_id(value, ConversationNotFound(details={"conversation_id": value}))
@@ -39,7 +35,7 @@ def agent_filter(value: str | None) -> AgentRef | None:
     parsed = parse_id(value)
     if parsed is not None:
         return parsed
-    if _SLUG.fullmatch(value):
+    if is_builtin_slug(value):
         return value
     raise ValidationFailed(details={"fields": [{"field": "query.agent_id", "type": "agent_ref",
                                                 "message": "agent_id must be an agent id or a built-in's slug"}]})
