@@ -27,14 +27,13 @@ from shared.chat.api import CancelOut, ChatBody
 from shared.chat.events import cancel_key, stream_key, valid_event_id
 from shared.chat.metrics import record_turn
 from shared.conversations import repository as repo
-from shared.conversations.access import bound_agent, check_agent_allowed, check_draft_allowed, end_user_of
+from shared.conversations.access import chat_agent_for, check_agent_allowed, end_user_of, visible_conversation
 from shared.conversations.api import MessageOut
 from shared.conversations.errors import (
     AgentModeUnavailable,
     ChatEventsExpired,
     ConversationAgentMismatch,
     ConversationBusy,
-    ConversationNotFound,
     MessageNotFound,
 )
 from shared.conversations.views import message_out
@@ -121,22 +120,17 @@ class ChatService:
         started = self._d.clock()
         tenant_id = principal.tenant
         end_user = end_user_of(principal, body.user)
-        bound = bound_agent(principal)
         ref = agent_ref(body.agent_id)
         if isinstance(ref, uuid.UUID):
-            check_agent_allowed(principal, ref)  # before anything about that agent is revealed
+            # Before the conversation is read: nothing about another agent is revealed.
+            check_agent_allowed(principal, ref)
         conversation = None
         if body.conversation_id is not None:
             with self._db.transaction(tenant_id) as conn:
-                conversation = repo.get_conversation(conn, tenant_id, body.conversation_id, end_user)
-            if conversation is None or (bound is not None and conversation["agent_id"] != bound):
-                raise ConversationNotFound(details={"conversation_id": str(body.conversation_id)})
+                conversation = visible_conversation(conn, principal, body.conversation_id, body.user)
         draft = conversation["draft"] if conversation is not None else body.draft
-        if draft:
-            check_draft_allowed(principal)
-        chat_agent = self._d.agents().resolve_for_chat(tenant_id, ref, draft)
+        chat_agent = chat_agent_for(principal, self._d.agents(), body.agent_id, draft)
         agent = chat_agent.agent
-        check_agent_allowed(principal, agent.id)
         if conversation is not None and conversation["agent_id"] != agent.id:
             raise ConversationAgentMismatch(details={"conversation_id": str(conversation["id"]),
                                                      "agent_id": str(conversation["agent_id"])})
@@ -163,9 +157,8 @@ class ChatService:
                     conn, conversation_id=new_id(), tenant_id=tenant_id, agent_id=agent.id, end_user=end_user,
                     name="", draft=body.draft, inputs=body.inputs, created_by=principal.user_id)
             else:
-                conversation = repo.get_conversation(conn, tenant_id, conversation["id"], end_user, lock=True)
-                if conversation is None:  # deleted meanwhile
-                    raise ConversationNotFound(details={"conversation_id": str(body.conversation_id)})
+                # Again, locked (deleted meanwhile: 404).
+                conversation = visible_conversation(conn, principal, conversation["id"], body.user, lock=True)
                 if repo.running_answer(conn, tenant_id, conversation["id"]) is not None:
                     raise ConversationBusy(details={"conversation_id": str(conversation["id"])})
             _, answer = repo.insert_turn(conn, conversation, question=body.message, user_message_id=question_id,

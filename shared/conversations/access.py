@@ -5,11 +5,16 @@ another agent by name (403: the caller already knows that agent exists)."""
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING, Any
 
 from shared.auth.principal import Principal
+from shared.conversations import repository as repo
 from shared.conversations.api import MEMBER_PREFIX
-from shared.conversations.errors import AgentNotAllowed
+from shared.conversations.errors import AgentNotAllowed, ConversationNotFound
 from shared.errors import Forbidden
+
+if TYPE_CHECKING:
+    from shared.agents.service import AgentService, ChatAgent
 
 AGENT_RESOURCE = "agent"
 
@@ -39,3 +44,30 @@ def check_draft_allowed(principal: Principal) -> None:
         raise Forbidden("A key bound to an agent chats with its published version only",
                         code="auth_draft_not_allowed")
     require(principal, "agent:write")
+
+
+def chat_agent_for(principal: Principal, agents: AgentService, agent_id: str, draft: bool) -> ChatAgent:
+    """The agent (and configuration) a caller may chat with: a bound token is checked before
+    anything about another agent is revealed, a draft needs a builder, then the published
+    version (or draft) is resolved and checked against the binding again (slugs, too)."""
+    from shared.agents.paths import agent_ref
+
+    ref = agent_ref(agent_id)
+    if isinstance(ref, uuid.UUID):
+        check_agent_allowed(principal, ref)
+    if draft:
+        check_draft_allowed(principal)
+    chat_agent = agents.resolve_for_chat(principal.tenant, ref, draft)
+    check_agent_allowed(principal, chat_agent.agent.id)
+    return chat_agent
+
+
+def visible_conversation(conn: Any, principal: Principal, conversation_id: uuid.UUID, user: str | None, *,
+                         lock: bool = False) -> dict[str, Any]:
+    """The end user's live conversation, of the token's agent when the token is bound to one;
+    anything else answers like a missing conversation."""
+    row = repo.get_conversation(conn, principal.tenant, conversation_id, end_user_of(principal, user), lock=lock)
+    bound = bound_agent(principal)
+    if row is None or (bound is not None and row["agent_id"] != bound):
+        raise ConversationNotFound(details={"conversation_id": str(conversation_id)})
+    return row

@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from shared.agents.config import render_system_prompt
-from shared.agents.paths import AgentRef, agent_ref
+from shared.agents.paths import AgentRef
 from shared.agents.service import tenant_of
 from shared.auth.principal import Principal
 from shared.conversations import repository as repo
-from shared.conversations.access import bound_agent, check_agent_allowed, check_draft_allowed, end_user_of
+from shared.conversations.access import (
+    bound_agent,
+    chat_agent_for,
+    check_agent_allowed,
+    end_user_of,
+    visible_conversation,
+)
 from shared.conversations.api import (
     ConversationOut,
     CreateConversation,
@@ -46,31 +52,13 @@ class ConversationService:
         self._db = db
         self._agents = agents
 
-    # Helpers -------------------------------------------------------------------------------
-    @staticmethod
-    def _visible(conn: Any, principal: Principal, conversation_id: uuid.UUID, user: str | None, *,
-                 lock: bool = False) -> dict[str, Any]:
-        """The end user's live conversation, of the token's agent when the token is bound to one."""
-        row = repo.get_conversation(conn, tenant_of(principal), conversation_id, end_user_of(principal, user),
-                                    lock=lock)
-        bound = bound_agent(principal)
-        if row is None or (bound is not None and row["agent_id"] != bound):
-            raise ConversationNotFound(details={"conversation_id": str(conversation_id)})
-        return row
-
     # Conversations -------------------------------------------------------------------------
     def create_conversation(self, principal: Principal, body: CreateConversation) -> ConversationOut:
         """A conversation with an agent the tenant sees and the token may use: its latest
         published version (409 ``agent_not_published`` if none), or its draft when asked.
         The inputs must fill the system prompt's required variables (422 ``inputs.<name>``)."""
         tenant_id = tenant_of(principal)
-        ref = agent_ref(body.agent_id)
-        if isinstance(ref, uuid.UUID):
-            check_agent_allowed(principal, ref)  # before anything about the agent is revealed
-        if body.draft:
-            check_draft_allowed(principal)
-        chat = self._agents().resolve_for_chat(tenant_id, ref, draft=body.draft)
-        check_agent_allowed(principal, chat.agent.id)
+        chat = chat_agent_for(principal, self._agents(), body.agent_id, body.draft)
         render_system_prompt(chat.config, body.inputs)
         with self._db.transaction(tenant_id) as conn:
             row = repo.insert_conversation(conn, conversation_id=new_id(), tenant_id=tenant_id,
@@ -99,14 +87,14 @@ class ConversationService:
 
     def get_conversation(self, principal: Principal, conversation_id: uuid.UUID, user: str | None) -> ConversationOut:
         with self._db.transaction(tenant_of(principal)) as conn:
-            return conversation_out(self._visible(conn, principal, conversation_id, user))
+            return conversation_out(visible_conversation(conn, principal, conversation_id, user))
 
     def update_conversation(self, principal: Principal, conversation_id: uuid.UUID,
                             body: UpdateConversation) -> ConversationOut:
         """Rename; with ``version``, a conversation changed since it was read is 409."""
         tenant_id = tenant_of(principal)
         with self._db.transaction(tenant_id) as conn:
-            current = self._visible(conn, principal, conversation_id, body.user)
+            current = visible_conversation(conn, principal, conversation_id, body.user)
             row = repo.update_conversation(conn, tenant_id, current["id"], {"name": body.name}, body.version)
             if row is None:
                 latest = repo.get_conversation(conn, tenant_id, current["id"], current["end_user"])
@@ -120,7 +108,7 @@ class ConversationService:
         (its writes name the message, not the conversation); the purge removes the messages."""
         tenant_id = tenant_of(principal)
         with self._db.transaction(tenant_id) as conn:
-            current = self._visible(conn, principal, conversation_id, user)
+            current = visible_conversation(conn, principal, conversation_id, user)
             if not repo.soft_delete_conversation(conn, tenant_id, current["id"]):
                 raise ConversationNotFound(details={"conversation_id": str(conversation_id)})
 
@@ -129,7 +117,7 @@ class ConversationService:
                       page: PageRequest) -> tuple[list[MessageOut], Pagination]:
         tenant_id = tenant_of(principal)
         with self._db.transaction(tenant_id) as conn:
-            current = self._visible(conn, principal, conversation_id, user)
+            current = visible_conversation(conn, principal, conversation_id, user)
             rows, total = repo.list_messages(conn, tenant_id, current["id"], page)
         return [message_out(r) for r in rows], Pagination.of(page.page, page.limit, total)
 
@@ -139,7 +127,7 @@ class ConversationService:
         the rating back. A question, or an answer still running, is 422."""
         tenant_id = tenant_of(principal)
         with self._db.transaction(tenant_id) as conn:
-            current = self._visible(conn, principal, conversation_id, body.user)
+            current = visible_conversation(conn, principal, conversation_id, body.user)
             message = repo.get_message(conn, tenant_id, message_id)
             if message is None or message["conversation_id"] != current["id"]:
                 raise MessageNotFound(details={"message_id": str(message_id)})
