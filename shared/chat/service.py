@@ -498,26 +498,19 @@ class _TurnRunner:
         return text[:2000] or None
 
     def _retrieve(self, query: str) -> list[prompts.Passage]:
-        from shared.knowledge import repository as kb_repo
         from shared.knowledge.api import RerankRequest, RetrieveRequest
 
         t = self._t
         settings = t.chat_agent.config.knowledge
-        with self._d.db.transaction(t.tenant_id) as conn:
-            live = kb_repo.get_knowledge_bases(conn, t.tenant_id, settings.knowledge_base_ids)
-        # A knowledge base deleted since the agent was published is skipped, not fatal.
-        kb_ids = [kb["id"] for kb in live if kb["status"] == "active"]
-        if not kb_ids:
-            return []
         retrieval = settings.retrieval
         body = RetrieveRequest(query=query[:4000], mode=retrieval.mode, top_k=retrieval.top_k,
                                score_threshold=retrieval.score_threshold,
                                semantic_weight=retrieval.semantic_weight,
                                rerank=RerankRequest(model=retrieval.rerank_model) if retrieval.rerank_model else None)
-        result = self._d.retrieval().retrieve(t.principal, kb_ids, body)
+        # A knowledge base deleted since the agent was published is skipped, not fatal.
+        result = self._d.retrieval().retrieve(t.principal, settings.knowledge_base_ids, body, skip_unavailable=True)
         return [prompts.Passage(i + 1, item.document_name, item.page, item.content, item)
                 for i, item in enumerate(result.items)]
-
 
 def _reference(passage: prompts.Passage) -> dict[str, Any]:
     item = passage.source

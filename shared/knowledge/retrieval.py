@@ -27,11 +27,20 @@ class RetrievalService:
         self._d = deps
         self._db = deps.db
 
-    def retrieve(self, principal: Principal, kb_ids: Sequence[uuid.UUID], body: RetrieveRequest) -> RetrieveResult:
+    def retrieve(self, principal: Principal, kb_ids: Sequence[uuid.UUID], body: RetrieveRequest, *,
+                 skip_unavailable: bool = False) -> RetrieveResult:
+        """``skip_unavailable``: knowledge bases deleted or being deleted are left out instead
+        of failing the search (an agent's bound ones may have gone since it was published)."""
         tenant_id = tenant_of(principal)
         unique_ids = list(dict.fromkeys(kb_ids))
         with self._db.transaction(tenant_id) as conn:
             kbs = repo.get_knowledge_bases(conn, tenant_id, unique_ids)
+        if skip_unavailable:
+            kbs = [kb for kb in kbs if kb["status"] == "active"]
+            unique_ids = [i for i in unique_ids if any(kb["id"] == i for kb in kbs)]
+            if not unique_ids:
+                return RetrieveResult(query=body.query, mode=body.mode or RetrievalSettings().mode, reranked=False,
+                                      items=[])
         found = {kb["id"]: kb for kb in kbs}
         missing = [str(i) for i in unique_ids if i not in found]
         if missing:

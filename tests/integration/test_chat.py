@@ -282,7 +282,9 @@ class FakeRetrieval:
         self.segments = segments
         self.queries: list[str] = []
 
-    def retrieve(self, principal: Principal, kb_ids: Any, body: RetrieveRequest) -> RetrieveResult:
+    def retrieve(self, principal: Principal, kb_ids: Any, body: RetrieveRequest, *,
+                 skip_unavailable: bool = False) -> RetrieveResult:
+        assert skip_unavailable  # an agent's knowledge base may be gone since it was published
         self.queries.append(body.query)
         return RetrieveResult(query=body.query, mode="hybrid", reranked=False, items=self.segments[: body.top_k or 5])
 

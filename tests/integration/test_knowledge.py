@@ -411,6 +411,22 @@ def test_multi_knowledge_base_retrieval_stays_in_the_named_bases(api: Api, invok
                                                    "knowledge_base_ids": [first["id"], second["id"]]},
                       200).json()["data"]
     assert {i["document_id"] for i in result["items"]} == {a["id"], b["id"]}
+    # An agent's search leaves out knowledge bases gone or going since it was published; the API does not.
+    from shared.knowledge.api import RetrieveRequest
+    from shared.knowledge.errors import KnowledgeBaseNotFound
+    from shared.knowledge.wiring import retrieval_service
+    from shared.tenancy.service import tenancy_service
+
+    principal = tenancy_service().resolve_token(api.headers["Authorization"].removeprefix("Bearer "))
+    admin_sql("UPDATE knowledge_bases SET status = 'deleting' WHERE id = %s", (second["id"],))
+    ids = [uuid.UUID(first["id"]), uuid.UUID(second["id"]), uuid.uuid4()]
+    body = RetrieveRequest(query="serverless scaling and databases", mode="semantic")
+    kept = retrieval_service().retrieve(principal, ids, body, skip_unavailable=True)
+    assert {str(i.document_id) for i in kept.items} == {a["id"]}
+    none_left = retrieval_service().retrieve(principal, ids[1:], body, skip_unavailable=True)
+    assert none_left.items == [] and none_left.mode == "semantic"
+    with pytest.raises(KnowledgeBaseNotFound):
+        retrieval_service().retrieve(principal, ids, body)
 
 
 # Lifecycle ------------------------------------------------------------------------------------
