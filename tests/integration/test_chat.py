@@ -20,6 +20,7 @@ from infra.local.gateway import LocalGateway, streaming_mounts
 from infra.local.invoker import LocalInvoker
 from shared.auth.principal import Principal
 from shared.cache.memory import MemoryEventStream, MemoryKeyValueStore
+from shared.cache.ports import EventStream, KeyValueStore
 from shared.chat.api import ChatBody
 from shared.chat.service import ChatDeps, ChatService, ChatSettings
 from shared.chat.wiring import _count_tokens, reset_chat_service
@@ -295,15 +296,17 @@ def segment(n: int, text: str, kb_id: uuid.UUID) -> RetrievedSegment:
                             score=1 - n / 10, score_type="hybrid", scores={}, metadata={}, tags=[])
 
 
-def service_for(retrieval: Any, **settings: Any) -> tuple[ChatService, MemoryEventStream]:
+def service_for(retrieval: Any, *, kv: KeyValueStore | None = None, events: EventStream | None = None,
+                **settings: Any) -> ChatService:
+    """The chat service on the test database and model gateway, with our own ports: the
+    retrieval given, and the cache ports given or in-process ones."""
     from shared.agents.wiring import agent_service
 
-    events = MemoryEventStream()
-    kv = MemoryKeyValueStore()
-    deps = ChatDeps(db=get_database(), agents=agent_service, resolver=model_resolver, gateway=model_gateway,
-                    retrieval=lambda: retrieval, kv=lambda: kv, events=lambda: events, count_tokens=_count_tokens,
-                    settings=ChatSettings(**settings))
-    return ChatService(deps), events
+    kv, events = kv or MemoryKeyValueStore(), events or MemoryEventStream()
+    return ChatService(ChatDeps(db=get_database(), agents=agent_service, resolver=model_resolver,
+                                gateway=model_gateway, retrieval=lambda: retrieval, kv=lambda: kv,
+                                events=lambda: events, count_tokens=_count_tokens,
+                                settings=ChatSettings(**settings)))
 
 
 def principal_of(tenant: Tenant) -> Principal:
@@ -319,7 +322,7 @@ def test_references_reach_the_prompt_and_the_answer(tenant: Tenant, fake: FakeOp
     agent = tenant.agent(knowledge={"knowledge_base_ids": [str(kb_id)], "retrieval": {"top_k": 2}})
     retrieval = FakeRetrieval([segment(1, "Refunds take 14 days.", kb_id), segment(2, "Shipping is free.", kb_id),
                                segment(3, "Never shown.", kb_id)])
-    service, _ = service_for(retrieval)
+    service = service_for(retrieval)
     principal = principal_of(tenant)
     fake.enqueue(ChatScript(text=["Refunds take 14 days [1]."]))
     turn = service.start(principal, ChatBody(agent_id=agent["id"], message="How long do refunds take?"))
@@ -342,7 +345,7 @@ def test_query_rewrite_feeds_retrieval_not_the_answer(tenant: Tenant, fake: Fake
                                          headers=tenant.headers).json()["data"]["id"])
     agent = tenant.agent(query_rewrite=True, knowledge={"knowledge_base_ids": [str(kb_id)]})
     retrieval = FakeRetrieval([segment(1, "Paris is the capital.", kb_id)])
-    service, _ = service_for(retrieval)
+    service = service_for(retrieval)
     principal = principal_of(tenant)
     fake.enqueue(ChatScript(text=["France is in Europe."]))
     first, _ = service.run(service.start(principal, ChatBody(agent_id=agent["id"], message="Tell me about France")))
@@ -356,7 +359,7 @@ def test_query_rewrite_feeds_retrieval_not_the_answer(tenant: Tenant, fake: Fake
 
 def test_cancel_mid_stream_keeps_what_was_generated(tenant: Tenant, fake: FakeOpenAI) -> None:
     agent = tenant.agent()
-    service, _ = service_for(FakeRetrieval([]))
+    service = service_for(FakeRetrieval([]))
     principal = principal_of(tenant)
     fake.enqueue(ChatScript(text=[f"tok{n} " for n in range(200)], chunk_delay_s=0.02))
     turn = service.start(principal, ChatBody(agent_id=agent["id"], message="Count slowly"))
@@ -385,7 +388,7 @@ def test_cancel_mid_stream_keeps_what_was_generated(tenant: Tenant, fake: FakeOp
 
 def test_replay_after_an_id_loses_and_duplicates_nothing(tenant: Tenant, fake: FakeOpenAI) -> None:
     agent = tenant.agent()
-    service, _ = service_for(FakeRetrieval([]))
+    service = service_for(FakeRetrieval([]))
     principal = principal_of(tenant)
     fake.enqueue(ChatScript(text=[f"w{n} " for n in range(30)], chunk_delay_s=0.01))
     turn = service.start(principal, ChatBody(agent_id=agent["id"], message="Stream"))
@@ -409,7 +412,7 @@ def test_replay_after_an_id_loses_and_duplicates_nothing(tenant: Tenant, fake: F
 
 def test_reaper_fails_stuck_turns_and_closes_their_streams(tenant: Tenant, admin_sql: Sql) -> None:
     agent = tenant.agent()
-    service, _ = service_for(FakeRetrieval([]), stuck_after_s=60)
+    service = service_for(FakeRetrieval([]), stuck_after_s=60)
     principal = principal_of(tenant)
     turn = service.start(principal, ChatBody(agent_id=agent["id"], message="never answered"))
     fresh = service.start(principal, ChatBody(agent_id=agent["id"], message="just started"))
@@ -451,7 +454,7 @@ def test_reaper_function_runs_on_its_schedule_event(tenant: Tenant, admin_sql: S
     from tests.support.events import load_event
 
     agent = tenant.agent()
-    service, _ = service_for(FakeRetrieval([]))
+    service = service_for(FakeRetrieval([]))
     turn = service.start(principal_of(tenant), ChatBody(agent_id=agent["id"], message="abandoned"))
     admin_sql("UPDATE messages SET updated_at = now() - interval '1 hour' WHERE id = %s", (turn.answer["id"],))
     result = handler(load_event("eventbridge_schedule"), LocalContext("chat-reap-turns", 256, 10))
@@ -513,14 +516,8 @@ class BrokenEvents(MemoryEventStream):
 
 
 def test_a_turn_that_cannot_record_still_ends_its_live_stream(tenant: Tenant, fake: FakeOpenAI) -> None:
-    from shared.agents.wiring import agent_service
-
     agent = tenant.agent()
-    broken = BrokenEvents("message.complete")
-    deps = ChatDeps(db=get_database(), agents=agent_service, resolver=model_resolver, gateway=model_gateway,
-                    retrieval=lambda: FakeRetrieval([]), kv=MemoryKeyValueStore, events=lambda: broken,
-                    count_tokens=_count_tokens, settings=ChatSettings())
-    service = ChatService(deps)
+    service = service_for(FakeRetrieval([]), events=BrokenEvents("message.complete"))
     turn = service.start(principal_of(tenant), ChatBody(agent_id=agent["id"], message="hi"))
     seen: list[Any] = []
     with pytest.raises(ConnectionError):
@@ -545,7 +542,7 @@ def test_a_failed_rewrite_falls_back_to_the_question(tenant: Tenant, fake: FakeO
                                          headers=tenant.headers).json()["data"]["id"])
     agent = tenant.agent(query_rewrite=True, knowledge={"knowledge_base_ids": [str(kb_id)]})
     retrieval = FakeRetrieval([segment(1, "Lyon ships on Tuesdays.", kb_id)])
-    service, _ = service_for(retrieval)
+    service = service_for(retrieval)
     principal = principal_of(tenant)
     fake.enqueue(ChatScript(text=["First."]))
     first, _ = service.run(service.start(principal, ChatBody(agent_id=agent["id"], message="Shipping?")))
@@ -579,14 +576,11 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 def test_cancel_and_replay_through_redis_in_cluster_mode(tenant: Tenant, fake: FakeOpenAI, redis_cluster: Any) -> None:
     """As deployed: the cancel flag and the event stream in Redis (cluster mode, hash-tagged keys)."""
-    from shared.agents.wiring import agent_service
     from shared.cache.redis_adapter import RedisEventStream, RedisKeyValueStore
 
     agent = tenant.agent()
-    kv, events = RedisKeyValueStore(redis_cluster), RedisEventStream(redis_cluster)
-    service = ChatService(ChatDeps(db=get_database(), agents=agent_service, resolver=model_resolver,
-                                   gateway=model_gateway, retrieval=lambda: FakeRetrieval([]), kv=lambda: kv,
-                                   events=lambda: events, count_tokens=_count_tokens, settings=ChatSettings()))
+    service = service_for(FakeRetrieval([]), kv=RedisKeyValueStore(redis_cluster),
+                          events=RedisEventStream(redis_cluster))
     principal = principal_of(tenant)
     fake.enqueue(ChatScript(text=[f"r{n} " for n in range(200)], chunk_delay_s=0.02))
     turn = service.start(principal, ChatBody(agent_id=agent["id"], message="Go on"))
