@@ -14,34 +14,17 @@ from starlette.testclient import TestClient
 
 from shared.agents.errors import AgentNotFound, AgentNotPublished
 from shared.agents.wiring import agent_service
-from tests.integration.conftest import bearer
+from tests.support.api import ApiClient
 
 Sql = Callable[..., list[tuple[Any, ...]]]
 BUILTINS = {"builtin-quick-answer", "builtin-smart-reasoning"}
 
 
-class Api:
+class Api(ApiClient):
     def __init__(self, client: TestClient, tenant: dict[str, Any]) -> None:
-        self.client = client
+        super().__init__(client, tenant["owner_token"])
         self.tenant = tenant
         self.tenant_id = uuid.UUID(tenant["tenant"]["id"])
-        self.headers = bearer(tenant["owner_token"])
-
-    def call(self, method: str, path: str, body: Any = None, expect: int | None = None, **params: Any) -> Any:
-        response = self.client.request(method, path, json=body, headers=self.headers, params=params or None)
-        if expect is not None:
-            assert response.status_code == expect, response.text
-        return response
-
-    def data(self, method: str, path: str, body: Any = None, expect: int = 200, **params: Any) -> Any:
-        return self.call(method, path, body, expect, **params).json()["data"]
-
-    def error(self, method: str, path: str, body: Any, status: int, code: str) -> dict[str, Any]:
-        response = self.call(method, path, body)
-        assert response.status_code == status, response.text
-        payload: dict[str, Any] = response.json()
-        assert payload["code"] == code, payload
-        return payload
 
     def agent(self, name: str = "support", **fields: Any) -> dict[str, Any]:
         data: dict[str, Any] = self.data("POST", "/api/v1/agents", {"name": name, **fields}, 201)

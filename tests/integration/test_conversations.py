@@ -15,35 +15,18 @@ from starlette.testclient import TestClient
 
 from shared.conversations import repository as repo
 from shared.db.database import get_database
-from tests.integration.conftest import bearer
+from tests.support.api import ApiClient
 
 Sql = Callable[..., list[tuple[Any, ...]]]
 CONVERSATIONS = "/api/v1/conversations"
 
 
-class Api:
+class Api(ApiClient):
     def __init__(self, client: TestClient, tenant: dict[str, Any], token: str | None = None) -> None:
-        self.client = client
+        super().__init__(client, token or tenant["owner_token"])
         self.tenant = tenant
         self.tenant_id = uuid.UUID(tenant["tenant"]["id"])
         self.owner_user = tenant["owner"]["user_id"]
-        self.headers = bearer(token or tenant["owner_token"])
-
-    def call(self, method: str, path: str, body: Any = None, expect: int | None = None, **params: Any) -> Any:
-        response = self.client.request(method, path, json=body, headers=self.headers, params=params or None)
-        if expect is not None:
-            assert response.status_code == expect, response.text
-        return response
-
-    def data(self, method: str, path: str, body: Any = None, expect: int = 200, **params: Any) -> Any:
-        return self.call(method, path, body, expect, **params).json()["data"]
-
-    def error(self, method: str, path: str, body: Any, status: int, code: str, **params: Any) -> dict[str, Any]:
-        response = self.call(method, path, body, **params)
-        assert response.status_code == status, response.text
-        payload: dict[str, Any] = response.json()
-        assert payload["code"] == code, payload
-        return payload
 
     def agent(self, name: str, publish: bool = True, **config: Any) -> dict[str, Any]:
         agent: dict[str, Any] = self.data("POST", "/api/v1/agents", {"name": name, "config": config}, 201)

@@ -23,7 +23,7 @@ from shared.aws.clients import reset_clients
 from shared.config import get_settings, reset_settings
 from shared.knowledge.vectorstore.factory import set_vector_store
 from shared.knowledge.wiring import reset_knowledge_services
-from tests.integration.conftest import bearer
+from tests.support.api import ApiClient
 from tests.support.documents import make_docx, make_pdf
 from tests.support.events import load_event
 
@@ -67,17 +67,7 @@ def api(client: TestClient, local_aws: LocalAws, new_tenant: Callable[..., dict[
     return Api(client, new_tenant()["owner_token"])
 
 
-class Api:
-    def __init__(self, client: TestClient, token: str) -> None:
-        self.client = client
-        self.headers = bearer(token)
-
-    def call(self, method: str, path: str, body: Any = None, expect: int | None = None, **params: Any) -> Any:
-        response = self.client.request(method, path, json=body, headers=self.headers, params=params or None)
-        if expect is not None:
-            assert response.status_code == expect, response.text
-        return response
-
+class Api(ApiClient):
     def kb(self, name: str = "handbook", **fields: Any) -> dict[str, Any]:
         body = {"name": name, **fields}
         data: dict[str, Any] = self.call("POST", "/api/v1/knowledge-bases", body, 201).json()["data"]
