@@ -438,60 +438,66 @@ def _chat_body(platform: _Platform, question: str, user: str) -> dict[str, Any]:
     return {"agent_id": platform.agent_id, "message": question, "user": user}
 
 
+class _Recorder:
+    """What the sync and async clients do alike with one turn's response."""
+
+    def __init__(self, question: str) -> None:
+        self.turn = Turn(question)
+        self.events: list[tuple[str, Any]] = []
+        self.t0 = time.perf_counter()
+
+    def refused(self, status: int, body: bytes) -> Turn:
+        self.turn.error, self.turn.detail = f"HTTP {status}", body.decode(errors="replace")[:300]
+        return self.turn
+
+    def event(self, name: str, data: Any) -> None:
+        if name == "heartbeat":
+            return
+        if name == "message.delta" and self.turn.first_delta_ms is None:
+            self.turn.first_delta_ms = (time.perf_counter() - self.t0) * 1000
+        self.events.append((name, data))
+
+    def failed(self, exc: Exception) -> Turn:
+        self.turn.error, self.turn.detail = "exception", f"{type(exc).__name__}: {exc}"[:300]
+        return self.turn
+
+    def finish(self, platform: _Platform, chunks: int) -> Turn:
+        self.turn.done_ms = (time.perf_counter() - self.t0) * 1000
+        _check(self.turn, self.events, chunks)
+        self.turn.model_ttft_ms = platform.fake.take_ttft_ms(self.turn.question)
+        return self.turn
+
+
 def _sync_turn(http: httpx.Client, platform: _Platform, question: str, user: str, chunks: int) -> Turn:
     from httpx_sse import connect_sse
 
-    turn = Turn(question)
-    events: list[tuple[str, Any]] = []
-    t0 = time.perf_counter()
+    record = _Recorder(question)
     try:
         with connect_sse(http, "POST", "/api/v1/chat", json=_chat_body(platform, question, user),
                          headers=platform.headers) as source:
             if source.response.status_code != 200:
-                turn.error = f"HTTP {source.response.status_code}"
-                turn.detail = source.response.read().decode(errors="replace")[:300]
-                return turn
+                return record.refused(source.response.status_code, source.response.read())
             for event in source.iter_sse():
-                if event.event == "heartbeat":
-                    continue
-                if event.event == "message.delta" and turn.first_delta_ms is None:
-                    turn.first_delta_ms = (time.perf_counter() - t0) * 1000
-                events.append((event.event, event.json()))
-        turn.done_ms = (time.perf_counter() - t0) * 1000
+                record.event(event.event, event.json() if event.event != "heartbeat" else None)
     except (httpx.HTTPError, ValueError) as exc:
-        turn.error, turn.detail = "exception", f"{type(exc).__name__}: {exc}"[:300]
-        return turn
-    _check(turn, events, chunks)
-    turn.model_ttft_ms = platform.fake.take_ttft_ms(question)
-    return turn
+        return record.failed(exc)
+    return record.finish(platform, chunks)
 
 
 async def _async_turn(http: httpx.AsyncClient, platform: _Platform, question: str, user: str, chunks: int) -> Turn:
     from httpx_sse import aconnect_sse
 
-    turn = Turn(question)
-    events: list[tuple[str, Any]] = []
-    t0 = time.perf_counter()
+    record = _Recorder(question)
     try:
         async with aconnect_sse(http, "POST", "/api/v1/chat", json=_chat_body(platform, question, user),
                                 headers=platform.headers) as source:
             if source.response.status_code != 200:
-                turn.error = f"HTTP {source.response.status_code}"
-                turn.detail = (await source.response.aread()).decode(errors="replace")[:300]
-                return turn
+                return record.refused(source.response.status_code, await source.response.aread())
             async for event in source.aiter_sse():
-                if event.event == "heartbeat":
-                    continue
-                if event.event == "message.delta" and turn.first_delta_ms is None:
-                    turn.first_delta_ms = (time.perf_counter() - t0) * 1000
-                events.append((event.event, event.json()))
-        turn.done_ms = (time.perf_counter() - t0) * 1000
+                record.event(event.event, event.json() if event.event != "heartbeat" else None)
     except (httpx.HTTPError, ValueError) as exc:
-        turn.error, turn.detail = "exception", f"{type(exc).__name__}: {exc}"[:300]
-        return turn
-    _check(turn, events, chunks)
-    turn.model_ttft_ms = platform.fake.take_ttft_ms(question)
-    return turn
+        return record.failed(exc)
+    return record.finish(platform, chunks)
 
 
 # --- reporting helpers -----------------------------------------------------------------------------
