@@ -38,7 +38,7 @@ class Api(Construct):
         self.http_api = apigwv2.HttpApi(
             self, "HttpApi",
             api_name=config.prefix,
-            description="Stratus HTTP API (routes generated from functions/catalog.py)",
+            description="Stratus HTTP API (routes generated from functions/catalog/)",
             # The stage is created below so it can carry access logs and throttling.
             create_default_stage=False,
         )

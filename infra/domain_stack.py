@@ -71,7 +71,7 @@ class DomainStack(NestedStack):
         count = self.resource_count()
         if count > MAX_RESOURCES:
             raise ValueError(f"the {self.domain} stack would hold {count} resources (limit {MAX_RESOURCES}): "
-                             "split the domain in functions/catalog.py")
+                             "split the domain in functions/catalog/")
 
     def resource_count(self) -> int:
         return sum(1 for c in self.node.find_all() if isinstance(c, CfnResource) and Stack.of(c) is self)

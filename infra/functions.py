@@ -1,5 +1,5 @@
 """THE function factory: every Lambda function, its permissions and its trigger come from
-its catalog entry (functions/catalog.py). Nothing here names a particular function."""
+its catalog entry (functions/catalog/). Nothing here names a particular function."""
 
 from __future__ import annotations
 

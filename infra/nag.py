@@ -111,7 +111,7 @@ def bedrock_models(role: IConstruct, actions: Sequence[str], *, foundation_model
 
 def public_route(route: Construct, route_key: str) -> None:
     acknowledge(route, "AwsSolutions-APIG4",
-                f"{route_key} is public by design in functions/catalog.py (auth=False or $default): "
+                f"{route_key} is public by design in functions/catalog/ (auth=False or $default): "
                 "it serves no tenant data")
 
 

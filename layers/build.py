@@ -460,7 +460,7 @@ def build_layer(layer: Layer, *, force: bool = False) -> Path:
             raise RuntimeError(
                 f"pip could not install layer {layer.name!r} with the versions its companions "
                 f"{companions(layer.name)} already ship (constraints: {constraints}); pin the shared "
-                "distribution to one version in functions/catalog.py") from exc
+                "distribution to one version in functions/catalog/") from exc
         _copy_files_only(layer, python_dir, staging / "scratch")
         dropped = _drop_unused(layer, python_dir)
         if dropped:

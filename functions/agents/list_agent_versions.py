@@ -17,9 +17,9 @@ app = http_app(__name__)
 @app.endpoint
 def list_agent_versions(agent_id: str, page: PageQuery = 1, limit: LimitQuery = 20,
                         sort: SortQuery = "-number") -> Response[ListEnvelope[AgentVersionOut]]:
-    items, pagination = agent_service().list_versions(current_principal(), agent_ref(agent_id),
+    listed = agent_service().list_versions(current_principal(), agent_ref(agent_id),
                                                       page_request(page, limit, sort, VERSION_SORTS))
-    return app.page(items, pagination)
+    return app.page(listed)
 
 
 handler = app.lambda_handler()

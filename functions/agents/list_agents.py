@@ -21,9 +21,9 @@ def list_agents(builtin: Annotated[bool | None, Query(description="Only built-in
                                                                   "tenant's agents (false)")] = None,
                 page: PageQuery = 1, limit: LimitQuery = 20,
                 sort: SortQuery = "-builtin,-created_at") -> Response[ListEnvelope[AgentOut]]:
-    items, pagination = agent_service().list_agents(current_principal(), builtin,
+    listed = agent_service().list_agents(current_principal(), builtin,
                                                     page_request(page, limit, sort, AGENT_SORTS))
-    return app.page(items, pagination)
+    return app.page(listed)
 
 
 handler = app.lambda_handler()

@@ -19,9 +19,9 @@ app = http_app(__name__)
 def list_conversations(user: UserQuery = None, agent_id: AgentFilterQuery = None, page: PageQuery = 1,
                        limit: LimitQuery = 20,
                        sort: SortQuery = "-updated_at") -> Response[ListEnvelope[ConversationOut]]:
-    items, pagination = conversation_service().list_conversations(
+    listed = conversation_service().list_conversations(
         current_principal(), user, agent_filter(agent_id), page_request(page, limit, sort, CONVERSATION_SORTS))
-    return app.page(items, pagination)
+    return app.page(listed)
 
 
 handler = app.lambda_handler()

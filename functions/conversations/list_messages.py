@@ -20,9 +20,9 @@ app = http_app(__name__)
 def list_messages(conversation_id: str, user: UserQuery = None, order: OrderQuery = "desc", page: PageQuery = 1,
                   limit: LimitQuery = 20) -> Response[ListEnvelope[MessageOut]]:
     sort = "position" if order == "asc" else "-position"
-    items, pagination = conversation_service().list_messages(
+    listed = conversation_service().list_messages(
         current_principal(), parse_conversation(conversation_id), user, page_request(page, limit, sort, MESSAGE_SORTS))
-    return app.page(items, pagination)
+    return app.page(listed)
 
 
 handler = app.lambda_handler()

@@ -22,9 +22,9 @@ Status = Literal["pending_upload", "uploaded", "parsing", "chunking", "embedding
 @app.endpoint
 def list_documents(kb_id: str, status: Annotated[Status | None, Query()] = None, page: PageQuery = 1,
                    limit: LimitQuery = 20, sort: SortQuery = "-created_at") -> Response[ListEnvelope[DocumentOut]]:
-    items, pagination = knowledge_service().list_documents(current_principal(), parse_kb(kb_id), status,
+    listed = knowledge_service().list_documents(current_principal(), parse_kb(kb_id), status,
                                                            page_request(page, limit, sort, DOCUMENT_SORTS))
-    return app.page(items, pagination)
+    return app.page(listed)
 
 
 handler = app.lambda_handler()

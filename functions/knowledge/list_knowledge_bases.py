@@ -16,9 +16,9 @@ app = http_app(__name__)
 @app.endpoint
 def list_knowledge_bases(page: PageQuery = 1, limit: LimitQuery = 20,
                          sort: SortQuery = "-created_at") -> Response[ListEnvelope[KnowledgeBaseOut]]:
-    items, pagination = knowledge_service().list_knowledge_bases(current_principal(),
+    listed = knowledge_service().list_knowledge_bases(current_principal(),
                                                                  page_request(page, limit, sort, KB_SORTS))
-    return app.page(items, pagination)
+    return app.page(listed)
 
 
 handler = app.lambda_handler()

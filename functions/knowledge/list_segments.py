@@ -23,10 +23,10 @@ def list_segments(kb_id: str, document_id: str,
                   kind: Annotated[Literal["chunk", "parent"] | None, Query()] = None,
                   enabled: Annotated[bool | None, Query()] = None, page: PageQuery = 1, limit: LimitQuery = 20,
                   sort: SortQuery = "position") -> Response[ListEnvelope[SegmentOut]]:
-    items, pagination = knowledge_service().list_segments(
+    listed = knowledge_service().list_segments(
         current_principal(), parse_kb(kb_id), parse_document(document_id), kind, enabled,
         page_request(page, limit, sort, SEGMENT_SORTS))
-    return app.page(items, pagination)
+    return app.page(listed)
 
 
 handler = app.lambda_handler()

@@ -22,9 +22,9 @@ def list_models(capability: Annotated[Capability | None, Query()] = None,
                 source: Annotated[Literal["catalog", "tenant"] | None, Query()] = None,
                 page: PageQuery = 1, limit: LimitQuery = 20,
                 sort: SortQuery = "name") -> Response[ListEnvelope[ModelOut]]:
-    items, pagination = model_service().list(current_principal(), capability, source,
+    listed = model_service().list(current_principal(), capability, source,
                                              page_request(page, limit, sort, MODEL_SORTS))
-    return app.page(items, pagination)
+    return app.page(listed)
 
 
 handler = app.lambda_handler()

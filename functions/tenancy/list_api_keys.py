@@ -16,9 +16,9 @@ app = http_app(__name__)
 @app.endpoint
 def list_api_keys(page: PageQuery = 1, limit: LimitQuery = 20,
                   sort: SortQuery = "-created_at") -> Response[ListEnvelope[ApiKey]]:
-    items, pagination = tenancy_service().list_api_keys(
+    listed = tenancy_service().list_api_keys(
         current_principal(), page_request(page, limit, sort, API_KEY_SORTS))
-    return app.page(items, pagination)
+    return app.page(listed)
 
 
 handler = app.lambda_handler()

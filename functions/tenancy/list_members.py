@@ -16,9 +16,9 @@ app = http_app(__name__)
 @app.endpoint
 def list_members(page: PageQuery = 1, limit: LimitQuery = 20,
                  sort: SortQuery = "created_at") -> Response[ListEnvelope[Member]]:
-    items, pagination = tenancy_service().list_members(
+    listed = tenancy_service().list_members(
         current_principal(), page_request(page, limit, sort, MEMBER_SORTS))
-    return app.page(items, pagination)
+    return app.page(listed)
 
 
 handler = app.lambda_handler()

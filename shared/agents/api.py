@@ -9,7 +9,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field, field_validator
 
 from shared.agents.config import AgentConfig
-from shared.http.requests import RequestModel
+from shared.validation import RequestModel
 
 _URL = re.compile(r"^https://[^\s]{1,492}$")
 

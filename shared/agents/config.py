@@ -13,9 +13,9 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StringConstraints, model_validator
 
 from shared.errors import ValidationFailed
-from shared.http.requests import RequestModel
 from shared.knowledge.api import RetrievalSettings
 from shared.models.spec import NAME_PATTERN
+from shared.validation import RequestModel
 
 AgentMode = Literal["quick-answer", "smart-reasoning"]
 VARIABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"

@@ -23,9 +23,8 @@ from shared.agents.errors import (
 from shared.agents.paths import AgentRef, agent_ref
 from shared.auth.principal import Principal
 from shared.db.database import Database
+from shared.db.paging import Page, PageRequest
 from shared.errors import NotFound, ValidationFailed
-from shared.http.envelope import Pagination
-from shared.http.params import PageRequest
 from shared.ids import new_id
 from shared.models.spec import Capability
 
@@ -44,10 +43,6 @@ class ChatAgent(NamedTuple):
     config: AgentConfig
     version: int | None
 
-
-def tenant_of(principal: Principal) -> uuid.UUID:
-    assert principal.tenant_id is not None  # the route's permission requires a tenant token
-    return principal.tenant_id
 
 
 def agent_out(row: dict[str, Any]) -> AgentOut:
@@ -102,7 +97,7 @@ class AgentService:
 
     # Drafts --------------------------------------------------------------------------------
     def create_agent(self, principal: Principal, body: CreateAgent) -> AgentOut:
-        tenant_id = tenant_of(principal)
+        tenant_id = principal.tenant
         try:
             with self._db.transaction(tenant_id) as conn:
                 row = repo.insert_agent(conn, agent_id=new_id(), tenant_id=tenant_id, name=body.name,
@@ -113,19 +108,19 @@ class AgentService:
         return agent_out(row)
 
     def list_agents(self, principal: Principal, builtin: bool | None,
-                    page: PageRequest) -> tuple[list[AgentOut], Pagination]:
-        tenant_id = tenant_of(principal)
+                    page: PageRequest) -> Page[AgentOut]:
+        tenant_id = principal.tenant
         with self._db.transaction(tenant_id) as conn:
             rows, total = repo.list_agents(conn, tenant_id, builtin, page)
-        return [agent_out(r) for r in rows], Pagination.of(page.page, page.limit, total)
+        return Page.of([agent_out(r) for r in rows], page, total)
 
     def get_agent(self, principal: Principal, ref: AgentRef) -> AgentOut:
-        tenant_id = tenant_of(principal)
+        tenant_id = principal.tenant
         with self._db.transaction(tenant_id) as conn:
             return agent_out(self._visible(conn, tenant_id, ref))
 
     def update_agent(self, principal: Principal, ref: AgentRef, body: UpdateAgent) -> AgentOut:
-        tenant_id = tenant_of(principal)
+        tenant_id = principal.tenant
         values: dict[str, Any] = {}
         if body.name is not None:
             values["name"] = body.name
@@ -154,7 +149,7 @@ class AgentService:
 
     def delete_agent(self, principal: Principal, ref: AgentRef) -> None:
         """Soft delete: the name is free again; versions go with the agent at the retention purge."""
-        tenant_id = tenant_of(principal)
+        tenant_id = principal.tenant
         with self._db.transaction(tenant_id) as conn:
             current = self._own(conn, tenant_id, ref)
             if not repo.soft_delete_agent(conn, tenant_id, current["id"]):
@@ -162,7 +157,7 @@ class AgentService:
 
     def copy_agent(self, principal: Principal, ref: AgentRef, body: CopyAgent) -> AgentOut:
         """A new draft of the tenant from any agent it sees (built-ins included)."""
-        tenant_id = tenant_of(principal)
+        tenant_id = principal.tenant
         for _ in range(5):  # a concurrent copy may take the same generated name
             try:
                 with self._db.transaction(tenant_id) as conn:
@@ -216,7 +211,7 @@ class AgentService:
     def publish_agent(self, principal: Principal, ref: AgentRef, body: PublishAgent) -> AgentVersionOut:
         """Validate the draft (models usable for chat, knowledge bases live in the tenant) and
         snapshot it as the next version; chats then use it."""
-        tenant_id = tenant_of(principal)
+        tenant_id = principal.tenant
         with self._db.transaction(tenant_id) as conn:
             draft = self._own(conn, tenant_id, ref)
         if body.version is not None and body.version != draft["version"]:
@@ -244,15 +239,15 @@ class AgentService:
         return version_out(row)
 
     def list_versions(self, principal: Principal, ref: AgentRef,
-                      page: PageRequest) -> tuple[list[AgentVersionOut], Pagination]:
-        tenant_id = tenant_of(principal)
+                      page: PageRequest) -> Page[AgentVersionOut]:
+        tenant_id = principal.tenant
         with self._db.transaction(tenant_id) as conn:
             agent = self._visible(conn, tenant_id, ref)
             rows, total = repo.list_versions(conn, tenant_id, agent["id"], page) if not agent["builtin"] else ([], 0)
-        return [version_out(r) for r in rows], Pagination.of(page.page, page.limit, total)
+        return Page.of([version_out(r) for r in rows], page, total)
 
     def get_version(self, principal: Principal, ref: AgentRef, number: int) -> AgentVersionOut:
-        tenant_id = tenant_of(principal)
+        tenant_id = principal.tenant
         with self._db.transaction(tenant_id) as conn:
             agent = self._visible(conn, tenant_id, ref)
             row = None if agent["builtin"] else repo.get_version(conn, tenant_id, agent["id"], number)

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from shared.conversations.api import EndUser
-from shared.http.requests import RequestModel
+from shared.validation import RequestModel
 
 MAX_MESSAGE_CHARS = 32_000
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
-from shared.http.requests import RequestModel
+from shared.validation import RequestModel
 
 MEMBER_PREFIX = "member:"
 

@@ -9,8 +9,8 @@ from typing import Any
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
+from shared.db.paging import PageRequest
 from shared.db.queries import Row, assignments, one, page_of, rows
-from shared.http.params import PageRequest
 
 Conn = Connection[Any]
 

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 
 from shared.agents.config import render_system_prompt
 from shared.agents.paths import AgentRef
-from shared.agents.service import tenant_of
 from shared.auth.principal import Principal
 from shared.conversations import repository as repo
 from shared.conversations.access import (
@@ -39,8 +38,7 @@ from shared.conversations.errors import (
 )
 from shared.conversations.views import conversation_out, message_out
 from shared.db.database import Database
-from shared.http.envelope import Pagination
-from shared.http.params import PageRequest
+from shared.db.paging import Page, PageRequest
 from shared.ids import new_id
 
 if TYPE_CHECKING:
@@ -57,7 +55,7 @@ class ConversationService:
         """A conversation with an agent the tenant sees and the token may use: its latest
         published version (409 ``agent_not_published`` if none), or its draft when asked.
         The inputs must fill the system prompt's required variables (422 ``inputs.<name>``)."""
-        tenant_id = tenant_of(principal)
+        tenant_id = principal.tenant
         chat = chat_agent_for(principal, self._agents(), body.agent_id, body.draft)
         render_system_prompt(chat.config, body.inputs)
         with self._db.transaction(tenant_id) as conn:
@@ -68,10 +66,10 @@ class ConversationService:
         return conversation_out(row)
 
     def list_conversations(self, principal: Principal, user: str | None, agent: AgentRef | None,
-                           page: PageRequest) -> tuple[list[ConversationOut], Pagination]:
+                           page: PageRequest) -> Page[ConversationOut]:
         """The end user's live conversations; a bound token sees only its agent's (another
         agent named in the filter is 403, as when starting a conversation with it)."""
-        tenant_id = tenant_of(principal)
+        tenant_id = principal.tenant
         agent_id: uuid.UUID | None = None
         if isinstance(agent, str):  # a built-in's slug
             agent_id = self._agents().get_agent(principal, agent).id
@@ -83,16 +81,16 @@ class ConversationService:
             agent_id = bound_agent(principal)
         with self._db.transaction(tenant_id) as conn:
             rows, total = repo.list_conversations(conn, tenant_id, end_user_of(principal, user), agent_id, page)
-        return [conversation_out(r) for r in rows], Pagination.of(page.page, page.limit, total)
+        return Page.of([conversation_out(r) for r in rows], page, total)
 
     def get_conversation(self, principal: Principal, conversation_id: uuid.UUID, user: str | None) -> ConversationOut:
-        with self._db.transaction(tenant_of(principal)) as conn:
+        with self._db.transaction(principal.tenant) as conn:
             return conversation_out(visible_conversation(conn, principal, conversation_id, user))
 
     def update_conversation(self, principal: Principal, conversation_id: uuid.UUID,
                             body: UpdateConversation) -> ConversationOut:
         """Rename; with ``version``, a conversation changed since it was read is 409."""
-        tenant_id = tenant_of(principal)
+        tenant_id = principal.tenant
         with self._db.transaction(tenant_id) as conn:
             current = visible_conversation(conn, principal, conversation_id, body.user)
             row = repo.update_conversation(conn, tenant_id, current["id"], {"name": body.name}, body.version)
@@ -106,7 +104,7 @@ class ConversationService:
     def delete_conversation(self, principal: Principal, conversation_id: uuid.UUID, user: str | None) -> None:
         """Soft delete: gone for every reader at once. A turn still answering is left to finish
         (its writes name the message, not the conversation); the purge removes the messages."""
-        tenant_id = tenant_of(principal)
+        tenant_id = principal.tenant
         with self._db.transaction(tenant_id) as conn:
             current = visible_conversation(conn, principal, conversation_id, user)
             if not repo.soft_delete_conversation(conn, tenant_id, current["id"]):
@@ -114,18 +112,18 @@ class ConversationService:
 
     # Messages ------------------------------------------------------------------------------
     def list_messages(self, principal: Principal, conversation_id: uuid.UUID, user: str | None,
-                      page: PageRequest) -> tuple[list[MessageOut], Pagination]:
-        tenant_id = tenant_of(principal)
+                      page: PageRequest) -> Page[MessageOut]:
+        tenant_id = principal.tenant
         with self._db.transaction(tenant_id) as conn:
             current = visible_conversation(conn, principal, conversation_id, user)
             rows, total = repo.list_messages(conn, tenant_id, current["id"], page)
-        return [message_out(r) for r in rows], Pagination.of(page.page, page.limit, total)
+        return Page.of([message_out(r) for r in rows], page, total)
 
     def message_feedback(self, principal: Principal, conversation_id: uuid.UUID, message_id: uuid.UUID,
                          body: MessageFeedback) -> MessageOut:
         """Like or dislike a finished answer, with an optional comment; ``rating: null`` takes
         the rating back. A question, or an answer still running, is 422."""
-        tenant_id = tenant_of(principal)
+        tenant_id = principal.tenant
         with self._db.transaction(tenant_id) as conn:
             current = visible_conversation(conn, principal, conversation_id, body.user)
             message = repo.get_message(conn, tenant_id, message_id)

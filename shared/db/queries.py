@@ -10,7 +10,7 @@ from psycopg import Connection, sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from shared.http.params import PageRequest
+from shared.db.paging import PageRequest
 
 Row = dict[str, Any]
 

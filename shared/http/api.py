@@ -31,6 +31,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from aws_lambda_powertools.logging import correlation_paths
 
 from functions.catalog import Http, function_for_module
+from shared.db.paging import Page
 from shared.errors import (
     BadRequest,
     NotFound,
@@ -138,9 +139,11 @@ class StratusApp:
     def created(self, data: Any) -> Response[Any]:
         return self.ok(data, status=201)
 
-    def page(self, items: list[Any], pagination: Pagination) -> Response[Any]:
+    def page(self, page: Page[Any]) -> Response[Any]:
+        """A list answer: the page's items, and the envelope's ``pagination`` built from it."""
         request_id = current_request_id()
-        return Response(200, JSON, success_payload(items, request_id, pagination),
+        pagination = Pagination.of(page.page, page.limit, page.total)
+        return Response(200, JSON, success_payload(page.items, request_id, pagination),
                         headers={"X-Request-Id": request_id, **response_headers()})
 
     def no_content(self) -> Response[Any]:

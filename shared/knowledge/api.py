@@ -8,9 +8,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
-from shared.http.requests import RequestModel
 from shared.knowledge.types import ChunkingConfig
 from shared.models.spec import NAME_PATTERN
+from shared.validation import RequestModel
 
 RetrievalMode = Literal["semantic", "full_text", "hybrid"]
 MetadataKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")]

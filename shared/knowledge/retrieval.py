@@ -13,7 +13,7 @@ from shared.errors import Conflict
 from shared.knowledge import repository as repo
 from shared.knowledge.api import RetrievalSettings, RetrievedSegment, RetrieveRequest, RetrieveResult
 from shared.knowledge.errors import KnowledgeBaseNotFound
-from shared.knowledge.service import KnowledgeDeps, tenant_of
+from shared.knowledge.service import KnowledgeDeps
 from shared.knowledge.vectorstore.ports import Hit, SearchFilter, VectorStore
 
 # Every search draws this many candidates per top_k from each ranking.
@@ -31,7 +31,7 @@ class RetrievalService:
                  skip_unavailable: bool = False) -> RetrieveResult:
         """``skip_unavailable``: knowledge bases deleted or being deleted are left out instead
         of failing the search (an agent's bound ones may have gone since it was published)."""
-        tenant_id = tenant_of(principal)
+        tenant_id = principal.tenant
         unique_ids = list(dict.fromkeys(kb_ids))
         with self._db.transaction(tenant_id) as conn:
             kbs = repo.get_knowledge_bases(conn, tenant_id, unique_ids)

@@ -15,9 +15,8 @@ from psycopg.errors import UniqueViolation
 from shared.auth.principal import Principal
 from shared.config import Settings
 from shared.db.database import Database
+from shared.db.paging import Page, PageRequest
 from shared.errors import Conflict, NotFound, ValidationFailed
-from shared.http.envelope import Pagination
-from shared.http.params import PageRequest
 from shared.ids import new_id
 from shared.knowledge import repository as repo
 from shared.knowledge.api import (
@@ -53,10 +52,6 @@ from shared.models.spec import Capability, ModelSpec
 
 Provider = Callable[[], Any]
 
-
-def tenant_of(principal: Principal) -> uuid.UUID:
-    assert principal.tenant_id is not None  # the route's permission requires a tenant token
-    return principal.tenant_id
 
 
 def default_chunking(spec: ModelSpec) -> ChunkingConfig:
@@ -166,7 +161,7 @@ class KnowledgeService:
 
     # Knowledge bases ---------------------------------------------------------------------------
     def create_knowledge_base(self, principal: Principal, body: CreateKnowledgeBase) -> KnowledgeBaseOut:
-        tenant_id = tenant_of(principal)
+        tenant_id = principal.tenant
         model_name, spec = self.embedding_spec(tenant_id, body.embedding_model, "body.embedding_model")
         chunking = body.chunking or default_chunking(spec)
         self._check_chunking(chunking, spec, "body.chunking")
@@ -182,19 +177,18 @@ class KnowledgeService:
             raise KnowledgeBaseNameTaken(details={"name": body.name}) from exc
         return kb_out(row)
 
-    def list_knowledge_bases(self, principal: Principal, page: PageRequest) -> tuple[list[KnowledgeBaseOut],
-                                                                                      Pagination]:
-        with self._db.transaction(tenant_of(principal)) as conn:
-            rows, total = repo.list_knowledge_bases(conn, tenant_of(principal), page)
-        return [kb_out(r) for r in rows], Pagination.of(page.page, page.limit, total)
+    def list_knowledge_bases(self, principal: Principal, page: PageRequest) -> Page[KnowledgeBaseOut]:
+        with self._db.transaction(principal.tenant) as conn:
+            rows, total = repo.list_knowledge_bases(conn, principal.tenant, page)
+        return Page.of([kb_out(r) for r in rows], page, total)
 
     def get_knowledge_base(self, principal: Principal, kb_id: uuid.UUID) -> KnowledgeBaseOut:
-        with self._db.transaction(tenant_of(principal)) as conn:
-            return kb_out(self._kb(conn, tenant_of(principal), kb_id, active=False))
+        with self._db.transaction(principal.tenant) as conn:
+            return kb_out(self._kb(conn, principal.tenant, kb_id, active=False))
 
     def update_knowledge_base(self, principal: Principal, kb_id: uuid.UUID,
                               body: UpdateKnowledgeBase) -> KnowledgeBaseOut:
-        tenant_id = tenant_of(principal)
+        tenant_id = principal.tenant
         with self._db.transaction(tenant_id) as conn:
             current = self._kb(conn, tenant_id, kb_id)
         values: dict[str, Any] = {}
@@ -236,7 +230,7 @@ class KnowledgeService:
     def delete_knowledge_base(self, principal: Principal, kb_id: uuid.UUID) -> KnowledgeBaseOut:
         """Mark it deleting and start the removal of its documents, vectors and files; GET
         shows "deleting" until it is gone (then 404)."""
-        tenant_id = tenant_of(principal)
+        tenant_id = principal.tenant
         with self._db.transaction(tenant_id) as conn:
             self._kb(conn, tenant_id, kb_id, active=False)
             arn = self._d.settings.knowledge_base_delete_state_machine_arn
@@ -255,7 +249,7 @@ class KnowledgeService:
     def create_document(self, principal: Principal, kb_id: uuid.UUID, body: CreateDocument) -> DocumentCreated:
         from shared.knowledge.parsing import SUPPORTED_CONTENT_TYPES, detect_format
 
-        tenant_id = tenant_of(principal)
+        tenant_id = principal.tenant
         settings = self._d.settings
         with self._db.transaction(tenant_id) as conn:
             kb = self._kb(conn, tenant_id, kb_id)
@@ -303,21 +297,21 @@ class KnowledgeService:
         return DocumentCreated(**document_out(row).model_dump(), upload=upload)
 
     def list_documents(self, principal: Principal, kb_id: uuid.UUID, status: str | None,
-                       page: PageRequest) -> tuple[list[DocumentOut], Pagination]:
-        tenant_id = tenant_of(principal)
+                       page: PageRequest) -> Page[DocumentOut]:
+        tenant_id = principal.tenant
         with self._db.transaction(tenant_id) as conn:
             self._kb(conn, tenant_id, kb_id, active=False)
             rows, total = repo.list_documents(conn, tenant_id, kb_id, status, page)
-        return [document_out(r) for r in rows], Pagination.of(page.page, page.limit, total)
+        return Page.of([document_out(r) for r in rows], page, total)
 
     def get_document(self, principal: Principal, kb_id: uuid.UUID, document_id: uuid.UUID) -> DocumentOut:
-        tenant_id = tenant_of(principal)
+        tenant_id = principal.tenant
         with self._db.transaction(tenant_id) as conn:
             return document_out(self._document(conn, tenant_id, kb_id, document_id))
 
     def update_document(self, principal: Principal, kb_id: uuid.UUID, document_id: uuid.UUID,
                         body: UpdateDocument) -> DocumentOut:
-        tenant_id = tenant_of(principal)
+        tenant_id = principal.tenant
         values: dict[str, Any] = {}
         if body.name is not None:
             values["name"] = body.name
@@ -348,7 +342,7 @@ class KnowledgeService:
         return document_out(row)
 
     def delete_document(self, principal: Principal, kb_id: uuid.UUID, document_id: uuid.UUID) -> None:
-        tenant_id = tenant_of(principal)
+        tenant_id = principal.tenant
         with self._db.transaction(tenant_id) as conn:
             row = self._document(conn, tenant_id, kb_id, document_id)
         # Vectors and file go first, outside the transaction: if either fails the document
@@ -360,7 +354,7 @@ class KnowledgeService:
 
     def reindex_document(self, principal: Principal, kb_id: uuid.UUID, document_id: uuid.UUID,
                          chunking: ChunkingConfig | None) -> DocumentOut:
-        tenant_id = tenant_of(principal)
+        tenant_id = principal.tenant
         with self._db.transaction(tenant_id) as conn:
             kb = self._kb(conn, tenant_id, kb_id)
         if chunking is not None:
@@ -391,7 +385,7 @@ class KnowledgeService:
         from shared.knowledge.parsing import detect_format, parse
         from shared.knowledge.types import Block
 
-        tenant_id = tenant_of(principal)
+        tenant_id = principal.tenant
         with self._db.transaction(tenant_id) as conn:
             kb = self._kb(conn, tenant_id, kb_id, active=False)
             document = self._document(conn, tenant_id, kb_id, body.document_id) if body.document_id else None
@@ -423,12 +417,12 @@ class KnowledgeService:
 
     # Segments ----------------------------------------------------------------------------------
     def list_segments(self, principal: Principal, kb_id: uuid.UUID, document_id: uuid.UUID, kind: str | None,
-                      enabled: bool | None, page: PageRequest) -> tuple[list[SegmentOut], Pagination]:
-        tenant_id = tenant_of(principal)
+                      enabled: bool | None, page: PageRequest) -> Page[SegmentOut]:
+        tenant_id = principal.tenant
         with self._db.transaction(tenant_id) as conn:
             self._document(conn, tenant_id, kb_id, document_id)
             rows, total = repo.list_segments(conn, tenant_id, document_id, kind, enabled, page)
-        return [segment_out(r) for r in rows], Pagination.of(page.page, page.limit, total)
+        return Page.of([segment_out(r) for r in rows], page, total)
 
     def _embed_one(self, tenant_id: uuid.UUID, kb: dict[str, Any], text: str) -> tuple[list[float], int]:
         _, spec = self.embedding_spec(tenant_id, kb["embedding_model"], "knowledge_base.embedding_model")
@@ -441,7 +435,7 @@ class KnowledgeService:
 
     def create_segment(self, principal: Principal, kb_id: uuid.UUID, document_id: uuid.UUID,
                        body: CreateSegment) -> SegmentOut:
-        tenant_id = tenant_of(principal)
+        tenant_id = principal.tenant
         with self._db.transaction(tenant_id) as conn:
             kb = self._kb(conn, tenant_id, kb_id)
             document = self._document(conn, tenant_id, kb_id, document_id)
@@ -481,7 +475,7 @@ class KnowledgeService:
 
     def update_segment(self, principal: Principal, kb_id: uuid.UUID, document_id: uuid.UUID,
                        seg_id: uuid.UUID, body: UpdateSegment) -> SegmentOut:
-        tenant_id = tenant_of(principal)
+        tenant_id = principal.tenant
         with self._db.transaction(tenant_id) as conn:
             kb = self._kb(conn, tenant_id, kb_id)
             self._document(conn, tenant_id, kb_id, document_id)

@@ -9,8 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr
 
-from shared.http.requests import RequestModel
 from shared.models.spec import NAME_PATTERN, Capability, Pricing
+from shared.validation import RequestModel
 
 _Request = RequestModel
 

@@ -13,9 +13,8 @@ from psycopg.errors import UniqueViolation
 
 from shared.auth.principal import Principal
 from shared.db.database import Database
+from shared.db.paging import Page, PageRequest
 from shared.errors import Conflict, NotFound, ValidationFailed
-from shared.http.envelope import Pagination
-from shared.http.params import PageRequest
 from shared.ids import new_id
 from shared.models import repository as repo
 from shared.models.api import (
@@ -99,11 +98,11 @@ class ModelService:
                              refreshed_at=datetime.now(UTC))
 
     def list(self, principal: Principal, capability: Capability | None, source: str | None,
-             page: PageRequest) -> tuple[list[ModelOut], Pagination]:
+             page: PageRequest) -> Page[ModelOut]:
         with self._db.transaction(principal.tenant) as conn:
             rows, total = repo.list_models(conn, principal.tenant, capability.value if capability else None,
                                            source, page)
-        return [to_out(ResolvedModel.from_row(r)) for r in rows], Pagination.of(page.page, page.limit, total)
+        return Page.of([to_out(ResolvedModel.from_row(r)) for r in rows], page, total)
 
     def get(self, principal: Principal, name: str) -> ModelOut:
         return to_out(self._fresh(principal.tenant, name))

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 from shared.auth.permissions import TENANT_PERMISSIONS, Role
-from shared.http.requests import RequestModel
+from shared.validation import RequestModel
 
 Name = Field(min_length=1, max_length=100)
 # Deliverability is not ours to check here; the shape is.

@@ -11,9 +11,8 @@ from shared.auth.permissions import Role, can_grant, effective_permissions
 from shared.auth.principal import Principal
 from shared.auth.token_state import TokenStateStore
 from shared.db.database import Database
+from shared.db.paging import Page, PageRequest
 from shared.errors import Conflict, Forbidden, NotFound, Unauthenticated, ValidationFailed
-from shared.http.envelope import Pagination
-from shared.http.params import PageRequest
 from shared.ids import new_id
 from shared.tenancy import repository as repo
 from shared.tenancy.models import (
@@ -66,10 +65,10 @@ class TenancyService:
         return Tenant(**row)
 
     # Members -----------------------------------------------------------------------------
-    def list_members(self, principal: Principal, page: PageRequest) -> tuple[list[Member], Pagination]:
+    def list_members(self, principal: Principal, page: PageRequest) -> Page[Member]:
         with self._db.transaction(principal.tenant) as conn:
             rows, total = repo.list_members(conn, principal.tenant, page)
-        return [Member(**r) for r in rows], Pagination.of(page.page, page.limit, total)
+        return Page.of([Member(**r) for r in rows], page, total)
 
     def create_member(self, principal: Principal, request: CreateMember) -> MemberCreated:
         self._check_can_grant(principal, request.role)
@@ -171,10 +170,10 @@ class TenancyService:
                                details={"name": request.name}) from exc
         return ApiKeyCreated(**row, token=token)
 
-    def list_api_keys(self, principal: Principal, page: PageRequest) -> tuple[list[ApiKey], Pagination]:
+    def list_api_keys(self, principal: Principal, page: PageRequest) -> Page[ApiKey]:
         with self._db.transaction(principal.tenant) as conn:
             rows, total = repo.list_api_keys(conn, principal.tenant, self._key_owner_filter(principal), page)
-        return [ApiKey(**r) for r in rows], Pagination.of(page.page, page.limit, total)
+        return Page.of([ApiKey(**r) for r in rows], page, total)
 
     def delete_api_key(self, principal: Principal, key_id: uuid.UUID) -> None:
         tenant_id = principal.tenant

@@ -1,4 +1,5 @@
-"""The base of every request body model."""
+"""The base of every input model (request bodies and the domain inputs they carry): strict about
+unknown fields and about text PostgreSQL cannot store. Neutral: domains and the HTTP layer both use it."""
 
 from __future__ import annotations
 

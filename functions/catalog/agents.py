@@ -1,0 +1,34 @@
+"""Agents: drafts, published versions, built-ins."""
+
+from __future__ import annotations
+
+from shared.catalog import DATABASE, REDIS, Function, Http
+
+_A = "agents"
+_AGENT = "/api/v1/agents/{agent_id}"
+
+
+def _agent(name: str, module: str, method: str, path: str, permission: str, summary: str) -> Function:
+    # Plain CRUD on PostgreSQL: publishing reads the model catalog but never calls a provider.
+    return Function(name, f"functions.agents.{module}", _A,
+                    Http(method, path, permission=permission, summary=summary, tag="agents"),
+                    access=(DATABASE, REDIS))
+
+
+FUNCTIONS: tuple[Function, ...] = (
+    _agent("agents-create", "create_agent", "POST", "/api/v1/agents", "agent:write", "Create an agent (a draft)"),
+    _agent("agents-list", "list_agents", "GET", "/api/v1/agents", "agent:read",
+           "List the built-in agents and the tenant's own"),
+    _agent("agents-get", "get_agent", "GET", _AGENT, "agent:read", "One agent (by id, or a built-in's slug)"),
+    _agent("agents-update", "update_agent", "PATCH", _AGENT, "agent:write", "Change an agent's draft"),
+    _agent("agents-delete", "delete_agent", "DELETE", _AGENT, "agent:write", "Delete an agent"),
+    _agent("agents-publish", "publish_agent", "POST", _AGENT + "/publish", "agent:write",
+           "Validate the draft and publish it as the next version"),
+    _agent("agents-versions-list", "list_agent_versions", "GET", _AGENT + "/versions", "agent:read",
+           "An agent's published versions, newest first"),
+    _agent("agents-versions-get", "get_agent_version", "GET", _AGENT + "/versions/{number}", "agent:read",
+           "One published version of an agent"),
+    _agent("agents-copy", "copy_agent", "POST", _AGENT + "/copy", "agent:write",
+           "Copy an agent (built-ins included) into a new draft of the tenant"),
+)
+

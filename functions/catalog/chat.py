@@ -1,0 +1,54 @@
+"""Conversations and chat turns (a streaming function URL and its reaper)."""
+
+from __future__ import annotations
+
+from functions.catalog._common import EMBED_ACCESS
+from shared.catalog import DATABASE, REDIS, Function, FunctionUrl, Http, Schedule, StreamRoute
+
+_C = "chat"
+_CHAT = "/api/v1/chat"
+_CONV = "/api/v1/conversations/{conversation_id}"
+
+
+def _conversation(name: str, module: str, method: str, path: str, summary: str) -> Function:
+    # End users' data: every route takes the end user (``user``) and answers 404 for another's.
+    return Function(name, f"functions.conversations.{module}", _C,
+                    Http(method, path, permission="agent:run", summary=summary, tag="conversations"),
+                    access=(DATABASE, REDIS))
+
+
+FUNCTIONS: tuple[Function, ...] = (
+    _conversation("conversations-create", "create_conversation", "POST", "/api/v1/conversations",
+                  "Start a conversation with an agent"),
+    _conversation("conversations-list", "list_conversations", "GET", "/api/v1/conversations",
+                  "An end user's conversations, most recently active first"),
+    _conversation("conversations-get", "get_conversation", "GET", _CONV, "One conversation"),
+    _conversation("conversations-update", "update_conversation", "PATCH", _CONV, "Rename a conversation"),
+    _conversation("conversations-delete", "delete_conversation", "DELETE", _CONV, "Delete a conversation"),
+    _conversation("messages-list", "list_messages", "GET", _CONV + "/messages",
+                  "A conversation's messages (newest first, or oldest first with order=asc)"),
+    _conversation("messages-feedback", "message_feedback", "POST", _CONV + "/messages/{message_id}/feedback",
+                  "Like or dislike an answer, with an optional comment"),
+)
+
+FUNCTIONS += (
+    Function("chat", "functions.chat.app", _C,
+             FunctionUrl((_CHAT,), routes=(
+                 StreamRoute("POST", _CHAT, "agent:run",
+                             "Send a message to an agent: an SSE stream of the turn's events, or the final "
+                             "message with \"stream\": false", tag="chat", streams=True),
+                 StreamRoute("GET", _CHAT + "/{message_id}/events", "agent:run",
+                             "Replay a turn's events after Last-Event-ID, then follow it live", tag="chat",
+                             streams=True),
+                 StreamRoute("POST", _CHAT + "/{message_id}/cancel", "agent:run",
+                             "Stop a running turn; the answer keeps what was generated", tag="chat"),
+             )),
+             memory_mb=1024, timeout_s=600, layers=("base", "aws", "web", "search", "embed", "llm"),
+             access=EMBED_ACCESS,
+             description="Chat turns (retrieval, prompt, streamed answer) served by a function URL"),
+    Function("chat-reap-turns", "functions.chat.reap_turns", _C,
+             Schedule("rate(1 minute)", "End chat turns stuck in running past the bound"),
+             access=(DATABASE, REDIS),
+             description="Fails turns whose generator stopped (crash, timeout) and closes their event streams"),
+)
+

@@ -1,0 +1,202 @@
+"""The catalog's schema: what a function, its trigger, its access, its layers, a queue and
+a state machine are. The entries (which functions exist) live in ``functions/catalog/``, one
+module per domain; these types live here so that ``shared/`` (the HTTP layer, OpenAPI,
+settings) can read an entry it is handed without importing ``functions/``.
+
+Import-light on purpose (no AWS or CDK imports): the HTTP middleware reads a route from it at
+cold start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Layer:
+    name: str
+    # pip requirements installed into the layer (exact pins from pyproject.toml).
+    requirements: tuple[str, ...]
+    # Modules a function on this layer necessarily imports: the cold-import baseline
+    # that the import benchmark compares each handler against.
+    baseline_imports: tuple[str, ...]
+
+
+
+
+# --- Triggers ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Http:
+    """An API Gateway HTTP API route (path in OpenAPI form: ``/api/v1/members/{member_id}``)."""
+
+    method: str
+    path: str
+    # Permission string checked by the shared middleware; None with auth=False only.
+    permission: str | None = None
+    auth: bool = True
+    summary: str = ""
+    tag: str = ""
+
+    @property
+    def route_key(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+@dataclass(frozen=True)
+class DefaultRoute:
+    """The ``$default`` route: unknown paths and methods, answered in the envelope."""
+
+
+@dataclass(frozen=True)
+class Authorizer:
+    """The Lambda REQUEST authorizer of the HTTP API."""
+
+    identity_header: str = "Authorization"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """An EventBridge schedule (``rate(...)`` or ``cron(...)``)."""
+
+    expression: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class StepFunctionsTask:
+    """A Lambda task of a state machine defined in ``STATE_MACHINES``."""
+
+    state_machine: str
+
+
+@dataclass(frozen=True)
+class Deploy:
+    """Invoked by the deployment (a CloudFormation custom resource)."""
+
+
+@dataclass(frozen=True)
+class Queue:
+    """Messages of an SQS queue named in ``QUEUES``, delivered in batches; the handler reports
+    partial batch failures (``batchItemFailures``), so only failed messages come back."""
+
+    queue: str
+    batch_size: int = 5
+    max_batching_window_s: int = 0
+
+
+@dataclass(frozen=True)
+class StreamRoute:
+    """A route of a streaming function (documented in OpenAPI like an Http route)."""
+
+    method: str
+    path: str
+    permission: str
+    summary: str = ""
+    tag: str = ""
+    # Answers Server-Sent Events (a JSON envelope otherwise, e.g. an action like cancel).
+    streams: bool = False
+
+
+@dataclass(frozen=True)
+class FunctionUrl:
+    """A Lambda function URL (``InvokeMode: RESPONSE_STREAM``, ``AuthType: NONE``: the app checks
+    the bearer token itself) serving the module's ASGI ``app`` under the Lambda Web Adapter.
+    CloudFront sends every request whose path starts with one of ``path_prefixes`` to it; the
+    local runtime mounts the same app on its gateway at the same prefixes (DESIGN §2, §3)."""
+
+    path_prefixes: tuple[str, ...]
+    routes: tuple[StreamRoute, ...]
+    app: str = "app"
+
+
+Trigger = Http | DefaultRoute | Authorizer | Schedule | StepFunctionsTask | Deploy | Queue | FunctionUrl
+
+# --- Permissions (IAM), abstract: CDK turns each into grants -----------------------
+
+
+@dataclass(frozen=True)
+class Access:
+    resource: str  # "database", "database_admin", "redis", "bucket:<name>", "state_machine:<name>", "secret:<name>"
+    actions: tuple[str, ...] = ()
+
+
+DATABASE = Access("database")
+DATABASE_ADMIN = Access("database_admin")
+REDIS = Access("redis")
+
+
+def bucket(name: str, *actions: str) -> Access:
+    return Access(f"bucket:{name}", actions)
+
+
+def state_machine(name: str, *actions: str) -> Access:
+    return Access(f"state_machine:{name}", actions)
+
+
+def secret(name: str) -> Access:
+    return Access(f"secret:{name}", ("read",))
+
+
+def queue(name: str, *actions: str) -> Access:
+    """``send``: the function sends messages to the queue (consumers get their grant from the trigger)."""
+    return Access(f"queue:{name}", actions)
+
+
+# The OpenSearch domain, when the deployment chose it as the vector store.
+OPENSEARCH = Access("opensearch", ("read", "write"))
+
+
+# --- Functions ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Function:
+    name: str
+    module: str
+    domain: str
+    trigger: Trigger
+    memory_mb: int = 256
+    timeout_s: int = 10
+    layers: tuple[str, ...] = ("base",)
+    access: tuple[Access, ...] = ()
+    # Functions that reach data stores run in the VPC's private subnets.
+    in_vpc: bool = True
+    description: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def handler(self) -> str:
+        return f"{self.module}.handler"
+
+
+@dataclass(frozen=True)
+class S3Notification:
+    """S3 ``ObjectCreated`` events of a bucket (under a key prefix) sent to a queue."""
+
+    bucket: str
+    prefix: str = ""
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    name: str
+    domain: str
+    # Receives after which a message moves to the queue's dead-letter queue.
+    max_receive_count: int = 5
+    # How long a received message stays invisible: at least the consumer's timeout (AWS
+    # recommends six times it); set by the infrastructure from the consumer when None.
+    visibility_timeout_s: int | None = None
+    s3_notifications: tuple[S3Notification, ...] = ()
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class StateMachineSpec:
+    name: str
+    domain: str
+    # "module:function" returning the ASL as a dict, with ``${fn:<function name>}``
+    # placeholders for Lambda ARNs (filled in by CDK and by the local runtime).
+    definition: str
+    description: str = ""
