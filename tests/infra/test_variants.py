@@ -11,13 +11,14 @@ import pytest
 
 from functions import catalog
 from infra.config import StratusConfig
+from shared.catalog import bucket, secret
 from tests.infra.support import Synth, as_list, ref_logical_id, statements, synthesize
 
 PROBE = catalog.Function(
     "probe-uploads", "functions.platform.health", "platform",
     catalog.Http("GET", "/api/v1/probe", permission="tenant:read"),
-    access=(catalog.bucket("uploads", "read", "write", "delete"), catalog.bucket("payloads", "read"),
-            catalog.secret("admin-token")),
+    access=(bucket("uploads", "read", "write", "delete"), bucket("payloads", "read"),
+            secret("admin-token")),
     in_vpc=False,
 )
 
