@@ -49,7 +49,10 @@ class LocalInvoker:
     def __init__(self) -> None:
         self._handlers: dict[str, Callable[[Any, Any], Any]] = {}
         self._locks: dict[str, threading.Lock] = {name: threading.Lock() for name in by_name()}
-        self._import_lock = threading.Lock()
+        # Handler modules are imported on first use from several threads (gateway, pollers,
+        # scheduler): one import at a time, or two threads meeting in a package's circular
+        # imports (Powertools' data classes) see it half-initialised.
+        self.import_lock = threading.RLock()
 
     def function(self, name: str) -> Function:
         try:
@@ -60,7 +63,7 @@ class LocalInvoker:
     def handler(self, name: str) -> Callable[[Any, Any], Any]:
         handler = self._handlers.get(name)
         if handler is None:
-            with self._import_lock:
+            with self.import_lock:
                 handler = self._handlers.get(name)
                 if handler is None:
                     module = importlib.import_module(self.function(name).module)

@@ -122,9 +122,11 @@ class LocalRuntime:
         return path
 
     def asgi_app(self) -> Any:
-        from infra.local.gateway import LocalGateway, streaming_mounts
+        # Under the invoker's import lock: pollers may be importing handlers on their threads.
+        with self.invoker.import_lock:
+            from infra.local.gateway import LocalGateway, streaming_mounts
 
-        return LocalGateway(self.invoker, mounts=streaming_mounts())
+            return LocalGateway(self.invoker, mounts=streaming_mounts())
 
     def stop(self) -> None:
         if self._scheduler is not None:
