@@ -46,7 +46,7 @@ from shared.knowledge.errors import (
     SegmentNotFound,
 )
 from shared.knowledge.storage import DocumentFiles, Executions, IngestQueue, document_key
-from shared.knowledge.types import ChunkingConfig, TokenCounter
+from shared.knowledge.types import INDEXING_STATUSES, ChunkingConfig, DocumentStatus, SegmentKind, TokenCounter
 from shared.knowledge.vectorstore.ports import IndexedSegment, VectorStore
 from shared.models.spec import Capability, ModelSpec
 
@@ -296,7 +296,7 @@ class KnowledgeService:
             upload = UploadForm(url=form.url, fields=form.fields, expires_at=form.expires_at)
         return DocumentCreated(**document_out(row).model_dump(), upload=upload)
 
-    def list_documents(self, principal: Principal, kb_id: uuid.UUID, status: str | None,
+    def list_documents(self, principal: Principal, kb_id: uuid.UUID, status: DocumentStatus | None,
                        page: PageRequest) -> Page[DocumentOut]:
         tenant_id = principal.tenant
         with self._db.transaction(tenant_id) as conn:
@@ -364,7 +364,7 @@ class KnowledgeService:
             current = self._document(conn, tenant_id, kb_id, document_id, lock=True)
             if current["status"] == "pending_upload":
                 raise Conflict("The document's file has not been uploaded yet", code="document_not_uploaded")
-            if current["status"] in repo.ACTIVE_STATUSES:
+            if current["status"] in INDEXING_STATUSES:
                 raise Conflict("The document is being indexed; wait for it to finish or fail",
                                code="document_indexing_in_progress", details={"status": current["status"]})
             row = repo.reset_for_reindex(conn, tenant_id, document_id,
@@ -416,7 +416,7 @@ class KnowledgeService:
                                                    text=c.text, tokens=c.tokens, page=c.page) for c in chunks])
 
     # Segments ----------------------------------------------------------------------------------
-    def list_segments(self, principal: Principal, kb_id: uuid.UUID, document_id: uuid.UUID, kind: str | None,
+    def list_segments(self, principal: Principal, kb_id: uuid.UUID, document_id: uuid.UUID, kind: SegmentKind | None,
                       enabled: bool | None, page: PageRequest) -> Page[SegmentOut]:
         tenant_id = principal.tenant
         with self._db.transaction(tenant_id) as conn:
