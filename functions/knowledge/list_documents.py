@@ -13,7 +13,7 @@ from shared.knowledge.api import DocumentOut
 from shared.knowledge.paths import kb_id as parse_kb
 from shared.knowledge.repository import DOCUMENT_SORTS
 from shared.knowledge.types import DocumentStatus
-from shared.knowledge.wiring import knowledge_service
+from shared.knowledge.wiring import document_service
 
 app = http_app(__name__)
 
@@ -21,8 +21,8 @@ app = http_app(__name__)
 @app.endpoint
 def list_documents(kb_id: str, status: Annotated[DocumentStatus | None, Query()] = None, page: PageQuery = 1,
                    limit: LimitQuery = 20, sort: SortQuery = "-created_at") -> Response[ListEnvelope[DocumentOut]]:
-    listed = knowledge_service().list_documents(current_principal(), parse_kb(kb_id), status,
-                                                           page_request(page, limit, sort, DOCUMENT_SORTS))
+    listed = document_service().list_documents(current_principal(), parse_kb(kb_id), status,
+                                               page_request(page, limit, sort, DOCUMENT_SORTS))
     return app.page(listed)
 
 

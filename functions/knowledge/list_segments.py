@@ -14,7 +14,7 @@ from shared.knowledge.paths import document_id as parse_document
 from shared.knowledge.paths import kb_id as parse_kb
 from shared.knowledge.repository import SEGMENT_SORTS
 from shared.knowledge.types import SegmentKind
-from shared.knowledge.wiring import knowledge_service
+from shared.knowledge.wiring import segment_service
 
 app = http_app(__name__)
 
@@ -24,7 +24,7 @@ def list_segments(kb_id: str, document_id: str,
                   kind: Annotated[SegmentKind | None, Query()] = None,
                   enabled: Annotated[bool | None, Query()] = None, page: PageQuery = 1, limit: LimitQuery = 20,
                   sort: SortQuery = "position") -> Response[ListEnvelope[SegmentOut]]:
-    listed = knowledge_service().list_segments(
+    listed = segment_service().list_segments(
         current_principal(), parse_kb(kb_id), parse_document(document_id), kind, enabled,
         page_request(page, limit, sort, SEGMENT_SORTS))
     return app.page(listed)
