@@ -28,7 +28,7 @@ def default_chunking(spec: ModelSpec) -> ChunkingConfig:
     return ChunkingConfig(chunk_size=size, chunk_overlap=size // 10)
 
 
-def kb_out(row: dict[str, Any]) -> KnowledgeBaseOut:
+def knowledge_base_out(row: dict[str, Any]) -> KnowledgeBaseOut:
     return KnowledgeBaseOut(id=row["id"], name=row["name"], description=row["description"],
                             embedding_model=row["embedding_model"], dimensions=row["dimensions"],
                             chunking=ChunkingConfig.model_validate(row["chunking"]),
@@ -54,18 +54,18 @@ class KnowledgeBaseService(KnowledgeCore):
                                                  retrieval.model_dump(mode="json"))
         except UniqueViolation as exc:
             raise KnowledgeBaseNameTaken(details={"name": body.name}) from exc
-        return kb_out(row)
+        return knowledge_base_out(row)
 
     @tracer.capture_method(capture_response=False)
     def list_knowledge_bases(self, principal: Principal, page: PageRequest) -> Page[KnowledgeBaseOut]:
         with self._db.transaction(principal.tenant) as conn:
             rows, total = repo.list_knowledge_bases(conn, principal.tenant, page)
-        return Page.of([kb_out(r) for r in rows], page, total)
+        return Page.of([knowledge_base_out(r) for r in rows], page, total)
 
     @tracer.capture_method(capture_response=False)
     def get_knowledge_base(self, principal: Principal, kb_id: uuid.UUID) -> KnowledgeBaseOut:
         with self._db.transaction(principal.tenant) as conn:
-            return kb_out(self._knowledge_base(conn, principal.tenant, kb_id, active=False))
+            return knowledge_base_out(self._knowledge_base(conn, principal.tenant, kb_id, active=False))
 
     @tracer.capture_method(capture_response=False)
     def update_knowledge_base(self, principal: Principal, kb_id: uuid.UUID,
@@ -107,7 +107,7 @@ class KnowledgeBaseService(KnowledgeCore):
                 row = self._knowledge_base(conn, tenant_id, kb_id, active=False)
         except UniqueViolation as exc:
             raise KnowledgeBaseNameTaken(details={"name": body.name}) from exc
-        return kb_out(row)
+        return knowledge_base_out(row)
 
     @tracer.capture_method(capture_response=False)
     def delete_knowledge_base(self, principal: Principal, kb_id: uuid.UUID) -> KnowledgeBaseOut:
@@ -126,4 +126,4 @@ class KnowledgeBaseService(KnowledgeCore):
         executions: Executions = self._d.executions()
         executions.start(arn, f"kb-delete-{kb_id}", {"tenant_id": str(tenant_id), "knowledge_base_id": str(kb_id)},
                          restart=True)
-        return kb_out(row)
+        return knowledge_base_out(row)

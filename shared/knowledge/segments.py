@@ -39,7 +39,7 @@ class SegmentService(KnowledgeCore):
         tokens = self._d.token_counter(spec).count([text])[0]
         if tokens > spec.max_input_tokens:
             raise field_error("body.text", f"The text has {tokens} tokens; embedding model {spec.name} takes at "
-                                            f"most {spec.max_input_tokens}", "segment_too_long")
+                                           f"most {spec.max_input_tokens}", "segment_too_long")
         result = self._d.gateway().embed(tenant_id, [text], kb["embedding_model"])
         return result.vectors[0], tokens
 
