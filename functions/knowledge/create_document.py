@@ -7,14 +7,14 @@ from shared.http.context import current_principal
 from shared.http.envelope import Envelope
 from shared.knowledge.api import CreateDocument, DocumentCreated
 from shared.knowledge.paths import kb_id as parse_kb
-from shared.knowledge.wiring import knowledge_service
+from shared.knowledge.wiring import document_service
 
 app = http_app(__name__)
 
 
 @app.endpoint
 def create_document(kb_id: str, body: CreateDocument) -> Response[Envelope[DocumentCreated]]:
-    return app.created(knowledge_service().create_document(current_principal(), parse_kb(kb_id), body))
+    return app.created(document_service().create_document(current_principal(), parse_kb(kb_id), body))
 
 
 handler = app.lambda_handler()

@@ -6,14 +6,14 @@ from shared.http.api import http_app
 from shared.http.context import current_principal
 from shared.http.envelope import Envelope
 from shared.knowledge.api import CreateKnowledgeBase, KnowledgeBaseOut
-from shared.knowledge.wiring import knowledge_service
+from shared.knowledge.wiring import knowledge_base_service
 
 app = http_app(__name__)
 
 
 @app.endpoint
 def create_knowledge_base(body: CreateKnowledgeBase) -> Response[Envelope[KnowledgeBaseOut]]:
-    return app.created(knowledge_service().create_knowledge_base(current_principal(), body))
+    return app.created(knowledge_base_service().create_knowledge_base(current_principal(), body))
 
 
 handler = app.lambda_handler()

@@ -9,15 +9,15 @@ from shared.http.envelope import Envelope
 from shared.knowledge.api import CreateSegment, SegmentOut
 from shared.knowledge.paths import document_id as parse_document
 from shared.knowledge.paths import kb_id as parse_kb
-from shared.knowledge.wiring import knowledge_service
+from shared.knowledge.wiring import segment_service
 
 app = http_app(__name__)
 
 
 @app.endpoint
 def create_segment(kb_id: str, document_id: str, body: CreateSegment) -> Response[Envelope[SegmentOut]]:
-    return app.created(knowledge_service().create_segment(current_principal(), parse_kb(kb_id),
-                                                          parse_document(document_id), body))
+    return app.created(segment_service().create_segment(current_principal(), parse_kb(kb_id),
+                                                        parse_document(document_id), body))
 
 
 handler = app.lambda_handler()

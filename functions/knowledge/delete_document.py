@@ -6,14 +6,14 @@ from shared.http.api import http_app
 from shared.http.context import current_principal
 from shared.knowledge.paths import document_id as parse_document
 from shared.knowledge.paths import kb_id as parse_kb
-from shared.knowledge.wiring import knowledge_service
+from shared.knowledge.wiring import document_service
 
 app = http_app(__name__)
 
 
 @app.endpoint
 def delete_document(kb_id: str, document_id: str) -> Response[None]:
-    knowledge_service().delete_document(current_principal(), parse_kb(kb_id), parse_document(document_id))
+    document_service().delete_document(current_principal(), parse_kb(kb_id), parse_document(document_id))
     return app.no_content()
 
 

@@ -8,14 +8,14 @@ from shared.http.context import current_principal
 from shared.http.envelope import Envelope
 from shared.knowledge.api import KnowledgeBaseOut
 from shared.knowledge.paths import kb_id as parse_kb
-from shared.knowledge.wiring import knowledge_service
+from shared.knowledge.wiring import knowledge_base_service
 
 app = http_app(__name__)
 
 
 @app.endpoint
 def delete_knowledge_base(kb_id: str) -> Response[Envelope[KnowledgeBaseOut]]:
-    return app.ok(knowledge_service().delete_knowledge_base(current_principal(), parse_kb(kb_id)), status=202)
+    return app.ok(knowledge_base_service().delete_knowledge_base(current_principal(), parse_kb(kb_id)), status=202)
 
 
 handler = app.lambda_handler()

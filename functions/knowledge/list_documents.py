@@ -1,6 +1,6 @@
 """GET /api/v1/knowledge-bases/{kb_id}/documents — documents with status and progress."""
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
@@ -12,18 +12,17 @@ from shared.http.params import LimitQuery, PageQuery, SortQuery, page_request
 from shared.knowledge.api import DocumentOut
 from shared.knowledge.paths import kb_id as parse_kb
 from shared.knowledge.repository import DOCUMENT_SORTS
-from shared.knowledge.wiring import knowledge_service
+from shared.knowledge.types import DocumentStatus
+from shared.knowledge.wiring import document_service
 
 app = http_app(__name__)
 
-Status = Literal["pending_upload", "uploaded", "parsing", "chunking", "embedding", "indexed", "failed"]
-
 
 @app.endpoint
-def list_documents(kb_id: str, status: Annotated[Status | None, Query()] = None, page: PageQuery = 1,
+def list_documents(kb_id: str, status: Annotated[DocumentStatus | None, Query()] = None, page: PageQuery = 1,
                    limit: LimitQuery = 20, sort: SortQuery = "-created_at") -> Response[ListEnvelope[DocumentOut]]:
-    listed = knowledge_service().list_documents(current_principal(), parse_kb(kb_id), status,
-                                                           page_request(page, limit, sort, DOCUMENT_SORTS))
+    listed = document_service().list_documents(current_principal(), parse_kb(kb_id), status,
+                                               page_request(page, limit, sort, DOCUMENT_SORTS))
     return app.page(listed)
 
 

@@ -8,7 +8,7 @@ from shared.http.envelope import ListEnvelope
 from shared.http.params import LimitQuery, PageQuery, SortQuery, page_request
 from shared.knowledge.api import KnowledgeBaseOut
 from shared.knowledge.repository import KB_SORTS
-from shared.knowledge.wiring import knowledge_service
+from shared.knowledge.wiring import knowledge_base_service
 
 app = http_app(__name__)
 
@@ -16,8 +16,8 @@ app = http_app(__name__)
 @app.endpoint
 def list_knowledge_bases(page: PageQuery = 1, limit: LimitQuery = 20,
                          sort: SortQuery = "-created_at") -> Response[ListEnvelope[KnowledgeBaseOut]]:
-    listed = knowledge_service().list_knowledge_bases(current_principal(),
-                                                                 page_request(page, limit, sort, KB_SORTS))
+    listed = knowledge_base_service().list_knowledge_bases(current_principal(),
+                                                           page_request(page, limit, sort, KB_SORTS))
     return app.page(listed)
 
 

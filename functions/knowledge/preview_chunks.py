@@ -8,14 +8,14 @@ from shared.http.context import current_principal
 from shared.http.envelope import Envelope
 from shared.knowledge.api import PreviewChunks, PreviewOut
 from shared.knowledge.paths import kb_id as parse_kb
-from shared.knowledge.wiring import knowledge_service
+from shared.knowledge.wiring import document_service
 
 app = http_app(__name__)
 
 
 @app.endpoint
 def preview_chunks(kb_id: str, body: PreviewChunks) -> Response[Envelope[PreviewOut]]:
-    return app.ok(knowledge_service().preview_chunks(current_principal(), parse_kb(kb_id), body))
+    return app.ok(document_service().preview_chunks(current_principal(), parse_kb(kb_id), body))
 
 
 handler = app.lambda_handler()

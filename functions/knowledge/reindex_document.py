@@ -8,15 +8,15 @@ from shared.http.envelope import Envelope
 from shared.knowledge.api import DocumentOut, ReindexDocument
 from shared.knowledge.paths import document_id as parse_document
 from shared.knowledge.paths import kb_id as parse_kb
-from shared.knowledge.wiring import knowledge_service
+from shared.knowledge.wiring import document_service
 
 app = http_app(__name__)
 
 
 @app.endpoint
 def reindex_document(kb_id: str, document_id: str, body: ReindexDocument) -> Response[Envelope[DocumentOut]]:
-    document = knowledge_service().reindex_document(current_principal(), parse_kb(kb_id),
-                                                    parse_document(document_id), body.chunking)
+    document = document_service().reindex_document(current_principal(), parse_kb(kb_id),
+                                                   parse_document(document_id), body.chunking)
     return app.ok(document, status=202)
 
 

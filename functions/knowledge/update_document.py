@@ -8,15 +8,15 @@ from shared.http.envelope import Envelope
 from shared.knowledge.api import DocumentOut, UpdateDocument
 from shared.knowledge.paths import document_id as parse_document
 from shared.knowledge.paths import kb_id as parse_kb
-from shared.knowledge.wiring import knowledge_service
+from shared.knowledge.wiring import document_service
 
 app = http_app(__name__)
 
 
 @app.endpoint
 def update_document(kb_id: str, document_id: str, body: UpdateDocument) -> Response[Envelope[DocumentOut]]:
-    return app.ok(knowledge_service().update_document(current_principal(), parse_kb(kb_id),
-                                                      parse_document(document_id), body))
+    return app.ok(document_service().update_document(current_principal(), parse_kb(kb_id),
+                                                     parse_document(document_id), body))
 
 
 handler = app.lambda_handler()

@@ -9,7 +9,7 @@ from shared.knowledge.api import SegmentOut, UpdateSegment
 from shared.knowledge.paths import document_id as parse_document
 from shared.knowledge.paths import kb_id as parse_kb
 from shared.knowledge.paths import segment_id as parse_segment
-from shared.knowledge.wiring import knowledge_service
+from shared.knowledge.wiring import segment_service
 
 app = http_app(__name__)
 
@@ -17,8 +17,8 @@ app = http_app(__name__)
 @app.endpoint
 def update_segment(kb_id: str, document_id: str, segment_id: str,
                    body: UpdateSegment) -> Response[Envelope[SegmentOut]]:
-    return app.ok(knowledge_service().update_segment(current_principal(), parse_kb(kb_id),
-                                                     parse_document(document_id), parse_segment(segment_id), body))
+    return app.ok(segment_service().update_segment(current_principal(), parse_kb(kb_id),
+                                                   parse_document(document_id), parse_segment(segment_id), body))
 
 
 handler = app.lambda_handler()

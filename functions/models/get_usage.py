@@ -1,7 +1,7 @@
 """GET /api/v1/usage?from=&to=&group_by=model|day — token usage and cost aggregates."""
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
@@ -10,7 +10,7 @@ from shared.errors import ValidationFailed
 from shared.http.api import http_app
 from shared.http.context import current_principal
 from shared.http.envelope import Envelope
-from shared.models.api import UsageReport
+from shared.models.api import UsageGrouping, UsageReport
 from shared.models.wiring import usage_service
 
 app = http_app(__name__)
@@ -26,7 +26,7 @@ def _utc(value: datetime) -> datetime:
 @app.endpoint
 def get_usage(from_: Annotated[datetime | None, Query(alias="from")] = None,
               to: Annotated[datetime | None, Query()] = None,
-              group_by: Annotated[Literal["model", "day"], Query()] = "model") -> Response[Envelope[UsageReport]]:
+              group_by: Annotated[UsageGrouping, Query()] = "model") -> Response[Envelope[UsageReport]]:
     try:
         end = _utc(to) if to else datetime.now(UTC)
         start = _utc(from_) if from_ else end - timedelta(days=30)

@@ -1,6 +1,6 @@
 """GET /api/v1/models — catalog and tenant models, filterable by capability and source."""
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
@@ -9,7 +9,7 @@ from shared.http.api import http_app
 from shared.http.context import current_principal
 from shared.http.envelope import ListEnvelope
 from shared.http.params import LimitQuery, PageQuery, SortQuery, page_request
-from shared.models.api import ModelOut
+from shared.models.api import ModelOut, ModelSource
 from shared.models.repository import MODEL_SORTS
 from shared.models.spec import Capability
 from shared.models.wiring import model_service
@@ -19,7 +19,7 @@ app = http_app(__name__)
 
 @app.endpoint
 def list_models(capability: Annotated[Capability | None, Query()] = None,
-                source: Annotated[Literal["catalog", "tenant"] | None, Query()] = None,
+                source: Annotated[ModelSource | None, Query()] = None,
                 page: PageQuery = 1, limit: LimitQuery = 20,
                 sort: SortQuery = "name") -> Response[ListEnvelope[ModelOut]]:
     listed = model_service().list(current_principal(), capability, source,

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
-from shared.knowledge.types import ChunkingConfig
+from shared.knowledge.types import ChunkingConfig, DocumentStatus, KnowledgeBaseStatus, SegmentKind
 from shared.models.spec import NAME_PATTERN
 from shared.validation import RequestModel
 
@@ -62,7 +62,7 @@ class KnowledgeBaseOut(BaseModel):
     chunking: ChunkingConfig
     retrieval: RetrievalSettings
     # "deleting": its documents, vectors and files are being removed; then it is gone (404).
-    status: Literal["active", "deleting"]
+    status: KnowledgeBaseStatus
     document_count: int
     segment_count: int
     created_at: datetime
@@ -121,8 +121,7 @@ class DocumentOut(BaseModel):
     content_type: str
     size: int
     source: Literal["upload", "text"]
-    # pending_upload → uploaded → parsing → chunking → embedding → indexed | failed
-    status: str
+    status: DocumentStatus
     error: DocumentError | None
     progress: DocumentProgress
     tokens: int
@@ -175,7 +174,7 @@ class PreviewChunks(RequestModel):
 
 class PreviewSegment(BaseModel):
     position: int
-    kind: Literal["chunk", "parent"]
+    kind: SegmentKind
     parent_position: int | None
     text: str
     tokens: int
@@ -193,7 +192,7 @@ class PreviewOut(BaseModel):
 class SegmentOut(BaseModel):
     id: uuid.UUID
     document_id: uuid.UUID
-    kind: Literal["chunk", "parent"]
+    kind: SegmentKind
     position: int
     parent_id: uuid.UUID | None
     text: str

@@ -30,6 +30,7 @@ from shared.knowledge.types import Block, ChunkingConfig
 from shared.knowledge.vectorstore.ports import IndexedSegment, VectorStore
 from shared.models.errors import ModelNotConfigured, ProviderError
 from shared.models.spec import Capability
+from shared.observability import tracer
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +109,7 @@ class IngestionService:
         return store
 
     # Messages ------------------------------------------------------------------------------
+    @tracer.capture_method(capture_response=False)
     def handle_message(self, body: dict[str, Any]) -> None:
         """One SQS message: an S3 notification (one or more records) or a re-index request."""
         if body.get("Event") == "s3:TestEvent":
@@ -134,6 +136,7 @@ class IngestionService:
             self.index(ids[0], ids[1], None)
 
     # Indexing ------------------------------------------------------------------------------
+    @tracer.capture_method(capture_response=False)
     def index(self, tenant_id: uuid.UUID, document_id: uuid.UUID, attempt: int | None) -> None:
         with self._db.transaction(tenant_id) as conn:
             document = repo.claim_document(conn, tenant_id, document_id, attempt)
@@ -255,6 +258,7 @@ class IngestionService:
                          {"tenant_id": str(tenant_id), "document_id": str(document_id), "attempt": attempt,
                           "batches": items})
 
+    @tracer.capture_method(capture_response=False)
     def embed_batch(self, tenant_id: uuid.UUID, document_id: uuid.UUID, attempt: int, first: int, last: int,
                     *, raise_permanent: bool = False) -> dict[str, Any]:
         """Embed the pending chunks at positions [first, last) and write them to the vector
@@ -295,6 +299,7 @@ class IngestionService:
             return {"embedded": 0, "skipped": True}
         return {"embedded": len(rows)}
 
+    @tracer.capture_method(capture_response=False)
     def finish(self, tenant_id: uuid.UUID, document_id: uuid.UUID, attempt: int) -> dict[str, Any]:
         """After the last batch: indexed when every chunk is in the store, else failed with
         the error the batches recorded."""
@@ -322,6 +327,7 @@ class IngestionService:
         return {"status": "indexed"}
 
     # Sweeper -------------------------------------------------------------------------------
+    @tracer.capture_method(capture_response=False)
     def sweep(self, limit: int = 100) -> dict[str, int]:
         """Documents unchanged in a non-final state past the timeout: retried (the current
         attempt, keeping embedded segments) up to the limit, then failed with the reason.
@@ -388,6 +394,7 @@ class IngestionService:
         return None
 
     # Knowledge-base deletion --------------------------------------------------------------
+    @tracer.capture_method(capture_response=False)
     def purge_knowledge_base(self, tenant_id: uuid.UUID, kb_id: uuid.UUID, time_left_ms: Any,
                              reserve_ms: int = 10_000) -> bool:
         """Remove a deleting knowledge base's vectors, files and rows in batches; True when

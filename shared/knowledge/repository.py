@@ -12,20 +12,20 @@ from psycopg.types.json import Jsonb
 
 from shared.db.paging import PageRequest
 from shared.db.queries import Row, assignments, one, page_of, rows
+from shared.knowledge.types import DocumentStatus, SegmentKind
 
 Conn = Connection[Any]
 
 KB_SORTS = frozenset({"name", "created_at", "updated_at"})
 DOCUMENT_SORTS = frozenset({"name", "created_at", "updated_at", "status", "size"})
 SEGMENT_SORTS = frozenset({"position", "created_at", "updated_at"})
-ACTIVE_STATUSES = ("uploaded", "parsing", "chunking", "embedding")
 
 # Segment ids are derived from their place in the document, so a retried or redelivered
 # ingestion writes the same rows (and the same vector-store ids) instead of duplicates.
 _SEGMENT_NAMESPACE = uuid.UUID("6f1d8a52-54a4-4f0e-9d56-2a1f4c1b7e21")
 
 
-def segment_id(document_id: uuid.UUID, kind: str, position: int) -> uuid.UUID:
+def segment_id(document_id: uuid.UUID, kind: SegmentKind, position: int) -> uuid.UUID:
     return uuid.uuid5(_SEGMENT_NAMESPACE, f"{document_id}:{kind}:{position}")
 
 
@@ -135,7 +135,7 @@ def get_document(conn: Conn, tenant_id: uuid.UUID, document_id: uuid.UUID, kb_id
                           {"FOR UPDATE" if lock else ""}""", (tenant_id, document_id, kb_id, kb_id))
 
 
-def list_documents(conn: Conn, tenant_id: uuid.UUID, kb_id: uuid.UUID, status: str | None,
+def list_documents(conn: Conn, tenant_id: uuid.UUID, kb_id: uuid.UUID, status: DocumentStatus | None,
                    page: PageRequest) -> tuple[list[Row], int]:
     where = """tenant_id = %(tenant)s AND knowledge_base_id = %(kb)s AND deleted_at IS NULL
                AND (%(status)s::text IS NULL OR status = %(status)s::text)"""
@@ -186,8 +186,8 @@ def claim_document(conn: Conn, tenant_id: uuid.UUID, document_id: uuid.UUID, att
                           RETURNING {_DOC_COLUMNS}""", {"t": tenant_id, "d": document_id, "a": attempt})
 
 
-def set_document_state(conn: Conn, tenant_id: uuid.UUID, document_id: uuid.UUID, attempt: int, status: str,
-                       **values: Any) -> bool:
+def set_document_state(conn: Conn, tenant_id: uuid.UUID, document_id: uuid.UUID, attempt: int,
+                       status: DocumentStatus, **values: Any) -> bool:
     """Advance an attempt's status (and other columns); False when a newer attempt or a
     deletion superseded it."""
     clause, params = assignments(values)
@@ -231,7 +231,7 @@ def reset_for_reindex(conn: Conn, tenant_id: uuid.UUID, document_id: uuid.UUID,
                (Jsonb(chunking) if chunking is not None else None, tenant_id, document_id))
 
 
-def retry_document(conn: Conn, tenant_id: uuid.UUID, document_id: uuid.UUID, from_status: str,
+def retry_document(conn: Conn, tenant_id: uuid.UUID, document_id: uuid.UUID, from_status: DocumentStatus,
                    attempt: int) -> Row | None:
     """The sweeper's retry of the attempt it saw stalled (segments already embedded are kept)."""
     return one(conn, f"""UPDATE documents SET status = 'uploaded', retries = retries + 1, status_changed_at = now(),
@@ -319,7 +319,7 @@ def mark_indexed(conn: Conn, tenant_id: uuid.UUID, segment_ids: Sequence[uuid.UU
                  (tenant_id, list(segment_ids)))
 
 
-def list_segments(conn: Conn, tenant_id: uuid.UUID, document_id: uuid.UUID, kind: str | None,
+def list_segments(conn: Conn, tenant_id: uuid.UUID, document_id: uuid.UUID, kind: SegmentKind | None,
                   enabled: bool | None, page: PageRequest) -> tuple[list[Row], int]:
     where = """tenant_id = %(tenant)s AND document_id = %(doc)s
                AND (%(kind)s::text IS NULL OR kind = %(kind)s::text)
@@ -370,8 +370,8 @@ def stuck_documents(conn: Conn, older_than_s: int, upload_older_than_s: int, lim
                  (older_than_s, upload_older_than_s, limit))
 
 
-def fail_stalled(conn: Conn, tenant_id: uuid.UUID, document_id: uuid.UUID, attempt: int, status: str, code: str,
-                 message: str) -> bool:
+def fail_stalled(conn: Conn, tenant_id: uuid.UUID, document_id: uuid.UUID, attempt: int,
+                 status: DocumentStatus, code: str, message: str) -> bool:
     """Fail exactly the stalled attempt the sweeper saw (a re-index since then is left alone)."""
     cur = conn.execute("""UPDATE documents SET status = 'failed', error_code = %s, error = %s,
                               status_changed_at = now(), updated_at = now()

@@ -1,11 +1,24 @@
-"""Value types shared by parsing, chunking, indexing and retrieval."""
+"""Value types and vocabulary shared by parsing, chunking, indexing, retrieval and the API."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Literal, Protocol
+from typing import Annotated, Literal, Protocol, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# A knowledge base is "deleting" while its documents, vectors and files are removed.
+KnowledgeBaseStatus = Literal["active", "deleting"]
+
+# A document's indexing lifecycle:
+# pending_upload → uploaded → parsing → chunking → embedding → indexed | failed
+DocumentStatus = Literal["pending_upload", "uploaded", "parsing", "chunking", "embedding", "indexed", "failed"]
+DOCUMENT_STATUSES: tuple[DocumentStatus, ...] = get_args(DocumentStatus)
+# Indexing under way (a re-index must wait for it to finish or fail).
+INDEXING_STATUSES: tuple[DocumentStatus, ...] = ("uploaded", "parsing", "chunking", "embedding")
+
+# "chunk": searched; "parent" (parent-child chunking): returned for its children, never searched.
+SegmentKind = Literal["chunk", "parent"]
 
 
 @dataclass(frozen=True)
@@ -26,7 +39,7 @@ class Chunk:
     position: int
     text: str
     tokens: int
-    kind: Literal["chunk", "parent"] = "chunk"
+    kind: SegmentKind = "chunk"
     parent_position: int | None = None
     page: int | None = None
 

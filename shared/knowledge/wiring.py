@@ -9,9 +9,12 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from shared.knowledge.documents import DocumentService
     from shared.knowledge.ingestion import IngestionService
+    from shared.knowledge.knowledge_bases import KnowledgeBaseService
     from shared.knowledge.retrieval import RetrievalService
-    from shared.knowledge.service import KnowledgeDeps, KnowledgeService
+    from shared.knowledge.segments import SegmentService
+    from shared.knowledge.service import KnowledgeDeps
     from shared.knowledge.types import TokenCounter
     from shared.models.spec import ModelSpec
 
@@ -75,10 +78,22 @@ def knowledge_deps() -> KnowledgeDeps:
                          queue=_queue, executions=_executions, token_counter=_token_counter)
 
 
-def knowledge_service() -> KnowledgeService:
-    from shared.knowledge.service import KnowledgeService
+def knowledge_base_service() -> KnowledgeBaseService:
+    from shared.knowledge.knowledge_bases import KnowledgeBaseService
 
-    return KnowledgeService(knowledge_deps())
+    return KnowledgeBaseService(knowledge_deps())
+
+
+def document_service() -> DocumentService:
+    from shared.knowledge.documents import DocumentService
+
+    return DocumentService(knowledge_deps())
+
+
+def segment_service() -> SegmentService:
+    from shared.knowledge.segments import SegmentService
+
+    return SegmentService(knowledge_deps())
 
 
 def ingestion_service() -> IngestionService:

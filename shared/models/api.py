@@ -14,12 +14,17 @@ from shared.validation import RequestModel
 
 _Request = RequestModel
 
+# Where a model comes from: the platform's catalog, or the tenant's own.
+ModelSource = Literal["catalog", "tenant"]
+# How a usage report groups its figures.
+UsageGrouping = Literal["model", "day"]
+
 
 class ModelOut(BaseModel):
     id: uuid.UUID
     name: str
     display_name: str
-    source: Literal["catalog", "tenant"]
+    source: ModelSource
     protocol: str
     provider_model: str
     capabilities: list[str]
@@ -132,7 +137,7 @@ class QuotaStatus(BaseModel):
 class UsageReport(BaseModel):
     period_start: datetime
     period_end: datetime
-    group_by: Literal["model", "day"]
+    group_by: UsageGrouping
     groups: list[UsageGroup]
     total_input_tokens: int
     total_output_tokens: int
