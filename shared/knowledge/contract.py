@@ -10,8 +10,27 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from pydantic import Field
+
+from shared.models.spec import NAME_PATTERN
+from shared.validation import RequestModel
+
 RetrievalMode = Literal["semantic", "full_text", "hybrid"]
 ScoreType = Literal["cosine", "full_text", "hybrid", "rerank"]
+
+
+class RetrievalSettings(RequestModel):
+    """Retrieval defaults, as a knowledge base (and an agent's knowledge settings) store them;
+    a query may override each."""
+
+    mode: RetrievalMode = "hybrid"
+    top_k: int = Field(default=5, ge=1, le=100)
+    # Applies to the normalised score of the mode (see RetrievedSegment.score), never to raw RRF.
+    score_threshold: float | None = Field(default=None, ge=0, le=1)
+    # Hybrid: weight of the semantic ranking in the fusion (full-text gets 1 - weight).
+    semantic_weight: float = Field(default=0.5, ge=0, le=1)
+    # Rerank the fused candidates with this model (a model with the rerank capability).
+    rerank_model: str | None = Field(default=None, pattern=NAME_PATTERN)
 
 
 @dataclass(frozen=True)

@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shared.errors import Conflict
-from shared.knowledge.api import RetrievalSettings, RetrievedSegment, RetrieveRequest, RetrieveResult
+from shared.knowledge.api import RetrievedSegment, RetrieveRequest, RetrieveResult
 from shared.knowledge.contract import (
     Rerank,
     Retrieval,
     RetrievalFilter,
     RetrievalMode,
     RetrievalQuery,
+    RetrievalSettings,
     RetrievedPassage,
 )
 from shared.knowledge.errors import KnowledgeBaseNotFound
