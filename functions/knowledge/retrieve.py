@@ -7,6 +7,7 @@ from shared.http.context import current_principal
 from shared.http.envelope import Envelope
 from shared.knowledge.api import RetrieveRequest, RetrieveResult
 from shared.knowledge.paths import kb_id as parse_kb
+from shared.knowledge.retrieval import retrieval_query, retrieve_result
 from shared.knowledge.wiring import retrieval_service
 
 app = http_app(__name__)
@@ -14,7 +15,8 @@ app = http_app(__name__)
 
 @app.endpoint
 def retrieve(kb_id: str, body: RetrieveRequest) -> Response[Envelope[RetrieveResult]]:
-    return app.ok(retrieval_service().retrieve(current_principal(), [parse_kb(kb_id)], body))
+    query = retrieval_query(body, [parse_kb(kb_id)])
+    return app.ok(retrieve_result(retrieval_service().retrieve(current_principal().tenant, query)))
 
 
 handler = app.lambda_handler()

@@ -6,6 +6,7 @@ from shared.http.api import http_app
 from shared.http.context import current_principal
 from shared.http.envelope import Envelope
 from shared.knowledge.api import RetrieveMultiRequest, RetrieveResult
+from shared.knowledge.retrieval import retrieval_query, retrieve_result
 from shared.knowledge.wiring import retrieval_service
 
 app = http_app(__name__)
@@ -13,7 +14,8 @@ app = http_app(__name__)
 
 @app.endpoint
 def retrieve_multi(body: RetrieveMultiRequest) -> Response[Envelope[RetrieveResult]]:
-    return app.ok(retrieval_service().retrieve(current_principal(), body.knowledge_base_ids, body))
+    query = retrieval_query(body, body.knowledge_base_ids)
+    return app.ok(retrieve_result(retrieval_service().retrieve(current_principal().tenant, query)))
 
 
 handler = app.lambda_handler()

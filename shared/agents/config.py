@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StringConstraints, model_validator
 
 from shared.errors import ValidationFailed
-from shared.knowledge.api import RetrievalSettings
+from shared.knowledge.contract import RetrievalSettings
 from shared.models.spec import NAME_PATTERN
 from shared.validation import RequestModel
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from psycopg.errors import UniqueViolation
 
 from shared.agents import repository as repo
 from shared.agents.api import AgentOut, AgentVersionOut, CopyAgent, CreateAgent, PublishAgent, UpdateAgent
 from shared.agents.config import AgentConfig, dump_config, load_config
+from shared.agents.contract import ChatAgent
 from shared.agents.errors import (
     AgentBuiltinReadonly,
     AgentNameTaken,
@@ -33,16 +34,6 @@ if TYPE_CHECKING:
 
 COPY_SUFFIX = " (copy)"
 _MAX_NAME = 100
-
-
-class ChatAgent(NamedTuple):
-    """What a chat turn runs: the agent, the configuration it uses, and the published version
-    number (None for a draft chat, or a built-in, whose configuration never changes)."""
-
-    agent: AgentOut
-    config: AgentConfig
-    version: int | None
-
 
 
 def agent_out(row: dict[str, Any]) -> AgentOut:
@@ -255,7 +246,12 @@ class AgentService:
             raise AgentVersionNotFound(details={"agent_id": str(agent["id"]), "number": number})
         return version_out(row)
 
-    # Chat ------------------------------------------------------------------------------------
+    # For other domains (shared.agents.contract.AgentResolver) ------------------------------------
+    def agent_id(self, tenant_id: uuid.UUID, ref: AgentRef) -> uuid.UUID:
+        with self._db.transaction(tenant_id) as conn:
+            agent_id: uuid.UUID = self._visible(conn, tenant_id, ref)["id"]
+        return agent_id
+
     def resolve_for_chat(self, tenant_id: uuid.UUID, ref: AgentRef, draft: bool = False) -> ChatAgent:
         """The configuration a chat turn runs: the latest published version, or the draft when
         a draft (debug) chat is asked for explicitly. A built-in runs its fixed configuration.

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from shared.conversations.api import EndUser
+from shared.conversations.contract import EndUser
 from shared.validation import RequestModel
 
 MAX_MESSAGE_CHARS = 32_000

@@ -4,7 +4,7 @@ record, so turns on different threads never share dimensions."""
 
 from __future__ import annotations
 
-from shared.conversations.api import MessageOut
+from shared.conversations.contract import MessageOut
 
 
 def record_turn(answer: MessageOut) -> None:

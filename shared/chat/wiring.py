@@ -1,4 +1,5 @@
-"""The container's chat service, wired to its database, cache, model gateway and retrieval.
+"""The container's chat service, wired to the conversations' turn store, the agents, its cache,
+the model gateway and retrieval.
 Built on first use; nothing here does I/O at import time."""
 
 from __future__ import annotations
@@ -26,13 +27,13 @@ def chat_service() -> ChatService:
     from shared.cache.factory import get_event_stream, get_kv_store
     from shared.chat.service import ChatDeps, ChatService, ChatSettings
     from shared.config import get_settings
-    from shared.db.database import get_database
+    from shared.conversations.wiring import turn_store
     from shared.knowledge.wiring import retrieval_service
     from shared.models.wiring import model_gateway, model_resolver
 
     settings = get_settings()
     return ChatService(ChatDeps(
-        db=get_database(), agents=agent_service, resolver=model_resolver, gateway=model_gateway,
+        conversations=turn_store, agents=agent_service, resolver=model_resolver, gateway=model_gateway,
         retrieval=retrieval_service, kv=get_kv_store, events=get_event_stream, count_tokens=_count_tokens,
         settings=ChatSettings(checkpoint_s=settings.chat_checkpoint_s, events_ttl_s=settings.chat_events_ttl_s,
                               stuck_after_s=settings.chat_stuck_after_s)))

@@ -8,13 +8,12 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from shared.auth.principal import Principal
-from shared.conversations import repository as repo
 from shared.conversations.api import MEMBER_PREFIX
 from shared.conversations.errors import AgentNotAllowed, ConversationNotFound
 from shared.errors import Forbidden
 
 if TYPE_CHECKING:
-    from shared.agents.service import AgentService, ChatAgent
+    from shared.agents.contract import AgentResolver, ChatAgent
 
 AGENT_RESOURCE = "agent"
 
@@ -46,11 +45,11 @@ def check_draft_allowed(principal: Principal) -> None:
     require(principal, "agent:write")
 
 
-def chat_agent_for(principal: Principal, agents: AgentService, agent_id: str, draft: bool) -> ChatAgent:
+def chat_agent_for(principal: Principal, agents: AgentResolver, agent_id: str, draft: bool) -> ChatAgent:
     """The agent (and configuration) a caller may chat with: a bound token is checked before
     anything about another agent is revealed, a draft needs a builder, then the published
     version (or draft) is resolved and checked against the binding again (slugs, too)."""
-    from shared.agents.paths import agent_ref
+    from shared.agents.contract import agent_ref
 
     ref = agent_ref(agent_id)
     if isinstance(ref, uuid.UUID):
@@ -66,6 +65,8 @@ def visible_conversation(conn: Any, principal: Principal, conversation_id: uuid.
                          lock: bool = False) -> dict[str, Any]:
     """The end user's live conversation, of the token's agent when the token is bound to one;
     anything else answers like a missing conversation."""
+    from shared.conversations import repository as repo
+
     row = repo.get_conversation(conn, principal.tenant, conversation_id, end_user_of(principal, user), lock=lock)
     bound = bound_agent(principal)
     if row is None or (bound is not None and row["agent_id"] != bound):

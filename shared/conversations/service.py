@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
-from shared.agents.config import render_system_prompt
-from shared.agents.paths import AgentRef
+from shared.agents.contract import AgentRef, AgentResolver, render_system_prompt
 from shared.auth.principal import Principal
 from shared.conversations import repository as repo
 from shared.conversations.access import (
@@ -40,17 +38,16 @@ from shared.conversations.views import conversation_out, message_out
 from shared.db.database import Database
 from shared.db.paging import Page, PageRequest
 from shared.ids import new_id
-
-if TYPE_CHECKING:
-    from shared.agents.service import AgentService
+from shared.observability import tracer
 
 
 class ConversationService:
-    def __init__(self, db: Database, agents: Callable[[], AgentService]) -> None:
+    def __init__(self, db: Database, agents: Callable[[], AgentResolver]) -> None:
         self._db = db
         self._agents = agents
 
     # Conversations -------------------------------------------------------------------------
+    @tracer.capture_method(capture_response=False)
     def create_conversation(self, principal: Principal, body: CreateConversation) -> ConversationOut:
         """A conversation with an agent the tenant sees and the token may use: its latest
         published version (409 ``agent_not_published`` if none), or its draft when asked.
@@ -65,6 +62,7 @@ class ConversationService:
                                            created_by=principal.user_id)
         return conversation_out(row)
 
+    @tracer.capture_method(capture_response=False)
     def list_conversations(self, principal: Principal, user: str | None, agent: AgentRef | None,
                            page: PageRequest) -> Page[ConversationOut]:
         """The end user's live conversations; a bound token sees only its agent's (another
@@ -72,7 +70,7 @@ class ConversationService:
         tenant_id = principal.tenant
         agent_id: uuid.UUID | None = None
         if isinstance(agent, str):  # a built-in's slug
-            agent_id = self._agents().get_agent(principal, agent).id
+            agent_id = self._agents().agent_id(tenant_id, agent)
         elif agent is not None:
             agent_id = agent
         if agent_id is not None:
@@ -83,10 +81,12 @@ class ConversationService:
             rows, total = repo.list_conversations(conn, tenant_id, end_user_of(principal, user), agent_id, page)
         return Page.of([conversation_out(r) for r in rows], page, total)
 
+    @tracer.capture_method(capture_response=False)
     def get_conversation(self, principal: Principal, conversation_id: uuid.UUID, user: str | None) -> ConversationOut:
         with self._db.transaction(principal.tenant) as conn:
             return conversation_out(visible_conversation(conn, principal, conversation_id, user))
 
+    @tracer.capture_method(capture_response=False)
     def update_conversation(self, principal: Principal, conversation_id: uuid.UUID,
                             body: UpdateConversation) -> ConversationOut:
         """Rename; with ``version``, a conversation changed since it was read is 409."""
@@ -101,6 +101,7 @@ class ConversationService:
                 raise ConversationVersionConflict(details={"version": latest["version"]})
         return conversation_out(row)
 
+    @tracer.capture_method(capture_response=False)
     def delete_conversation(self, principal: Principal, conversation_id: uuid.UUID, user: str | None) -> None:
         """Soft delete: gone for every reader at once. A turn still answering is left to finish
         (its writes name the message, not the conversation); the purge removes the messages."""
@@ -111,6 +112,7 @@ class ConversationService:
                 raise ConversationNotFound(details={"conversation_id": str(conversation_id)})
 
     # Messages ------------------------------------------------------------------------------
+    @tracer.capture_method(capture_response=False)
     def list_messages(self, principal: Principal, conversation_id: uuid.UUID, user: str | None,
                       page: PageRequest) -> Page[MessageOut]:
         tenant_id = principal.tenant
@@ -119,6 +121,7 @@ class ConversationService:
             rows, total = repo.list_messages(conn, tenant_id, current["id"], page)
         return Page.of([message_out(r) for r in rows], page, total)
 
+    @tracer.capture_method(capture_response=False)
     def message_feedback(self, principal: Principal, conversation_id: uuid.UUID, message_id: uuid.UUID,
                          body: MessageFeedback) -> MessageOut:
         """Like or dislike a finished answer, with an optional comment; ``rating: null`` takes

@@ -1,5 +1,5 @@
-"""The container's conversation service, wired to its database and the agent service (built
-on first use: nothing is imported or connected when a handler module loads)."""
+"""The container's conversation service and turn store, wired to its database and the agent
+service (built on first use: nothing is imported or connected when a handler module loads)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from shared.conversations.service import ConversationService
+    from shared.conversations.turns import ConversationTurns
 
 
 def conversation_service() -> ConversationService:
@@ -15,3 +16,10 @@ def conversation_service() -> ConversationService:
     from shared.db.database import get_database
 
     return ConversationService(get_database(), agent_service)
+
+
+def turn_store() -> ConversationTurns:
+    from shared.conversations.turns import ConversationTurns
+    from shared.db.database import get_database
+
+    return ConversationTurns(get_database())

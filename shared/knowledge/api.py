@@ -8,30 +8,18 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
+# Re-exported: the retrieval settings are the domain's (agents store them too).
+from shared.knowledge.contract import RetrievalMode, RetrievalSettings
 from shared.knowledge.types import ChunkingConfig, DocumentStatus, KnowledgeBaseStatus, SegmentKind
 from shared.models.spec import NAME_PATTERN
 from shared.validation import RequestModel
 
-RetrievalMode = Literal["semantic", "full_text", "hybrid"]
 MetadataKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")]
 MetadataScalar = Annotated[str, StringConstraints(max_length=500)] | int | float | bool
 MetadataValue = MetadataScalar | Annotated[list[MetadataScalar], Field(max_length=50)]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 Metadata = Annotated[dict[MetadataKey, MetadataValue], Field(max_length=32)]
 Tags = Annotated[list[Tag], Field(max_length=32)]
-
-
-class RetrievalSettings(RequestModel):
-    """A knowledge base's retrieval defaults; a retrieve request may override each."""
-
-    mode: RetrievalMode = "hybrid"
-    top_k: int = Field(default=5, ge=1, le=100)
-    # Applies to the normalised score of the mode (see RetrievedSegment.score), never to raw RRF.
-    score_threshold: float | None = Field(default=None, ge=0, le=1)
-    # Hybrid: weight of the semantic ranking in the fusion (full-text gets 1 - weight).
-    semantic_weight: float = Field(default=0.5, ge=0, le=1)
-    # Rerank the fused candidates with this model (a model with the rerank capability).
-    rerank_model: str | None = Field(default=None, pattern=NAME_PATTERN)
 
 
 class CreateKnowledgeBase(RequestModel):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -18,6 +19,7 @@ from shared.errors import StratusError
 from shared.ids import new_id
 from shared.models import repository as repo
 from shared.models.api import Quota, QuotaStatus, UsageGroup, UsageReport
+from shared.tenancy.contract import TenantDirectory
 
 # The running total is rebuilt from the records this often, so a race between a rebuild and
 # a concurrent call (whose tokens the rebuild missed) is corrected within minutes.
@@ -55,9 +57,12 @@ def next_month(now: datetime) -> datetime:
 
 
 class UsageService:
-    def __init__(self, db: Database, kv: KeyValueStore) -> None:
+    def __init__(self, db: Database, kv: KeyValueStore,
+                 tenants: Callable[[], TenantDirectory] | None = None) -> None:
+        """``tenants``: where quotas look tenants up (only ``set_quota`` needs it)."""
         self._db = db
         self._kv = kv
+        self._tenants = tenants
 
     # Keys share the tenant's hash tag (one slot per tenant).
     @staticmethod
@@ -135,14 +140,16 @@ class UsageService:
 
     def set_quota(self, tenant_id: uuid.UUID, soft: int | None, hard: int | None) -> Quota:
         from shared.errors import NotFound, ValidationFailed
-        from shared.tenancy import repository as tenancy_repo
 
         if soft is not None and hard is not None and soft > hard:
             raise ValidationFailed(details={"fields": [{"field": "body.monthly_tokens_soft", "type": "quota_order",
                                                         "message": "the soft limit cannot exceed the hard limit"}]})
+        if self._tenants is None:
+            raise RuntimeError("UsageService was built without a tenant directory")
+        if not self._tenants().tenant_exists(tenant_id):
+            raise NotFound("Tenant not found", code="tenant_not_found")
+        # Checked apart from the write: a tenant deleted in between keeps a quota row it never uses.
         with self._db.transaction(tenant_id) as conn:
-            if tenancy_repo.get_tenant(conn, tenant_id) is None:
-                raise NotFound("Tenant not found", code="tenant_not_found")
             row = repo.upsert_quota(conn, tenant_id, soft, hard)
         self._kv.delete(self._limits_key(tenant_id))
         return Quota(tenant_id=tenant_id, **row)

@@ -29,8 +29,9 @@ def usage_service() -> UsageService:
     from shared.cache.factory import get_kv_store
     from shared.db.database import get_database
     from shared.models.usage import UsageService
+    from shared.tenancy.directory import tenant_directory
 
-    return UsageService(get_database(), get_kv_store())
+    return UsageService(get_database(), get_kv_store(), tenant_directory)
 
 
 @cache

@@ -24,8 +24,7 @@ from shared.cache.ports import EventStream, KeyValueStore
 from shared.chat.api import ChatBody
 from shared.chat.service import ChatDeps, ChatService, ChatSettings
 from shared.chat.wiring import _count_tokens, reset_chat_service
-from shared.db.database import get_database
-from shared.knowledge.api import RetrievedSegment, RetrieveRequest, RetrieveResult
+from shared.knowledge.contract import Retrieval, RetrievalQuery, RetrievedPassage
 from shared.models.wiring import model_gateway, model_resolver
 from tests.integration.conftest import API_KEY, bearer
 from tests.support.fake_openai import ChatScript, FakeOpenAI, RawReply
@@ -279,19 +278,18 @@ def test_a_busy_conversation_refuses_a_second_turn(tenant: Tenant, admin_sql: Sq
 class FakeRetrieval:
     """Our retrieval port, answering fixed segments and recording queries."""
 
-    def __init__(self, segments: list[RetrievedSegment]) -> None:
+    def __init__(self, segments: list[RetrievedPassage]) -> None:
         self.segments = segments
         self.queries: list[str] = []
 
-    def retrieve(self, principal: Principal, kb_ids: Any, body: RetrieveRequest, *,
-                 skip_unavailable: bool = False) -> RetrieveResult:
-        assert skip_unavailable  # an agent's knowledge base may be gone since it was published
-        self.queries.append(body.query)
-        return RetrieveResult(query=body.query, mode="hybrid", reranked=False, items=self.segments[: body.top_k or 5])
+    def retrieve(self, tenant_id: uuid.UUID, query: RetrievalQuery) -> Retrieval:
+        assert query.skip_unavailable  # an agent's knowledge base may be gone since it was published
+        self.queries.append(query.text)
+        return Retrieval(query=query.text, mode="hybrid", reranked=False, passages=self.segments[: query.top_k or 5])
 
 
-def segment(n: int, text: str, kb_id: uuid.UUID) -> RetrievedSegment:
-    return RetrievedSegment(segment_id=uuid.uuid4(), knowledge_base_id=kb_id, document_id=uuid.uuid4(),
+def segment(n: int, text: str, kb_id: uuid.UUID) -> RetrievedPassage:
+    return RetrievedPassage(segment_id=uuid.uuid4(), knowledge_base_id=kb_id, document_id=uuid.uuid4(),
                             document_name=f"doc{n}.md", position=n, page=None, text=text, content=text,
                             score=1 - n / 10, score_type="hybrid", scores={}, metadata={}, tags=[])
 
@@ -301,9 +299,10 @@ def service_for(retrieval: Any, *, kv: KeyValueStore | None = None, events: Even
     """The chat service on the test database and model gateway, with our own ports: the
     retrieval given, and the cache ports given or in-process ones."""
     from shared.agents.wiring import agent_service
+    from shared.conversations.wiring import turn_store
 
     kv, events = kv or MemoryKeyValueStore(), events or MemoryEventStream()
-    return ChatService(ChatDeps(db=get_database(), agents=agent_service, resolver=model_resolver,
+    return ChatService(ChatDeps(conversations=turn_store, agents=agent_service, resolver=model_resolver,
                                 gateway=model_gateway, retrieval=lambda: retrieval, kv=lambda: kv,
                                 events=lambda: events, count_tokens=_count_tokens,
                                 settings=ChatSettings(**settings)))
@@ -375,7 +374,7 @@ def test_cancel_mid_stream_keeps_what_was_generated(tenant: Tenant, fake: FakeOp
     worker = threading.Thread(target=lambda: result.append(service.run(turn, emit)))
     worker.start()
     assert deltas.wait(10)
-    out = service.cancel(principal, turn.answer["id"], None)
+    out = service.cancel(principal, turn.answer_id, None)
     assert out.cancel_requested is True
     worker.join(10)
     final, error = result[0]
@@ -399,13 +398,13 @@ def test_replay_after_an_id_loses_and_duplicates_nothing(tenant: Tenant, fake: F
         time.sleep(0.005)
     cut = live[3].id  # a client dropped after the fourth event
     replayed: list[Any] = []
-    for batch in service.replay(principal, turn.answer["id"], None, cut, block_ms=200):
+    for batch in service.replay(principal, turn.answer_id, None, cut, block_ms=200):
         replayed += batch
     worker.join(10)
     assert [e.id for e in live[:4]] + [e.id for e in replayed] == [e.id for e in live]
     assert replayed[-1].type == "done"
     # Caught up with an ended answer: one closing done after the client's position, never a restart.
-    after_last = [e for batch in service.replay(principal, turn.answer["id"], None, live[-1].id, block_ms=20)
+    after_last = [e for batch in service.replay(principal, turn.answer_id, None, live[-1].id, block_ms=20)
                   for e in batch]
     assert [e.type for e in after_last] == ["done"] and after_last[0].id > live[-1].id
 
@@ -416,12 +415,12 @@ def test_reaper_fails_stuck_turns_and_closes_their_streams(tenant: Tenant, admin
     principal = principal_of(tenant)
     turn = service.start(principal, ChatBody(agent_id=agent["id"], message="never answered"))
     fresh = service.start(principal, ChatBody(agent_id=agent["id"], message="just started"))
-    admin_sql("UPDATE messages SET updated_at = now() - interval '2 minutes' WHERE id = %s", (turn.answer["id"],))
+    admin_sql("UPDATE messages SET updated_at = now() - interval '2 minutes' WHERE id = %s", (turn.answer_id,))
     assert service.reap() >= 1
     status = dict(admin_sql("SELECT id, status FROM messages WHERE id = ANY(%s)",
-                            ([turn.answer["id"], fresh.answer["id"]],)))
-    assert status == {turn.answer["id"]: "failed", fresh.answer["id"]: "running"}
-    replay = [e for batch in service.replay(principal, turn.answer["id"], None, None, 100) for e in batch]
+                            ([turn.answer_id, fresh.answer_id],)))
+    assert status == {turn.answer_id: "failed", fresh.answer_id: "running"}
+    replay = [e for batch in service.replay(principal, turn.answer_id, None, None, 100) for e in batch]
     assert [e.type for e in replay] == ["error", "done"] and replay[0].data["code"] == "chat_turn_timed_out"
     # The generator that comes back later cannot overwrite the reaper's verdict.
     final, _ = service.run(turn)
@@ -456,10 +455,10 @@ def test_reaper_function_runs_on_its_schedule_event(tenant: Tenant, admin_sql: S
     agent = tenant.agent()
     service = service_for(FakeRetrieval([]))
     turn = service.start(principal_of(tenant), ChatBody(agent_id=agent["id"], message="abandoned"))
-    admin_sql("UPDATE messages SET updated_at = now() - interval '1 hour' WHERE id = %s", (turn.answer["id"],))
+    admin_sql("UPDATE messages SET updated_at = now() - interval '1 hour' WHERE id = %s", (turn.answer_id,))
     result = handler(load_event("eventbridge_schedule"), LocalContext("chat-reap-turns", 256, 10))
     assert result["reaped"] >= 1
-    row = admin_sql("SELECT status, error_code FROM messages WHERE id = %s", (turn.answer["id"],))[0]
+    row = admin_sql("SELECT status, error_code FROM messages WHERE id = %s", (turn.answer_id,))[0]
     assert row == ("failed", "chat_turn_timed_out")
 
 
@@ -590,11 +589,11 @@ def test_cancel_and_replay_through_redis_in_cluster_mode(tenant: Tenant, fake: F
     worker.start()
     while sum(e.type == "message.delta" for e in seen) < 4:
         time.sleep(0.005)
-    service.cancel(principal, turn.answer["id"], None)
+    service.cancel(principal, turn.answer_id, None)
     worker.join(10)
     final, _ = live[0]
     assert final.status == "cancelled" and 4 <= len(final.content.split()) < 200
-    replayed = [e for batch in service.replay(principal, turn.answer["id"], None, seen[1].id, block_ms=100)
+    replayed = [e for batch in service.replay(principal, turn.answer_id, None, seen[1].id, block_ms=100)
                 for e in batch]
     assert [e.id for e in seen[:2]] + [e.id for e in replayed] == [e.id for e in seen]
     assert replayed[-2].data["status"] == "cancelled" and replayed[-1].type == "done"

@@ -402,21 +402,25 @@ def test_multi_knowledge_base_retrieval_stays_in_the_named_bases(api: Api, invok
                       200).json()["data"]
     assert {i["document_id"] for i in result["items"]} == {a["id"], b["id"]}
     # An agent's search leaves out knowledge bases gone or going since it was published; the API does not.
-    from shared.knowledge.api import RetrieveRequest
+    from shared.knowledge.contract import RetrievalQuery
     from shared.knowledge.errors import KnowledgeBaseNotFound
     from shared.knowledge.wiring import retrieval_service
     from shared.tenancy.service import tenancy_service
 
-    principal = tenancy_service().resolve_token(api.headers["Authorization"].removeprefix("Bearer "))
+    tenant_id = tenancy_service().resolve_token(api.headers["Authorization"].removeprefix("Bearer ")).tenant
     admin_sql("UPDATE knowledge_bases SET status = 'deleting' WHERE id = %s", (second["id"],))
     ids = [uuid.UUID(first["id"]), uuid.UUID(second["id"]), uuid.uuid4()]
-    body = RetrieveRequest(query="serverless scaling and databases", mode="semantic")
-    kept = retrieval_service().retrieve(principal, ids, body, skip_unavailable=True)
-    assert {str(i.document_id) for i in kept.items} == {a["id"]}
-    none_left = retrieval_service().retrieve(principal, ids[1:], body, skip_unavailable=True)
-    assert none_left.items == [] and none_left.mode == "semantic"
+
+    def query(kb_ids: list[uuid.UUID], skip_unavailable: bool) -> RetrievalQuery:
+        return RetrievalQuery(knowledge_base_ids=kb_ids, text="serverless scaling and databases", mode="semantic",
+                              skip_unavailable=skip_unavailable)
+
+    kept = retrieval_service().retrieve(tenant_id, query(ids, True))
+    assert {str(i.document_id) for i in kept.passages} == {a["id"]}
+    none_left = retrieval_service().retrieve(tenant_id, query(ids[1:], True))
+    assert none_left.passages == [] and none_left.mode == "semantic"
     with pytest.raises(KnowledgeBaseNotFound):
-        retrieval_service().retrieve(principal, ids, body)
+        retrieval_service().retrieve(tenant_id, query(ids, False))
 
 
 # Lifecycle ------------------------------------------------------------------------------------

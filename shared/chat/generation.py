@@ -1,0 +1,117 @@
+"""How an answer is generated, apart from the turn around it.
+
+The turn's lifecycle (:mod:`shared.chat.turn`: admit, publish events, checkpoint, cancel,
+finish, reap) is the same for every agent mode; what differs is the generation: a strategy
+chosen by the agent's mode. Quick-answer (retrieve, then one streamed completion) is the
+first; function calling (ReAct) and chatflow come next, each a strategy registered here,
+touching nothing else. A strategy sees the turn only through :class:`TurnContext`."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from shared.agents.contract import AgentConfig
+    from shared.knowledge.contract import Retriever
+    from shared.models.gateway import ModelGateway
+
+
+class TurnCancelled(Exception):
+    """Raised through a strategy when the turn must stop: a cancel was asked for, or the
+    answer was reaped meanwhile. The lifecycle ends the answer ``cancelled`` with what it holds."""
+
+
+@dataclass(frozen=True)
+class Generation:
+    """How a generation ended normally (the text is the context's, delta by delta)."""
+
+    stop_reason: str = "stop"
+    # {input_tokens, output_tokens, total_tokens, estimated}
+    usage: dict[str, Any] | None = None
+
+
+class TurnContext(Protocol):
+    """What a strategy may use of its turn."""
+
+    @property
+    def tenant_id(self) -> uuid.UUID: ...
+
+    @property
+    def answer_id(self) -> uuid.UUID: ...
+
+    @property
+    def config(self) -> AgentConfig: ...
+
+    @property
+    def question(self) -> str: ...
+
+    @property
+    def system_prompt(self) -> str: ...
+
+    @property
+    def context_tokens(self) -> int: ...
+
+    @property
+    def output_tokens(self) -> int: ...
+
+    @property
+    def gateway(self) -> ModelGateway: ...
+
+    @property
+    def retriever(self) -> Retriever: ...
+
+    @property
+    def count_tokens(self) -> Callable[[str], int]: ...
+
+    def clock(self) -> float:
+        """Now, on the turn's clock (for :meth:`measure`)."""
+        ...
+
+    def measure(self, name: str, since: float) -> None:
+        """Record milliseconds since ``since`` in the answer's latency, as ``name``."""
+        ...
+
+    def memory(self, turns: int) -> list[tuple[str, str]]:
+        """Up to ``turns`` past (question, answer) pairs of the conversation, oldest first."""
+        ...
+
+    def publish(self, event_type: str, data: dict[str, Any]) -> None:
+        """Append an event to the answer's stream and hand it to the live connection."""
+        ...
+
+    def delta(self, text: str) -> None:
+        """Add text to the answer: published, checkpointed now and then; raises
+        :class:`TurnCancelled` when the turn must stop."""
+        ...
+
+    def check_cancelled(self) -> None:
+        """Raise :class:`TurnCancelled` when a cancel was asked for."""
+        ...
+
+    def checkpoint(self) -> None:
+        """Save the answer so far (at most every few seconds); raises :class:`TurnCancelled`
+        when the answer was reaped meanwhile."""
+        ...
+
+    def keep(self, *, references: list[dict[str, Any]] | None = None, rewritten_query: str | None = None,
+             context: dict[str, Any] | None = None, model: str | None = None) -> None:
+        """What the answer keeps however it ends (completed, cancelled or failed)."""
+        ...
+
+
+class GenerationStrategy(Protocol):
+    def generate(self, ctx: TurnContext) -> Generation:
+        """Generate the answer through ``ctx``. A ``StratusError`` fails the turn with its
+        code; :class:`TurnCancelled` cancels it; anything else fails it as a bug."""
+        ...
+
+
+def default_strategies() -> dict[str, GenerationStrategy]:
+    """The generation of each agent mode that can chat; a mode missing here is refused before
+    the turn starts (``agent_mode_unavailable``)."""
+    from shared.chat.quick_answer import QuickAnswer
+
+    return {"quick-answer": QuickAnswer()}

@@ -1,0 +1,113 @@
+"""What the conversations domain offers the others (chat today, chatflow workflow runs next):
+the store of a conversation's turns — the question and the running answer appended together,
+the history a model remembers, checkpoints and the one final write of an answer, and the
+running answers a reaper looks for — plus who may see which conversation (``access``).
+
+Callers depend on :class:`TurnStore`, never on the repository: how turns are kept (tables,
+locks, fencing on ``status = 'running'``) stays this domain's."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from shared.auth.principal import Principal
+from shared.conversations.access import chat_agent_for, check_agent_allowed, end_user_of
+from shared.conversations.api import EndUser, MessageOut
+
+__all__ = ["AnswerOutcome", "EndUser", "MessageOut", "OpenedTurn", "StuckAnswer", "TurnConversation", "TurnStore",
+           "chat_agent_for", "check_agent_allowed", "end_user_of"]
+
+
+@dataclass(frozen=True)
+class TurnConversation:
+    """A conversation as a new turn needs it."""
+
+    id: uuid.UUID
+    agent_id: uuid.UUID
+    draft: bool
+    inputs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class OpenedTurn:
+    """The question (stored completed) and its answer (stored running), just appended."""
+
+    conversation_id: uuid.UUID
+    question_id: uuid.UUID
+    answer_id: uuid.UUID
+    # The answer's place in the conversation: history is what came before it.
+    answer_position: int
+    created_conversation: bool
+
+
+@dataclass(frozen=True)
+class AnswerOutcome:
+    """How an answer ended. Fields left None keep what the answer holds (nothing, for an answer
+    that was running)."""
+
+    status: Literal["completed", "cancelled", "failed"]
+    content: str
+    stop_reason: str | None = None
+    references: list[dict[str, Any]] | None = None
+    rewritten_query: str | None = None
+    context: dict[str, Any] | None = None
+    model: str | None = None
+    usage: dict[str, Any] | None = None
+    latency: dict[str, Any] | None = None
+    error_code: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class StuckAnswer:
+    tenant_id: uuid.UUID
+    message_id: uuid.UUID
+    conversation_id: uuid.UUID
+
+
+class TurnStore(Protocol):
+    def find_conversation(self, principal: Principal, conversation_id: uuid.UUID,
+                          user: str | None) -> TurnConversation:
+        """The end user's live conversation (of the token's agent, when bound); anything else
+        is ``ConversationNotFound``."""
+        ...
+
+    def open_turn(self, principal: Principal, *, conversation_id: uuid.UUID | None, user: str | None,
+                  agent_id: uuid.UUID, draft: bool, inputs: dict[str, Any], question: str,
+                  agent_version: int | None) -> OpenedTurn:
+        """Append the question and a running answer, starting a conversation when
+        ``conversation_id`` is None. An existing conversation still answering is
+        ``ConversationBusy``; one deleted meanwhile is ``ConversationNotFound``."""
+        ...
+
+    def history(self, tenant_id: uuid.UUID, conversation_id: uuid.UUID, before_position: int,
+                turns: int) -> list[tuple[str, str]]:
+        """Up to ``turns`` past (question, answer) pairs before the position, oldest first."""
+        ...
+
+    def checkpoint(self, tenant_id: uuid.UUID, answer_id: uuid.UUID, content: str) -> bool:
+        """Save a running answer's text so far; False when it is no longer running."""
+        ...
+
+    def finish_answer(self, tenant_id: uuid.UUID, answer_id: uuid.UUID, outcome: AnswerOutcome) -> MessageOut:
+        """The one final write of a running answer. When it had already ended (a reaper came
+        first) the answer as it ended; ``MessageNotFound`` when it is gone."""
+        ...
+
+    def visible_answer(self, principal: Principal, message_id: uuid.UUID, user: str | None) -> MessageOut:
+        """An answer the caller may follow or cancel; anything else is ``MessageNotFound``."""
+        ...
+
+    def answer_status(self, tenant_id: uuid.UUID, message_id: uuid.UUID) -> str | None:
+        """The answer's status, its conversation deleted or not; None when it is gone."""
+        ...
+
+    def stuck_answers(self, older_than_s: int, limit: int) -> list[StuckAnswer]:
+        """Running answers without progress for ``older_than_s``, across tenants."""
+        ...
+
+    def fail_stuck(self, answer: StuckAnswer, code: str, message: str) -> bool:
+        """Fail a stuck answer; False when it finished meanwhile."""
+        ...
