@@ -1,4 +1,4 @@
-"""The HTTP API (DESIGN §2 API, Auth): one API, its ``$default`` stage with access logs and
+"""The HTTP API (docs/architecture.md §2.2, §2.3): one API, its ``$default`` stage with access logs and
 throttling, and the Lambda REQUEST authorizer. Routes are added by each domain's stack."""
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ class Api(Construct):
 def add_request_authorizer(scope: Construct, api: Api, handler: lambda_.IFunction, *,
                            identity_header: str) -> apigwv2.IHttpRouteAuthorizer:
     """The Lambda REQUEST authorizer (payload 2.0, simple responses), created beside its
-    function. It never denies (DESIGN §2 Auth); its answer is cached per Authorization
+    function. It never denies (docs/architecture.md §2.3); its answer is cached per Authorization
     header for ``authorizer_cache_ttl_s``.
 
     With caching on, API Gateway itself answers 401 when the identity source (the header)

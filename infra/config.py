@@ -55,7 +55,7 @@ class StratusConfig:
     # Origins allowed to PUT/POST presigned uploads from a browser.
     upload_cors_origins: tuple[str, ...] = ("*",)
     # Alarm thresholds. Pinned proxy sessions are expected (per-transaction tenant settings
-    # pin them, DESIGN §2); the alarm fires when they approach the connection budget.
+    # pin them, docs/architecture.md §2.6); the alarm fires when they approach the connection budget.
     pinned_sessions_alarm: int = 100
     acu_utilization_alarm_percent: float = 90.0
     api_throttle_rate: int = 200

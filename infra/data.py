@@ -1,4 +1,4 @@
-"""Data stores (DESIGN §2 Data): Aurora PostgreSQL Serverless v2 behind RDS Proxy,
+"""Data stores (docs/architecture.md §2.6): Aurora PostgreSQL Serverless v2 behind RDS Proxy,
 ElastiCache Serverless (Valkey), the S3 buckets, the secrets (platform admin token, provider
 keys), the customer-managed KMS key for tenants' provider credentials and, optionally, the
 OpenSearch domain (infra/opensearch.py)."""
@@ -163,7 +163,7 @@ class Data(Construct):
         self.cache_sg = ec2.SecurityGroup(self, "CacheSg", vpc=network.vpc, allow_all_outbound=False,
                                           description="ElastiCache Serverless (Valkey), TLS only")
         # Serverless caches always encrypt in transit and at rest and only speak cluster
-        # mode: the code uses a cluster client with hash-tagged keys (DESIGN §2).
+        # mode: the code uses a cluster client with hash-tagged keys (docs/architecture.md §2.6).
         self.cache = elasticache.CfnServerlessCache(
             self, "Cache",
             engine="valkey",

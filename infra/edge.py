@@ -1,4 +1,4 @@
-"""The edge (DESIGN §2 Edge): one CloudFront distribution, one base URL for clients. The
+"""The edge (docs/architecture.md §2.1): one CloudFront distribution, one base URL for clients. The
 streaming paths of every ``FunctionUrl`` catalog entry go to that function's URL; everything
 else goes to the HTTP API. Generated from the catalog; nothing here names a function.
 

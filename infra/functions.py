@@ -170,7 +170,7 @@ def readiness_path(trigger: FunctionUrl) -> str:
 
 
 def _web_adapter_environment(fn: Function) -> dict[str, str]:
-    """A function URL function runs its ASGI app under the adapter (DESIGN §2 Streaming)."""
+    """A function URL function runs its ASGI app under the adapter (docs/architecture.md §2.4)."""
     assert isinstance(fn.trigger, FunctionUrl)
     return {
         "AWS_LAMBDA_EXEC_WRAPPER": WEB_ADAPTER_WRAPPER,

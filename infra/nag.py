@@ -125,7 +125,7 @@ def public_function_url(url: IConstruct, function: str) -> None:
 
 
 def distribution(dist: IConstruct) -> None:
-    """The CloudFront distribution in front of the HTTP API and the function URLs (DESIGN §2 Edge)."""
+    """The CloudFront distribution in front of the HTTP API and the function URLs (docs/architecture.md §2.1)."""
     acknowledge(dist, "AwsSolutions-CFR1",
                 "no geo restriction: the API serves tenants wherever they are; access is per token, and a "
                 "deployment that must restrict countries adds a GeoRestriction to the distribution")

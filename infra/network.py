@@ -1,5 +1,5 @@
 """The VPC: private subnets for everything that reaches a data store, one NAT gateway for
-provider APIs, and endpoints so AWS API traffic stays off the NAT (DESIGN §2 Network)."""
+provider APIs, and endpoints so AWS API traffic stays off the NAT (docs/architecture.md §2.5)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The managed OpenSearch domain, when the deployment chose it as the vector store
-(``-c vector_store=opensearch``; DESIGN §2 Data, docs/adr/0023-ingestion-infrastructure.md).
+(``-c vector_store=opensearch``; docs/architecture.md §2.6, docs/adr/0023-ingestion-infrastructure.md).
 
 - In the VPC's private subnets; its security group admits only the functions' group, on 443.
 - Encryption at rest, node-to-node encryption, HTTPS only with TLS 1.2 or later.

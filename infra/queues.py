@@ -1,4 +1,4 @@
-"""SQS queues from the catalog's ``QUEUES`` (DESIGN §2 Ingestion): each with a dead-letter
+"""SQS queues from the catalog's ``QUEUES`` (docs/architecture.md §2.7): each with a dead-letter
 queue and an alarm on it, fed by S3 ``ObjectCreated`` notifications where the catalog says
 so; the consuming function's event source mapping is wired with the other triggers
 (infra/functions.py)."""

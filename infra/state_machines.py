@@ -70,7 +70,7 @@ def build_state_machine(scope: Construct, spec: StateMachineSpec, functions: Map
         definition_body=sfn.DefinitionBody.from_string(text),
         definition_substitutions={keys[name]: functions[name].function_arn for name in names},
         comment=spec.description or None,
-        # The state carries identifiers only (DESIGN §6), so execution data is safe to log.
+        # The state carries identifiers only (docs/architecture.md §6.3), so execution data is safe to log.
         logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
         tracing_enabled=True,
     )

@@ -119,7 +119,7 @@ class StratusStack(Stack):
                                        statistic="Maximum", period=FIVE_MINUTES),
               threshold=config.pinned_sessions_alarm, evaluation_periods=3,
               description=(f"Stratus {config.stage}: RDS Proxy pinned sessions near the connection budget "
-                           "(every Lambda container pins one; see DESIGN §2 Data)"),
+                           "(every Lambda container pins one; see docs/architecture.md §2.6)"),
               topic=self.alarms)
         alarm(self, "AuroraAcuHigh",
               metric=cloudwatch.Metric(namespace="AWS/RDS", metric_name="ACUUtilization",

@@ -104,7 +104,7 @@ class FunctionUrl:
     """A Lambda function URL (``InvokeMode: RESPONSE_STREAM``, ``AuthType: NONE``: the app checks
     the bearer token itself) serving the module's ASGI ``app`` under the Lambda Web Adapter.
     CloudFront sends every request whose path starts with one of ``path_prefixes`` to it; the
-    local runtime mounts the same app on its gateway at the same prefixes (DESIGN §2, §3)."""
+    local runtime mounts the same app on its gateway at the same prefixes (docs/architecture.md §2.4, §3)."""
 
     path_prefixes: tuple[str, ...]
     routes: tuple[StreamRoute, ...]

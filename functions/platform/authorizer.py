@@ -1,7 +1,7 @@
 """The HTTP API's Lambda REQUEST authorizer (payload 2.0, simple responses).
 
 It never denies: a bad token passes through as ``auth_error`` in the context and the
-shared middleware answers 401/403 in the envelope (DESIGN §2). Answers are cacheable by
+shared middleware answers 401/403 in the envelope (docs/architecture.md §2.3). Answers are cacheable by
 the Authorization header.
 """
 

@@ -28,6 +28,7 @@ from shared.db.paging import Page, PageRequest
 from shared.errors import NotFound, ValidationFailed
 from shared.ids import new_id
 from shared.models.spec import Capability
+from shared.observability import tracer
 
 if TYPE_CHECKING:
     from shared.models.resolver import ModelResolver
@@ -61,6 +62,11 @@ def copy_name(base: str, taken: set[str]) -> str:
     return base[:_MAX_NAME - 33].rstrip() + f" ({uuid.uuid4().hex})"
 
 
+# Each use case is a subsegment of the function's trace. Responses stay out of it: some
+# carry secrets shown once (a new API key) and X-Ray documents are size-limited.
+_traced = tracer.capture_method(capture_response=False)
+
+
 class AgentService:
     def __init__(self, db: Database, resolver: Callable[[], ModelResolver]) -> None:
         self._db = db
@@ -87,6 +93,7 @@ class AgentService:
         return row
 
     # Drafts --------------------------------------------------------------------------------
+    @_traced
     def create_agent(self, principal: Principal, body: CreateAgent) -> AgentOut:
         tenant_id = principal.tenant
         try:
@@ -98,6 +105,7 @@ class AgentService:
             raise AgentNameTaken(details={"name": body.name}) from exc
         return agent_out(row)
 
+    @_traced
     def list_agents(self, principal: Principal, builtin: bool | None,
                     page: PageRequest) -> Page[AgentOut]:
         tenant_id = principal.tenant
@@ -105,11 +113,13 @@ class AgentService:
             rows, total = repo.list_agents(conn, tenant_id, builtin, page)
         return Page.of([agent_out(r) for r in rows], page, total)
 
+    @_traced
     def get_agent(self, principal: Principal, ref: AgentRef) -> AgentOut:
         tenant_id = principal.tenant
         with self._db.transaction(tenant_id) as conn:
             return agent_out(self._visible(conn, tenant_id, ref))
 
+    @_traced
     def update_agent(self, principal: Principal, ref: AgentRef, body: UpdateAgent) -> AgentOut:
         tenant_id = principal.tenant
         values: dict[str, Any] = {}
@@ -138,6 +148,7 @@ class AgentService:
             raise AgentNameTaken(details={"name": body.name}) from exc
         return agent_out(row)
 
+    @_traced
     def delete_agent(self, principal: Principal, ref: AgentRef) -> None:
         """Soft delete: the name is free again; versions go with the agent at the retention purge."""
         tenant_id = principal.tenant
@@ -146,6 +157,7 @@ class AgentService:
             if not repo.soft_delete_agent(conn, tenant_id, current["id"]):
                 raise AgentNotFound(details={"agent_id": str(ref)})
 
+    @_traced
     def copy_agent(self, principal: Principal, ref: AgentRef, body: CopyAgent) -> AgentOut:
         """A new draft of the tenant from any agent it sees (built-ins included)."""
         tenant_id = principal.tenant
@@ -199,6 +211,7 @@ class AgentService:
                   "config.knowledge.retrieval.rerank_model")
         return problems
 
+    @_traced
     def publish_agent(self, principal: Principal, ref: AgentRef, body: PublishAgent) -> AgentVersionOut:
         """Validate the draft (models usable for chat, knowledge bases live in the tenant) and
         snapshot it as the next version; chats then use it."""
@@ -229,6 +242,7 @@ class AgentService:
             repo.mark_published(conn, tenant_id, agent["id"], number)
         return version_out(row)
 
+    @_traced
     def list_versions(self, principal: Principal, ref: AgentRef,
                       page: PageRequest) -> Page[AgentVersionOut]:
         tenant_id = principal.tenant
@@ -237,6 +251,7 @@ class AgentService:
             rows, total = repo.list_versions(conn, tenant_id, agent["id"], page) if not agent["builtin"] else ([], 0)
         return Page.of([version_out(r) for r in rows], page, total)
 
+    @_traced
     def get_version(self, principal: Principal, ref: AgentRef, number: int) -> AgentVersionOut:
         tenant_id = principal.tenant
         with self._db.transaction(tenant_id) as conn:
@@ -247,11 +262,13 @@ class AgentService:
         return version_out(row)
 
     # For other domains (shared.agents.contract.AgentResolver) ------------------------------------
+    @_traced
     def agent_id(self, tenant_id: uuid.UUID, ref: AgentRef) -> uuid.UUID:
         with self._db.transaction(tenant_id) as conn:
             agent_id: uuid.UUID = self._visible(conn, tenant_id, ref)["id"]
         return agent_id
 
+    @_traced
     def resolve_for_chat(self, tenant_id: uuid.UUID, ref: AgentRef, draft: bool = False) -> ChatAgent:
         """The configuration a chat turn runs: the latest published version, or the draft when
         a draft (debug) chat is asked for explicitly. A built-in runs its fixed configuration.

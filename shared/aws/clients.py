@@ -26,7 +26,7 @@ def client(service: str) -> Any:
 def _client(service: str) -> Any:
     from botocore.config import Config
 
-    # Explicit timeouts and bounded retries on every AWS call (DESIGN §7).
+    # Explicit timeouts and bounded retries on every AWS call (docs/architecture.md §7.2).
     config = Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 4, "mode": "standard"})
     return _session().client(service, config=config)
 

@@ -15,7 +15,7 @@ from shared.db.database import Database
 
 
 class PurgeItem(BaseModel):
-    """One Map item of the purge state machine (identifiers only, DESIGN §6)."""
+    """One Map item of the purge state machine (identifiers only, docs/architecture.md §6.3)."""
 
     table: str = Field(pattern=r"^[a-z_]+$")
     cutoff: datetime

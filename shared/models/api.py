@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr
 
-from shared.models.spec import NAME_PATTERN, Capability, Pricing
+from shared.models.spec import NAME_PATTERN, BatchSize, Capability, Dimensions, ModelLimits, Pricing, TokenCount
 from shared.validation import RequestModel
 
 _Request = RequestModel
@@ -46,7 +46,7 @@ class ModelOut(BaseModel):
 TenantProtocol = Literal["openai", "anthropic", "bedrock"]
 
 
-class CreateModel(_Request):
+class CreateModel(_Request, ModelLimits):
     name: str = Field(pattern=NAME_PATTERN)
     display_name: str = Field(default="", max_length=200)
     protocol: TenantProtocol
@@ -55,13 +55,6 @@ class CreateModel(_Request):
     api_key: SecretStr | None = Field(default=None, description="Write-only; stored encrypted, never returned")
     region: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
     capabilities: list[Capability] = Field(default_factory=lambda: [Capability.CHAT], min_length=1)
-    max_context_tokens: int = Field(default=8192, ge=1)
-    max_output_tokens: int = Field(default=4096, ge=1)
-    max_batch_size: int = Field(default=64, ge=1, le=4096)
-    max_input_tokens: int = Field(default=8191, ge=1)
-    dimensions: int | None = Field(default=None, ge=1, le=16_000)
-    default_parameters: dict[str, Any] = Field(default_factory=dict)
-    pricing: Pricing = Field(default_factory=Pricing)
     # Check the credentials with a minimal call before saving.
     test: bool = True
 
@@ -73,11 +66,11 @@ class UpdateModel(_Request):
     api_key: SecretStr | None = None
     region: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
     capabilities: list[Capability] | None = Field(default=None, min_length=1)
-    max_context_tokens: int | None = Field(default=None, ge=1)
-    max_output_tokens: int | None = Field(default=None, ge=1)
-    max_batch_size: int | None = Field(default=None, ge=1, le=4096)
-    max_input_tokens: int | None = Field(default=None, ge=1)
-    dimensions: int | None = Field(default=None, ge=1, le=16_000)
+    max_context_tokens: TokenCount | None = None
+    max_output_tokens: TokenCount | None = None
+    max_batch_size: BatchSize | None = None
+    max_input_tokens: TokenCount | None = None
+    dimensions: Dimensions | None = None
     default_parameters: dict[str, Any] | None = None
     pricing: Pricing | None = None
     test: bool = True

@@ -1,4 +1,4 @@
-"""Retries, circuit breaking and fallback for model provider calls (DESIGN.md §7).
+"""Retries, circuit breaking and fallback for model provider calls (docs/architecture.md §7.2).
 
 Composition used by the gateway, outermost first::
 

@@ -30,6 +30,7 @@ from shared.models.credentials import Cipher, platform_credentials, stored_api_k
 from shared.models.errors import ModelNotConfigured
 from shared.models.resolver import ModelResolver, ResolvedModel
 from shared.models.spec import Capability, CatalogFile, ModelSpec
+from shared.observability import tracer
 
 # Runs a minimal call against a model whose spec and credentials are given (the gateway).
 Tester = Callable[[uuid.UUID, ModelSpec, str | None], ModelTestResult]
@@ -80,6 +81,11 @@ def to_out(model: ResolvedModel) -> ModelOut:
                     created_at=model.created_at, updated_at=model.updated_at, version=model.version)
 
 
+# Each use case is a subsegment of the function's trace. Responses stay out of it: some
+# carry secrets shown once (a new API key) and X-Ray documents are size-limited.
+_traced = tracer.capture_method(capture_response=False)
+
+
 class ModelService:
     def __init__(self, db: Database, resolver: ModelResolver, cipher: Callable[[], Cipher], tester: Tester) -> None:
         self._db = db
@@ -88,6 +94,7 @@ class ModelService:
         self._tester = tester
 
     # Catalog -----------------------------------------------------------------------------
+    @_traced
     def refresh(self) -> RefreshResult:
         items = load_catalog_files()
         with self._db.transaction() as conn:
@@ -97,6 +104,7 @@ class ModelService:
                              updated_models=row["updated_models"], removed_models=row["removed_models"],
                              refreshed_at=datetime.now(UTC))
 
+    @_traced
     def list(self, principal: Principal, capability: Capability | None, source: str | None,
              page: PageRequest) -> Page[ModelOut]:
         with self._db.transaction(principal.tenant) as conn:
@@ -104,6 +112,7 @@ class ModelService:
                                            source, page)
         return Page.of([to_out(ResolvedModel.from_row(r)) for r in rows], page, total)
 
+    @_traced
     def get(self, principal: Principal, name: str) -> ModelOut:
         return to_out(self._fresh(principal.tenant, name))
 
@@ -115,6 +124,7 @@ class ModelService:
         return ResolvedModel.from_row(row)
 
     # Tenant models -------------------------------------------------------------------------
+    @_traced
     def create(self, principal: Principal, request: CreateModel) -> ModelOut:
         tenant_id = principal.tenant
         fields = request.model_dump(include=set(_SPEC_FIELDS))
@@ -138,6 +148,7 @@ class ModelService:
         self._resolver.invalidate(tenant_id)
         return to_out(ResolvedModel.from_row(row))
 
+    @_traced
     def update(self, principal: Principal, name: str, request: UpdateModel) -> ModelOut:
         tenant_id = principal.tenant
         current = self._tenant_model(tenant_id, name)
@@ -172,6 +183,7 @@ class ModelService:
         self._resolver.invalidate(tenant_id)
         return to_out(ResolvedModel.from_row(row))
 
+    @_traced
     def delete(self, principal: Principal, name: str) -> None:
         current = self._tenant_model(principal.tenant, name)
         with self._db.transaction(principal.tenant) as conn:
@@ -183,6 +195,7 @@ class ModelService:
             repo.soft_delete_tenant_model(conn, principal.tenant, current.id)
         self._resolver.invalidate(principal.tenant)
 
+    @_traced
     def test(self, principal: Principal, name: str) -> ModelTestResult:
         model = self._fresh(principal.tenant, name)
         key = self._stored_key(model) if model.source == "tenant" else None
@@ -219,11 +232,13 @@ class ModelService:
             raise ValidationFailed.of(exc.errors(), prefix="body") from exc
 
     # Defaults --------------------------------------------------------------------------------
+    @_traced
     def defaults(self, principal: Principal) -> ModelDefaults:
         with self._db.transaction(principal.tenant) as conn:
             row = repo.get_defaults(conn, principal.tenant)
         return self._defaults_out(row)
 
+    @_traced
     def set_defaults(self, principal: Principal, request: UpdateDefaults) -> ModelDefaults:
         tenant_id = principal.tenant
         wanted = {"chat_model": Capability.CHAT, "chat_fallback_model": Capability.CHAT,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -59,7 +59,27 @@ class Pricing(BaseModel):
     output_per_1k: Decimal = Field(default=Decimal(0), ge=0)
 
 
-class ModelSpec(BaseModel):
+# The bounds of a model's limits, defined once for catalog specs and tenant models' bodies.
+TokenCount = Annotated[int, Field(ge=1)]
+BatchSize = Annotated[int, Field(ge=1, le=4096)]
+Dimensions = Annotated[int, Field(ge=1, le=16_000)]
+
+
+class ModelLimits(BaseModel):
+    """What a model accepts, answers and costs. Catalog specs and a tenant model's create body
+    inherit these fields (flat, so the wire shape stays the same); updates take them optional."""
+
+    max_context_tokens: TokenCount = 8192
+    max_output_tokens: TokenCount = 4096
+    # Embeddings: provider limits a batch must respect.
+    max_batch_size: BatchSize = 64
+    max_input_tokens: TokenCount = 8191
+    dimensions: Dimensions | None = None
+    default_parameters: dict[str, Any] = Field(default_factory=dict)
+    pricing: Pricing = Field(default_factory=Pricing)
+
+
+class ModelSpec(ModelLimits):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=NAME_PATTERN, description="Stratus id of the model, e.g. gpt-4o-mini")
@@ -69,14 +89,6 @@ class ModelSpec(BaseModel):
     provider_model: str = Field(min_length=1, max_length=200)
     connection: Connection = Field(default_factory=Connection)
     capabilities: list[Capability] = Field(min_length=1)
-    max_context_tokens: int = Field(default=8192, ge=1)
-    max_output_tokens: int = Field(default=4096, ge=1)
-    # Embeddings: provider limits a batch must respect.
-    max_batch_size: int = Field(default=64, ge=1, le=4096)
-    max_input_tokens: int = Field(default=8191, ge=1)
-    dimensions: int | None = Field(default=None, ge=1, le=16_000)
-    default_parameters: dict[str, Any] = Field(default_factory=dict)
-    pricing: Pricing = Field(default_factory=Pricing)
 
     @field_validator("name")
     @classmethod

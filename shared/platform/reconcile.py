@@ -1,5 +1,5 @@
 """Start-up reconciliation: work left in a running state by a stopped runtime is marked
-failed, with a reason the user sees, instead of hanging forever (DESIGN §3)."""
+failed, with a reason the user sees, instead of hanging forever (docs/architecture.md §3.2)."""
 
 from __future__ import annotations
 

@@ -14,6 +14,7 @@ from shared.db.database import Database
 from shared.db.paging import Page, PageRequest
 from shared.errors import Conflict, Forbidden, NotFound, Unauthenticated, ValidationFailed
 from shared.ids import new_id
+from shared.observability import tracer
 from shared.tenancy import repository as repo
 from shared.tenancy.models import (
     ApiKey,
@@ -37,12 +38,18 @@ def _unique_violation() -> type[Exception]:
     return errors.UniqueViolation
 
 
+# Each use case is a subsegment of the function's trace. Responses stay out of it: some
+# carry secrets shown once (a new API key) and X-Ray documents are size-limited.
+_traced = tracer.capture_method(capture_response=False)
+
+
 class TenancyService:
     def __init__(self, db: Database, token_state: TokenStateStore) -> None:
         self._db = db
         self._token_state = token_state
 
     # Tenants ---------------------------------------------------------------------------
+    @_traced
     def create_tenant(self, request: CreateTenant) -> TenantCreated:
         tenant_id = new_id()
         email = request.owner_email or f"owner+{tenant_id}@tenants.stratus.invalid"
@@ -57,6 +64,7 @@ class TenancyService:
         assert member is not None
         return TenantCreated(tenant=Tenant(**tenant), owner=Member(**member), owner_token=token)
 
+    @_traced
     def current_tenant(self, principal: Principal) -> Tenant:
         with self._db.transaction(principal.tenant) as conn:
             row = repo.get_tenant(conn, principal.tenant)
@@ -65,11 +73,13 @@ class TenancyService:
         return Tenant(**row)
 
     # Members -----------------------------------------------------------------------------
+    @_traced
     def list_members(self, principal: Principal, page: PageRequest) -> Page[Member]:
         with self._db.transaction(principal.tenant) as conn:
             rows, total = repo.list_members(conn, principal.tenant, page)
         return Page.of([Member(**r) for r in rows], page, total)
 
+    @_traced
     def create_member(self, principal: Principal, request: CreateMember) -> MemberCreated:
         self._check_can_grant(principal, request.role)
         tenant_id = principal.tenant
@@ -90,6 +100,7 @@ class TenancyService:
         assert member is not None
         return MemberCreated(**member, token=token)
 
+    @_traced
     def update_member(self, principal: Principal, member_id: uuid.UUID, request: UpdateMember) -> Member:
         tenant_id = principal.tenant
         with self._db.transaction(tenant_id) as conn:
@@ -113,6 +124,7 @@ class TenancyService:
         assert member is not None
         return Member(**member)
 
+    @_traced
     def delete_member(self, principal: Principal, member_id: uuid.UUID) -> None:
         tenant_id = principal.tenant
         with self._db.transaction(tenant_id) as conn:
@@ -126,6 +138,7 @@ class TenancyService:
         self._token_state.revoke(revoked)
 
     # API keys ----------------------------------------------------------------------------
+    @_traced
     def create_api_key(self, principal: Principal, request: CreateApiKey) -> ApiKeyCreated:
         if (request.resource_type is None) != (request.resource_id is None):
             raise ValidationFailed(details={"fields": [{
@@ -170,11 +183,13 @@ class TenancyService:
                                details={"name": request.name}) from exc
         return ApiKeyCreated(**row, token=token)
 
+    @_traced
     def list_api_keys(self, principal: Principal, page: PageRequest) -> Page[ApiKey]:
         with self._db.transaction(principal.tenant) as conn:
             rows, total = repo.list_api_keys(conn, principal.tenant, self._key_owner_filter(principal), page)
         return Page.of([ApiKey(**r) for r in rows], page, total)
 
+    @_traced
     def delete_api_key(self, principal: Principal, key_id: uuid.UUID) -> None:
         tenant_id = principal.tenant
         with self._db.transaction(tenant_id) as conn:
@@ -186,6 +201,7 @@ class TenancyService:
         self._token_state.revoke(revoked)
 
     # Authentication ----------------------------------------------------------------------
+    @_traced
     def resolve_token(self, token: str) -> Principal:
         """The principal a bearer token stands for (the authorizer); raises Unauthenticated."""
         if not tokens.looks_like_token(token):

@@ -1,4 +1,4 @@
-"""Streaming functions and the edge (DESIGN §2 Edge, Streaming; docs/adr/0028-chat-edge.md):
+"""Streaming functions and the edge (docs/architecture.md §2.1, §2.4; docs/adr/0028-chat-edge.md):
 each ``FunctionUrl`` entry is a function URL (RESPONSE_STREAM, AuthType NONE) serving its ASGI
 app under the Lambda Web Adapter, and one CloudFront distribution sends its path prefixes there
 and everything else to the HTTP API."""

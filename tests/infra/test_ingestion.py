@@ -1,4 +1,4 @@
-"""S3-triggered ingestion (DESIGN §2 Ingestion, docs/adr/0023): each catalog queue with its
+"""S3-triggered ingestion (docs/architecture.md §2.7, docs/adr/0023): each catalog queue with its
 dead-letter queue and alarm, S3 ObjectCreated notifications into it, the consumer's event
 source mapping with partial batch responses, and the senders' grants. Catalog-driven: a new
 queue, consumer or sender is covered without touching this file."""
