@@ -16,13 +16,13 @@ from urllib.parse import parse_qsl
 
 import anyio.to_thread
 
-from functions.catalog import FUNCTIONS, Authorizer, DefaultRoute
+from functions.catalog import FUNCTIONS, Authorizer, DefaultRoute, http_functions
 from infra.local.invoker import FunctionError, LocalInvoker
 from shared.config import get_settings
 from shared.errors import PayloadTooLarge
-from shared.http.api import request_id_of
-from shared.http.envelope import error_result
-from shared.http.routing import match
+from shared.http.context import request_id_of
+from shared.http.dialect import dialect_for
+from shared.http.routing import http_routes
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -175,6 +175,7 @@ class LocalGateway:
         self._default = _function_named(DefaultRoute)
         # Streaming ASGI apps (function URLs in AWS), mounted by path prefix.
         self._mounts = mounts or {}
+        self._routes = http_routes(http_functions())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -216,7 +217,7 @@ class LocalGateway:
                 return b"".join(chunks)
 
     async def _handle(self, scope: Scope, receive: Receive) -> tuple[int, dict[str, str], list[str], bytes]:
-        found = match(scope["method"], scope["path"])
+        found = self._routes.match(scope["method"], scope["path"])
         body = await self._read_body(scope, receive)
         if found is None:
             event = build_event(scope, body or b"", "$default", None)
@@ -224,8 +225,9 @@ class LocalGateway:
         compiled, params = found
         event = build_event(scope, body or b"", compiled.route.route_key, params or None)
         if body is None:
-            return result_to_http(error_result(PayloadTooLarge(details={"max_bytes": self._max_body}),
-                                               request_id_of(event)))
+            dialect = dialect_for(compiled.route.dialect)
+            return result_to_http(dialect.error_result(PayloadTooLarge(details={"max_bytes": self._max_body}),
+                                                       request_id_of(event)))
         if compiled.route.auth:
             denied = await self._authorize(event)
             if denied is not None:
