@@ -151,14 +151,13 @@ def result_to_http(result: Any) -> tuple[int, dict[str, str], list[str], bytes]:
 def streaming_mounts() -> dict[str, Any]:
     """The catalog's streaming functions (function URLs in AWS) by path prefix: their ASGI apps
     are served by this gateway directly, as CloudFront sends those paths to them."""
-    import importlib
-
     from functions.catalog import FunctionUrl, streaming_functions
+    from infra.local.invoker import import_function_module
 
     mounts: dict[str, Any] = {}
     for fn in streaming_functions():
         assert isinstance(fn.trigger, FunctionUrl)
-        app = getattr(importlib.import_module(fn.module), fn.trigger.app)
+        app = getattr(import_function_module(fn.module), fn.trigger.app)
         for prefix in fn.trigger.path_prefixes:
             mounts[prefix] = app
     return mounts
