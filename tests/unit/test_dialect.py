@@ -100,7 +100,7 @@ def invoke(app: Any, event: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
 def _authorized() -> dict[str, Any]:
     from tests.support.events import load_event
 
-    return load_event("apigw_http_v2")["requestContext"]["authorizer"]["lambda"]  # type: ignore[no-any-return]
+    return load_event("apigw_http_v2")["requestContext"]["authorizer"]["lambda"]
 
 
 def test_an_http_routes_dialect_shapes_its_success_and_its_errors() -> None:
