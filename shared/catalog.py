@@ -26,6 +26,9 @@ class Layer:
 
 # --- Triggers ----------------------------------------------------------------------
 
+# Stratus's own envelope and error shape; compatible API facades name theirs.
+DEFAULT_DIALECT = "stratus"
+
 
 @dataclass(frozen=True)
 class Http:
@@ -38,6 +41,8 @@ class Http:
     auth: bool = True
     summary: str = ""
     tag: str = ""
+    # The response and error shape (a name the HTTP layer resolves to its ``Dialect``).
+    dialect: str = DEFAULT_DIALECT
 
     @property
     def route_key(self) -> str:
@@ -87,16 +92,41 @@ class Queue:
 
 
 @dataclass(frozen=True)
+class SseEvent:
+    """One event type a streaming route sends: its ``event:`` name and the model of its ``data``."""
+
+    type: str
+    # "module:Model", like the models of ``StreamRoute``.
+    data: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class StreamRoute:
-    """A route of a streaming function (documented in OpenAPI like an Http route)."""
+    """A route of a streaming function: the app serves it (``shared.http.stream``) and OpenAPI
+    documents it from this declaration alone.
+
+    Models are "module:Name" strings, imported by the HTTP layer when it first needs them: the
+    catalog stays import-light (no pydantic models at cold start)."""
 
     method: str
     path: str
     permission: str
     summary: str = ""
     tag: str = ""
-    # Answers Server-Sent Events (a JSON envelope otherwise, e.g. an action like cancel).
-    streams: bool = False
+    # The JSON request body and the query string, validated before the handler runs.
+    body: str | None = None
+    query: str | None = None
+    # The data of the JSON answer (an action like cancel, or a result not streamed) and its status.
+    response: str | None = None
+    status: int = 200
+    # The Server-Sent Events the route answers with; none: it answers JSON only.
+    events: tuple[SseEvent, ...] = ()
+    dialect: str = DEFAULT_DIALECT
+
+    @property
+    def streams(self) -> bool:
+        return bool(self.events)
 
 
 @dataclass(frozen=True)
@@ -109,6 +139,14 @@ class FunctionUrl:
     path_prefixes: tuple[str, ...]
     routes: tuple[StreamRoute, ...]
     app: str = "app"
+
+    @property
+    def readiness_path(self) -> str:
+        """Where the Web Adapter polls the app until it answers (infrastructure, not a user route)."""
+        return self.path_prefixes[0] + READINESS_SUFFIX
+
+
+READINESS_SUFFIX = "/_ready"
 
 
 Trigger = Http | DefaultRoute | Authorizer | Schedule | StepFunctionsTask | Deploy | Queue | FunctionUrl

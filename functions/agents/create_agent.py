@@ -2,13 +2,14 @@
 
 from aws_lambda_powertools.event_handler import Response
 
+from functions.catalog import function_for_module
 from shared.agents.api import AgentOut, CreateAgent
 from shared.agents.wiring import agent_service
 from shared.http.api import http_app
 from shared.http.context import current_principal
 from shared.http.envelope import Envelope
 
-app = http_app(__name__)
+app = http_app(function_for_module(__name__))
 
 
 @app.endpoint

@@ -2,12 +2,13 @@
 
 from aws_lambda_powertools.event_handler import Response
 
+from functions.catalog import function_for_module
 from shared.agents.paths import agent_ref
 from shared.agents.wiring import agent_service
 from shared.http.api import http_app
 from shared.http.context import current_principal
 
-app = http_app(__name__)
+app = http_app(function_for_module(__name__))
 
 
 @app.endpoint

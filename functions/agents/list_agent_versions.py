@@ -2,6 +2,7 @@
 
 from aws_lambda_powertools.event_handler import Response
 
+from functions.catalog import function_for_module
 from shared.agents.api import AgentVersionOut
 from shared.agents.paths import agent_ref
 from shared.agents.repository import VERSION_SORTS
@@ -11,7 +12,7 @@ from shared.http.context import current_principal
 from shared.http.envelope import ListEnvelope
 from shared.http.params import LimitQuery, PageQuery, SortQuery, page_request
 
-app = http_app(__name__)
+app = http_app(function_for_module(__name__))
 
 
 @app.endpoint

@@ -5,6 +5,7 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
+from functions.catalog import function_for_module
 from shared.agents.api import AgentOut
 from shared.agents.repository import AGENT_SORTS
 from shared.agents.wiring import agent_service
@@ -13,7 +14,7 @@ from shared.http.context import current_principal
 from shared.http.envelope import ListEnvelope
 from shared.http.params import LimitQuery, PageQuery, SortQuery, page_request
 
-app = http_app(__name__)
+app = http_app(function_for_module(__name__))
 
 
 @app.endpoint

@@ -3,6 +3,7 @@ immutable version (422 naming the field when a model or knowledge base does not 
 
 from aws_lambda_powertools.event_handler import Response
 
+from functions.catalog import function_for_module
 from shared.agents.api import AgentVersionOut, PublishAgent
 from shared.agents.paths import agent_ref
 from shared.agents.wiring import agent_service
@@ -10,7 +11,7 @@ from shared.http.api import http_app
 from shared.http.context import current_principal
 from shared.http.envelope import Envelope
 
-app = http_app(__name__)
+app = http_app(function_for_module(__name__))
 
 
 @app.endpoint

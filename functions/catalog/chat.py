@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 from functions.catalog._common import EMBED_ACCESS
-from shared.catalog import DATABASE, REDIS, Function, FunctionUrl, Http, Schedule, StreamRoute
+from shared.catalog import DATABASE, REDIS, Function, FunctionUrl, Http, Schedule, SseEvent, StreamRoute
 
 _C = "chat"
 _CHAT = "/api/v1/chat"
 _CONV = "/api/v1/conversations/{conversation_id}"
+# The chat function's models (imported by the HTTP layer when it needs them).
+_API = "shared.chat.api"
+_EVENTS = "shared.chat.event_data"
+_MESSAGE = "shared.conversations.api:MessageOut"
+# What a turn sends, in order: start, references (with knowledge), deltas, then complete or
+# error, and done last. A replay sends the same events from where the client left.
+_TURN_EVENTS = (
+    SseEvent("message.start", f"{_EVENTS}:MessageStart", "The turn is admitted: its conversation and message ids"),
+    SseEvent("retrieval.references", f"{_EVENTS}:RetrievalReferences",
+             "The knowledge the prompt kept (agents with knowledge bases)"),
+    SseEvent("message.delta", f"{_EVENTS}:MessageDelta", "A piece of the answer's text"),
+    SseEvent("message.complete", _MESSAGE, "The stored answer (completed or cancelled)"),
+    SseEvent("error", f"{_EVENTS}:TurnError", "The turn failed (the answer is stored failed)"),
+    SseEvent("done", f"{_EVENTS}:TurnDone", "The last event: the answer's final status"),
+)
 
 
 def _conversation(name: str, module: str, method: str, path: str, summary: str) -> Function:
@@ -36,12 +51,14 @@ FUNCTIONS += (
              FunctionUrl((_CHAT,), routes=(
                  StreamRoute("POST", _CHAT, "agent:run",
                              "Send a message to an agent: an SSE stream of the turn's events, or the final "
-                             "message with \"stream\": false", tag="chat", streams=True),
+                             "message with \"stream\": false", tag="chat",
+                             body=f"{_API}:ChatBody", response=_MESSAGE, events=_TURN_EVENTS),
                  StreamRoute("GET", _CHAT + "/{message_id}/events", "agent:run",
                              "Replay a turn's events after Last-Event-ID, then follow it live", tag="chat",
-                             streams=True),
+                             query=f"{_API}:UserQuery", events=_TURN_EVENTS),
                  StreamRoute("POST", _CHAT + "/{message_id}/cancel", "agent:run",
-                             "Stop a running turn; the answer keeps what was generated", tag="chat"),
+                             "Stop a running turn; the answer keeps what was generated", tag="chat",
+                             query=f"{_API}:UserQuery", response=f"{_API}:CancelOut", status=202),
              )),
              memory_mb=1024, timeout_s=600, layers=("base", "aws", "web", "search", "embed", "llm"),
              access=EMBED_ACCESS,

@@ -1,119 +1,46 @@
 """The chat function: an ASGI app behind a function URL (the Lambda Web Adapter runs it in AWS;
-the local gateway mounts it). Routes are the catalog's; each is parse → one service call →
-envelope or event stream."""
+the local gateway mounts it). Each handler serves one of the catalog entry's routes, which
+gives its permission, models and answer: parse → one service call → envelope or event stream."""
 
 from __future__ import annotations
 
-from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
-
+from functions.catalog import function_for_module
 from shared.chat.api import ChatBody, UserQuery
-from shared.chat.http import (
-    EventSource,
-    RequestContext,
-    SseResponse,
-    authenticate,
-    blocking,
-    envelope,
-    error_response,
-    in_background,
-    in_own_thread,
-    read_json,
-    request_id,
-    validate,
-)
 from shared.chat.wiring import chat_service
 from shared.config import get_settings
 from shared.conversations import paths
-from shared.errors import StratusError
-from shared.http.routing import unmatched_route_error
-from shared.observability import logger
+from shared.http.stream import Answer, StreamCall, blocking, in_own_thread, stream_app
 
-PERMISSION = "agent:run"
+api = stream_app(function_for_module(__name__), heartbeat_s=lambda: get_settings().chat_heartbeat_s)
 
 
-async def chat(request: Request) -> Response | SseResponse:
-    rid = request_id(request)
-    principal, limits = await blocking(lambda: authenticate(dict(request.headers), PERMISSION))
-    body = await read_json(request, ChatBody, get_settings().max_body_bytes)
+@api.route("POST", "/api/v1/chat")
+async def chat(call: StreamCall[ChatBody, None]) -> Answer:
     service = chat_service()
-    turn = await blocking(lambda: service.start(principal, body))
-    if not body.stream:
-        final, error = await in_own_thread(lambda: service.run(turn))
+    turn = await blocking(lambda: service.start(call.principal, call.body))
+    if not call.body.stream:
+        final, error = await in_own_thread(lambda: service.run(turn), "chat-turn")
         if error is not None:
             from shared.chat.service import TurnFailed
 
             raise TurnFailed(error, final)
-        return envelope(final, rid, headers=limits)
-    source = EventSource()
-    in_background(lambda: service.run(turn, source.emit), "chat-turn")
-    return SseResponse(source.frames(get_settings().chat_heartbeat_s), rid, headers=limits)
+        return call.ok(final)
+    return call.stream(lambda emit: service.run(turn, emit), "chat-turn")
 
 
-async def events(request: Request) -> Response | SseResponse:
-    rid = request_id(request)
-    principal, limits = await blocking(lambda: authenticate(dict(request.headers), PERMISSION))
-    query = validate(UserQuery, dict(request.query_params), "query")
-    message_id = paths.message_id(request.path_params["message_id"])
-    after = request.headers.get("last-event-id") or query.last_event_id
-    heartbeat_ms = int(get_settings().chat_heartbeat_s * 1000)
-    service = chat_service()
-    batches = await blocking(lambda: service.replay(principal, message_id, query.user, after, heartbeat_ms))
-    source = EventSource()
-
-    def pump() -> None:
-        # Blocking reads on a thread of their own: a follower may wait minutes.
-        try:
-            for batch in batches:
-                for event in batch:
-                    source.emit(event)
-        finally:
-            source.finish()
-
-    in_background(pump, "chat-replay")
-    return SseResponse(source.frames(get_settings().chat_heartbeat_s), rid, headers=limits)
+@api.route("GET", "/api/v1/chat/{message_id}/events")
+async def events(call: StreamCall[None, UserQuery]) -> Answer:
+    message_id = paths.message_id(call.path_params["message_id"])
+    after, heartbeat_ms = call.last_event_id, int(call.heartbeat_s * 1000)
+    batches = await blocking(lambda: chat_service().replay(call.principal, message_id, call.query.user, after,
+                                                           heartbeat_ms))
+    return call.follow(batches, "chat-replay")
 
 
-async def cancel(request: Request) -> Response:
-    rid = request_id(request)
-    principal, limits = await blocking(lambda: authenticate(dict(request.headers), PERMISSION))
-    query = validate(UserQuery, dict(request.query_params), "query")
-    message_id = paths.message_id(request.path_params["message_id"])
-    out = await blocking(lambda: chat_service().cancel(principal, message_id, query.user))
-    return envelope(out, rid, status=202, headers=limits)
+@api.route("POST", "/api/v1/chat/{message_id}/cancel")
+async def cancel(call: StreamCall[None, UserQuery]) -> Answer:
+    message_id = paths.message_id(call.path_params["message_id"])
+    return call.ok(await blocking(lambda: chat_service().cancel(call.principal, message_id, call.query.user)))
 
 
-async def ready(request: Request) -> Response:
-    # The Web Adapter's readiness check: answers without touching a data store.
-    return Response('{"status":"ok"}', media_type="application/json")
-
-
-async def _domain_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StratusError)
-    return error_response(exc, request_id(request))
-
-
-async def _route_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    return error_response(unmatched_route_error(request.method, request.url.path), request_id(request))
-
-
-async def _unexpected(request: Request, exc: Exception) -> Response:
-    logger.exception("chat request failed")
-    return error_response(StratusError(), request_id(request))
-
-
-app = Starlette(
-    routes=[
-        Route("/api/v1/chat", chat, methods=["POST"]),
-        Route("/api/v1/chat/_ready", ready, methods=["GET"]),
-        Route("/api/v1/chat/{message_id}/events", events, methods=["GET"]),
-        Route("/api/v1/chat/{message_id}/cancel", cancel, methods=["POST"]),
-    ],
-    exception_handlers={StratusError: _domain_error, HTTPException: _route_error, Exception: _unexpected},
-    middleware=[Middleware(RequestContext)],
-)
+app = api.asgi()

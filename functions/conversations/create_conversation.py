@@ -4,13 +4,14 @@ system prompt's variables for the whole conversation."""
 
 from aws_lambda_powertools.event_handler import Response
 
+from functions.catalog import function_for_module
 from shared.conversations.api import ConversationOut, CreateConversation
 from shared.conversations.wiring import conversation_service
 from shared.http.api import http_app
 from shared.http.context import current_principal
 from shared.http.envelope import Envelope
 
-app = http_app(__name__)
+app = http_app(function_for_module(__name__))
 
 
 @app.endpoint

@@ -3,13 +3,14 @@ conversation is gone for readers at once)."""
 
 from aws_lambda_powertools.event_handler import Response
 
+from functions.catalog import function_for_module
 from shared.conversations.paths import UserQuery
 from shared.conversations.paths import conversation_id as parse_conversation
 from shared.conversations.wiring import conversation_service
 from shared.http.api import http_app
 from shared.http.context import current_principal
 
-app = http_app(__name__)
+app = http_app(function_for_module(__name__))
 
 
 @app.endpoint

@@ -3,6 +3,7 @@
 
 from aws_lambda_powertools.event_handler import Response
 
+from functions.catalog import function_for_module
 from shared.conversations.api import ConversationOut
 from shared.conversations.paths import AgentFilterQuery, UserQuery, agent_filter
 from shared.conversations.repository import CONVERSATION_SORTS
@@ -12,7 +13,7 @@ from shared.http.context import current_principal
 from shared.http.envelope import ListEnvelope
 from shared.http.params import LimitQuery, PageQuery, SortQuery, page_request
 
-app = http_app(__name__)
+app = http_app(function_for_module(__name__))
 
 
 @app.endpoint

@@ -3,6 +3,7 @@ first), in the order the turns were asked (a question and its answer share a tim
 
 from aws_lambda_powertools.event_handler import Response
 
+from functions.catalog import function_for_module
 from shared.conversations.api import MessageOut
 from shared.conversations.paths import OrderQuery, UserQuery
 from shared.conversations.paths import conversation_id as parse_conversation
@@ -13,7 +14,7 @@ from shared.http.context import current_principal
 from shared.http.envelope import ListEnvelope
 from shared.http.params import LimitQuery, PageQuery, page_request
 
-app = http_app(__name__)
+app = http_app(function_for_module(__name__))
 
 
 @app.endpoint

@@ -3,6 +3,7 @@ dislike a finished answer, with an optional comment (``rating: null`` takes it b
 
 from aws_lambda_powertools.event_handler import Response
 
+from functions.catalog import function_for_module
 from shared.conversations.api import MessageFeedback, MessageOut
 from shared.conversations.paths import conversation_id as parse_conversation
 from shared.conversations.paths import message_id as parse_message
@@ -11,7 +12,7 @@ from shared.http.api import http_app
 from shared.http.context import current_principal
 from shared.http.envelope import Envelope
 
-app = http_app(__name__)
+app = http_app(function_for_module(__name__))
 
 
 @app.endpoint

@@ -3,6 +3,7 @@ embedded before it is stored."""
 
 from aws_lambda_powertools.event_handler import Response
 
+from functions.catalog import function_for_module
 from shared.http.api import http_app
 from shared.http.context import current_principal
 from shared.http.envelope import Envelope
@@ -11,7 +12,7 @@ from shared.knowledge.paths import document_id as parse_document
 from shared.knowledge.paths import kb_id as parse_kb
 from shared.knowledge.wiring import segment_service
 
-app = http_app(__name__)
+app = http_app(function_for_module(__name__))
 
 
 @app.endpoint

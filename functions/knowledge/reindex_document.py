@@ -2,6 +2,7 @@
 
 from aws_lambda_powertools.event_handler import Response
 
+from functions.catalog import function_for_module
 from shared.http.api import http_app
 from shared.http.context import current_principal
 from shared.http.envelope import Envelope
@@ -10,7 +11,7 @@ from shared.knowledge.paths import document_id as parse_document
 from shared.knowledge.paths import kb_id as parse_kb
 from shared.knowledge.wiring import document_service
 
-app = http_app(__name__)
+app = http_app(function_for_module(__name__))
 
 
 @app.endpoint

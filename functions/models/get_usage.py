@@ -6,6 +6,7 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
+from functions.catalog import function_for_module
 from shared.errors import ValidationFailed
 from shared.http.api import http_app
 from shared.http.context import current_principal
@@ -13,7 +14,7 @@ from shared.http.envelope import Envelope
 from shared.models.api import UsageGrouping, UsageReport
 from shared.models.wiring import usage_service
 
-app = http_app(__name__)
+app = http_app(function_for_module(__name__))
 
 _MAX_RANGE = timedelta(days=366)
 

@@ -5,6 +5,7 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
+from functions.catalog import function_for_module
 from shared.http.api import http_app
 from shared.http.context import current_principal
 from shared.http.envelope import ListEnvelope
@@ -14,7 +15,7 @@ from shared.models.repository import MODEL_SORTS
 from shared.models.spec import Capability
 from shared.models.wiring import model_service
 
-app = http_app(__name__)
+app = http_app(function_for_module(__name__))
 
 
 @app.endpoint

@@ -2,12 +2,13 @@
 
 from aws_lambda_powertools.event_handler import Response
 
+from functions.catalog import function_for_module
 from shared.http.api import http_app
 from shared.http.envelope import Envelope
 from shared.tenancy.models import CreateTenant, TenantCreated
 from shared.tenancy.service import tenancy_service
 
-app = http_app(__name__)
+app = http_app(function_for_module(__name__))
 
 
 @app.endpoint

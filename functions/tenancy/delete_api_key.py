@@ -2,13 +2,14 @@
 
 from aws_lambda_powertools.event_handler import Response
 
+from functions.catalog import function_for_module
 from shared.errors import NotFound
 from shared.http.api import http_app
 from shared.http.context import current_principal
 from shared.ids import path_id
 from shared.tenancy.service import tenancy_service
 
-app = http_app(__name__)
+app = http_app(function_for_module(__name__))
 
 
 @app.endpoint

@@ -2,6 +2,7 @@
 
 from aws_lambda_powertools.event_handler import Response
 
+from functions.catalog import function_for_module
 from shared.errors import NotFound
 from shared.http.api import http_app
 from shared.http.envelope import Envelope
@@ -9,7 +10,7 @@ from shared.ids import path_id
 from shared.models.api import Quota, UpdateQuota
 from shared.models.wiring import usage_service
 
-app = http_app(__name__)
+app = http_app(function_for_module(__name__))
 
 
 @app.endpoint

@@ -16,13 +16,13 @@ from urllib.parse import parse_qsl
 
 import anyio.to_thread
 
-from functions.catalog import FUNCTIONS, Authorizer, DefaultRoute
+from functions.catalog import FUNCTIONS, Authorizer, DefaultRoute, http_functions
 from infra.local.invoker import FunctionError, LocalInvoker
 from shared.config import get_settings
 from shared.errors import PayloadTooLarge
-from shared.http.api import request_id_of
-from shared.http.envelope import error_result
-from shared.http.routing import match
+from shared.http.context import request_id_of
+from shared.http.dialect import dialect_for
+from shared.http.routing import http_routes
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -151,14 +151,13 @@ def result_to_http(result: Any) -> tuple[int, dict[str, str], list[str], bytes]:
 def streaming_mounts() -> dict[str, Any]:
     """The catalog's streaming functions (function URLs in AWS) by path prefix: their ASGI apps
     are served by this gateway directly, as CloudFront sends those paths to them."""
-    import importlib
-
     from functions.catalog import FunctionUrl, streaming_functions
+    from infra.local.invoker import import_function_module
 
     mounts: dict[str, Any] = {}
     for fn in streaming_functions():
         assert isinstance(fn.trigger, FunctionUrl)
-        app = getattr(importlib.import_module(fn.module), fn.trigger.app)
+        app = getattr(import_function_module(fn.module), fn.trigger.app)
         for prefix in fn.trigger.path_prefixes:
             mounts[prefix] = app
     return mounts
@@ -175,6 +174,7 @@ class LocalGateway:
         self._default = _function_named(DefaultRoute)
         # Streaming ASGI apps (function URLs in AWS), mounted by path prefix.
         self._mounts = mounts or {}
+        self._routes = http_routes(http_functions())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -216,7 +216,7 @@ class LocalGateway:
                 return b"".join(chunks)
 
     async def _handle(self, scope: Scope, receive: Receive) -> tuple[int, dict[str, str], list[str], bytes]:
-        found = match(scope["method"], scope["path"])
+        found = self._routes.match(scope["method"], scope["path"])
         body = await self._read_body(scope, receive)
         if found is None:
             event = build_event(scope, body or b"", "$default", None)
@@ -224,8 +224,9 @@ class LocalGateway:
         compiled, params = found
         event = build_event(scope, body or b"", compiled.route.route_key, params or None)
         if body is None:
-            return result_to_http(error_result(PayloadTooLarge(details={"max_bytes": self._max_body}),
-                                               request_id_of(event)))
+            dialect = dialect_for(compiled.route.dialect)
+            return result_to_http(dialect.error_result(PayloadTooLarge(details={"max_bytes": self._max_body}),
+                                                       request_id_of(event)))
         if compiled.route.auth:
             denied = await self._authorize(event)
             if denied is not None:

@@ -45,14 +45,21 @@ class FunctionError(Exception):
         self.error_message = message
 
 
+# Function modules are imported one at a time, whoever imports them (the invoker's threads,
+# the gateway mounting the streaming apps): two threads importing the same packages at once
+# can see them partially initialised (Powertools' data classes did).
+IMPORT_LOCK = threading.RLock()
+
+
+def import_function_module(module: str) -> Any:
+    with IMPORT_LOCK:
+        return importlib.import_module(module)
+
+
 class LocalInvoker:
     def __init__(self) -> None:
         self._handlers: dict[str, Callable[[Any, Any], Any]] = {}
         self._locks: dict[str, threading.Lock] = {name: threading.Lock() for name in by_name()}
-        # Handler modules are imported on first use from several threads (gateway, pollers,
-        # scheduler): one import at a time, or two threads meeting in a package's circular
-        # imports (Powertools' data classes) see it half-initialised.
-        self.import_lock = threading.RLock()
 
     def function(self, name: str) -> Function:
         try:
@@ -63,10 +70,10 @@ class LocalInvoker:
     def handler(self, name: str) -> Callable[[Any, Any], Any]:
         handler = self._handlers.get(name)
         if handler is None:
-            with self.import_lock:
+            with IMPORT_LOCK:
                 handler = self._handlers.get(name)
                 if handler is None:
-                    module = importlib.import_module(self.function(name).module)
+                    module = import_function_module(self.function(name).module)
                     handler = self._handlers[name] = module.handler
         return handler
 

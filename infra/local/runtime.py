@@ -122,8 +122,10 @@ class LocalRuntime:
         return path
 
     def asgi_app(self) -> Any:
-        # Under the invoker's import lock: pollers may be importing handlers on their threads.
-        with self.invoker.import_lock:
+        # Under the import lock: pollers may be importing handlers on their threads.
+        from infra.local.invoker import IMPORT_LOCK
+
+        with IMPORT_LOCK:
             from infra.local.gateway import LocalGateway, streaming_mounts
 
             return LocalGateway(self.invoker, mounts=streaming_mounts())

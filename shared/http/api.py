@@ -1,10 +1,10 @@
 """The HTTP side of every API function: a Powertools resolver bound to the function's
 catalog route, the shared auth middleware, the one mapping from domain errors to the
-envelope, and the fixed decorator stack.
+route's dialect (Stratus's envelope by default), and the fixed decorator stack.
 
 A function module reads::
 
-    app = http_app(__name__)
+    app = http_app(function_for_module(__name__))
 
     @app.endpoint
     def create_api_key(body: CreateApiKey) -> Response[Envelope[ApiKeyCreated]]:
@@ -15,9 +15,6 @@ A function module reads::
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -30,7 +27,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 from aws_lambda_powertools.logging import correlation_paths
 
-from functions.catalog import Http, function_for_module
+from shared.catalog import Function, Http
 from shared.db.paging import Page
 from shared.errors import (
     BadRequest,
@@ -41,8 +38,15 @@ from shared.errors import (
     ValidationFailed,
 )
 from shared.handler import Handler, powertools_handler
-from shared.http.context import add_response_headers, current_request_id, response_headers, set_request
-from shared.http.envelope import JSON, Pagination, error_body, error_result, success_payload
+from shared.http.context import (
+    add_response_headers,
+    current_request_id,
+    request_id_of,
+    response_headers,
+    set_request,
+)
+from shared.http.dialect import Dialect, dialect_for
+from shared.http.envelope import JSON
 from shared.observability import logger
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -53,10 +57,6 @@ _PATH_PARAM = re.compile(r"\{(\w+)\}")
 def powertools_rule(path: str) -> str:
     """``/api/v1/members/{member_id}`` → ``/api/v1/members/<member_id>``."""
     return _PATH_PARAM.sub(r"<\1>", path)
-
-
-def request_id_of(event: dict[str, Any]) -> str:
-    return str((event.get("requestContext") or {}).get("requestId") or "")
 
 
 def body_size(event: dict[str, Any]) -> int:
@@ -74,12 +74,14 @@ def _validation_error(exc: RequestValidationError) -> StratusError:
 
 
 class StratusApp:
-    def __init__(self, module: str) -> None:
-        self.function = function_for_module(module)
-        trigger = self.function.trigger
+    def __init__(self, function: Function) -> None:
+        self.function = function
+        trigger = function.trigger
         if not isinstance(trigger, Http):
-            raise TypeError(f"{module} is not an HTTP function in the catalog")
+            raise TypeError(f"{function.module} is not an HTTP function in the catalog")
         self.route = trigger
+        # Every answer, success or error, takes the route's shape.
+        self.dialect: Dialect = dialect_for(trigger.dialect)
         # A response that breaks its documented model is our bug: 500, not a 422.
         self.resolver = APIGatewayHttpResolver(enable_validation=True, response_validation_error_http_code=500)
         self._register_error_handlers()
@@ -125,15 +127,16 @@ class StratusApp:
     # -- responses -------------------------------------------------------------------
     def _error(self, exc: StratusError) -> Response[Any]:
         request_id = current_request_id()
-        return Response(exc.status, JSON, error_body(exc, request_id),
-                        headers={"X-Request-Id": request_id, **response_headers(), **exc.headers})
+        answer = self.dialect.error(exc, request_id)
+        return Response(answer.status, JSON, answer.body,
+                        headers={"X-Request-Id": request_id, **response_headers(), **answer.headers})
 
     def ok(self, data: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> Response[Any]:
         # The body stays a dict: Powertools validates it against the endpoint's declared
         # envelope model before serialising, so a handler cannot answer what the
         # OpenAPI document does not promise.
         request_id = current_request_id()
-        return Response(status, JSON, success_payload(data, request_id),
+        return Response(status, JSON, self.dialect.success(data, request_id),
                         headers={"X-Request-Id": request_id, **response_headers(), **(headers or {})})
 
     def created(self, data: Any) -> Response[Any]:
@@ -142,8 +145,7 @@ class StratusApp:
     def page(self, page: Page[Any]) -> Response[Any]:
         """A list answer: the page's items, and the envelope's ``pagination`` built from it."""
         request_id = current_request_id()
-        pagination = Pagination.of(page.page, page.limit, page.total)
-        return Response(200, JSON, success_payload(page.items, request_id, pagination),
+        return Response(200, JSON, self.dialect.page(page, request_id),
                         headers={"X-Request-Id": request_id, **response_headers()})
 
     def no_content(self) -> Response[Any]:
@@ -167,14 +169,14 @@ class StratusApp:
                 set_request(principal, request_id)
                 add_response_headers(enforce_rate_limit(principal))
         except StratusError as exc:
-            result = error_result(exc, request_id)
+            result = self.dialect.error_result(exc, request_id)
             result["headers"] = {**response_headers(), **result["headers"]}
             return result
         except Exception:
             # E.g. the cache unreachable during the auth check: logged with its stack, and the
-            # client gets the envelope's 500 rather than API Gateway's bare one.
+            # client gets the dialect's 500 rather than API Gateway's bare one.
             logger.exception("request failed before reaching its handler")
-            return error_result(StratusError(), request_id)
+            return self.dialect.error_result(StratusError(), request_id)
         return self.resolver.resolve(event, context)
 
     def lambda_handler(self) -> Handler:
@@ -203,16 +205,6 @@ def enforce_rate_limit(principal: Any) -> dict[str, str]:
     return headers
 
 
-def http_app(module: str) -> StratusApp:
-    return StratusApp(module)
-
-
-def json_body(event: dict[str, Any]) -> Any:
-    """Decode a raw event body (for handlers outside the resolver)."""
-    raw = event.get("body") or ""
-    try:
-        if event.get("isBase64Encoded"):
-            raw = base64.b64decode(raw).decode()
-        return json.loads(raw) if raw else None
-    except (binascii.Error, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequest("Request body is not valid JSON", code="biz_malformed_json") from exc
+def http_app(function: Function) -> StratusApp:
+    """The app of an HTTP API function, bound to its catalog entry (``function_for_module(__name__)``)."""
+    return StratusApp(function)

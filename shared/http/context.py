@@ -3,7 +3,11 @@ invokes handlers from several threads."""
 
 from __future__ import annotations
 
+import json
+import uuid
+from collections.abc import Mapping
 from contextvars import ContextVar
+from typing import Any
 
 from shared.auth.principal import Principal
 from shared.errors import Unauthenticated
@@ -12,6 +16,29 @@ _principal: ContextVar[Principal | None] = ContextVar("principal", default=None)
 _request_id: ContextVar[str] = ContextVar("request_id", default="")
 # Headers every answer of this request carries (rate limit state, quota warnings).
 _response_headers: ContextVar[dict[str, str] | None] = ContextVar("response_headers", default=None)
+
+
+def request_id_from(request_context: Mapping[str, Any] | None) -> str:
+    """The one request-id scheme: Lambda's request context's ``requestId`` (API Gateway's in an
+    HTTP API event; a function URL's, which the Web Adapter forwards), else a new id."""
+    found = (request_context or {}).get("requestId")
+    return str(found) if found else uuid.uuid4().hex
+
+
+def request_id_of(event: Mapping[str, Any]) -> str:
+    """The id of an API Gateway (or function URL) event."""
+    return request_id_from(event.get("requestContext"))
+
+
+def request_id_of_headers(headers: Mapping[bytes, bytes]) -> str:
+    """The id of a request the Web Adapter forwarded: it carries the event's request context
+    in ``x-amzn-request-context`` (absent locally: a new id)."""
+    raw = headers.get(b"x-amzn-request-context")
+    try:
+        context = json.loads(raw) if raw else None
+    except ValueError:
+        context = None
+    return request_id_from(context if isinstance(context, dict) else None)
 
 
 def set_request(principal: Principal | None, request_id: str) -> None:

@@ -1,4 +1,5 @@
-"""The success and error envelopes of the HTTP contract (DESIGN §4)."""
+"""Stratus's success and error envelopes (DESIGN §4): the models handlers declare as their
+answers, and the bodies the Stratus dialect (``shared.http.dialect``) builds."""
 
 from __future__ import annotations
 
@@ -73,13 +74,3 @@ def success_payload(data: Any, request_id: str, pagination: Pagination | None = 
 def error_body(error: StratusError, request_id: str) -> str:
     return json.dumps({"code": error.code, "message": error.message, "details": error.details,
                        "request_id": request_id}, separators=(",", ":"), default=str)
-
-
-def error_result(error: StratusError, request_id: str) -> dict[str, Any]:
-    """An API Gateway v2 result for an error raised before the resolver ran."""
-    return {
-        "statusCode": error.status,
-        "headers": {"Content-Type": JSON, "X-Request-Id": request_id, **error.headers},
-        "body": error_body(error, request_id),
-        "isBase64Encoded": False,
-    }

@@ -1,15 +1,24 @@
-"""The OpenAPI 3.1 document, generated from the function catalog and each handler's
-pydantic models (Powertools builds each route's part; this merges them). The routes of the
-streaming functions (function URLs, ``StreamRoute``) are documented from the catalog alone."""
+"""The OpenAPI 3.1 document, generated from the function catalog handed in and each handler's
+pydantic models (Powertools builds each HTTP route's part; this merges them). The routes of
+the streaming functions (function URLs, ``StreamRoute``) are documented from their catalog
+declaration alone: body, query and answer models, the event types with their data, the
+heartbeat; every answer in the route's dialect."""
 
 from __future__ import annotations
 
 import importlib
 import re
-from functools import cache
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Literal
 
-from functions.catalog import Function, FunctionUrl, StreamRoute, http_functions, streaming_functions
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from shared.catalog import Function, FunctionUrl, Http, StreamRoute
+from shared.http.dialect import EVENT_STREAM, Dialect, EventDoc, dialect_for
+from shared.http.refs import model_of
+
+__all__ = ["EVENT_STREAM", "build_openapi", "streaming_paths"]
 
 _ERROR_STATUSES = {
     "400": "Malformed request body",
@@ -22,39 +31,54 @@ _ERROR_STATUSES = {
     "429": "Rate limited (see Retry-After)",
     "500": "Internal error",
 }
-
-
-def _error_schema() -> dict[str, Any]:
-    return {
-        "type": "object",
-        "required": ["code", "message", "details", "request_id"],
-        "properties": {
-            "code": {"type": "string", "examples": ["member_not_found", "auth_invalid_token"]},
-            "message": {"type": "string"},
-            "details": {"type": "object"},
-            "request_id": {"type": "string"},
-        },
-    }
-
-
-_ERROR_REF = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}}
-_SUCCESS_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["code", "data", "meta"],
-    "properties": {"code": {"const": "success"}, "data": {}, "meta": {"type": "object"}},
-}
-EVENT_STREAM = "text/event-stream"
+_REF = "#/components/schemas/{model}"
 _EVENT_STREAM_DESCRIPTION = (
     "Server-sent events: `event: <type>`, `id: <event id>`, `data: <json>`, separated by a blank line; a "
-    "heartbeat comment at least every 15 s. Resume after a disconnect with the `Last-Event-ID` header.")
+    "heartbeat event when nothing else was sent for the heartbeat interval (at most 15 s). Resume after a "
+    "disconnect with the `Last-Event-ID` header.")
 _PATH_PARAMETER = re.compile(r"{([^}]+)}")
+Mode = Literal["validation", "serialization"]
 
 
-def streams(fn: Function, route: StreamRoute) -> bool:
-    """Whether a streaming function's route answers with an event stream (the catalog says);
-    actions like ``POST …/cancel`` answer JSON."""
-    assert isinstance(fn.trigger, FunctionUrl)
-    return route.streams
+def _error_responses(dialect: Dialect) -> dict[str, Any]:
+    name, _ = dialect.error_schema()
+    content = {"content": {"application/json": {"schema": {"$ref": _REF.format(model=name)}}}}
+    return {status: {"description": text, **content} for status, text in _ERROR_STATUSES.items()}
+
+
+def _merge_schemas(into: dict[str, Any], new: dict[str, Any]) -> None:
+    """Add component schemas; one name must not mean two schemas."""
+    for name, schema in new.items():
+        if name in into and into[name] != schema:
+            raise ValueError(f"two different schemas are named {name!r} in the OpenAPI components")
+        into[name] = schema
+
+
+class _StreamSchemas:
+    """The JSON schemas of the streaming routes' models, generated together (shared
+    definitions once, refs into ``components/schemas``)."""
+
+    def __init__(self, routes: Iterable[StreamRoute]) -> None:
+        wanted: dict[tuple[type[BaseModel], Mode], None] = {}
+        for route in routes:
+            if route.body:
+                wanted[(model_of(route.body), "validation")] = None
+            if route.response:
+                wanted[(model_of(route.response), "serialization")] = None
+            for event in route.events:
+                wanted[(model_of(event.data), "serialization")] = None
+        refs, definitions = models_json_schema(list(wanted), ref_template=_REF)
+        self._refs = refs
+        self.components: dict[str, Any] = definitions.get("$defs", {})
+
+    def ref(self, model: str, mode: Mode) -> dict[str, Any]:
+        return self._refs[(model_of(model), mode)]
+
+    def query(self, model: str) -> dict[str, Any]:
+        """A query model's own schema (its properties become parameters, not a component)."""
+        schema = model_of(model).model_json_schema(ref_template=_REF)
+        _merge_schemas(self.components, schema.pop("$defs", {}))
+        return schema
 
 
 def _stream_operation_id(fn: Function, route: StreamRoute, taken: set[str]) -> str:
@@ -70,33 +94,47 @@ def _stream_operation_id(fn: Function, route: StreamRoute, taken: set[str]) -> s
     return operation_id
 
 
-def _stream_operation(fn: Function, route: StreamRoute, operation_id: str) -> dict[str, Any]:
-    assert isinstance(fn.trigger, FunctionUrl)
-    starts = route.path in fn.trigger.path_prefixes
+def _query_parameters(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    required = set(schema.get("required", ()))
+    parameters = []
+    for name, prop in schema.get("properties", {}).items():
+        parameter: dict[str, Any] = {"name": name, "in": "query", "required": name in required,
+                                     "schema": {k: v for k, v in prop.items() if k not in ("title", "description")}}
+        if prop.get("description"):
+            parameter["description"] = prop["description"]
+        parameters.append(parameter)
+    return parameters
+
+
+def _stream_operation(fn: Function, route: StreamRoute, operation_id: str, schemas: _StreamSchemas) -> dict[str, Any]:
+    dialect = dialect_for(route.dialect)
     parameters: list[dict[str, Any]] = [
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
         for name in _PATH_PARAMETER.findall(route.path)]
-    follows = route.method.upper() == "GET"
-    success: dict[str, Any] = {}
-    if streams(fn, route):
-        success[EVENT_STREAM] = {"schema": {"type": "string"}}
-    if follows:
+    if route.query:
+        parameters += _query_parameters(schemas.query(route.query))
+    if route.streams and route.method.upper() == "GET":
         parameters.append({"name": "Last-Event-ID", "in": "header", "required": False, "schema": {"type": "string"},
                            "description": "Replay the events after this one, then follow live"})
-    else:
-        # Starting the work may answer the final result instead; an action answers its envelope.
-        success["application/json"] = {"schema": _SUCCESS_SCHEMA}
-    # A streamed answer starts with 200; an action's envelope may be 200 or 202 (accepted),
-    # which the catalog does not say.
-    ok = {"200": {"description": _EVENT_STREAM_DESCRIPTION, "content": success}} if EVENT_STREAM in success else {
-        "2XX": {"description": "The success envelope", "content": success}}
+    responses: dict[str, Any] = {}
+    if route.streams:
+        events = [EventDoc(event.type, schemas.ref(event.data, "serialization"), event.description)
+                  for event in route.events]
+        content = {EVENT_STREAM: {"schema": dialect.event_stream_schema(events)}}
+        if route.response and route.status == 200:
+            # The same request may ask for the result as one JSON answer instead.
+            content["application/json"] = {"schema": dialect.success_schema(schemas.ref(route.response,
+                                                                                        "serialization"))}
+        responses["200"] = {"description": _EVENT_STREAM_DESCRIPTION, "content": content}
+    if route.response and str(route.status) not in responses:
+        responses[str(route.status)] = {"description": "The success answer", "content": {"application/json": {
+            "schema": dialect.success_schema(schemas.ref(route.response, "serialization"))}}}
     operation: dict[str, Any] = {
         "operationId": operation_id,
         "summary": route.summary,
         "description": fn.description or route.summary,
         "parameters": parameters,
-        "responses": {**ok,
-                      **{status: {"description": text, **_ERROR_REF} for status, text in _ERROR_STATUSES.items()}},
+        "responses": {**responses, **_error_responses(dialect)},
         "security": [{"bearerAuth": []}],
         "x-stratus-permission": route.permission,
         # Served by a Lambda function URL behind the edge (CloudFront), not by API Gateway.
@@ -104,49 +142,64 @@ def _stream_operation(fn: Function, route: StreamRoute, operation_id: str) -> di
     }
     if route.tag:
         operation["tags"] = [route.tag]
-    if starts and route.method.upper() != "GET":
-        # The request that starts the work carries a JSON body (its schema is the app's).
-        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
+    if route.body:
+        operation["requestBody"] = {"required": True, "content": {"application/json": {
+            "schema": schemas.ref(route.body, "validation")}}}
     return operation
 
 
-def streaming_paths() -> dict[str, dict[str, Any]]:
-    """The operations of the streaming functions' routes, path → method → operation."""
+def _streaming(functions: Iterable[Function]) -> list[tuple[Function, StreamRoute]]:
+    return [(fn, route) for fn in functions if isinstance(fn.trigger, FunctionUrl) for route in fn.trigger.routes]
+
+
+def streaming_paths(functions: Iterable[Function]) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """The operations of the streaming functions' routes (path → method → operation), and the
+    component schemas they refer to. From the catalog alone: no app module is imported."""
+    routes = _streaming(functions)
+    schemas = _StreamSchemas(route for _, route in routes)
     paths: dict[str, dict[str, Any]] = {}
     taken: set[str] = set()
-    for fn in streaming_functions():
-        assert isinstance(fn.trigger, FunctionUrl)
-        for route in fn.trigger.routes:
-            operation = _stream_operation(fn, route, _stream_operation_id(fn, route, taken))
-            paths.setdefault(route.path, {})[route.method.lower()] = operation
-    return paths
+    for fn, route in routes:
+        operation = _stream_operation(fn, route, _stream_operation_id(fn, route, taken), schemas)
+        paths.setdefault(route.path, {})[route.method.lower()] = operation
+    return paths, schemas.components
 
 
-@cache
-def build_openapi() -> dict[str, Any]:
+def build_openapi(functions: Iterable[Function]) -> dict[str, Any]:
+    """The document of ``functions`` (the catalog's, by the callers): every HTTP API route and
+    every streaming route. Imports each HTTP function's module for its resolver's part."""
+    functions = list(functions)
     paths: dict[str, Any] = {}
-    schemas: dict[str, Any] = {"ErrorEnvelope": _error_schema()}
-    error_ref = _ERROR_REF
-    for fn in http_functions():
-        module = importlib.import_module(fn.module)
-        app = module.app
+    schemas: dict[str, Any] = {}
+    for fn in functions:
+        if not isinstance(fn.trigger, Http):
+            continue
+        app = importlib.import_module(fn.module).app
+        dialect = app.dialect
+        error_name, error_schema = dialect.error_schema()
+        _merge_schemas(schemas, {error_name: error_schema})
         part = app.resolver.get_openapi_schema(title="part", version="0").model_dump(
             mode="json", by_alias=True, exclude_none=True)
+        # As before: parts of one model may differ in detail (Powertools' own naming); the last wins.
         schemas.update((part.get("components") or {}).get("schemas") or {})
         for path, operations in (part.get("paths") or {}).items():
             for method, operation in operations.items():
-                operation.setdefault("description", fn.description or fn.trigger.summary)  # type: ignore[union-attr]
+                operation.setdefault("description", fn.description or fn.trigger.summary)
                 responses = operation.setdefault("responses", {})
                 responses.pop("422", None)
-                for status, text in _ERROR_STATUSES.items():
-                    responses.setdefault(status, {"description": text, **error_ref})
+                for status, answer in _error_responses(dialect).items():
+                    responses.setdefault(status, answer)
                 if app.route.auth:
                     operation["security"] = [{"bearerAuth": []}]
                     operation["x-stratus-permission"] = app.route.permission
                 else:
                     operation["security"] = []
                 paths.setdefault(path, {})[method] = operation
-    for path, operations in streaming_paths().items():
+    stream_paths, stream_schemas = streaming_paths(functions)
+    _merge_schemas(schemas, stream_schemas)
+    for _, route in _streaming(functions):
+        _merge_schemas(schemas, dict([dialect_for(route.dialect).error_schema()]))
+    for path, operations in stream_paths.items():
         for method, operation in operations.items():
             if method in paths.get(path, {}):
                 raise ValueError(f"{method.upper()} {path} is both an HTTP API route and a streaming route")

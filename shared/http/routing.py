@@ -1,53 +1,71 @@
-"""Matching request paths against the catalog's HTTP routes (the local runtime's router and
-the ``$default`` route's 404/405 answers share it)."""
+"""Matching request paths against catalog routes: the HTTP API's (the local runtime's router
+and the ``$default`` route's 404/405 answers) and a streaming function's (its app's router).
+The routes are handed in; this module does not read the catalog's entries."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cache
+from typing import Generic, TypeVar
 
-from functions.catalog import Function, Http, http_functions
+from shared.catalog import DEFAULT_DIALECT, Function, FunctionUrl, Http, StreamRoute
 from shared.errors import MethodNotAllowed, NotFound, StratusError
+
+R = TypeVar("R", Http, StreamRoute)
 
 
 @dataclass(frozen=True)
-class CompiledRoute:
+class CompiledRoute(Generic[R]):
     function: Function
-    route: Http
+    route: R
     pattern: re.Pattern[str]
     # Literal routes win over templated ones (/tenants/current before /tenants/{id}).
     literal: bool
 
 
-def _compile(path: str) -> re.Pattern[str]:
+def compile_path(path: str) -> re.Pattern[str]:
+    """``/api/v1/members/{member_id}`` → a pattern whose groups are the path parameters."""
     regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(path))
     return re.compile(f"^{regex}$")
 
 
-@cache
-def compiled_routes() -> tuple[CompiledRoute, ...]:
-    routes = [CompiledRoute(fn, fn.trigger, _compile(fn.trigger.path), "{" not in fn.trigger.path)
-              for fn in http_functions() if isinstance(fn.trigger, Http)]
-    return tuple(sorted(routes, key=lambda r: not r.literal))
+class RouteTable(Generic[R]):
+    def __init__(self, routes: Iterable[tuple[Function, R]]) -> None:
+        compiled = [CompiledRoute(fn, route, compile_path(route.path), "{" not in route.path) for fn, route in routes]
+        self.routes: tuple[CompiledRoute[R], ...] = tuple(sorted(compiled, key=lambda r: not r.literal))
+
+    def match(self, method: str, path: str) -> tuple[CompiledRoute[R], dict[str, str]] | None:
+        for compiled in self.routes:
+            if compiled.route.method == method:
+                found = compiled.pattern.match(path)
+                if found:
+                    return compiled, found.groupdict()
+        return None
+
+    def allowed_methods(self, path: str) -> list[str]:
+        return sorted({c.route.method for c in self.routes if c.pattern.match(path)})
+
+    def unmatched(self, method: str, path: str, default_dialect: str = DEFAULT_DIALECT) -> tuple[StratusError, str]:
+        """The 405 (with ``Allow``) for a known path, else the 404; and the dialect answering it:
+        the path's routes' own, else ``default_dialect``."""
+        same_path = [c.route for c in self.routes if c.pattern.match(path)]
+        if same_path:
+            allowed = sorted({route.method for route in same_path})
+            error: StratusError = MethodNotAllowed(
+                f"{method} is not allowed on {path}", code="biz_method_not_allowed",
+                details={"allowed": allowed}, headers={"Allow": ", ".join(allowed)})
+            return error, same_path[0].dialect
+        return NotFound(f"No route for {path}", code="biz_route_not_found"), default_dialect
 
 
-def match(method: str, path: str) -> tuple[CompiledRoute, dict[str, str]] | None:
-    for compiled in compiled_routes():
-        if compiled.route.method == method:
-            found = compiled.pattern.match(path)
-            if found:
-                return compiled, found.groupdict()
-    return None
+def http_routes(functions: Iterable[Function]) -> RouteTable[Http]:
+    """The HTTP API's routes, of the functions handed in (the catalog's, by its callers)."""
+    return RouteTable((fn, fn.trigger) for fn in functions if isinstance(fn.trigger, Http))
 
 
-def allowed_methods(path: str) -> list[str]:
-    return sorted({c.route.method for c in compiled_routes() if c.pattern.match(path)})
-
-
-def unmatched_route_error(method: str, path: str) -> StratusError:
-    allowed = allowed_methods(path)
-    if allowed:
-        return MethodNotAllowed(f"{method} is not allowed on {path}", code="biz_method_not_allowed",
-                                details={"allowed": allowed}, headers={"Allow": ", ".join(allowed)})
-    return NotFound(f"No route for {path}", code="biz_route_not_found")
+def stream_routes(function: Function) -> RouteTable[StreamRoute]:
+    """The routes a streaming function's app serves."""
+    if not isinstance(function.trigger, FunctionUrl):
+        raise TypeError(f"{function.name} is not a streaming (function URL) function")
+    return RouteTable((function, route) for route in function.trigger.routes)

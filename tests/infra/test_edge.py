@@ -78,6 +78,8 @@ def test_streaming_function_runs_its_asgi_app_under_the_web_adapter(synth: Synth
     assert env[WEB_PORT_ENV] == "8080"
     assert env["AWS_LWA_READINESS_CHECK_PATH"] == fn.trigger.path_prefixes[0] + READINESS_SUFFIX == (
         "/api/v1/chat/_ready")
+    # The path the app's builder answers (shared/http/stream.py) is the one the adapter polls.
+    assert fn.trigger.readiness_path == env["AWS_LWA_READINESS_CHECK_PATH"]
     assert env[ASGI_APP_ENV] == asgi_target(fn) == f"{fn.module}:{fn.trigger.app}"
     layers = props["Layers"]
     assert len(layers) <= MAX_FUNCTION_LAYERS

@@ -50,6 +50,24 @@ def parse_sse(raw: str) -> list[dict[str, Any]]:
     return events
 
 
+def assert_documented(events: list[dict[str, Any]]) -> None:
+    """Every event is one the catalog's chat route declares, its data what the declared model
+    (and so the OpenAPI document) says: no field missing, none undocumented."""
+    from functions.catalog import FunctionUrl, by_name
+    from shared.http.refs import model_of
+
+    trigger = by_name()["chat"].trigger
+    assert isinstance(trigger, FunctionUrl)
+    declared = {event.type: model_of(event.data) for event in trigger.routes[0].events}
+    for event in events:
+        if event["type"] == "heartbeat":
+            assert event["data"] == {} and event["id"] is None
+            continue
+        model = declared[event["type"]]
+        assert set(event["data"]) <= set(model.model_fields), (event["type"], event["data"])
+        model.model_validate(event["data"])
+
+
 @pytest.fixture(scope="module")
 def chat_client(app_env: None, kms: str) -> Iterator[TestClient]:
     reset_chat_service()
@@ -87,7 +105,9 @@ class Tenant:
         response = self.chat({**body, "stream": True})
         assert response.status_code == 200, response.text
         assert response.headers["content-type"].startswith("text/event-stream")
-        return parse_sse(response.text)
+        events = parse_sse(response.text)
+        assert_documented(events)
+        return events
 
 
 @pytest.fixture
@@ -219,6 +239,7 @@ def test_other_tenant_and_other_end_user_cannot_read_or_chat(tenant: Tenant, fak
     # The owner's replay works and ends with done.
     own = tenant.client.get(f"/api/v1/chat/{message_id}/events", params={"user": "alice"}, headers=tenant.headers)
     assert own.status_code == 200 and parse_sse(own.text)[-1]["type"] == "done"
+    assert_documented(parse_sse(own.text))
 
 
 def test_key_bound_to_an_agent_chats_only_with_it(tenant: Tenant, fake: FakeOpenAI) -> None:
@@ -330,6 +351,7 @@ def test_references_reach_the_prompt_and_the_answer(tenant: Tenant, fake: FakeOp
     assert error is None and final.status == "completed"
     assert [e.type for e in seen] == ["message.start", "retrieval.references", "message.delta",
                                       "message.complete", "done"]
+    assert_documented([{"type": e.type, "id": e.id, "data": json.loads(json.dumps(e.data))} for e in seen])
     refs = seen[1].data["references"]
     assert [r["index"] for r in refs] == [1, 2] and refs[0]["document_name"] == "doc1.md"
     assert [r.index for r in final.references] == [1, 2] and final.references[0].content == "Refunds take 14 days."

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from shared.cache.ports import StreamEvent
-from shared.chat.events import sse, sse_heartbeat, stream_key
+from shared.chat.events import stream_key
 from shared.chat.prompt import (
     KNOWLEDGE_INSTRUCTIONS,
     NO_PASSAGES,
@@ -85,8 +84,6 @@ def test_rewrite_sees_recent_turns_only() -> None:
     assert "q2" not in body and "User: q3" in body and body.endswith("User's last question: and then?")
 
 
-def test_sse_frames() -> None:
-    frame = sse(StreamEvent("17-0", "message.delta", {"text": "a\nb"})).decode()
-    assert frame == 'event: message.delta\nid: 17-0\ndata: {"text":"a\\nb"}\n\n'
-    assert sse_heartbeat() == b"event: heartbeat\ndata: {}\n\n"
+def test_stream_key_is_one_hash_tag_per_answer() -> None:
+    # (The SSE frames moved to tests/unit/test_http_stream.py with the wire format.)
     assert stream_key(__import__("uuid").UUID(int=1)).startswith("chat:{msg:00000000-")

@@ -1,14 +1,31 @@
 """The OpenAPI document (shared/http/openapi.py) is generated from the catalog: every HTTP API
-route, and the routes of the streaming functions (function URLs behind the edge)."""
+route, and the routes of the streaming functions (function URLs behind the edge) with their
+real request bodies, query parameters, JSON answers and event types."""
 
 from __future__ import annotations
 
-from functions.catalog import FunctionUrl, Http, http_functions, streaming_functions
+import subprocess
+import sys
+from typing import Any, get_args
+
+import pytest
+
+from functions.catalog import FUNCTIONS, FunctionUrl, Http, by_name, http_functions, streaming_functions
+from shared.chat.events import EventType
+from shared.http.dialect import STRATUS
 from shared.http.openapi import EVENT_STREAM, build_openapi, streaming_paths
 
 
-def test_every_http_route_is_an_operation() -> None:
-    doc = build_openapi()
+@pytest.fixture(scope="module")
+def doc() -> dict[str, Any]:
+    return build_openapi(FUNCTIONS)
+
+
+def _schema(doc: dict[str, Any], ref: dict[str, Any]) -> dict[str, Any]:
+    return doc["components"]["schemas"][ref["$ref"].rsplit("/", 1)[1]]
+
+
+def test_every_http_route_is_an_operation(doc: dict[str, Any]) -> None:
     assert doc["openapi"] == "3.1.0"
     for fn in http_functions():
         assert isinstance(fn.trigger, Http)
@@ -17,8 +34,8 @@ def test_every_http_route_is_an_operation() -> None:
         assert ("bearerAuth" in str(operation["security"])) is fn.trigger.auth
 
 
-def test_streaming_routes_are_operations_too() -> None:
-    paths = build_openapi()["paths"]
+def test_streaming_routes_are_operations_too(doc: dict[str, Any]) -> None:
+    paths = doc["paths"]
     for fn in streaming_functions():
         assert isinstance(fn.trigger, FunctionUrl)
         for route in fn.trigger.routes:
@@ -32,6 +49,17 @@ def test_streaming_routes_are_operations_too() -> None:
                 "ErrorEnvelope")
     ids = [op["operationId"] for ops in paths.values() for op in ops.values()]
     assert len(ids) == len(set(ids)), "operation ids are unique"
+    # Every reference resolves to a component.
+    for ref in _refs(doc["paths"]):
+        assert ref.rsplit("/", 1)[1] in doc["components"]["schemas"], ref
+
+
+def _refs(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [node["$ref"]] if "$ref" in node else [r for value in node.values() for r in _refs(value)]
+    if isinstance(node, list):
+        return [r for value in node for r in _refs(value)]
+    return []
 
 
 def _ok(operation: dict) -> dict:
@@ -39,22 +67,82 @@ def _ok(operation: dict) -> dict:
     return dict(operation["responses"][status]["content"])
 
 
-def test_chat_streams_its_answer_and_its_events() -> None:
-    paths = build_openapi()["paths"]
+def _envelope_data(doc: dict[str, Any], content: dict[str, Any]) -> dict[str, Any]:
+    envelope = content["application/json"]["schema"]
+    assert envelope["required"] == ["code", "data", "meta"] and envelope["properties"]["code"] == {"const": "success"}
+    return _schema(doc, envelope["properties"]["data"])
+
+
+def test_chat_streams_its_answer_and_its_events(doc: dict[str, Any]) -> None:
+    paths = doc["paths"]
     send = paths["/api/v1/chat"]["post"]
     assert send["operationId"] == "chat"
     # An SSE stream, or the final message with "stream": false.
     assert set(_ok(send)) == {EVENT_STREAM, "application/json"}
     assert send["requestBody"]["required"] is True
+    body = _schema(doc, send["requestBody"]["content"]["application/json"]["schema"])
+    assert body["title"] == "ChatBody" and {"agent_id", "message"} <= set(body["required"])
+    assert {"conversation_id", "user", "inputs", "stream", "draft"} <= set(body["properties"])
+    assert _envelope_data(doc, _ok(send))["title"] == "MessageOut"
     events = paths["/api/v1/chat/{message_id}/events"]["get"]
     assert set(_ok(events)) == {EVENT_STREAM}
-    assert {(p["name"], p["in"]) for p in events["parameters"]} == {("message_id", "path"), ("Last-Event-ID", "header")}
+    assert {(p["name"], p["in"]) for p in events["parameters"]} == {
+        ("message_id", "path"), ("user", "query"), ("last_event_id", "query"), ("Last-Event-ID", "header")}
+    user = next(p for p in events["parameters"] if p["name"] == "user")
+    assert user["required"] is False and user["schema"]["anyOf"][0]["maxLength"] == 255
     cancel = paths["/api/v1/chat/{message_id}/cancel"]["post"]
     assert set(_ok(cancel)) == {"application/json"}
-    assert {p["name"] for p in cancel["parameters"]} == {"message_id"}
+    assert "202" in cancel["responses"], "cancel answers 202 (accepted)"
+    assert _envelope_data(doc, _ok(cancel))["title"] == "CancelOut"
+    assert {p["name"] for p in cancel["parameters"]} == {"message_id", "user", "last_event_id"}
+    assert "requestBody" not in cancel and "requestBody" not in events
+
+
+def _event_items(doc: dict[str, Any], path: str, method: str) -> dict[str, dict[str, Any]]:
+    schema = _ok(doc["paths"][path][method])[EVENT_STREAM]["schema"]
+    return {item["properties"]["event"]["const"]: item for item in schema["oneOf"]}
+
+
+def test_event_streams_document_each_event_type_and_the_heartbeat(doc: dict[str, Any]) -> None:
+    for path, method in (("/api/v1/chat", "post"), ("/api/v1/chat/{message_id}/events", "get")):
+        items = _event_items(doc, path, method)
+        # The turn's event types (shared/chat/events.py), and the heartbeat.
+        assert set(items) == {*get_args(EventType), "heartbeat"}
+        data = {name: _schema(doc, item["properties"]["data"]) for name, item in items.items() if name != "heartbeat"}
+        assert data["message.delta"]["required"] == ["text"]
+        assert {"conversation_id", "message_id", "question_id", "agent_id"} <= set(data["message.start"]["required"])
+        assert data["message.complete"]["title"] == "MessageOut"
+        assert set(data["error"]["required"]) == {"code", "message"}
+        assert data["done"]["properties"]["status"]["enum"] == ["running", "completed", "failed", "cancelled"]
+        assert _schema(doc, data["retrieval.references"]["properties"]["references"]["items"])["title"] == "Reference"
+    # The heartbeat as it is sent: its event name, empty data, and no id.
+    heartbeat = _event_items(doc, "/api/v1/chat", "post")["heartbeat"]
+    lines = dict(line.split(": ", 1) for line in STRATUS.heartbeat().decode().strip().split("\n"))
+    assert lines == {"event": heartbeat["properties"]["event"]["const"], "data": "{}"}
+    assert "id" not in heartbeat["properties"] and heartbeat["properties"]["data"]["maxProperties"] == 0
 
 
 def test_streaming_paths_need_no_handler_module() -> None:
-    # Built from the catalog alone (the StreamRoutes), without the apps.
-    assert set(streaming_paths()) == {"/api/v1/chat", "/api/v1/chat/{message_id}/events",
-                                      "/api/v1/chat/{message_id}/cancel"}
+    paths, components = streaming_paths(FUNCTIONS)
+    assert set(paths) == {"/api/v1/chat", "/api/v1/chat/{message_id}/events", "/api/v1/chat/{message_id}/cancel"}
+    assert {"ChatBody", "MessageOut", "CancelOut", "MessageStart"} <= set(components)
+    # Built from the catalog alone (the StreamRoutes and the models they name), without the
+    # apps; and importing the catalog imports none of those models (cold start).
+    probe = ("import sys\n"
+             "from functions.catalog import FUNCTIONS\n"
+             "assert 'shared.chat.api' not in sys.modules and 'pydantic' not in sys.modules\n"
+             "from shared.http.openapi import streaming_paths\n"
+             "streaming_paths(FUNCTIONS)\n"
+             "assert 'functions.chat.app' not in sys.modules and 'starlette' not in sys.modules\n")
+    subprocess.run([sys.executable, "-c", probe], check=True)
+
+
+def test_an_http_route_and_a_streaming_route_cannot_share_a_method_and_path() -> None:
+    from shared.catalog import Function, StreamRoute
+
+    health = by_name()["health"]
+    assert isinstance(health.trigger, Http)
+    clash = Function("clash", "tests.unit.test_openapi", "test",
+                     FunctionUrl(("/health",), routes=(StreamRoute(health.trigger.method, "/health", "x:y"),)))
+    with pytest.raises(ValueError, match="both an HTTP API route and a streaming route"):
+        build_openapi([health, clash])
