@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from shared.conversations.api import MessageStatus, Reference
+from shared.conversations.contract import MessageStatus, Reference
 
 
 class MessageStart(BaseModel):

@@ -14,10 +14,22 @@ from typing import Any, Literal, Protocol
 
 from shared.auth.principal import Principal
 from shared.conversations.access import chat_agent_for, check_agent_allowed, end_user_of
-from shared.conversations.api import EndUser, MessageOut
+from shared.conversations.api import EndUser, MessageOut, MessageStatus, Reference
 
-__all__ = ["AnswerOutcome", "EndUser", "MessageOut", "OpenedTurn", "StuckAnswer", "TurnConversation", "TurnStore",
-           "chat_agent_for", "check_agent_allowed", "end_user_of"]
+__all__ = [
+    "AnswerOutcome",
+    "EndUser",
+    "MessageOut",
+    "MessageStatus",
+    "OpenedTurn",
+    "Reference",
+    "StuckAnswer",
+    "TurnConversation",
+    "TurnStore",
+    "chat_agent_for",
+    "check_agent_allowed",
+    "end_user_of",
+]
 
 
 @dataclass(frozen=True)
