@@ -17,7 +17,7 @@ import pytest
 from infra.local.aws import LocalAws
 from infra.local.invoker import LocalInvoker
 from shared.aws.clients import client, reset_clients
-from shared.config import reset_settings
+from shared.config import get_settings, reset_settings
 from shared.workflows.interpreter import Limits, execution_name, start_state
 from shared.workflows.ports import Edge, ExecutorRegistry, Graph, Node, NodeContext, RunRef
 from shared.workflows.state_machines import RUN_FAILED
@@ -177,6 +177,8 @@ def test_a_rejected_input_fails_the_run_through_catch(aws: LocalAws, ports: Port
 
 
 def test_a_long_run_carries_on_in_a_new_execution_before_its_history_budget(aws: LocalAws) -> None:
+    # The carry-on task starts the machine the local runtime set, as CDK sets it in AWS.
+    assert get_settings().workflow_run_state_machine_arn == aws.state_machine_arn("workflow-run")
     # One inline node per step, and a budget of a few steps per execution.
     ports = Ports(Limits(max_fused=1, event_budget=30))
     try:
