@@ -8,7 +8,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aws_cdk import Aws, CfnParameter, CustomResource, Duration, NestedStack, RemovalPolicy, Stack, Tags
+from aws_cdk import (
+    ArnFormat,
+    Aws,
+    CfnParameter,
+    CustomResource,
+    Duration,
+    NestedStack,
+    RemovalPolicy,
+    Stack,
+    Tags,
+    Token,
+)
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_events as events
@@ -57,7 +68,7 @@ if TYPE_CHECKING:
     from infra.state_machines import MachineRef
 
 __all__ = ["Shared", "apply_access", "build_function", "construct_id", "env_name", "grant_bucket_objects",
-           "web_adapter_layer_arn", "wire_trigger"]
+           "states_arn", "web_adapter_layer_arn", "wire_trigger"]
 
 # Every function carries this tag with its catalog name: how operators (and the tests)
 # map a deployed function back to the catalog.
@@ -429,10 +440,25 @@ def _grant_state_machine(function: lambda_.Function, fn: Function, name: str, ac
     if on_machine:
         function.add_to_role_policy(iam.PolicyStatement(actions=on_machine, resources=[ref.arn]))
     if on_executions:
-        function.add_to_role_policy(iam.PolicyStatement(actions=on_executions, resources=[ref.executions_arn]))
+        machine_name = ref.name
+        if Token.is_unresolved(machine_name):
+            # Another stack's machine: its name enters as a parameter we name, so the finding id
+            # acknowledged below is stable (CDK's generated cross-stack names are not).
+            machine_name, _ = _stack_parameter(function, f"{construct_id(name)}StateMachineName", machine_name)
+        executions = states_arn(function, "execution", f"{machine_name}:*")
+        function.add_to_role_policy(iam.PolicyStatement(actions=on_executions, resources=[executions]))
         assert function.role is not None
-        nag.executions(function.role, nag.rendered(function, ref.executions_arn), on_executions, name)
+        nag.executions(function.role, nag.rendered(function, executions), on_executions, name)
     return ref.arn
+
+
+def states_arn(scope: Construct, resource: str, resource_name: str) -> str:
+    """``arn:<partition>:states:<region>:<account>:<resource>:<resource_name>``, with pseudo
+    parameters rather than the stack's (possibly literal) region and account: the ARNs, and so
+    the cdk-nag finding ids acknowledged for them, read the same in every environment."""
+    return Stack.of(scope).format_arn(service="states", resource=resource, resource_name=resource_name,
+                                      arn_format=ArnFormat.COLON_RESOURCE_NAME, region=Aws.REGION,
+                                      account=Aws.ACCOUNT_ID, partition=Aws.PARTITION)
 
 
 def _grant_queue(function: lambda_.Function, fn: Function, name: str, actions: tuple[str, ...],

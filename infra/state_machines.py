@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from aws_cdk import ArnFormat, Aws, RemovalPolicy, Stack
+from aws_cdk import RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -24,7 +24,7 @@ from constructs import Construct
 from functions import catalog
 from functions.catalog import StateMachineSpec
 from infra import nag
-from infra.functions import Shared, construct_id, grant_bucket_objects
+from infra.functions import Shared, construct_id, grant_bucket_objects, states_arn
 from infra.observability import FIVE_MINUTES, alarm
 from shared.stepfunctions.definitions import PLACEHOLDER, load_definition, waits_for_task_tokens
 from shared.stepfunctions.definitions import referenced_functions as referenced_functions
@@ -38,17 +38,15 @@ _CHILD_EXECUTION_ACTIONS = {"start": ("states:StartExecution",),
 
 @dataclass(frozen=True)
 class MachineRef:
-    """A deployed state machine as grants name it: its ARN and the pattern of its executions'
-    ARNs. For a machine that its own tasks reach (or that starts its own child executions)
-    both are built from its fixed name, not from the resource: a reference to the resource
-    would make the machine, its task functions and their roles depend on each other."""
+    """A deployed state machine as grants name it. For a machine that its own tasks reach (or
+    that starts its own child executions) the ARN is built from its fixed name, not taken from
+    the resource: a reference would make the machine, its task functions and their roles
+    depend on each other."""
 
     machine: sfn.StateMachine
     arn: str
-    # Its executions (arn:...:execution:<name>:<execution name>).
-    executions_arn: str
-    # A Distributed Map's child executions (arn:...:execution:<name>/<map run label>:<id>).
-    child_executions_arn: str
+    # The machine's name: a literal when fixed, else a reference to the resource's Name.
+    name: str
 
 
 def substitution_key(function_name: str) -> str:
@@ -70,20 +68,9 @@ def reaches_itself(spec: StateMachineSpec) -> bool:
 
 
 def _reference(scope: Construct, machine: sfn.StateMachine, fixed_name: str | None) -> MachineRef:
-    name = fixed_name or machine.state_machine_name
-    stack = Stack.of(scope)
-
-    def arn(resource: str, resource_name: str) -> str:
-        # Pseudo parameters, not the stack's (possibly literal) region: the ARNs, and so the
-        # cdk-nag finding ids acknowledged for them, read the same in every environment.
-        return stack.format_arn(service="states", resource=resource, resource_name=resource_name,
-                                arn_format=ArnFormat.COLON_RESOURCE_NAME, region=Aws.REGION,
-                                account=Aws.ACCOUNT_ID, partition=Aws.PARTITION)
-
-    return MachineRef(machine=machine,
-                      arn=arn("stateMachine", name) if fixed_name else machine.state_machine_arn,
-                      executions_arn=arn("execution", f"{name}:*"),
-                      child_executions_arn=arn("execution", f"{name}/*"))
+    if fixed_name is None:
+        return MachineRef(machine=machine, arn=machine.state_machine_arn, name=machine.state_machine_name)
+    return MachineRef(machine=machine, arn=states_arn(scope, "stateMachine", fixed_name), name=fixed_name)
 
 
 def validate_spec(spec: StateMachineSpec) -> None:
@@ -165,10 +152,10 @@ def _grant_own_access(ref: MachineRef, spec: StateMachineSpec, shared: Shared) -
             on_children = sorted({a for action in access.actions if action != "start"
                                   for a in _CHILD_EXECUTION_ACTIONS[action]})
             if on_children:
-                machine.add_to_role_policy(iam.PolicyStatement(actions=on_children,
-                                                               resources=[ref.child_executions_arn]))
-                nag.own_executions(machine.role, nag.rendered(machine, ref.child_executions_arn), on_children,
-                                   spec.name)
+                # A Distributed Map's children: arn:...:execution:<machine>/<map run>:<id>.
+                children = states_arn(machine, "execution", f"{ref.name}/*")
+                machine.add_to_role_policy(iam.PolicyStatement(actions=on_children, resources=[children]))
+                nag.own_executions(machine.role, nag.rendered(machine, children), on_children, spec.name)
         elif access.kind == "bucket":
             grant_bucket_objects(machine.role, machine, f"state machine {spec.name}", access.name, ("read",),
                                  shared.data)
