@@ -64,7 +64,11 @@ class Settings(BaseSettings):
     aws_session_token: SecretStr | None = None
 
     # Model gateway. Platform defaults apply when a tenant has chosen none.
+    # Read as default_<capability> (shared/models/resolver.py).
+    default_chat_model: str = "gpt-4o-mini"
     default_chat_fallback_model: str | None = None
+    default_embedding_model: str = "all-minilm-l6-v2"
+    default_rerank_model: str | None = None
     # How long a warm function trusts its copy of the catalog (changes reach it within this).
     model_catalog_ttl_s: int = Field(default=60, ge=0, le=3600)
     # Per call type: connect, then read (a stream's read timeout is the gap between chunks).

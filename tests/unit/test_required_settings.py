@@ -29,6 +29,7 @@ from shared.config import (
     required_settings,
     reset_settings,
 )
+from shared.handler import powertools_handler
 
 PROBE = Function("probe", "functions.maintenance.purge_table", "maintenance", StepFunctionsTask("purge"),
                  access=(DATABASE, REDIS, bucket("uploads", "read"), state_machine("knowledge-base-delete", "start"),
@@ -87,8 +88,9 @@ def deployed_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch
 
 
 def test_a_deployed_function_missing_a_setting_fails_at_start_naming_it(deployed_env: pytest.MonkeyPatch) -> None:
-    from functions.maintenance.start_purge import handler
-
+    ran: list[object] = []
+    # A fresh entry point, as a new container has (a handler module's own is built once per process).
+    handler = powertools_handler(lambda event, context: ran.append(event))
     deployed_env.setenv("STRATUS_FUNCTION", "purge-start")
     deployed_env.setenv("DATABASE_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:1:secret:db")
     deployed_env.setenv("DATABASE_HOST", "proxy.internal")
@@ -99,6 +101,11 @@ def test_a_deployed_function_missing_a_setting_fails_at_start_naming_it(deployed
     # Still failing on the next invocation: nothing was cached past the failed check.
     with pytest.raises(MissingSettings):
         handler({}, LocalContext("purge-start", 256, 10))
+    assert ran == [], "the handler never ran"
+    deployed_env.setenv("PURGE_STATE_MACHINE_ARN", "arn:aws:states:us-east-1:1:stateMachine:purge")
+    reset_settings()
+    handler({"n": 1}, LocalContext("purge-start", 256, 10))
+    assert ran == [{"n": 1}]
 
 
 def test_the_check_needs_to_know_which_function_it_is(deployed_env: pytest.MonkeyPatch) -> None:
@@ -116,3 +123,11 @@ def test_the_check_needs_to_know_which_function_it_is(deployed_env: pytest.Monke
 def test_the_local_runtime_checks_nothing() -> None:
     # Embedded defaults stand in (DATABASE_URL, the in-process cache, inline ingestion).
     check_function_settings(Settings(stratus_runtime="local", stratus_function="purge-start"))
+
+
+def test_settings_read_by_name_exist() -> None:
+    # The model defaults are read as default_<field> (shared/models): not dead settings.
+    from shared.models.repository import DEFAULT_FIELDS
+
+    assert {f"default_{field}" for field in DEFAULT_FIELDS} <= set(Settings.model_fields)
+    assert not {"stratus_stage", "payloads_bucket"} & set(Settings.model_fields)
