@@ -10,14 +10,13 @@ from aws_cdk import CfnResource, NestedStack, Stack
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
-from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from functions import catalog
 from infra.api import add_request_authorizer
 from infra.functions import Shared, apply_access, build_function, construct_id, wire_trigger
 from infra.queues import build_queue
-from infra.state_machines import build_state_machine
+from infra.state_machines import MachineRef, build_state_machine
 
 # CloudFormation's limit is 500 per template; 400 leaves room for growth between a test
 # run and a deploy.
@@ -36,7 +35,7 @@ class DomainStack(NestedStack):
             fn.name: build_function(self, fn, shared) for fn in self.entries}
         self.queues: dict[str, sqs.Queue] = {
             spec.name: build_queue(self, spec, shared) for spec in catalog.QUEUES if spec.domain == domain}
-        self.state_machines: dict[str, sfn.StateMachine] = {}
+        self.state_machines: dict[str, MachineRef] = {}
         # Function URLs of the domain's FunctionUrl entries (phase 4): the edge's origins.
         self.function_urls: dict[str, lambda_.FunctionUrl] = {}
 
@@ -51,14 +50,14 @@ class DomainStack(NestedStack):
                                       identity_header=fn.trigger.identity_header)
 
     # Phase 3: state machines (their tasks may live in any domain).
-    def add_state_machines(self, functions: Mapping[str, lambda_.IFunction]) -> dict[str, sfn.StateMachine]:
+    def add_state_machines(self, functions: Mapping[str, lambda_.IFunction]) -> dict[str, MachineRef]:
         for spec in self.specs:
             self.state_machines[spec.name] = build_state_machine(self, spec, functions, self.shared)
         return self.state_machines
 
     # Phase 4: permissions and triggers.
     def wire(self, *, authorizer: apigwv2.IHttpRouteAuthorizer | None,
-             state_machines: Mapping[str, sfn.StateMachine],
+             state_machines: Mapping[str, MachineRef],
              state_machine_tasks: Mapping[str, set[str]],
              queues: Mapping[str, sqs.IQueue]) -> None:
         for fn in self.entries:

@@ -6,8 +6,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from aws_cdk import Aws, CfnParameter, CustomResource, Duration, NestedStack, RemovalPolicy, Stack, Tags
+from aws_cdk import (
+    ArnFormat,
+    Aws,
+    CfnParameter,
+    CustomResource,
+    Duration,
+    NestedStack,
+    RemovalPolicy,
+    Stack,
+    Tags,
+    Token,
+)
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_events as events
@@ -17,7 +29,6 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
-from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
@@ -51,9 +62,13 @@ from infra.packaging import (
     migrations_hash,
 )
 from infra.topology import construct_id, env_name, validate_queue_trigger
+from shared.config import access_settings
 
-__all__ = ["Shared", "apply_access", "build_function", "construct_id", "env_name", "web_adapter_layer_arn",
-           "wire_trigger"]
+if TYPE_CHECKING:
+    from infra.state_machines import MachineRef
+
+__all__ = ["Shared", "apply_access", "build_function", "construct_id", "env_name", "grant_bucket_objects",
+           "states_arn", "web_adapter_layer_arn", "wire_trigger"]
 
 # Every function carries this tag with its catalog name: how operators (and the tests)
 # map a deployed function back to the catalog.
@@ -79,7 +94,16 @@ _BUCKET_ACTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "write": (("s3:PutObject", "s3:AbortMultipartUpload"), ()),
     "delete": (("s3:DeleteObject",), ()),
 }
-_STATE_MACHINE_ACTIONS = {"start"}
+# state_machine:<name> actions → (IAM actions on the machine, IAM actions on its executions).
+# SendTask* take the task token, not a resource, in the API; IAM checks them against the
+# state machine whose task issued the token, so they are scoped to that one machine
+# (docs/adr/0029-workflow-interpreter-infrastructure.md).
+STATE_MACHINE_ACTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "start": (("states:StartExecution",), ()),
+    "stop": ((), ("states:StopExecution",)),
+    "describe": ((), ("states:DescribeExecution", "states:GetExecutionHistory")),
+    "signal": (("states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"), ()),
+}
 _QUEUE_ACTIONS = {"send"}
 # bedrock "invoke" → the runtime actions. Converse is authorized by bedrock:InvokeModel and
 # ConverseStream by bedrock:InvokeModelWithResponseStream (there is no bedrock:Converse action).
@@ -185,7 +209,8 @@ def _web_adapter_environment(fn: Function) -> dict[str, str]:
 def _base_environment(fn: Function, config: StratusConfig) -> dict[str, str]:
     return {
         "STRATUS_RUNTIME": "lambda",
-        "STRATUS_STAGE": config.stage,
+        # Which catalog entry this is: the cold-start check reads its required settings.
+        "STRATUS_FUNCTION": fn.name,
         "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
         "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
         "LOG_LEVEL": config.log_level,
@@ -255,37 +280,42 @@ def build_function(scope: Construct, fn: Function, shared: Shared) -> lambda_.Fu
 
 
 def apply_access(function: lambda_.Function, fn: Function, shared: Shared,
-                 state_machines: Mapping[str, sfn.StateMachine], queues: Mapping[str, sqs.IQueue]) -> None:
+                 state_machines: Mapping[str, MachineRef], queues: Mapping[str, sqs.IQueue]) -> None:
+    """Grant each catalog access and set the settings it implies: exactly the variables
+    shared.config maps it to (the same mapping the function checks at cold start)."""
     data = shared.data
+    env: dict[str, str] = {}
     for access in fn.access:
-        kind, _, name = access.resource.partition(":")
+        kind, name = access.kind, access.name
+        values: dict[str, str] = {}
         if kind == "database":
-            function.add_environment("DATABASE_SECRET_ARN", data.app_secret.secret_arn)
-            function.add_environment("DATABASE_HOST", data.proxy.endpoint)
-            function.add_environment("DATABASE_NAME", DATABASE_NAME)
+            values = {"DATABASE_SECRET_ARN": data.app_secret.secret_arn, "DATABASE_HOST": data.proxy.endpoint,
+                      "DATABASE_NAME": DATABASE_NAME}
             data.app_secret.grant_read(function)
         elif kind == "database_admin":
             # Migrations log in as the owner (directly to the cluster, whose host is in the
             # owner secret) and set the application role's password from the app secret.
-            function.add_environment("DATABASE_ADMIN_SECRET_ARN", data.owner_secret.secret_arn)
-            function.add_environment("DATABASE_SECRET_ARN", data.app_secret.secret_arn)
-            function.add_environment("DATABASE_NAME", DATABASE_NAME)
+            values = {"DATABASE_ADMIN_SECRET_ARN": data.owner_secret.secret_arn,
+                      "DATABASE_SECRET_ARN": data.app_secret.secret_arn, "DATABASE_NAME": DATABASE_NAME}
             data.owner_secret.grant_read(function)
             data.app_secret.grant_read(function)
         elif kind == "redis":
             # Network reachability (security group) is the whole grant: ElastiCache
             # Serverless without a user group authenticates nothing beyond TLS.
-            function.add_environment("REDIS_URL", data.redis_url)
+            values = {"REDIS_URL": data.redis_url}
         elif kind == "bucket":
-            _grant_bucket(function, fn, name, access.actions, data)
+            assert function.role is not None
+            values = {env_name(name, "BUCKET"): grant_bucket_objects(function.role, function, fn.name, name,
+                                                                     access.actions, data)}
         elif kind == "state_machine":
-            _grant_state_machine(function, fn, name, access.actions, state_machines)
+            values = {env_name(name, "STATE_MACHINE_ARN"): _grant_state_machine(function, fn, name, access.actions,
+                                                                                state_machines)}
         elif kind == "queue":
-            _grant_queue(function, fn, name, access.actions, queues)
+            values = {env_name(name, "QUEUE_URL"): _grant_queue(function, fn, name, access.actions, queues)}
         elif kind == "opensearch":
-            _grant_opensearch(function, fn, name, access.actions, shared)
+            values = _grant_opensearch(function, fn, name, access.actions, shared)
         elif kind == "kms":
-            _grant_key(function, fn, name, access.actions, data)
+            values = {env_name(name, "KMS_KEY_ID"): _grant_key(function, fn, name, access.actions, data)}
         elif kind == "bedrock":
             _grant_bedrock(function, fn, name, access.actions)
         elif kind == "secret":
@@ -293,35 +323,54 @@ def apply_access(function: lambda_.Function, fn: Function, shared: Shared,
                 raise ValueError(f"{fn.name}: unknown secret {name!r}; known: {sorted(data.secrets)}")
             if set(access.actions) - {"read"}:
                 raise ValueError(f"{fn.name}: secrets are read-only, got {access.actions}")
-            function.add_environment(env_name(name, "SECRET_ARN"), data.secrets[name].secret_arn)
+            values = {env_name(name, "SECRET_ARN"): data.secrets[name].secret_arn}
             data.secrets[name].grant_read(function)
         else:
             raise ValueError(f"{fn.name}: unknown access {access.resource!r}")
+        _check_mapped(fn, access, values)
+        env.update(values)
+    for variable, value in env.items():
+        function.add_environment(variable, value)
 
 
-def _grant_bucket(function: lambda_.Function, fn: Function, name: str, actions: tuple[str, ...],
-                  data: Data) -> None:
+def _check_mapped(fn: Function, access: Access, values: Mapping[str, str]) -> None:
+    """The variables set for ``access`` are exactly those shared.config maps it to (a variable
+    it does not map would go unchecked at cold start; one it maps but CDK does not set would
+    fail every cold start)."""
+    mapped = access_settings(access)
+    unmapped = sorted(set(values) - {r.variable for r in mapped})
+    if unmapped:
+        raise ValueError(f"{fn.name}: access {access.resource!r} sets {unmapped}, which shared.config does not map")
+    missing = [r.variable for r in mapped
+               if r.variable not in values and (r.when is None or values.get(r.when[0].upper()) == r.when[1])]
+    if missing:
+        raise ValueError(f"{fn.name}: access {access.resource!r} requires {missing}, which CDK does not set")
+
+
+def grant_bucket_objects(role: iam.IRole, scope: Construct, who: str, name: str, actions: tuple[str, ...],
+                         data: Data) -> str:
+    """``bucket:<name>`` for a function's (or a state machine's) role: exactly the catalog's
+    actions on that bucket's objects (and ListBucket for ``read``). Returns the bucket's name."""
     if name not in data.buckets:
-        raise ValueError(f"{fn.name}: unknown bucket {name!r}; known: {sorted(data.buckets)}")
+        raise ValueError(f"{who}: unknown bucket {name!r}; known: {sorted(data.buckets)}")
     unknown = set(actions) - set(_BUCKET_ACTIONS)
     if unknown or not actions:
-        raise ValueError(f"{fn.name}: bucket actions must be among {sorted(_BUCKET_ACTIONS)}, got {actions}")
+        raise ValueError(f"{who}: bucket actions must be among {sorted(_BUCKET_ACTIONS)}, got {actions}")
     bucket = data.buckets[name]
     object_actions = sorted({a for action in actions for a in _BUCKET_ACTIONS[action][0]})
     bucket_actions = sorted({a for action in actions for a in _BUCKET_ACTIONS[action][1]})
     # The bucket ARN enters the nested stack as a parameter we name, so the object
     # resource reads <UploadsBucketArn>/* and its cdk-nag finding can be acknowledged by
     # its exact id (CDK's generated cross-stack parameter names are not stable).
-    bucket_arn, param_id = _stack_parameter(function, f"{construct_id(name)}BucketArn", bucket.bucket_arn)
-    function.add_to_role_policy(iam.PolicyStatement(actions=object_actions, resources=[f"{bucket_arn}/*"]))
+    bucket_arn, param_id = _stack_parameter(scope, f"{construct_id(name)}BucketArn", bucket.bucket_arn)
+    role.add_to_principal_policy(iam.PolicyStatement(actions=object_actions, resources=[f"{bucket_arn}/*"]))
     if bucket_actions:
-        function.add_to_role_policy(iam.PolicyStatement(actions=bucket_actions, resources=[bucket_arn]))
-    function.add_environment(env_name(name, "BUCKET"), bucket.bucket_name)
-    assert function.role is not None
-    nag.bucket_objects(function.role, f"<{param_id}>/*", name, object_actions)
+        role.add_to_principal_policy(iam.PolicyStatement(actions=bucket_actions, resources=[bucket_arn]))
+    nag.bucket_objects(role, f"<{param_id}>/*", name, object_actions)
+    return bucket.bucket_name
 
 
-def _grant_key(function: lambda_.Function, fn: Function, name: str, actions: tuple[str, ...], data: Data) -> None:
+def _grant_key(function: lambda_.Function, fn: Function, name: str, actions: tuple[str, ...], data: Data) -> str:
     """``kms:<name>``: exactly the catalog's actions on the one key, with its encryption
     context required, plus the role tag its key policy admits (infra/data.py)."""
     if name not in data.keys:
@@ -339,7 +388,7 @@ def _grant_key(function: lambda_.Function, fn: Function, name: str, actions: tup
     assert function.role is not None
     Tags.of(function.role).add(key_user_tag(name), KEY_USER_TAG_VALUE)
     # The code takes a key id or ARN; the ARN names the key unambiguously.
-    function.add_environment(env_name(name, "KMS_KEY_ID"), customer_key.key.key_arn)
+    return customer_key.key.key_arn
 
 
 def _grant_bedrock(function: lambda_.Function, fn: Function, name: str, actions: tuple[str, ...]) -> None:
@@ -376,19 +425,44 @@ def _stack_parameter(scope: Construct, param_id: str, value: str) -> tuple[str, 
 
 
 def _grant_state_machine(function: lambda_.Function, fn: Function, name: str, actions: tuple[str, ...],
-                         state_machines: Mapping[str, sfn.StateMachine]) -> None:
+                         state_machines: Mapping[str, MachineRef]) -> str:
+    """``state_machine:<name>``: exactly the catalog's actions, on that machine's ARN (start,
+    signal) or its executions' ARNs (stop, describe); never another machine. Returns its ARN."""
     if name not in state_machines:
         raise ValueError(f"{fn.name}: unknown state machine {name!r}; known: {sorted(state_machines)}")
-    unknown = set(actions) - _STATE_MACHINE_ACTIONS
+    unknown = set(actions) - set(STATE_MACHINE_ACTIONS)
     if unknown or not actions:
-        raise ValueError(f"{fn.name}: state machine actions must be among {_STATE_MACHINE_ACTIONS}")
-    machine = state_machines[name]
-    machine.grant_start_execution(function)
-    function.add_environment(env_name(name, "STATE_MACHINE_ARN"), machine.state_machine_arn)
+        raise ValueError(f"{fn.name}: state machine actions must be among {sorted(STATE_MACHINE_ACTIONS)}, "
+                         f"got {actions}")
+    ref = state_machines[name]
+    on_machine = sorted({a for action in actions for a in STATE_MACHINE_ACTIONS[action][0]})
+    on_executions = sorted({a for action in actions for a in STATE_MACHINE_ACTIONS[action][1]})
+    if on_machine:
+        function.add_to_role_policy(iam.PolicyStatement(actions=on_machine, resources=[ref.arn]))
+    if on_executions:
+        machine_name = ref.name
+        if Token.is_unresolved(machine_name):
+            # Another stack's machine: its name enters as a parameter we name, so the finding id
+            # acknowledged below is stable (CDK's generated cross-stack names are not).
+            machine_name, _ = _stack_parameter(function, f"{construct_id(name)}StateMachineName", machine_name)
+        executions = states_arn(function, "execution", f"{machine_name}:*")
+        function.add_to_role_policy(iam.PolicyStatement(actions=on_executions, resources=[executions]))
+        assert function.role is not None
+        nag.executions(function.role, nag.rendered(function, executions), on_executions, name)
+    return ref.arn
+
+
+def states_arn(scope: Construct, resource: str, resource_name: str) -> str:
+    """``arn:<partition>:states:<region>:<account>:<resource>:<resource_name>``, with pseudo
+    parameters rather than the stack's (possibly literal) region and account: the ARNs, and so
+    the cdk-nag finding ids acknowledged for them, read the same in every environment."""
+    return Stack.of(scope).format_arn(service="states", resource=resource, resource_name=resource_name,
+                                      arn_format=ArnFormat.COLON_RESOURCE_NAME, region=Aws.REGION,
+                                      account=Aws.ACCOUNT_ID, partition=Aws.PARTITION)
 
 
 def _grant_queue(function: lambda_.Function, fn: Function, name: str, actions: tuple[str, ...],
-                 queues: Mapping[str, sqs.IQueue]) -> None:
+                 queues: Mapping[str, sqs.IQueue]) -> str:
     """``queue:<name>`` with ``send``: SendMessage on the one queue and its URL. (A queue's
     consumer gets its rights from its Queue trigger's event source.)"""
     if name not in queues:
@@ -398,11 +472,11 @@ def _grant_queue(function: lambda_.Function, fn: Function, name: str, actions: t
         raise ValueError(f"{fn.name}: queue actions must be among {sorted(_QUEUE_ACTIONS)}, got {actions}")
     queue = queues[name]
     queue.grant_send_messages(function)
-    function.add_environment(env_name(name, "QUEUE_URL"), queue.queue_url)
+    return queue.queue_url
 
 
 def _grant_opensearch(function: lambda_.Function, fn: Function, name: str, actions: tuple[str, ...],
-                      shared: Shared) -> None:
+                      shared: Shared) -> dict[str, str]:
     """``opensearch``: with the deployment's OpenSearch domain, the HTTP actions on its paths
     (IAM here, and the domain's access policy names the role); with PostgreSQL as the vector
     store (the default), only the setting that says so."""
@@ -413,8 +487,7 @@ def _grant_opensearch(function: lambda_.Function, fn: Function, name: str, actio
         raise ValueError(f"{fn.name}: opensearch actions must be among {sorted(OPENSEARCH_ACTIONS)}, got {actions}")
     search = shared.data.opensearch
     if search is None:
-        function.add_environment("VECTOR_STORE", "postgres")
-        return
+        return {"VECTOR_STORE": "postgres"}
     granted = sorted({a for action in actions for a in OPENSEARCH_ACTIONS[action]})
     # The domain ARN enters the nested stack as a parameter we name, so the resource reads
     # <OpenSearchDomainArn>/* and its cdk-nag finding has a stable id.
@@ -422,10 +495,8 @@ def _grant_opensearch(function: lambda_.Function, fn: Function, name: str, actio
     function.add_to_role_policy(iam.PolicyStatement(actions=granted, resources=[f"{domain_arn}/*"]))
     assert function.role is not None
     search.admit(function.role)
-    function.add_environment("VECTOR_STORE", "opensearch")
-    function.add_environment("OPENSEARCH_URL", search.url)
-    function.add_environment("OPENSEARCH_SIGV4_SERVICE", SIGV4_SERVICE)
     nag.opensearch_paths(function.role, f"<{param_id}>/*", granted)
+    return {"VECTOR_STORE": "opensearch", "OPENSEARCH_URL": search.url, "OPENSEARCH_SIGV4_SERVICE": SIGV4_SERVICE}
 
 
 # --- Triggers ------------------------------------------------------------------------

@@ -192,6 +192,20 @@ def state_machine_role(machine: sfn.StateMachine) -> None:
                 "tracing actions support no resource-level permissions")
 
 
+def executions(role: IConstruct, resource_finding: str, actions: Sequence[str], machine: str) -> None:
+    """``state_machine:<name>`` stop/describe: execution ARNs are per run, named by the run id."""
+    acknowledge(role, f"AwsSolutions-IAM5[Resource::{resource_finding}]",
+                f"{list(actions)} on the executions of the one {machine} state machine (an execution ARN is "
+                "<machine>:<execution name>, and execution names are run ids known only at run time)")
+
+
+def own_executions(role: IConstruct, resource_finding: str, actions: Sequence[str], machine: str) -> None:
+    """A Distributed Map's child executions of its own machine."""
+    acknowledge(role, f"AwsSolutions-IAM5[Resource::{resource_finding}]",
+                f"{list(actions)} on the {machine} state machine's own Distributed Map child executions "
+                "(<machine>/<map run>:<id>, created by Step Functions at run time)")
+
+
 def python_runtime(function: lambda_.Function) -> None:
     acknowledge(function, "AwsSolutions-L1",
                 "python3.12 is the runtime every dependency layer is built for (cp312 wheels); moving is a "

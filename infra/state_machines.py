@@ -1,17 +1,18 @@
-"""Standard state machines from the catalog's ``STATE_MACHINES``.
+"""State machines from the catalog's ``STATE_MACHINES``.
 
-The ASL comes from a ``module:function`` returning a dict in which Lambda ARNs are
-``${fn:<function name>}`` placeholders (the local runtime fills the same placeholders). CDK
-turns each into a ``DefinitionSubstitutions`` entry, so the definition stays plain JSON.
+The ASL comes from a ``module:function`` built with shared.stepfunctions.asl, in which Lambda
+ARNs are ``${fn:<function name>}`` placeholders (the local runtime fills the same
+placeholders). CDK turns each into a ``DefinitionSubstitutions`` entry, so the definition
+stays plain JSON. The machine's role may invoke exactly its task functions, plus what its
+catalog ``access`` names (its own child executions, an item reader's bucket).
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
 
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_iam as iam
@@ -20,20 +21,32 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from functions import catalog
 from functions.catalog import StateMachineSpec
 from infra import nag
-from infra.functions import Shared, construct_id
+from infra.functions import Shared, construct_id, grant_bucket_objects, states_arn
 from infra.observability import FIVE_MINUTES, alarm
+from shared.stepfunctions.definitions import PLACEHOLDER, load_definition, waits_for_task_tokens
+from shared.stepfunctions.definitions import referenced_functions as referenced_functions
 
-PLACEHOLDER = re.compile(r"\$\{fn:([^}]+)\}")
+_TYPES = {"STANDARD": sfn.StateMachineType.STANDARD, "EXPRESS": sfn.StateMachineType.EXPRESS}
+# A machine's own child executions (Distributed Map): what CHILD_EXECUTIONS grants.
+_CHILD_EXECUTION_ACTIONS = {"start": ("states:StartExecution",),
+                            "describe": ("states:DescribeExecution",),
+                            "stop": ("states:StopExecution",)}
 
 
-def load_definition(spec: StateMachineSpec) -> dict[str, Any]:
-    module_name, _, attribute = spec.definition.partition(":")
-    definition = getattr(importlib.import_module(module_name), attribute)()
-    if not isinstance(definition, dict):
-        raise TypeError(f"{spec.definition} must return the ASL as a dict")
-    return definition
+@dataclass(frozen=True)
+class MachineRef:
+    """A deployed state machine as grants name it. For a machine that its own tasks reach (or
+    that starts its own child executions) the ARN is built from its fixed name, not taken from
+    the resource: a reference would make the machine, its task functions and their roles
+    depend on each other."""
+
+    machine: sfn.StateMachine
+    arn: str
+    # The machine's name: a literal when fixed, else a reference to the resource's Name.
+    name: str
 
 
 def substitution_key(function_name: str) -> str:
@@ -41,12 +54,47 @@ def substitution_key(function_name: str) -> str:
     return "fn_" + re.sub(r"[^A-Za-z0-9]", "_", function_name)
 
 
-def referenced_functions(spec: StateMachineSpec) -> set[str]:
-    return set(PLACEHOLDER.findall(json.dumps(load_definition(spec))))
+def physical_name(spec: StateMachineSpec, prefix: str) -> str:
+    return f"{prefix}-{spec.name}"
+
+
+def reaches_itself(spec: StateMachineSpec) -> bool:
+    """The machine's own tasks (or the machine, for child executions) need its ARN."""
+    if any(access.kind == "child_executions" for access in spec.access):
+        return True
+    tasks = referenced_functions(spec)
+    return any(access.kind == "state_machine" and access.name == spec.name
+               for fn in catalog.FUNCTIONS if fn.name in tasks for access in fn.access)
+
+
+def _reference(scope: Construct, machine: sfn.StateMachine, fixed_name: str | None) -> MachineRef:
+    if fixed_name is None:
+        return MachineRef(machine=machine, arn=machine.state_machine_arn, name=machine.state_machine_name)
+    return MachineRef(machine=machine, arn=states_arn(scope, "stateMachine", fixed_name), name=fixed_name)
+
+
+def validate_spec(spec: StateMachineSpec) -> None:
+    if spec.type not in _TYPES:
+        raise ValueError(f"state machine {spec.name!r}: type must be one of {sorted(_TYPES)}")
+    if spec.type == "EXPRESS" and waits_for_task_tokens(load_definition(spec)):
+        raise ValueError(f"state machine {spec.name!r}: .waitForTaskToken needs a STANDARD machine")
+    for access in spec.access:
+        if access.kind == "child_executions":
+            unknown = set(access.actions) - set(_CHILD_EXECUTION_ACTIONS)
+            if unknown or not access.actions:
+                raise ValueError(f"state machine {spec.name!r}: child execution actions must be among "
+                                 f"{sorted(_CHILD_EXECUTION_ACTIONS)}")
+        elif access.kind == "bucket":
+            if set(access.actions) != {"read"}:
+                raise ValueError(f"state machine {spec.name!r}: an item reader only reads its bucket")
+        else:
+            raise ValueError(f"state machine {spec.name!r}: unsupported access {access.resource!r} "
+                             "(child_executions, bucket:<name> read)")
 
 
 def build_state_machine(scope: Construct, spec: StateMachineSpec, functions: Mapping[str, lambda_.IFunction],
-                        shared: Shared) -> sfn.StateMachine:
+                        shared: Shared) -> MachineRef:
+    validate_spec(spec)
     text = json.dumps(load_definition(spec))
     names = sorted(set(PLACEHOLDER.findall(text)))
     missing = [name for name in names if name not in functions]
@@ -64,9 +112,11 @@ def build_state_machine(scope: Construct, spec: StateMachineSpec, functions: Map
     log_group = logs.LogGroup(scope, f"{cid}Logs", retention=config.log_retention,
                               log_group_name=f"/aws/vendedlogs/states/{config.prefix}-{spec.name}",
                               removal_policy=RemovalPolicy.DESTROY)
+    named = reaches_itself(spec)
     machine = sfn.StateMachine(
         scope, cid,
-        state_machine_type=sfn.StateMachineType.STANDARD,
+        state_machine_name=physical_name(spec, config.prefix) if named else None,
+        state_machine_type=_TYPES[spec.type],
         definition_body=sfn.DefinitionBody.from_string(text),
         definition_substitutions={keys[name]: functions[name].function_arn for name in names},
         comment=spec.description or None,
@@ -78,6 +128,8 @@ def build_state_machine(scope: Construct, spec: StateMachineSpec, functions: Map
     for name in names:
         machine.add_to_role_policy(iam.PolicyStatement(actions=["lambda:InvokeFunction"],
                                                        resources=[functions[name].function_arn]))
+    ref = _reference(scope, machine, physical_name(spec, config.prefix) if named else None)
+    _grant_own_access(ref, spec, shared)
     nag.state_machine_role(machine)
     alarm(scope, f"{cid}Failed", metric=machine.metric_failed(period=FIVE_MINUTES, statistic="Sum"),
           threshold=1, description=f"Stratus {config.stage}: state machine {spec.name} executions failed",
@@ -85,4 +137,25 @@ def build_state_machine(scope: Construct, spec: StateMachineSpec, functions: Map
     alarm(scope, f"{cid}TimedOut", metric=machine.metric_timed_out(period=FIVE_MINUTES, statistic="Sum"),
           threshold=1, description=f"Stratus {config.stage}: state machine {spec.name} executions timed out",
           topic=shared.alarms)
-    return machine
+    return ref
+
+
+def _grant_own_access(ref: MachineRef, spec: StateMachineSpec, shared: Shared) -> None:
+    """The machine's catalog access: its child executions (on its own ARN and its executions
+    only) and its item readers' buckets (GetObject on that bucket's objects only)."""
+    machine = ref.machine
+    for access in spec.access:
+        if access.kind == "child_executions":
+            if "start" in access.actions:
+                machine.add_to_role_policy(iam.PolicyStatement(actions=["states:StartExecution"],
+                                                               resources=[ref.arn]))
+            on_children = sorted({a for action in access.actions if action != "start"
+                                  for a in _CHILD_EXECUTION_ACTIONS[action]})
+            if on_children:
+                # A Distributed Map's children: arn:...:execution:<machine>/<map run>:<id>.
+                children = states_arn(machine, "execution", f"{ref.name}/*")
+                machine.add_to_role_policy(iam.PolicyStatement(actions=on_children, resources=[children]))
+                nag.own_executions(machine.role, nag.rendered(machine, children), on_children, spec.name)
+        elif access.kind == "bucket":
+            grant_bucket_objects(machine.role, machine, f"state machine {spec.name}", access.name, ("read",),
+                                 shared.data)

@@ -9,7 +9,6 @@ from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
-from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from functions import catalog
@@ -24,7 +23,7 @@ from infra.functions import Shared
 from infra.network import Network
 from infra.observability import FIVE_MINUTES, AlarmTopic, alarm
 from infra.packaging import stage_function_code
-from infra.state_machines import referenced_functions
+from infra.state_machines import MachineRef, referenced_functions
 from infra.topology import validate_queues, validate_streaming
 
 
@@ -80,7 +79,7 @@ class StratusStack(Stack):
             name: function for stack in stacks for name, function in stack.functions.items()}
         authorizers = [a for a in (stack.add_authorizer() for stack in stacks) if a is not None]
         authorizer = authorizers[0] if authorizers else None
-        state_machines: dict[str, sfn.StateMachine] = {}
+        state_machines: dict[str, MachineRef] = {}
         for stack in stacks:
             state_machines.update(stack.add_state_machines(functions))
         tasks = {spec.name: referenced_functions(spec) for spec in catalog.STATE_MACHINES}

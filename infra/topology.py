@@ -9,6 +9,7 @@ from collections.abc import Iterable
 
 from functions import catalog
 from functions.catalog import Function, FunctionUrl, Http, Queue, QueueSpec
+from shared.config import env_variable
 
 # SQS's limit on a message's visibility timeout.
 MAX_VISIBILITY_TIMEOUT_S = 12 * 60 * 60
@@ -30,8 +31,9 @@ def construct_id(name: str) -> str:
 
 
 def env_name(name: str, suffix: str) -> str:
-    """``admin-token``, ``SECRET_ARN`` → ``ADMIN_TOKEN_SECRET_ARN`` (a shared.config field)."""
-    return f"{re.sub(r'[^A-Za-z0-9]+', '_', name).upper()}_{suffix}"
+    """``admin-token``, ``SECRET_ARN`` → ``ADMIN_TOKEN_SECRET_ARN`` (a shared.config field; the
+    names come from shared.config, which checks them at cold start)."""
+    return env_variable(name, suffix)
 
 
 def consumers(spec: QueueSpec, functions: Iterable[Function] | None = None) -> list[Function]:

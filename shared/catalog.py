@@ -10,6 +10,7 @@ cold start.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -156,8 +157,17 @@ Trigger = Http | DefaultRoute | Authorizer | Schedule | StepFunctionsTask | Depl
 
 @dataclass(frozen=True)
 class Access:
-    resource: str  # "database", "database_admin", "redis", "bucket:<name>", "state_machine:<name>", "secret:<name>"
+    # "database", "database_admin", "redis", "bucket:<name>", "state_machine:<name>", "secret:<name>", ...
+    resource: str
     actions: tuple[str, ...] = ()
+
+    @property
+    def kind(self) -> str:
+        return self.resource.partition(":")[0]
+
+    @property
+    def name(self) -> str:
+        return self.resource.partition(":")[2]
 
 
 DATABASE = Access("database")
@@ -166,10 +176,20 @@ REDIS = Access("redis")
 
 
 def bucket(name: str, *actions: str) -> Access:
+    """``read``, ``write``, ``delete``: objects of the bucket (``read`` also lists it)."""
     return Access(f"bucket:{name}", actions)
 
 
-def state_machine(name: str, *actions: str) -> Access:
+# What a function may do with a state machine's executions (infra/functions.py turns each
+# into IAM actions on that machine's ARN or its executions' ARNs, never a wildcard action).
+StateMachineAction = Literal["start", "stop", "describe", "signal"]
+STATE_MACHINE_ACTIONS: tuple[StateMachineAction, ...] = ("start", "stop", "describe", "signal")
+
+
+def state_machine(name: str, *actions: StateMachineAction) -> Access:
+    """``start``: start executions; ``stop``: stop them; ``describe``: read an execution and its
+    history; ``signal``: answer its task tokens (SendTaskSuccess/Failure/Heartbeat: resuming a
+    run paused for human input)."""
     return Access(f"state_machine:{name}", actions)
 
 
@@ -184,6 +204,10 @@ def queue(name: str, *actions: str) -> Access:
 
 # The OpenSearch domain, when the deployment chose it as the vector store.
 OPENSEARCH = Access("opensearch", ("read", "write"))
+
+# A state machine's own executions, for its access (StateMachineSpec.access): a Distributed Map
+# runs each item as a child execution of the machine, which starts, describes and stops them.
+CHILD_EXECUTIONS = Access("child_executions", ("start", "describe", "stop"))
 
 
 # --- Functions ---------------------------------------------------------------------
@@ -230,11 +254,21 @@ class QueueSpec:
     description: str = ""
 
 
+StateMachineType = Literal["STANDARD", "EXPRESS"]
+
+
 @dataclass(frozen=True)
 class StateMachineSpec:
     name: str
     domain: str
-    # "module:function" returning the ASL as a dict, with ``${fn:<function name>}``
-    # placeholders for Lambda ARNs (filled in by CDK and by the local runtime).
+    # "module:function" returning the ASL as a dict, built with shared.stepfunctions.asl, with
+    # ``${fn:<function name>}`` placeholders for Lambda ARNs (filled in by CDK and by the local
+    # runtime).
     definition: str
     description: str = ""
+    # STANDARD: long runs, exactly-once steps, ``.waitForTaskToken``; EXPRESS: short,
+    # high-volume, at-least-once, no task tokens (checked when the stacks are built).
+    type: StateMachineType = "STANDARD"
+    # What the machine itself reaches beyond invoking its Lambda tasks: CHILD_EXECUTIONS for a
+    # Distributed Map, ``bucket(name, "read")`` for an S3 item reader.
+    access: tuple[Access, ...] = ()

@@ -1,15 +1,23 @@
 """Settings read from the environment once per container and validated at cold start.
 
-Code never reads ``os.environ`` itself: it asks :func:`get_settings`.
+Code never reads ``os.environ`` itself: it asks :func:`get_settings`. Which settings a
+function needs follows from its catalog entry (:func:`required_settings`): CDK sets exactly
+those (infra/functions.py) and the function checks them when it starts (shared/handler.py).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from shared.catalog import Access, Function
 
 
 class Settings(BaseSettings):
@@ -18,7 +26,8 @@ class Settings(BaseSettings):
     # "lambda": one database connection per container; "local": a pool shared by the
     # local runtime's threads.
     stratus_runtime: Literal["lambda", "local"] = "lambda"
-    stratus_stage: str = "dev"
+    # The function's catalog name (set by CDK): which entry's settings to check at cold start.
+    stratus_function: str | None = None
 
     # Application connection (non-owner role, row-level security applies).
     database_url: SecretStr | None = None
@@ -48,7 +57,6 @@ class Settings(BaseSettings):
 
     # Names of AWS resources, set by the CDK app (and by the local runtime).
     uploads_bucket: str | None = None
-    payloads_bucket: str | None = None
     purge_state_machine_arn: str | None = None
 
     # The Parameters and Secrets Lambda Extension listens on this port.
@@ -56,6 +64,7 @@ class Settings(BaseSettings):
     aws_session_token: SecretStr | None = None
 
     # Model gateway. Platform defaults apply when a tenant has chosen none.
+    # Read as default_<capability> (shared/models/resolver.py).
     default_chat_model: str = "gpt-4o-mini"
     default_chat_fallback_model: str | None = None
     default_embedding_model: str = "all-minilm-l6-v2"
@@ -102,6 +111,9 @@ class Settings(BaseSettings):
     ingest_state_machine_arn: str | None = None
     knowledge_base_delete_state_machine_arn: str | None = None
 
+    # Workflows (docs/adr/0029-workflow-interpreter-infrastructure.md).
+    workflow_run_state_machine_arn: str | None = None
+
     # Chat (docs/adr/0027-chat.md). An idle stream gets a heartbeat at least this often.
     chat_heartbeat_s: float = Field(default=10.0, gt=0, le=15)
     # A running answer saves what it holds this often (and so shows the reaper it is alive).
@@ -133,3 +145,117 @@ def environment_value(name: str) -> str | None:
 def reset_settings() -> None:
     """Forget the cached settings (the local runtime and tests change the environment)."""
     get_settings.cache_clear()
+
+
+# --- What a function's catalog entry requires --------------------------------------------
+
+
+def env_variable(name: str, suffix: str) -> str:
+    """``admin-token``, ``SECRET_ARN`` → ``ADMIN_TOKEN_SECRET_ARN`` (a Settings field, upper-cased)."""
+    return f"{re.sub(r'[^A-Za-z0-9]+', '_', name).upper()}_{suffix}"
+
+
+@dataclass(frozen=True)
+class Required:
+    """An environment variable (a Settings field, upper-cased) a function needs in AWS because
+    of one of its catalog accesses; with ``when``, only while another setting has a value."""
+
+    variable: str
+    access: str
+    when: tuple[str, str] | None = None
+
+    @property
+    def field(self) -> str:
+        return self.variable.lower()
+
+
+# Access kind → variables, ``{name}`` being the access's resource name. The one mapping: CDK sets
+# each of these (and refuses to synth a function without one), the function checks them at
+# cold start. Bedrock, a state machine's child executions: nothing to configure.
+_BY_KIND: dict[str, tuple[tuple[str, tuple[str, str] | None], ...]] = {
+    # In AWS the credentials come from Secrets Manager; the name has a default.
+    "database": (("DATABASE_SECRET_ARN", None), ("DATABASE_HOST", None), ("DATABASE_NAME", None)),
+    "database_admin": (("DATABASE_ADMIN_SECRET_ARN", None), ("DATABASE_SECRET_ARN", None),
+                       ("DATABASE_NAME", None)),
+    "redis": (("REDIS_URL", None),),
+    "bucket": (("{name}_BUCKET", None),),
+    "state_machine": (("{name}_STATE_MACHINE_ARN", None),),
+    "queue": (("{name}_QUEUE_URL", None),),
+    "secret": (("{name}_SECRET_ARN", None),),
+    "kms": (("{name}_KMS_KEY_ID", None),),
+    "opensearch": (("VECTOR_STORE", None), ("OPENSEARCH_URL", ("vector_store", "opensearch")),
+                   ("OPENSEARCH_SIGV4_SERVICE", ("vector_store", "opensearch"))),
+    "bedrock": (),
+}
+
+
+def access_settings(access: Access) -> tuple[Required, ...]:
+    try:
+        templates = _BY_KIND[access.kind]
+    except KeyError:
+        raise ValueError(f"no settings known for access {access.resource!r}") from None
+    prefix = env_variable(access.name, "")[:-1] if access.name else ""
+    return tuple(Required(template.replace("{name}", prefix), access.resource, when)
+                 for template, when in templates)
+
+
+def required_settings(function: Function) -> tuple[Required, ...]:
+    """Every setting ``function``'s catalog entry requires in AWS, without repeats."""
+    seen: dict[str, Required] = {}
+    for access in function.access:
+        for required in access_settings(access):
+            seen.setdefault(required.variable, required)
+    return tuple(seen.values())
+
+
+class MissingSettings(RuntimeError):
+    """A function started without a setting its catalog entry requires."""
+
+    def __init__(self, function: str, missing: list[Required]) -> None:
+        listed = ", ".join(f"{r.variable} (for {r.access})" for r in missing)
+        super().__init__(f"function {function} cannot start: environment variable {listed} is not set; "
+                         "its catalog entry requires it (infra/functions.py sets it in AWS)")
+        self.variables = [r.variable for r in missing]
+
+
+def missing_settings(function: Function, settings: Settings) -> list[Required]:
+    def unset(field: str) -> bool:
+        value = getattr(settings, field)
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        return value is None or value == ""
+
+    return [r for r in required_settings(function)
+            if (r.when is None or getattr(settings, r.when[0]) == r.when[1]) and unset(r.field)]
+
+
+def check_settings(function: Function, settings: Settings | None = None) -> None:
+    """Raise MissingSettings naming every required variable that is not set."""
+    missing = missing_settings(function, settings or get_settings())
+    if missing:
+        raise MissingSettings(function.name, missing)
+
+
+# The catalog's entries live in functions/, which shared/ does not import: the package of
+# entry points registers how to find an entry by name (functions/__init__.py).
+_entries: Callable[[str], Function] | None = None
+
+
+def register_catalog(lookup: Callable[[str], Function]) -> None:
+    global _entries
+    _entries = lookup
+
+
+def check_function_settings(settings: Settings | None = None) -> None:
+    """The cold-start check of a deployed function (``STRATUS_RUNTIME=lambda``): the entry named
+    by ``STRATUS_FUNCTION`` has every setting it requires. The local runtime provides embedded
+    defaults (PostgreSQL URL, in-process cache, inline ingestion) instead, so nothing is
+    required there."""
+    settings = settings or get_settings()
+    if settings.stratus_runtime != "lambda":
+        return
+    if not settings.stratus_function:
+        raise MissingSettings("(unnamed)", [Required("STRATUS_FUNCTION", "the catalog entry")])
+    if _entries is None:
+        raise RuntimeError("no function catalog registered (functions/__init__.py registers it)")
+    check_settings(_entries(settings.stratus_function), settings)

@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import importlib
 import io
 import json
 import logging
 import os
-import re
 import urllib.request
 import zipfile
 from datetime import UTC, datetime
@@ -36,6 +34,7 @@ from infra.local.invoker import LocalInvoker
 from infra.local.lambda_hook import install_lambda_hook, uninstall_lambda_hook
 from infra.local.s3_mirror import S3Mirror
 from infra.topology import DLQ_RETENTION_DAYS, env_name, visibility_timeout_s
+from shared.stepfunctions.definitions import load_definition, render_definition
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -59,7 +58,6 @@ LOCAL_VISIBILITY_TIMEOUT_S = 30
 EXECUTION_ROLE = "stratus-local-execution"
 # Lambda needs code to create a function; the hook runs the catalog's handler instead.
 _PLACEHOLDER_SOURCE = "def handler(event, context):\n    raise RuntimeError('run by the local runtime')\n"
-_FN_PLACEHOLDER = re.compile(r"\$\{fn:([^}]*)\}")
 _DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
@@ -85,18 +83,6 @@ def _post_json(url: str, payload: dict[str, Any]) -> None:
     request = urllib.request.Request(url, json.dumps(payload).encode(), headers, method="POST")  # noqa: S310
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
         response.read()
-
-
-def render_definition(definition: dict[str, Any], function_arns: dict[str, str]) -> str:
-    """The ASL as JSON with every ``${fn:<name>}`` replaced by that function's ARN."""
-
-    def replace(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in function_arns:
-            raise ValueError(f"state machine definition names unknown function {name!r}")
-        return function_arns[name]
-
-    return _FN_PLACEHOLDER.sub(replace, json.dumps(definition))
 
 
 # --- POST policy -------------------------------------------------------------------------
@@ -395,11 +381,9 @@ class LocalAws:
             self._function_arns[fn.name] = created["FunctionArn"]
         sfn = self.client("stepfunctions")
         for spec in STATE_MACHINES:
-            module_name, _, attribute = spec.definition.partition(":")
-            definition = getattr(importlib.import_module(module_name), attribute)()
             created = sfn.create_state_machine(
-                name=spec.name, definition=render_definition(definition, self._function_arns),
-                roleArn=role_arn, type="STANDARD")
+                name=spec.name, definition=render_definition(load_definition(spec), self._function_arns),
+                roleArn=role_arn, type=spec.type)
             self._state_machine_arns[spec.name] = created["stateMachineArn"]
         s3 = self.client("s3")
         for bucket in BUCKETS:

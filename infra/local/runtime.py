@@ -4,6 +4,7 @@ loopback, the local API Gateway, scheduler and queue pollers, the same handlers 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import logging
 import os
@@ -57,6 +58,13 @@ class LocalRuntime:
         self._aws.start()
         from infra.local.queues import LocalQueues
 
+        # Handlers are imported on first use, soon from the pollers', the scheduler's and the
+        # server's threads at once. Powertools' event handler and data classes import each other,
+        # and a second thread can then see one of them half-initialised (ImportError). Import
+        # them here, on one thread, before any of those threads starts.
+        importlib.import_module("aws_lambda_powertools.utilities.data_classes")
+        importlib.import_module("aws_lambda_powertools.event_handler")
+        importlib.import_module("aws_lambda_powertools.utilities.batch")
         # Lambda's SQS event source mappings: S3 uploads reach the indexing function this way.
         self._queues = LocalQueues(self.invoker, self._aws)
         self._queues.start()

@@ -1,81 +1,59 @@
-"""ASL of the knowledge state machines. Lambda ARNs are ``${fn:<name>}`` placeholders (CDK
-and the local runtime fill them in). Only what moto's interpreter runs correctly is used
-(no JSONata, variables, array indexing or filters in paths). States carry identifiers and
-segment ranges only (DESIGN §6): texts and vectors stay in PostgreSQL and the store."""
+"""The knowledge state machines, built with the shared ASL builders. States carry
+identifiers and segment ranges only (DESIGN §6): texts and vectors stay in PostgreSQL and
+the store."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from shared.maintenance.state_machines import _RETRY_LAMBDA
+from shared.stepfunctions.asl import (
+    ALL_ERRORS,
+    DISCARD,
+    TASK_FAILED,
+    catch,
+    chain,
+    choice,
+    end,
+    lambda_task,
+    machine,
+    map_state,
+    pass_state,
+    retry,
+    succeed,
+    when_boolean,
+)
+from shared.stepfunctions.policies import lambda_retries, task_failed_retry
 
 # Transient failures of a batch: retried with backoff, the batch alone. Error names are the
 # Python exception types the task raises (Lambda reports them as errorType).
-_RETRY_TRANSIENT = [
-    *_RETRY_LAMBDA,
-    {"ErrorEquals": ["ProviderRateLimited", "ProviderUnavailable", "ProviderTimeout", "CircuitOpen",
-                     "EmbeddingInterrupted", "VectorStoreError", "OperationalError", "States.TaskFailed"],
-     "IntervalSeconds": 5, "MaxAttempts": 3, "BackoffRate": 3.0},
-]
+_BATCH_TRANSIENT = retry(["ProviderRateLimited", "ProviderUnavailable", "ProviderTimeout", "CircuitOpen",
+                          "EmbeddingInterrupted", "VectorStoreError", "OperationalError", TASK_FAILED],
+                         interval_s=5, max_attempts=3, backoff_rate=3.0)
 
 
 def ingest_definition() -> dict[str, Any]:
-    return {
-        "Comment": "Embed a large document's segments in batches, then mark it indexed or failed",
-        "StartAt": "EmbedBatches",
-        "States": {
-            "EmbedBatches": {
-                "Type": "Map",
-                "ItemsPath": "$.batches",
-                # Bounded: the embedding provider's rate limit is shared by every document.
-                "MaxConcurrency": 4,
-                "Iterator": {
-                    "StartAt": "EmbedBatch",
-                    "States": {
-                        "EmbedBatch": {
-                            "Type": "Task",
-                            "Resource": "${fn:documents-embed-batch}",
-                            "Retry": _RETRY_TRANSIENT,
-                            # Retries exhausted: the batch stays pending and "Finish" fails the
-                            # document with the error the task recorded; the other batches go on.
-                            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": "BatchGaveUp"}],
-                            "End": True,
-                        },
-                        "BatchGaveUp": {"Type": "Pass", "End": True},
-                    },
-                },
-                "ResultPath": None,
-                "Next": "Finish",
-            },
-            "Finish": {
-                "Type": "Task",
-                "Resource": "${fn:documents-finish}",
-                "Parameters": {"tenant_id.$": "$.tenant_id", "document_id.$": "$.document_id",
-                               "attempt.$": "$.attempt"},
-                "Retry": _RETRY_LAMBDA,
-                "End": True,
-            },
-        },
-    }
+    batch = machine(chain(
+        # Each item ends here, or at BatchGaveUp when its retries are exhausted: the batch
+        # stays pending and "Finish" fails the document with the error the task recorded;
+        # the other batches go on.
+        ("EmbedBatch", end(lambda_task("documents-embed-batch", retry_policy=lambda_retries(_BATCH_TRANSIENT),
+                                       catch_rules=[catch([ALL_ERRORS], "BatchGaveUp", result_path=DISCARD)]))),
+        ("BatchGaveUp", pass_state()),
+    ))
+    return machine(chain(
+        # Bounded: the embedding provider's rate limit is shared by every document.
+        ("EmbedBatches", map_state(batch, items_path="$.batches", max_concurrency=4, result_path=DISCARD)),
+        ("Finish", lambda_task("documents-finish",
+                               payload={"tenant_id.$": "$.tenant_id", "document_id.$": "$.document_id",
+                                        "attempt.$": "$.attempt"},
+                               retry_policy=lambda_retries())),
+    ), comment="Embed a large document's segments in batches, then mark it indexed or failed")
 
 
 def delete_definition() -> dict[str, Any]:
-    return {
-        "Comment": "Remove a deleted knowledge base's vectors, files and rows, batch by batch",
-        "StartAt": "PurgeBatch",
-        "States": {
-            "PurgeBatch": {
-                "Type": "Task",
-                "Resource": "${fn:knowledge-bases-purge}",
-                "Retry": [*_RETRY_LAMBDA, {"ErrorEquals": ["States.TaskFailed"], "IntervalSeconds": 10,
-                                           "MaxAttempts": 5, "BackoffRate": 2.0}],
-                "Next": "Done?",
-            },
-            "Done?": {
-                "Type": "Choice",
-                "Choices": [{"Variable": "$.done", "BooleanEquals": False, "Next": "PurgeBatch"}],
-                "Default": "Deleted",
-            },
-            "Deleted": {"Type": "Succeed"},
-        },
-    }
+    return machine(chain(
+        ("PurgeBatch", lambda_task("knowledge-bases-purge",
+                                   retry_policy=lambda_retries(task_failed_retry(interval_s=10, max_attempts=5)))),
+        ("Done?", choice(when_boolean("$.done", False, "PurgeBatch"), default="Deleted")),
+        ("Deleted", succeed()),
+    ), comment="Remove a deleted knowledge base's vectors, files and rows, batch by batch")

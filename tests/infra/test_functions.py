@@ -8,7 +8,7 @@ from functions import catalog
 from infra.functions import env_name, web_adapter_layer_arn
 from infra.packaging import START_SCRIPT
 from layers.build import MAX_FUNCTION_LAYERS, attached_layers, function_layers
-from shared.config import Settings
+from shared.config import Settings, required_settings
 from tests.infra.support import Synth, layer_asset, ref_logical_id
 
 ENTRIES = {fn.name: fn for fn in catalog.FUNCTIONS}
@@ -89,6 +89,17 @@ def test_environment_follows_access(synth: Synth, name: str) -> None:
     assert ("CREDENTIALS_KMS_KEY_ID" in env) is ("kms:credentials" in resources)
     # Every variable a catalog access sets is a shared.config setting the code reads.
     assert {key.lower() for key in env} - set(Settings.model_fields) <= NOT_SETTINGS
+
+
+@pytest.mark.parametrize("name", sorted(ENTRIES))
+def test_cdk_sets_every_setting_the_entry_requires(synth: Synth, name: str) -> None:
+    # The same mapping the function checks at cold start (shared.config.required_settings).
+    env = synth.function(name).env
+    assert env["STRATUS_FUNCTION"] == name, "the cold-start check finds its catalog entry by this"
+    assert "STRATUS_STAGE" not in env
+    for required in required_settings(ENTRIES[name]):
+        if required.when is None or env.get(required.when[0].upper()) == required.when[1]:
+            assert env.get(required.variable), (name, required.variable, required.access)
 
 
 def test_every_lambda_logs_to_a_group_with_retention(synth: Synth) -> None:

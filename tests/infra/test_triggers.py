@@ -104,7 +104,7 @@ def test_state_machine_references_its_task_functions(synth: Synth, spec: catalog
     machines = synth.templates[spec.domain].find_resources("AWS::StepFunctions::StateMachine")
     prefix = construct_id(spec.name) + "StateMachine"
     (props,) = [m["Properties"] for logical_id, m in machines.items() if logical_id.startswith(prefix)]
-    assert props["StateMachineType"] == "STANDARD"
+    assert props["StateMachineType"] == spec.type == "STANDARD"
     assert props["TracingConfiguration"] == {"Enabled": True}
     assert props["LoggingConfiguration"]["Level"] == "ALL"
     tasks = [fn for fn in catalog.FUNCTIONS

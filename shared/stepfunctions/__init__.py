@@ -1,0 +1,1 @@
+"""Step Functions definitions built from one set of ASL builders and shared retry policies."""
