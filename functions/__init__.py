@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from shared.config import register_catalog
+from shared.catalog import register_lookup
 
 if TYPE_CHECKING:
     from shared.catalog import Function
@@ -21,4 +21,4 @@ def _entry(name: str) -> Function:
 
 
 # shared/ may not import functions/: the entry points tell it where their catalog is.
-register_catalog(_entry)
+register_lookup(_entry)

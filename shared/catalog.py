@@ -9,6 +9,7 @@ cold start.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -272,3 +273,20 @@ class StateMachineSpec:
     # What the machine itself reaches beyond invoking its Lambda tasks: CHILD_EXECUTIONS for a
     # Distributed Map, ``bucket(name, "read")`` for an S3 item reader.
     access: tuple[Access, ...] = ()
+
+
+# --- Lookup by name ------------------------------------------------------------------
+# The entries live in functions/, which shared/ does not import: the package of entry points
+# registers how to find one by name (functions/__init__.py), for the cold-start settings check.
+_lookup: Callable[[str], Function] | None = None
+
+
+def register_lookup(lookup: Callable[[str], Function]) -> None:
+    global _lookup
+    _lookup = lookup
+
+
+def registered_entry(name: str) -> Function:
+    if _lookup is None:
+        raise RuntimeError("no function catalog registered (functions/__init__.py registers it)")
+    return _lookup(name)

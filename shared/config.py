@@ -8,7 +8,6 @@ those (infra/functions.py) and the function checks them when it starts (shared/h
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
@@ -236,14 +235,12 @@ def check_settings(function: Function, settings: Settings | None = None) -> None
         raise MissingSettings(function.name, missing)
 
 
-# The catalog's entries live in functions/, which shared/ does not import: the package of
-# entry points registers how to find an entry by name (functions/__init__.py).
-_entries: Callable[[str], Function] | None = None
-
-
-def register_catalog(lookup: Callable[[str], Function]) -> None:
-    global _entries
-    _entries = lookup
+def check_entry_settings(function: Function, settings: Settings | None = None) -> None:
+    """The cold-start check of an app that knows its entry (the streaming apps): as
+    ``check_function_settings``, only in a deployed function."""
+    settings = settings or get_settings()
+    if settings.stratus_runtime == "lambda":
+        check_settings(function, settings)
 
 
 def check_function_settings(settings: Settings | None = None) -> None:
@@ -256,6 +253,6 @@ def check_function_settings(settings: Settings | None = None) -> None:
         return
     if not settings.stratus_function:
         raise MissingSettings("(unnamed)", [Required("STRATUS_FUNCTION", "the catalog entry")])
-    if _entries is None:
-        raise RuntimeError("no function catalog registered (functions/__init__.py registers it)")
-    check_settings(_entries(settings.stratus_function), settings)
+    from shared.catalog import registered_entry
+
+    check_settings(registered_entry(settings.stratus_function), settings)

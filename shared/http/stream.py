@@ -37,6 +37,7 @@ from starlette.responses import Response
 from shared.auth.principal import Principal
 from shared.cache.ports import StreamEvent
 from shared.catalog import DEFAULT_DIALECT, Function, FunctionUrl, StreamRoute
+from shared.config import MissingSettings, check_entry_settings
 from shared.errors import BadRequest, PayloadTooLarge, StratusError, Unauthenticated, ValidationFailed
 from shared.http.context import add_response_headers, request_id_of_headers, response_headers, set_request
 from shared.http.dialect import Dialect, dialect_for
@@ -392,6 +393,13 @@ class StreamAsgi:
             while True:
                 message = await receive()
                 if message["type"] == "lifespan.startup":
+                    # A deployed app missing a setting its entry requires does not start: the
+                    # server reports the variable, rather than the first request that needs it.
+                    try:
+                        check_entry_settings(self.function)
+                    except MissingSettings as exc:
+                        await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                        return
                     await send({"type": "lifespan.startup.complete"})
                 elif message["type"] == "lifespan.shutdown":
                     await send({"type": "lifespan.shutdown.complete"})

@@ -131,3 +131,22 @@ def test_settings_read_by_name_exist() -> None:
 
     assert {f"default_{field}" for field in DEFAULT_FIELDS} <= set(Settings.model_fields)
     assert not {"stratus_stage", "payloads_bucket"} & set(Settings.model_fields)
+
+
+def test_a_deployed_streaming_app_missing_a_setting_fails_its_startup(deployed_env: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from functions.chat.app import app
+
+    sent: list[dict[str, object]] = []
+    incoming = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+
+    async def receive() -> dict[str, object]:
+        return next(incoming)
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    asyncio.run(app({"type": "lifespan"}, receive, send))
+    assert sent[0]["type"] == "lifespan.startup.failed"
+    assert "DATABASE_" in str(sent[0]["message"]) and "chat" in str(sent[0]["message"])
