@@ -124,9 +124,6 @@ _WEB_ADAPTER_LAYERS = {"arm64": "LambdaAdapterLayerArm64", "x86_64": "LambdaAdap
 # Its wrapper script: it runs the handler (the start script) in place of the Python runtime.
 WEB_ADAPTER_WRAPPER = "/opt/bootstrap"
 WEB_ADAPTER_PORT = 8080
-# The adapter polls this path (under the function's first path prefix) until the app answers
-# before taking the first invocation; the app answers it with 200 and does no work.
-READINESS_SUFFIX = "/_ready"
 
 # Pseudo parameters, not the stack's (possibly literal) region and partition: the ARNs, and
 # so the cdk-nag finding ids acknowledged for them, read the same whether or not the CLI
@@ -189,10 +186,6 @@ def web_adapter_layer_arn(architecture: lambda_.Architecture = ARCHITECTURE) -> 
     return f"arn:aws:lambda:{Aws.REGION}:{WEB_ADAPTER_ACCOUNT}:layer:{name}:{WEB_ADAPTER_LAYER_VERSION}"
 
 
-def readiness_path(trigger: FunctionUrl) -> str:
-    return trigger.path_prefixes[0] + READINESS_SUFFIX
-
-
 def _web_adapter_environment(fn: Function) -> dict[str, str]:
     """A function URL function runs its ASGI app under the adapter (docs/architecture.md §2.4)."""
     assert isinstance(fn.trigger, FunctionUrl)
@@ -200,7 +193,9 @@ def _web_adapter_environment(fn: Function) -> dict[str, str]:
         "AWS_LAMBDA_EXEC_WRAPPER": WEB_ADAPTER_WRAPPER,
         "AWS_LWA_INVOKE_MODE": "response_stream",
         WEB_PORT_ENV: str(WEB_ADAPTER_PORT),
-        "AWS_LWA_READINESS_CHECK_PATH": readiness_path(fn.trigger),
+        # The adapter polls it until the app answers before taking the first invocation; the
+        # app's builder (shared/http/stream.py) answers the same path, from the same entry.
+        "AWS_LWA_READINESS_CHECK_PATH": fn.trigger.readiness_path,
         # What the start script (run.sh) serves: <module>:<attribute> from the catalog entry.
         ASGI_APP_ENV: asgi_target(fn),
     }

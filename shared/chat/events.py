@@ -8,7 +8,6 @@ import uuid
 from typing import Literal
 
 EventType = Literal["message.start", "retrieval.references", "message.delta", "message.complete", "error", "done"]
-FINAL: frozenset[str] = frozenset({"done"})
 
 
 def stream_key(message_id: uuid.UUID) -> str:

@@ -18,11 +18,12 @@ import pytest
 
 from functions import catalog
 from infra.edge import LOG_PREFIX
-from infra.functions import READINESS_SUFFIX, WEB_ADAPTER_LAYER_VERSION, web_adapter_layer_arn
+from infra.functions import WEB_ADAPTER_LAYER_VERSION, web_adapter_layer_arn
 from infra.nag import logical_id as cfn_logical_id
 from infra.packaging import ASGI_APP_ENV, START_SCRIPT, WEB_PORT_ENV, asgi_target, start_script
 from infra.topology import stream_path_patterns, validate_streaming
 from layers.build import MAX_FUNCTION_LAYERS
+from shared.catalog import READINESS_SUFFIX
 from tests.infra.support import Synth, ref_logical_id
 
 STREAMING = catalog.streaming_functions()
