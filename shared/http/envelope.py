@@ -1,5 +1,5 @@
-"""Stratus's success and error envelopes (DESIGN §4): the models handlers declare as their
-answers, and the bodies the Stratus dialect (``shared.http.dialect``) builds."""
+"""Stratus's success and error envelopes (docs/architecture.md §4.3): the models handlers
+declare as their answers, and the bodies the Stratus dialect (``shared.http.dialect``) builds."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The knowledge state machines, built with the shared ASL builders. States carry
-identifiers and segment ranges only (DESIGN §6): texts and vectors stay in PostgreSQL and
+identifiers and segment ranges only (docs/architecture.md §6.3): texts and vectors stay in PostgreSQL and
 the store."""
 
 from __future__ import annotations

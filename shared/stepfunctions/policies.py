@@ -9,7 +9,7 @@ from shared.stepfunctions.asl import TASK_FAILED, TIMEOUT, retry
 
 # Lambda's own transient failures (throttling, service errors) and a task timeout: the
 # invocation did not run to an answer, so running it again is safe for idempotent tasks
-# (every Step Functions handler is, DESIGN §7).
+# (every Step Functions handler is, docs/architecture.md §7.1).
 LAMBDA_TRANSIENT_ERRORS: Final = (
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",

@@ -60,7 +60,7 @@ class Cursor(BaseModel):
 
 
 class LoopState(BaseModel):
-    """The state passed between the interpreter's states: identifiers only (DESIGN §6)."""
+    """The state passed between the interpreter's states: identifiers only (docs/architecture.md §6.3)."""
 
     model_config = ConfigDict(extra="ignore")
 

@@ -35,7 +35,7 @@ RUN_FAILED = "WorkflowRunFailed"
 
 def run_definition() -> dict[str, Any]:
     ids = pass_through("run_id", "tenant_id", "cursor")
-    # A task that gives up fails the run, recorded where the user sees it (DESIGN §7).
+    # A task that gives up fails the run, recorded where the user sees it (docs/architecture.md §7.3).
     gave_up = [catch([ALL_ERRORS], "RecordFailure", result_path="$.error")]
     branch = machine(chain(
         # The next step finds a node that gave up without a result, and fails the run.

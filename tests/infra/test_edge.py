@@ -164,6 +164,24 @@ def test_start_script_refuses_to_start_without_its_app(tmp_path: Path) -> None:
     assert ASGI_APP_ENV in result.stderr
 
 
+def test_a_deployed_app_missing_a_setting_exits_at_startup_naming_it(tmp_path: Path) -> None:
+    # The chat app as the adapter starts it in AWS, without its database settings: uvicorn runs
+    # the app's lifespan (the entry's settings check) and exits before serving, rather than
+    # failing the first request that needs the database.
+    root = Path(__file__).resolve().parents[2]
+    script = tmp_path / START_SCRIPT
+    script.write_text(start_script())
+    script.chmod(0o755)
+    (chat,) = [fn for fn in STREAMING if fn.name == "chat"]
+    env = {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+           "HOME": str(tmp_path), "LAMBDA_TASK_ROOT": str(root), WEB_PORT_ENV: str(_free_port()),
+           ASGI_APP_ENV: asgi_target(chat), "STRATUS_RUNTIME": "lambda", "STRATUS_FUNCTION": chat.name,
+           "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true"}
+    result = subprocess.run([str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "function chat cannot start" in result.stderr and "DATABASE_SECRET_ARN" in result.stderr, result.stderr
+
+
 # --- The edge -----------------------------------------------------------------------------------
 
 
