@@ -1,5 +1,6 @@
-"""Every public entry point of the tenancy, models and agents services is traced (an X-Ray
-subsegment per use case, Powertools' ``tracer.capture_method``)."""
+"""Every public entry point of the tenancy, models, agents, conversations, chat and retrieval
+services is traced (an X-Ray subsegment per use case, Powertools' ``tracer.capture_method``;
+the other knowledge services: tests/unit/knowledge/test_tracing.py)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,15 @@ import inspect
 import pytest
 
 from shared.agents.service import AgentService
+from shared.chat.service import ChatService
+from shared.conversations.service import ConversationService
+from shared.knowledge.retrieval import RetrievalService
 from shared.models.service import ModelService
 from shared.tenancy.service import TenancyService
 
 
-@pytest.mark.parametrize("service", [TenancyService, ModelService, AgentService], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("service", [TenancyService, ModelService, AgentService, ConversationService, ChatService,
+                                     RetrievalService], ids=lambda c: c.__name__)
 def test_public_methods_are_traced(service: type) -> None:
     public = [name for name, member in vars(service).items()
               if inspect.isfunction(member) and not name.startswith("_")]
