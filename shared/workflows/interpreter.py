@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.observability import tracer
 from shared.workflows.ports import (
     Executions,
     ExecutorRegistry,
@@ -105,6 +106,10 @@ class RunLost(RuntimeError):
     """A dispatched node came back from its branch without a result (its invocation gave up)."""
 
 
+# One X-Ray subsegment per task; results are node outputs, never recorded.
+_traced = tracer.capture_method(capture_response=False)
+
+
 class Interpreter:
     def __init__(self, store: RunStore, executors: ExecutorRegistry, executions: Executions | None = None,
                  limits: Limits | None = None) -> None:
@@ -114,6 +119,7 @@ class Interpreter:
         self._limits = limits or Limits()
 
     # -- the step ------------------------------------------------------------------------
+    @_traced
     def step(self, state: LoopState) -> LoopState:
         ref = state.run
         cursor = state.cursor.model_copy(update={"step": state.cursor.step + 1,
@@ -195,6 +201,7 @@ class Interpreter:
         self._store.set_node(ref, node.id, "succeeded", dict(output))
 
     # -- the other tasks -----------------------------------------------------------------
+    @_traced
     def run_branch(self, task: BranchTask) -> None:
         """One Map item: run a dispatched node (again only if it has no result yet)."""
         ref = task.run
@@ -203,10 +210,12 @@ class Interpreter:
             return
         self._run_node(ref, run, run.graph.node(task.node_id))
 
+    @_traced
     def await_input(self, task: InputTask) -> None:
         """Keep the token that resumes the run; whoever answers the input sends it back."""
         self._store.save_task_token(task.run, task.node_id, task.task_token)
 
+    @_traced
     def continue_as_new(self, state: LoopState) -> str:
         """Start the run's next execution (same run, fresh history); its ARN. The execution name
         is the run id and generation, so a redelivered task starts nothing twice."""
@@ -217,6 +226,7 @@ class Interpreter:
         return self._executions.start(execution_name(state.run_id, cursor.generation),
                                       fresh.model_dump(mode="json", include={"run_id", "tenant_id", "cursor"}))
 
+    @_traced
     def fail(self, task: FailureTask) -> None:
         """A task gave up (retries exhausted, or it raised): the run fails with its error."""
         code = str(task.error.get("Error") or "workflow_step_failed")

@@ -1,6 +1,7 @@
 """Every public entry point of the tenancy, models, agents, conversations, chat and retrieval
-services is traced (an X-Ray subsegment per use case, Powertools' ``tracer.capture_method``;
-the other knowledge services: tests/unit/knowledge/test_tracing.py)."""
+services and of the workflow interpreter is traced (an X-Ray subsegment per use case,
+Powertools' ``tracer.capture_method``; the other knowledge services:
+tests/unit/knowledge/test_tracing.py)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from shared.conversations.service import ConversationService
 from shared.knowledge.retrieval import RetrievalService
 from shared.models.service import ModelService
 from shared.tenancy.service import TenancyService
+from shared.workflows.interpreter import Interpreter
 
 
 @pytest.mark.parametrize("service", [TenancyService, ModelService, AgentService, ConversationService, ChatService,
-                                     RetrievalService], ids=lambda c: c.__name__)
+                                     RetrievalService, Interpreter], ids=lambda c: c.__name__)
 def test_public_methods_are_traced(service: type) -> None:
     public = [name for name, member in vars(service).items()
               if inspect.isfunction(member) and not name.startswith("_")]
