@@ -82,7 +82,9 @@ def probe_app(api: StreamApp | None = None) -> StreamApp:
             import time
 
             emit(StreamEvent("1-0", "tick", {"n": 1}))
-            time.sleep(0.2)  # idle long enough for heartbeats
+            # Idle for many heartbeat periods (0.05 s): enough that the connection's loop, even on
+            # a loaded machine, starts sending before the last event is queued.
+            time.sleep(0.5)
             emit(StreamEvent("2-0", "done", {"n": 2}))
 
         return call.stream(produce, "probe")
