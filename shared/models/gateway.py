@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from shared.cache.ports import KeyValueStore
 from shared.db.database import Database
+from shared.egress import EgressPolicy, egress_policy
 from shared.errors import StratusError
 from shared.models.api import ModelTestResult
 from shared.models.credentials import Cipher, platform_credentials, stored_api_key
@@ -131,7 +132,7 @@ class ModelGateway:
     def __init__(self, db: Database, resolver: ModelResolver, usage: UsageService, kv: KeyValueStore,
                  cipher: Callable[[], Cipher], providers: ProviderRegistry | None = None,
                  retry: RetryPolicy | None = None, timeouts: dict[str, Timeouts] | None = None,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+                 clock: Callable[[], float] = time.perf_counter, egress: EgressPolicy | None = None) -> None:
         self._db = db
         self._resolver = resolver
         self._usage = usage
@@ -143,6 +144,8 @@ class ModelGateway:
         # embedding batch deserve different read timeouts.
         self._timeouts = {kind: Timeouts() for kind in ("chat", "embedding", "rerank", "test")} | (timeouts or {})
         self._clock = clock
+        # Tenant endpoints connect through it; None: the deployment's (STRATUS_EGRESS_ALLOW).
+        self._egress = egress
         self._credentials_lock = threading.Lock()
         self._credentials_cache: dict[tuple[uuid.UUID, int], tuple[Credentials, float]] = {}
 
@@ -170,12 +173,16 @@ class ModelGateway:
             if cached is not None and cached[1] > now:
                 return cached[0]
         credentials = Credentials(api_key=stored_api_key(self._db, self._cipher, model),
-                                  base_url=spec.connection.base_url, region=spec.connection.region)
+                                  base_url=spec.connection.base_url, region=spec.connection.region,
+                                  egress=self._egress_policy())
         with self._credentials_lock:
             if len(self._credentials_cache) >= CREDENTIALS_CACHE_SIZE:
                 self._credentials_cache.clear()
             self._credentials_cache[key] = (credentials, now + CREDENTIALS_TTL_S)
         return credentials
+
+    def _egress_policy(self) -> EgressPolicy:
+        return self._egress or egress_policy()
 
     def _breaker(self, spec: ModelSpec) -> CircuitBreaker:
         return CircuitBreaker(self._kv, f"{spec.protocol.value}:{spec.provider_model}")
@@ -344,15 +351,19 @@ class ModelGateway:
         return target.model.name, sorted(results, key=lambda r: r.score, reverse=True)
 
     # Credential test ---------------------------------------------------------------------------
-    def test_spec(self, tenant_id: uuid.UUID, spec: ModelSpec, api_key: str | None) -> ModelTestResult:
+    def test_spec(self, tenant_id: uuid.UUID, spec: ModelSpec, api_key: str | None, *,
+                  trusted: bool = False) -> ModelTestResult:
         """A minimal real call with these settings (no retries: the answer should be quick).
-        It spends tokens like any call, so it is recorded like any call."""
+        It spends tokens like any call, so it is recorded like any call. ``trusted``: a catalog
+        model's endpoint (otherwise the tenant's, through the egress policy)."""
         started = self._clock()
         usage = Usage()
         call_type = "chat"
         try:
             credentials = platform_credentials(spec) if api_key is None and spec.connection.api_key_ref else \
                 Credentials(api_key=api_key, base_url=spec.connection.base_url, region=spec.connection.region)
+            if not trusted:
+                credentials = dataclasses.replace(credentials, egress=self._egress_policy())
             provider = self._providers.get(spec.protocol)
             if spec.has(Capability.CHAT):
                 result = provider.chat(spec.provider_model, ChatRequest(
