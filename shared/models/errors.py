@@ -78,3 +78,17 @@ def endpoint_forbidden(refusal: EgressRefused, *, field: str = "base_url") -> Mo
         f"The model's base_url is refused: {refusal.reason}",
         details={"rule": refusal.rule, "host": refusal.host,
                  "fields": [{"field": field, "type": f"egress_{refusal.rule}", "message": refusal.reason}]})
+
+
+def endpoint_refusal(exc: BaseException) -> ModelEndpointForbidden | None:
+    """The refusal behind ``exc``, however an SDK wrapped it (the anthropic SDK reports any
+    exception of its transport as a connection error, which would be retried as
+    ``model_unavailable``)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ModelEndpointForbidden):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None

@@ -8,6 +8,7 @@ configured fallback model when the primary fails or its breaker is open, and rec
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import math
@@ -24,7 +25,7 @@ from shared.egress import EgressPolicy, egress_policy
 from shared.errors import StratusError
 from shared.models.api import ModelTestResult
 from shared.models.credentials import Cipher, platform_credentials, stored_api_key
-from shared.models.errors import ModelNotConfigured, ProviderError
+from shared.models.errors import ModelNotConfigured, ProviderError, endpoint_refusal
 from shared.models.resilience import CircuitBreaker, RetryPolicy, call_with_fallback, stream_with_fallback
 from shared.models.resolver import ModelResolver, ResolvedModel
 from shared.models.spec import Capability, ModelSpec, Protocol
@@ -58,6 +59,45 @@ CREDENTIALS_TTL_S = 300.0
 CREDENTIALS_CACHE_SIZE = 256
 
 
+class _RefusalsSurfaced:
+    """An adapter whose calls raise ``model_endpoint_forbidden`` itself when the egress
+    policy refused the connection, whatever provider error the SDK's wrapping turned it into:
+    inside the retry policy and the breaker, so it is neither retried nor counted."""
+
+    def __init__(self, adapter: Any) -> None:
+        self._adapter = adapter
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._adapter, name)
+
+    def chat(self, *args: Any, **kwargs: Any) -> Any:
+        with _surfaced():
+            return self._adapter.chat(*args, **kwargs)
+
+    def stream(self, *args: Any, **kwargs: Any) -> Iterator[ChatEvent]:
+        with _surfaced():
+            yield from self._adapter.stream(*args, **kwargs)
+
+    def embed(self, *args: Any, **kwargs: Any) -> Any:
+        with _surfaced():
+            return self._adapter.embed(*args, **kwargs)
+
+    def rerank(self, *args: Any, **kwargs: Any) -> Any:
+        with _surfaced():
+            return self._adapter.rerank(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def _surfaced() -> Iterator[None]:
+    try:
+        yield
+    except ProviderError as exc:
+        refusal = endpoint_refusal(exc)
+        if refusal is None or refusal is exc:
+            raise
+        raise refusal from exc
+
+
 class ProviderRegistry:
     """One adapter instance per protocol, imported on first use (a function pays only for
     the SDKs it calls)."""
@@ -74,7 +114,7 @@ class ProviderRegistry:
                 if instance is None:
                     module, name = _ADAPTERS[protocol]
                     instance = self._instances[protocol] = getattr(importlib.import_module(module), name)()
-        return instance
+        return _RefusalsSurfaced(instance)
 
 
 def estimate_tokens(texts: list[str]) -> int:
