@@ -64,6 +64,8 @@ _RULES: tuple[tuple[str, tuple[IPNetwork, ...]], ...] = (
 # IPv6 forms that carry an IPv4 address in their low 32 bits: the IPv4 address is what a
 # packet may end up at, so it is what gets checked.
 _IPV4_IN_IPV6 = _nets("::ffff:0:0/96", "::ffff:0:0:0/96", "64:ff9b::/96", "64:ff9b:1::/48", "::/96")
+# ... except ``::`` and ``::1``, which are IPv6's own unspecified and loopback addresses.
+_IPV6_OWN = ipaddress.ip_network("::/127")
 # Dotted-quad relatives that inet_aton (and so getaddrinfo) reads as IPv4: 2130706433,
 # 0177.0.0.1, 0x7f.1, 127.1.
 _LEGACY_IPV4 = re.compile(r"^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}$")
@@ -110,7 +112,7 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | No
         return address.sixtofour
     if address.teredo is not None:
         return address.teredo[1]
-    if any(address in net for net in _IPV4_IN_IPV6) and address not in _nets("::/127")[0]:
+    if any(address in net for net in _IPV4_IN_IPV6) and address not in _IPV6_OWN:
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return None
 

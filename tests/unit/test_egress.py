@@ -196,10 +196,10 @@ class _Redirecting(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def origin() -> Iterator[str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Redirecting)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
