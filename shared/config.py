@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
@@ -84,6 +84,11 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(default=120, ge=1)
     rate_limit_per_s: float = Field(default=20.0, gt=0)
 
+    # Tenant-supplied URLs (model endpoints, next tools and HTTP nodes) may reach these
+    # otherwise refused destinations: comma-separated hosts (``*.name`` for subdomains) and
+    # CIDRs. Empty: only public addresses (shared/egress.py, docs/adr/0030-egress-policy.md).
+    stratus_egress_allow: str = ""
+
     # Knowledge bases. "postgres": pgvector + full-text in the application database (the local
     # default, fine for small deployments); "opensearch": the managed domain at opensearch_url.
     vector_store: Literal["postgres", "opensearch"] = "postgres"
@@ -124,6 +129,15 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     powertools_metrics_disabled: bool = False
+
+    @field_validator("stratus_egress_allow")
+    @classmethod
+    def _egress_allow_parses(cls, value: str) -> str:
+        # A typo in the allow-list fails the cold start, not the first tenant call.
+        from shared.egress import EgressPolicy
+
+        EgressPolicy.parse(value)
+        return value
 
 
 @lru_cache(maxsize=1)

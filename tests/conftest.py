@@ -28,6 +28,9 @@ _BASE_ENV = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",  # moto's dummy credentials
+    # The fake model providers listen on loopback: tenant models pointing there pass the
+    # egress policy only because this lists it (tests of the policy clear it).
+    "STRATUS_EGRESS_ALLOW": "127.0.0.0/8,::1,localhost",
 }
 for _key, _value in _BASE_ENV.items():
     os.environ[_key] = _value

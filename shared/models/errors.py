@@ -3,7 +3,12 @@ status code, never by message text); the HTTP layer maps them to the envelope.""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from shared.errors import StratusError
+
+if TYPE_CHECKING:
+    from shared.egress import EgressRefused
 
 
 class ProviderError(StratusError):
@@ -56,3 +61,34 @@ class CircuitOpen(ProviderUnavailable):
 
 class ModelNotConfigured(StratusError):
     code, status, default_message = "model_not_configured", 400, "No model is configured for this call"
+
+
+class ModelEndpointForbidden(ProviderError):
+    """A tenant model's endpoint the egress policy refuses (shared/egress.py): not retried,
+    no fallback, not counted by the circuit breaker (the same call would be refused again)."""
+
+    code, status, default_message = ("model_endpoint_forbidden", 422,
+                                     "The model endpoint is not an allowed destination")
+
+
+def endpoint_forbidden(refusal: EgressRefused, *, field: str = "base_url") -> ModelEndpointForbidden:
+    """The one mapping of an egress refusal to the models domain's error, on save (``field``
+    is the request field, e.g. ``body.base_url``) and at call time (the model's ``base_url``)."""
+    return ModelEndpointForbidden(
+        f"The model's base_url is refused: {refusal.reason}",
+        details={"rule": refusal.rule, "host": refusal.host,
+                 "fields": [{"field": field, "type": f"egress_{refusal.rule}", "message": refusal.reason}]})
+
+
+def endpoint_refusal(exc: BaseException) -> ModelEndpointForbidden | None:
+    """The refusal behind ``exc``, however an SDK wrapped it (the anthropic SDK reports any
+    exception of its transport as a connection error, which would be retried as
+    ``model_unavailable``)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ModelEndpointForbidden):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None

@@ -8,6 +8,7 @@ configured fallback model when the primary fails or its breaker is open, and rec
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import math
@@ -20,10 +21,11 @@ from typing import Any, TypeVar
 
 from shared.cache.ports import KeyValueStore
 from shared.db.database import Database
+from shared.egress import EgressPolicy, egress_policy
 from shared.errors import StratusError
 from shared.models.api import ModelTestResult
 from shared.models.credentials import Cipher, platform_credentials, stored_api_key
-from shared.models.errors import ModelNotConfigured, ProviderError
+from shared.models.errors import ModelNotConfigured, ProviderError, endpoint_refusal
 from shared.models.resilience import CircuitBreaker, RetryPolicy, call_with_fallback, stream_with_fallback
 from shared.models.resolver import ModelResolver, ResolvedModel
 from shared.models.spec import Capability, ModelSpec, Protocol
@@ -57,6 +59,45 @@ CREDENTIALS_TTL_S = 300.0
 CREDENTIALS_CACHE_SIZE = 256
 
 
+class _RefusalsSurfaced:
+    """An adapter whose calls raise ``model_endpoint_forbidden`` itself when the egress
+    policy refused the connection, whatever provider error the SDK's wrapping turned it into:
+    inside the retry policy and the breaker, so it is neither retried nor counted."""
+
+    def __init__(self, adapter: Any) -> None:
+        self._adapter = adapter
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._adapter, name)
+
+    def chat(self, *args: Any, **kwargs: Any) -> Any:
+        with _surfaced():
+            return self._adapter.chat(*args, **kwargs)
+
+    def stream(self, *args: Any, **kwargs: Any) -> Iterator[ChatEvent]:
+        with _surfaced():
+            yield from self._adapter.stream(*args, **kwargs)
+
+    def embed(self, *args: Any, **kwargs: Any) -> Any:
+        with _surfaced():
+            return self._adapter.embed(*args, **kwargs)
+
+    def rerank(self, *args: Any, **kwargs: Any) -> Any:
+        with _surfaced():
+            return self._adapter.rerank(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def _surfaced() -> Iterator[None]:
+    try:
+        yield
+    except ProviderError as exc:
+        refusal = endpoint_refusal(exc)
+        if refusal is None or refusal is exc:
+            raise
+        raise refusal from exc
+
+
 class ProviderRegistry:
     """One adapter instance per protocol, imported on first use (a function pays only for
     the SDKs it calls)."""
@@ -73,7 +114,7 @@ class ProviderRegistry:
                 if instance is None:
                     module, name = _ADAPTERS[protocol]
                     instance = self._instances[protocol] = getattr(importlib.import_module(module), name)()
-        return instance
+        return _RefusalsSurfaced(instance)
 
 
 def estimate_tokens(texts: list[str]) -> int:
@@ -131,7 +172,7 @@ class ModelGateway:
     def __init__(self, db: Database, resolver: ModelResolver, usage: UsageService, kv: KeyValueStore,
                  cipher: Callable[[], Cipher], providers: ProviderRegistry | None = None,
                  retry: RetryPolicy | None = None, timeouts: dict[str, Timeouts] | None = None,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+                 clock: Callable[[], float] = time.perf_counter, egress: EgressPolicy | None = None) -> None:
         self._db = db
         self._resolver = resolver
         self._usage = usage
@@ -143,6 +184,8 @@ class ModelGateway:
         # embedding batch deserve different read timeouts.
         self._timeouts = {kind: Timeouts() for kind in ("chat", "embedding", "rerank", "test")} | (timeouts or {})
         self._clock = clock
+        # Tenant endpoints connect through it; None: the deployment's (STRATUS_EGRESS_ALLOW).
+        self._egress = egress
         self._credentials_lock = threading.Lock()
         self._credentials_cache: dict[tuple[uuid.UUID, int], tuple[Credentials, float]] = {}
 
@@ -170,12 +213,16 @@ class ModelGateway:
             if cached is not None and cached[1] > now:
                 return cached[0]
         credentials = Credentials(api_key=stored_api_key(self._db, self._cipher, model),
-                                  base_url=spec.connection.base_url, region=spec.connection.region)
+                                  base_url=spec.connection.base_url, region=spec.connection.region,
+                                  egress=self._egress_policy())
         with self._credentials_lock:
             if len(self._credentials_cache) >= CREDENTIALS_CACHE_SIZE:
                 self._credentials_cache.clear()
             self._credentials_cache[key] = (credentials, now + CREDENTIALS_TTL_S)
         return credentials
+
+    def _egress_policy(self) -> EgressPolicy:
+        return self._egress or egress_policy()
 
     def _breaker(self, spec: ModelSpec) -> CircuitBreaker:
         return CircuitBreaker(self._kv, f"{spec.protocol.value}:{spec.provider_model}")
@@ -344,15 +391,19 @@ class ModelGateway:
         return target.model.name, sorted(results, key=lambda r: r.score, reverse=True)
 
     # Credential test ---------------------------------------------------------------------------
-    def test_spec(self, tenant_id: uuid.UUID, spec: ModelSpec, api_key: str | None) -> ModelTestResult:
+    def test_spec(self, tenant_id: uuid.UUID, spec: ModelSpec, api_key: str | None, *,
+                  trusted: bool = False) -> ModelTestResult:
         """A minimal real call with these settings (no retries: the answer should be quick).
-        It spends tokens like any call, so it is recorded like any call."""
+        It spends tokens like any call, so it is recorded like any call. ``trusted``: a catalog
+        model's endpoint (otherwise the tenant's, through the egress policy)."""
         started = self._clock()
         usage = Usage()
         call_type = "chat"
         try:
             credentials = platform_credentials(spec) if api_key is None and spec.connection.api_key_ref else \
                 Credentials(api_key=api_key, base_url=spec.connection.base_url, region=spec.connection.region)
+            if not trusted:
+                credentials = dataclasses.replace(credentials, egress=self._egress_policy())
             provider = self._providers.get(spec.protocol)
             if spec.has(Capability.CHAT):
                 result = provider.chat(spec.provider_model, ChatRequest(

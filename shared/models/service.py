@@ -14,6 +14,7 @@ from psycopg.errors import UniqueViolation
 from shared.auth.principal import Principal
 from shared.db.database import Database
 from shared.db.paging import Page, PageRequest
+from shared.egress import EgressRefused, egress_policy
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.ids import new_id
 from shared.models import repository as repo
@@ -27,13 +28,14 @@ from shared.models.api import (
     UpdateModel,
 )
 from shared.models.credentials import Cipher, platform_credentials, stored_api_key
-from shared.models.errors import ModelNotConfigured
+from shared.models.errors import ModelNotConfigured, endpoint_forbidden
 from shared.models.resolver import ModelResolver, ResolvedModel
 from shared.models.spec import Capability, CatalogFile, ModelSpec
 from shared.observability import tracer
 
-# Runs a minimal call against a model whose spec and credentials are given (the gateway).
-Tester = Callable[[uuid.UUID, ModelSpec, str | None], ModelTestResult]
+# Runs a minimal call against a model whose spec and credentials are given (the gateway);
+# the last argument says the endpoint is the platform's (a catalog model: no egress policy).
+Tester = Callable[[uuid.UUID, ModelSpec, str | None, bool], ModelTestResult]
 
 _SPEC_FIELDS = ("display_name", "provider_model", "capabilities", "max_context_tokens", "max_output_tokens",
                 "max_batch_size", "max_input_tokens", "dimensions", "default_parameters", "pricing")
@@ -199,7 +201,7 @@ class ModelService:
     def test(self, principal: Principal, name: str) -> ModelTestResult:
         model = self._fresh(principal.tenant, name)
         key = self._stored_key(model) if model.source == "tenant" else None
-        return self._tester(principal.tenant, model.spec, key)
+        return self._tester(principal.tenant, model.spec, key, model.source == "catalog")
 
     def _stored_key(self, model: ResolvedModel) -> str | None:
         return stored_api_key(self._db, self._cipher, model)
@@ -214,7 +216,7 @@ class ModelService:
         return model
 
     def _test_or_fail(self, tenant_id: uuid.UUID, spec: ModelSpec, api_key: str | None) -> None:
-        result = self._tester(tenant_id, spec, api_key)
+        result = self._tester(tenant_id, spec, api_key, False)
         if not result.ok:
             error = result.error or {}
             raise ValidationFailed("The model did not answer a test call with these settings",
@@ -226,10 +228,18 @@ class ModelService:
         from pydantic import ValidationError
 
         try:
-            return ModelSpec.model_validate({"name": name, "protocol": protocol,
+            spec = ModelSpec.model_validate({"name": name, "protocol": protocol,
                                              "connection": {"base_url": base_url, "region": region}, **fields})
         except ValidationError as exc:
             raise ValidationFailed.of(exc.errors(), prefix="body") from exc
+        if spec.connection.base_url is not None:
+            # A tenant's endpoint is called from inside the VPC: refuse internal destinations
+            # now (422 naming the rule); names are checked again, resolved, on every call.
+            try:
+                egress_policy().check_url(spec.connection.base_url)
+            except EgressRefused as exc:
+                raise endpoint_forbidden(exc, field="body.base_url") from None
+        return spec
 
     # Defaults --------------------------------------------------------------------------------
     @_traced

@@ -4,9 +4,12 @@ tools, structured output, streaming deltas, stop reasons, usage; embeddings; rer
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
+
+if TYPE_CHECKING:
+    from shared.egress import EgressPolicy
 
 Role = Literal["system", "user", "assistant", "tool"]
 StopReason = Literal["stop", "length", "tool_calls", "content_filter", "error", "cancelled"]
@@ -110,6 +113,9 @@ class Credentials:
     base_url: str | None = None
     region: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    # Set for a tenant-supplied endpoint: every connection goes through this policy
+    # (shared/egress.py). None: a platform endpoint from the shipped catalog, trusted.
+    egress: EgressPolicy | None = None
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,8 @@ def model_service() -> ModelService:
     from shared.models.service import ModelService
 
     return ModelService(get_database(), model_resolver(), default_cipher,
-                        lambda tenant_id, spec, key: model_gateway().test_spec(tenant_id, spec, key))
+                        lambda tenant_id, spec, key, trusted: model_gateway().test_spec(tenant_id, spec, key,
+                                                                                        trusted=trusted))
 
 
 def reset_model_services() -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.auth import tokens
 from shared.auth.permissions import Role, can_grant, effective_permissions
@@ -29,6 +30,9 @@ from shared.tenancy.models import (
     UpdateMember,
 )
 
+if TYPE_CHECKING:
+    from shared.agents.contract import AgentResolver
+
 INITIAL_TOKEN_NAME = "initial"  # noqa: S105 - the key's name, not a secret
 
 
@@ -44,9 +48,13 @@ _traced = tracer.capture_method(capture_response=False)
 
 
 class TenancyService:
-    def __init__(self, db: Database, token_state: TokenStateStore) -> None:
+    def __init__(self, db: Database, token_state: TokenStateStore,
+                 agents: Callable[[], AgentResolver] | None = None) -> None:
         self._db = db
         self._token_state = token_state
+        # Checks that a key's bound agent exists in the tenant (built on first use: resolving
+        # a token, the authorizer's hot path, never needs it).
+        self._agents = agents
 
     # Tenants ---------------------------------------------------------------------------
     @_traced
@@ -160,6 +168,8 @@ class TenancyService:
                             details={"scopes": beyond})
         resource_type: str | None = request.resource_type
         resource_id = request.resource_id
+        if resource_type is not None and resource_id is not None:
+            self._check_bindable(principal.tenant, resource_type, resource_id)
         if principal.resource_type is not None:
             if resource_type is None:
                 resource_type, resource_id = principal.resource_type, principal.resource_id
@@ -244,6 +254,17 @@ class TenancyService:
             raise Forbidden(f"Your role cannot manage {role} members", code="member_role_not_grantable",
                             details={"role": role})
 
+    def _check_bindable(self, tenant_id: uuid.UUID, resource_type: str, resource_id: uuid.UUID) -> None:
+        """A key is bound only to a resource its tenant has: another tenant's id, or an id
+        that names nothing, is 404 like any unseen resource."""
+        if resource_type == "agent":
+            if self._agents is None:
+                raise RuntimeError("TenancyService needs the agents port to bind keys to agents")
+            self._agents().agent_id(tenant_id, resource_id)  # 404 agent_not_found
+            return
+        # No workflow store exists yet (docs/architecture.md §10): no id names a workflow.
+        raise NotFound("Workflow not found", code="workflow_not_found", details={"workflow_id": str(resource_id)})
+
     @staticmethod
     def _key_owner_filter(principal: Principal) -> uuid.UUID | None:
         """Members who manage members see every key of the tenant; others only their own."""
@@ -252,7 +273,8 @@ class TenancyService:
 
 def tenancy_service() -> TenancyService:
     """The service wired to the container's database and cache (ports with production defaults)."""
+    from shared.agents.wiring import agent_service
     from shared.auth.token_state import get_token_state
     from shared.db.database import get_database
 
-    return TenancyService(get_database(), get_token_state())
+    return TenancyService(get_database(), get_token_state(), agent_service)

@@ -122,6 +122,28 @@ def test_api_key_rules(client: TestClient, new_tenant: Callable[..., Any], admin
     assert counts(admin_sql) == before
 
 
+def test_a_key_binds_only_to_a_resource_of_its_tenant(client: TestClient, new_tenant: Callable[..., Any],
+                                                      admin_sql: Sql) -> None:
+    """Another tenant's agent, an id naming nothing, or a workflow (none exist yet) is 404."""
+    owner, other = bearer(new_tenant()["owner_token"]), bearer(new_tenant()["owner_token"])
+    theirs = client.post("/api/v1/agents", json={"name": "theirs", "config": {}}, headers=other).json()["data"]
+    mine = client.post("/api/v1/agents", json={"name": "mine", "config": {}}, headers=owner).json()["data"]
+    before = counts(admin_sql)
+    for resource_id in (theirs["id"], str(uuid.uuid4())):
+        body = assert_error(client.post("/api/v1/api-keys", json={
+            "name": "bound", "resource_type": "agent", "resource_id": resource_id}, headers=owner),
+            404, "agent_not_found")
+        assert theirs["name"] not in str(body)
+    assert_error(client.post("/api/v1/api-keys", json={"name": "flow", "resource_type": "workflow",
+                                                       "resource_id": str(uuid.uuid4())}, headers=owner),
+                 404, "workflow_not_found")
+    assert counts(admin_sql) == before
+    key = client.post("/api/v1/api-keys", json={"name": "bound", "resource_type": "agent",
+                                                "resource_id": mine["id"]}, headers=owner)
+    assert key.status_code == 201, key.text
+    assert (key.json()["data"]["resource_type"], key.json()["data"]["resource_id"]) == ("agent", mine["id"])
+
+
 def test_scoped_key_cannot_mint_broader_key(client: TestClient, new_tenant: Callable[..., Any]) -> None:
     owner = bearer(new_tenant()["owner_token"])
     narrow = client.post("/api/v1/api-keys", json={"name": "narrow", "scopes": ["apikey:manage", "tenant:read"]},

@@ -35,6 +35,7 @@ from shared.models.errors import (
     ProviderTimeout,
     ProviderUnavailable,
 )
+from shared.models.providers.base import tenant_http_client
 from shared.models.resilience import parse_retry_after
 from shared.models.types import (
     ChatEvent,
@@ -89,7 +90,7 @@ class AnthropicProvider:
 
     def __init__(self, *, default_base_url: str | None = None) -> None:
         self._default_base_url = default_base_url
-        self._clients: OrderedDict[tuple[str | None, str, float, float], anthropic.Anthropic] = OrderedDict()
+        self._clients: OrderedDict[tuple[Any, ...], anthropic.Anthropic] = OrderedDict()
         self._lock = threading.Lock()
 
     def _client(self, credentials: Credentials, timeouts: Timeouts) -> anthropic.Anthropic:
@@ -100,7 +101,7 @@ class AnthropicProvider:
                                      details={"provider": _PROVIDER})
         base_url = credentials.base_url or self._default_base_url
         key = (base_url, hashlib.sha256(credentials.api_key.encode()).hexdigest(),
-               timeouts.connect_s, timeouts.read_s)
+               timeouts.connect_s, timeouts.read_s, credentials.egress)
         with self._lock:
             client = self._clients.get(key)
             if client is not None:
@@ -109,6 +110,7 @@ class AnthropicProvider:
         import anthropic
 
         client = anthropic.Anthropic(
+            http_client=tenant_http_client(anthropic.DefaultHttpxClient, credentials),
             api_key=credentials.api_key,
             base_url=base_url,
             max_retries=0,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Protocol
+from collections.abc import Callable, Iterator
+from typing import Protocol, TypeVar
 
 from shared.models.types import ChatEvent, ChatRequest, ChatResult, Credentials, RerankResult, Timeouts
+
+C = TypeVar("C")
 
 
 class ChatProvider(Protocol):
@@ -31,3 +33,16 @@ class RerankProvider(Protocol):
     def rerank(self, model: str, query: str, documents: list[str], credentials: Credentials,
                timeouts: Timeouts, top_n: int | None = None) -> list[RerankResult]:
         ...
+
+
+def tenant_http_client(factory: Callable[..., C], credentials: Credentials) -> C | None:
+    """For a tenant-supplied endpoint, the SDK's httpx2 client (``factory``: its
+    ``DefaultHttpxClient``, which keeps the SDK's limits and redirect defaults) connecting
+    through the egress policy; a refusal raises ``model_endpoint_forbidden``. None for a
+    platform endpoint: the SDK builds its own client."""
+    if credentials.egress is None:
+        return None
+    from shared.egress import guarded_client_kwargs
+    from shared.models.errors import endpoint_forbidden
+
+    return factory(**guarded_client_kwargs(credentials.egress, refused=endpoint_forbidden))

@@ -31,6 +31,7 @@ from shared.models.errors import (
     ProviderTimeout,
     ProviderUnavailable,
 )
+from shared.models.providers.base import tenant_http_client
 from shared.models.resilience import parse_retry_after
 from shared.models.types import (
     ChatEvent,
@@ -78,7 +79,7 @@ class OpenAIProvider:
 
     def __init__(self, *, default_base_url: str | None = None) -> None:
         self._default_base_url = default_base_url
-        self._clients: OrderedDict[tuple[str | None, str, float, float], openai.OpenAI] = OrderedDict()
+        self._clients: OrderedDict[tuple[Any, ...], openai.OpenAI] = OrderedDict()
         self._lock = threading.Lock()
 
     # --- clients ---
@@ -87,7 +88,8 @@ class OpenAIProvider:
         base_url = credentials.base_url or self._default_base_url
         api_key = credentials.api_key or _NO_KEY
         # Keyed by a hash so the secret is not also kept as a dictionary key.
-        key = (base_url, hashlib.sha256(api_key.encode()).hexdigest(), timeouts.connect_s, timeouts.read_s)
+        key = (base_url, hashlib.sha256(api_key.encode()).hexdigest(), timeouts.connect_s, timeouts.read_s,
+               credentials.egress)
         with self._lock:
             client = self._clients.get(key)
             if client is not None:
@@ -96,6 +98,7 @@ class OpenAIProvider:
         import openai
 
         client = openai.OpenAI(
+            http_client=tenant_http_client(openai.DefaultHttpxClient, credentials),
             api_key=api_key,
             base_url=base_url,
             max_retries=0,
