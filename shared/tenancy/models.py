@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 from shared.auth.permissions import TENANT_PERMISSIONS, Role
-from shared.validation import RequestModel
+from shared.validation import INT4_MAX, LaxDatetime, LaxUUID, RequestModel
 
 Name = Field(min_length=1, max_length=100)
 # Deliverability is not ours to check here; the shape is.
@@ -68,15 +68,15 @@ class MemberCreated(Member):
 class UpdateMember(_Request):
     role: Role
     # Optimistic locking: when given, a stale version answers 409.
-    version: int | None = Field(default=None, ge=1)
+    version: int | None = Field(default=None, ge=1, le=INT4_MAX)
 
 
 class CreateApiKey(_Request):
     name: str = Name
     scopes: list[str] = Field(default_factory=list, max_length=len(TENANT_PERMISSIONS))
-    expires_at: datetime | None = None
+    expires_at: LaxDatetime | None = None
     resource_type: Literal["agent", "workflow"] | None = None
-    resource_id: uuid.UUID | None = None
+    resource_id: LaxUUID | None = None
 
     @field_validator("scopes")
     @classmethod
