@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field, StringConstraints, model_validator
 from shared.knowledge.contract import RetrievalMode, RetrievalSettings
 from shared.knowledge.types import ChunkingConfig, DocumentStatus, KnowledgeBaseStatus, SegmentKind
 from shared.models.spec import NAME_PATTERN
-from shared.validation import INT4_MAX, Int8, LaxUUID, RequestModel
+from shared.validation import INT4_MAX, INT8_MAX, Int8, LaxUUID, RequestModel
 
 MetadataKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")]
 MetadataScalar = Annotated[str, StringConstraints(max_length=500)] | Int8 | float | bool
@@ -64,7 +64,7 @@ class CreateDocument(RequestModel):
 
     name: str = Field(min_length=1, max_length=255)
     content_type: str | None = Field(default=None, max_length=200)
-    size: int | None = Field(default=None, ge=1, le=INT4_MAX)
+    size: int | None = Field(default=None, ge=1, le=INT8_MAX)
     text: str | None = Field(default=None, min_length=1)
     metadata: Metadata = Field(default_factory=dict)
     tags: Tags = Field(default_factory=list)

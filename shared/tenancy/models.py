@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StringConstraints, field_validator
+from pydantic import BaseModel, Field, Strict, StringConstraints, field_validator
 
 from shared.auth.permissions import TENANT_PERMISSIONS, Role
 from shared.validation import INT4_MAX, LaxDatetime, LaxUUID, RequestModel
@@ -20,6 +20,10 @@ Email = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, m
 _Request = RequestModel
 # Far enough for any real key, near enough that every stored time converts to UTC and back.
 _LATEST_EXPIRY_YEAR = 9000
+
+
+# Strict request models take an enum member only from its JSON string.
+RoleName = Annotated[Role, Strict(False)]
 
 
 class CreateTenant(_Request):
@@ -56,7 +60,7 @@ class TenantCreated(BaseModel):
 class CreateMember(_Request):
     email: Email
     name: str = Field(default="", max_length=100)
-    role: Role = Role.DEVELOPER
+    role: RoleName = Role.DEVELOPER
     # Without console sign-in yet, a new member's first access token is how they get in.
     issue_token: bool = False
 
@@ -66,7 +70,7 @@ class MemberCreated(Member):
 
 
 class UpdateMember(_Request):
-    role: Role
+    role: RoleName
     # Optimistic locking: when given, a stale version answers 409.
     version: int | None = Field(default=None, ge=1, le=INT4_MAX)
 

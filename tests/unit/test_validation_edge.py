@@ -59,3 +59,49 @@ def test_binary_text_is_told_from_text() -> None:
     assert looks_binary("\ufffd" * 40 + "abc")
     assert not looks_binary("Columns\tare\ttabs.\x07 one bell\n" * 10)
     assert not looks_binary("知识库将文档切分成片段并计算向量以便检索。")
+
+
+def _request_models() -> list[type[RequestModel]]:
+    import importlib
+    import pkgutil
+
+    import shared
+
+    for module in pkgutil.walk_packages(shared.__path__, "shared."):
+        importlib.import_module(module.name)
+    found: list[type[RequestModel]] = []
+    pending: list[type[RequestModel]] = [RequestModel]
+    while pending:
+        for sub in pending.pop().__subclasses__():
+            found.append(sub)
+            pending.append(sub)
+    return found
+
+
+def test_types_json_carries_as_strings_are_lax_in_every_request_model() -> None:
+    # Powertools validates the decoded body (Python objects): under strict mode an id, a time, a
+    # decimal or an enum member would have to be an instance, and JSON only has its string.
+    import datetime
+    import decimal
+    import enum
+    import typing
+    import uuid
+
+    def strict_strings(annotation: object, lax: bool = False) -> typing.Iterator[object]:
+        args = typing.get_args(annotation)
+        if typing.get_origin(annotation) is typing.Annotated:
+            lax = lax or any(getattr(meta, "strict", None) is False for meta in annotation.__metadata__)  # type: ignore[attr-defined]
+            yield from strict_strings(args[0], lax)
+            return
+        if isinstance(annotation, type) and issubclass(
+                annotation, enum.Enum | uuid.UUID | datetime.date | datetime.time | decimal.Decimal) and not lax:
+            yield annotation
+        for arg in args:
+            yield from strict_strings(arg, lax)
+
+    models = _request_models()
+    assert len(models) > 20
+    strict = [f"{model.__name__}.{name}: {found}" for model in models for name, field in model.model_fields.items()
+              for found in strict_strings(field.annotation, any(getattr(meta, "strict", None) is False
+                                                                 for meta in field.metadata))]
+    assert strict == []
