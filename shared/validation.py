@@ -32,19 +32,24 @@ LaxDecimal = Annotated[Decimal, Strict(False)]
 # Deeper bodies are refused before decoding: the decoder and validators recurse, and no
 # request of the API nests anywhere near this far.
 MAX_JSON_DEPTH = 64
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_BRACKET = re.compile(r"[\[\]{}]")
+# A string runs to its closing quote or to the end of the text (so a match never fails and is
+# never retried from a later quote: linear on any input); an escape is one unit, so an escaped
+# quote never ends a string.
+_JSON_STRING = re.compile(r'"(?:[^"\\]++|\\.?)*+(?:"|\Z)', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]++")
+_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 
 
 def json_depth(text: str | bytes) -> int:
-    """How deeply ``text`` nests arrays and objects, without decoding it (iterative: any depth
-    is measured without recursion). Malformed text gets some number; the decoder refuses it."""
+    """How deeply ``text`` nests arrays and objects, without decoding it: strings removed, then
+    a running sum over the brackets (C-level passes, no recursion). Malformed text gets some
+    number; the decoder refuses it."""
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
     if "[" not in text and "{" not in text:
         return 0
-    brackets = _BRACKET.findall(_JSON_STRING.sub("", text))
-    return max(accumulate(1 if b in "[{" else -1 for b in brackets), default=0)
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0)
 
 
 def is_json_media_type(content_type: str | None) -> bool:

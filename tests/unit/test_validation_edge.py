@@ -17,6 +17,18 @@ def test_depth_is_measured_without_recursion_and_ignores_strings() -> None:
     assert json_depth("[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH) == MAX_JSON_DEPTH
 
 
+def test_depth_takes_linear_time_on_hostile_text() -> None:
+    # Unclosed strings full of escaped quotes once made a string pattern retry from every quote.
+    import time
+
+    megabyte = 1_048_576
+    for text in ('["' + '\\"' * (megabyte // 2), '"' + '\\"' * (megabyte // 2) + "\\", "[]" * (megabyte // 2),
+                 '"x"' * (megabyte // 3)):
+        started = time.perf_counter()
+        json_depth(text)
+        assert time.perf_counter() - started < 3, text[:10]
+
+
 class _Body(RequestModel):
     data: dict[str, object] | list[object] | None = None
     count: Int4 = 0
