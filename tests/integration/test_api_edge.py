@@ -133,6 +133,9 @@ def test_wrong_json_types_are_refused(edge_client: TestClient, owner: dict[str, 
         body = assert_error(edge_client.post("/api/v1/knowledge-bases", json={"name": "kb", "retrieval": {
             "top_k": top_k}}, headers=headers), 422, "biz_validation_failed")
         assert _fields(body) == ["body.retrieval.top_k"]
+    body = assert_error(edge_client.post("/api/v1/knowledge-bases", json={"name": "kb", "chunking": {
+        "chunk_size": "200"}}, headers=headers), 422, "biz_validation_failed")
+    assert _fields(body) == ["body.chunking.chunk_size"]
     body = assert_error(edge_client.post("/api/v1/chat", json={"agent_id": "builtin-quick-answer", "message": "hi",
                                                                "stream": "false"}, headers=headers),
                         422, "biz_validation_failed")
