@@ -45,6 +45,8 @@ class Http:
     tag: str = ""
     # The response and error shape (a name the HTTP layer resolves to its ``Dialect``).
     dialect: str = DEFAULT_DIALECT
+    # What a client whose body is over the limit should do instead (the 413 says it).
+    too_large_hint: str = ""
 
     @property
     def route_key(self) -> str:

@@ -26,6 +26,13 @@ class BadRequest(StratusError):
     code, status, default_message = "biz_bad_request", 400, "Malformed request"
 
 
+class JsonTooDeep(BadRequest):
+    code = "biz_json_too_deep"
+
+    def __init__(self, max_depth: int) -> None:
+        super().__init__(f"Request body nests deeper than {max_depth} levels", details={"max_depth": max_depth})
+
+
 class ValidationFailed(StratusError):
     code, status, default_message = "biz_validation_failed", 422, "Request validation failed"
 
@@ -63,7 +70,12 @@ class PayloadTooLarge(StratusError):
 
 
 class UnsupportedMediaType(StratusError):
-    code, status, default_message = "biz_unsupported_media_type", 415, "Send the body as application/json"
+    code, status, default_message = ("biz_unsupported_media_type", 415,
+                                     "Send the body as JSON with the header content-type: application/json")
+
+    @classmethod
+    def json_expected(cls, received: str | None) -> UnsupportedMediaType:
+        return cls(details={"expected_content_type": "application/json", "content_type": received})
 
 
 class RateLimited(StratusError):

@@ -1,26 +1,124 @@
 """The base of every input model (request bodies and the domain inputs they carry): strict about
-unknown fields and about text PostgreSQL cannot store. Neutral: domains and the HTTP layer both use it."""
+unknown fields, about types, about numbers the database cannot hold and about text PostgreSQL
+cannot store; and the JSON depth guard both HTTP stacks apply before decoding a body.
+Neutral: domains and the HTTP layer both use it."""
 
 from __future__ import annotations
 
-from typing import Any
+import ipaddress
+import re
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from itertools import accumulate
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, model_validator
+
+# What the columns hold: an integer field of a request model says which it is bound to, so a
+# value out of range is a 422 here rather than NumericValueOutOfRange (a 500) in the database.
+INT4_MAX = 2**31 - 1
+INT8_MAX = 2**63 - 1
+Int4 = Annotated[int, Field(ge=-(2**31), le=INT4_MAX)]
+Int8 = Annotated[int, Field(ge=-(2**63), le=INT8_MAX)]
+
+# Request models are strict (no "2" for 2, no true for 1); these types arrive as JSON strings
+# and are validated from Python objects (Powertools validates the decoded body), so they keep
+# pydantic's parsing of their string form.
+LaxUUID = Annotated[uuid.UUID, Strict(False)]
+LaxDatetime = Annotated[datetime, Strict(False)]
+LaxDecimal = Annotated[Decimal, Strict(False)]
+
+# Deeper bodies are refused before decoding: the decoder and validators recurse, and no
+# request of the API nests anywhere near this far.
+MAX_JSON_DEPTH = 64
+# A string runs to its closing quote or to the end of the text (so a match never fails and is
+# never retried from a later quote: linear on any input); an escape is one unit, so an escaped
+# quote never ends a string.
+_JSON_STRING = re.compile(r'"(?:[^"\\]++|\\.?)*+(?:"|\Z)', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]++")
+_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+def json_depth(text: str | bytes) -> int:
+    """How deeply ``text`` nests arrays and objects, without decoding it: strings removed, then
+    a running sum over the brackets (C-level passes, no recursion). Malformed text gets some
+    number; the decoder refuses it."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    if "[" not in text and "{" not in text:
+        return 0
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0)
+
+
+def is_json_media_type(content_type: str | None) -> bool:
+    """``application/json`` (any parameters) or a ``+json`` type; no header at all is taken as
+    JSON too, as Powertools does. Anything else (``curl -d``'s form encoding, text) is not."""
+    if not content_type:
+        return True
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+_HOST_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+_HOSTNAME = re.compile(rf"^{_HOST_LABEL}(?:\.{_HOST_LABEL})*\.?$")
+
+
+def _http_url(value: str) -> str:
+    """An absolute http(s) URL a client can call: scheme, a well-formed host (name, IPv4 or
+    bracketed IPv6) and port. Checked here so a malformed URL is a 422 naming the field, not
+    a failure later in the HTTP client."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value)
+        port = parts.port  # raises on a port out of range or not a number
+    except ValueError as exc:
+        raise ValueError(f"not a valid URL ({exc})") from None
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("must be an http:// or https:// URL")
+    host = parts.hostname or ""
+    if any(ch.isspace() or ord(ch) < 0x20 for ch in value):
+        raise ValueError("a URL must not contain spaces or control characters")
+    if not host:
+        raise ValueError("the URL has no host")
+    if "[" in parts.netloc:
+        try:
+            ipaddress.IPv6Address(host.split("%")[0])
+        except ValueError:
+            raise ValueError("the URL's IPv6 host is malformed") from None
+    elif not _HOSTNAME.match(host):
+        raise ValueError("the URL's host is not a valid host name or address")
+    if port == 0:
+        raise ValueError("the URL's port must be from 1 to 65535")
+    return value
+
+
+# A URL a tenant gives us to call (a model's base_url; tools and HTTP nodes next).
+HttpUrlStr = Annotated[str, Field(max_length=500, pattern=r"^https?://"), AfterValidator(_http_url)]
 
 
 def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
+    # Iterative: a deeply nested value cannot exhaust the stack.
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list | tuple):
+            pending.extend(item)
     return False
 
 
 class RequestModel(BaseModel):
-    # Unknown fields are a client mistake worth reporting, not silently dropping.
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # Unknown fields are a client mistake worth reporting, not silently dropping; so is a value
+    # of the wrong JSON type (strict). NaN and infinities are no numbers PostgreSQL's JSON holds.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True, allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod

@@ -29,9 +29,11 @@ _UPLOADS = bucket("uploads", "read", "write", "delete")
 
 def _kb(name: str, module: str, method: str, path: str, permission: str, summary: str, *,
         tag: str = "knowledge-bases", layers: tuple[str, ...] = ("base", "aws", "search"),
-        access: tuple[Access, ...] = (DATABASE, REDIS, OPENSEARCH), **kwargs: object) -> Function:
+        access: tuple[Access, ...] = (DATABASE, REDIS, OPENSEARCH), too_large_hint: str = "",
+        **kwargs: object) -> Function:
     return Function(name, f"functions.knowledge.{module}", _K,
-                    Http(method, path, permission=permission, summary=summary, tag=tag),
+                    Http(method, path, permission=permission, summary=summary, tag=tag,
+                         too_large_hint=too_large_hint),
                     layers=layers, access=access, **kwargs)  # type: ignore[arg-type]
 
 
@@ -49,7 +51,9 @@ FUNCTIONS: tuple[Function, ...] = (
         layers=("base", "aws"), access=(DATABASE, REDIS, state_machine("knowledge-base-delete", "start"))),
     _kb("documents-create", "create_document", "POST", _KB + "/documents", "knowledge:write",
         "Add a document: a presigned upload, or inline text", tag="documents",
-        layers=("base", "aws"), access=(DATABASE, REDIS, _UPLOADS)),
+        layers=("base", "aws"), access=(DATABASE, REDIS, _UPLOADS),
+        too_large_hint="send the document as an upload instead: POST content_type and size (without text) to get a "
+                       "presigned upload form, then POST the file to its url with its fields"),
     _kb("documents-list", "list_documents", "GET", _KB + "/documents", "knowledge:read", "List documents",
         tag="documents", layers=("base",), access=(DATABASE, REDIS)),
     _kb("documents-get", "get_document", "GET", _DOC, "knowledge:read",

@@ -11,6 +11,7 @@ from shared.errors import ValidationFailed
 from shared.http.api import http_app
 from shared.http.context import current_principal
 from shared.http.envelope import Envelope
+from shared.http.params import IsoDatetime
 from shared.models.api import UsageGrouping, UsageReport
 from shared.models.wiring import usage_service
 
@@ -25,8 +26,8 @@ def _utc(value: datetime) -> datetime:
 
 
 @app.endpoint
-def get_usage(from_: Annotated[datetime | None, Query(alias="from")] = None,
-              to: Annotated[datetime | None, Query()] = None,
+def get_usage(from_: Annotated[IsoDatetime | None, Query(alias="from")] = None,
+              to: Annotated[IsoDatetime | None, Query()] = None,
               group_by: Annotated[UsageGrouping, Query()] = "model") -> Response[Envelope[UsageReport]]:
     try:
         end = _utc(to) if to else datetime.now(UTC)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.auth.guard import NOT_BEARER
 from shared.auth.tokens import bearer_token
 from shared.errors import StratusError, Unauthenticated
 from shared.handler import powertools_handler
@@ -19,6 +20,8 @@ def _authorize(event: dict[str, Any], context: Any) -> dict[str, Any]:
     token = bearer_token(event.get("headers"))
     if token is None:
         return {"isAuthorized": True, "context": {"auth_error": "auth_missing_token"}}
+    if not token:
+        return {"isAuthorized": True, "context": {"auth_error": NOT_BEARER}}
     try:
         principal = tenancy_service().resolve_token(token)
     except Unauthenticated as exc:

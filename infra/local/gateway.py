@@ -19,7 +19,7 @@ import anyio.to_thread
 from functions.catalog import FUNCTIONS, Authorizer, DefaultRoute, http_functions
 from infra.local.invoker import FunctionError, LocalInvoker
 from shared.config import get_settings
-from shared.errors import PayloadTooLarge
+from shared.http.api import payload_too_large
 from shared.http.context import request_id_of
 from shared.http.dialect import dialect_for
 from shared.http.routing import http_routes
@@ -225,7 +225,7 @@ class LocalGateway:
         event = build_event(scope, body or b"", compiled.route.route_key, params or None)
         if body is None:
             dialect = dialect_for(compiled.route.dialect)
-            return result_to_http(dialect.error_result(PayloadTooLarge(details={"max_bytes": self._max_body}),
+            return result_to_http(dialect.error_result(payload_too_large(compiled.route, self._max_body),
                                                        request_id_of(event)))
         if compiled.route.auth:
             denied = await self._authorize(event)

@@ -9,7 +9,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field, field_validator
 
 from shared.agents.config import AgentConfig
-from shared.validation import RequestModel
+from shared.validation import INT4_MAX, RequestModel
 
 _URL = re.compile(r"^https://[^\s]{1,492}$")
 
@@ -48,7 +48,7 @@ class UpdateAgent(RequestModel):
     description: str | None = Field(default=None, max_length=2000)
     avatar: str | None = Field(default=None, max_length=500)
     config: AgentConfig | None = None
-    version: int = Field(ge=1, description="The version read; a stale one answers 409")
+    version: int = Field(ge=1, le=INT4_MAX, description="The version read; a stale one answers 409")
 
     @field_validator("avatar")
     @classmethod
@@ -59,7 +59,7 @@ class UpdateAgent(RequestModel):
 class PublishAgent(RequestModel):
     note: str = Field(default="", max_length=1000, description="What changed in this version")
     # When given, the draft must still be at this version (else 409): publish what was reviewed.
-    version: int | None = Field(default=None, ge=1)
+    version: int | None = Field(default=None, ge=1, le=INT4_MAX)
 
 
 class CopyAgent(RequestModel):

@@ -6,7 +6,6 @@ upgrade step in :func:`load_config`)."""
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -15,7 +14,7 @@ from pydantic import Field, StringConstraints, model_validator
 from shared.errors import ValidationFailed
 from shared.knowledge.contract import RetrievalSettings
 from shared.models.spec import NAME_PATTERN
-from shared.validation import RequestModel
+from shared.validation import LaxUUID, RequestModel
 
 AgentMode = Literal["quick-answer", "smart-reasoning"]
 VARIABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
@@ -49,7 +48,7 @@ class PromptVariable(RequestModel):
 
 
 class KnowledgeSettings(RequestModel):
-    knowledge_base_ids: list[uuid.UUID] = Field(default_factory=list, max_length=10)
+    knowledge_base_ids: list[LaxUUID] = Field(default_factory=list, max_length=10)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
 
     @model_validator(mode="after")

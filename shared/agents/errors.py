@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from shared.errors import Conflict, Forbidden, NotFound
 
 
@@ -23,7 +25,12 @@ class AgentVersionConflict(Conflict):
 
 class AgentNotPublished(Conflict):
     code, default_message = ("agent_not_published",
-                             "The agent has no published version: publish it, or ask for a draft (debug) chat")
+                             "The agent has no published version: publish it, or send \"draft\": true to talk to its "
+                             "draft (debug chat)")
+
+    def __init__(self, message: str | None = None, *, details: dict[str, Any] | None = None) -> None:
+        # The request field that asks for the draft, for clients that act on details.
+        super().__init__(message, details={**(details or {}), "field": "draft"})
 
 
 class AgentBuiltinReadonly(Forbidden):

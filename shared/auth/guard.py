@@ -22,8 +22,18 @@ AUTH_ERROR_MESSAGES: dict[str, str] = {
 }
 
 
+# An Authorization header that is not ``Bearer <token>`` (a bare token, Basic, …): an invalid
+# token on the wire, with a message that says what to send instead.
+NOT_BEARER = "auth_not_bearer"
+EXPECTED_AUTHORIZATION = "Authorization: Bearer <token>"
+
+
 def auth_error(code: str) -> Unauthenticated:
     """The 401 for an auth error code (any code not listed here reads as an invalid token)."""
+    if code == NOT_BEARER:
+        return Unauthenticated(f"The Authorization header must read '{EXPECTED_AUTHORIZATION}' (the 'Bearer ' "
+                               "prefix, then the token)", code="auth_invalid_token",
+                               details={"expected": EXPECTED_AUTHORIZATION})
     code = code if code in AUTH_ERROR_MESSAGES else "auth_invalid_token"
     return Unauthenticated(AUTH_ERROR_MESSAGES[code], code=code)
 

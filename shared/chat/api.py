@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from shared.conversations.contract import EndUser
-from shared.validation import RequestModel
+from shared.validation import LaxUUID, RequestModel
 
 MAX_MESSAGE_CHARS = 32_000
 
@@ -16,7 +16,7 @@ MAX_MESSAGE_CHARS = 32_000
 class ChatBody(RequestModel):
     agent_id: str = Field(min_length=1, max_length=100)
     # None: start a conversation (its id arrives with message.start).
-    conversation_id: uuid.UUID | None = None
+    conversation_id: LaxUUID | None = None
     message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
     user: EndUser | None = None
     # Values of the agent's system-prompt variables (a new conversation keeps them).

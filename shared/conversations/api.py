@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
-from shared.validation import RequestModel
+from shared.validation import INT4_MAX, RequestModel
 
 MEMBER_PREFIX = "member:"
 
@@ -42,7 +42,7 @@ class CreateConversation(RequestModel):
 class UpdateConversation(RequestModel):
     name: str = Field(min_length=1, max_length=255)
     user: EndUser | None = None
-    version: int | None = Field(default=None, ge=1)
+    version: int | None = Field(default=None, ge=1, le=INT4_MAX)
 
 
 class MessageFeedback(RequestModel):

@@ -31,6 +31,7 @@ from shared.catalog import Function, Http
 from shared.db.paging import Page
 from shared.errors import (
     BadRequest,
+    JsonTooDeep,
     NotFound,
     PayloadTooLarge,
     StratusError,
@@ -48,6 +49,7 @@ from shared.http.context import (
 from shared.http.dialect import Dialect, dialect_for
 from shared.http.envelope import JSON
 from shared.observability import logger
+from shared.validation import MAX_JSON_DEPTH, is_json_media_type, json_depth
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -64,6 +66,37 @@ def body_size(event: dict[str, Any]) -> int:
     if event.get("isBase64Encoded"):
         return (len(body) * 3) // 4
     return len(body.encode())
+
+
+def payload_too_large(route: Http, max_bytes: int) -> PayloadTooLarge:
+    """The 413 of a route, with what to do instead where the route says (a document's upload)."""
+    message = f"Request body over {max_bytes} bytes: {route.too_large_hint}" if route.too_large_hint else None
+    return PayloadTooLarge(message, details={"max_bytes": max_bytes})
+
+
+def check_json_body(event: dict[str, Any]) -> None:
+    """What Powertools would decode and validate, checked first: a body must be declared JSON
+    (else 415 saying which content type to send, not a 422 naming the form-decoded body as a
+    field), and must not nest deeper than the decoder and validators can recurse."""
+    body = event.get("body")
+    if not body:
+        return
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    content_type = headers.get("content-type")
+    if not is_json_media_type(content_type):
+        raise UnsupportedMediaType.json_expected(content_type)
+    if event.get("isBase64Encoded"):
+        import base64
+        import binascii
+
+        try:
+            raw: str | bytes = base64.b64decode(body)
+        except (binascii.Error, ValueError):
+            return  # Powertools refuses it as malformed
+    else:
+        raw = body
+    if json_depth(raw) > MAX_JSON_DEPTH:
+        raise JsonTooDeep(MAX_JSON_DEPTH)
 
 
 def _validation_error(exc: RequestValidationError) -> StratusError:
@@ -159,7 +192,7 @@ class StratusApp:
         set_request(None, request_id)
         try:
             if body_size(event) > get_settings().max_body_bytes:
-                raise PayloadTooLarge(details={"max_bytes": get_settings().max_body_bytes})
+                raise payload_too_large(self.route, get_settings().max_body_bytes)
             principal = None
             if self.route.auth:
                 from shared.auth.guard import guard
@@ -168,6 +201,7 @@ class StratusApp:
                 principal = guard(event, self.route.permission, get_token_state())
                 set_request(principal, request_id)
                 add_response_headers(enforce_rate_limit(principal))
+            check_json_body(event)
         except StratusError as exc:
             result = self.dialect.error_result(exc, request_id)
             result["headers"] = {**response_headers(), **result["headers"]}

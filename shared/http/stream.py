@@ -38,13 +38,22 @@ from shared.auth.principal import Principal
 from shared.cache.ports import StreamEvent
 from shared.catalog import DEFAULT_DIALECT, Function, FunctionUrl, StreamRoute
 from shared.config import MissingSettings, check_entry_settings
-from shared.errors import BadRequest, PayloadTooLarge, StratusError, Unauthenticated, ValidationFailed
+from shared.errors import (
+    BadRequest,
+    JsonTooDeep,
+    PayloadTooLarge,
+    StratusError,
+    Unauthenticated,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 from shared.http.context import add_response_headers, request_id_of_headers, response_headers, set_request
 from shared.http.dialect import Dialect, dialect_for
 from shared.http.envelope import JSON
 from shared.http.refs import model_of
 from shared.http.routing import RouteTable, stream_routes
 from shared.observability import logger
+from shared.validation import MAX_JSON_DEPTH, is_json_media_type, json_depth
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
@@ -68,7 +77,7 @@ Authenticate = Callable[[Mapping[str, str], str], tuple[Principal, dict[str, str
 def bearer_auth(headers: Mapping[str, str], permission: str) -> tuple[Principal, dict[str, str]]:
     """What the authorizer and the shared middleware do for the HTTP API, in one call:
     the token, revocation and role changes (Redis), the permission, the rate limit."""
-    from shared.auth.guard import auth_error
+    from shared.auth.guard import NOT_BEARER, auth_error
     from shared.auth.permissions import require
     from shared.auth.token_state import get_token_state
     from shared.auth.tokens import bearer_token, hash_token
@@ -77,7 +86,7 @@ def bearer_auth(headers: Mapping[str, str], permission: str) -> tuple[Principal,
 
     token = bearer_token(dict(headers))
     if not token:
-        raise auth_error("auth_missing_token" if token is None else "auth_invalid_token")
+        raise auth_error("auth_missing_token" if token is None else NOT_BEARER)
     principals = _principal_cache()
     token_hash = hash_token(token)
     principal = principals.get(token_hash)
@@ -114,6 +123,13 @@ async def read_json(request: Request, model: type[M], max_bytes: int) -> M:
         raw += chunk
         if len(raw) > max_bytes:
             raise PayloadTooLarge(details={"max_bytes": max_bytes})
+    if raw:
+        content_type = request.headers.get("content-type")
+        if not is_json_media_type(content_type):
+            raise UnsupportedMediaType.json_expected(content_type)
+        # Refused before decoding: the decoder and the validators recurse.
+        if json_depth(raw) > MAX_JSON_DEPTH:
+            raise JsonTooDeep(MAX_JSON_DEPTH)
     try:
         payload = json.loads(raw or b"null")
     except ValueError:

@@ -12,10 +12,10 @@ from pydantic import BaseModel, Field, StringConstraints, model_validator
 from shared.knowledge.contract import RetrievalMode, RetrievalSettings
 from shared.knowledge.types import ChunkingConfig, DocumentStatus, KnowledgeBaseStatus, SegmentKind
 from shared.models.spec import NAME_PATTERN
-from shared.validation import RequestModel
+from shared.validation import INT4_MAX, INT8_MAX, Int8, LaxUUID, RequestModel
 
 MetadataKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")]
-MetadataScalar = Annotated[str, StringConstraints(max_length=500)] | int | float | bool
+MetadataScalar = Annotated[str, StringConstraints(max_length=500)] | Int8 | float | bool
 MetadataValue = MetadataScalar | Annotated[list[MetadataScalar], Field(max_length=50)]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 Metadata = Annotated[dict[MetadataKey, MetadataValue], Field(max_length=32)]
@@ -38,7 +38,7 @@ class UpdateKnowledgeBase(RequestModel):
     embedding_model: str | None = Field(default=None, pattern=NAME_PATTERN)
     chunking: ChunkingConfig | None = None
     retrieval: RetrievalSettings | None = None
-    version: int = Field(ge=1, description="The version read; a stale one answers 409")
+    version: int = Field(ge=1, le=INT4_MAX, description="The version read; a stale one answers 409")
 
 
 class KnowledgeBaseOut(BaseModel):
@@ -64,7 +64,7 @@ class CreateDocument(RequestModel):
 
     name: str = Field(min_length=1, max_length=255)
     content_type: str | None = Field(default=None, max_length=200)
-    size: int | None = Field(default=None, ge=1)
+    size: int | None = Field(default=None, ge=1, le=INT8_MAX)
     text: str | None = Field(default=None, min_length=1)
     metadata: Metadata = Field(default_factory=dict)
     tags: Tags = Field(default_factory=list)
@@ -74,6 +74,12 @@ class CreateDocument(RequestModel):
     @model_validator(mode="after")
     def _one_source(self) -> CreateDocument:
         if self.text is not None:
+            from shared.knowledge.parsing.decoding import looks_binary
+
+            if looks_binary(self.text):
+                # Binary bytes passed off as text would be indexed as garbage.
+                raise ValueError("text looks like binary data (control characters or undecodable bytes): "
+                                 "send text, or upload the file with its real content type")
             if self.size is not None:
                 raise ValueError("give either text, or content_type and size for an upload, not both")
         elif self.content_type is None or self.size is None:
@@ -136,7 +142,7 @@ class UpdateDocument(RequestModel):
     name: str | None = Field(default=None, min_length=1, max_length=255)
     metadata: Metadata | None = None
     tags: Tags | None = None
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=INT4_MAX)
 
 
 class ReindexDocument(RequestModel):
@@ -148,7 +154,7 @@ class PreviewChunks(RequestModel):
     """Chunk ``text``, or a document already uploaded, without storing anything."""
 
     text: str | None = Field(default=None, min_length=1, max_length=500_000)
-    document_id: uuid.UUID | None = None
+    document_id: LaxUUID | None = None
     # Default: the knowledge base's chunking.
     chunking: ChunkingConfig | None = None
     limit: int = Field(default=20, ge=1, le=200)
@@ -203,7 +209,7 @@ class CreateSegment(RequestModel):
 class UpdateSegment(RequestModel):
     text: str | None = Field(default=None, min_length=1, max_length=20_000)
     enabled: bool | None = None
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=INT4_MAX)
 
     @model_validator(mode="after")
     def _something(self) -> UpdateSegment:
@@ -217,7 +223,7 @@ class RetrieveFilters(RequestModel):
     metadata: Metadata = Field(default_factory=dict)
     # Documents carrying every one of these tags.
     tags: Tags = Field(default_factory=list)
-    document_ids: list[uuid.UUID] = Field(default_factory=list, max_length=100)
+    document_ids: list[LaxUUID] = Field(default_factory=list, max_length=100)
 
 
 class RerankRequest(RequestModel):
@@ -239,7 +245,7 @@ class RetrieveRequest(RequestModel):
 
 
 class RetrieveMultiRequest(RetrieveRequest):
-    knowledge_base_ids: list[uuid.UUID] = Field(min_length=1, max_length=20)
+    knowledge_base_ids: list[LaxUUID] = Field(min_length=1, max_length=20)
 
 
 class RetrievedSegment(BaseModel):

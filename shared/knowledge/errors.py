@@ -37,6 +37,11 @@ class DocumentParseError(DocumentError):
     code, default_message = "document_parse_failed", "The file could not be read"
 
 
+class BinaryContent(DocumentParseError):
+    code, default_message = ("document_binary_content",
+                             "The content is binary, not text: upload it with its real content type")
+
+
 class EmptyDocument(DocumentError):
     code, default_message = "document_empty", "The document contains no text"
 

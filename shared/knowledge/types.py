@@ -63,7 +63,8 @@ DEFAULT_SEPARATORS = ("\n\n", "\n", "\u3002", ". ", "\uff01", "? ", "\uff1f", ";
 class ChunkingConfig(BaseModel):
     """How a document is cut into segments. Sizes are in the embedding model's tokens."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Strict as the request models that carry it (its fields are all JSON-native types).
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     strategy: Literal["fixed", "recursive", "parent_child"] = "recursive"
     chunk_size: Annotated[int, Field(ge=16, le=8192)] = 200

@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, Strict
 
 from shared.models.spec import NAME_PATTERN, BatchSize, Capability, Dimensions, ModelLimits, Pricing, TokenCount
-from shared.validation import RequestModel
+from shared.validation import INT4_MAX, INT8_MAX, HttpUrlStr, RequestModel
 
 _Request = RequestModel
 
@@ -44,6 +44,8 @@ class ModelOut(BaseModel):
 
 
 TenantProtocol = Literal["openai", "anthropic", "bedrock"]
+# Strict models take an enum member only from its JSON string.
+CapabilityName = Annotated[Capability, Strict(False)]
 
 
 class CreateModel(_Request, ModelLimits):
@@ -51,10 +53,10 @@ class CreateModel(_Request, ModelLimits):
     display_name: str = Field(default="", max_length=200)
     protocol: TenantProtocol
     provider_model: str = Field(min_length=1, max_length=200)
-    base_url: str | None = Field(default=None, max_length=500, pattern=r"^https?://")
+    base_url: HttpUrlStr | None = None
     api_key: SecretStr | None = Field(default=None, description="Write-only; stored encrypted, never returned")
     region: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
-    capabilities: list[Capability] = Field(default_factory=lambda: [Capability.CHAT], min_length=1)
+    capabilities: list[CapabilityName] = Field(default_factory=lambda: [Capability.CHAT], min_length=1)
     # Check the credentials with a minimal call before saving.
     test: bool = True
 
@@ -62,10 +64,10 @@ class CreateModel(_Request, ModelLimits):
 class UpdateModel(_Request):
     display_name: str | None = Field(default=None, max_length=200)
     provider_model: str | None = Field(default=None, min_length=1, max_length=200)
-    base_url: str | None = Field(default=None, max_length=500, pattern=r"^https?://")
+    base_url: HttpUrlStr | None = None
     api_key: SecretStr | None = None
     region: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
-    capabilities: list[Capability] | None = Field(default=None, min_length=1)
+    capabilities: list[CapabilityName] | None = Field(default=None, min_length=1)
     max_context_tokens: TokenCount | None = None
     max_output_tokens: TokenCount | None = None
     max_batch_size: BatchSize | None = None
@@ -74,7 +76,7 @@ class UpdateModel(_Request):
     default_parameters: dict[str, Any] | None = None
     pricing: Pricing | None = None
     test: bool = True
-    version: int | None = Field(default=None, ge=1)
+    version: int | None = Field(default=None, ge=1, le=INT4_MAX)
 
 
 class RefreshResult(BaseModel):
@@ -100,7 +102,7 @@ class UpdateDefaults(_Request):
     chat_fallback_model: str | None = Field(default=None, pattern=NAME_PATTERN)
     embedding_model: str | None = Field(default=None, pattern=NAME_PATTERN)
     rerank_model: str | None = Field(default=None, pattern=NAME_PATTERN)
-    version: int | None = Field(default=None, ge=1)
+    version: int | None = Field(default=None, ge=1, le=INT4_MAX)
 
 
 class ModelTestResult(BaseModel):
@@ -139,8 +141,8 @@ class UsageReport(BaseModel):
 
 
 class UpdateQuota(_Request):
-    monthly_tokens_soft: int | None = Field(default=None, ge=1)
-    monthly_tokens_hard: int | None = Field(default=None, ge=1)
+    monthly_tokens_soft: int | None = Field(default=None, ge=1, le=INT8_MAX)
+    monthly_tokens_hard: int | None = Field(default=None, ge=1, le=INT8_MAX)
 
 
 class Quota(BaseModel):

@@ -60,7 +60,7 @@ class Pricing(BaseModel):
 
 
 # The bounds of a model's limits, defined once for catalog specs and tenant models' bodies.
-TokenCount = Annotated[int, Field(ge=1)]
+TokenCount = Annotated[int, Field(ge=1, le=2**31 - 1)]
 BatchSize = Annotated[int, Field(ge=1, le=4096)]
 Dimensions = Annotated[int, Field(ge=1, le=16_000)]
 

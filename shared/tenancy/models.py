@@ -6,10 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StringConstraints, field_validator
+from pydantic import BaseModel, Field, Strict, StringConstraints, field_validator
 
 from shared.auth.permissions import TENANT_PERMISSIONS, Role
-from shared.validation import RequestModel
+from shared.validation import INT4_MAX, LaxDatetime, LaxUUID, RequestModel
 
 Name = Field(min_length=1, max_length=100)
 # Deliverability is not ours to check here; the shape is.
@@ -20,6 +20,10 @@ Email = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, m
 _Request = RequestModel
 # Far enough for any real key, near enough that every stored time converts to UTC and back.
 _LATEST_EXPIRY_YEAR = 9000
+
+
+# Strict request models take an enum member only from its JSON string.
+RoleName = Annotated[Role, Strict(False)]
 
 
 class CreateTenant(_Request):
@@ -56,7 +60,7 @@ class TenantCreated(BaseModel):
 class CreateMember(_Request):
     email: Email
     name: str = Field(default="", max_length=100)
-    role: Role = Role.DEVELOPER
+    role: RoleName = Role.DEVELOPER
     # Without console sign-in yet, a new member's first access token is how they get in.
     issue_token: bool = False
 
@@ -66,17 +70,17 @@ class MemberCreated(Member):
 
 
 class UpdateMember(_Request):
-    role: Role
+    role: RoleName
     # Optimistic locking: when given, a stale version answers 409.
-    version: int | None = Field(default=None, ge=1)
+    version: int | None = Field(default=None, ge=1, le=INT4_MAX)
 
 
 class CreateApiKey(_Request):
     name: str = Name
     scopes: list[str] = Field(default_factory=list, max_length=len(TENANT_PERMISSIONS))
-    expires_at: datetime | None = None
+    expires_at: LaxDatetime | None = None
     resource_type: Literal["agent", "workflow"] | None = None
-    resource_id: uuid.UUID | None = None
+    resource_id: LaxUUID | None = None
 
     @field_validator("scopes")
     @classmethod

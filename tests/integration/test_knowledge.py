@@ -566,3 +566,27 @@ def test_sweeper_restarts_a_stopped_knowledge_base_deletion(api: Api, invoker: L
         assert time.monotonic() < deadline
         time.sleep(0.2)
     assert admin_sql("SELECT count(*) FROM documents WHERE knowledge_base_id = %s", (kb["id"],))[0][0] == 0
+
+
+def test_binary_content_under_a_text_type_is_refused(api: Api, invoker: LocalInvoker, admin_sql: Sql,
+                                                     tmp_path: Path) -> None:
+    kb = api.kb()
+    # PNG bytes declared as text/plain: the document fails with a clear code, nothing is indexed.
+    png = tmp_path / "photo.txt"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40)
+    created = api.call("POST", f"/api/v1/knowledge-bases/{kb['id']}/documents",
+                       {"name": "photo.txt", "content_type": "text/plain", "size": png.stat().st_size},
+                       201).json()["data"]
+    assert _upload(created["upload"], png, "text/plain").status_code in (200, 204)
+    deliver(invoker, admin_sql, created["id"])
+    failed = wait_status(api, kb["id"], created["id"])
+    assert failed["status"] == "failed" and failed["error"]["code"] == "document_binary_content"
+    assert admin_sql("SELECT count(*) FROM segments WHERE document_id = %s", (created["id"],))[0][0] == 0
+    # Inline text made of control characters and undecodable bytes: refused before anything is stored.
+    garbage = "".join(chr(c) for c in range(1, 32)) * 20 + "\ufffd" * 100 + "some words"
+    refused = api.call("POST", f"/api/v1/knowledge-bases/{kb['id']}/documents",
+                       {"name": "garbage.txt", "text": garbage}, 422).json()
+    assert refused["details"]["fields"][0]["field"] == "body" and "binary" in refused["details"]["fields"][0]["message"]
+    # Text with the odd control character and tab is text.
+    api.text_document(kb["id"], "Columns\tare\ttabs.\x07 A bell rang once.\n" * 20, name="tabs.txt")
+    assert admin_sql("SELECT count(*) FROM documents WHERE knowledge_base_id = %s", (kb["id"],))[0][0] == 2

@@ -9,6 +9,7 @@ import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from shared.knowledge.errors import BinaryContent
 from shared.knowledge.parsing.parsed import MAX_BLOCK_CHARS
 
 READ_BYTES = 64 * 1024
@@ -56,6 +57,33 @@ def sniff(head: bytes, declared: str | None = None) -> tuple[str, int]:
     return ("gb18030", 0) if wide and common >= 0.8 * len(wide) else ("cp1252", 0)
 
 
+# Signatures of binary formats a client may send under a text type by mistake.
+_BINARY_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"%PDF-", b"PK\x03\x04",
+                 b"\x1f\x8b", b"\x7fELF", b"7z\xbc\xaf\x27\x1c", b"Rar!\x1a\x07", b"OggS", b"ID3", b"\x00\x00\x01\x00")
+# C0 controls that text does not carry (tab, line and page breaks, escape are text's).
+_CONTROL = frozenset(chr(c) for c in range(0x20)) - set("\t\n\r\x0b\x0c\x1b")
+
+
+def looks_binary(text: str) -> bool:
+    """Whether decoded text is really binary data: controls no text carries, or undecodable
+    bytes, in more than a tenth of a sample."""
+    sample = text[:4096]
+    bad = sum(1 for ch in sample if ch in _CONTROL or ch == "\ufffd")
+    return bad > max(2, len(sample) // 10)
+
+
+def refuse_binary(head: bytes, encoding: str) -> None:
+    """Raise :class:`BinaryContent` when a text document's first bytes are a binary file's:
+    indexing them would fill the knowledge base with garbage."""
+    if head.startswith(_BINARY_MAGIC):
+        raise BinaryContent("The file is binary (its bytes are an image, archive or PDF, not text): "
+                            "upload it with its real content type")
+    if encoding.startswith(("utf-16", "utf-32")):
+        return
+    if b"\x00" in head[:4096] or looks_binary(head[:4096].decode(encoding, errors="replace")):
+        raise BinaryContent()
+
+
 def _encodes(ch: str, encoding: str) -> bool:
     try:
         ch.encode(encoding)
@@ -72,6 +100,7 @@ def decoded(path: Path, *, html: bool = False) -> Iterator[str]:
         if html and (match := _META_CHARSET.search(head[:4096])):
             declared = match.group(1).decode("ascii")
         encoding, skip = sniff(head, declared)
+        refuse_binary(head[skip:], encoding)
         decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
         data = head[skip:]
         while data:
