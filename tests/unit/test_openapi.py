@@ -232,3 +232,55 @@ def test_sort_names_only_the_route_s_sortable_fields(doc: dict[str, Any], operat
         for parameter in listed.get("parameters", ()):
             if parameter["name"] == "sort":
                 assert "(?:" in parameter["schema"]["pattern"], listed["operationId"]
+
+
+def _accepts(doc: dict[str, Any], component: str) -> Any:
+    """Whether the document's schema of ``component`` accepts a body (jsonschema-rs comes with
+    Schemathesis, in the dev extra)."""
+    import jsonschema_rs
+
+    validator = jsonschema_rs.validator_for({"$ref": f"#/components/schemas/{component}",
+                                             "components": doc["components"]})
+    return validator.is_valid
+
+
+def _valid(model: Any, body: dict[str, Any]) -> bool:
+    from pydantic import ValidationError
+
+    try:
+        model.model_validate(body)
+    except ValidationError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(("component", "bodies"), [
+    ("CreateDocument", [
+        {"name": "a", "text": "x"}, {"name": "a", "text": "x", "content_type": "text/plain"},
+        {"name": "a", "text": "x", "size": 3}, {"name": "a", "content_type": "text/plain", "size": 3},
+        {"name": "a", "content_type": "text/plain"}, {"name": "a", "size": 3}, {"name": "a"},
+        {"name": "a", "text": None, "content_type": "text/plain", "size": 3},
+        {"name": "a", "text": "x", "content_type": "text/plain", "size": 3}, {"name": "a", "text": "x", "size": None}]),
+    ("PreviewChunks", [
+        {"text": "x"}, {"document_id": "01a23d4f-1133-75fb-95ff-5c56cff24dc2"}, {},
+        {"text": "x", "document_id": "01a23d4f-1133-75fb-95ff-5c56cff24dc2"}, {"text": None, "document_id": None},
+        {"text": None, "document_id": "01a23d4f-1133-75fb-95ff-5c56cff24dc2"}]),
+    ("UpdateSegment", [
+        {"version": 1, "text": "x"}, {"version": 1, "enabled": False}, {"version": 1},
+        {"version": 1, "text": None, "enabled": None}, {"version": 1, "text": None, "enabled": True},
+        {"version": 1, "text": "x", "enabled": None}]),
+    ("CreateConversation", [
+        {"agent_id": "a", "user": "alice"}, {"agent_id": "a", "user": "member:alice"},
+        {"agent_id": "a", "user": "  member:alice"}, {"agent_id": "a", "user": "alice member:"}]),
+])
+def test_one_of_rules_and_reserved_prefixes_are_in_the_schemas(doc: dict[str, Any], component: str,
+                                                                 bodies: list[dict[str, Any]]) -> None:
+    from shared.conversations.api import CreateConversation
+    from shared.knowledge.api import CreateDocument, PreviewChunks, UpdateSegment
+
+    model = {"CreateDocument": CreateDocument, "PreviewChunks": PreviewChunks, "UpdateSegment": UpdateSegment,
+             "CreateConversation": CreateConversation}[component]
+    accepts = _accepts(doc, component)
+    for body in bodies:
+        # What the document accepts, the server accepts, and the other way round.
+        assert accepts(body) is _valid(model, body), body
