@@ -67,8 +67,9 @@ _SERVERS = [{"url": "/", "description": "The deployment's base URL: the `BaseUrl
                                          "or the URL `make dev` prints locally"}]
 _EVENT_STREAM_DESCRIPTION = (
     "Server-sent events: `event: <type>`, `id: <event id>`, `data: <json>`, separated by a blank line; a "
-    "heartbeat event when nothing else was sent for the heartbeat interval (at most 15 s). Resume after a "
-    "disconnect with the `Last-Event-ID` header.")
+    "heartbeat when nothing else was sent for the heartbeat interval (`CHAT_HEARTBEAT_S`: 10 s by default, at "
+    "most 15 s), sent as `{heartbeat}` (no id: it does not move `Last-Event-ID`). Resume after a disconnect with "
+    "the `Last-Event-ID` header.")
 _PATH_PARAMETER = re.compile(r"{([^}]+)}")
 Mode = Literal["validation", "serialization"]
 
@@ -175,7 +176,9 @@ def _stream_operation(fn: Function, route: StreamRoute, operation_id: str, schem
             # The same request may ask for the result as one JSON answer instead.
             content["application/json"] = {"schema": dialect.success_schema(schemas.ref(route.response,
                                                                                         "serialization"))}
-        responses["200"] = {"description": _EVENT_STREAM_DESCRIPTION, "content": content}
+        # The heartbeat frame as the dialect writes it, newlines shown as \n.
+        heartbeat = dialect.heartbeat().decode().replace("\n", "\\n")
+        responses["200"] = {"description": _EVENT_STREAM_DESCRIPTION.format(heartbeat=heartbeat), "content": content}
     if route.response and str(route.status) not in responses:
         responses[str(route.status)] = {"description": "The success answer", "content": {"application/json": {
             "schema": dialect.success_schema(schemas.ref(route.response, "serialization"))}}}

@@ -127,6 +127,8 @@ def test_event_streams_document_each_event_type_and_the_heartbeat(doc: dict[str,
     lines = dict(line.split(": ", 1) for line in STRATUS.heartbeat().decode().strip().split("\n"))
     assert lines == {"event": heartbeat["properties"]["event"]["const"], "data": "{}"}
     assert "id" not in heartbeat["properties"] and heartbeat["properties"]["data"]["maxProperties"] == 0
+    sent = STRATUS.heartbeat().decode().replace("\n", "\\n")
+    assert f"`{sent}`" in doc["paths"]["/api/v1/chat"]["post"]["responses"]["200"]["description"]
 
 
 def test_streaming_paths_need_no_handler_module() -> None:
