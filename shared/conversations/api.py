@@ -23,7 +23,10 @@ def _not_reserved(value: str) -> str:
 # default (the token owner's own conversations).
 # Stripped wherever it arrives (body or query string), so one client value is one end user.
 EndUser = Annotated[str, StringConstraints(strip_whitespace=True), Field(min_length=1, max_length=255,
-                                                                         pattern=r"^[^\x00-\x1f\x7f]+$"),
+                                                                         pattern=r"^[^\x00-\x1f\x7f]+$",
+                                                                         # The reserved prefix, in OpenAPI.
+                                                                         json_schema_extra={"not": {
+                                                                             "pattern": r"^\s*member:"}}),
                     AfterValidator(_not_reserved)]
 MessageStatus = Literal["running", "completed", "failed", "cancelled"]
 Rating = Literal["like", "dislike"]

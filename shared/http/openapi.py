@@ -6,9 +6,12 @@ heartbeat; every answer in the route's dialect."""
 
 from __future__ import annotations
 
+import ast
 import importlib
+import inspect
 import re
 from collections.abc import Iterable
+from types import ModuleType
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -21,29 +24,77 @@ from shared.http.refs import model_of
 __all__ = ["EVENT_STREAM", "build_openapi", "streaming_paths"]
 
 _ERROR_STATUSES = {
-    "400": "Malformed request body",
+    "400": "Malformed request body (not JSON, not UTF-8, nested too deep)",
     "401": "Missing, invalid, expired or revoked token",
     "403": "Authenticated but not allowed",
-    "404": "Not found, or owned by another tenant",
-    "409": "Conflict (duplicate, stale version, last owner)",
+    "404": "Not found, or owned by another tenant (a malformed id too)",
+    "409": "Conflict (duplicate, stale version, last owner, busy conversation, unpublished agent)",
     "413": "Request body too large",
+    "415": "Request body not sent as application/json",
     "422": "Validation failed (field-level details)",
-    "429": "Rate limited (see Retry-After)",
+    "429": "Rate limited or over a hard quota (see Retry-After)",
     "500": "Internal error",
+    "502": "A model provider failed",
+    "503": "A dependency (database, vector store, model provider, secrets) is unavailable",
 }
+# Only a route with a request body can answer 415; only a replay can find its events expired.
+_BODY_ONLY = frozenset({"415"})
+# A route without auth checks no token and has no per-token rate limit.
+_AUTH_ONLY = frozenset({"401", "403", "429"})
+_REPLAY_EXPIRED = {"410": "The turn's events expired from the replay window"}
 _REF = "#/components/schemas/{model}"
+# What API Gateway answers itself, before any function runs (the dialect does not apply):
+# 401 when the Authorization header is missing while authorizer caching is on (the header is
+# then the identity source), 500 when an integration fails.
+_GATEWAY_MESSAGE = "GatewayMessage"
+_GATEWAY_MESSAGE_SCHEMA = {
+    "type": "object",
+    "description": "API Gateway's own answer, not the route's dialect: `{\"message\": \"Unauthorized\"}` (401, no "
+                   "Authorization header) or `{\"message\": \"Internal Server Error\"}` (500, the function failed)",
+    "required": ["message"],
+    "properties": {"message": {"type": "string", "enum": ["Unauthorized", "Internal Server Error"]}},
+    "additionalProperties": False,
+}
+_REQUEST_ID_HEADER = {"X-Request-Id": {"description": "The request's id (also in the body)",
+                                       "schema": {"type": "string"}}}
+_RATE_LIMIT_HEADERS = {
+    "Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "string"}},
+    "RateLimit-Limit": {"description": "The token's burst", "schema": {"type": "string"}},
+    "RateLimit-Remaining": {"description": "Requests left in the burst", "schema": {"type": "string"}},
+    "RateLimit-Reset": {"description": "Seconds until the burst is full again", "schema": {"type": "string"}},
+}
+_SERVERS = [{"url": "/", "description": "The deployment's base URL: the `BaseUrl` output of the stack (CloudFront), "
+                                         "or the URL `make dev` prints locally"}]
 _EVENT_STREAM_DESCRIPTION = (
     "Server-sent events: `event: <type>`, `id: <event id>`, `data: <json>`, separated by a blank line; a "
-    "heartbeat event when nothing else was sent for the heartbeat interval (at most 15 s). Resume after a "
-    "disconnect with the `Last-Event-ID` header.")
+    "heartbeat when nothing else was sent for the heartbeat interval (`CHAT_HEARTBEAT_S`: 10 s by default, at "
+    "most 15 s), sent as `{heartbeat}` (no id: it does not move `Last-Event-ID`). Resume after a disconnect with "
+    "the `Last-Event-ID` header.")
 _PATH_PARAMETER = re.compile(r"{([^}]+)}")
 Mode = Literal["validation", "serialization"]
 
 
-def _error_responses(dialect: Dialect) -> dict[str, Any]:
+def _error_responses(dialect: Dialect, *, body: bool, auth: bool, gateway: bool,
+                     replay: bool = False) -> dict[str, Any]:
+    """The error answers of a route in its dialect: ``body`` when it takes a request body
+    (415), ``auth`` when it needs a token (401, 403, 429), ``gateway`` when API Gateway serves
+    it (its own bare 401 and 500), ``replay`` when it replays a stream (410)."""
     name, _ = dialect.error_schema()
-    content = {"content": {"application/json": {"schema": {"$ref": _REF.format(model=name)}}}}
-    return {status: {"description": text, **content} for status, text in _ERROR_STATUSES.items()}
+    error = {"$ref": _REF.format(model=name)}
+    statuses = {**_ERROR_STATUSES, **(_REPLAY_EXPIRED if replay else {})}
+    responses: dict[str, Any] = {}
+    for status, text in sorted(statuses.items()):
+        if (status in _BODY_ONLY and not body) or (status in _AUTH_ONLY and not auth):
+            continue
+        schema: dict[str, Any] = error
+        if gateway and status in ("401", "500"):
+            schema = {"oneOf": [error, {"$ref": _REF.format(model=_GATEWAY_MESSAGE)}]}
+            text += (" (API Gateway answers `{\"message\":\"Unauthorized\"}` itself when there is no Authorization "
+                     "header)" if status == "401" else "")
+        headers = {**_REQUEST_ID_HEADER, **(_RATE_LIMIT_HEADERS if status == "429" else {})}
+        responses[status] = {"description": text, "headers": headers,
+                             "content": {"application/json": {"schema": schema}}}
+    return responses
 
 
 def _merge_schemas(into: dict[str, Any], new: dict[str, Any]) -> None:
@@ -125,7 +176,9 @@ def _stream_operation(fn: Function, route: StreamRoute, operation_id: str, schem
             # The same request may ask for the result as one JSON answer instead.
             content["application/json"] = {"schema": dialect.success_schema(schemas.ref(route.response,
                                                                                         "serialization"))}
-        responses["200"] = {"description": _EVENT_STREAM_DESCRIPTION, "content": content}
+        # The heartbeat frame as the dialect writes it, newlines shown as \n.
+        heartbeat = dialect.heartbeat().decode().replace("\n", "\\n")
+        responses["200"] = {"description": _EVENT_STREAM_DESCRIPTION.format(heartbeat=heartbeat), "content": content}
     if route.response and str(route.status) not in responses:
         responses[str(route.status)] = {"description": "The success answer", "content": {"application/json": {
             "schema": dialect.success_schema(schemas.ref(route.response, "serialization"))}}}
@@ -134,7 +187,9 @@ def _stream_operation(fn: Function, route: StreamRoute, operation_id: str, schem
         "summary": route.summary,
         "description": fn.description or route.summary,
         "parameters": parameters,
-        "responses": {**responses, **_error_responses(dialect)},
+        # Function URLs are not behind API Gateway: every answer is the app's own.
+        "responses": {**responses, **_error_responses(dialect, body=route.body is not None, auth=True, gateway=False,
+                                                      replay=bool(route.streams and route.method.upper() == "GET"))},
         "security": [{"bearerAuth": []}],
         "x-stratus-permission": route.permission,
         # Served by a Lambda function URL behind the edge (CloudFront), not by API Gateway.
@@ -146,6 +201,68 @@ def _stream_operation(fn: Function, route: StreamRoute, operation_id: str, schem
         operation["requestBody"] = {"required": True, "content": {"application/json": {
             "schema": schemas.ref(route.body, "validation")}}}
     return operation
+
+
+class _HandlerFacts(ast.NodeVisitor):
+    """What an HTTP function's module answers, read from its source (the handler's calls on its
+    app are the only place the success status and the sortable fields are written down):
+    ``app.created`` 201, ``app.no_content`` 204, ``app.ok(..., status=N)`` N, anything else
+    200; and the sortable set handed to ``page_request``."""
+
+    def __init__(self, module: ModuleType) -> None:
+        self.statuses: set[int] = set()
+        self.sorts: frozenset[str] | None = None
+        self._module = module
+        self.visit(ast.parse(inspect.getsource(module)))
+        if not self.statuses:
+            self.statuses.add(200)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        func = node.func
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "app":
+            if func.attr == "created":
+                self.statuses.add(201)
+            elif func.attr == "no_content":
+                self.statuses.add(204)
+            elif func.attr in ("ok", "page"):
+                given = next((kw.value for kw in node.keywords if kw.arg == "status"), None)
+                status = 200 if given is None else getattr(given, "value", None)
+                if not isinstance(status, int):
+                    # The document could not say which status this is.
+                    raise ValueError(f"{self._module.__name__}: app.{func.attr}(status=...) must be an int literal")
+                self.statuses.add(status)
+        elif isinstance(func, ast.Name) and func.id == "page_request" and len(node.args) == 4:
+            allowed = node.args[3]
+            if isinstance(allowed, ast.Name) and isinstance(getattr(self._module, allowed.id, None), frozenset):
+                self.sorts = getattr(self._module, allowed.id)
+        self.generic_visit(node)
+
+
+def _sort_pattern(fields: frozenset[str]) -> str:
+    field = "-?(?:" + "|".join(sorted(fields)) + ")"
+    return f"^{field}(?:,{field})*$"
+
+
+def _document_success(responses: dict[str, Any], statuses: set[int]) -> None:
+    """Powertools documents every success as 200: move it to the statuses the handler answers
+    (a 204 has no body)."""
+    ok = responses.pop("200", None) or {}
+    for status in sorted(statuses):
+        if status == 204:
+            responses["204"] = {"description": "Done; no body", "headers": _REQUEST_ID_HEADER}
+        else:
+            description = {201: "Created", 202: "Accepted; the work goes on in the background"}.get(
+                status, ok.get("description", "Successful Response"))
+            responses[str(status)] = {**ok, "description": description, "headers": _REQUEST_ID_HEADER}
+
+
+def _document_sort(operation: dict[str, Any], sorts: frozenset[str] | None) -> None:
+    """The ``sort`` query parameter names only the fields the route sorts by."""
+    for parameter in operation.get("parameters", ()):
+        if parameter.get("in") == "query" and parameter.get("name") == "sort" and sorts:
+            parameter["schema"]["pattern"] = _sort_pattern(sorts)
+            parameter["description"] = (f"{parameter.get('description', '')}; sortable fields: "
+                                        f"{', '.join(sorted(sorts))}").lstrip("; ")
 
 
 def _streaming(functions: Iterable[Function]) -> list[tuple[Function, StreamRoute]]:
@@ -174,7 +291,9 @@ def build_openapi(functions: Iterable[Function]) -> dict[str, Any]:
     for fn in functions:
         if not isinstance(fn.trigger, Http):
             continue
-        app = importlib.import_module(fn.module).app
+        module = importlib.import_module(fn.module)
+        app = module.app
+        facts = _HandlerFacts(module)
         dialect = app.dialect
         error_name, error_schema = dialect.error_schema()
         _merge_schemas(schemas, {error_name: error_schema})
@@ -187,7 +306,10 @@ def build_openapi(functions: Iterable[Function]) -> dict[str, Any]:
                 operation.setdefault("description", fn.description or fn.trigger.summary)
                 responses = operation.setdefault("responses", {})
                 responses.pop("422", None)
-                for status, answer in _error_responses(dialect).items():
+                _document_success(responses, facts.statuses)
+                _document_sort(operation, facts.sorts)
+                errors = _error_responses(dialect, body="requestBody" in operation, auth=fn.trigger.auth, gateway=True)
+                for status, answer in errors.items():
                     responses.setdefault(status, answer)
                 if app.route.auth:
                     operation["security"] = [{"bearerAuth": []}]
@@ -195,6 +317,7 @@ def build_openapi(functions: Iterable[Function]) -> dict[str, Any]:
                 else:
                     operation["security"] = []
                 paths.setdefault(path, {})[method] = operation
+    _merge_schemas(schemas, {_GATEWAY_MESSAGE: _GATEWAY_MESSAGE_SCHEMA})
     stream_paths, stream_schemas = streaming_paths(functions)
     _merge_schemas(schemas, stream_schemas)
     for _, route in _streaming(functions):
@@ -211,6 +334,7 @@ def build_openapi(functions: Iterable[Function]) -> dict[str, Any]:
             "version": "1",
             "description": "Serverless LLM application platform: agents, knowledge bases and workflows.",
         },
+        "servers": _SERVERS,
         "paths": dict(sorted(paths.items())),
         "components": {
             "schemas": dict(sorted(schemas.items())),

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 # Re-exported: the retrieval settings are the domain's (agents store them too).
 from shared.knowledge.contract import RetrievalMode, RetrievalSettings
@@ -62,6 +62,12 @@ class CreateDocument(RequestModel):
     """Either an upload (``content_type`` and ``size``: a presigned form is returned) or
     inline ``text``."""
 
+    # The rule of _one_source, in OpenAPI (text, and no size; or content_type and size, and no text).
+    model_config = ConfigDict(json_schema_extra={"oneOf": [
+        {"required": ["text"], "properties": {"text": {"type": "string"}, "size": {"type": "null"}}},
+        {"required": ["content_type", "size"], "properties": {
+            "text": {"type": "null"}, "content_type": {"type": "string"}, "size": {"type": "integer"}}},
+    ]})
     name: str = Field(min_length=1, max_length=255)
     content_type: str | None = Field(default=None, max_length=200)
     size: int | None = Field(default=None, ge=1, le=INT8_MAX)
@@ -153,6 +159,11 @@ class ReindexDocument(RequestModel):
 class PreviewChunks(RequestModel):
     """Chunk ``text``, or a document already uploaded, without storing anything."""
 
+    # The rule of _one_source, in OpenAPI.
+    model_config = ConfigDict(json_schema_extra={"oneOf": [
+        {"required": ["text"], "properties": {"text": {"type": "string"}, "document_id": {"type": "null"}}},
+        {"required": ["document_id"], "properties": {"text": {"type": "null"}, "document_id": {"type": "string"}}},
+    ]})
     text: str | None = Field(default=None, min_length=1, max_length=500_000)
     document_id: LaxUUID | None = None
     # Default: the knowledge base's chunking.
@@ -207,6 +218,11 @@ class CreateSegment(RequestModel):
 
 
 class UpdateSegment(RequestModel):
+    # The rule of _something, in OpenAPI.
+    model_config = ConfigDict(json_schema_extra={"anyOf": [
+        {"required": ["text"], "properties": {"text": {"type": "string"}}},
+        {"required": ["enabled"], "properties": {"enabled": {"type": "boolean"}}},
+    ]})
     text: str | None = Field(default=None, min_length=1, max_length=20_000)
     enabled: bool | None = None
     version: int = Field(ge=1, le=INT4_MAX)

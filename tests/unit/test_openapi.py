@@ -4,6 +4,8 @@ real request bodies, query parameters, JSON answers and event types."""
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 from typing import Any, get_args
@@ -11,9 +13,14 @@ from typing import Any, get_args
 import pytest
 
 from functions.catalog import FUNCTIONS, FunctionUrl, Http, by_name, http_functions, streaming_functions
+from shared.agents.repository import AGENT_SORTS
 from shared.chat.events import EventType
+from shared.db.paging import page_request
+from shared.errors import ValidationFailed
 from shared.http.dialect import STRATUS
 from shared.http.openapi import EVENT_STREAM, build_openapi, streaming_paths
+from shared.knowledge.repository import DOCUMENT_SORTS
+from shared.tenancy.repository import MEMBER_SORTS
 
 
 @pytest.fixture(scope="module")
@@ -120,6 +127,8 @@ def test_event_streams_document_each_event_type_and_the_heartbeat(doc: dict[str,
     lines = dict(line.split(": ", 1) for line in STRATUS.heartbeat().decode().strip().split("\n"))
     assert lines == {"event": heartbeat["properties"]["event"]["const"], "data": "{}"}
     assert "id" not in heartbeat["properties"] and heartbeat["properties"]["data"]["maxProperties"] == 0
+    sent = STRATUS.heartbeat().decode().replace("\n", "\\n")
+    assert f"`{sent}`" in doc["paths"]["/api/v1/chat"]["post"]["responses"]["200"]["description"]
 
 
 def test_streaming_paths_need_no_handler_module() -> None:
@@ -146,3 +155,134 @@ def test_an_http_route_and_a_streaming_route_cannot_share_a_method_and_path() ->
                      FunctionUrl(("/health",), routes=(StreamRoute(health.trigger.method, "/health", "x:y"),)))
     with pytest.raises(ValueError, match="both an HTTP API route and a streaming route"):
         build_openapi([health, clash])
+
+
+def _operations(doc: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [(method, path, operation) for path, ops in doc["paths"].items() for method, operation in ops.items()]
+
+
+def test_a_servers_entry_names_the_base_url(doc: dict[str, Any]) -> None:
+    assert doc["servers"] and doc["servers"][0]["url"] == "/"
+
+
+def test_each_route_documents_the_success_status_its_handler_answers(doc: dict[str, Any]) -> None:
+    statuses = {operation["operationId"]: sorted(s for s in operation["responses"] if s.startswith("2"))
+                for _, _, operation in _operations(doc)}
+    # app.created, app.no_content, app.ok(status=202), app.page / app.ok.
+    assert statuses["agents-create"] == ["201"] and statuses["documents-create"] == ["201"]
+    assert statuses["agents-delete"] == ["204"] and statuses["api-keys-delete"] == ["204"]
+    assert statuses["knowledge-bases-delete"] == ["202"] and statuses["documents-reindex"] == ["202"]
+    assert statuses["agents-list"] == ["200"] and statuses["chat-cancel"] == ["202"]
+    for _, _, operation in _operations(doc):
+        for status, answer in operation["responses"].items():
+            if status == "204":
+                # A 204 has no body.
+                assert "content" not in answer, operation["operationId"]
+
+
+def test_error_statuses_follow_the_route(doc: dict[str, Any]) -> None:
+    for method, path, operation in _operations(doc):
+        responses = operation["responses"]
+        assert ("415" in responses) is ("requestBody" in operation), (method, path)
+        assert ("410" in responses) is (path == "/api/v1/chat/{message_id}/events"), (method, path)
+        authenticated = bool(operation["security"])
+        for status in ("401", "403", "429"):
+            assert (status in responses) is authenticated, (method, path, status)
+        for status in ("400", "404", "409", "413", "422", "500", "502", "503"):
+            assert status in responses, (method, path, status)
+        if authenticated:
+            assert {"Retry-After", "RateLimit-Remaining"} <= set(responses["429"]["headers"])
+
+
+def test_api_gateway_s_own_401_is_documented_as_it_is_sent(doc: dict[str, Any]) -> None:
+    from infra.local.gateway import _GATEWAY_ERROR, _GATEWAY_UNAUTHORIZED
+
+    gateway = doc["components"]["schemas"]["GatewayMessage"]
+    for _status, _, body in (_GATEWAY_UNAUTHORIZED, _GATEWAY_ERROR):
+        message = json.loads(body)
+        assert set(message) == set(gateway["required"]) == {"message"}
+        assert message["message"] in gateway["properties"]["message"]["enum"]
+    for method, path, operation in _operations(doc):
+        if not operation["security"]:
+            continue
+        unauthorized = operation["responses"]["401"]["content"]["application/json"]["schema"]
+        refs = [ref.rsplit("/", 1)[1] for ref in _refs(unauthorized)]
+        if operation.get("x-stratus-streaming"):
+            # A function URL is not behind API Gateway: only the dialect's error.
+            assert refs == ["ErrorEnvelope"], (method, path)
+        else:
+            assert refs == ["ErrorEnvelope", "GatewayMessage"], (method, path)
+
+
+@pytest.mark.parametrize(("operation_id", "sorts"), [
+    ("agents-list", AGENT_SORTS), ("members-list", MEMBER_SORTS), ("documents-list", DOCUMENT_SORTS)])
+def test_sort_names_only_the_route_s_sortable_fields(doc: dict[str, Any], operation_id: str,
+                                                      sorts: frozenset[str]) -> None:
+    (operation,) = [op for _, _, op in _operations(doc) if op["operationId"] == operation_id]
+    (sort,) = [p for p in operation["parameters"] if p["name"] == "sort"]
+    pattern = re.compile(sort["schema"]["pattern"])
+    for name in sorts:
+        assert pattern.match(name) and pattern.match(f"-{name}") and name in sort["description"]
+    assert pattern.match(",".join(sorted(sorts)))
+    for wrong in ("bogus", "-bogus", f"{min(sorts)},bogus", f"{min(sorts)}x", ""):
+        assert not pattern.match(wrong), wrong
+        # ... and the server refuses what the document refuses.
+        with pytest.raises(ValidationFailed):
+            page_request(1, 20, wrong, sorts)
+    # Every list route that sorts documents its fields.
+    for _, _, listed in _operations(doc):
+        for parameter in listed.get("parameters", ()):
+            if parameter["name"] == "sort":
+                assert "(?:" in parameter["schema"]["pattern"], listed["operationId"]
+
+
+def _accepts(doc: dict[str, Any], component: str) -> Any:
+    """Whether the document's schema of ``component`` accepts a body (jsonschema-rs comes with
+    Schemathesis, in the dev extra)."""
+    import jsonschema_rs
+
+    validator = jsonschema_rs.validator_for({"$ref": f"#/components/schemas/{component}",
+                                             "components": doc["components"]})
+    return validator.is_valid
+
+
+def _valid(model: Any, body: dict[str, Any]) -> bool:
+    from pydantic import ValidationError
+
+    try:
+        model.model_validate(body)
+    except ValidationError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(("component", "bodies"), [
+    ("CreateDocument", [
+        {"name": "a", "text": "x"}, {"name": "a", "text": "x", "content_type": "text/plain"},
+        {"name": "a", "text": "x", "size": 3}, {"name": "a", "content_type": "text/plain", "size": 3},
+        {"name": "a", "content_type": "text/plain"}, {"name": "a", "size": 3}, {"name": "a"},
+        {"name": "a", "text": None, "content_type": "text/plain", "size": 3},
+        {"name": "a", "text": "x", "content_type": "text/plain", "size": 3}, {"name": "a", "text": "x", "size": None}]),
+    ("PreviewChunks", [
+        {"text": "x"}, {"document_id": "01a23d4f-1133-75fb-95ff-5c56cff24dc2"}, {},
+        {"text": "x", "document_id": "01a23d4f-1133-75fb-95ff-5c56cff24dc2"}, {"text": None, "document_id": None},
+        {"text": None, "document_id": "01a23d4f-1133-75fb-95ff-5c56cff24dc2"}]),
+    ("UpdateSegment", [
+        {"version": 1, "text": "x"}, {"version": 1, "enabled": False}, {"version": 1},
+        {"version": 1, "text": None, "enabled": None}, {"version": 1, "text": None, "enabled": True},
+        {"version": 1, "text": "x", "enabled": None}]),
+    ("CreateConversation", [
+        {"agent_id": "a", "user": "alice"}, {"agent_id": "a", "user": "member:alice"},
+        {"agent_id": "a", "user": "  member:alice"}, {"agent_id": "a", "user": "alice member:"}]),
+])
+def test_one_of_rules_and_reserved_prefixes_are_in_the_schemas(doc: dict[str, Any], component: str,
+                                                                 bodies: list[dict[str, Any]]) -> None:
+    from shared.conversations.api import CreateConversation
+    from shared.knowledge.api import CreateDocument, PreviewChunks, UpdateSegment
+
+    model = {"CreateDocument": CreateDocument, "PreviewChunks": PreviewChunks, "UpdateSegment": UpdateSegment,
+             "CreateConversation": CreateConversation}[component]
+    accepts = _accepts(doc, component)
+    for body in bodies:
+        # What the document accepts, the server accepts, and the other way round.
+        assert accepts(body) is _valid(model, body), body
