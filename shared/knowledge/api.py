@@ -66,7 +66,8 @@ class CreateDocument(RequestModel):
     model_config = ConfigDict(json_schema_extra={"oneOf": [
         {"required": ["text"], "properties": {"text": {"type": "string"}, "size": {"type": "null"}}},
         {"required": ["content_type", "size"], "properties": {
-            "text": {"type": "null"}, "content_type": {"type": "string"}, "size": {"type": "integer"}}},
+            "text": {"type": "null"}, "content_type": {"type": "string"},
+            "size": {"type": "integer", "minimum": 1, "maximum": INT8_MAX}}},
     ]})
     name: str = Field(min_length=1, max_length=255)
     content_type: str | None = Field(default=None, max_length=200)
