@@ -276,7 +276,8 @@ class IngestionService:
             result = self._d.gateway().embed(tenant_id, [row["text"] for row in rows], kb["embedding_model"])
             self._store().upsert(tenant_id, kb["id"], kb["dimensions"], [
                 IndexedSegment(row["id"], document_id, row["text"], vector, document["metadata"], document["tags"],
-                               row["enabled"]) for row, vector in zip(rows, result.vectors, strict=True)])
+                               row["enabled"], document_indexed=False)
+                for row, vector in zip(rows, result.vectors, strict=True)])
         except Exception as exc:
             permanent = _permanent(exc)
             code, message = _error_text(permanent or exc)
@@ -316,6 +317,9 @@ class IngestionService:
                                    f"{missing} of {progress.get('segments_total')} segments could not be "
                                    f"embedded: {reason}")
                 return {"status": "failed"}
+            # Searchable from now on (a store that keeps its own copy of the status is told
+            # first: if that fails, the step is retried and the document is not yet indexed).
+            self._store().set_document_indexed(tenant_id, document["knowledge_base_id"], document_id, True)
             now = datetime.now(UTC)
             timings = dict(document["timings"] or {})
             started = document["processing_started_at"] or document["status_changed_at"]
