@@ -100,7 +100,10 @@ class UpdateDefaults(_Request):
     chat_fallback_model: str | None = Field(default=None, pattern=NAME_PATTERN)
     embedding_model: str | None = Field(default=None, pattern=NAME_PATTERN)
     rerank_model: str | None = Field(default=None, pattern=NAME_PATTERN)
-    version: int | None = Field(default=None, ge=1)
+    # 0 is what GET answers while the tenant has set no defaults: it guards the first write.
+    version: int | None = Field(default=None, ge=0, description=(
+        "The version last read (GET's `version`; 0 when no defaults were set yet): the write is refused "
+        "with 409 if the defaults changed since. Omit to overwrite unconditionally."))
 
 
 class ModelTestResult(BaseModel):

@@ -219,6 +219,24 @@ def test_defaults_are_checked(client: TestClient, new_tenant: Callable[..., Any]
                  409, "model_defaults_version_conflict")
 
 
+def test_defaults_version_read_is_accepted_back(client: TestClient, new_tenant: Callable[..., Any],
+                                                refreshed: None) -> None:
+    """What GET returns is what PUT takes: version 0 (nothing set yet) guards the first write."""
+    owner = bearer(new_tenant()["owner_token"])
+    current = client.get("/api/v1/models/defaults", headers=owner).json()["data"]
+    assert current["version"] == 0
+    body = {"embedding_model": "text-embedding-3-small", "version": current["version"]}
+    first = client.put("/api/v1/models/defaults", json=body, headers=owner)
+    assert first.status_code == 200 and first.json()["data"]["version"] == 1
+    # Someone else wrote first: the version read (0) is stale.
+    assert_error(client.put("/api/v1/models/defaults", json=body, headers=owner),
+                 409, "model_defaults_version_conflict")
+    again = client.put("/api/v1/models/defaults", json={**body, "version": 1}, headers=owner)
+    assert again.status_code == 200 and again.json()["data"]["version"] == 2
+    assert_error(client.put("/api/v1/models/defaults", json={**body, "version": -1}, headers=owner),
+                 422, "biz_validation_failed")
+
+
 # Quotas and rate limits ------------------------------------------------------------------------------
 def test_quotas(client: TestClient, new_tenant: Callable[..., Any], admin_token: str, openai_fake: FakeOpenAI,
                 refreshed: None) -> None:
