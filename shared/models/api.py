@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, PlainSerializer, SecretStr
 
 from shared.models.spec import NAME_PATTERN, BatchSize, Capability, Dimensions, ModelLimits, Pricing, TokenCount
 from shared.validation import RequestModel
@@ -113,6 +113,13 @@ class ModelTestResult(BaseModel):
     error: dict[str, Any] | None = None
 
 
+# Money is a JSON number in the deployment's currency (the catalog's prices), at most 10
+# decimal places as stored (numeric(20, 10)); pydantic would write a Decimal as a string, and
+# str(Decimal) may use exponent notation ("0E-10").
+Money = Annotated[Decimal, PlainSerializer(float, return_type=float, when_used="json"), Field(description=(
+    "An amount of money in the price catalog's currency, as a JSON number (at most 10 decimal places)."))]
+
+
 class UsageGroup(BaseModel):
     key: str
     calls: int
@@ -120,7 +127,7 @@ class UsageGroup(BaseModel):
     input_tokens: int
     output_tokens: int
     includes_estimates: bool
-    cost: Decimal
+    cost: Money
     avg_latency_ms: int
 
 
@@ -137,7 +144,7 @@ class UsageReport(BaseModel):
     groups: list[UsageGroup]
     total_input_tokens: int
     total_output_tokens: int
-    total_cost: Decimal
+    total_cost: Money
     quota: QuotaStatus
 
 

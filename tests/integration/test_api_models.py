@@ -181,6 +181,9 @@ def test_chat_stream_usage_and_report(client: TestClient, new_tenant: Callable[.
     assert talk["calls"] == 3  # the credential test, the chat, the stream
     assert talk["includes_estimates"] is True
     assert report["total_input_tokens"] >= 24
+    # Money is a JSON number (never a string such as "0E-10").
+    assert isinstance(talk["cost"], float) and talk["cost"] > 0
+    assert isinstance(report["total_cost"], float) and report["total_cost"] >= talk["cost"]
     days = client.get("/api/v1/usage?group_by=day", headers=owner).json()["data"]["groups"]
     assert len(days) == 1 and days[0]["calls"] == 3
     assert_error(client.get("/api/v1/usage?group_by=week", headers=owner), 422, "biz_validation_failed")
