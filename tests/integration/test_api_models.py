@@ -208,6 +208,47 @@ def test_fallback_model_answers_when_primary_keeps_failing(client: TestClient, n
     assert [r["model"] for r in openai_fake.chat_requests()] == ["flaky-primary"] * 3 + ["steady-backup"]
 
 
+def test_a_context_overflow_is_not_retried_and_its_window_is_learned(
+        client: TestClient, new_tenant: Callable[..., Any], openai_fake: FakeOpenAI, refreshed: None) -> None:
+    """An OpenAI-compatible server started with a smaller window than the model declares: the
+    overflow is model_context_too_long at once (no retries, no fallback), and the window it
+    names is what the next prompt is sized for."""
+    from shared.cache.factory import get_kv_store
+    from shared.models.context_windows import ContextWindows
+    from shared.models.errors import ContextTooLong
+    from shared.models.spec import Capability
+    from shared.models.wiring import model_resolver
+
+    tenant = new_tenant()
+    owner = bearer(tenant["owner_token"])
+    tenant_id = uuid.UUID(tenant["tenant"]["id"])
+    create_model(client, owner, openai_fake, "vllm", max_context_tokens=32768)
+    create_model(client, owner, openai_fake, "spare")
+    model = model_resolver().get(tenant_id, "vllm", Capability.CHAT)
+    windows = ContextWindows(get_kv_store())
+    assert windows.effective(model) == 32768
+    openai_fake.reset()
+    overflow = {"object": "error", "message": "This model's maximum context length is 8192 tokens. However, you "
+                "requested 9100 tokens (5004 in the messages, 4096 in the completion).",
+                "type": "BadRequestError", "param": None, "code": 400}
+    openai_fake.enqueue(*[RawReply(400, overflow, path=FakeOpenAI.CHAT_PATH) for _ in range(3)])
+    with pytest.raises(ContextTooLong) as caught:
+        model_gateway().chat(tenant_id, CHAT, model="vllm", fallback_model="spare")
+    assert caught.value.code == "model_context_too_long" and caught.value.status == 400
+    assert len(openai_fake.chat_requests()) == 1  # neither retried nor handed to the fallback
+    assert windows.learned(model) == 8192 and windows.effective(model) == 8192
+    # Streaming learns the same way; a window above the declared one is not taken.
+    openai_fake.reset()
+    openai_fake.enqueue(RawReply(400, {**overflow, "message": "maximum context length is 4096 tokens"},
+                                 path=FakeOpenAI.CHAT_PATH))
+    events, _, _ = model_gateway().stream_chat(tenant_id, CHAT, model="vllm")
+    with pytest.raises(ContextTooLong):
+        list(events)
+    assert windows.effective(model) == 4096
+    windows.learn(model, 65536)
+    assert windows.effective(model) == 4096
+
+
 def test_defaults_are_checked(client: TestClient, new_tenant: Callable[..., Any], refreshed: None) -> None:
     owner = bearer(new_tenant()["owner_token"])
     current = client.get("/api/v1/models/defaults", headers=owner).json()["data"]
