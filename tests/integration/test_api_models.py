@@ -71,6 +71,9 @@ def test_list_filters_and_reports_configuration(client: TestClient, new_tenant: 
     models = {m["name"]: m for m in client.get("/api/v1/models?limit=100", headers=owner).json()["data"]}
     assert models["gpt-4o-mini"]["configured"] is False  # no OPENAI_API_KEY here
     assert models["all-minilm-l6-v2"]["configured"] is True and models["all-minilm-l6-v2"]["dimensions"] == 384
+    # Bedrock runs on the function's AWS role; here AWS is moto, which cannot run Converse.
+    assert models["bedrock-claude-3-5-haiku"]["configured"] is False
+    assert models["titan-embed-text-v2"]["configured"] is False
     assert "api_key_ref" not in str(models) and "OPENAI_API_KEY" not in str(models)
     assert_error(client.get("/api/v1/models?capability=telepathy", headers=owner), 422, "biz_validation_failed")
     assert_error(client.get("/api/v1/models/no-such-model", headers=owner), 404, "model_not_found")
