@@ -51,7 +51,8 @@ class KnowledgeBaseOut(BaseModel):
     retrieval: RetrievalSettings
     # "deleting": its documents, vectors and files are being removed; then it is gone (404).
     status: KnowledgeBaseStatus
-    document_count: int
+    # Documents whose file has arrived: an upload form not used yet (pending_upload) is not one.
+    document_count: int = Field(description="Documents in the knowledge base, uploads still awaited not counted")
     segment_count: int
     created_at: datetime
     updated_at: datetime

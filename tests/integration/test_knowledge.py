@@ -538,6 +538,7 @@ def test_sweeper_settles_uploads_never_made(api: Api, invoker: LocalInvoker, adm
     base = f"/api/v1/knowledge-bases/{kb['id']}/documents"
     never = api.call("POST", base, {"name": "never.txt", "content_type": "text/plain", "size": 10}, 201).json()["data"]
     lost = api.call("POST", base, {"name": "lost.txt", "content_type": "text/plain", "size": 40}, 201).json()["data"]
+    assert api.data("GET", f"/api/v1/knowledge-bases/{kb['id']}")["document_count"] == 0
     # The second file did land, but its event never arrived.
     aws_client("s3").put_object(Bucket=get_settings().uploads_bucket, Key=key_of(admin_sql, lost["id"]),
                                 Body=PARAGRAPHS[3].encode())
@@ -546,6 +547,8 @@ def test_sweeper_settles_uploads_never_made(api: Api, invoker: LocalInvoker, adm
               "WHERE id = ANY(%s)", ([never["id"], lost["id"]],))
     result = invoker.invoke("documents-sweep", load_event("eventbridge_schedule"))
     assert result["failed"] >= 1 and result["retried"] >= 1
+    # Settled: one found uploaded, one failed (listed, with its error): both count now.
+    assert api.data("GET", f"/api/v1/knowledge-bases/{kb['id']}")["document_count"] == 2
     expired = api.document(kb["id"], never["id"])
     assert expired["status"] == "failed" and expired["error"]["code"] == "document_upload_expired"
     drain_queue(invoker)
