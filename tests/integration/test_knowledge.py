@@ -285,6 +285,32 @@ def test_presigned_upload_is_parsed_and_indexed(api: Api, invoker: LocalInvoker,
     assert segments["pagination"]["total"] == document["progress"]["segments_total"]
 
 
+def test_progress_moves_while_a_batch_embeds(api: Api, invoker: LocalInvoker, admin_sql: Sql,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """One embedding batch of ~100 segments (the local model embeds 32 at a time): the
+    document's progress is written after each provider batch, not only at the end."""
+    from shared.knowledge import repository
+
+    seen: list[tuple[str, int, int]] = []
+    refresh = repository.refresh_progress
+
+    def spy(conn: Any, tenant_id: uuid.UUID, document_id: uuid.UUID) -> Any:
+        row = refresh(conn, tenant_id, document_id)
+        status = conn.execute("SELECT status FROM documents WHERE id = %s", (document_id,)).fetchone()[0]
+        if row is not None:
+            seen.append((status, int(row["segments_done"]), int(row["segments_total"])))
+        return row
+
+    monkeypatch.setattr(repository, "refresh_progress", spy)
+    kb = api.kb(chunking={"strategy": "fixed", "chunk_size": 16, "chunk_overlap": 0})
+    document = indexed_text_document(api, invoker, admin_sql, kb["id"], " ".join(PARAGRAPHS * 20))
+    assert document["status"] == "indexed", document["error"]
+    total = document["progress"]["segments_total"]
+    assert 64 < total <= 128  # one embedding batch (range), several provider batches
+    during = sorted({done for status, done, _ in seen if status == "embedding" and 0 < done < total})
+    assert len(during) >= 2, seen
+
+
 def test_large_document_fans_out_through_the_state_machine(api: Api, invoker: LocalInvoker, admin_sql: Sql,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("INGEST_INLINE_SEGMENTS", "4")
