@@ -176,6 +176,10 @@ class PreviewOut(BaseModel):
     segments: list[PreviewSegment]
     # True when the document has more segments than ``limit``.
     truncated: bool
+    boilerplate_lines: int = Field(default=0, description=(
+        "Lines left out before chunking, as ingestion leaves them out: navigation lines (\"Next: … "
+        "Previous: …\") and table-of-contents entries with dot leaders. Counted over the part of the "
+        "document the preview read."))
 
 
 class SegmentOut(BaseModel):

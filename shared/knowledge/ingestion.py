@@ -167,6 +167,7 @@ class IngestionService:
             logger.info("document failed", extra={"document_id": str(document_id), "code": code})
 
     def _index(self, document: dict[str, Any]) -> None:
+        from shared.knowledge.boilerplate import BoilerplateFilter
         from shared.knowledge.chunking import chunk_blocks
         from shared.knowledge.parsing import detect_format, parse
 
@@ -202,7 +203,7 @@ class IngestionService:
             chunk_started = time.perf_counter()
             with parse(Path(spool.name), fmt) as parsed:
                 blocks = _Timed(parsed)
-                self._write_segments(document, chunk_blocks(blocks, chunking, counter))
+                self._write_segments(document, chunk_blocks(BoilerplateFilter()(blocks), chunking, counter))
                 pages = parsed.pages
             chunk_seconds = time.perf_counter() - chunk_started
         timings["parsing_ms"] = int(blocks.seconds * 1000)

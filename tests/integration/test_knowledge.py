@@ -526,8 +526,24 @@ def test_preview_chunks(api: Api, invoker: LocalInvoker, admin_sql: Sql) -> None
     assert all(s["tokens"] <= (60 if s["kind"] == "parent" else 20) for s in preview["segments"])
     api.call("POST", path, {"limit": 3}, 422)
     plain = api.call("POST", path, {"text": text, "limit": 2}, 200).json()["data"]
-    assert len(plain["segments"]) <= 2
+    assert len(plain["segments"]) <= 2 and plain["boilerplate_lines"] == 0
     assert admin_sql("SELECT count(*) FROM documents WHERE knowledge_base_id = %s", (kb["id"],))[0][0] == 0
+
+
+def test_boilerplate_is_left_out_and_the_preview_says_so(api: Api, invoker: LocalInvoker, admin_sql: Sql) -> None:
+    kb = api.kb()
+    nav = "Next: Retrieval settings  Previous: Chunking"
+    toc = "Contents\nIntroduction .......... 1\nChunking .......... 4\nRetrieval settings .......... 9"
+    text = "\n\n".join([toc, nav, PARAGRAPHS[0], nav, PARAGRAPHS[1], nav])
+    preview = api.call("POST", f"/api/v1/knowledge-bases/{kb['id']}/documents/preview-chunks",
+                       {"text": text}, 200).json()["data"]
+    assert preview["boilerplate_lines"] == 6
+    joined = " ".join(s["text"] for s in preview["segments"])
+    assert "Next:" not in joined and "......" not in joined and PARAGRAPHS[0][:40] in joined
+    document = indexed_text_document(api, invoker, admin_sql, kb["id"], text)
+    assert document["status"] == "indexed", document["error"]
+    stored = admin_sql("SELECT text FROM segments WHERE document_id = %s", (document["id"],))
+    assert stored and not any("Next:" in t or "......" in t for (t,) in stored)
 
 
 def test_parent_child_retrieval_returns_top_k_distinct_parents(api: Api, invoker: LocalInvoker,
