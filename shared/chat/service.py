@@ -27,6 +27,7 @@ from shared.chat.turn import Emit, TurnLifecycle
 from shared.conversations.contract import MessageOut, TurnStore, chat_agent_for, check_agent_allowed
 from shared.conversations.errors import AgentModeUnavailable, ChatEventsExpired, ConversationAgentMismatch
 from shared.errors import Conflict, StratusError, ValidationFailed
+from shared.models.context_windows import ContextWindows
 from shared.models.spec import Capability
 from shared.observability import tracer
 
@@ -153,17 +154,19 @@ class ChatService:
 
             raise ModelNotConfigured("No chat model is configured: set the agent's model or a tenant default "
                                      "(PUT /api/v1/models/defaults)", details={"capability": "chat"})
-        specs = [resolver.get(tenant_id, name, Capability.CHAT).spec]
+        models = [resolver.get(tenant_id, name, Capability.CHAT)]
         fallback = config.fallback_model or resolver.fallback_name(tenant_id)
         if fallback and fallback.lower() != name.lower():
             try:
-                specs.append(resolver.get(tenant_id, fallback, Capability.CHAT).spec)
+                models.append(resolver.get(tenant_id, fallback, Capability.CHAT))
             except StratusError:
                 # A fallback that cannot be resolved is the gateway's to report if it is needed.
                 logger.warning("the fallback chat model cannot be resolved", extra={"model": fallback})
-        # The prompt must fit whichever model answers: size it for the smaller of the two.
-        context = min(spec.max_context_tokens for spec in specs)
-        output = min(spec.max_output_tokens for spec in specs)
+        # The prompt must fit whichever model answers: size it for the smaller of the two, and
+        # for the window a provider reported when it is smaller than the declared one.
+        windows = ContextWindows(self._d.kv())
+        context = min(windows.effective(model) for model in models)
+        output = min(model.spec.max_output_tokens for model in models)
         if config.model.max_tokens:
             output = min(output, config.model.max_tokens)
         # A model declaring an output limit near its context would leave no room for the prompt.

@@ -31,6 +31,11 @@ class FeedbackNotAllowed(ValidationFailed):
     code, default_message = "message_feedback_invalid", "Only an agent's answers take feedback"
 
 
+class FeedbackOnFailedAnswer(Conflict):
+    code, default_message = ("message_failed",
+                             "The answer failed and has nothing to rate; ask again and rate the new answer")
+
+
 class AgentNotAllowed(Forbidden):
     code, default_message = "auth_agent_not_allowed", "This token is bound to another agent"
 

@@ -169,13 +169,14 @@ def list_messages(conn: Conn, tenant_id: uuid.UUID, conversation_id: uuid.UUID,
 def set_feedback(conn: Conn, tenant_id: uuid.UUID, conversation_id: uuid.UUID, message_id: uuid.UUID,
                  rating: str | None, content: str) -> Row | None:
     """Replace an answer's feedback (no rating and no comment clears it). None when the message
-    is not a finished answer of this conversation."""
+    is not a finished answer of this conversation (completed, or cancelled with what it had
+    written; a failed answer has nothing to rate)."""
     return one(conn, f"""UPDATE messages SET feedback_rating = %(rating)s, feedback_content = %(content)s,
                               feedback_at = CASE WHEN %(rating)s::text IS NULL AND %(content)s::text IS NULL
                                                  THEN NULL ELSE now() END,
                               updated_at = now()
                           WHERE tenant_id = %(tenant)s AND conversation_id = %(conversation)s AND id = %(id)s
-                            AND role = 'assistant' AND status <> 'running'
+                            AND role = 'assistant' AND status IN ('completed', 'cancelled')
                           RETURNING {MESSAGE_COLUMNS}""",
                {"rating": rating, "content": content or None, "tenant": tenant_id, "conversation": conversation_id,
                 "id": message_id})

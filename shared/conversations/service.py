@@ -32,6 +32,7 @@ from shared.conversations.errors import (
     ConversationNotFound,
     ConversationVersionConflict,
     FeedbackNotAllowed,
+    FeedbackOnFailedAnswer,
     MessageNotFound,
 )
 from shared.conversations.views import conversation_out, message_out
@@ -125,7 +126,8 @@ class ConversationService:
     def message_feedback(self, principal: Principal, conversation_id: uuid.UUID, message_id: uuid.UUID,
                          body: MessageFeedback) -> MessageOut:
         """Like or dislike a finished answer, with an optional comment; ``rating: null`` takes
-        the rating back. A question, or an answer still running, is 422."""
+        the rating back. A question, or an answer still running, is 422; a failed answer is 409
+        (``message_failed``): there is nothing to rate."""
         tenant_id = principal.tenant
         with self._db.transaction(tenant_id) as conn:
             current = visible_conversation(conn, principal, conversation_id, body.user)
@@ -134,6 +136,8 @@ class ConversationService:
                 raise MessageNotFound(details={"message_id": str(message_id)})
             row = repo.set_feedback(conn, tenant_id, current["id"], message_id, body.rating, body.content)
             if row is None:
+                if message["role"] == "assistant" and message["status"] == "failed":
+                    raise FeedbackOnFailedAnswer(details={"message_id": str(message_id), "status": "failed"})
                 reason = ("Only an agent's answers take feedback" if message["role"] != "assistant"
                           else "The answer is still being written; rate it when it has finished")
                 raise FeedbackNotAllowed(reason, details={"message_id": str(message_id), "role": message["role"],

@@ -51,7 +51,8 @@ class KnowledgeBaseOut(BaseModel):
     retrieval: RetrievalSettings
     # "deleting": its documents, vectors and files are being removed; then it is gone (404).
     status: KnowledgeBaseStatus
-    document_count: int
+    # Documents whose file has arrived: an upload form not used yet (pending_upload) is not one.
+    document_count: int = Field(description="Documents in the knowledge base, uploads still awaited not counted")
     segment_count: int
     created_at: datetime
     updated_at: datetime
@@ -193,6 +194,10 @@ class PreviewOut(BaseModel):
     segments: list[PreviewSegment]
     # True when the document has more segments than ``limit``.
     truncated: bool
+    boilerplate_lines: int = Field(default=0, description=(
+        "Lines left out before chunking, as ingestion leaves them out: navigation lines (\"Next: … "
+        "Previous: …\") and table-of-contents entries with dot leaders. Counted over the part of the "
+        "document the preview read."))
 
 
 class SegmentOut(BaseModel):

@@ -191,6 +191,7 @@ class DocumentService(KnowledgeCore):
     def preview_chunks(self, principal: Principal, kb_id: uuid.UUID, body: PreviewChunks) -> PreviewOut:
         from pathlib import Path
 
+        from shared.knowledge.boilerplate import BoilerplateFilter
         from shared.knowledge.chunking import preview_chunks
         from shared.knowledge.parsing import detect_format, parse
         from shared.knowledge.types import Block
@@ -204,16 +205,18 @@ class DocumentService(KnowledgeCore):
             document["chunking"] if document else kb["chunking"])
         self._check_chunking(chunking, spec, "body.chunking")
         counter = self._d.token_counter(spec)
+        # As ingestion does: boilerplate lines never reach the chunker.
+        boilerplate = BoilerplateFilter()
         with tempfile.NamedTemporaryFile(prefix="stratus-preview-") as spool:
             if document is None:
                 assert body.text is not None
-                chunks = preview_chunks([Block(text=body.text)], chunking, counter, body.limit + 1)
+                chunks = preview_chunks(boilerplate([Block(text=body.text)]), chunking, counter, body.limit + 1)
             else:
                 if document["status"] == "pending_upload":
                     raise Conflict("The document's file has not been uploaded yet", code="document_not_uploaded")
                 self._files().download(document["s3_key"], spool, self._d.settings.max_document_bytes)
                 with parse(Path(spool.name), detect_format(document["content_type"], document["name"])) as blocks:
-                    chunks = preview_chunks(blocks, chunking, counter, body.limit + 1)
+                    chunks = preview_chunks(boilerplate(blocks), chunking, counter, body.limit + 1)
         # Parent-child: the limit counts parents, each shown with its children.
         parents = chunking.strategy == "parent_child"
         counted = [c for c in chunks if c.kind == "parent"] if parents else chunks
@@ -222,5 +225,6 @@ class DocumentService(KnowledgeCore):
             cut = chunks.index(counted[body.limit])
             chunks = chunks[:cut]
         return PreviewOut(embedding_model=model_name, chunking=chunking, truncated=truncated,
+                          boilerplate_lines=boilerplate.removed,
                           segments=[PreviewSegment(position=c.position, kind=c.kind, parent_position=c.parent_position,
                                                    text=c.text, tokens=c.tokens, page=c.page) for c in chunks])

@@ -39,6 +39,9 @@ _INSERT_BATCH = 500
 # A Map item list stays far below Step Functions' 256 KiB state limit.
 # About seven history events per item: far below the 25,000 an execution may have.
 _MAX_MAP_ITEMS = 500
+# Embedded segments are written and counted in the document's progress at least this often
+# (and after each provider batch larger than this): progress moves during a long batch.
+_PROGRESS_SEGMENTS = 32
 
 
 class _Superseded(Exception):
@@ -164,6 +167,7 @@ class IngestionService:
             logger.info("document failed", extra={"document_id": str(document_id), "code": code})
 
     def _index(self, document: dict[str, Any]) -> None:
+        from shared.knowledge.boilerplate import BoilerplateFilter
         from shared.knowledge.chunking import chunk_blocks
         from shared.knowledge.parsing import detect_format, parse
 
@@ -199,7 +203,7 @@ class IngestionService:
             chunk_started = time.perf_counter()
             with parse(Path(spool.name), fmt) as parsed:
                 blocks = _Timed(parsed)
-                self._write_segments(document, chunk_blocks(blocks, chunking, counter))
+                self._write_segments(document, chunk_blocks(BoilerplateFilter()(blocks), chunking, counter))
                 pages = parsed.pages
             chunk_seconds = time.perf_counter() - chunk_started
         timings["parsing_ms"] = int(blocks.seconds * 1000)
@@ -272,11 +276,44 @@ class IngestionService:
             rows = repo.pending_segments(conn, tenant_id, document_id, first, last)
         if kb is None or kb["status"] != "active" or not rows:
             return {"embedded": 0, "skipped": kb is None or kb["status"] != "active"}
-        try:
-            result = self._d.gateway().embed(tenant_id, [row["text"] for row in rows], kb["embedding_model"])
-            self._store().upsert(tenant_id, kb["id"], kb["dimensions"], [
+        store = self._store()
+        embedded: list[uuid.UUID] = []
+        waiting: list[tuple[dict[str, Any], list[float]]] = []
+
+        def save() -> None:
+            """Write the vectors embedded so far and count them in the document's progress, so
+            progress moves while a batch embeds (and a retry resumes after them)."""
+            batch = waiting.copy()
+            waiting.clear()
+            if not batch:
+                return
+            ids = [row["id"] for row, _ in batch]
+            store.upsert(tenant_id, kb["id"], kb["dimensions"], [
                 IndexedSegment(row["id"], document_id, row["text"], vector, document["metadata"], document["tags"],
-                               row["enabled"]) for row, vector in zip(rows, result.vectors, strict=True)])
+                               row["enabled"], document_indexed=False) for row, vector in batch])
+            with self._db.transaction(tenant_id) as conn:
+                current = repo.attempt_is_current(conn, tenant_id, document_id, attempt)
+                if current:
+                    repo.mark_indexed(conn, tenant_id, ids)
+                    repo.refresh_progress(conn, tenant_id, document_id)
+            if not current:
+                # Deleted or re-indexed while embedding: take back what was just written.
+                store.delete_segments(tenant_id, kb["id"], ids)
+                raise _Superseded
+            embedded.extend(ids)
+
+        def on_batch(_index: int, vectors: list[list[float]]) -> None:
+            start = len(embedded) + len(waiting)
+            waiting.extend(zip(rows[start:start + len(vectors)], vectors, strict=True))
+            if len(waiting) >= _PROGRESS_SEGMENTS:
+                save()
+
+        try:
+            self._d.gateway().embed(tenant_id, [row["text"] for row in rows], kb["embedding_model"],
+                                    on_batch=on_batch)
+            save()
+        except _Superseded:
+            return {"embedded": 0, "skipped": True}
         except Exception as exc:
             permanent = _permanent(exc)
             code, message = _error_text(permanent or exc)
@@ -287,17 +324,8 @@ class IngestionService:
                     repo.record_error(conn, tenant_id, document_id, code, message)
             if permanent is None or raise_permanent:
                 raise
-            return {"embedded": 0, "failed": True}
-        with self._db.transaction(tenant_id) as conn:
-            current = repo.attempt_is_current(conn, tenant_id, document_id, attempt)
-            if current:
-                repo.mark_indexed(conn, tenant_id, [row["id"] for row in rows])
-                repo.refresh_progress(conn, tenant_id, document_id)
-        if not current:
-            # Deleted or re-indexed while embedding: take back what was just written.
-            self._store().delete_segments(tenant_id, kb["id"], [row["id"] for row in rows])
-            return {"embedded": 0, "skipped": True}
-        return {"embedded": len(rows)}
+            return {"embedded": len(embedded), "failed": True}
+        return {"embedded": len(embedded)}
 
     @tracer.capture_method(capture_response=False)
     def finish(self, tenant_id: uuid.UUID, document_id: uuid.UUID, attempt: int) -> dict[str, Any]:
@@ -316,6 +344,9 @@ class IngestionService:
                                    f"{missing} of {progress.get('segments_total')} segments could not be "
                                    f"embedded: {reason}")
                 return {"status": "failed"}
+            # Searchable from now on (a store that keeps its own copy of the status is told
+            # first: if that fails, the step is retried and the document is not yet indexed).
+            self._store().set_document_indexed(tenant_id, document["knowledge_base_id"], document_id, True)
             now = datetime.now(UTC)
             timings = dict(document["timings"] or {})
             started = document["processing_started_at"] or document["status_changed_at"]

@@ -33,7 +33,7 @@ def segment_id(document_id: uuid.UUID, kind: SegmentKind, position: int) -> uuid
 _KB_COLUMNS = """id, name, description, embedding_model, dimensions, chunking, retrieval, status,
     created_at, updated_at, version,
     (SELECT count(*) FROM documents d WHERE d.knowledge_base_id = knowledge_bases.id
-        AND d.deleted_at IS NULL) AS document_count,
+        AND d.deleted_at IS NULL AND d.status <> 'pending_upload') AS document_count,
     (SELECT count(*) FROM segments s JOIN documents d ON d.id = s.document_id
       WHERE s.knowledge_base_id = knowledge_bases.id AND s.kind = 'chunk' AND d.deleted_at IS NULL)
         AS segment_count"""

@@ -123,7 +123,7 @@ class SegmentService(KnowledgeCore):
                 if vector is not None:
                     store.upsert(tenant_id, kb_id, kb["dimensions"], [IndexedSegment(
                         seg_id, document_id, row["text"], vector, document["metadata"], document["tags"],
-                        row["enabled"])])
+                        row["enabled"], document_indexed=document["status"] == "indexed")])
                 elif "enabled" in values:
                     store.set_enabled(tenant_id, kb_id, [seg_id], row["enabled"])
             except Exception:

@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, Strict
+from pydantic import BaseModel, Field, PlainSerializer, SecretStr, Strict
 
 from shared.models.spec import NAME_PATTERN, BatchSize, Capability, Dimensions, ModelLimits, Pricing, TokenCount
 from shared.validation import INT4_MAX, INT8_MAX, HttpUrlStr, RequestModel
@@ -102,7 +102,10 @@ class UpdateDefaults(_Request):
     chat_fallback_model: str | None = Field(default=None, pattern=NAME_PATTERN)
     embedding_model: str | None = Field(default=None, pattern=NAME_PATTERN)
     rerank_model: str | None = Field(default=None, pattern=NAME_PATTERN)
-    version: int | None = Field(default=None, ge=1, le=INT4_MAX)
+    # 0 is what GET answers while the tenant has set no defaults: it guards the first write.
+    version: int | None = Field(default=None, ge=0, le=INT4_MAX, description=(
+        "The version last read (GET's `version`; 0 when no defaults were set yet): the write is refused "
+        "with 409 if the defaults changed since. Omit to overwrite unconditionally."))
 
 
 class ModelTestResult(BaseModel):
@@ -112,6 +115,13 @@ class ModelTestResult(BaseModel):
     error: dict[str, Any] | None = None
 
 
+# Money is a JSON number in the deployment's currency (the catalog's prices), at most 10
+# decimal places as stored (numeric(20, 10)); pydantic would write a Decimal as a string, and
+# str(Decimal) may use exponent notation ("0E-10").
+Money = Annotated[Decimal, PlainSerializer(float, return_type=float, when_used="json"), Field(description=(
+    "An amount of money in the price catalog's currency, as a JSON number (at most 10 decimal places)."))]
+
+
 class UsageGroup(BaseModel):
     key: str
     calls: int
@@ -119,7 +129,7 @@ class UsageGroup(BaseModel):
     input_tokens: int
     output_tokens: int
     includes_estimates: bool
-    cost: Decimal
+    cost: Money
     avg_latency_ms: int
 
 
@@ -136,7 +146,7 @@ class UsageReport(BaseModel):
     groups: list[UsageGroup]
     total_input_tokens: int
     total_output_tokens: int
-    total_cost: Decimal
+    total_cost: Money
     quota: QuotaStatus
 
 

@@ -40,6 +40,14 @@ class ProviderTimeout(ProviderUnavailable):
 class ContextTooLong(ProviderError):
     code, status, default_message = "model_context_too_long", 400, "The input is longer than the model's context"
 
+    def __init__(self, message: str | None = None, *, context_window: int | None = None, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        # The model's real context window in tokens, when the provider said it: the gateway
+        # remembers it so the next prompt is sized to fit (shared.models.context_windows).
+        self.context_window = context_window
+        if context_window is not None:
+            self.details = {**self.details, "context_window": context_window}
+
 
 class InvalidModelRequest(ProviderError):
     code, status, default_message = "model_invalid_request", 400, "The model provider rejected the request"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib
+import logging
 import math
 import threading
 import time
@@ -24,8 +25,9 @@ from shared.db.database import Database
 from shared.egress import EgressPolicy, egress_policy
 from shared.errors import StratusError
 from shared.models.api import ModelTestResult
+from shared.models.context_windows import ContextWindows
 from shared.models.credentials import Cipher, platform_credentials, stored_api_key
-from shared.models.errors import ModelNotConfigured, ProviderError, endpoint_refusal
+from shared.models.errors import ContextTooLong, ModelNotConfigured, ProviderError, endpoint_refusal
 from shared.models.resilience import CircuitBreaker, RetryPolicy, call_with_fallback, stream_with_fallback
 from shared.models.resolver import ModelResolver, ResolvedModel
 from shared.models.spec import Capability, ModelSpec, Protocol
@@ -45,6 +47,7 @@ from shared.models.types import (
 from shared.models.usage import QuotaCheck, UsageService
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 _ADAPTERS = {
     Protocol.OPENAI: ("shared.models.providers.openai_provider", "OpenAIProvider"),
@@ -224,6 +227,14 @@ class ModelGateway:
     def _egress_policy(self) -> EgressPolicy:
         return self._egress or egress_policy()
 
+    def _learn_context_window(self, target: Target, exc: ProviderError) -> None:
+        """The provider said how large the model's context really is: the next prompt fits it."""
+        if isinstance(exc, ContextTooLong) and exc.context_window is not None:
+            try:
+                ContextWindows(self._kv).learn(target.model, exc.context_window)
+            except Exception:  # the cache is down: the call's own error matters more
+                logger.warning("could not remember a model's context window", exc_info=True)
+
     def _breaker(self, spec: ModelSpec) -> CircuitBreaker:
         return CircuitBreaker(self._kv, f"{spec.protocol.value}:{spec.provider_model}")
 
@@ -258,6 +269,7 @@ class ModelGateway:
                         target.spec.provider_model, call_request, target.credentials, self._timeouts["chat"]))
                 except ProviderError as exc:
                     self._record(tenant_id, target.spec, "chat", Usage(), started, exc.code)
+                    self._learn_context_window(target, exc)
                     raise
                 if result.usage.total_tokens == 0:
                     # The provider reported no usage: count locally, marked estimated.
@@ -321,6 +333,7 @@ class ModelGateway:
             self._record(tenant_id, target.spec, "chat", Usage(
                 output_tokens=estimate_tokens(["".join(text)]) if text else 0, estimated=bool(text)),
                 started, exc.code)
+            self._learn_context_window(target, exc)
             raise
         finally:
             if not recorded:

@@ -71,6 +71,9 @@ def test_list_filters_and_reports_configuration(client: TestClient, new_tenant: 
     models = {m["name"]: m for m in client.get("/api/v1/models?limit=100", headers=owner).json()["data"]}
     assert models["gpt-4o-mini"]["configured"] is False  # no OPENAI_API_KEY here
     assert models["all-minilm-l6-v2"]["configured"] is True and models["all-minilm-l6-v2"]["dimensions"] == 384
+    # Bedrock runs on the function's AWS role; here AWS is moto, which cannot run Converse.
+    assert models["bedrock-claude-3-5-haiku"]["configured"] is False
+    assert models["titan-embed-text-v2"]["configured"] is False
     assert "api_key_ref" not in str(models) and "OPENAI_API_KEY" not in str(models)
     assert_error(client.get("/api/v1/models?capability=telepathy", headers=owner), 422, "biz_validation_failed")
     assert_error(client.get("/api/v1/models/no-such-model", headers=owner), 404, "model_not_found")
@@ -181,6 +184,9 @@ def test_chat_stream_usage_and_report(client: TestClient, new_tenant: Callable[.
     assert talk["calls"] == 3  # the credential test, the chat, the stream
     assert talk["includes_estimates"] is True
     assert report["total_input_tokens"] >= 24
+    # Money is a JSON number (never a string such as "0E-10").
+    assert isinstance(talk["cost"], float) and talk["cost"] > 0
+    assert isinstance(report["total_cost"], float) and report["total_cost"] >= talk["cost"]
     days = client.get("/api/v1/usage?group_by=day", headers=owner).json()["data"]["groups"]
     assert len(days) == 1 and days[0]["calls"] == 3
     assert_error(client.get("/api/v1/usage?group_by=week", headers=owner), 422, "biz_validation_failed")
@@ -205,6 +211,47 @@ def test_fallback_model_answers_when_primary_keeps_failing(client: TestClient, n
     assert [r["model"] for r in openai_fake.chat_requests()] == ["flaky-primary"] * 3 + ["steady-backup"]
 
 
+def test_a_context_overflow_is_not_retried_and_its_window_is_learned(
+        client: TestClient, new_tenant: Callable[..., Any], openai_fake: FakeOpenAI, refreshed: None) -> None:
+    """An OpenAI-compatible server started with a smaller window than the model declares: the
+    overflow is model_context_too_long at once (no retries, no fallback), and the window it
+    names is what the next prompt is sized for."""
+    from shared.cache.factory import get_kv_store
+    from shared.models.context_windows import ContextWindows
+    from shared.models.errors import ContextTooLong
+    from shared.models.spec import Capability
+    from shared.models.wiring import model_resolver
+
+    tenant = new_tenant()
+    owner = bearer(tenant["owner_token"])
+    tenant_id = uuid.UUID(tenant["tenant"]["id"])
+    create_model(client, owner, openai_fake, "vllm", max_context_tokens=32768)
+    create_model(client, owner, openai_fake, "spare")
+    model = model_resolver().get(tenant_id, "vllm", Capability.CHAT)
+    windows = ContextWindows(get_kv_store())
+    assert windows.effective(model) == 32768
+    openai_fake.reset()
+    overflow = {"object": "error", "message": "This model's maximum context length is 8192 tokens. However, you "
+                "requested 9100 tokens (5004 in the messages, 4096 in the completion).",
+                "type": "BadRequestError", "param": None, "code": 400}
+    openai_fake.enqueue(*[RawReply(400, overflow, path=FakeOpenAI.CHAT_PATH) for _ in range(3)])
+    with pytest.raises(ContextTooLong) as caught:
+        model_gateway().chat(tenant_id, CHAT, model="vllm", fallback_model="spare")
+    assert caught.value.code == "model_context_too_long" and caught.value.status == 400
+    assert len(openai_fake.chat_requests()) == 1  # neither retried nor handed to the fallback
+    assert windows.learned(model) == 8192 and windows.effective(model) == 8192
+    # Streaming learns the same way; a window above the declared one is not taken.
+    openai_fake.reset()
+    openai_fake.enqueue(RawReply(400, {**overflow, "message": "maximum context length is 4096 tokens"},
+                                 path=FakeOpenAI.CHAT_PATH))
+    events, _, _ = model_gateway().stream_chat(tenant_id, CHAT, model="vllm")
+    with pytest.raises(ContextTooLong):
+        list(events)
+    assert windows.effective(model) == 4096
+    windows.learn(model, 65536)
+    assert windows.effective(model) == 4096
+
+
 def test_defaults_are_checked(client: TestClient, new_tenant: Callable[..., Any], refreshed: None) -> None:
     owner = bearer(new_tenant()["owner_token"])
     current = client.get("/api/v1/models/defaults", headers=owner).json()["data"]
@@ -217,6 +264,24 @@ def test_defaults_are_checked(client: TestClient, new_tenant: Callable[..., Any]
     assert ok.json()["data"]["version"] == 1
     assert_error(client.put("/api/v1/models/defaults", json={"chat_model": "gpt-4o", "version": 5}, headers=owner),
                  409, "model_defaults_version_conflict")
+
+
+def test_defaults_version_read_is_accepted_back(client: TestClient, new_tenant: Callable[..., Any],
+                                                refreshed: None) -> None:
+    """What GET returns is what PUT takes: version 0 (nothing set yet) guards the first write."""
+    owner = bearer(new_tenant()["owner_token"])
+    current = client.get("/api/v1/models/defaults", headers=owner).json()["data"]
+    assert current["version"] == 0
+    body = {"embedding_model": "text-embedding-3-small", "version": current["version"]}
+    first = client.put("/api/v1/models/defaults", json=body, headers=owner)
+    assert first.status_code == 200 and first.json()["data"]["version"] == 1
+    # Someone else wrote first: the version read (0) is stale.
+    assert_error(client.put("/api/v1/models/defaults", json=body, headers=owner),
+                 409, "model_defaults_version_conflict")
+    again = client.put("/api/v1/models/defaults", json={**body, "version": 1}, headers=owner)
+    assert again.status_code == 200 and again.json()["data"]["version"] == 2
+    assert_error(client.put("/api/v1/models/defaults", json={**body, "version": -1}, headers=owner),
+                 422, "biz_validation_failed")
 
 
 # Quotas and rate limits ------------------------------------------------------------------------------

@@ -558,6 +558,25 @@ def test_fallback_model_limits_size_the_turn(tenant: Tenant, fake: FakeOpenAI) -
     assert too_long.status_code == 422 and too_long.json()["code"] == "chat_message_too_long"
 
 
+def test_a_context_overflow_fails_the_turn_once_and_sizes_the_next(tenant: Tenant, fake: FakeOpenAI) -> None:
+    # chatty declares 8192 tokens; the server behind it was started with 2048.
+    agent = tenant.agent()
+    message = "word " * 1500
+    fake.enqueue(RawReply(400, {"object": "error", "message": "This model's maximum context length is 2048 tokens. "
+                                "However, you requested 5600 tokens.", "type": "BadRequestError", "param": None,
+                                "code": 400}))
+    before = len(fake.chat_requests())
+    events = tenant.stream({"agent_id": agent["id"], "message": message})
+    assert [e["type"] for e in events] == ["message.start", "error", "done"]
+    assert events[1]["data"]["code"] == "model_context_too_long"
+    assert len(fake.chat_requests()) == before + 1  # not retried
+    # The next turn is sized for the window the server named: refused before any call.
+    too_long = tenant.chat({"agent_id": agent["id"], "message": message})
+    assert too_long.status_code == 422 and too_long.json()["code"] == "chat_message_too_long"
+    assert len(fake.chat_requests()) == before + 1
+    assert tenant.chat({"agent_id": agent["id"], "message": "hi", "stream": False}).status_code == 200
+
+
 def test_a_failed_rewrite_falls_back_to_the_question(tenant: Tenant, fake: FakeOpenAI) -> None:
     kb_id = uuid.UUID(tenant.client.post("/api/v1/knowledge-bases", json={"name": "kb2"},
                                          headers=tenant.headers).json()["data"]["id"])

@@ -330,6 +330,14 @@ def test_feedback_on_answers_only(api: Api, admin_sql: Sql) -> None:
     running = api.error("POST", f"{base}/{running_id}/feedback", {"rating": "like", "user": "alice"}, 422,
                         "message_feedback_invalid")
     assert running["details"]["status"] == "running"
+    # A failed answer has nothing to rate: a conflict with the message's state, not bad input.
+    with get_database().transaction(api.tenant_id) as conn:
+        repo.finish_message(conn, api.tenant_id, uuid.UUID(running_id),
+                            {"status": "failed", "error_code": "model_unavailable", "error": "Provider down"})
+    failed = api.error("POST", f"{base}/{running_id}/feedback", {"rating": "dislike", "user": "alice"}, 409,
+                       "message_failed")
+    assert failed["details"] == {"message_id": running_id, "status": "failed"}
+    assert admin_sql("SELECT feedback_rating FROM messages WHERE id = %s", (running_id,)) == [(None,)]
     api.error("POST", f"{base}/{answer_id}/feedback", {"rating": "love", "user": "alice"}, 422,
               "biz_validation_failed")
     api.error("POST", f"{base}/{answer_id}/feedback", {"user": "alice"}, 422, "biz_validation_failed")

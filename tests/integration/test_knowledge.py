@@ -285,6 +285,32 @@ def test_presigned_upload_is_parsed_and_indexed(api: Api, invoker: LocalInvoker,
     assert segments["pagination"]["total"] == document["progress"]["segments_total"]
 
 
+def test_progress_moves_while_a_batch_embeds(api: Api, invoker: LocalInvoker, admin_sql: Sql,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """One embedding batch of ~100 segments (the local model embeds 32 at a time): the
+    document's progress is written after each provider batch, not only at the end."""
+    from shared.knowledge import repository
+
+    seen: list[tuple[str, int, int]] = []
+    refresh = repository.refresh_progress
+
+    def spy(conn: Any, tenant_id: uuid.UUID, document_id: uuid.UUID) -> Any:
+        row = refresh(conn, tenant_id, document_id)
+        status = conn.execute("SELECT status FROM documents WHERE id = %s", (document_id,)).fetchone()[0]
+        if row is not None:
+            seen.append((status, int(row["segments_done"]), int(row["segments_total"])))
+        return row
+
+    monkeypatch.setattr(repository, "refresh_progress", spy)
+    kb = api.kb(chunking={"strategy": "fixed", "chunk_size": 16, "chunk_overlap": 0})
+    document = indexed_text_document(api, invoker, admin_sql, kb["id"], " ".join(PARAGRAPHS * 20))
+    assert document["status"] == "indexed", document["error"]
+    total = document["progress"]["segments_total"]
+    assert 64 < total <= 128  # one embedding batch (range), several provider batches
+    during = sorted({done for status, done, _ in seen if status == "embedding" and 0 < done < total})
+    assert len(during) >= 2, seen
+
+
 def test_large_document_fans_out_through_the_state_machine(api: Api, invoker: LocalInvoker, admin_sql: Sql,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("INGEST_INLINE_SEGMENTS", "4")
@@ -500,8 +526,24 @@ def test_preview_chunks(api: Api, invoker: LocalInvoker, admin_sql: Sql) -> None
     assert all(s["tokens"] <= (60 if s["kind"] == "parent" else 20) for s in preview["segments"])
     api.call("POST", path, {"limit": 3}, 422)
     plain = api.call("POST", path, {"text": text, "limit": 2}, 200).json()["data"]
-    assert len(plain["segments"]) <= 2
+    assert len(plain["segments"]) <= 2 and plain["boilerplate_lines"] == 0
     assert admin_sql("SELECT count(*) FROM documents WHERE knowledge_base_id = %s", (kb["id"],))[0][0] == 0
+
+
+def test_boilerplate_is_left_out_and_the_preview_says_so(api: Api, invoker: LocalInvoker, admin_sql: Sql) -> None:
+    kb = api.kb()
+    nav = "Next: Retrieval settings  Previous: Chunking"
+    toc = "Contents\nIntroduction .......... 1\nChunking .......... 4\nRetrieval settings .......... 9"
+    text = "\n\n".join([toc, nav, PARAGRAPHS[0], nav, PARAGRAPHS[1], nav])
+    preview = api.call("POST", f"/api/v1/knowledge-bases/{kb['id']}/documents/preview-chunks",
+                       {"text": text}, 200).json()["data"]
+    assert preview["boilerplate_lines"] == 6
+    joined = " ".join(s["text"] for s in preview["segments"])
+    assert "Next:" not in joined and "......" not in joined and PARAGRAPHS[0][:40] in joined
+    document = indexed_text_document(api, invoker, admin_sql, kb["id"], text)
+    assert document["status"] == "indexed", document["error"]
+    stored = admin_sql("SELECT text FROM segments WHERE document_id = %s", (document["id"],))
+    assert stored and not any("Next:" in t or "......" in t for (t,) in stored)
 
 
 def test_parent_child_retrieval_returns_top_k_distinct_parents(api: Api, invoker: LocalInvoker,
@@ -538,6 +580,7 @@ def test_sweeper_settles_uploads_never_made(api: Api, invoker: LocalInvoker, adm
     base = f"/api/v1/knowledge-bases/{kb['id']}/documents"
     never = api.call("POST", base, {"name": "never.txt", "content_type": "text/plain", "size": 10}, 201).json()["data"]
     lost = api.call("POST", base, {"name": "lost.txt", "content_type": "text/plain", "size": 40}, 201).json()["data"]
+    assert api.data("GET", f"/api/v1/knowledge-bases/{kb['id']}")["document_count"] == 0
     # The second file did land, but its event never arrived.
     aws_client("s3").put_object(Bucket=get_settings().uploads_bucket, Key=key_of(admin_sql, lost["id"]),
                                 Body=PARAGRAPHS[3].encode())
@@ -546,6 +589,8 @@ def test_sweeper_settles_uploads_never_made(api: Api, invoker: LocalInvoker, adm
               "WHERE id = ANY(%s)", ([never["id"], lost["id"]],))
     result = invoker.invoke("documents-sweep", load_event("eventbridge_schedule"))
     assert result["failed"] >= 1 and result["retried"] >= 1
+    # Settled: one found uploaded, one failed (listed, with its error): both count now.
+    assert api.data("GET", f"/api/v1/knowledge-bases/{kb['id']}")["document_count"] == 2
     expired = api.document(kb["id"], never["id"])
     assert expired["status"] == "failed" and expired["error"]["code"] == "document_upload_expired"
     drain_queue(invoker)

@@ -297,10 +297,27 @@ def test_request_too_large_is_context_too_long(fake, provider, creds):
 
 
 def test_invalid_request_400_is_an_invalid_request(fake, provider, creds):
-    fake.enqueue(anthropic_error(400, "invalid_request_error", "prompt is too long: 210000 tokens > 200000 maximum"))
+    fake.enqueue(anthropic_error(400, "invalid_request_error", "messages: roles must alternate"))
     with pytest.raises(InvalidModelRequest) as caught:
         provider.chat("m", HELLO, creds, TIMEOUTS)
     assert not isinstance(caught.value, ContextTooLong)
+    # Only an invalid_request_error is read for it: another type keeps its own meaning.
+    fake.enqueue(anthropic_error(400, "not_found_error", "prompt is too long: 210000 tokens > 200000 maximum"))
+    with pytest.raises(InvalidModelRequest) as caught:
+        provider.chat("m", HELLO, creds, TIMEOUTS)
+    assert not isinstance(caught.value, ContextTooLong)
+
+
+def test_prompt_too_long_is_context_too_long_with_the_window(fake, provider, creds):
+    # Anthropic has no code for it: an invalid_request_error whose message says so.
+    fake.enqueue(anthropic_error(400, "invalid_request_error", "prompt is too long: 210000 tokens > 200000 maximum"))
+    with pytest.raises(ContextTooLong) as caught:
+        provider.chat("m", HELLO, creds, TIMEOUTS)
+    assert caught.value.context_window == 200000 and not caught.value.retryable and caught.value.status == 400
+    fake.enqueue(anthropic_error(400, "invalid_request_error", "Prompt is too long"))
+    with pytest.raises(ContextTooLong) as caught:
+        list(provider.stream("m", HELLO, creds, TIMEOUTS))
+    assert caught.value.context_window is None
 
 
 def test_tool_arguments_that_are_not_an_object_are_rejected_before_sending(fake, provider, creds):

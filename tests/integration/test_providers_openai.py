@@ -301,11 +301,56 @@ def test_context_length_exceeded_is_told_by_its_code(fake, provider, creds):
 
 
 def test_other_400s_are_invalid_requests_whatever_their_message_says(fake, provider, creds):
-    # Message text that talks about the context is not matched on: only the code is.
-    fake.enqueue(openai_error(400, "This model's maximum context length is 8192 tokens", type_="BadRequestError"))
+    # Where the error has a code, the code decides: message text about the context is not matched.
+    fake.enqueue(openai_error(400, "This model's maximum context length is 8192 tokens", type_="BadRequestError",
+                              code="invalid_value"))
     with pytest.raises(InvalidModelRequest) as caught:
         provider.chat("m", HELLO, creds, TIMEOUTS)
     assert not isinstance(caught.value, ContextTooLong)
+
+
+def test_context_length_exceeded_names_the_window_when_the_message_says_it(fake, provider, creds):
+    fake.enqueue(openai_error(400, "This model's maximum context length is 128000 tokens. However, your messages "
+                              "resulted in 130512 tokens. Please reduce the length of the messages.",
+                              type_="invalid_request_error", code="context_length_exceeded", param="messages"))
+    with pytest.raises(ContextTooLong) as caught:
+        provider.chat("m", HELLO, creds, TIMEOUTS)
+    assert caught.value.context_window == 128000 and not caught.value.retryable
+    assert caught.value.details["context_window"] == 128000
+
+
+def test_a_compatible_server_without_a_code_says_it_in_words(fake, provider, creds):
+    # vLLM: the "code" is the HTTP status; the message is the only signal, and names the window.
+    fake.enqueue(RawReply(400, {"object": "error", "message": "This model's maximum context length is 8192 tokens. "
+                                "However, you requested 9000 tokens (8000 in the messages, 1000 in the completion).",
+                                "type": "BadRequestError", "param": None, "code": 400}))
+    with pytest.raises(ContextTooLong) as caught:
+        provider.chat("m", HELLO, creds, TIMEOUTS)
+    assert caught.value.context_window == 8192 and caught.value.status == 400 and not caught.value.retryable
+    # llama.cpp: a type of its own, and the window as n_ctx.
+    fake.enqueue(RawReply(400, {"error": {"code": 400, "message": "the request exceeds the available context size",
+                                          "type": "exceed_context_size_error", "n_prompt_tokens": 5000,
+                                          "n_ctx": 4096}}))
+    with pytest.raises(ContextTooLong) as caught:
+        list(provider.stream("m", HELLO, creds, TIMEOUTS))
+    assert caught.value.context_window == 4096
+
+
+@pytest.mark.parametrize("event", [
+    # vLLM before 0.6: the error object itself as the last event, then the stream closes.
+    b'{"object": "error", "message": "This model\'s maximum context length is 8192 tokens. However, you '
+    b'requested 8300 tokens.", "type": "BadRequestError", "param": null, "code": 400}',
+    b'{"error": {"object": "error", "message": "This model\'s maximum context length is 8192 tokens.", '
+    b'"type": "BadRequestError", "param": null, "code": 400}}',
+])
+def test_a_context_error_closing_a_stream_is_context_too_long_and_not_retried(fake, provider, creds, event):
+    stream = RawReply(200, b"data: " + event + b"\n\n", {"content-type": "text/event-stream"})
+    fake.enqueue(stream, stream, stream)
+    policy = RetryPolicy(max_attempts=3, base_delay_s=0.001, max_delay_s=0.001)
+    with pytest.raises(ContextTooLong) as caught:
+        list(policy.stream(lambda: provider.stream("m", HELLO, creds, TIMEOUTS)))
+    assert caught.value.context_window == 8192
+    assert len(fake.chat_requests()) == 1  # not retried
 
 
 def test_malformed_json_answer(fake, provider, creds):

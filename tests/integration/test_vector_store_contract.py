@@ -69,18 +69,22 @@ class Seed:
                   [(kb, tenant_id, f"kb {kb.hex[:8]}", dimensions)])
         return kb
 
-    def document(self, tenant_id: uuid.UUID, kb: uuid.UUID, texts: Sequence[str]) -> tuple[uuid.UUID, list[uuid.UUID]]:
+    def document(self, tenant_id: uuid.UUID, kb: uuid.UUID, texts: Sequence[str],
+                 status: str = "indexed") -> tuple[uuid.UUID, list[uuid.UUID]]:
         document = uuid.uuid4()
         self._run("""INSERT INTO documents (id, tenant_id, knowledge_base_id, name, content_type, size, source,
                                             s3_key, chunking, status)
-                     VALUES (%s, %s, %s, 'doc.txt', 'text/plain', 1, 'text', 'k', '{}', 'indexed')""",
-                  [(document, tenant_id, kb)])
+                     VALUES (%s, %s, %s, 'doc.txt', 'text/plain', 1, 'text', 'k', '{}', %s)""",
+                  [(document, tenant_id, kb, status)])
         ids = [uuid.uuid4() for _ in texts]
         self._run("""INSERT INTO segments (id, tenant_id, knowledge_base_id, document_id, position, text, content_hash)
                      VALUES (%s, %s, %s, %s, %s, %s, %s)""",
                   [(sid, tenant_id, kb, document, i, text, hashlib.sha256(text.encode()).hexdigest())
                    for i, (sid, text) in enumerate(zip(ids, texts, strict=True))])
         return document, ids
+
+    def document_status(self, tenant_id: uuid.UUID, document: uuid.UUID, status: str) -> None:
+        self._run("UPDATE documents SET status = %s WHERE tenant_id = %s AND id = %s", [(status, tenant_id, document)])
 
 
 @pytest.fixture
@@ -239,6 +243,31 @@ def test_disabled_segments_are_invisible_until_enabled(store: VectorStore, seed:
     store.set_enabled(tenant, kb, [s1, s3], True)
     assert set(ids(store.search_semantic(tenant, [kb], 8, query, 10))) == {s1, s2, s3}
     assert set(ids(store.search_full_text(tenant, [kb], "harbour", 10))) == {s1, s2, s3}
+
+
+def test_only_indexed_documents_are_searched(store: VectorStore, seed: Seed, tenant: uuid.UUID) -> None:
+    """Segments written while their document embeds (or of a document whose indexing then
+    failed, part-way) are never retrieved: only indexed documents are searched."""
+    kb = seed.knowledge_base(tenant, 8)
+    store.ensure_index(8)
+    query = unit([1] * 8)
+    done, (d1,) = seed.document(tenant, kb, ["x"])
+    embedding, (e1, e2) = seed.document(tenant, kb, ["y", "z"], status="embedding")
+    store.upsert(tenant, kb, 8, [IndexedSegment(d1, done, "copper kettle", query)])
+    store.upsert(tenant, kb, 8, [IndexedSegment(e1, embedding, "copper kettle", query, document_indexed=False),
+                                 IndexedSegment(e2, embedding, "copper kettle", query, document_indexed=False)])
+    assert set(ids(store.search_semantic(tenant, [kb], 8, query, 10))) == {d1}
+    assert set(ids(store.search_full_text(tenant, [kb], "kettle", 10))) == {d1}
+
+    seed.document_status(tenant, embedding, "indexed")
+    store.set_document_indexed(tenant, kb, embedding, True)
+    assert set(ids(store.search_semantic(tenant, [kb], 8, query, 10))) == {d1, e1, e2}
+    assert set(ids(store.search_full_text(tenant, [kb], "copper", 10))) == {d1, e1, e2}
+
+    seed.document_status(tenant, done, "failed")
+    store.set_document_indexed(tenant, kb, done, False)
+    assert set(ids(store.search_semantic(tenant, [kb], 8, query, 10))) == {e1, e2}
+    assert set(ids(store.search_full_text(tenant, [kb], "kettle", 10))) == {e1, e2}
 
 
 def test_full_text_english(store: VectorStore, seed: Seed, tenant: uuid.UUID) -> None:

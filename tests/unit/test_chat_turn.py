@@ -62,7 +62,7 @@ class Models:
         return None
 
     def get(self, tenant_id: uuid.UUID, name: str, capability: Any) -> Any:
-        return SimpleNamespace(spec=self.spec)
+        return SimpleNamespace(spec=self.spec, name=name, source="tenant", id=uuid.UUID(int=1), version=1)
 
 
 class Retriever:

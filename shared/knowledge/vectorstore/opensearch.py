@@ -9,8 +9,10 @@
 - Text: standard tokenizer + ``cjk_width`` + ``lowercase`` + ``cjk_bigram``: Chinese, Japanese
   and Korean runs are indexed as overlapping bigrams (what ``search_text`` does for PostgreSQL);
   other scripts as words. BM25 ranks.
-- Every query filters on ``tenant_id``, ``knowledge_base_id`` and ``enabled``, inside the k-NN
-  clause (efficient filtering, not post-filtering).
+- Every query filters on ``tenant_id``, ``knowledge_base_id``, ``enabled`` and
+  ``document_indexed`` (false while the document is embedding, re-indexing or failed; a segment
+  written before the field existed has none and counts as indexed), inside the k-NN clause
+  (efficient filtering, not post-filtering).
 - Metadata is kept in ``_source`` (not indexed) and, for filtering, as one keyword field of
   ``json.dumps([key, value])`` strings: exact, typed matching (``2024`` is not ``"2024"``) and no
   mapping growth however many keys tenants invent.
@@ -71,6 +73,7 @@ def index_body(dimensions: int) -> dict[str, Any]:
                 "metadata_terms": {"type": "keyword"},
                 "tags": {"type": "keyword"},
                 "enabled": {"type": "boolean"},
+                "document_indexed": {"type": "boolean"},
             },
         },
     }
@@ -100,6 +103,8 @@ def scope_filter(tenant_id: uuid.UUID, knowledge_base_ids: Sequence[uuid.UUID],
     ]
     if enabled_only:
         clauses.append({"term": {"enabled": True}})
+        # must_not false rather than term true: segments indexed before the field existed count as indexed.
+        clauses.append({"bool": {"must_not": [{"term": {"document_indexed": False}}]}})
     if search_filter is not None:
         for key, value in search_filter.metadata.items():
             if isinstance(value, list | tuple):
@@ -171,12 +176,24 @@ class OpenSearchVectorStore:
             client.indices.create(index=self.index_name(dimensions), body=index_body(dimensions))
             logger.info("created vector index", extra={"index": self.index_name(dimensions)})
         except RequestError as exc:
-            # Created before (or concurrently): the index exists, which is all we asked for.
+            # Created before (or concurrently): the index exists; fields added since are mapped.
             if exc.error != "resource_already_exists_exception":
                 raise VectorStoreError(f"could not create index {self.index_name(dimensions)}: {exc.error}") from exc
+            self._add_new_fields(client, dimensions)
         except OpenSearchException as exc:
             raise VectorStoreError(f"could not create index {self.index_name(dimensions)}") from exc
         self._ensured.add(dimensions)
+
+    def _add_new_fields(self, client: Any, dimensions: int) -> None:
+        """Fields added to the mapping after an index was created (the mapping is strict: a
+        write with an unmapped field fails). Adding a field to a mapping is idempotent."""
+        from opensearchpy.exceptions import OpenSearchException
+
+        try:
+            client.indices.put_mapping(index=self.index_name(dimensions),
+                                       body={"properties": {"document_indexed": {"type": "boolean"}}})
+        except OpenSearchException as exc:
+            raise VectorStoreError(f"could not update the mapping of {self.index_name(dimensions)}") from exc
 
     def upsert(self, tenant_id: uuid.UUID, knowledge_base_id: uuid.UUID, dimensions: int,
                segments: Sequence[IndexedSegment]) -> None:
@@ -218,6 +235,11 @@ class OpenSearchVectorStore:
             "ctx._source.metadata = params.metadata; ctx._source.metadata_terms = params.metadata_terms; "
             "ctx._source.tags = params.tags",
             {"metadata": dict(metadata), "metadata_terms": metadata_terms(metadata), "tags": list(tags)})
+
+    def set_document_indexed(self, tenant_id: uuid.UUID, knowledge_base_id: uuid.UUID, document_id: uuid.UUID,
+                             indexed: bool) -> None:
+        self._update_by_query(tenant_id, knowledge_base_id, {"term": {"document_id": str(document_id)}},
+                              "ctx._source.document_indexed = params.indexed", {"indexed": indexed})
 
     # --- searches ------------------------------------------------------------------------
 
@@ -272,6 +294,7 @@ class OpenSearchVectorStore:
             "metadata_terms": metadata_terms(segment.metadata),
             "tags": list(segment.tags),
             "enabled": segment.enabled,
+            "document_indexed": segment.document_indexed,
         }
 
     def _bulk(self, actions: Iterable[dict[str, Any]]) -> None:

@@ -174,6 +174,10 @@ class PostgresVectorStore:
                                "WHERE tenant_id = %s AND knowledge_base_id = %s AND document_id = %s",
                     (Jsonb(dict(metadata)), list(tags), tenant_id, knowledge_base_id, document_id))
 
+    def set_document_indexed(self, tenant_id: uuid.UUID, knowledge_base_id: uuid.UUID, document_id: uuid.UUID,
+                             indexed: bool) -> None:
+        """Nothing to write: the search functions read the document's status (migration 0010)."""
+
     def search_semantic(self, tenant_id: uuid.UUID, knowledge_base_ids: Sequence[uuid.UUID], dimensions: int,
                         vector: Sequence[float], top_k: int, search_filter: SearchFilter | None = None) -> list[Hit]:
         if len(vector) != dimensions:

@@ -22,13 +22,17 @@ class IndexedSegment:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     tags: Sequence[str] = ()
     enabled: bool = True
+    # False while its document is being indexed (embedding batches): only indexed documents
+    # are searched. Stores that read the document's status themselves ignore it.
+    document_indexed: bool = True
 
 
 @dataclass(frozen=True)
 class SearchFilter:
     """Segments match when every ``metadata`` key equals the given value (a list value:
     equals any of them) and the document carries every one of ``tags``. ``document_ids``
-    narrows to those documents. Disabled segments never match."""
+    narrows to those documents. Disabled segments, and segments of documents that are not
+    ``indexed`` (embedding, failed, re-indexing), never match."""
 
     metadata: Mapping[str, JsonScalar | list[JsonScalar]] = field(default_factory=dict)
     tags: Sequence[str] = ()
@@ -75,6 +79,13 @@ class VectorStore(Protocol):
     def update_document_fields(self, tenant_id: uuid.UUID, knowledge_base_id: uuid.UUID, document_id: uuid.UUID,
                                metadata: Mapping[str, Any], tags: Sequence[str]) -> None:
         """A document's metadata or tags changed: every one of its segments filters by the new values."""
+        ...
+
+    def set_document_indexed(self, tenant_id: uuid.UUID, knowledge_base_id: uuid.UUID, document_id: uuid.UUID,
+                             indexed: bool) -> None:
+        """The document became ``indexed`` (or left that status: re-indexed, failed). Searches
+        return only indexed documents' segments: PostgreSQL reads the status from ``documents``
+        (nothing to do), OpenSearch keeps a copy on each segment."""
         ...
 
     def search_semantic(self, tenant_id: uuid.UUID, knowledge_base_ids: Sequence[uuid.UUID], dimensions: int,

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -346,6 +347,24 @@ _STREAM_ERROR_TYPES: dict[str, type[ProviderError]] = {
 }
 
 
+# Anthropic reports a prompt over the context window as a plain invalid_request_error whose
+# message is "prompt is too long: 208310 tokens > 200000 maximum": no code tells it apart, so
+# (for this type only) the message does, and names the window.
+_PROMPT_TOO_LONG = re.compile(r"^\s*prompt is too long\b(?:.*?>\s*(\d+)\s*maximum)?", re.IGNORECASE)
+
+
+def _context_overflow(exc: Any, error_type: str | None, details: dict[str, str]) -> ContextTooLong | None:
+    if error_type != "invalid_request_error":
+        return None
+    body = getattr(exc, "body", None)
+    error = body.get("error") if isinstance(body, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    match = _PROMPT_TOO_LONG.match(message) if isinstance(message, str) else None
+    if match is None:
+        return None
+    return ContextTooLong(context_window=int(match.group(1)) if match.group(1) else None, details=details)
+
+
 def map_anthropic_error(exc: BaseException) -> ProviderError:
     """The ProviderError for an exception raised by the anthropic SDK."""
     import anthropic
@@ -362,6 +381,9 @@ def map_anthropic_error(exc: BaseException) -> ProviderError:
         status = exc.status_code
         error_type = exc.type if isinstance(exc.type, str) else None
         details = {**details, "status": str(status), **({"provider_code": error_type} if error_type else {})}
+        overflow = _context_overflow(exc, error_type, details)
+        if overflow is not None:
+            return overflow
         if status < 400:
             # An error event inside a 200 stream: only its type tells what happened.
             cls = _STREAM_ERROR_TYPES.get(error_type or "", ProviderUnavailable)
@@ -371,8 +393,7 @@ def map_anthropic_error(exc: BaseException) -> ProviderError:
         if status in (401, 403):
             return ProviderAuthFailed(details=details)
         if status == 413:
-            # request_too_large; a prompt over the context window is a plain 400 that only its
-            # message text tells apart, and messages are not matched on.
+            # request_too_large: the request's bytes, over the API's size limit.
             return ContextTooLong(details=details)
         if status == 408:
             return ProviderTimeout(details=details)

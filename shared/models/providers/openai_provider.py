@@ -7,8 +7,10 @@ function that never calls a model must not pay at cold start.
 - The SDK's own retries are off (``max_retries=0``): ``shared.models.resilience`` decides,
   with Retry-After, a circuit breaker and fallback, and two retry layers would multiply.
 - ``max_tokens`` (not ``max_completion_tokens``) is sent: every compatible server knows it.
-- Errors are mapped by exception type, HTTP status and the error body's ``code``, never by
-  message text (which providers reword freely).
+- Errors are mapped by exception type, HTTP status and the error body's ``code`` and
+  ``type``. Message text is read in one case only: a context overflow reported by a
+  compatible server that has no code for it (vLLM's "maximum context length is N tokens"
+  with code 400), which is also where the real context window is learned from.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -291,6 +294,9 @@ def _stream_events(chunks: Iterator[Any], model: str) -> Iterator[ChatEvent]:
             error = chunk.get("error")
             if error:
                 raise stream_error(error)
+            if chunk.get("object") == "error":
+                # vLLM (before 0.6) sends the error object itself as the stream's last event.
+                raise stream_error(chunk)
             answered_model = chunk.get("model") or answered_model
             chunk_usage = chunk.get("usage")
             if chunk_usage:
@@ -334,6 +340,34 @@ def _error_code(exc: Any) -> str | None:
     return str(code) if code is not None else None
 
 
+# Error types that mean a context overflow: llama.cpp's server.
+_CONTEXT_TYPES = frozenset({"exceed_context_size_error"})
+# vLLM, SGLang, LiteLLM and OpenAI itself: "This model's maximum context length is 8192 tokens. ..."
+_MAXIMUM_CONTEXT = re.compile(r"maximum context length is (\d+) tokens", re.IGNORECASE)
+
+
+def context_overflow(error: object, details: dict[str, str]) -> ContextTooLong | None:
+    """A ContextTooLong when an error body (``{"code", "type", "message", ...}``) says the
+    input is over the context window, with the window when the body names it; else None.
+    A string code decides; the message is read only where there is none (vLLM's code is the
+    HTTP status, 400)."""
+    if not isinstance(error, dict):
+        return None
+    code, kind, message = error.get("code"), error.get("type"), str(error.get("message") or "")
+    match = _MAXIMUM_CONTEXT.search(message)
+    window: int | None = int(match.group(1)) if match else None
+    n_ctx = error.get("n_ctx")  # llama.cpp names it in the body
+    if isinstance(n_ctx, int) and not isinstance(n_ctx, bool):
+        window = n_ctx
+    if code == "context_length_exceeded" or kind in _CONTEXT_TYPES:
+        return ContextTooLong(context_window=window, details=details)
+    if isinstance(code, str) and code:
+        return None
+    if match is not None:
+        return ContextTooLong(context_window=window, details=details)
+    return None
+
+
 def stream_error(error: object) -> ProviderError:
     """The ProviderError for an ``{"error": {...}}`` event inside a stream (the HTTP status was
     already 200, so only the error's code tells what happened)."""
@@ -341,8 +375,9 @@ def stream_error(error: object) -> ProviderError:
     code = error.get("code") if isinstance(error, dict) else None
     if code is not None:
         details["provider_code"] = str(code)
-    if code == "context_length_exceeded":
-        return ContextTooLong(details=details)
+    overflow = context_overflow(error, details)
+    if overflow is not None:
+        return overflow
     if code in ("rate_limit_exceeded", "rate_limit_error"):
         return ProviderRateLimited(details=details)
     return ProviderUnavailable(details=details)
@@ -378,8 +413,9 @@ def map_openai_error(exc: BaseException) -> ProviderError:
             return ProviderTimeout(details=details)
         if status >= 500:
             return ProviderUnavailable(details=details)
-        if code == "context_length_exceeded":
-            return ContextTooLong(details=details)
+        overflow = context_overflow(exc.body if isinstance(exc.body, dict) else {"code": code}, details)
+        if overflow is not None:
+            return overflow
         return InvalidModelRequest(details=details)
     if isinstance(exc, openai.APIResponseValidationError):
         return MalformedProviderResponse(details=details)

@@ -140,6 +140,7 @@ EXPECTED_INDEX_BODY = {
             "metadata_terms": {"type": "keyword"},
             "tags": {"type": "keyword"},
             "enabled": {"type": "boolean"},
+            "document_indexed": {"type": "boolean"},
         },
     },
 }
@@ -160,6 +161,9 @@ def test_existing_index_is_tolerated(server: ScriptedOpenSearch, store: OpenSear
                   "reason": "index [stratus-segments-4/abc] already exists", "index": "stratus-segments-4"},
         "status": 400})
     store.ensure_index(4)
+    # An index created before a field was added gets the field mapped.
+    assert [(r.method, r.path, r.body) for r in server.requests[1:]] == [
+        ("PUT", "/stratus-segments-4/_mapping", {"properties": {"document_indexed": {"type": "boolean"}}})]
     server.script("PUT", "/stratus-segments-8", 400, {
         "error": {"type": "illegal_argument_exception", "reason": "bad mapping"}, "status": 400})
     with pytest.raises(VectorStoreError, match="illegal_argument_exception"):
@@ -170,7 +174,7 @@ def test_bulk_upsert_lines(server: ScriptedOpenSearch, store: OpenSearchVectorSt
     store.upsert(TENANT, KB, 4, [
         IndexedSegment(SEG1, DOC, "向量检索 works", [0.5, 0.5, 0.5, 0.5], {"lang": "zh", "year": 2024.0, "n": None},
                        ["a", "b"]),
-        IndexedSegment(SEG2, DOC, "second", [1.0, 0.0, 0.0, 0.0], enabled=False),
+        IndexedSegment(SEG2, DOC, "second", [1.0, 0.0, 0.0, 0.0], enabled=False, document_indexed=False),
     ])
     assert [(r.method, r.path) for r in server.requests] == [("PUT", "/stratus-segments-4"), ("POST", "/_bulk")]
     bulk = server.requests[1]
@@ -179,10 +183,12 @@ def test_bulk_upsert_lines(server: ScriptedOpenSearch, store: OpenSearchVectorSt
         {"index": {"_index": "stratus-segments-4", "_id": str(SEG1)}},
         {"tenant_id": str(TENANT), "knowledge_base_id": str(KB), "document_id": str(DOC), "text": "向量检索 works",
          "embedding": [0.5, 0.5, 0.5, 0.5], "metadata": {"lang": "zh", "year": 2024.0, "n": None},
-         "metadata_terms": ['["lang","zh"]', '["year",2024]'], "tags": ["a", "b"], "enabled": True},
+         "metadata_terms": ['["lang","zh"]', '["year",2024]'], "tags": ["a", "b"], "enabled": True,
+         "document_indexed": True},
         {"index": {"_index": "stratus-segments-4", "_id": str(SEG2)}},
         {"tenant_id": str(TENANT), "knowledge_base_id": str(KB), "document_id": str(DOC), "text": "second",
-         "embedding": [1.0, 0.0, 0.0, 0.0], "metadata": {}, "metadata_terms": [], "tags": [], "enabled": False},
+         "embedding": [1.0, 0.0, 0.0, 0.0], "metadata": {}, "metadata_terms": [], "tags": [], "enabled": False,
+         "document_indexed": False},
     ]
     assert bulk.raw.endswith(b"\n")  # NDJSON: every line terminated
 
@@ -251,6 +257,7 @@ def test_semantic_search_body_and_scores(server: ScriptedOpenSearch, store: Open
                 {"term": {"tenant_id": str(TENANT)}},
                 {"terms": {"knowledge_base_id": [str(KB), str(KB2)]}},
                 {"term": {"enabled": True}},
+                {"bool": {"must_not": [{"term": {"document_indexed": False}}]}},
                 {"term": {"metadata_terms": '["lang","en"]'}},
                 {"terms": {"metadata_terms": ['["year",2023]', '["year",2024]']}},
                 {"term": {"tags": "x"}},
@@ -281,7 +288,8 @@ def test_full_text_search_body(server: ScriptedOpenSearch, store: OpenSearchVect
         "query": {"bool": {
             "must": [{"match": {"text": {"query": "向量 search", "operator": "or"}}}],
             "filter": [{"term": {"tenant_id": str(TENANT)}}, {"terms": {"knowledge_base_id": [str(KB)]}},
-                       {"term": {"enabled": True}}],
+                       {"term": {"enabled": True}},
+                       {"bool": {"must_not": [{"term": {"document_indexed": False}}]}}],
         }},
     }
     assert [(h.segment_id, h.score, h.score_type) for h in hits] == [(SEG1, 7.5, "full_text")]
@@ -305,6 +313,7 @@ def test_delete_by_query_bodies(server: ScriptedOpenSearch, store: OpenSearchVec
 def test_update_by_query_bodies(server: ScriptedOpenSearch, store: OpenSearchVectorStore) -> None:
     store.set_enabled(TENANT, KB, [SEG1], False)
     store.update_document_fields(TENANT, KB, DOC, {"lang": "en"}, ["t"])
+    store.set_document_indexed(TENANT, KB, DOC, True)
     scope = [{"term": {"tenant_id": str(TENANT)}}, {"terms": {"knowledge_base_id": [str(KB)]}}]
     assert [(r.method, r.path, r.body) for r in server.requests] == [
         ("POST", "/stratus-segments-*/_update_by_query", {
@@ -317,6 +326,10 @@ def test_update_by_query_bodies(server: ScriptedOpenSearch, store: OpenSearchVec
                        "source": "ctx._source.metadata = params.metadata; "
                                  "ctx._source.metadata_terms = params.metadata_terms; ctx._source.tags = params.tags",
                        "params": {"metadata": {"lang": "en"}, "metadata_terms": ['["lang","en"]'], "tags": ["t"]}}}),
+        ("POST", "/stratus-segments-*/_update_by_query", {
+            "query": {"bool": {"filter": [*scope, {"term": {"document_id": str(DOC)}}]}},
+            "script": {"lang": "painless", "source": "ctx._source.document_indexed = params.indexed",
+                       "params": {"indexed": True}}}),
     ]
 
 
