@@ -98,7 +98,11 @@ def test_api_key_lifecycle_and_immediate_revocation(client: TestClient, new_tena
     assert client.get("/api/v1/tenants/current", headers=bearer(token)).status_code == 200
     assert_error(client.get("/api/v1/members", headers=bearer(token)), 403, "auth_permission_denied")
     # Revoked: refused on the very next request although the authorizer answer is cached.
-    assert client.delete(f"/api/v1/api-keys/{key['id']}", headers=owner).status_code == 204
+    deleted = client.delete(f"/api/v1/api-keys/{key['id']}", headers=owner)
+    # A 204 has no body, so no body headers either.
+    assert deleted.status_code == 204 and deleted.content == b""
+    assert "content-type" not in deleted.headers and deleted.headers.get("content-length", "0") == "0"
+    assert deleted.headers["x-request-id"]
     assert_error(client.get("/api/v1/tenants/current", headers=bearer(token)), 401, "auth_token_revoked")
     assert_error(client.delete(f"/api/v1/api-keys/{key['id']}", headers=owner), 404, "api_key_not_found")
     assert admin_sql("SELECT last_used_at IS NOT NULL, revoked_at IS NOT NULL FROM api_keys WHERE id = %s",
