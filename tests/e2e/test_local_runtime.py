@@ -83,3 +83,30 @@ def test_make_invoke_runs_a_catalog_function(tmp_path: Path) -> None:
     unknown = subprocess.run([sys.executable, "-m", "infra.local.invoke", "no-such-function"], cwd=ROOT,
                              capture_output=True, text=True, timeout=60)
     assert unknown.returncode == 2 and "no function named" in unknown.stderr
+
+
+def _postgres_serving(pgdata: Path) -> list[int]:
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(attrs=["name", "cmdline"]):
+        if proc.info["name"] == "postgres" and str(pgdata) in " ".join(proc.info["cmdline"] or []):
+            found.append(proc.pid)
+    return found
+
+
+def test_start_and_stop_survive_a_crash(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    crashed = start_runtime(state)
+    crashed.proc.kill()  # kill -9: no cleanup at all, PostgreSQL keeps running
+    crashed.proc.wait(30)
+    assert _postgres_serving(state / "pg")
+    again = start_runtime(state)
+    try:
+        with httpx.Client(base_url=again.url, timeout=30) as client:
+            assert client.get("/health").json()["data"]["database"] == "ok"
+    finally:
+        assert again.stop() == 0, again.log.read_text()[-4000:]
+    # Ctrl-C after the crash stops PostgreSQL too (the dead process's handle no longer counts).
+    assert not _postgres_serving(state / "pg")
+    assert not (state / "pg" / "postmaster.pid").exists()
