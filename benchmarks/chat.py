@@ -49,6 +49,7 @@ from typing import Any
 
 import httpx
 
+from benchmarks.local_latency import runtime_env
 from tests.support.fake_openai import ChatScript, Exchange, FakeOpenAI, RecordedRequest
 
 SEGMENTS = 10_000
@@ -190,8 +191,7 @@ def _dataset() -> tuple[list[str], Any, list[str]]:
 
 
 def _start_runtime(state_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env.update(PORT="0", STRATUS_STATE_DIR=str(state_dir), LOG_LEVEL="WARNING")
+    env = runtime_env(state_dir)
     with log.open("ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "infra.local"], cwd=ROOT, env=env,
                                 stdout=out, stderr=subprocess.STDOUT)
