@@ -161,8 +161,12 @@ class LocalRuntime:
 
     def write_local_json(self) -> Path:
         path = self.state_dir / "local.json"
-        path.write_text(json.dumps({"url": self.url, "admin_token": self.admin_token}, indent=2))
-        path.chmod(0o600)
+        # Written aside and renamed: whoever watches for it (a script, the e2e tests) never
+        # reads a half-written file.
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(json.dumps({"url": self.url, "admin_token": self.admin_token}, indent=2))
+        partial.chmod(0o600)
+        partial.replace(path)
         return path
 
     def asgi_app(self) -> Any:
