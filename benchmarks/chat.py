@@ -49,6 +49,7 @@ from typing import Any
 
 import httpx
 
+from benchmarks.local_latency import runtime_env
 from tests.support.fake_openai import ChatScript, Exchange, FakeOpenAI, RecordedRequest
 
 SEGMENTS = 10_000
@@ -190,9 +191,9 @@ def _dataset() -> tuple[list[str], Any, list[str]]:
 
 
 def _start_runtime(state_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env = runtime_env(state_dir)
     # The fake provider listens on loopback: the egress policy refuses it unless listed.
-    env.update(PORT="0", STRATUS_STATE_DIR=str(state_dir), LOG_LEVEL="WARNING", STRATUS_EGRESS_ALLOW="127.0.0.1")
+    env["STRATUS_EGRESS_ALLOW"] = "127.0.0.1"
     with log.open("ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "infra.local"], cwd=ROOT, env=env,
                                 stdout=out, stderr=subprocess.STDOUT)

@@ -244,6 +244,13 @@ class LocalAws:
         self.mirror: S3Mirror | None = None
 
     @property
+    def port(self) -> int:
+        """The port moto serves on (the one the OS picked when asked for 0)."""
+        if self._server is None:
+            raise RuntimeError("LocalAws is not started")
+        return self._port
+
+    @property
     def endpoint_url(self) -> str:
         if self._server is None:
             raise RuntimeError("LocalAws is not started")

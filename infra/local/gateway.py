@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import secrets
 import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -20,7 +19,7 @@ from functions.catalog import FUNCTIONS, Authorizer, DefaultRoute, http_function
 from infra.local.invoker import FunctionError, LocalInvoker
 from shared.config import get_settings
 from shared.http.api import payload_too_large
-from shared.http.context import request_id_of
+from shared.http.context import new_request_id, request_id_of
 from shared.http.dialect import dialect_for
 from shared.http.routing import http_routes
 
@@ -100,7 +99,7 @@ def build_event(scope: Scope, body: bytes, route_key: str, path_parameters: dict
             "domainPrefix": headers.get("host", "127.0.0.1").split(".")[0],
             "http": {"method": method, "path": path, "protocol": f"HTTP/{scope.get('http_version', '1.1')}",
                      "sourceIp": client[0], "userAgent": headers.get("user-agent", "")},
-            "requestId": base64.b64encode(secrets.token_bytes(12)).decode(),
+            "requestId": new_request_id(),
             "routeKey": route_key,
             "stage": "$default",
             "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
@@ -143,9 +142,20 @@ def result_to_http(result: Any) -> tuple[int, dict[str, str], list[str], bytes]:
     headers = {str(k).lower(): str(v) for k, v in (result.get("headers") or {}).items()}
     for name, values in (result.get("multiValueHeaders") or {}).items():
         headers[str(name).lower()] = ",".join(map(str, values))
+    status = int(result["statusCode"])
+    if _bodiless(status):
+        # API Gateway sends no body (and so no body headers) with these statuses, whatever
+        # the integration returned.
+        for name in ("content-type", "content-length"):
+            headers.pop(name, None)
+        return status, headers, list(result.get("cookies") or []), b""
     body = result.get("body") or ""
     raw = base64.b64decode(body) if result.get("isBase64Encoded") else str(body).encode()
-    return int(result["statusCode"]), headers, list(result.get("cookies") or []), raw
+    return status, headers, list(result.get("cookies") or []), raw
+
+
+def _bodiless(status: int) -> bool:
+    return status < 200 or status in (204, 304)
 
 
 def streaming_mounts() -> dict[str, Any]:
@@ -194,7 +204,7 @@ class LocalGateway:
         status, headers, cookies, body = await self._handle(scope, receive)
         raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
         raw_headers += [(b"set-cookie", c.encode("latin-1")) for c in cookies]
-        if "content-length" not in headers:
+        if "content-length" not in headers and not _bodiless(status):
             raw_headers.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": raw_headers})
         await send({"type": "http.response.body", "body": body})

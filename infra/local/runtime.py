@@ -11,6 +11,7 @@ import os
 import secrets
 import socket
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,20 @@ from infra.local.settings import LocalSettings
 logger = logging.getLogger(__name__)
 
 APP_PASSWORD_FILE = "app-db-password"  # noqa: S105 - a file name
+# moto's port of the previous start: presigned upload URLs name it, so a form fetched before a
+# restart must still reach S3 after it.
+AWS_PORT_FILE = "aws-port"
+
+
+def _port_free(port: int) -> bool:
+    # As the server binds (SO_REUSEADDR, as werkzeug's HTTPServer): a port in TIME_WAIT is free.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _app_conninfo(admin_url: str, password: str) -> str:
@@ -49,13 +64,17 @@ class LocalRuntime:
         return f"http://{self.settings.host}:{self.settings.port}"
 
     def start(self) -> None:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        # Private to the user: it holds the admin token and keys, and is embedded PostgreSQL's
+        # XDG runtime directory, which platformdirs accepts only at 0700 (else a warning).
+        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.state_dir.chmod(0o700)
         self._start_database()
         self._configure_functions()
         from infra.local.aws import LocalAws
 
-        self._aws = LocalAws(self.state_dir, self.invoker, port=self.settings.stratus_aws_port)
+        self._aws = LocalAws(self.state_dir, self.invoker, port=self._aws_port())
         self._aws.start()
+        (self.state_dir / AWS_PORT_FILE).write_text(str(self._aws.port))
         from infra.local.queues import LocalQueues
 
         # Handlers are imported on first use, soon from the pollers', the scheduler's and the
@@ -72,6 +91,20 @@ class LocalRuntime:
 
         self._scheduler = LocalScheduler(self.invoker)
         self._scheduler.start()
+
+    def _aws_port(self) -> int:
+        """The configured port, else the previous start's when still free, else 0 (any)."""
+        if self.settings.stratus_aws_port:
+            return self.settings.stratus_aws_port
+        try:
+            previous = int((self.state_dir / AWS_PORT_FILE).read_text().strip())
+        except (OSError, ValueError):
+            return 0
+        if 0 < previous < 65536 and _port_free(previous):
+            return previous
+        logger.warning("moto's previous port %d is taken: presigned URLs issued before this start "
+                       "will not reach S3", previous)
+        return 0
 
     def _start_database(self) -> None:
         from shared.platform.bootstrap import bootstrap
@@ -114,6 +147,9 @@ class LocalRuntime:
         from shared.config import reset_settings
 
         os.environ["STRATUS_RUNTIME"] = "local"
+        # Powertools' metrics decorator warns on every invocation that published no metric, even
+        # with metrics disabled (they are, locally): noise on each start and request.
+        warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
         os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
         os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
         os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "stratus")
@@ -125,8 +161,12 @@ class LocalRuntime:
 
     def write_local_json(self) -> Path:
         path = self.state_dir / "local.json"
-        path.write_text(json.dumps({"url": self.url, "admin_token": self.admin_token}, indent=2))
-        path.chmod(0o600)
+        # Written aside and renamed: whoever watches for it (a script, the e2e tests) never
+        # reads a half-written file.
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(json.dumps({"url": self.url, "admin_token": self.admin_token}, indent=2))
+        partial.chmod(0o600)
+        partial.replace(path)
         return path
 
     def asgi_app(self) -> Any:

@@ -85,7 +85,8 @@ def apply_migrations(admin_conninfo: str, *, app_password: str | None = None) ->
                     conn.execute(migration.sql.encode())
                     conn.execute("INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
                                  (migration.version, migration.name, migration.checksum))
-                logger.info("applied migration", extra={"version": migration.version, "migration": migration.name})
+                logger.info("applied migration %s %s", migration.version, migration.name,
+                            extra={"version": migration.version, "migration": migration.name})
                 applied_now.append(migration.version)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))

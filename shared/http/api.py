@@ -182,7 +182,9 @@ class StratusApp:
                         headers={"X-Request-Id": request_id, **response_headers()})
 
     def no_content(self) -> Response[Any]:
-        return Response(204, JSON, "", headers={"X-Request-Id": current_request_id(), **response_headers()})
+        # No content type and no body: Powertools would serialise an empty JSON body as
+        # ``null``, and a 204 with a body breaks HTTP (h11 refuses it).
+        return Response(204, None, None, headers={"X-Request-Id": current_request_id(), **response_headers()})
 
     # -- invocation ------------------------------------------------------------------
     def dispatch(self, event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -3,7 +3,9 @@ invokes handlers from several threads."""
 
 from __future__ import annotations
 
+import base64
 import json
+import secrets
 import uuid
 from collections.abc import Mapping
 from contextvars import ContextVar
@@ -18,11 +20,27 @@ _request_id: ContextVar[str] = ContextVar("request_id", default="")
 _response_headers: ContextVar[dict[str, str] | None] = ContextVar("response_headers", default=None)
 
 
+def new_request_id() -> str:
+    """A request id in API Gateway's HTTP API shape (12 random bytes, 16 base64 characters):
+    the one shape every answer's ``X-Request-Id`` has, whichever function answers."""
+    return base64.b64encode(secrets.token_bytes(12)).decode()
+
+
+def _in_platform_shape(found: str) -> str:
+    # A function URL's request context carries Lambda's UUID where API Gateway's carries its
+    # own shape; re-encode it (its first 12 bytes, 90 of them random) so clients see one shape.
+    try:
+        value = uuid.UUID(found)
+    except ValueError:
+        return found
+    return base64.b64encode(value.bytes[:12]).decode()
+
+
 def request_id_from(request_context: Mapping[str, Any] | None) -> str:
     """The one request-id scheme: Lambda's request context's ``requestId`` (API Gateway's in an
     HTTP API event; a function URL's, which the Web Adapter forwards), else a new id."""
     found = (request_context or {}).get("requestId")
-    return str(found) if found else uuid.uuid4().hex
+    return _in_platform_shape(str(found)) if found else new_request_id()
 
 
 def request_id_of(event: Mapping[str, Any]) -> str:

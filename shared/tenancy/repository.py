@@ -18,6 +18,7 @@ _MEMBER_COLUMNS = """m.id, m.user_id, u.email, m.name, m.role, m.created_at, m.u
 _KEY_COLUMNS = """id, name, prefix, user_id, scopes, resource_type, resource_id, expires_at,
                   last_used_at, created_at"""
 
+TENANT_SORTS = frozenset({"created_at", "updated_at", "name", "status"})
 MEMBER_SORTS = frozenset({"created_at", "updated_at", "role", "email", "name"})
 API_KEY_SORTS = frozenset({"created_at", "name", "expires_at", "last_used_at"})
 
@@ -44,6 +45,23 @@ def insert_tenant(conn: Connection[Any], tenant_id: uuid.UUID, name: str) -> Row
 def get_tenant(conn: Connection[Any], tenant_id: uuid.UUID) -> Row | None:
     return _fetch_one(conn, """SELECT id, name, status, created_at, updated_at FROM tenants
                                WHERE id = %s AND deleted_at IS NULL""", (tenant_id,))
+
+
+def list_tenants(conn: Connection[Any], page: PageRequest) -> tuple[list[Row], int]:
+    """Every live tenant (the platform admin's view): through a definer function, since
+    row-level security shows a transaction one tenant only."""
+    columns = [column for column, _ in page.order]
+    descending = [desc for _, desc in page.order]
+    rows = _fetch(conn, "SELECT * FROM platform_list_tenants(%s, %s, %s, %s)",
+                  (columns, descending, page.limit, page.offset))
+    if rows:
+        total = int(rows[0]["total"])
+    else:
+        row = conn.execute("SELECT platform_count_tenants()").fetchone()
+        total = int(row[0]) if row else 0
+    for row in rows:
+        row.pop("total", None)
+    return rows, total
 
 
 # Users and members -----------------------------------------------------------------------

@@ -73,6 +73,13 @@ class TenancyService:
         return TenantCreated(tenant=Tenant(**tenant), owner=Member(**member), owner_token=token)
 
     @_traced
+    def list_tenants(self, page: PageRequest) -> Page[Tenant]:
+        """All tenants, for the platform admin (the route requires platform:admin)."""
+        with self._db.transaction() as conn:
+            rows, total = repo.list_tenants(conn, page)
+        return Page.of([Tenant(**r) for r in rows], page, total)
+
+    @_traced
     def current_tenant(self, principal: Principal) -> Tenant:
         with self._db.transaction(principal.tenant) as conn:
             row = repo.get_tenant(conn, principal.tenant)

@@ -42,7 +42,7 @@ class RunningRuntime:
 def start_runtime(state_dir: Path, **env: str) -> RunningRuntime:
     log = state_dir.parent / f"{state_dir.name}-runtime.log"
     full_env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    full_env.update(PORT="0", STRATUS_STATE_DIR=str(state_dir), LOG_LEVEL="WARNING", **env)
+    full_env.update({"PORT": "0", "STRATUS_STATE_DIR": str(state_dir), "LOG_LEVEL": "WARNING", **env})
     local_json = state_dir / "local.json"
     # A restart finds the previous local.json (and must reuse its token): wait for a new one.
     previous = local_json.stat().st_mtime_ns if local_json.exists() else 0

@@ -98,7 +98,11 @@ def test_api_key_lifecycle_and_immediate_revocation(client: TestClient, new_tena
     assert client.get("/api/v1/tenants/current", headers=bearer(token)).status_code == 200
     assert_error(client.get("/api/v1/members", headers=bearer(token)), 403, "auth_permission_denied")
     # Revoked: refused on the very next request although the authorizer answer is cached.
-    assert client.delete(f"/api/v1/api-keys/{key['id']}", headers=owner).status_code == 204
+    deleted = client.delete(f"/api/v1/api-keys/{key['id']}", headers=owner)
+    # A 204 has no body, so no body headers either.
+    assert deleted.status_code == 204 and deleted.content == b""
+    assert "content-type" not in deleted.headers and deleted.headers.get("content-length", "0") == "0"
+    assert deleted.headers["x-request-id"]
     assert_error(client.get("/api/v1/tenants/current", headers=bearer(token)), 401, "auth_token_revoked")
     assert_error(client.delete(f"/api/v1/api-keys/{key['id']}", headers=owner), 404, "api_key_not_found")
     assert admin_sql("SELECT last_used_at IS NOT NULL, revoked_at IS NOT NULL FROM api_keys WHERE id = %s",
@@ -336,3 +340,31 @@ def test_member_names_stay_within_their_tenant(client: TestClient, new_tenant: C
 def test_empty_authorization_header_is_answered_by_the_gateway(client: TestClient) -> None:
     response = client.get("/api/v1/tenants/current", headers={"Authorization": ""})
     assert response.status_code == 401 and response.json() == {"message": "Unauthorized"}
+
+
+def test_platform_admin_lists_tenants_page_by_page(client: TestClient, new_tenant: Callable[..., Any],
+                                                   admin_token: str, admin_sql: Sql) -> None:
+    made = [new_tenant(f"listed {n}")["tenant"]["id"] for n in range(3)]
+    live = admin_sql("SELECT count(*) FROM tenants WHERE deleted_at IS NULL")[0][0]
+    first = client.get("/api/v1/tenants", params={"limit": 2, "sort": "-created_at"}, headers=bearer(admin_token))
+    assert first.status_code == 200, first.text
+    body = first.json()
+    # Newest first: the three just made lead, and the total counts every tenant, not one.
+    assert [t["id"] for t in body["data"]] == made[::-1][:2]
+    assert body["pagination"]["total"] == live and body["pagination"]["limit"] == 2
+    second = client.get("/api/v1/tenants", params={"limit": 2, "page": 2, "sort": "-created_at"},
+                        headers=bearer(admin_token)).json()
+    assert second["data"][0]["id"] == made[0]
+    assert set(second["data"][0]) == {"id", "name", "status", "created_at", "updated_at"}
+    by_name = client.get("/api/v1/tenants", params={"limit": 100, "sort": "name"}, headers=bearer(admin_token))
+    names = [t["name"] for t in by_name.json()["data"]]
+    assert names == sorted(names)
+    past_the_end = client.get("/api/v1/tenants", params={"page": 1000}, headers=bearer(admin_token)).json()
+    assert past_the_end["data"] == [] and past_the_end["pagination"]["total"] == live
+    assert_error(client.get("/api/v1/tenants", params={"sort": "owner"}, headers=bearer(admin_token)),
+                 422, "biz_validation_failed")
+
+
+def test_only_platform_admin_lists_tenants(client: TestClient, new_tenant: Callable[..., Any]) -> None:
+    owner = bearer(new_tenant()["owner_token"])
+    assert_error(client.get("/api/v1/tenants", headers=owner), 403, "auth_platform_admin_required")

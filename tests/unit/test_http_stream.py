@@ -214,6 +214,26 @@ def test_json_answers_take_the_routes_status_and_carry_the_rate_limit(client: Te
     assert lambda_id.headers["x-request-id"] == "r-1" == lambda_id.json()["meta"]["request_id"]
 
 
+def test_request_ids_have_one_shape_on_every_function(client: TestClient) -> None:
+    # API Gateway's shape (16 base64 characters), as the API functions behind it answer.
+    import re
+    import uuid
+
+    from infra.local.gateway import build_event
+    from shared.http.context import request_id_of
+
+    shape = re.compile(r"^[A-Za-z0-9+/]{16}$")
+    local = client.post("/probe/abc/stop", headers=AUTH).headers["x-request-id"]
+    gateway = request_id_of(build_event({"type": "http", "method": "GET", "path": "/x"}, b"", "$default", None))
+    assert shape.match(local) and shape.match(gateway), (local, gateway)
+    # A function URL's request context carries Lambda's UUID: answered in the same shape.
+    lambda_uuid = str(uuid.uuid4())
+    forwarded = client.post("/probe/abc/stop",
+                            headers={**AUTH, "x-amzn-request-context": json.dumps({"requestId": lambda_uuid})})
+    assert shape.match(forwarded.headers["x-request-id"])
+    assert forwarded.headers["x-request-id"] == forwarded.json()["meta"]["request_id"]
+
+
 def test_streams_send_events_and_heartbeats_until_the_last(client: TestClient) -> None:
     answer = client.post("/probe", json={"text": "stream"}, headers=AUTH)
     assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/event-stream")
