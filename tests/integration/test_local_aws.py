@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from infra.local.s3_mirror import natural_path
 from infra.local.scheduler import LocalScheduler
 from shared.aws.clients import client, reset_clients
 from shared.config import get_settings, reset_settings
+from tests.support.stepfunctions import wait_for_execution
 
 Sql = Callable[..., list[tuple[Any, ...]]]
 
@@ -51,17 +51,6 @@ def runtime(app_env: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         os.environ.update(saved_env)
         reset_settings()
         reset_clients()
-
-
-def wait_for_execution(execution_arn: str, timeout_s: float = 30.0) -> dict[str, Any]:
-    sfn = client("stepfunctions")
-    deadline = time.monotonic() + timeout_s
-    while True:
-        described: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
-        if described["status"] != "RUNNING":
-            return described
-        assert time.monotonic() < deadline, f"{execution_arn} still RUNNING after {timeout_s} s"
-        time.sleep(0.1)
 
 
 # Wiring ------------------------------------------------------------------------------------

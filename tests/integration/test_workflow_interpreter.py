@@ -22,6 +22,7 @@ from shared.workflows.interpreter import Limits, execution_name, start_state
 from shared.workflows.ports import Edge, ExecutorRegistry, Graph, Node, NodeContext, RunRef
 from shared.workflows.state_machines import RUN_FAILED
 from shared.workflows.wiring import WorkflowPorts, use_ports
+from tests.support.stepfunctions import wait_for_execution
 from tests.support.workflows import MemoryRunStore, NodeBroke, RecordingExecutor
 
 
@@ -81,17 +82,6 @@ def ports() -> Iterator[Ports]:
     use_ports(None)
 
 
-def wait_for(execution_arn: str, timeout_s: float = 60.0) -> dict[str, Any]:
-    sfn = client("stepfunctions")
-    deadline = time.monotonic() + timeout_s
-    while True:
-        described: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
-        if described["status"] != "RUNNING":
-            return described
-        assert time.monotonic() < deadline, f"{execution_arn} still RUNNING after {timeout_s} s"
-        time.sleep(0.1)
-
-
 def _graph(nodes: dict[str, str], edges: list[tuple[str, str]]) -> Graph:
     return Graph(tuple(Node(node_id, node_type) for node_id, node_type in nodes.items()),
                  tuple(Edge(source, target) for source, target in edges))
@@ -102,7 +92,7 @@ def test_parallel_branches_join_and_the_run_succeeds(aws: LocalAws, ports: Ports
     graph = _graph({"start": "value", "left": "slow", "right-hand": "slow", "join": "sum"},
                    [("start", "left"), ("start", "right-hand"), ("left", "join"), ("right-hand", "join")])
     ref, arn = ports.start(aws, graph)
-    execution = wait_for(arn)
+    execution = wait_for_execution(arn, timeout_s=60.0)
     assert execution["status"] == "SUCCEEDED", execution
     run = ports.store.load(ref)
     assert run.status == "succeeded"
@@ -125,7 +115,7 @@ def test_a_failing_node_follows_catch_and_the_run_fails_with_its_error(aws: Loca
     graph = _graph({"start": "value", "broken": "broken", "after": "value"},
                    [("start", "broken"), ("broken", "after")])
     ref, arn = ports.start(aws, graph)
-    execution = wait_for(arn)
+    execution = wait_for_execution(arn, timeout_s=60.0)
     assert execution["status"] == "FAILED"
     assert execution.get("error") == RUN_FAILED
     stored = ports.store.runs[ref]
@@ -139,7 +129,7 @@ def test_a_failing_node_follows_catch_and_the_run_fails_with_its_error(aws: Loca
 def test_a_branch_that_gives_up_fails_the_run(aws: LocalAws, ports: Ports) -> None:
     graph = _graph({"fine": "slow", "bad": "broken-branch", "join": "sum"}, [("fine", "join"), ("bad", "join")])
     ref, arn = ports.start(aws, graph)
-    execution = wait_for(arn)
+    execution = wait_for_execution(arn, timeout_s=60.0)
     assert execution["status"] == "FAILED" and execution.get("error") == RUN_FAILED
     stored = ports.store.runs[ref]
     assert stored.run.status == "failed"
@@ -160,7 +150,7 @@ def test_human_input_pauses_on_a_task_token_until_it_is_answered(aws: LocalAws, 
     # Whoever answers the input records it, then sends the token back.
     ports.store.set_node(ref, "ask", "succeeded", {"answer": "yes"})
     client("stepfunctions").send_task_success(taskToken=token, output=json.dumps({"ok": True}))
-    execution = wait_for(arn)
+    execution = wait_for_execution(arn, timeout_s=60.0)
     assert execution["status"] == "SUCCEEDED", execution
     assert ports.store.load(ref).status == "succeeded"
     assert ports.executors["value"].calls == ["after"]
@@ -170,7 +160,7 @@ def test_a_rejected_input_fails_the_run_through_catch(aws: LocalAws, ports: Port
     ref, arn = ports.start(aws, _graph({"ask": "ask"}, []))
     token = ports.store.wait_for_token(ref, "ask")
     client("stepfunctions").send_task_failure(taskToken=token, error="InputRejected", cause="the reviewer said no")
-    execution = wait_for(arn)
+    execution = wait_for_execution(arn, timeout_s=60.0)
     assert execution["status"] == "FAILED"
     stored = ports.store.runs[ref]
     assert stored.error is not None and stored.error.code == "InputRejected"
@@ -185,12 +175,12 @@ def test_a_long_run_carries_on_in_a_new_execution_before_its_history_budget(aws:
         chain = [f"n{i}" for i in range(6)]
         graph = _graph(dict.fromkeys(chain, "value"), list(itertools.pairwise(chain)))
         ref, first = ports.start(aws, graph)
-        assert wait_for(first)["status"] == "SUCCEEDED"
+        assert wait_for_execution(first, timeout_s=60.0)["status"] == "SUCCEEDED"
         executions = [first]
         for generation in range(1, 10):
             arn = first.rsplit(":", 1)[0] + ":" + execution_name(ref.run_id, generation)
             try:
-                described = wait_for(arn)
+                described = wait_for_execution(arn, timeout_s=60.0)
             except client("stepfunctions").exceptions.ExecutionDoesNotExist:
                 break
             assert described["status"] == "SUCCEEDED", described
