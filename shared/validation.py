@@ -127,3 +127,15 @@ class RequestModel(BaseModel):
         if _has_nul(data):
             raise ValueError("text must not contain NUL (\\u0000) characters")
         return data
+
+
+def check_json_payload(raw: str | bytes, content_type: str | None) -> None:
+    """A request body, checked before it is decoded (both HTTP stacks): declared JSON (else 415
+    saying which content type to send), and no deeper than the decoder and the validators can
+    recurse."""
+    from shared.errors import JsonTooDeep, UnsupportedMediaType
+
+    if not is_json_media_type(content_type):
+        raise UnsupportedMediaType.json_expected(content_type)
+    if json_depth(raw) > MAX_JSON_DEPTH:
+        raise JsonTooDeep(MAX_JSON_DEPTH)

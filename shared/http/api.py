@@ -31,7 +31,6 @@ from shared.catalog import Function, Http
 from shared.db.paging import Page
 from shared.errors import (
     BadRequest,
-    JsonTooDeep,
     NotFound,
     PayloadTooLarge,
     StratusError,
@@ -49,7 +48,7 @@ from shared.http.context import (
 from shared.http.dialect import Dialect, dialect_for
 from shared.http.envelope import JSON
 from shared.observability import logger
-from shared.validation import MAX_JSON_DEPTH, is_json_media_type, json_depth
+from shared.validation import check_json_payload
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -83,8 +82,6 @@ def check_json_body(event: dict[str, Any]) -> None:
         return
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     content_type = headers.get("content-type")
-    if not is_json_media_type(content_type):
-        raise UnsupportedMediaType.json_expected(content_type)
     if event.get("isBase64Encoded"):
         import base64
         import binascii
@@ -92,11 +89,11 @@ def check_json_body(event: dict[str, Any]) -> None:
         try:
             raw: str | bytes = base64.b64decode(body)
         except (binascii.Error, ValueError):
-            return  # Powertools refuses it as malformed
+            # Powertools refuses it as malformed; the content type is still checked first.
+            raw = b""
     else:
         raw = body
-    if json_depth(raw) > MAX_JSON_DEPTH:
-        raise JsonTooDeep(MAX_JSON_DEPTH)
+    check_json_payload(raw, content_type)
 
 
 def _validation_error(exc: RequestValidationError) -> StratusError:

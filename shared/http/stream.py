@@ -40,11 +40,9 @@ from shared.catalog import DEFAULT_DIALECT, Function, FunctionUrl, StreamRoute
 from shared.config import MissingSettings, check_entry_settings
 from shared.errors import (
     BadRequest,
-    JsonTooDeep,
     PayloadTooLarge,
     StratusError,
     Unauthenticated,
-    UnsupportedMediaType,
     ValidationFailed,
 )
 from shared.http.context import add_response_headers, request_id_of_headers, response_headers, set_request
@@ -53,7 +51,7 @@ from shared.http.envelope import JSON
 from shared.http.refs import model_of
 from shared.http.routing import RouteTable, stream_routes
 from shared.observability import logger
-from shared.validation import MAX_JSON_DEPTH, is_json_media_type, json_depth
+from shared.validation import check_json_payload
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
@@ -124,12 +122,8 @@ async def read_json(request: Request, model: type[M], max_bytes: int) -> M:
         if len(raw) > max_bytes:
             raise PayloadTooLarge(details={"max_bytes": max_bytes})
     if raw:
-        content_type = request.headers.get("content-type")
-        if not is_json_media_type(content_type):
-            raise UnsupportedMediaType.json_expected(content_type)
         # Refused before decoding: the decoder and the validators recurse.
-        if json_depth(raw) > MAX_JSON_DEPTH:
-            raise JsonTooDeep(MAX_JSON_DEPTH)
+        check_json_payload(raw, request.headers.get("content-type"))
     try:
         payload = json.loads(raw or b"null")
     except ValueError:
