@@ -41,7 +41,9 @@ class RunningRuntime:
 
 def start_runtime(state_dir: Path, **env: str) -> RunningRuntime:
     log = state_dir.parent / f"{state_dir.name}-runtime.log"
-    full_env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    # Not the test process's own database, nor the runtime directory its embedded PostgreSQL
+    # chose (a pytest temp dir, later 0755): the runtime picks its own, as `make dev` does.
+    full_env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "XDG_RUNTIME_DIR")}
     full_env.update({"PORT": "0", "STRATUS_STATE_DIR": str(state_dir), "LOG_LEVEL": "WARNING", **env})
     local_json = state_dir / "local.json"
     # A restart finds the previous local.json (and must reuse its token): wait for a new one.
