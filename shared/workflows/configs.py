@@ -1,0 +1,309 @@
+"""Each node type's configuration (``Node.config``) and the outputs it declares.
+
+Field names follow Dify's node data where Dify has one (``variable_selector``,
+``comparison_operator``, ``prompt_template``...), so imported and hand-written documents read
+alike. ``outputs_of`` says what a node of each type answers: what selectors may name
+downstream, with its type.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from shared.validation import RequestModel
+from shared.workflows.definition import ELSE_HANDLE, NODE_ID, VARIABLE_NAME, Node, NodeType, Selector, VarType
+
+MAX_TEMPLATE_CHARS = 100_000
+SelectorField = Field(min_length=2, max_length=10)
+
+
+# -- start / end -------------------------------------------------------------------------------
+class InputVariable(RequestModel):
+    """A run input, declared on the start node."""
+
+    variable: str = Field(pattern=VARIABLE_NAME)
+    label: str = Field(default="", max_length=200)
+    type: VarType = "string"
+    required: bool = False
+    # Used when the input is absent (a required input with a default is never absent).
+    default: Any = None
+    # Allowed values (strings and numbers): a select list.
+    options: list[str | int | float] = Field(default_factory=list, max_length=100)
+    # Strings: the longest value accepted.
+    max_length: int | None = Field(default=None, ge=1, le=1_000_000)
+    description: str = Field(default="", max_length=1000)
+
+
+class StartConfig(RequestModel):
+    variables: list[InputVariable] = Field(default_factory=list, max_length=50)
+
+
+class OutputBinding(RequestModel):
+    """An output of the run (on an end node), taken from a selector."""
+
+    variable: str = Field(pattern=VARIABLE_NAME)
+    value_selector: Selector = SelectorField
+    # Declared for editors and export; the value is passed as it is.
+    value_type: VarType | None = None
+
+
+class EndConfig(RequestModel):
+    outputs: list[OutputBinding] = Field(default_factory=list, max_length=100)
+
+
+# -- llm ---------------------------------------------------------------------------------------
+class ModelRef(RequestModel):
+    # The tenant's model of that name; None: the tenant's default chat model.
+    name: str | None = Field(default=None, max_length=100)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    max_tokens: int | None = Field(default=None, ge=1, le=32_768)
+    stop: list[str] = Field(default_factory=list, max_length=4)
+
+
+class PromptMessage(RequestModel):
+    role: Literal["system", "user", "assistant"]
+    # Text with {{#node.field#}} references.
+    text: str = Field(default="", max_length=MAX_TEMPLATE_CHARS)
+
+
+class ContextSettings(RequestModel):
+    """A variable (knowledge retrieval results, or any text) given to the prompt as
+    ``{{#context#}}``."""
+
+    enabled: bool = False
+    variable_selector: list[str] = Field(default_factory=list, max_length=10)
+
+
+class StructuredOutput(RequestModel):
+    enabled: bool = False
+    # The JSON schema the answer must match (an object schema).
+    json_schema: dict[str, Any] = Field(default_factory=dict, alias="schema")
+
+    model_config = {**RequestModel.model_config, "populate_by_name": True}
+
+
+class LlmConfig(RequestModel):
+    model: ModelRef = Field(default_factory=ModelRef)
+    prompt_template: list[PromptMessage] = Field(min_length=1, max_length=50)
+    context: ContextSettings = Field(default_factory=ContextSettings)
+    structured_output: StructuredOutput = Field(default_factory=StructuredOutput)
+
+
+# -- knowledge retrieval -----------------------------------------------------------------------
+class RetrievalConfig(RequestModel):
+    mode: Literal["semantic", "full_text", "hybrid"] = "hybrid"
+    top_k: int = Field(default=4, ge=1, le=50)
+    score_threshold: float | None = Field(default=None, ge=0, le=1)
+    # Hybrid: weight of the semantic ranking.
+    semantic_weight: float = Field(default=0.7, ge=0, le=1)
+    rerank: bool = False
+
+
+class KnowledgeRetrievalConfig(RequestModel):
+    query_variable_selector: Selector = SelectorField
+    knowledge_base_ids: list[str] = Field(min_length=1, max_length=10)
+    retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
+
+
+# -- if/else -----------------------------------------------------------------------------------
+ComparisonOperator = Literal[
+    "contains", "not contains", "start with", "end with", "is", "is not", "empty", "not empty",
+    "in", "not in", "all of", "=", "≠", ">", "<", "≥", "≤", "null", "not null"]
+# Operators that take no value.
+UNARY_OPERATORS = frozenset({"empty", "not empty", "null", "not null"})
+
+
+class Condition(RequestModel):
+    variable_selector: Selector = SelectorField
+    comparison_operator: ComparisonOperator
+    # A constant (strings may hold {{#...#}} references), a list for in/not in/all of.
+    value: str | int | float | bool | list[str | int | float] | None = None
+
+    @model_validator(mode="after")
+    def _value_present(self) -> Condition:
+        if self.comparison_operator not in UNARY_OPERATORS and self.value is None:
+            raise ValueError(f"operator {self.comparison_operator!r} needs a value")
+        return self
+
+
+class Case(RequestModel):
+    # The handle its branch leaves from.
+    case_id: str = Field(pattern=NODE_ID)
+    logical_operator: Literal["and", "or"] = "and"
+    conditions: list[Condition] = Field(min_length=1, max_length=50)
+
+
+class IfElseConfig(RequestModel):
+    """Cases in order; the first that holds picks its ``case_id`` handle, none picks ``false``."""
+
+    cases: list[Case] = Field(min_length=1, max_length=20)
+
+    @model_validator(mode="after")
+    def _distinct_cases(self) -> IfElseConfig:
+        ids = [case.case_id for case in self.cases]
+        if len(ids) != len(set(ids)):
+            raise ValueError("case_id must not repeat")
+        if ELSE_HANDLE in ids:
+            raise ValueError(f"case_id {ELSE_HANDLE!r} is the else branch's handle")
+        return self
+
+
+# -- code / template ---------------------------------------------------------------------------
+class VariableBinding(RequestModel):
+    """A name the code or template sees, bound to a selector."""
+
+    variable: str = Field(pattern=VARIABLE_NAME)
+    value_selector: Selector = SelectorField
+
+
+class CodeOutput(RequestModel):
+    type: VarType
+
+
+class CodeConfig(RequestModel):
+    code_language: Literal["python3"] = "python3"
+    code: str = Field(min_length=1, max_length=MAX_TEMPLATE_CHARS)
+    variables: list[VariableBinding] = Field(default_factory=list, max_length=50)
+    outputs: dict[str, CodeOutput] = Field(min_length=1, max_length=50)
+
+
+class TemplateConfig(RequestModel):
+    # Jinja2 (sandboxed), over ``variables``.
+    template: str = Field(max_length=MAX_TEMPLATE_CHARS)
+    variables: list[VariableBinding] = Field(default_factory=list, max_length=50)
+
+
+# -- http request ------------------------------------------------------------------------------
+class KeyValue(RequestModel):
+    key: str = Field(min_length=1, max_length=500)
+    value: str = Field(default="", max_length=MAX_TEMPLATE_CHARS)
+
+
+class BodyField(RequestModel):
+    """A form field (``text`` holds a template; ``file`` is not supported yet)."""
+
+    key: str = Field(default="", max_length=500)
+    type: Literal["text"] = "text"
+    value: str = Field(default="", max_length=MAX_TEMPLATE_CHARS)
+
+
+class HttpBody(RequestModel):
+    type: Literal["none", "json", "raw-text", "form-data", "x-www-form-urlencoded"] = "none"
+    # json / raw-text: the text (a template); forms: the fields.
+    data: str | list[BodyField] = ""
+
+
+class HttpAuth(RequestModel):
+    type: Literal["no-auth", "api-key"] = "no-auth"
+    # api-key: how the key is sent.
+    scheme: Literal["bearer", "basic", "custom"] = "bearer"
+    # custom: the header that carries it.
+    header: str = Field(default="Authorization", max_length=200)
+    api_key: str = Field(default="", max_length=10_000)
+
+
+class HttpTimeouts(RequestModel):
+    connect_s: float = Field(default=10, gt=0, le=60)
+    read_s: float = Field(default=60, gt=0, le=600)
+    write_s: float = Field(default=20, gt=0, le=600)
+
+
+class HttpRequestConfig(RequestModel):
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] = "GET"
+    # A template: references are rendered before the request.
+    url: str = Field(min_length=1, max_length=8000)
+    headers: list[KeyValue] = Field(default_factory=list, max_length=100)
+    params: list[KeyValue] = Field(default_factory=list, max_length=100)
+    body: HttpBody = Field(default_factory=HttpBody)
+    authorization: HttpAuth = Field(default_factory=HttpAuth)
+    timeout: HttpTimeouts = Field(default_factory=HttpTimeouts)
+    # The largest response body read (bytes); past it the node fails.
+    max_response_bytes: int = Field(default=10 * 1024 * 1024, ge=1, le=50 * 1024 * 1024)
+    follow_redirects: bool = True
+
+
+# -- variable aggregator -----------------------------------------------------------------------
+class AggregatorGroup(RequestModel):
+    group_name: str = Field(pattern=VARIABLE_NAME)
+    output_type: VarType = "string"
+    variables: list[Selector] = Field(min_length=1, max_length=50)
+
+
+class VariableAggregatorConfig(RequestModel):
+    """Answers the first of ``variables`` that has a value (the branch that ran), as
+    ``output``; with groups, one ``{group_name: {"output": ...}}`` per group."""
+
+    output_type: VarType = "string"
+    variables: list[Selector] = Field(default_factory=list, max_length=50)
+    groups: list[AggregatorGroup] = Field(default_factory=list, max_length=20)
+
+    @model_validator(mode="after")
+    def _something_to_aggregate(self) -> VariableAggregatorConfig:
+        if not self.variables and not self.groups:
+            raise ValueError("give variables, or groups of variables")
+        names = [group.group_name for group in self.groups]
+        if len(names) != len(set(names)):
+            raise ValueError("group_name must not repeat")
+        return self
+
+
+CONFIGS: dict[str, type[BaseModel]] = {
+    "start": StartConfig,
+    "end": EndConfig,
+    "llm": LlmConfig,
+    "knowledge_retrieval": KnowledgeRetrievalConfig,
+    "if_else": IfElseConfig,
+    "code": CodeConfig,
+    "template": TemplateConfig,
+    "http_request": HttpRequestConfig,
+    "variable_aggregator": VariableAggregatorConfig,
+}
+
+# Seconds a node may run (an attempt) unless the node says otherwise.
+DEFAULT_TIMEOUT_S: dict[str, int] = {
+    "start": 10, "end": 10, "if_else": 10, "template": 10, "variable_aggregator": 10,
+    "code": 30, "http_request": 120, "knowledge_retrieval": 60, "llm": 300,
+}
+
+
+def parse_config(node_type: NodeType | str, config: dict[str, Any]) -> BaseModel:
+    """The node's configuration as its type's model (raises pydantic's ValidationError)."""
+    return CONFIGS[node_type].model_validate(config)
+
+
+def outputs_of(node: Node, config: BaseModel | None = None) -> dict[str, str]:
+    """Output name → type that a node of this type and configuration answers. ``object``
+    outputs may be read further by path (``["node", "usage", "total_tokens"]``)."""
+    config = config if config is not None else parse_config(node.type, node.config)
+    match config:
+        case StartConfig():
+            return {variable.variable: variable.type for variable in config.variables}
+        case EndConfig():
+            return {}
+        case LlmConfig():
+            outputs = {"text": "string", "usage": "object", "finish_reason": "string"}
+            if config.structured_output.enabled:
+                outputs["structured_output"] = "object"
+            return outputs
+        case KnowledgeRetrievalConfig():
+            return {"result": "array[object]"}
+        case IfElseConfig():
+            return {"result": "boolean", "selected_case_id": "string"}
+        case CodeConfig():
+            return {name: output.type for name, output in config.outputs.items()}
+        case TemplateConfig():
+            return {"output": "string"}
+        case HttpRequestConfig():
+            return {"status_code": "number", "body": "string", "headers": "object"}
+        case VariableAggregatorConfig():
+            if config.groups:
+                return {group.group_name: "object" for group in config.groups}
+            return {"output": config.output_type}
+    raise TypeError(f"no outputs known for {type(config).__name__}")
+
+
+# Outputs every node answers under the default_value strategy when it failed.
+ERROR_OUTPUTS = {"error_message": "string", "error_type": "string"}

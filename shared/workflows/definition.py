@@ -1,0 +1,119 @@
+"""A workflow document: the JSON a draft holds and a published version freezes
+(docs/workflows.md). Nodes, edges between them (a source handle picks a branch), typed input
+variables on the start node, outputs on the end nodes.
+
+The shape follows Dify's node data closely (field names, handles, the ``{{#node.field#}}``
+template syntax) so that a Dify user reads it without a manual and import/export is a mapping,
+not a translation. Type-specific configuration lives in ``Node.config`` and is parsed by
+:mod:`shared.workflows.configs`; whole-graph checks are :mod:`shared.workflows.validation`'s.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from shared.validation import RequestModel
+
+SCHEMA_VERSION: Literal[1] = 1
+# Limits of one document (a 422 names the one passed).
+MAX_NODES = 200
+MAX_EDGES = 400
+MAX_DEFINITION_BYTES = 1_000_000
+
+NODE_ID = r"^[A-Za-z0-9_-]{1,64}$"
+# A variable or output name: what selectors and templates may name.
+VARIABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+
+NodeType = Literal["start", "end", "llm", "knowledge_retrieval", "if_else", "code", "template",
+                   "http_request", "variable_aggregator"]
+NODE_TYPES: tuple[str, ...] = NodeType.__args__  # type: ignore[attr-defined]
+
+# The types a variable (an input, a node output) may have.
+VarType = Literal["string", "number", "boolean", "object", "array[string]", "array[number]",
+                  "array[boolean]", "array[object]"]
+VAR_TYPES: tuple[str, ...] = VarType.__args__  # type: ignore[attr-defined]
+
+# fail: the node's failure fails the run; default_value: the node succeeds with its declared
+# ``default_value`` outputs (plus ``error_message``/``error_type``); fail_branch: the run
+# continues on the node's ``fail-branch`` handle instead of ``source``.
+ErrorStrategy = Literal["fail", "default_value", "fail_branch"]
+
+# Handles a node's outgoing edges leave from: every node's ``source``; if_else's case ids and
+# ``false`` (the else branch); any node's ``fail-branch`` under the fail_branch strategy.
+SOURCE_HANDLE = "source"
+FAIL_BRANCH_HANDLE = "fail-branch"
+ELSE_HANDLE = "false"
+
+Selector = list[str]
+
+
+class Position(RequestModel):
+    """Where the node sits on the canvas (kept for editors and for Dify export)."""
+
+    x: float = 0.0
+    y: float = 0.0
+
+
+class RetryPolicy(RequestModel):
+    # Attempts in all (1: no retry), as Dify's max_retries + 1.
+    max_attempts: int = Field(default=1, ge=1, le=10)
+    # Wait between attempts.
+    interval_ms: int = Field(default=1000, ge=0, le=60_000)
+
+
+class Node(RequestModel):
+    id: str = Field(pattern=NODE_ID)
+    type: NodeType
+    title: str = Field(default="", max_length=200)
+    description: str = Field(default="", max_length=2000)
+    # Type-specific configuration (shared.workflows.configs names each type's model).
+    config: dict[str, Any] = Field(default_factory=dict)
+    position: Position | None = None
+    # None: the node type's default (shared.workflows.configs.DEFAULT_TIMEOUT_S).
+    timeout_s: int | None = Field(default=None, ge=1, le=900)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    error_strategy: ErrorStrategy = "fail"
+    # Outputs the node answers when it fails under the default_value strategy, by output name.
+    default_value: dict[str, Any] = Field(default_factory=dict)
+
+
+class Edge(RequestModel):
+    source: str = Field(pattern=NODE_ID)
+    target: str = Field(pattern=NODE_ID)
+    # Which of the source's exits the edge leaves from (see the *_HANDLE constants).
+    source_handle: str = Field(default=SOURCE_HANDLE, min_length=1, max_length=64)
+
+
+class WorkflowDocument(RequestModel):
+    """A workflow's graph. Structural checks beyond field shapes (one start, reachability,
+    references, types) are :func:`shared.workflows.validation.validate_document`'s, which
+    reports every problem at once."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    nodes: list[Node] = Field(default_factory=list, max_length=MAX_NODES)
+    edges: list[Edge] = Field(default_factory=list, max_length=MAX_EDGES)
+
+    @field_validator("edges")
+    @classmethod
+    def _distinct_edges(cls, edges: list[Edge]) -> list[Edge]:
+        seen: set[tuple[str, str, str]] = set()
+        for edge in edges:
+            key = (edge.source, edge.source_handle, edge.target)
+            if key in seen:
+                raise ValueError(f"edge {edge.source}:{edge.source_handle} -> {edge.target} is repeated")
+            seen.add(key)
+        return edges
+
+    def node(self, node_id: str) -> Node:
+        for node in self.nodes:
+            if node.id == node_id:
+                return node
+        raise KeyError(node_id)
+
+    def outgoing(self, node_id: str) -> list[Edge]:
+        return [edge for edge in self.edges if edge.source == node_id]
+
+    def incoming(self, node_id: str) -> list[Edge]:
+        return [edge for edge in self.edges if edge.target == node_id]

@@ -1,0 +1,104 @@
+"""Variable references: selectors (``["node_id", "field", ...]``), template references
+(``{{#node_id.field#}}``, as Dify writes them) and the ``sys`` namespace, plus the pool a run
+resolves them against."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+SYS = "sys"
+# What ``sys.*`` holds in every run. ``workflow_run_id``/``app_id`` are Dify's names for
+# run_id/workflow_id, kept so imported workflows resolve them.
+SYS_FIELDS: dict[str, str] = {
+    "run_id": "string",
+    "workflow_id": "string",
+    "version": "string",
+    "user_id": "string",
+    "tenant_id": "string",
+    "time": "string",
+    "workflow_run_id": "string",
+    "app_id": "string",
+}
+SYS_ALIASES = {"workflow_run_id": "run_id", "app_id": "workflow_id"}
+
+# {{#node_id.field(.path)*#}}: node ids are [A-Za-z0-9_-]; fields and paths are names or indexes.
+TEMPLATE_REFERENCE = re.compile(r"\{\{#([A-Za-z0-9_-]{1,64}(?:\.[A-Za-z0-9_]{1,64}){1,8})#\}\}")
+MAX_SELECTOR_LENGTH = 10
+
+
+def template_references(text: str) -> list[list[str]]:
+    """The selectors a template names, in order of appearance."""
+    return [match.group(1).split(".") for match in TEMPLATE_REFERENCE.finditer(text)]
+
+
+def is_selector(value: Any) -> bool:
+    return (isinstance(value, list) and 2 <= len(value) <= MAX_SELECTOR_LENGTH
+            and all(isinstance(part, str) and part for part in value))
+
+
+class UnresolvedVariable(LookupError):
+    def __init__(self, selector: Sequence[str]) -> None:
+        super().__init__(f"variable {'.'.join(selector)} has no value in this run")
+        self.selector = list(selector)
+
+
+class VariablePool:
+    """The values a run has so far: ``sys`` and each finished node's outputs, by node id."""
+
+    def __init__(self, system: Mapping[str, Any], outputs: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+        self._system = dict(system)
+        for alias, name in SYS_ALIASES.items():
+            self._system.setdefault(alias, self._system.get(name))
+        self._outputs: dict[str, Mapping[str, Any]] = dict(outputs or {})
+
+    def add(self, node_id: str, outputs: Mapping[str, Any]) -> None:
+        self._outputs[node_id] = outputs
+
+    def has_node(self, node_id: str) -> bool:
+        return node_id in self._outputs
+
+    def get(self, selector: Sequence[str]) -> Any:
+        """The value at ``selector``; raises :class:`UnresolvedVariable` when any part is absent."""
+        head, *path = selector
+        root: Any = self._system if head == SYS else self._outputs.get(head)
+        if root is None:
+            raise UnresolvedVariable(selector)
+        value = root
+        for part in path:
+            if isinstance(value, Mapping) and part in value:
+                value = value[part]
+            elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+                value = value[int(part)]
+            else:
+                raise UnresolvedVariable(selector)
+        return value
+
+    def get_or_none(self, selector: Sequence[str]) -> Any:
+        try:
+            return self.get(selector)
+        except UnresolvedVariable:
+            return None
+
+    def render(self, template: str) -> str:
+        """``template`` with each ``{{#...#}}`` replaced by its value's text (an unresolved
+        reference renders empty, as in Dify)."""
+        return TEMPLATE_REFERENCE.sub(lambda match: to_text(self.get_or_none(match.group(1).split("."))), template)
+
+    def iter_outputs(self) -> Iterator[tuple[str, Mapping[str, Any]]]:
+        yield from self._outputs.items()
+
+
+def to_text(value: Any) -> str:
+    """A value as a template shows it: strings as they are, None empty, the rest as JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False)
