@@ -79,8 +79,11 @@ class Reference(BaseModel):
     document_name: str
     position: int
     page: int | None
-    score: float
-    score_type: str
+    score: float = Field(description="The segment's retrieval score, as `score_type` says")
+    score_type: str = Field(description=(
+        "`cosine`, `keyword`, `hybrid` or `rerank`, as in the retrieve API. References stored before "
+        "scores became absolute may say `full_text`, and their `full_text` and `hybrid` scores are "
+        "relative to that search's best match."))
     content: str
 
 

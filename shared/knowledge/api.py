@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 # Re-exported: the retrieval settings are the domain's (agents store them too).
-from shared.knowledge.contract import RetrievalMode, RetrievalSettings
+from shared.knowledge.contract import RetrievalMode, RetrievalSettings, ScoreType
 from shared.knowledge.types import ChunkingConfig, DocumentStatus, KnowledgeBaseStatus, SegmentKind
 from shared.models.spec import NAME_PATTERN
 from shared.validation import INT4_MAX, INT8_MAX, Int8, LaxUUID, RequestModel
@@ -260,8 +260,11 @@ class RetrieveRequest(RequestModel):
     # Defaults: the knowledge base's retrieval settings.
     mode: RetrievalMode | None = None
     top_k: int | None = Field(default=None, ge=1, le=100)
-    score_threshold: float | None = Field(default=None, ge=0, le=1)
-    semantic_weight: float | None = Field(default=None, ge=0, le=1)
+    score_threshold: float | None = Field(default=None, ge=0, le=1, description=(
+        "Leave out items whose `score` is below this (after reranking, the rerank score). Scores are "
+        "absolute, so one bar serves every query."))
+    semantic_weight: float | None = Field(default=None, ge=0, le=1, description=(
+        "Hybrid mode: the weight of the cosine similarity in `score`; the keyword score gets the rest."))
     filters: RetrieveFilters | None = None
     rerank: RerankRequest | None = None
 
@@ -281,14 +284,20 @@ class RetrievedSegment(BaseModel):
     text: str
     # What to give a model: the parent segment's text under parent-child chunking, else ``text``.
     content: str
-    # score_type "cosine": cosine similarity; "full_text": the keyword rank divided by the best
-    # rank of this query (1.0 = best match); "hybrid": reciprocal rank fusion divided by the
-    # largest possible fusion score (1.0 = first in every ranking); "rerank": the reranker's
-    # relevance. score_threshold applies to this score.
-    score: float
-    score_type: Literal["cosine", "full_text", "hybrid", "rerank"]
-    # The contributing scores: semantic (cosine), full_text (normalised), rrf (raw).
-    scores: dict[str, float]
+    score: float = Field(description=(
+        "The segment's relevance to the query, as `score_type` says. Absolute: comparable across "
+        "queries and knowledge bases (an unrelated query scores low, not 1.0); items are ordered by it "
+        "and `score_threshold` applies to it."))
+    score_type: ScoreType = Field(description=(
+        "What `score` is. `cosine` (semantic mode): cosine similarity of query and segment embeddings, "
+        "-1 to 1. `keyword` (full_text mode): the share of the query's terms the segment contains, 0 to 1 "
+        "(English function words such as \"the\" or \"how\" left out). `hybrid`: `semantic_weight` * "
+        "cosine (clamped to 0..1) + (1 - `semantic_weight`) * keyword, 0 to 1. `rerank`: the rerank "
+        "model's relevance."))
+    scores: dict[str, float] = Field(description=(
+        "The parts of `score`, by score type: `cosine` and `keyword` for hybrid (a segment the keyword "
+        "search alone found has its cosine computed too), and after reranking the score it had before "
+        "under its own type."))
     metadata: dict[str, Any]
     tags: list[str]
 

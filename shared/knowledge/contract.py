@@ -16,7 +16,11 @@ from shared.models.spec import NAME_PATTERN
 from shared.validation import RequestModel
 
 RetrievalMode = Literal["semantic", "full_text", "hybrid"]
-ScoreType = Literal["cosine", "full_text", "hybrid", "rerank"]
+# What a passage's score is (shared/knowledge/fusion.py, docs/adr/0031-calibrated-hybrid-scores.md):
+# cosine similarity (semantic), the share of the query's terms found (keyword, full-text mode),
+# their weighted sum (hybrid), the reranker's relevance (rerank). Each is absolute: comparable
+# across queries, and results are ordered by it.
+ScoreType = Literal["cosine", "keyword", "hybrid", "rerank"]
 
 
 class RetrievalSettings(RequestModel):
@@ -25,9 +29,9 @@ class RetrievalSettings(RequestModel):
 
     mode: RetrievalMode = "hybrid"
     top_k: int = Field(default=5, ge=1, le=100)
-    # Applies to the normalised score of the mode (see RetrievedSegment.score), never to raw RRF.
+    # Applies to the score of the mode (ScoreType): the same bar means the same for every query.
     score_threshold: float | None = Field(default=None, ge=0, le=1)
-    # Hybrid: weight of the semantic ranking in the fusion (full-text gets 1 - weight).
+    # Hybrid: weight of the cosine in the score (the keyword score gets 1 - weight).
     semantic_weight: float = Field(default=0.5, ge=0, le=1)
     # Rerank the fused candidates with this model (a model with the rerank capability).
     rerank_model: str | None = Field(default=None, pattern=NAME_PATTERN)
@@ -61,9 +65,9 @@ class RetrievalQuery:
     text: str
     mode: RetrievalMode | None = None
     top_k: int | None = None
-    # Applies to the normalised score of the mode (see RetrievedPassage.score).
+    # Applies to the score of the mode (see RetrievedPassage.score).
     score_threshold: float | None = None
-    # Hybrid: weight of the semantic ranking in the fusion (full-text gets 1 - weight).
+    # Hybrid: weight of the cosine in the score (the keyword score gets 1 - weight).
     semantic_weight: float | None = None
     rerank: Rerank | None = None
     filters: RetrievalFilter | None = None
@@ -75,9 +79,8 @@ class RetrievalQuery:
 @dataclass(frozen=True)
 class RetrievedPassage:
     """A matched segment. ``content`` is what to give a model: the parent segment's text under
-    parent-child chunking, else ``text``. ``score`` is the mode's normalised score (cosine;
-    full-text rank over the best rank; RRF over the largest possible; the reranker's), and
-    ``scores`` the contributing ones."""
+    parent-child chunking, else ``text``. ``score`` is the mode's score (``score_type``:
+    cosine, keyword, hybrid or rerank), and ``scores`` its parts by score type."""
 
     segment_id: uuid.UUID
     knowledge_base_id: uuid.UUID

@@ -1,124 +1,96 @@
-"""Fusing rankings for hybrid retrieval, and the scores a threshold may be applied to.
+"""The scores retrieval reports, and how hybrid search fuses its two rankings
+(docs/adr/0031-calibrated-hybrid-scores.md).
 
-Score semantics (what ``score`` means for each retrieval mode):
+Every score is an absolute relevance: comparable across queries and knowledge bases, results
+are ordered by it, and ``score_threshold`` applies to it. ``score_type`` names it:
 
-- **semantic** — cosine similarity of query and segment vectors, in [-1, 1] (1 - cosine
-  distance; both vector stores report it so). Comparable across queries: a threshold on it is
-  an absolute similarity bar.
-- **full_text** — the engine's raw relevance (PostgreSQL ``ts_rank_cd`` with length
-  normalisation, OpenSearch BM25): unbounded and comparable only within one query, so no fixed
-  threshold fits. :func:`normalise_full_text` divides by the query's best score, giving [0, 1]
-  relative to the best match.
-- **hybrid** — :func:`reciprocal_rank_fusion`. The raw RRF sum (``FusedHit.rrf``) is tiny
-  (at most ``sum(weights) / (k + 1)``, 1/61 per list with k = 60) and depends on k and on how
-  many lists were fused, so thresholds apply to ``FusedHit.score``: ``rrf`` divided by the
-  largest RRF any one segment could reach in this fusion (first in every non-empty list), in
-  (0, 1]. 1.0 means first everywhere; with two equally weighted lists a segment found by only
-  one of them scores at most 0.5, so a threshold above 0.5 keeps only segments both searches
-  found. A reranker's score, when one runs, replaces all of these.
+- **cosine** (semantic mode): cosine similarity of the query and segment vectors, in [-1, 1]
+  (1 - cosine distance; both vector stores report it so).
+- **keyword** (full-text mode): :func:`keyword_score`, the share of the query's terms the
+  segment contains, in [0, 1]. The engines' own relevance (PostgreSQL's ``ts_rank_cd``,
+  OpenSearch's BM25) only chooses the candidates and breaks ties: it is unbounded, has a
+  scale that depends on the engine, the corpus and the query's length, and no constant maps
+  it to a bar that means the same for every query.
+- **hybrid**: ``w * clamp(cosine, 0, 1) + (1 - w) * keyword`` with ``w`` the
+  ``semantic_weight``, in [0, 1]. Each candidate either ranking found gets both parts: the
+  keyword part is computed from its text, the cosine of a segment only the keyword ranking
+  found is looked up in the store (0 if it is not there any more).
+
+A reranker's score, when one runs, replaces these (``rerank``).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Literal
 
+from shared.knowledge.text import keyword_terms, search_text
 from shared.knowledge.vectorstore.ports import Hit
 
-DEFAULT_RRF_K = 60
+FusedScoreType = Literal["cosine", "keyword", "hybrid"]
 
 
 @dataclass(frozen=True)
-class Contribution:
-    """Where a fused segment stood in one of the fused rankings."""
+class ScoredSegment:
+    """A candidate with the score of the search's mode and its parts."""
 
-    ranking: int  # the ranking's position in the input to reciprocal_rank_fusion
-    score_type: Literal["cosine", "full_text"]
-    rank: int  # 1-based
-    score: float  # that ranking's own score for the segment (see the module docstring)
-
-
-@dataclass(frozen=True)
-class FusedHit:
     segment_id: uuid.UUID
-    document_id: uuid.UUID
-    knowledge_base_id: uuid.UUID
-    # sum over rankings of weight / (k + rank): the raw reciprocal-rank-fusion score.
-    rrf: float
-    # rrf / (the largest rrf any segment could reach in this fusion), in (0, 1].
     score: float
-    # One per ranking the segment appeared in, in input order.
-    contributions: tuple[Contribution, ...]
-
-    def rank_in(self, score_type: Literal["cosine", "full_text"]) -> int | None:
-        """Best rank among the rankings of this score type, None when it appeared in none."""
-        ranks = [c.rank for c in self.contributions if c.score_type == score_type]
-        return min(ranks) if ranks else None
-
-    def score_in(self, score_type: Literal["cosine", "full_text"]) -> float | None:
-        """The score from the ranking of this score type where the segment ranked best."""
-        best = min((c for c in self.contributions if c.score_type == score_type), key=lambda c: c.rank, default=None)
-        return best.score if best is not None else None
+    score_type: FusedScoreType
+    # The parts the score is made of, by score type: {"cosine": …, "keyword": …}.
+    scores: dict[str, float] = field(default_factory=dict)
 
 
-def reciprocal_rank_fusion(rankings: Sequence[Sequence[Hit]], k: int = DEFAULT_RRF_K,
-                           weights: Sequence[float] | None = None) -> list[FusedHit]:
-    """Fuse best-first rankings: each segment scores ``sum(weight_i / (k + rank_i))`` over the
-    rankings it appears in (rank 1-based; a segment listed twice in one ranking counts at its
-    best rank). Returned best first; ties broken by the best single rank, then segment id, so
-    the order is deterministic.
+def keyword_score(terms: Sequence[str], text: str) -> float:
+    """The share of ``terms`` (:func:`~shared.knowledge.text.keyword_terms` of the query) that
+    occur in ``text``, tokenised as the index tokenises it: 1.0 when every term occurs, 0.0
+    when none does (or there are no terms). How often a term occurs does not count."""
+    if not terms:
+        return 0.0
+    present = set(search_text(text).split())
+    return sum(1 for term in terms if term in present) / len(terms)
 
-    ``weights`` (default all 1.0) scale each ranking; a ranking of weight 0 is ignored. The
-    normalised ``score`` divides by ``sum(weight_i / (k + 1))`` over the non-empty rankings with
-    positive weight: a ranking that found nothing does not lower everyone's score.
-    """
-    if k < 0:
-        raise ValueError("k must not be negative")
-    if weights is None:
-        weights = [1.0] * len(rankings)
-    if len(weights) != len(rankings):
-        raise ValueError(f"{len(weights)} weights for {len(rankings)} rankings")
-    if any(w < 0 for w in weights):
-        raise ValueError("weights must not be negative")
-    if rankings and not any(w > 0 for w in weights):
-        raise ValueError("at least one weight must be positive")
 
-    rrf: dict[uuid.UUID, float] = {}
-    first_seen: dict[uuid.UUID, Hit] = {}
-    contributions: dict[uuid.UUID, list[Contribution]] = {}
-    best_possible = 0.0
-    for index, (ranking, weight) in enumerate(zip(rankings, weights, strict=True)):
-        if weight <= 0 or not ranking:
-            continue
-        best_possible += weight / (k + 1)
-        seen_here: set[uuid.UUID] = set()
+def hybrid_score(cosine: float | None, keyword: float, semantic_weight: float) -> float:
+    """``w * clamp(cosine, 0, 1) + (1 - w) * keyword``; a cosine not known counts as 0."""
+    similarity = min(1.0, max(0.0, cosine if cosine is not None else 0.0))
+    return semantic_weight * similarity + (1.0 - semantic_weight) * min(1.0, max(0.0, keyword))
+
+
+def score_candidates(mode: Literal["semantic", "full_text", "hybrid"], query: str, semantic: Sequence[Hit],
+                     full_text: Sequence[Hit], texts: Mapping[uuid.UUID, str], semantic_weight: float = 0.5,
+                     cosines: Mapping[uuid.UUID, float] | None = None) -> list[ScoredSegment]:
+    """The candidates of the rankings the mode uses, scored for it and ordered by that score,
+    best first. ``texts`` holds the text of every candidate still searchable: one missing
+    (deleted or disabled since it was indexed) is left out. ``cosines``: the cosine of
+    segments only the keyword ranking found (hybrid). Ties go to the better rank in either
+    ranking (the engines' relevance), then the segment id, so the order is deterministic."""
+    rank: dict[uuid.UUID, int] = {}
+    cosine: dict[uuid.UUID, float] = dict(cosines or {})
+    for ranking in ((semantic,) if mode == "semantic" else (full_text,) if mode == "full_text"
+                    else (semantic, full_text)):
         for position, hit in enumerate(ranking, start=1):
-            if hit.segment_id in seen_here:
-                continue
-            seen_here.add(hit.segment_id)
-            rrf[hit.segment_id] = rrf.get(hit.segment_id, 0.0) + weight / (k + position)
-            first_seen.setdefault(hit.segment_id, hit)
-            contributions.setdefault(hit.segment_id, []).append(
-                Contribution(index, hit.score_type, position, hit.score))
-
-    fused = [
-        FusedHit(segment_id=segment_id, document_id=first_seen[segment_id].document_id,
-                 knowledge_base_id=first_seen[segment_id].knowledge_base_id, rrf=value,
-                 # min(): float rounding must not push first-everywhere above 1.0.
-                 score=min(1.0, value / best_possible), contributions=tuple(contributions[segment_id]))
-        for segment_id, value in rrf.items()
-    ]
-    fused.sort(key=lambda f: (-f.rrf, min(c.rank for c in f.contributions), str(f.segment_id)))
-    return fused
-
-
-def normalise_full_text(hits: Sequence[Hit]) -> list[Hit]:
-    """Full-text hits with ``score`` divided by the best score among them: [0, 1], the best hit
-    1.0, order unchanged. Relative to this query's best match only (a query with weak matches
-    still has a 1.0). Non-positive best score: every score 0.0."""
-    best = max((h.score for h in hits), default=0.0)
-    if best <= 0:
-        return [replace(h, score=0.0) for h in hits]
-    return [replace(h, score=max(0.0, h.score / best)) for h in hits]
+            rank[hit.segment_id] = min(rank.get(hit.segment_id, position), position)
+            if hit.score_type == "cosine":
+                cosine[hit.segment_id] = max(hit.score, cosine.get(hit.segment_id, -1.0))
+    terms = keyword_terms(query) if mode != "semantic" else []
+    scored: list[ScoredSegment] = []
+    for segment_id in rank:
+        text = texts.get(segment_id)
+        if text is None:
+            continue
+        if mode == "semantic":
+            scored.append(ScoredSegment(segment_id, cosine[segment_id], "cosine", {"cosine": cosine[segment_id]}))
+            continue
+        keyword = keyword_score(terms, text)
+        if mode == "full_text":
+            scored.append(ScoredSegment(segment_id, keyword, "keyword", {"keyword": keyword}))
+            continue
+        similarity = cosine.get(segment_id)
+        parts = {"keyword": keyword} if similarity is None else {"cosine": similarity, "keyword": keyword}
+        scored.append(ScoredSegment(segment_id, hybrid_score(similarity, keyword, semantic_weight), "hybrid",
+                                    parts))
+    scored.sort(key=lambda s: (-s.score, rank[s.segment_id], str(s.segment_id)))
+    return scored

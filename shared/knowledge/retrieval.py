@@ -1,18 +1,19 @@
-"""Retrieval over one or several knowledge bases: semantic, full-text or hybrid (reciprocal
-rank fusion), optionally reranked. Only the caller's tenant and the named knowledge bases are
-searched: the store filters on both, and the ids are checked against the tenant first.
+"""Retrieval over one or several knowledge bases: semantic, full-text or hybrid (a weighted sum
+of cosine and keyword scores, docs/adr/0031-calibrated-hybrid-scores.md), optionally reranked.
+Only the caller's tenant and the named knowledge bases are searched: the store filters on both,
+and the ids are checked against the tenant first.
 
 A search is three steps: the settings are resolved into a :class:`RetrievalPlan` (pure: the
-query's overrides over the knowledge base's defaults), the store is searched and the rankings
-fused, then the hits are hydrated into passages (reranked and cut to ``top_k``). The
-service is the knowledge domain's :class:`~shared.knowledge.contract.Retriever`."""
+query's overrides over the knowledge base's defaults), the store is searched for candidates,
+then the candidates are scored, ordered and hydrated into passages (reranked and cut to
+``top_k``). The service is the knowledge domain's :class:`~shared.knowledge.contract.Retriever`."""
 
 from __future__ import annotations
 
 import dataclasses
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from shared.errors import Conflict
@@ -38,6 +39,16 @@ if TYPE_CHECKING:
 _CANDIDATE_FACTOR = 4
 _MIN_CANDIDATES = 20
 _MAX_CANDIDATES = 100
+
+
+@dataclass
+class Candidates:
+    """What a search found, before scoring: each ranking best first (the engines' relevance),
+    and, in hybrid mode, the cosine of the segments only the keyword ranking found."""
+
+    semantic: list[Hit] = field(default_factory=list)
+    full_text: list[Hit] = field(default_factory=list)
+    cosines: dict[uuid.UUID, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -114,8 +125,7 @@ class RetrievalService:
         plan = resolve_plan(query, kbs)
         if not plan.knowledge_base_ids:
             return Retrieval(query=query.text, mode=plan.mode, reranked=False, passages=[])
-        ranked = self._search(tenant_id, plan, query.text)
-        passages = self._hydrate(tenant_id, ranked)
+        passages = self._score_and_hydrate(tenant_id, plan, query.text, self._search(tenant_id, plan, query.text))
         reranked = False
         if plan.rerank and passages:
             passages = self._rerank(tenant_id, query.text, passages, plan.rerank_model, plan.top_k)
@@ -125,71 +135,71 @@ class RetrievalService:
         return Retrieval(query=query.text, mode=plan.mode, reranked=reranked, passages=passages[:plan.top_k])
 
     # Search ------------------------------------------------------------------------------------
-    def _search(self, tenant_id: uuid.UUID, plan: RetrievalPlan, text: str) -> list[dict[str, Any]]:
+    def _search(self, tenant_id: uuid.UUID, plan: RetrievalPlan, text: str) -> Candidates:
         store: VectorStore = self._d.store()
-        semantic: list[Hit] = []
-        full_text: list[Hit] = []
+        candidates = Candidates()
+        vectors: dict[tuple[str, int], list[float]] = {}
         if plan.mode in ("semantic", "hybrid"):
-            semantic = self._semantic(tenant_id, plan, text, store)
+            candidates.semantic, vectors = self._semantic(tenant_id, plan, text, store)
         if plan.mode in ("full_text", "hybrid"):
-            full_text = store.search_full_text(tenant_id, plan.knowledge_base_ids, text, plan.candidates,
-                                               plan.search_filter)
-        return self._rank(plan.mode, semantic, full_text, plan.semantic_weight)
+            candidates.full_text = store.search_full_text(tenant_id, plan.knowledge_base_ids, text, plan.candidates,
+                                                          plan.search_filter)
+        if plan.mode == "hybrid":
+            candidates.cosines = self._missing_cosines(tenant_id, plan, store, vectors, candidates)
+        return candidates
 
-    def _semantic(self, tenant_id: uuid.UUID, plan: RetrievalPlan, text: str, store: VectorStore) -> list[Hit]:
-        """One query vector per embedding model; results of different models merge by cosine."""
+    def _semantic(self, tenant_id: uuid.UUID, plan: RetrievalPlan, text: str,
+                  store: VectorStore) -> tuple[list[Hit], dict[tuple[str, int], list[float]]]:
+        """One query vector per embedding model; results of different models merge by cosine.
+        Returns the hits and the query vector of each model."""
         gateway = self._d.gateway()
         hits: list[Hit] = []
+        vectors: dict[tuple[str, int], list[float]] = {}
         for (model, dimensions), ids in plan.embedding_groups.items():
-            vector = gateway.embed(tenant_id, [text], model).vectors[0]
+            vector = vectors[(model, dimensions)] = gateway.embed(tenant_id, [text], model).vectors[0]
             hits.extend(store.search_semantic(tenant_id, ids, dimensions, vector, plan.candidates,
                                               plan.search_filter))
         hits.sort(key=lambda h: h.score, reverse=True)
-        return hits[:plan.candidates]
+        return hits[:plan.candidates], vectors
 
     @staticmethod
-    def _rank(mode: str, semantic: list[Hit], full_text: list[Hit], weight: float) -> list[dict[str, Any]]:
-        best_text = max((h.score for h in full_text), default=0.0)
+    def _missing_cosines(tenant_id: uuid.UUID, plan: RetrievalPlan, store: VectorStore,
+                         vectors: Mapping[tuple[str, int], list[float]],
+                         candidates: Candidates) -> dict[uuid.UUID, float]:
+        """The cosine of the segments only the keyword ranking found: a hybrid score has both
+        parts for every candidate (ADR 0031). One lookup by id per embedding model."""
+        found = {h.segment_id for h in candidates.semantic}
+        missing = [h for h in candidates.full_text if h.segment_id not in found]
+        cosines: dict[uuid.UUID, float] = {}
+        for (model, dimensions), ids in plan.embedding_groups.items():
+            group = set(ids)
+            segment_ids = [h.segment_id for h in missing if h.knowledge_base_id in group]
+            if segment_ids:
+                cosines.update(store.similarities(tenant_id, ids, dimensions, vectors[(model, dimensions)],
+                                                  segment_ids))
+        return cosines
 
-        def text_score(hit: Hit) -> float:
-            return hit.score / best_text if best_text > 0 else 0.0
-
-        if mode == "semantic":
-            return [{"segment_id": h.segment_id, "score": h.score, "score_type": "cosine",
-                     "scores": {"semantic": h.score}} for h in semantic]
-        if mode == "full_text":
-            return [{"segment_id": h.segment_id, "score": round(text_score(h), 6), "score_type": "full_text",
-                     "scores": {"full_text": round(text_score(h), 6)}} for h in full_text]
-        from shared.knowledge.fusion import reciprocal_rank_fusion
-
-        by_semantic = {h.segment_id: h.score for h in semantic}
-        by_text = {h.segment_id: text_score(h) for h in full_text}
-        fused = reciprocal_rank_fusion([semantic, full_text], weights=[weight, 1.0 - weight])
-        ranked = []
-        for hit in fused:
-            scores = {"rrf": hit.rrf}
-            if hit.segment_id in by_semantic:
-                scores["semantic"] = by_semantic[hit.segment_id]
-            if hit.segment_id in by_text:
-                scores["full_text"] = round(by_text[hit.segment_id], 6)
-            ranked.append({"segment_id": hit.segment_id, "score": hit.score, "score_type": "hybrid",
-                           "scores": scores})
-        return ranked
-
-    # Hydration ---------------------------------------------------------------------------------
-    def _hydrate(self, tenant_id: uuid.UUID, ranked: list[dict[str, Any]]) -> list[RetrievedPassage]:
-        """The ranked hits as passages, in rank order; a segment disabled or deleted since it was
-        indexed is left out, and children of one parent return it once, at its best child's rank."""
+    # Scoring and hydration ---------------------------------------------------------------------
+    def _score_and_hydrate(self, tenant_id: uuid.UUID, plan: RetrievalPlan, text: str,
+                           candidates: Candidates) -> list[RetrievedPassage]:
+        """The candidates as passages, best score first (shared/knowledge/fusion.py); a segment
+        disabled or deleted since it was indexed is left out, and children of one parent return
+        it once, at its best child's place."""
         from shared.knowledge import repository as repo
+        from shared.knowledge.fusion import score_candidates
 
+        ids = list(dict.fromkeys(h.segment_id for h in [*candidates.semantic, *candidates.full_text]))
+        if not ids:
+            return []
         with self._db.transaction(tenant_id) as conn:
-            rows = repo.segments_for_hits(conn, tenant_id, [item["segment_id"] for item in ranked])
+            rows = repo.segments_for_hits(conn, tenant_id, ids)
+        scored = score_candidates(plan.mode, text, candidates.semantic, candidates.full_text,
+                                  {segment_id: row["text"] for segment_id, row in rows.items()},
+                                  plan.semantic_weight, candidates.cosines)
         passages: list[RetrievedPassage] = []
         seen_content: set[uuid.UUID] = set()
-        for item in ranked:
-            row = rows.get(item["segment_id"])
-            if row is None:
-                continue
+        for item in scored:
+            row = rows[item.segment_id]
             content_key = row["parent_id"] or row["id"]
             if content_key in seen_content:
                 continue
@@ -197,8 +207,8 @@ class RetrievalService:
             passages.append(RetrievedPassage(
                 segment_id=row["id"], knowledge_base_id=row["knowledge_base_id"], document_id=row["document_id"],
                 document_name=row["document_name"], position=row["position"], page=row["page"], text=row["text"],
-                content=row["parent_text"] or row["text"], score=item["score"], score_type=item["score_type"],
-                scores=item["scores"], metadata=row["metadata"], tags=row["tags"]))
+                content=row["parent_text"] or row["text"], score=item.score, score_type=item.score_type,
+                scores=dict(item.scores), metadata=row["metadata"], tags=row["tags"]))
         return passages
 
     def _rerank(self, tenant_id: uuid.UUID, text: str, passages: list[RetrievedPassage], model: str | None,
@@ -207,10 +217,9 @@ class RetrievalService:
         reranked = []
         for result in results:
             passage = passages[result.index]
-            previous = passage.score_type if passage.score_type != "cosine" else "semantic"
             reranked.append(dataclasses.replace(
                 passage, score=result.score, score_type="rerank",
-                scores={**passage.scores, previous: passage.score, "rerank": result.score}))
+                scores={**passage.scores, passage.score_type: passage.score, "rerank": result.score}))
         return reranked
 
 

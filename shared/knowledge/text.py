@@ -123,3 +123,27 @@ def query_terms(text: str, limit: int = MAX_QUERY_TERMS) -> list[str]:
             if len(seen) >= limit:
                 break
     return list(seen)
+
+
+# PostgreSQL's english.stop (the Snowball list): the words its ``english_stem`` dictionary
+# reduces to nothing, which the full-text search function leaves out of a query that has
+# other terms (migration 0007). The keyword score leaves out the same words
+# (tests/integration/test_knowledge.py checks the two lists agree).
+_ENGLISH_STOP = """
+i me my myself we our ours ourselves you your yours yourself yourselves he him his himself she her hers
+herself it its itself they them their theirs themselves what which who whom this that these those am is
+are was were be been being have has had having do does did doing a an the and but if or because as until
+while of at by for with about against between into through during before after above below to from up
+down in out on off over under again further then once here there when where why how all any both each
+few more most other some such no nor not only own same so than too very s t can will just don should
+now"""
+STOP_WORDS = frozenset(_ENGLISH_STOP.split())
+
+
+def keyword_terms(text: str) -> list[str]:
+    """The terms a keyword match is judged on: :func:`query_terms` without English function
+    words, unless nothing else is left (a query of only such words keeps them), as the
+    full-text search does."""
+    terms = query_terms(text)
+    meaningful = [t for t in terms if t not in STOP_WORDS]
+    return meaningful or terms

@@ -394,14 +394,14 @@ def test_retrieval_modes_filters_and_scores(api: Api, invoker: LocalInvoker, adm
     assert semantic["items"][0]["document_name"] == "finance.txt"
     full_text = search(query="photosynthesis plant", mode="full_text")
     assert [i["document_id"] for i in full_text["items"]] == [science["id"]]
-    assert full_text["items"][0]["score"] == 1.0
+    # Both of the query's terms occur in the segment.
+    assert full_text["items"][0]["score_type"] == "keyword" and full_text["items"][0]["score"] == 1.0
     cjk = search(query="文档检索", mode="full_text")
     assert [i["document_id"] for i in cjk["items"]] == [chinese["id"]]
     hybrid = search(query="revenue growth in Europe", mode="hybrid", top_k=3)
     assert hybrid["items"][0]["document_id"] == finance["id"]
     top = hybrid["items"][0]
-    assert top["score_type"] == "hybrid" and 0 < top["score"] <= 1 and "rrf" in top["scores"]
-    assert top["scores"]["rrf"] < top["score"]  # the threshold never sees the raw, tiny RRF
+    assert top["score_type"] == "hybrid" and 0 < top["score"] <= 1 and set(top["scores"]) == {"cosine", "keyword"}
     # Filters: metadata (a list means any of), tags (all of), documents.
     assert [i["document_id"] for i in search(query="energy", mode="semantic",
                                              filters={"metadata": {"dept": "research"}})["items"]] == [science["id"]]
@@ -415,6 +415,108 @@ def test_retrieval_modes_filters_and_scores(api: Api, invoker: LocalInvoker, adm
     api.call("POST", path, {"query": ""}, 422)
     api.call("POST", path, {"query": "x", "top_k": 0}, 422)
     assert api.call("POST", path, {"query": "x", "rerank": {}}, 400).json()["code"] == "model_not_configured"
+
+
+RELEVANT_QUERIES = ["how do plants turn light into energy", "revenue growth in Europe",
+                    "vector similarity search in PostgreSQL"]
+IRRELEVANT_QUERIES = ["best chocolate cake recipe for a birthday party", "how to fix a flat bicycle tyre"]
+
+
+def test_hybrid_scores_mean_the_same_for_every_query(api: Api, invoker: LocalInvoker, admin_sql: Sql) -> None:
+    """A query about nothing in the knowledge base scores low, whatever its best hit; one about
+    something in it scores high (issue 11: every query's best hit used to score 1.0)."""
+    kb = api.kb(retrieval={"mode": "hybrid", "top_k": 4})
+    indexed_text_document(api, invoker, admin_sql, kb["id"], "\n\n".join(PARAGRAPHS[:4]),
+                          chunking={"strategy": "recursive", "chunk_size": 24, "chunk_overlap": 0})
+    path = f"/api/v1/knowledge-bases/{kb['id']}/retrieve"
+
+    def items(query: str, **body: Any) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = api.call("POST", path, {"query": query, **body}, 200).json()["data"]["items"]
+        return found
+
+    results = {query: items(query) for query in RELEVANT_QUERIES + IRRELEVANT_QUERIES}
+    for query, found in results.items():
+        assert len(found) == 4, query  # the four paragraphs are candidates of every query
+        for item in found:
+            parts = item["scores"]
+            assert item["score_type"] == "hybrid" and set(parts) == {"cosine", "keyword"}
+            assert 0 <= item["score"] <= 1 and 0 <= parts["keyword"] <= 1
+            assert item["score"] == pytest.approx(0.5 * min(1.0, max(0.0, parts["cosine"])) + 0.5 * parts["keyword"])
+        # Ordered by the score reported.
+        assert [i["score"] for i in found] == sorted((i["score"] for i in found), reverse=True), query
+    best = {query: found[0]["score"] for query, found in results.items()}
+    assert results[RELEVANT_QUERIES[0]][0]["text"].startswith("Photosynthesis")
+    assert results[RELEVANT_QUERIES[1]][0]["text"].startswith("The quarterly revenue")
+    assert results[RELEVANT_QUERIES[2]][0]["text"].startswith("Aurora PostgreSQL")
+    assert min(best[q] for q in RELEVANT_QUERIES) > 0.5, best
+    assert max(best[q] for q in IRRELEVANT_QUERIES) < 0.1, best
+    # The keyword part counts the query's words, English function words aside: "light" and
+    # "energy" of "plants", "turn", "light", "energy" (no stemming: "plants" is not "plant").
+    assert results[RELEVANT_QUERIES[0]][0]["scores"]["keyword"] == 0.5
+    assert results[RELEVANT_QUERIES[2]][0]["scores"]["keyword"] == 1.0
+
+    # One bar for every query: it keeps the relevant answers' best hits and nothing else, and
+    # keeps exactly the head of the unfiltered list.
+    for query, found in results.items():
+        kept = items(query, score_threshold=0.4)
+        assert kept == [i for i in found if i["score"] >= 0.4]
+        assert len(kept) == (1 if query in RELEVANT_QUERIES else 0), (query, found)
+    # The weight moves the score between its parts: all keyword, all cosine.
+    top = results[RELEVANT_QUERIES[1]][0]
+    assert items(RELEVANT_QUERIES[1], semantic_weight=0.0)[0]["score"] == pytest.approx(top["scores"]["keyword"])
+    assert items(RELEVANT_QUERIES[1], semantic_weight=1.0)[0]["score"] == pytest.approx(top["scores"]["cosine"])
+    # Full-text mode reports the keyword part alone, on the same absolute scale.
+    keyword = items(RELEVANT_QUERIES[1], mode="full_text")
+    assert [(i["score_type"], i["score"], i["scores"]) for i in keyword] == [
+        ("keyword", top["scores"]["keyword"], {"keyword": top["scores"]["keyword"]})]
+    assert items(IRRELEVANT_QUERIES[0], mode="full_text") == []
+
+
+def test_a_segment_only_the_keyword_search_found_gets_its_cosine(api: Api, invoker: LocalInvoker,
+                                                                  admin_sql: Sql) -> None:
+    """25 segments: 24 about quokkas (the plural: no keyword match, yet semantically closest to
+    "quokka") and one recipe naming a "quokka" timer, which the keyword search finds and the
+    semantic search, drawing 20 candidates, does not. Its hybrid score has both parts."""
+    places = ["Rottnest Island", "Bald Island", "the Perth coast", "Western Australia", "the Margaret River",
+              "Albany", "the Stirling Range", "Pemberton", "Walpole", "Denmark WA", "Two Peoples Bay", "Augusta",
+              "Esperance", "Mandurah", "Fremantle", "Busselton", "Dwellingup", "Jarrahdale", "Kalamunda",
+              "Northcliffe", "Nannup", "Manjimup", "Bunbury", "Collie"]
+    recipe = "Chop the onions finely and simmer the tomato sauce; the quokka timer rings when it is done."
+    kb = api.kb(retrieval={"mode": "hybrid", "top_k": 5})
+    indexed_text_document(api, invoker, admin_sql, kb["id"],
+                          "\n\n".join([f"Quokkas are small smiling marsupials that live near {p}." for p in places]
+                                       + [recipe]),
+                          chunking={"strategy": "recursive", "chunk_size": 24, "chunk_overlap": 0})
+    path = f"/api/v1/knowledge-bases/{kb['id']}/retrieve"
+
+    def items(**body: Any) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = api.call("POST", path, {"query": "quokka", **body}, 200).json()["data"]["items"]
+        return found
+
+    semantic = items(mode="semantic", top_k=25)
+    assert len(semantic) == 25
+    cosine = {i["segment_id"]: i["score"] for i in semantic}
+    [recipe_id] = [i["segment_id"] for i in semantic if i["text"] == recipe]
+    assert [i["segment_id"] for i in semantic].index(recipe_id) >= 20  # not among the 20 candidates drawn
+    hybrid = items(top_k=5)
+    first = hybrid[0]
+    assert first["segment_id"] == recipe_id
+    assert first["scores"] == {"cosine": pytest.approx(cosine[recipe_id], abs=1e-6), "keyword": 1.0}
+    assert first["score"] == pytest.approx(0.5 * cosine[recipe_id] + 0.5)
+    assert [i["score"] for i in hybrid] == sorted((i["score"] for i in hybrid), reverse=True)
+    assert all(set(i["scores"]) == {"cosine", "keyword"} and i["scores"]["keyword"] == 0 for i in hybrid[1:])
+
+
+def test_stop_words_are_postgresqls(admin_sql: Sql) -> None:
+    """The keyword score leaves out the words the full-text search leaves out: PostgreSQL's
+    english.stop, which its english_stem dictionary reduces to nothing."""
+    from shared.knowledge.text import STOP_WORDS
+
+    [(share,)] = admin_sql("SELECT setting FROM pg_config WHERE name = 'SHAREDIR'")
+    [(listed,)] = admin_sql("SELECT pg_read_file(%s)", (f"{share}/tsearch_data/english.stop",))
+    assert set(listed.split()) == STOP_WORDS
+    assert admin_sql("SELECT w FROM unnest(%s::text[]) AS w WHERE ts_lexize('english_stem', w) <> '{}'",
+                     (sorted(STOP_WORDS),)) == []
 
 
 def test_multi_knowledge_base_retrieval_stays_in_the_named_bases(api: Api, invoker: LocalInvoker,

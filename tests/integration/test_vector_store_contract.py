@@ -190,6 +190,39 @@ def test_top_k_with_a_one_percent_filter(store: VectorStore, seed: Seed, tenant:
     assert not set(ids(store.search_semantic(tenant, [kb], 8, query, 10))) & rare_ids
 
 
+def test_similarities_are_the_searchs_cosines_for_named_segments(store: VectorStore, seed: Seed,
+                                                                 new_tenant: Callable[..., dict[str, Any]]) -> None:
+    """Hybrid search asks the cosine of segments only the keyword ranking found: the score the
+    semantic search gives each, for just those ids, within the tenant's named knowledge bases."""
+    rng = np.random.default_rng(11)
+    tenant, other = uuid.UUID(new_tenant()["tenant"]["id"]), uuid.UUID(new_tenant()["tenant"]["id"])
+    kb, kb_unnamed, kb_other = seed.knowledge_base(tenant, 8), seed.knowledge_base(tenant, 8), \
+        seed.knowledge_base(other, 8)
+    store.ensure_index(8)
+    texts = [f"note {i}" for i in range(30)]
+    document, sids = seed.document(tenant, kb, texts)
+    vectors = random_vectors(rng, 30, 8)
+    store.upsert(tenant, kb, 8, segments_of(document, sids, texts, vectors))
+    unnamed_doc, (unnamed,) = seed.document(tenant, kb_unnamed, ["unnamed"])
+    store.upsert(tenant, kb_unnamed, 8, [IndexedSegment(unnamed, unnamed_doc, "unnamed", vectors[0])])
+    other_doc, (foreign,) = seed.document(other, kb_other, ["foreign"])
+    store.upsert(other, kb_other, 8, [IndexedSegment(foreign, other_doc, "foreign", vectors[0])])
+    query = unit(rng.normal(size=8))
+    searched = {h.segment_id: h.score for h in store.search_semantic(tenant, [kb], 8, query, 30)}
+    # The five farthest: what a semantic search for a few candidates would not have returned.
+    farthest = exact_order(query, dict(zip(sids, vectors, strict=True)))[-5:]
+    found = store.similarities(tenant, [kb, kb_other], 8, query, [*farthest, unnamed, foreign, uuid.uuid4()])
+    assert set(found) == set(farthest)
+    by_id = dict(zip(sids, vectors, strict=True))
+    for sid in farthest:
+        assert found[sid] == pytest.approx(searched[sid], abs=1e-3)
+        assert found[sid] == pytest.approx(float(np.dot(query, by_id[sid])), abs=1e-3)
+    assert store.similarities(other, [kb], 8, query, farthest) == {}
+    assert store.similarities(tenant, [kb], 8, query, []) == {}
+    with pytest.raises(ValueError, match="dimensions"):
+        store.similarities(tenant, [kb], 8, query[:4], farthest)
+
+
 def test_metadata_tags_and_document_filters(store: VectorStore, seed: Seed, tenant: uuid.UUID) -> None:
     kb = seed.knowledge_base(tenant, 8)
     store.ensure_index(8)

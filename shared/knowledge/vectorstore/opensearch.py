@@ -278,6 +278,27 @@ class OpenSearchVectorStore:
         # The knowledge bases' sizes are not known here: every size's index is searched.
         return self._search(self._all_indices, body, "full_text")
 
+    def similarities(self, tenant_id: uuid.UUID, knowledge_base_ids: Sequence[uuid.UUID], dimensions: int,
+                     vector: Sequence[float], segment_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, float]:
+        if len(vector) != dimensions:
+            raise ValueError(f"the query vector has {len(vector)} dimensions, not {dimensions}")
+        ids = list(dict.fromkeys(str(s) for s in segment_ids))[:MAX_TOP_K]
+        if not knowledge_base_ids or not ids:
+            return {}
+        # A k-NN query filtered to these ids, k = their number: when the filter leaves no more
+        # than k documents Lucene scores every one exactly, with the score search_semantic reads.
+        body = {
+            "size": len(ids),
+            "_source": ["document_id", "knowledge_base_id"],
+            "query": {"knn": {"embedding": {
+                "vector": [float(v) for v in vector],
+                "k": len(ids),
+                "filter": {"bool": {"filter": [*scope_filter(tenant_id, knowledge_base_ids),
+                                               {"ids": {"values": ids}}]}},
+            }}},
+        }
+        return {hit.segment_id: hit.score for hit in self._search(self.index_name(dimensions), body, "cosine")}
+
     # --- internals -----------------------------------------------------------------------
 
     @staticmethod

@@ -204,6 +204,21 @@ class PostgresVectorStore:
                             tenant_id, arguments)
         return [Hit(row[0], row[1], row[2], float(row[3]), "full_text") for row in rows]
 
+    def similarities(self, tenant_id: uuid.UUID, knowledge_base_ids: Sequence[uuid.UUID], dimensions: int,
+                     vector: Sequence[float], segment_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, float]:
+        if len(vector) != dimensions:
+            raise ValueError(f"the query vector has {len(vector)} dimensions, not {dimensions}")
+        if not knowledge_base_ids or not segment_ids:
+            return {}
+        # By primary key under row-level security (no index on the distance is wanted here);
+        # the uncast column, as the exact search computes it.
+        rows = self._search("SELECT segment_id, 1 - (embedding <=> %(vector)s::vector) FROM segment_index "
+                            "WHERE segment_id = ANY (%(ids)s) AND tenant_id = %(tenant)s "
+                            "AND knowledge_base_id = ANY (%(kbs)s) AND dimensions = %(dimensions)s",
+                            tenant_id, {"ids": list(segment_ids), "tenant": tenant_id, "kbs": list(knowledge_base_ids),
+                                        "dimensions": dimensions, "vector": vector_literal(vector)})
+        return {row[0]: float(row[1]) for row in rows}
+
     # --- internals -----------------------------------------------------------------------
 
     def _search(self, query: str, tenant_id: uuid.UUID, arguments: dict[str, Any]) -> list[tuple[Any, ...]]:

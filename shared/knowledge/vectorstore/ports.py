@@ -49,7 +49,8 @@ class Hit:
     document_id: uuid.UUID
     knowledge_base_id: uuid.UUID
     # semantic: cosine similarity in [-1, 1] (1 - cosine distance); full_text: the engine's
-    # relevance (ts_rank_cd or BM25), unbounded, comparable only within one query.
+    # relevance (ts_rank_cd or BM25), unbounded, comparable only within one query: it orders
+    # candidates, retrieval reports its own keyword score (shared/knowledge/fusion.py).
     score: float
     score_type: Literal["cosine", "full_text"]
 
@@ -97,4 +98,12 @@ class VectorStore(Protocol):
     def search_full_text(self, tenant_id: uuid.UUID, knowledge_base_ids: Sequence[uuid.UUID], query: str,
                          top_k: int, search_filter: SearchFilter | None = None) -> list[Hit]:
         """Keyword relevance (any query term may match), best first; CJK text is segmented."""
+        ...
+
+    def similarities(self, tenant_id: uuid.UUID, knowledge_base_ids: Sequence[uuid.UUID], dimensions: int,
+                     vector: Sequence[float], segment_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, float]:
+        """Cosine similarity of ``vector`` to each of these segments, as ``search_semantic``
+        scores it, computed exactly: hybrid search scores the segments only the keyword ranking
+        found. Segments of other tenants or knowledge bases, of another size, or gone are left
+        out."""
         ...

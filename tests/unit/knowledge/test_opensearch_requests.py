@@ -273,6 +273,37 @@ def test_semantic_search_body_and_scores(server: ScriptedOpenSearch, store: Open
     assert hits[0].score == pytest.approx(0.9) and hits[1].score == pytest.approx(-0.5)
 
 
+def test_similarities_score_the_named_segments_exactly(server: ScriptedOpenSearch,
+                                                       store: OpenSearchVectorStore) -> None:
+    """A k-NN query filtered to the ids with k = their number: Lucene scores every one exactly
+    (its filter leaves no more than k), with the same cosinesimil scores as the search."""
+    server.script("POST", "/stratus-segments-4/_search", 200, {"took": 1, "timed_out": False, "hits": {
+        "total": {"value": 1, "relation": "eq"}, "max_score": 0.7, "hits": [
+            {"_index": "stratus-segments-4", "_id": str(SEG2), "_score": 0.7,
+             "_source": {"document_id": str(DOC), "knowledge_base_id": str(KB)}}]}})
+    found = store.similarities(TENANT, [KB], 4, [0.1, 0.2, 0.3, 0.4], [SEG1, SEG2, SEG1])
+    request = server.requests[-1]
+    assert (request.method, request.path, request.query) == (
+        "POST", "/stratus-segments-4/_search", {"ignore_unavailable": "true"})
+    assert request.body == {
+        "size": 2,
+        "_source": ["document_id", "knowledge_base_id"],
+        "query": {"knn": {"embedding": {
+            "vector": [0.1, 0.2, 0.3, 0.4],
+            "k": 2,
+            "filter": {"bool": {"filter": [
+                {"term": {"tenant_id": str(TENANT)}},
+                {"terms": {"knowledge_base_id": [str(KB)]}},
+                {"term": {"enabled": True}},
+                {"bool": {"must_not": [{"term": {"document_indexed": False}}]}},
+                {"ids": {"values": [str(SEG1), str(SEG2)]}},
+            ]}},
+        }}},
+    }
+    # A segment the store does not have (SEG1 here) is left out; scores are cosines.
+    assert found == {SEG2: pytest.approx(0.4)}
+
+
 def test_full_text_search_body(server: ScriptedOpenSearch, store: OpenSearchVectorStore) -> None:
     server.script("POST", "/stratus-segments-*/_search", 200, {"took": 1, "timed_out": False, "hits": {
         "total": {"value": 1, "relation": "eq"}, "max_score": 7.5, "hits": [
@@ -363,7 +394,11 @@ def test_nothing_is_sent_for_empty_work(server: ScriptedOpenSearch, store: OpenS
     store.set_enabled(TENANT, KB, [], True)
     assert store.search_semantic(TENANT, [], 4, [1.0, 0, 0, 0], 5) == []
     assert store.search_full_text(TENANT, [KB], "   ", 5) == []
+    assert store.similarities(TENANT, [KB], 4, [1.0, 0, 0, 0], []) == {}
+    assert store.similarities(TENANT, [], 4, [1.0, 0, 0, 0], [SEG1]) == {}
     assert server.requests == []
+    with pytest.raises(ValueError, match="dimensions"):
+        store.similarities(TENANT, [KB], 4, [1.0, 0], [SEG1])
     with pytest.raises(ValueError, match="dimensions"):
         store.search_semantic(TENANT, [KB], 4, [1.0, 0], 5)
 
