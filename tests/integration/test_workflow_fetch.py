@@ -345,6 +345,12 @@ def test_a_trickle_is_cut_by_the_total_timeout(server: HttpTarget, fetcher: Safe
                                                       timeouts=FetchTimeouts(read_s=1, total_s=0.5))), FetchTimeout)
     assert time.monotonic() - started < 2
     assert "longer than 0.5 s in all (timeouts.total_s" in error.message
+    # A single wait never outlasts the whole budget either.
+    started = time.monotonic()
+    error = _fails(lambda: fetcher.fetch(FetchRequest("GET", server.url("/slow?delay=3"),
+                                                      timeouts=FetchTimeouts(read_s=60, total_s=0.3))), FetchTimeout)
+    assert time.monotonic() - started < 2
+    assert error.message == "127.0.0.1 sent nothing for 0.3 s (timeouts.total_s)"
 
 
 def test_a_connection_that_never_opens_is_a_connect_timeout(fetcher: SafeFetcher) -> None:

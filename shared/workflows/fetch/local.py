@@ -33,6 +33,7 @@ from shared.workflows.fetch.ports import (
     FetchRequest,
     FetchResponse,
     FetchTimeout,
+    FetchTimeouts,
     FetchTooLarge,
 )
 
@@ -140,10 +141,16 @@ class SafeFetcher:
         except UnicodeEncodeError:
             raise FetchFailed("a header name has characters outside ASCII: header names are ASCII "
                               "tokens") from None
+        total = timeouts.total_s
+
+        def within_total(seconds: float) -> float:
+            # No single wait may outlast the whole exchange's budget.
+            return seconds if total is None else min(seconds, total)
+
         return client.build_request(
             request.method, _with_params(request.url, request.params), headers=headers, content=request.body,
-            timeout=httpx2.Timeout(connect=timeouts.connect_s, read=timeouts.read_s, write=timeouts.write_s,
-                                   pool=timeouts.connect_s))
+            timeout=httpx2.Timeout(connect=within_total(timeouts.connect_s), read=within_total(timeouts.read_s),
+                                   write=within_total(timeouts.write_s), pool=within_total(timeouts.connect_s)))
 
 
 def _with_params(url: str, params: list[tuple[str, str]]) -> str:
@@ -208,15 +215,13 @@ def _translated(request: FetchRequest, host: str, *, redirect: bool = False) -> 
     except FetchError:
         raise
     except httpx2.ConnectTimeout:
-        raise FetchTimeout(f"could not connect to {host} within {timeouts.connect_s:g} s "
-                           "(timeouts.connect_s)") from None
+        raise FetchTimeout(f"could not connect to {host} within {_limit(timeouts, 'connect_s')}") from None
     except httpx2.WriteTimeout:
-        raise FetchTimeout(f"sending the request to {host} stalled for {timeouts.write_s:g} s "
-                           "(timeouts.write_s)") from None
+        raise FetchTimeout(f"sending the request to {host} stalled for {_limit(timeouts, 'write_s')}") from None
     except httpx2.ReadTimeout:
-        raise FetchTimeout(f"{host} sent nothing for {timeouts.read_s:g} s (timeouts.read_s)") from None
+        raise FetchTimeout(f"{host} sent nothing for {_limit(timeouts, 'read_s')}") from None
     except httpx2.PoolTimeout:
-        raise FetchTimeout(f"no connection to {host} was free within {timeouts.connect_s:g} s") from None
+        raise FetchTimeout(f"no connection to {host} was free within {_limit(timeouts, 'connect_s')}") from None
     except (httpx2.InvalidURL, httpx2.UnsupportedProtocol) as exc:
         raise FetchFailed(f"{'a redirect went to an' if redirect else 'an'} invalid URL: {exc}") from None
     except httpx2.DecodingError as exc:
@@ -227,6 +232,15 @@ def _translated(request: FetchRequest, host: str, *, redirect: bool = False) -> 
         raise FetchFailed(f"the request is not valid HTTP (a header name or value?): {exc}") from None
     except httpx2.TransportError as exc:
         raise FetchFailed(f"the exchange with {host} broke off: {type(exc).__name__}: {exc}") from None
+
+
+def _limit(timeouts: FetchTimeouts, phase: str) -> str:
+    """The limit that ran out, as the node names it: the phase's, or the whole exchange's when
+    that is the smaller (it caps each wait)."""
+    seconds: float = getattr(timeouts, phase)
+    if timeouts.total_s is not None and timeouts.total_s < seconds:
+        return f"{timeouts.total_s:g} s (timeouts.total_s)"
+    return f"{seconds:g} s (timeouts.{phase})"
 
 
 def _connect_failure(host: str, exc: Exception) -> str:
