@@ -38,8 +38,10 @@ def test_the_fetch_function_runs_outside_the_vpc_with_a_role_that_only_logs(synt
     assert logs and all(ref_logical_id(resource) == ref_logical_id(deployed.props["LoggingConfig"]["LogGroup"])
                         for resource in logs), "its own log group only"
     # No managed policies either (AWSLambdaBasicExecutionRole would log anywhere).
+    role = ref_logical_id(deployed.props["Role"])
+    assert role is not None
     roles = synth.templates[deployed.stack].find_resources("AWS::IAM::Role")
-    assert not roles[ref_logical_id(deployed.props["Role"])]["Properties"].get("ManagedPolicyArns")
+    assert not roles[role]["Properties"].get("ManagedPolicyArns")
 
 
 def test_the_fetch_function_holds_no_secret_or_data_store_settings(synth: Synth) -> None:
