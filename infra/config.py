@@ -74,6 +74,10 @@ class StratusConfig:
     opensearch_volume_gb: int = 20
     # Spread data nodes over two availability zones (the VPC's two private subnets).
     opensearch_zone_awareness: bool = True
+    # STRATUS_EGRESS_ALLOW of every function: otherwise refused destinations tenant URLs (model
+    # endpoints, HTTP-request nodes) may reach, comma-separated hosts and CIDRs (an on-premise
+    # vLLM, an intranet API). Empty: public addresses only (docs/adr/0030-egress-policy.md).
+    egress_allow: str = ""
 
     def __post_init__(self) -> None:
         if not _STAGE.match(self.stage):
@@ -94,6 +98,13 @@ class StratusConfig:
             raise ValueError("opensearch_data_nodes must be at least 1, and even with zone awareness (two zones)")
         if not 10 <= self.opensearch_volume_gb <= 16384:
             raise ValueError("opensearch_volume_gb must be between 10 and 16384")
+        # A typo fails the synth, not every function's cold start.
+        from shared.egress import EgressPolicy
+
+        try:
+            EgressPolicy.parse(self.egress_allow)
+        except ValueError as exc:
+            raise ValueError(f"egress_allow: {exc}") from None
 
     @property
     def opensearch(self) -> bool:
@@ -138,6 +149,7 @@ class StratusConfig:
             "opensearch_master_instance_type": str,
             "opensearch_volume_gb": int,
             "opensearch_zone_awareness": _bool,
+            "egress_allow": lambda v: ",".join(_strings(v)),
         }
         for key, parse in readers.items():
             raw = get(key)

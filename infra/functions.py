@@ -32,6 +32,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
+from functions import catalog
 from functions.catalog import (
     Access,
     Authorizer,
@@ -40,6 +41,7 @@ from functions.catalog import (
     Function,
     FunctionUrl,
     Http,
+    Invoked,
     Queue,
     Schedule,
     StepFunctionsTask,
@@ -211,6 +213,8 @@ def _base_environment(fn: Function, config: StratusConfig) -> dict[str, str]:
         "LOG_LEVEL": config.log_level,
         # The middleware keeps revocations effective for as long as API Gateway may cache.
         "AUTHORIZER_CACHE_TTL_S": str(config.authorizer_cache_ttl_s),
+        # The deployment's egress allow-list, for whichever function calls a tenant URL.
+        **({"STRATUS_EGRESS_ALLOW": config.egress_allow} if config.egress_allow else {}),
         **fn.env,
     }
 
@@ -275,7 +279,8 @@ def build_function(scope: Construct, fn: Function, shared: Shared) -> lambda_.Fu
 
 
 def apply_access(function: lambda_.Function, fn: Function, shared: Shared,
-                 state_machines: Mapping[str, MachineRef], queues: Mapping[str, sqs.IQueue]) -> None:
+                 state_machines: Mapping[str, MachineRef], queues: Mapping[str, sqs.IQueue],
+                 functions: Mapping[str, lambda_.IFunction]) -> None:
     """Grant each catalog access and set the settings it implies: exactly the variables
     shared.config maps it to (the same mapping the function checks at cold start)."""
     data = shared.data
@@ -311,6 +316,8 @@ def apply_access(function: lambda_.Function, fn: Function, shared: Shared,
             values = _grant_opensearch(function, fn, name, access.actions, shared)
         elif kind == "kms":
             values = {env_name(name, "KMS_KEY_ID"): _grant_key(function, fn, name, access.actions, data)}
+        elif kind == "function":
+            values = {env_name(name, "FUNCTION_NAME"): _grant_invoke(function, fn, name, access.actions, functions)}
         elif kind == "bedrock":
             _grant_bedrock(function, fn, name, access.actions)
         elif kind == "secret":
@@ -456,6 +463,22 @@ def states_arn(scope: Construct, resource: str, resource_name: str) -> str:
                                       account=Aws.ACCOUNT_ID, partition=Aws.PARTITION)
 
 
+def _grant_invoke(function: lambda_.Function, fn: Function, name: str, actions: tuple[str, ...],
+                  functions: Mapping[str, lambda_.IFunction]) -> str:
+    """``function:<name>`` with ``invoke``: lambda:InvokeFunction on that one function (its
+    unqualified ARN, no ``:*`` versions), whose entry must be ``Invoked``. Returns its name."""
+    if name not in functions:
+        raise ValueError(f"{fn.name}: unknown function {name!r}")
+    if not any(entry.name == name and isinstance(entry.trigger, Invoked) for entry in catalog.FUNCTIONS):
+        raise ValueError(f"{fn.name}: function {name!r} is not invoked directly (its trigger is not Invoked)")
+    if set(actions) != {"invoke"}:
+        raise ValueError(f"{fn.name}: function access takes the action 'invoke', got {actions}")
+    target = functions[name]
+    function.add_to_role_policy(iam.PolicyStatement(actions=["lambda:InvokeFunction"],
+                                                    resources=[target.function_arn]))
+    return target.function_name
+
+
 def _grant_queue(function: lambda_.Function, fn: Function, name: str, actions: tuple[str, ...],
                  queues: Mapping[str, sqs.IQueue]) -> str:
     """``queue:<name>`` with ``send``: SendMessage on the one queue and its URL. (A queue's
@@ -547,6 +570,12 @@ def wire_trigger(scope: Construct, function: lambda_.Function, fn: Function, sha
         if fn.name not in state_machine_tasks.get(trigger.state_machine, set()):
             raise ValueError(f"{fn.name}: state machine {trigger.state_machine!r} does not reference "
                              f"${{fn:{fn.name}}}")
+    elif isinstance(trigger, Invoked):
+        # The callers' grants come with their access (``invoke``); here we only refuse an
+        # entry nothing may invoke.
+        if not any(access.resource == f"function:{fn.name}" for other in catalog.FUNCTIONS
+                   for access in other.access):
+            raise ValueError(f"{fn.name}: no catalog entry has invoke({fn.name!r}) access, so nothing can call it")
     elif isinstance(trigger, Deploy):
         _deploy_custom_resource(scope, cid, function, fn, shared)
     elif isinstance(trigger, Queue):

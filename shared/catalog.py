@@ -81,6 +81,12 @@ class StepFunctionsTask:
 
 
 @dataclass(frozen=True)
+class Invoked:
+    """Invoked directly by other functions (Lambda ``Invoke``, RequestResponse), each naming it in
+    its access (``invoke(name)``); no route, schedule, queue or state machine triggers it."""
+
+
+@dataclass(frozen=True)
 class Deploy:
     """Invoked by the deployment (a CloudFormation custom resource)."""
 
@@ -153,14 +159,15 @@ class FunctionUrl:
 READINESS_SUFFIX = "/_ready"
 
 
-Trigger = Http | DefaultRoute | Authorizer | Schedule | StepFunctionsTask | Deploy | Queue | FunctionUrl
+Trigger = Http | DefaultRoute | Authorizer | Schedule | StepFunctionsTask | Invoked | Deploy | Queue | FunctionUrl
 
 # --- Permissions (IAM), abstract: CDK turns each into grants -----------------------
 
 
 @dataclass(frozen=True)
 class Access:
-    # "database", "database_admin", "redis", "bucket:<name>", "state_machine:<name>", "secret:<name>", ...
+    # "database", "database_admin", "redis", "bucket:<name>", "state_machine:<name>", "secret:<name>",
+    # "function:<name>", ...
     resource: str
     actions: tuple[str, ...] = ()
 
@@ -203,6 +210,12 @@ def secret(name: str) -> Access:
 def queue(name: str, *actions: str) -> Access:
     """``send``: the function sends messages to the queue (consumers get their grant from the trigger)."""
     return Access(f"queue:{name}", actions)
+
+
+def invoke(function: str) -> Access:
+    """Invoke catalog function ``function`` directly (lambda:InvokeFunction on it alone; its
+    name reaches the caller as ``<FUNCTION>_FUNCTION_NAME``). Its trigger must be ``Invoked``."""
+    return Access(f"function:{function}", ("invoke",))
 
 
 # The OpenSearch domain, when the deployment chose it as the vector store.

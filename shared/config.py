@@ -117,6 +117,9 @@ class Settings(BaseSettings):
 
     # Workflows (docs/adr/0029-workflow-interpreter-infrastructure.md).
     workflow_run_state_machine_arn: str | None = None
+    # The fetch function HTTP-request nodes go through (set by CDK); unset (locally): in-process
+    # through the same egress policy (docs/workflows-http-requests.md).
+    workflow_fetch_function_name: str | None = None
 
     # Chat (docs/adr/0027-chat.md). An idle stream gets a heartbeat at least this often.
     chat_heartbeat_s: float = Field(default=10.0, gt=0, le=15)
@@ -196,6 +199,7 @@ _BY_KIND: dict[str, tuple[tuple[str, tuple[str, str] | None], ...]] = {
     "queue": (("{name}_QUEUE_URL", None),),
     "secret": (("{name}_SECRET_ARN", None),),
     "kms": (("{name}_KMS_KEY_ID", None),),
+    "function": (("{name}_FUNCTION_NAME", None),),
     "opensearch": (("VECTOR_STORE", None), ("OPENSEARCH_URL", ("vector_store", "opensearch")),
                    ("OPENSEARCH_SIGV4_SERVICE", ("vector_store", "opensearch"))),
     "bedrock": (),

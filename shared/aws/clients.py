@@ -17,17 +17,20 @@ def _session() -> Any:
     return boto3.session.Session()
 
 
-def client(service: str) -> Any:
+def client(service: str, *, read_timeout_s: int = 30) -> Any:
+    """``read_timeout_s``: longer for a call that waits on work (a synchronous Lambda invoke
+    waits for the function to finish)."""
     with _lock:
-        return _client(service)
+        return _client(service, read_timeout_s)
 
 
 @cache
-def _client(service: str) -> Any:
+def _client(service: str, read_timeout_s: int) -> Any:
     from botocore.config import Config
 
     # Explicit timeouts and bounded retries on every AWS call (docs/architecture.md §7.2).
-    config = Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 4, "mode": "standard"})
+    config = Config(connect_timeout=5, read_timeout=read_timeout_s,
+                    retries={"max_attempts": 4, "mode": "standard"})
     return _session().client(service, config=config)
 
 
