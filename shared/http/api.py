@@ -119,10 +119,20 @@ class StratusApp:
     # -- registration ---------------------------------------------------------------
     def endpoint(self, fn: F) -> F:
         """Register ``fn`` at this function's catalog route."""
+        return self._register(fn)
+
+    def text_endpoint(self, media_type: str, description: str) -> Callable[[F], F]:
+        """Register ``fn`` at this route answering a text body of ``media_type`` (a file, e.g. a
+        YAML export; the handler answers with :meth:`text`) instead of the envelope; errors
+        still answer in the dialect. The OpenAPI document says so."""
+        responses = {200: {"description": description, "content": {media_type: {"schema": {"type": "string"}}}}}
+        return lambda fn: self._register(fn, responses)
+
+    def _register(self, fn: F, responses: dict[int, Any] | None = None) -> F:
         return self.resolver.route(
             powertools_rule(self.route.path), self.route.method,
             summary=self.route.summary or None, tags=[self.route.tag] if self.route.tag else None,
-            operation_id=self.function.name,
+            operation_id=self.function.name, responses=responses,
         )(fn)
 
     def _register_error_handlers(self) -> None:
@@ -177,6 +187,11 @@ class StratusApp:
         request_id = current_request_id()
         return Response(200, JSON, self.dialect.page(page, request_id),
                         headers={"X-Request-Id": request_id, **response_headers()})
+
+    def text(self, body: str, media_type: str, *, headers: dict[str, str] | None = None) -> Response[Any]:
+        """A text answer (a :meth:`text_endpoint`'s): ``body`` as it is, not the envelope."""
+        return Response(200, media_type, body,
+                        headers={"X-Request-Id": current_request_id(), **response_headers(), **(headers or {})})
 
     def no_content(self) -> Response[Any]:
         # No content type and no body: Powertools would serialise an empty JSON body as
