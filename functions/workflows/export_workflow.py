@@ -30,8 +30,7 @@ def export_workflow(workflow_id: str,
                     ) -> Response[str]:
     exported = workflow_service().export_workflow(current_principal(), path_workflow_id(workflow_id), format_,
                                                   version)
-    return app.text(exported.content, YAML,
-                    headers={"Content-Disposition": f'attachment; filename="{exported.filename}"'})
+    return app.text(exported.content, YAML, filename=exported.filename)
 
 
 handler = app.lambda_handler()

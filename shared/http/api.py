@@ -188,10 +188,12 @@ class StratusApp:
         return Response(200, JSON, self.dialect.page(page, request_id),
                         headers={"X-Request-Id": request_id, **response_headers()})
 
-    def text(self, body: str, media_type: str, *, headers: dict[str, str] | None = None) -> Response[Any]:
-        """A text answer (a :meth:`text_endpoint`'s): ``body`` as it is, not the envelope."""
+    def text(self, body: str, media_type: str, *, filename: str | None = None) -> Response[Any]:
+        """A text answer (a :meth:`text_endpoint`'s): ``body`` as it is, not the envelope;
+        ``filename``: offered as a download of that name."""
+        headers = {"Content-Disposition": attachment(filename)} if filename else {}
         return Response(200, media_type, body,
-                        headers={"X-Request-Id": current_request_id(), **response_headers(), **(headers or {})})
+                        headers={"X-Request-Id": current_request_id(), **response_headers(), **headers})
 
     def no_content(self) -> Response[Any]:
         # No content type and no body: Powertools would serialise an empty JSON body as
@@ -231,6 +233,24 @@ class StratusApp:
         """The function's entry point, with the one fixed decorator stack."""
 
         return powertools_handler(self.dispatch, correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+
+
+_UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._ -]+")
+
+
+def attachment(filename: str) -> str:
+    """``Content-Disposition`` for a download (RFC 6266): an ASCII ``filename`` every client
+    reads, and the exact name as ``filename*`` (UTF-8) for those that read it. Path separators
+    and control characters never reach either."""
+    from urllib.parse import quote
+
+    stem, dot, extension = filename.rpartition(".")
+    if not dot:
+        stem, extension = filename, ""
+    exact = "".join("_" if ch in '/\\' or ord(ch) < 0x20 or ord(ch) == 0x7F else ch for ch in stem)
+    ascii_stem = _UNSAFE_FILENAME.sub("_", stem).strip(" ._")[:80] or "download"
+    suffix = f".{_UNSAFE_FILENAME.sub('_', extension)}" if dot else ""
+    return f"attachment; filename=\"{ascii_stem}{suffix}\"; filename*=UTF-8''{quote(exact + suffix, safe='')}"
 
 
 def enforce_rate_limit(principal: Any) -> dict[str, str]:

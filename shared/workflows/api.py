@@ -24,8 +24,9 @@ _DOCUMENT = ("The workflow's graph: nodes (each with its type's `config`), edges
 
 
 def document_size(document: WorkflowDocument) -> int:
-    """Bytes of the document as stored (compact JSON)."""
-    return len(json.dumps(document.model_dump(mode="json"), separators=(",", ":"), ensure_ascii=False,
+    """Bytes of the document as stored (compact JSON). Python mode, so a NaN or an infinity in
+    a configuration (Python's decoder reads them) raises ValueError instead of turning null."""
+    return len(json.dumps(document.model_dump(), separators=(",", ":"), ensure_ascii=False,
                           allow_nan=False).encode())
 
 

@@ -4,7 +4,6 @@ document a run executes."""
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
@@ -50,7 +49,6 @@ if TYPE_CHECKING:
 
 _MAX_NAME = 100
 IMPORTED_NAME = "Imported workflow"
-_FILENAME_UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
 
 
 class ExportedWorkflow(NamedTuple):
@@ -130,11 +128,6 @@ def numbered_name(base: str, taken: set[str]) -> str:
         if candidate.lower() not in taken:
             return candidate
     return base[:_MAX_NAME - 35].rstrip() + f" ({uuid.uuid4().hex})"
-
-
-def export_filename(name: str) -> str:
-    stem = _FILENAME_UNSAFE.sub("_", name).strip(" ._") or "workflow"
-    return f"{stem[:80]}.yml"
 
 
 def _field(node_id: str, field: str, code: str, message: str) -> WorkflowProblem:
@@ -380,7 +373,7 @@ class WorkflowService:
                     raise WorkflowVersionNotFound(details={"workflow_id": str(workflow_id), "number": version})
                 row = {**snapshot, "draft": snapshot["document"]}
         content = export_dify(load_document(row["draft"]), name=row["name"], description=row["description"])
-        return ExportedWorkflow(export_filename(row["name"]), content)
+        return ExportedWorkflow(f"{row['name']}.yml", content)
 
     # For other domains (shared.workflows.contract.WorkflowResolver) ---------------------------
     @_traced
