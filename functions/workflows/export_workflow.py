@@ -10,7 +10,7 @@ from functions.catalog import function_for_module
 from shared.http.api import http_app
 from shared.http.context import current_principal
 from shared.validation import INT4_MAX
-from shared.workflows.api import ExportFormat
+from shared.workflows.api import DIFY_DSL_SCHEMA, ExportFormat
 from shared.workflows.paths import workflow_id as path_workflow_id
 from shared.workflows.wiring_api import workflow_service
 
@@ -20,7 +20,7 @@ app = http_app(function_for_module(__name__))
 YAML = "application/yaml"
 
 
-@app.text_endpoint(YAML, "The workflow as a Dify app DSL file (YAML), attached as `<name>.yml`")
+@app.file_endpoint(YAML, "The workflow as a Dify app DSL file (YAML), attached as `<name>.yml`", DIFY_DSL_SCHEMA)
 def export_workflow(workflow_id: str,
                     format_: Annotated[ExportFormat, Query(alias="format", description="The file format: `dify`, "
                                                                                      "Dify's app DSL")],
@@ -30,7 +30,7 @@ def export_workflow(workflow_id: str,
                     ) -> Response[str]:
     exported = workflow_service().export_workflow(current_principal(), path_workflow_id(workflow_id), format_,
                                                   version)
-    return app.text(exported.content, YAML, filename=exported.filename)
+    return app.file(exported.content, YAML, filename=exported.filename)
 
 
 handler = app.lambda_handler()

@@ -121,11 +121,12 @@ class StratusApp:
         """Register ``fn`` at this function's catalog route."""
         return self._register(fn)
 
-    def text_endpoint(self, media_type: str, description: str) -> Callable[[F], F]:
-        """Register ``fn`` at this route answering a text body of ``media_type`` (a file, e.g. a
-        YAML export; the handler answers with :meth:`text`) instead of the envelope; errors
-        still answer in the dialect. The OpenAPI document says so."""
-        responses = {200: {"description": description, "content": {media_type: {"schema": {"type": "string"}}}}}
+    def file_endpoint(self, media_type: str, description: str, schema: dict[str, Any]) -> Callable[[F], F]:
+        """Register ``fn`` at this route answering a file of ``media_type`` (e.g. a YAML export;
+        the handler answers with :meth:`file`) instead of the envelope; errors still answer in
+        the dialect. ``schema`` describes the file's content as its media type parses (a YAML
+        mapping: an object) for the OpenAPI document."""
+        responses = {200: {"description": description, "content": {media_type: {"schema": schema}}}}
         return lambda fn: self._register(fn, responses)
 
     def _register(self, fn: F, responses: dict[int, Any] | None = None) -> F:
@@ -188,9 +189,9 @@ class StratusApp:
         return Response(200, JSON, self.dialect.page(page, request_id),
                         headers={"X-Request-Id": request_id, **response_headers()})
 
-    def text(self, body: str, media_type: str, *, filename: str | None = None) -> Response[Any]:
-        """A text answer (a :meth:`text_endpoint`'s): ``body`` as it is, not the envelope;
-        ``filename``: offered as a download of that name."""
+    def file(self, body: str, media_type: str, *, filename: str | None = None) -> Response[Any]:
+        """A :meth:`file_endpoint`'s answer: ``body`` as it is, not the envelope; ``filename``:
+        offered as a download of that name."""
         headers = {"Content-Disposition": attachment(filename)} if filename else {}
         return Response(200, media_type, body,
                         headers={"X-Request-Id": current_request_id(), **response_headers(), **headers})

@@ -145,3 +145,17 @@ class WorkflowImported(BaseModel):
 
 
 ExportFormat = Literal["dify"]
+
+# What an export answers, as YAML parses it (the OpenAPI document's description of the file).
+DIFY_DSL_SCHEMA = {
+    "type": "object",
+    "description": "A Dify app DSL (version 0.3.1, `mode: workflow`) that Dify's importer and "
+                   "`POST /api/v1/workflows/import` take",
+    "required": ["app", "kind", "version", "workflow"],
+    "properties": {
+        "app": {"type": "object", "description": "name, description, mode"},
+        "kind": {"const": "app"},
+        "version": {"type": "string"},
+        "workflow": {"type": "object", "description": "graph (nodes, edges), features"},
+    },
+}

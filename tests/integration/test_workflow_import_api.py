@@ -208,8 +208,8 @@ def test_an_import_stratus_cannot_run_is_refused_and_creates_nothing(api: Api, a
     iteration = GREETER.replace("type: llm", "type: iteration")
     payload = api.error("POST", IMPORT, {"format": "dify", "content": iteration}, 422, "workflow_import_unsupported")
     assert [p["node_id"] for p in payload["details"]["problems"]] == ["1711000000002"]
-    for content in ("just: [unclosed", "- a list", "kind: dataset\n", GREETER.replace("mode: workflow",
-                                                                                     "mode: advanced-chat")):
+    for content in ("just: [unclosed", "- a list", "kind: dataset\n", "app:\x17 {}",
+                    GREETER.replace("mode: workflow", "mode: advanced-chat")):
         payload = api.call("POST", IMPORT, {"format": "dify", "content": content})
         assert payload.status_code == 422 and payload.json()["code"].startswith("workflow_import_"), payload.text
     for body, field in (({"format": "coze", "content": GREETER}, "body.format"),
@@ -228,7 +228,8 @@ def test_export_is_a_dify_file_that_imports_back_unchanged(api: Api, other: Api)
     path = f"{WORKFLOWS}/{workflow['id']}"
     response = api.call("GET", path + "/export", expect=200, format="dify")
     assert response.headers["content-type"].startswith("application/yaml")
-    assert response.headers["content-disposition"] == "attachment; filename=\"Greeter.yml\"; filename*=UTF-8''Greeter.yml"
+    assert response.headers["content-disposition"] == 'attachment; filename="Greeter.yml"; ' \
+                                                      "filename*=UTF-8''Greeter.yml"
     assert response.headers["x-request-id"]
     exported = yaml.safe_load(response.text)
     assert exported["kind"] == "app" and exported["app"]["name"] == "Greeter"
