@@ -237,21 +237,22 @@ class StratusApp:
 
 
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._ -]+")
+_EXTENSION = re.compile(r"[A-Za-z0-9]{1,10}")
 
 
 def attachment(filename: str) -> str:
     """``Content-Disposition`` for a download (RFC 6266): an ASCII ``filename`` every client
     reads, and the exact name as ``filename*`` (UTF-8) for those that read it. Path separators
-    and control characters never reach either."""
+    and control or format characters never reach either."""
+    import unicodedata
     from urllib.parse import quote
 
-    stem, dot, extension = filename.rpartition(".")
-    if not dot:
-        stem, extension = filename, ""
-    exact = "".join("_" if ch in '/\\' or ord(ch) < 0x20 or ord(ch) == 0x7F else ch for ch in stem)
-    ascii_stem = _UNSAFE_FILENAME.sub("_", stem).strip(" ._")[:80] or "download"
-    suffix = f".{_UNSAFE_FILENAME.sub('_', extension)}" if dot else ""
-    return f"attachment; filename=\"{ascii_stem}{suffix}\"; filename*=UTF-8''{quote(exact + suffix, safe='')}"
+    exact = "".join("_" if ch in "/\\" or unicodedata.category(ch).startswith("C") else ch for ch in filename)
+    stem, dot, extension = exact.rpartition(".")
+    if not (dot and stem and _EXTENSION.fullmatch(extension)):
+        stem, extension = exact, ""
+    plain = (_UNSAFE_FILENAME.sub("_", stem).strip(" ._")[:80] or "download") + (f".{extension}" if extension else "")
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(exact, safe='')}"
 
 
 def enforce_rate_limit(principal: Any) -> dict[str, str]:

@@ -170,7 +170,9 @@ class WorkflowService:
         for _ in range(5):  # a concurrent create may take the same numbered name
             try:
                 with self._db.transaction(tenant_id) as conn:
-                    chosen = name if name_given else numbered_name(name, repo.names_like(conn, tenant_id, name))
+                    # Names starting like this one: a long name's numbered form is shortened first.
+                    chosen = name if name_given else numbered_name(
+                        name, repo.names_like(conn, tenant_id, name[:_MAX_NAME - 40]))
                     return repo.insert_workflow(conn, workflow_id=new_id(), tenant_id=tenant_id, name=chosen,
                                                 description=description, draft=dump_document(document),
                                                 user_id=principal.user_id)

@@ -264,6 +264,6 @@ def test_an_export_names_its_file_safely(api: Api) -> None:
     plain, exact = response.headers["content-disposition"].split("; ")[1:]
     # Quotes, separators and non-ASCII never reach the plain name; the exact name keeps the
     # text (UTF-8, percent-encoded) but no path separator.
-    assert plain == 'filename="Q3 _report_ _ _name.yml"'
+    assert plain == 'filename="Q3 _report_ _ __name.yml"'
     assert exact.startswith("filename*=UTF-8''") and unquote(exact.split("''", 1)[1]) == 'Q3 "report" _ 季度_name.yml'
     assert yaml.safe_load(response.text)["app"]["name"] == 'Q3 "report" / 季度\\name'
