@@ -1,13 +1,32 @@
-"""Workflows: the interpreter's state machine and its task functions
+"""Workflows: definitions (drafts, published versions, Dify import and export), the
+interpreter's state machine and its task functions
 (docs/adr/0029-workflow-interpreter-infrastructure.md)."""
 
 from __future__ import annotations
 
-from shared.catalog import Function, Invoked, StateMachineSpec, StepFunctionsTask, invoke, state_machine
+from shared.catalog import (
+    DATABASE,
+    REDIS,
+    Function,
+    Http,
+    Invoked,
+    StateMachineSpec,
+    StepFunctionsTask,
+    invoke,
+    state_machine,
+)
 
 _W = "workflows"
 _RUN = "workflow-run"
 _FETCH = "workflow-fetch"
+_WORKFLOW = "/api/v1/workflows/{workflow_id}"
+
+
+def _api(name: str, module: str, method: str, path: str, permission: str, summary: str) -> Function:
+    # Plain CRUD on PostgreSQL: publishing and import read the model catalog but never call a provider.
+    return Function(name, f"functions.workflows.{module}", _W,
+                    Http(method, path, permission=permission, summary=summary, tag="workflows"),
+                    access=(DATABASE, REDIS))
 
 
 def _task(name: str, module: str, description: str, **kwargs: object) -> Function:
@@ -18,6 +37,24 @@ def _task(name: str, module: str, description: str, **kwargs: object) -> Functio
 
 
 FUNCTIONS: tuple[Function, ...] = (
+    _api("workflows-create", "create_workflow", "POST", "/api/v1/workflows", "workflow:write",
+         "Create a workflow (a draft)"),
+    _api("workflows-list", "list_workflows", "GET", "/api/v1/workflows", "workflow:read",
+         "List the tenant's workflows"),
+    _api("workflows-import", "import_workflow", "POST", "/api/v1/workflows/import", "workflow:write",
+         "Create a workflow from a Dify app DSL file"),
+    _api("workflows-get", "get_workflow", "GET", _WORKFLOW, "workflow:read",
+         "One workflow with its draft and the draft's problems"),
+    _api("workflows-update", "update_workflow", "PATCH", _WORKFLOW, "workflow:write", "Change a workflow's draft"),
+    _api("workflows-delete", "delete_workflow", "DELETE", _WORKFLOW, "workflow:write", "Delete a workflow"),
+    _api("workflows-publish", "publish_workflow", "POST", _WORKFLOW + "/publish", "workflow:write",
+         "Validate the draft and publish it as the next version"),
+    _api("workflows-versions-list", "list_workflow_versions", "GET", _WORKFLOW + "/versions", "workflow:read",
+         "A workflow's published versions, newest first"),
+    _api("workflows-versions-get", "get_workflow_version", "GET", _WORKFLOW + "/versions/{number}", "workflow:read",
+         "One published version of a workflow"),
+    _api("workflows-export", "export_workflow", "GET", _WORKFLOW + "/export", "workflow:read",
+         "Export the draft or a published version as a Dify app DSL file"),
     # HTTP-request nodes go through the fetch function (boto3: the "aws" layer).
     _task("workflow-step", "step", "Runs a workflow run's ready nodes and says what comes next", timeout_s=120,
           layers=("base", "aws"), access=(invoke(_FETCH),)),

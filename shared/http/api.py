@@ -119,10 +119,21 @@ class StratusApp:
     # -- registration ---------------------------------------------------------------
     def endpoint(self, fn: F) -> F:
         """Register ``fn`` at this function's catalog route."""
+        return self._register(fn)
+
+    def file_endpoint(self, media_type: str, description: str, schema: dict[str, Any]) -> Callable[[F], F]:
+        """Register ``fn`` at this route answering a file of ``media_type`` (e.g. a YAML export;
+        the handler answers with :meth:`file`) instead of the envelope; errors still answer in
+        the dialect. ``schema`` describes the file's content as its media type parses (a YAML
+        mapping: an object) for the OpenAPI document."""
+        responses = {200: {"description": description, "content": {media_type: {"schema": schema}}}}
+        return lambda fn: self._register(fn, responses)
+
+    def _register(self, fn: F, responses: dict[int, Any] | None = None) -> F:
         return self.resolver.route(
             powertools_rule(self.route.path), self.route.method,
             summary=self.route.summary or None, tags=[self.route.tag] if self.route.tag else None,
-            operation_id=self.function.name,
+            operation_id=self.function.name, responses=responses,
         )(fn)
 
     def _register_error_handlers(self) -> None:
@@ -178,6 +189,13 @@ class StratusApp:
         return Response(200, JSON, self.dialect.page(page, request_id),
                         headers={"X-Request-Id": request_id, **response_headers()})
 
+    def file(self, body: str, media_type: str, *, filename: str | None = None) -> Response[Any]:
+        """A :meth:`file_endpoint`'s answer: ``body`` as it is, not the envelope; ``filename``:
+        offered as a download of that name."""
+        headers = {"Content-Disposition": attachment(filename)} if filename else {}
+        return Response(200, media_type, body,
+                        headers={"X-Request-Id": current_request_id(), **response_headers(), **headers})
+
     def no_content(self) -> Response[Any]:
         # No content type and no body: Powertools would serialise an empty JSON body as
         # ``null``, and a 204 with a body breaks HTTP (h11 refuses it).
@@ -216,6 +234,25 @@ class StratusApp:
         """The function's entry point, with the one fixed decorator stack."""
 
         return powertools_handler(self.dispatch, correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+
+
+_UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._ -]+")
+_EXTENSION = re.compile(r"[A-Za-z0-9]{1,10}")
+
+
+def attachment(filename: str) -> str:
+    """``Content-Disposition`` for a download (RFC 6266): an ASCII ``filename`` every client
+    reads, and the exact name as ``filename*`` (UTF-8) for those that read it. Path separators
+    and control or format characters never reach either."""
+    import unicodedata
+    from urllib.parse import quote
+
+    exact = "".join("_" if ch in "/\\" or unicodedata.category(ch).startswith("C") else ch for ch in filename)
+    stem, dot, extension = exact.rpartition(".")
+    if not (dot and stem and _EXTENSION.fullmatch(extension)):
+        stem, extension = exact, ""
+    plain = (_UNSAFE_FILENAME.sub("_", stem).strip(" ._")[:80] or "download") + (f".{extension}" if extension else "")
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(exact, safe='')}"
 
 
 def enforce_rate_limit(principal: Any) -> dict[str, str]:

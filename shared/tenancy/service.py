@@ -32,6 +32,7 @@ from shared.tenancy.models import (
 
 if TYPE_CHECKING:
     from shared.agents.contract import AgentResolver
+    from shared.workflows.contract import WorkflowResolver
 
 INITIAL_TOKEN_NAME = "initial"  # noqa: S105 - the key's name, not a secret
 
@@ -49,12 +50,14 @@ _traced = tracer.capture_method(capture_response=False)
 
 class TenancyService:
     def __init__(self, db: Database, token_state: TokenStateStore,
-                 agents: Callable[[], AgentResolver] | None = None) -> None:
+                 agents: Callable[[], AgentResolver] | None = None,
+                 workflows: Callable[[], WorkflowResolver] | None = None) -> None:
         self._db = db
         self._token_state = token_state
-        # Checks that a key's bound agent exists in the tenant (built on first use: resolving
-        # a token, the authorizer's hot path, never needs it).
+        # Check that a key's bound agent or workflow exists in the tenant (built on first use:
+        # resolving a token, the authorizer's hot path, never needs them).
         self._agents = agents
+        self._workflows = workflows
 
     # Tenants ---------------------------------------------------------------------------
     @_traced
@@ -269,8 +272,9 @@ class TenancyService:
                 raise RuntimeError("TenancyService needs the agents port to bind keys to agents")
             self._agents().agent_id(tenant_id, resource_id)  # 404 agent_not_found
             return
-        # No workflow store exists yet (docs/architecture.md §10): no id names a workflow.
-        raise NotFound("Workflow not found", code="workflow_not_found", details={"workflow_id": str(resource_id)})
+        if self._workflows is None:
+            raise RuntimeError("TenancyService needs the workflows port to bind keys to workflows")
+        self._workflows().workflow_id(tenant_id, resource_id)  # 404 workflow_not_found
 
     @staticmethod
     def _key_owner_filter(principal: Principal) -> uuid.UUID | None:
@@ -283,5 +287,6 @@ def tenancy_service() -> TenancyService:
     from shared.agents.wiring import agent_service
     from shared.auth.token_state import get_token_state
     from shared.db.database import get_database
+    from shared.workflows.wiring_api import workflow_service
 
-    return TenancyService(get_database(), get_token_state(), agent_service)
+    return TenancyService(get_database(), get_token_state(), agent_service, workflow_service)

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, GetJsonSchemaHandler, field_validator
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
+from pydantic_core import core_schema as core_schemas
 
 from shared.validation import RequestModel
 
@@ -69,7 +72,11 @@ class Node(RequestModel):
     title: str = Field(default="", max_length=200)
     description: str = Field(default="", max_length=2000)
     # Type-specific configuration (shared.workflows.configs names each type's model).
-    config: dict[str, Any] = Field(default_factory=dict)
+    config: dict[str, Any] = Field(default_factory=dict, description=(
+        "The node type's configuration: its schema depends on `type` (`x-stratus-config-by-type` names it: "
+        "StartConfig, EndConfig, LlmConfig, KnowledgeRetrievalConfig, IfElseConfig, CodeConfig, TemplateConfig, "
+        "HttpRequestConfig, VariableAggregatorConfig; see docs/workflows.md). A draft may hold an incomplete "
+        "configuration; publishing and running check it."))
     position: Position | None = None
     # None: the node type's default (shared.workflows.configs.DEFAULT_TIMEOUT_S).
     timeout_s: int | None = Field(default=None, ge=1, le=900)
@@ -77,6 +84,21 @@ class Node(RequestModel):
     error_strategy: ErrorStrategy = "fail"
     # Outputs the node answers when it fails under the default_value strategy, by output name.
     default_value: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        """The schema of each type's ``config`` named beside ``config`` (an annotation, not a
+        constraint: drafts are saved before their configuration is complete), so the OpenAPI
+        document and docs/ carry every configuration model."""
+        from shared.workflows.configs import CONFIGS
+
+        schema = handler(core_schema)
+        node = handler.resolve_ref_schema(schema)
+        # Inside a list each model becomes a named definition that the annotation refers to.
+        node["properties"]["config"]["x-stratus-config-by-type"] = {
+            node_type: handler(core_schemas.list_schema(model.__pydantic_core_schema__))["items"]
+            for node_type, model in CONFIGS.items()}
+        return schema
 
 
 class Edge(RequestModel):

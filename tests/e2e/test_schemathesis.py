@@ -44,7 +44,8 @@ SSE_ROUTES = r"^/api/v1/chat(/\{message_id\}/events)?$"
 # revoke or demote the fuzzer's own token (pass 2), and those only the platform admin may call
 # (pass 3).
 DESTRUCTIVE_OPERATIONS = ("api-keys-delete", "members-delete", "members-update", "knowledge-bases-delete",
-                          "documents-delete", "agents-delete", "conversations-delete", "models-delete")
+                          "documents-delete", "agents-delete", "conversations-delete", "models-delete",
+                          "workflows-delete")
 ADMIN_OPERATIONS = ("tenants-create", "tenants-set-quota", "models-refresh")
 # How often a seeded id is used for its path parameter (otherwise Schemathesis generates one).
 PROBABILITY = 0.8
@@ -95,6 +96,7 @@ def _seed(client: httpx.Client, headers: dict[str, str]) -> dict[str, list[str]]
         "conversation_id": [post("/api/v1/conversations", {"agent_id": "builtin-quick-answer"})["id"]],
         "member_id": [post("/api/v1/members", {"email": "fuzzed@example.com"})["id"]],
         "api_key_id": [post("/api/v1/api-keys", {"name": "fuzzed"})["id"]],
+        "workflow_id": [post("/api/v1/workflows", {"name": "fuzzed"})["id"]],
     }
 
 

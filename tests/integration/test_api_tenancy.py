@@ -128,7 +128,8 @@ def test_api_key_rules(client: TestClient, new_tenant: Callable[..., Any], admin
 
 def test_a_key_binds_only_to_a_resource_of_its_tenant(client: TestClient, new_tenant: Callable[..., Any],
                                                       admin_sql: Sql) -> None:
-    """Another tenant's agent, an id naming nothing, or a workflow (none exist yet) is 404."""
+    """Another tenant's agent, or an id naming no agent or workflow, is 404 (workflows:
+    tests/integration/test_workflows_api.py)."""
     owner, other = bearer(new_tenant()["owner_token"]), bearer(new_tenant()["owner_token"])
     theirs = client.post("/api/v1/agents", json={"name": "theirs", "config": {}}, headers=other).json()["data"]
     mine = client.post("/api/v1/agents", json={"name": "mine", "config": {}}, headers=owner).json()["data"]
