@@ -59,10 +59,11 @@ class DomainStack(NestedStack):
     def wire(self, *, authorizer: apigwv2.IHttpRouteAuthorizer | None,
              state_machines: Mapping[str, MachineRef],
              state_machine_tasks: Mapping[str, set[str]],
-             queues: Mapping[str, sqs.IQueue]) -> None:
+             queues: Mapping[str, sqs.IQueue],
+             functions: Mapping[str, lambda_.IFunction]) -> None:
         for fn in self.entries:
             function = self.functions[fn.name]
-            apply_access(function, fn, self.shared, state_machines, queues)
+            apply_access(function, fn, self.shared, state_machines, queues, functions)
             url = wire_trigger(self, function, fn, self.shared, authorizer=authorizer,
                                state_machine_tasks=state_machine_tasks, queues=queues)
             if url is not None:

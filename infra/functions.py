@@ -33,6 +33,7 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from functions.catalog import (
+    FUNCTIONS,
     Access,
     Authorizer,
     DefaultRoute,
@@ -40,9 +41,11 @@ from functions.catalog import (
     Function,
     FunctionUrl,
     Http,
+    Invoked,
     Queue,
     Schedule,
     StepFunctionsTask,
+    by_name,
 )
 from infra import nag
 from infra.api import Api
@@ -275,7 +278,8 @@ def build_function(scope: Construct, fn: Function, shared: Shared) -> lambda_.Fu
 
 
 def apply_access(function: lambda_.Function, fn: Function, shared: Shared,
-                 state_machines: Mapping[str, MachineRef], queues: Mapping[str, sqs.IQueue]) -> None:
+                 state_machines: Mapping[str, MachineRef], queues: Mapping[str, sqs.IQueue],
+                 functions: Mapping[str, lambda_.IFunction]) -> None:
     """Grant each catalog access and set the settings it implies: exactly the variables
     shared.config maps it to (the same mapping the function checks at cold start)."""
     data = shared.data
@@ -313,6 +317,8 @@ def apply_access(function: lambda_.Function, fn: Function, shared: Shared,
             values = {env_name(name, "KMS_KEY_ID"): _grant_key(function, fn, name, access.actions, data)}
         elif kind == "bedrock":
             _grant_bedrock(function, fn, name, access.actions)
+        elif kind == "function":
+            values = {env_name(name, "FUNCTION"): _grant_invoke(function, fn, name, access.actions, functions)}
         elif kind == "secret":
             if name not in data.secrets:
                 raise ValueError(f"{fn.name}: unknown secret {name!r}; known: {sorted(data.secrets)}")
@@ -404,6 +410,24 @@ def _grant_bedrock(function: lambda_.Function, fn: Function, name: str, actions:
     nag.bedrock_models(function.role, granted, foundation_models=BEDROCK_FOUNDATION_MODELS,
                        inference_profiles=BEDROCK_INFERENCE_PROFILES,
                        routed_foundation_models=BEDROCK_ROUTED_FOUNDATION_MODELS)
+
+
+def _grant_invoke(function: lambda_.Function, fn: Function, name: str, actions: tuple[str, ...],
+                  functions: Mapping[str, lambda_.IFunction]) -> str:
+    """``function:<name>`` with ``invoke``: lambda:InvokeFunction on that one function's ARN
+    (unqualified: no ``:*`` for versions and aliases, which the platform does not publish).
+    Returns its name."""
+    target = by_name().get(name)
+    if target is None or name not in functions:
+        raise ValueError(f"{fn.name}: unknown function {name!r} to invoke")
+    if not isinstance(target.trigger, Invoked):
+        raise ValueError(f"{fn.name}: {name} is not invoked directly (its trigger is not Invoked)")
+    if tuple(actions) != ("invoke",):
+        raise ValueError(f"{fn.name}: function access takes only the invoke action, got {actions}")
+    callee = functions[name]
+    function.add_to_role_policy(iam.PolicyStatement(actions=["lambda:InvokeFunction"],
+                                                    resources=[callee.function_arn]))
+    return callee.function_name
 
 
 def _stack_parameter(scope: Construct, param_id: str, value: str) -> tuple[str, str]:
@@ -549,6 +573,11 @@ def wire_trigger(scope: Construct, function: lambda_.Function, fn: Function, sha
                              f"${{fn:{fn.name}}}")
     elif isinstance(trigger, Deploy):
         _deploy_custom_resource(scope, cid, function, fn, shared)
+    elif isinstance(trigger, Invoked):
+        # The invoke grants are the callers' access (``function:<name>``); a function no one
+        # may invoke is a catalog mistake.
+        if not invokers(fn.name):
+            raise ValueError(f"{fn.name}: nothing in the catalog has access function:{fn.name} to invoke it")
     elif isinstance(trigger, Queue):
         validate_queue_trigger(fn)
         # Batches from the queue; the handler answers batchItemFailures, so only the failed
@@ -572,6 +601,11 @@ def wire_trigger(scope: Construct, function: lambda_.Function, fn: Function, sha
     else:  # pragma: no cover - the catalog's Trigger union is closed
         raise TypeError(f"{fn.name}: unsupported trigger {trigger!r}")
     return None
+
+
+def invokers(name: str) -> list[str]:
+    """The catalog functions whose access lets them invoke function ``name``."""
+    return [fn.name for fn in FUNCTIONS if any(a.resource == f"function:{name}" for a in fn.access)]
 
 
 def _deploy_custom_resource(scope: Construct, cid: str, function: lambda_.Function, fn: Function,

@@ -86,7 +86,7 @@ class StratusStack(Stack):
         queues: dict[str, sqs.IQueue] = {name: queue for stack in stacks for name, queue in stack.queues.items()}
         for stack in stacks:
             stack.wire(authorizer=authorizer, state_machines=state_machines, state_machine_tasks=tasks,
-                       queues=queues)
+                       queues=queues, functions=functions)
         if self.data.opensearch is not None:
             # Every role that may reach the domain exists now.
             self.data.opensearch.apply_access_policy()

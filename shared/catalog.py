@@ -86,6 +86,12 @@ class Deploy:
 
 
 @dataclass(frozen=True)
+class Invoked:
+    """Invoked directly (``lambda.invoke``) by the functions whose access names it with
+    :func:`invoke`; nothing else reaches it."""
+
+
+@dataclass(frozen=True)
 class Queue:
     """Messages of an SQS queue named in ``QUEUES``, delivered in batches; the handler reports
     partial batch failures (``batchItemFailures``), so only failed messages come back."""
@@ -153,14 +159,15 @@ class FunctionUrl:
 READINESS_SUFFIX = "/_ready"
 
 
-Trigger = Http | DefaultRoute | Authorizer | Schedule | StepFunctionsTask | Deploy | Queue | FunctionUrl
+Trigger = Http | DefaultRoute | Authorizer | Schedule | StepFunctionsTask | Deploy | Invoked | Queue | FunctionUrl
 
 # --- Permissions (IAM), abstract: CDK turns each into grants -----------------------
 
 
 @dataclass(frozen=True)
 class Access:
-    # "database", "database_admin", "redis", "bucket:<name>", "state_machine:<name>", "secret:<name>", ...
+    # "database", "database_admin", "redis", "bucket:<name>", "state_machine:<name>", "secret:<name>",
+    # "function:<name>", ...
     resource: str
     actions: tuple[str, ...] = ()
 
@@ -203,6 +210,11 @@ def secret(name: str) -> Access:
 def queue(name: str, *actions: str) -> Access:
     """``send``: the function sends messages to the queue (consumers get their grant from the trigger)."""
     return Access(f"queue:{name}", actions)
+
+
+def invoke(function: str) -> Access:
+    """Invoke the catalog function named ``function`` (which has an ``Invoked`` trigger)."""
+    return Access(f"function:{function}", ("invoke",))
 
 
 # The OpenSearch domain, when the deployment chose it as the vector store.

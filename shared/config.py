@@ -117,6 +117,10 @@ class Settings(BaseSettings):
 
     # Workflows (docs/adr/0029-workflow-interpreter-infrastructure.md).
     workflow_run_state_machine_arn: str | None = None
+    # The code sandbox function (docs/adr/0032-code-sandbox.md); unset: code nodes run in a local
+    # child process. Only the sandbox function sets the directory it empties after every run.
+    workflow_code_function: str | None = None
+    workflow_code_wipe_dir: str | None = None
 
     # Chat (docs/adr/0027-chat.md). An idle stream gets a heartbeat at least this often.
     chat_heartbeat_s: float = Field(default=10.0, gt=0, le=15)
@@ -196,6 +200,7 @@ _BY_KIND: dict[str, tuple[tuple[str, tuple[str, str] | None], ...]] = {
     "queue": (("{name}_QUEUE_URL", None),),
     "secret": (("{name}_SECRET_ARN", None),),
     "kms": (("{name}_KMS_KEY_ID", None),),
+    "function": (("{name}_FUNCTION", None),),
     "opensearch": (("VECTOR_STORE", None), ("OPENSEARCH_URL", ("vector_store", "opensearch")),
                    ("OPENSEARCH_SIGV4_SERVICE", ("vector_store", "opensearch"))),
     "bedrock": (),
