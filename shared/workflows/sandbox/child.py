@@ -12,6 +12,7 @@ What is refused and why: docs/workflows-code-sandbox.md.
 
 import contextlib
 import gc
+import io
 import json
 import linecache
 import os
@@ -236,6 +237,10 @@ def main() -> None:
     # What the code writes to stderr (warnings, print(file=sys.stderr)) joins its log; fd 2
     # itself stays the interpreter's (fatal errors), which the parent keeps out of the log.
     sys.stderr = sys.stdout
+    # Line by line, so what it printed before a limit stopped it reaches the log.
+    stdout = sys.stdout
+    if isinstance(stdout, io.TextIOWrapper):
+        stdout.reconfigure(line_buffering=True)
     try:
         answer = _run(request, memory_mb, output_bytes)
     except MemoryError:
