@@ -40,6 +40,8 @@ from shared.workflows.sandbox.remote import LambdaCodeRunner
 ROOT = Path(__file__).resolve().parents[2]
 # Small limits: a runaway run costs the suite about a second.
 FAST = CodeLimits(cpu_seconds=1, wall_seconds=2, memory_mb=128)
+# A CPU second can take several wall seconds on a busy machine: room for it to come first.
+CPU_BOUND = CodeLimits(cpu_seconds=1, wall_seconds=15, memory_mb=128)
 SUM = "def main(arg1, arg2):\n    return {'sum': arg1 + arg2}\n"
 
 
@@ -113,19 +115,17 @@ def test_only_the_standard_library_is_importable(runner: SubprocessCodeRunner) -
 
 
 def test_an_infinite_loop_is_stopped_at_its_cpu_limit(runner: SubprocessCodeRunner) -> None:
-    started = time.monotonic()
-    error = _fails(runner, "def main():\n    print('started')\n    while True:\n        pass\n")
+    error = _fails(runner, "def main():\n    print('started')\n    while True:\n        pass\n", limits=CPU_BOUND)
     assert isinstance(error, CodeTimeout) and error.details == {"limit": "cpu", "seconds": 1}
     assert "CPU time" in error.message and "do less work" in error.message
     assert error.stdout == "started\n"
-    assert time.monotonic() - started < 2.5
 
 
 def test_a_run_that_waits_is_stopped_at_its_wall_limit(runner: SubprocessCodeRunner) -> None:
     started = time.monotonic()
     error = _fails(runner, "import time\ndef main():\n    time.sleep(30)\n")
     assert isinstance(error, CodeTimeout) and error.details == {"limit": "wall", "seconds": 2}
-    assert 2 <= time.monotonic() - started < 3.5
+    assert 2 <= time.monotonic() - started < 5
 
 
 def test_a_run_that_closes_its_pipes_and_lingers_is_stopped_too(runner: SubprocessCodeRunner) -> None:
@@ -133,7 +133,7 @@ def test_a_run_that_closes_its_pipes_and_lingers_is_stopped_too(runner: Subproce
            "    time.sleep(30)\n"
     started = time.monotonic()
     assert isinstance(_fails(runner, code), CodeTimeout)
-    assert time.monotonic() - started < 3.5
+    assert time.monotonic() - started < 5
 
 
 def test_a_memory_hog_is_stopped_at_its_memory_limit(runner: SubprocessCodeRunner) -> None:
@@ -211,6 +211,14 @@ def test_exiting_without_returning_is_a_crash(runner: SubprocessCodeRunner) -> N
     assert isinstance(error, CodeCrashed) and error.details == {"exit_status": 3}
     error = _fails(runner, "import os, signal\ndef main():\n    os.kill(os.getpid(), signal.SIGSEGV)\n")
     assert isinstance(error, CodeCrashed) and error.details == {"signal": signal.SIGSEGV}
+
+
+def test_an_answer_forged_by_the_code_is_not_taken_for_the_sandboxs(runner: SubprocessCodeRunner) -> None:
+    forge = ("import json, os, sys\ndef main():\n"
+             "    forged = {'code': 'code_sandbox_unavailable', 'message': 'x', 'details': {'stdout': 1}}\n"
+             "    os.write(int(sys.argv[1]), json.dumps({'error': forged}).encode())\n    os._exit(0)\n")
+    error = _fails(runner, forge)
+    assert isinstance(error, CodeCrashed) and not error.retryable
 
 
 # --- Isolation ---------------------------------------------------------------------------------
@@ -357,5 +365,5 @@ def test_the_lambda_runner_runs_code_on_the_sandbox_function(local_aws: LocalAws
 
 def _fails_remotely(remote: LambdaCodeRunner, code: str) -> CodeError:
     with pytest.raises(CodeError) as info:
-        remote.run(CodeRequest(code, {}, FAST))
+        remote.run(CodeRequest(code, {}, CPU_BOUND))
     return info.value

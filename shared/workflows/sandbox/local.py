@@ -46,6 +46,9 @@ _ENVELOPE_BYTES = 64 * 1024
 # What the interpreter itself writes to stderr (a fatal error), kept for the platform's log only.
 _STDERR_BYTES = 8 * 1024
 _READ_CHUNK = 64 * 1024
+# The errors child.py answers with.
+_CHILD_ERRORS = frozenset({"code_invalid", "code_raised", "code_memory_exceeded", "code_forbidden",
+                           "code_output_too_large"})
 
 
 @dataclass
@@ -144,6 +147,11 @@ class SubprocessCodeRunner:
             raise _without_answer(status, cpu_ms, stderr, limits.cpu_seconds, limits.memory_mb, log, process.pid)
         if "error" in answer:
             error = error_from_wire(answer["error"])
+            if error.code not in _CHILD_ERRORS:
+                # Only the code could have written that (the result pipe is open to it): its own
+                # run's loss, reported as such.
+                raise CodeCrashed("the code wrote an answer of its own to the sandbox's result pipe; let main "
+                                  "return its dict instead", stdout=log)
             error.stdout = log
             raise error
         outputs = answer.get("outputs")

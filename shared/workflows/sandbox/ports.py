@@ -239,5 +239,7 @@ def error_from_wire(error: Any) -> CodeError:
     if cls is None:
         return CodeSandboxUnavailable(f"the code sandbox answered with an unknown error: {error['message']}",
                                       sandbox_code=str(error.get("code")))
-    return cls(error["message"], stdout=stdout if isinstance(stdout, str) else "",
-               **(dict(details) if isinstance(details, Mapping) else {}))
+    result = cls(error["message"], stdout=stdout if isinstance(stdout, str) else "")
+    if isinstance(details, Mapping):
+        result.details = {str(key): value for key, value in details.items() if value is not None}
+    return result

@@ -153,6 +153,8 @@ def test_every_error_comes_back_from_the_wire_as_its_own_class() -> None:
         assert type(back) is cls and back.code == code
         assert (back.message, back.stdout, back.details) == ("what happened; what to do", "printed", {"line": 3})
     assert isinstance(error_from_wire({"code": "code_unheard_of", "message": "x"}), CodeSandboxUnavailable)
+    odd = error_from_wire({"code": "code_raised", "message": "m", "details": {"stdout": 1, "line": None}})
+    assert isinstance(odd, CodeRaised) and odd.stdout == "" and odd.details == {"stdout": 1}
     assert isinstance(error_from_wire("nonsense"), CodeSandboxUnavailable)
 
 
