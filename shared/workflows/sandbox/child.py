@@ -48,8 +48,6 @@ _REFUSED = (
     ("os.fork", *_PROCESSES),
     ("os.forkpty", *_PROCESSES),
     ("subprocess.Popen", *_PROCESSES),
-    # Raised by newer Pythons only; the kernel refuses threads anyway (RLIMIT_NPROC) unless root.
-    ("_thread.start_new_thread", "starting threads", "compute sequentially inside main"),
     ("os.kill", "signalling other processes", "leave other processes alone"),
     ("os.killpg", "signalling other processes", "leave other processes alone"),
     ("signal.pthread_kill", "signalling threads", "leave other threads alone"),
@@ -102,7 +100,8 @@ def _limit(cpu_seconds: int, memory_mb: int) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (OPEN_FILES, OPEN_FILES))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     # No new processes or threads: a child process would escape the CPU and memory accounting
-    # and could outlive the run. Root is exempt from this one (the audit hook still refuses).
+    # and could outlive the run. Root is exempt from this one: the audit hook still refuses
+    # processes, but Python raises no audit event for a thread, so as root threads start.
     resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
     # Past RLIMIT_FSIZE a write fails with an error the code sees, instead of killing it.
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
@@ -250,6 +249,8 @@ def main() -> None:
     # The code may have closed or broken its stdout: then the log is lost, not the answer.
     with contextlib.suppress(OSError, ValueError):
         sys.stdout.flush()
+    # From here on a failure (MemoryError while encoding) is the interpreter's, for the parent.
+    sys.stderr = sys.__stderr__
     _write(result_fd, answer)
 
 

@@ -115,15 +115,16 @@ class SubprocessCodeRunner:
         stderr = _Capture(_STDERR_BYTES)
         result = _Capture(limits.output_bytes + _ENVELOPE_BYTES)
         deadline = started + limits.wall_seconds
-        timed_out = over_limit = False
+        timed_out = over_limit = completed = False
         try:
             _pump(process, payload, result_read, stdout, stderr, result, deadline)
+            completed = True
         except TimeoutError:
             timed_out = True
         except _OverLimit:
             over_limit = True
         finally:
-            if timed_out or over_limit:
+            if not completed:
                 _kill_group(process.pid)
             status, cpu_ms = _reap(process, deadline)
             # Whatever the code left running in its group ends with the run.
@@ -145,19 +146,17 @@ class SubprocessCodeRunner:
         answer = _answer(result)
         if answer is None:
             raise _without_answer(status, cpu_ms, stderr, limits.cpu_seconds, limits.memory_mb, log, process.pid)
-        if "error" in answer:
-            error = error_from_wire(answer["error"])
-            if error.code not in _CHILD_ERRORS:
-                # Only the code could have written that (the result pipe is open to it): its own
-                # run's loss, reported as such.
-                raise CodeCrashed("the code wrote an answer of its own to the sandbox's result pipe; let main "
-                                  "return its dict instead", stdout=log)
+        error = error_from_wire(answer["error"]) if "error" in answer else None
+        outputs = answer.get("outputs")
+        if (error is None and not isinstance(outputs, dict)) or (error is not None and error.code not in _CHILD_ERRORS):
+            # Not an answer child.py gives: only the code could have written it (the result pipe
+            # is open to it), so it is the code's own run that failed.
+            raise CodeCrashed("the code wrote an answer of its own to the sandbox's result pipe; let main return "
+                              "its dict instead", stdout=log)
+        if error is not None:
             error.stdout = log
             raise error
-        outputs = answer.get("outputs")
-        if not isinstance(outputs, dict):
-            raise CodeSandboxUnavailable("the code sandbox answered without outputs; run the node again, and "
-                                         "report it if it persists", stdout=log)
+        assert isinstance(outputs, dict)
         return CodeRun(outputs=outputs, stdout=log, stdout_truncated=stdout.truncated, cpu_ms=cpu_ms,
                        elapsed_ms=elapsed_ms)
 
