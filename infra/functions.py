@@ -45,6 +45,7 @@ from functions.catalog import (
     Queue,
     Schedule,
     StepFunctionsTask,
+    by_name,
 )
 from infra import nag
 from infra.api import Api
@@ -413,6 +414,24 @@ def _grant_bedrock(function: lambda_.Function, fn: Function, name: str, actions:
                        routed_foundation_models=BEDROCK_ROUTED_FOUNDATION_MODELS)
 
 
+def _grant_invoke(function: lambda_.Function, fn: Function, name: str, actions: tuple[str, ...],
+                  functions: Mapping[str, lambda_.IFunction]) -> str:
+    """``function:<name>`` with ``invoke``: lambda:InvokeFunction on that one function's ARN
+    (unqualified: no ``:*`` for versions and aliases, which the platform does not publish).
+    Returns its name."""
+    target = by_name().get(name)
+    if target is None or name not in functions:
+        raise ValueError(f"{fn.name}: unknown function {name!r} to invoke")
+    if not isinstance(target.trigger, Invoked):
+        raise ValueError(f"{fn.name}: {name} is not invoked directly (its trigger is not Invoked)")
+    if tuple(actions) != ("invoke",):
+        raise ValueError(f"{fn.name}: function access takes only the invoke action, got {actions}")
+    callee = functions[name]
+    function.add_to_role_policy(iam.PolicyStatement(actions=["lambda:InvokeFunction"],
+                                                    resources=[callee.function_arn]))
+    return callee.function_name
+
+
 def _stack_parameter(scope: Construct, param_id: str, value: str) -> tuple[str, str]:
     """A parameter of the nested stack holding ``scope``, set to ``value`` by the parent."""
     stack = Stack.of(scope)
@@ -461,22 +480,6 @@ def states_arn(scope: Construct, resource: str, resource_name: str) -> str:
     return Stack.of(scope).format_arn(service="states", resource=resource, resource_name=resource_name,
                                       arn_format=ArnFormat.COLON_RESOURCE_NAME, region=Aws.REGION,
                                       account=Aws.ACCOUNT_ID, partition=Aws.PARTITION)
-
-
-def _grant_invoke(function: lambda_.Function, fn: Function, name: str, actions: tuple[str, ...],
-                  functions: Mapping[str, lambda_.IFunction]) -> str:
-    """``function:<name>`` with ``invoke``: lambda:InvokeFunction on that one function (its
-    unqualified ARN, no ``:*`` versions), whose entry must be ``Invoked``. Returns its name."""
-    if name not in functions:
-        raise ValueError(f"{fn.name}: unknown function {name!r}")
-    if not any(entry.name == name and isinstance(entry.trigger, Invoked) for entry in catalog.FUNCTIONS):
-        raise ValueError(f"{fn.name}: function {name!r} is not invoked directly (its trigger is not Invoked)")
-    if set(actions) != {"invoke"}:
-        raise ValueError(f"{fn.name}: function access takes the action 'invoke', got {actions}")
-    target = functions[name]
-    function.add_to_role_policy(iam.PolicyStatement(actions=["lambda:InvokeFunction"],
-                                                    resources=[target.function_arn]))
-    return target.function_name
 
 
 def _grant_queue(function: lambda_.Function, fn: Function, name: str, actions: tuple[str, ...],

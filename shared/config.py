@@ -120,6 +120,10 @@ class Settings(BaseSettings):
     # The fetch function HTTP-request nodes go through (set by CDK); unset (locally): in-process
     # through the same egress policy (docs/workflows-http-requests.md).
     workflow_fetch_function_name: str | None = None
+    # The code sandbox function (docs/adr/0032-code-sandbox.md); unset: code nodes run in a local
+    # child process. Only the sandbox function sets the directory it empties after every run.
+    workflow_code_function_name: str | None = None
+    workflow_code_wipe_dir: str | None = None
 
     # Chat (docs/adr/0027-chat.md). An idle stream gets a heartbeat at least this often.
     chat_heartbeat_s: float = Field(default=10.0, gt=0, le=15)

@@ -15,11 +15,16 @@ from shared.catalog import (
     invoke,
     state_machine,
 )
+from shared.workflows.sandbox.ports import SANDBOX_MEMORY_MB, SANDBOX_TIMEOUT_S
 
 _W = "workflows"
 _RUN = "workflow-run"
 _FETCH = "workflow-fetch"
+_CODE = "workflow-code"
 _WORKFLOW = "/api/v1/workflows/{workflow_id}"
+# The tasks that run nodes: HTTP-request nodes go through the fetch function, code nodes through
+# the sandbox function (boto3: the "aws" layer).
+_RUNS_NODES = {"layers": ("base", "aws"), "access": (invoke(_FETCH), invoke(_CODE))}
 
 
 def _api(name: str, module: str, method: str, path: str, permission: str, summary: str) -> Function:
@@ -55,12 +60,11 @@ FUNCTIONS: tuple[Function, ...] = (
          "One published version of a workflow"),
     _api("workflows-export", "export_workflow", "GET", _WORKFLOW + "/export", "workflow:read",
          "Export the draft or a published version as a Dify app DSL file"),
-    # HTTP-request nodes go through the fetch function (boto3: the "aws" layer).
     _task("workflow-step", "step", "Runs a workflow run's ready nodes and says what comes next", timeout_s=120,
-          layers=("base", "aws"), access=(invoke(_FETCH),)),
+          **_RUNS_NODES),
     # Long nodes (model calls, HTTP requests) run as branches, one invocation each.
     _task("workflow-branch", "branch", "Runs one node of a workflow run (a parallel branch)", memory_mb=512,
-          timeout_s=900, layers=("base", "aws"), access=(invoke(_FETCH),)),
+          timeout_s=900, **_RUNS_NODES),
     _task("workflow-await", "await_input", "Keeps the task token of a run paused for human input"),
     _task("workflow-continue", "continue_run", "Carries a workflow run on in a fresh execution",
           layers=("base", "aws"), access=(state_machine(_RUN, "start"),)),
@@ -72,6 +76,12 @@ FUNCTIONS: tuple[Function, ...] = (
     Function(_FETCH, "functions.workflows.fetch", _W, Invoked(), in_vpc=False, layers=("base", "llm"),
              memory_mb=512, timeout_s=900,
              description="Makes one HTTP request of a workflow node, outside the VPC, through the egress policy"),
+    # The code sandbox (docs/adr/0032-code-sandbox.md): tenants' Python in a fresh interpreter per
+    # run. Outside the VPC, no access at all (its role writes its own logs and traces only), no
+    # settings beyond the directory it empties after each run; sized for the largest limits.
+    Function(_CODE, "functions.workflows.run_code", _W, Invoked(), in_vpc=False, memory_mb=SANDBOX_MEMORY_MB,
+             timeout_s=SANDBOX_TIMEOUT_S, description="Runs a workflow code node's Python in a fresh, limited "
+             "interpreter that reaches nothing of the platform", env={"WORKFLOW_CODE_WIPE_DIR": "/tmp"}),  # noqa: S108 - Lambda's only writable directory
 )
 
 STATE_MACHINES: tuple[StateMachineSpec, ...] = (

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from functions import catalog
 from infra.state_machines import physical_name, reaches_itself
+from shared.workflows.sandbox.ports import MAX_MEMORY_MB, MAX_WALL_SECONDS
 from tests.infra.support import Synth, as_list, ref_logical_id, render, statements
 
 RUN = "workflow-run"
@@ -53,3 +55,62 @@ def test_the_other_tasks_reach_nothing_beyond_their_logs(synth: Synth) -> None:
         actions = {action for action, _ in _grants(synth, name)}
         assert not {a for a in actions if a.startswith(("states:", "s3:", "secretsmanager:", "sqs:"))}, name
         assert "VpcConfig" not in synth.function(name).props
+
+
+# The code sandbox (docs/adr/0032-code-sandbox.md) ----------------------------------------------
+CODE = "workflow-code"
+# The variables every function gets (infra/functions.py) and the Parameters and Secrets
+# extension's own configuration: none holds a secret or names a resource.
+_PLATFORM_ENV = {"STRATUS_RUNTIME", "STRATUS_FUNCTION", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE",
+                 "LOG_LEVEL", "AUTHORIZER_CACHE_TTL_S"}
+_EXTENSION_ENV_PREFIXES = ("PARAMETERS_SECRETS_EXTENSION_", "SECRETS_MANAGER_T", "SSM_PARAMETER_STORE_T")
+
+
+def _logical_id_of(value: Any) -> str | None:
+    """The resource a ``Ref`` or ``Fn::GetAtt`` points at."""
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        return str(value["Fn::GetAtt"][0])
+    return ref_logical_id(value)
+
+
+def test_the_code_sandbox_reaches_nothing_beyond_its_logs(synth: Synth) -> None:
+    deployed = synth.function(CODE)
+    props = deployed.props
+    grants = _grants(synth, CODE)
+    assert {action for action, _ in grants} == {"logs:CreateLogStream", "logs:PutLogEvents",
+                                                "xray:PutTelemetryRecords", "xray:PutTraceSegments"}
+    # Its logs are its own log group's, no other.
+    log_group = ref_logical_id(props["LoggingConfig"]["LogGroup"])
+    assert {_logical_id_of(resource) for action, resource in grants if action.startswith("logs:")} == {log_group}
+    role = synth.templates[deployed.stack].find_resources("AWS::IAM::Role")[ref_logical_id(props["Role"])]
+    assert "ManagedPolicyArns" not in role["Properties"] and "Policies" not in role["Properties"]
+    assert "VpcConfig" not in props, "outside the VPC: nothing of the platform is reachable on the network"
+    env = deployed.env
+    unexplained = {name for name in env if name not in _PLATFORM_ENV and not name.startswith(_EXTENSION_ENV_PREFIXES)}
+    assert unexplained == {"WORKFLOW_CODE_WIPE_DIR"}, "no secret, database, cache or resource setting"
+    assert env["WORKFLOW_CODE_WIPE_DIR"] == "/tmp"
+    # Room for the largest limits: a full vCPU (CPU seconds take wall seconds) and the longest run.
+    assert props["MemorySize"] >= 1769 and props["MemorySize"] >= MAX_MEMORY_MB + 256
+    assert props["Timeout"] > MAX_WALL_SECONDS
+
+
+def test_only_the_node_running_tasks_may_invoke_the_code_sandbox(synth: Synth) -> None:
+    sandbox = synth.function(CODE)
+    for name in ("workflow-step", "workflow-branch"):
+        invokes = [(action, _logical_id_of(resource)) for action, resource in _grants(synth, name)
+                   if action.startswith("lambda:")]
+        # The sandbox, by its own ARN (the fetch function is the other one they may invoke).
+        assert ("lambda:InvokeFunction", sandbox.logical_id) in invokes, name
+        assert {action for action, _ in invokes} == {"lambda:InvokeFunction"}, name
+        assert ref_logical_id(synth.function(name).env["WORKFLOW_CODE_FUNCTION_NAME"]) == sandbox.logical_id
+    # No one else: no other role may invoke it, and no resource policy (URL, event source, trigger) exposes it.
+    owners = synth.role_owners()
+    invokers = {owners.get((stack, role), role) for stack, role, statement in synth.role_statements()
+                if any(a.startswith("lambda:Invoke") for a in as_list(statement["Action"]))
+                and sandbox.logical_id in json.dumps(statement["Resource"])}
+    assert invokers == {"workflow-step", "workflow-branch"}
+    permissions = [p for _, _, p in synth.resources("AWS::Lambda::Permission")
+                   if sandbox.logical_id in json.dumps(p["Properties"]["FunctionName"])]
+    mappings = [m for _, _, m in synth.resources("AWS::Lambda::EventSourceMapping")
+                if sandbox.logical_id in json.dumps(m["Properties"]["FunctionName"])]
+    assert not permissions and not mappings

@@ -16,6 +16,7 @@ from functions.catalog import (
     STATE_MACHINES,
     FunctionUrl,
     Http,
+    Invoked,
     StepFunctionsTask,
     by_name,
     domains,
@@ -100,3 +101,15 @@ def test_authenticated_routes_name_a_permission() -> None:
     for fn in FUNCTIONS:
         if isinstance(fn.trigger, Http) and fn.trigger.auth:
             assert fn.trigger.permission, fn.name
+
+
+def test_invoked_functions_and_their_callers_match() -> None:
+    invoked = {fn.name for fn in FUNCTIONS if isinstance(fn.trigger, Invoked)}
+    assert "workflow-code" in invoked
+    targets = {access.name for fn in FUNCTIONS for access in fn.access if access.kind == "function"}
+    # Every invoke access names an Invoked function, and every Invoked function has a caller.
+    assert targets == invoked
+    for fn in FUNCTIONS:
+        for access in fn.access:
+            if access.kind == "function":
+                assert access.actions == ("invoke",), fn.name

@@ -17,6 +17,7 @@ from shared.catalog import (
     Function,
     StepFunctionsTask,
     bucket,
+    invoke,
     queue,
     state_machine,
 )
@@ -47,6 +48,12 @@ def test_the_mapping_names_the_variables_each_access_needs() -> None:
         "OPENSEARCH_SIGV4_SERVICE"]
     with pytest.raises(ValueError):
         access_settings(Access("teleport"))
+
+
+def test_invoking_a_function_needs_its_name() -> None:
+    assert [r.variable for r in access_settings(invoke("workflow-code"))] == ["WORKFLOW_CODE_FUNCTION_NAME"]
+    for caller in ("workflow-step", "workflow-branch"):
+        assert "WORKFLOW_CODE_FUNCTION_NAME" in {r.variable for r in required_settings(by_name()[caller])}
 
 
 def test_every_catalog_function_needs_only_settings_that_exist() -> None:
