@@ -1,0 +1,183 @@
+"""Dify's own workflow fixtures and the outcomes its tests assert of them
+(tests/fixtures/dify/README.md), prepared for a Stratus run.
+
+A case's mocks become what a real boundary answers, never patched internals: an LLM mock is a
+reply of the local OpenAI-protocol server, an HTTP mock a reply of a local HTTP server. The one
+change made to a fixture is where its HTTP node points (``https://sample.invalid`` → that local
+server), plus the ``fixture_overrides`` the Dify test itself applied.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.support.fake_openai import ChatScript, RawReply
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "dify"
+# Node types the workflow engine runs (issue 12); fixtures using others come later.
+SUPPORTED_DIFY_TYPES = frozenset({"start", "end", "llm", "knowledge-retrieval", "if-else", "code",
+                                  "template-transform", "http-request", "variable-aggregator"})
+SAMPLE_HOST = "https://sample.invalid"
+
+
+@dataclass
+class CompatCase:
+    index: int
+    fixture: str
+    inputs: dict[str, Any]
+    expected_outputs: dict[str, Any] | None
+    expected_status: str
+    output_match: str | None
+    mocks: dict[str, Any]
+    overrides: dict[str, Any]
+    description: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.index:02d}-{self.fixture.removesuffix('.yml').replace('/', '-')}"
+
+
+def _graph(content: dict[str, Any]) -> dict[str, Any]:
+    workflow = content.get("workflow")
+    return dict(workflow["graph"]) if isinstance(workflow, dict) else content
+
+
+def _node_types(content: dict[str, Any]) -> set[str]:
+    return {str(node.get("data", {}).get("type", node.get("type"))) for node in _graph(content).get("nodes", [])}
+
+
+def _is_workflow(content: dict[str, Any]) -> bool:
+    app = content.get("app")
+    return app is None or app.get("mode") == "workflow"
+
+
+def cases() -> list[CompatCase]:
+    """Every case whose fixture is a workflow (or a bare graph) of supported node types."""
+    selected = []
+    for index, raw in enumerate(json.loads((FIXTURES / "dify-cases.json").read_text())):
+        content = yaml.safe_load((FIXTURES / raw["fixture"]).read_text())
+        if not _is_workflow(content) or not _node_types(content) <= SUPPORTED_DIFY_TYPES:
+            continue
+        selected.append(CompatCase(index, raw["fixture"], raw["inputs"], raw["expected_outputs"],
+                                   raw["expected_status"], raw.get("output_match"), raw["mocks"],
+                                   raw.get("fixture_overrides") or {}, raw["description"]))
+    return selected
+
+
+def prepared_fixture(case: CompatCase, http_origin: str) -> str:
+    """The fixture's YAML with the test's overrides applied and HTTP pointed at ``http_origin``."""
+    content = yaml.safe_load((FIXTURES / case.fixture).read_text())
+    for node in _graph(content)["nodes"]:
+        data = node["data"]
+        data.update(case.overrides.get(f"node:{node['id']}", {}))
+        if data.get("type") == "http-request":
+            data["url"] = str(data["url"]).replace(SAMPLE_HOST, http_origin)
+    return yaml.safe_dump(content, allow_unicode=True, sort_keys=False)
+
+
+def llm_replies(case: CompatCase, llm_node_ids: list[str]) -> list[ChatScript | RawReply]:
+    """The model server's replies, one per LLM node in the order given."""
+    replies: list[ChatScript | RawReply] = []
+    for node_id in llm_node_ids:
+        mock = case.mocks.get(f"node:{node_id}") or case.mocks.get("type:llm")
+        if mock is None:
+            replies.append(ChatScript(text=["Mocked LLM response"]))
+        elif "__error__" in mock:
+            # A refusal the gateway does not retry: the node fails with the provider's message.
+            replies.append(RawReply(400, {"error": {"message": mock["__error__"], "type": "invalid_request_error",
+                                                    "code": None, "param": None}}))
+        else:
+            usage = mock.get("usage") or {}
+            replies.append(ChatScript(
+                text=[mock.get("text", "")],
+                usage=(int(usage.get("prompt_tokens", 12)), int(usage.get("completion_tokens", 7))),
+                first_byte_delay_s=float(mock.get("__delay_s__", 0.0))))
+    return replies
+
+
+def node_ids(fixture: str, dify_type: str) -> list[str]:
+    """The ids of the fixture's nodes of one Dify type, in document order."""
+    content = yaml.safe_load((FIXTURES / fixture).read_text())
+    return [str(node["id"]) for node in _graph(content)["nodes"] if node.get("data", {}).get("type") == dify_type]
+
+
+def outputs_match(case: CompatCase, outputs: dict[str, Any]) -> bool:
+    expected = case.expected_outputs or {}
+    if case.output_match == "exact":
+        return outputs == expected
+    return all(key in outputs and outputs[key] == value for key, value in expected.items())
+
+
+@dataclass
+class HttpMock:
+    """What the local server answers: a case's ``node:<http node>`` mock."""
+
+    status: int = 200
+    body: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    # Drop the connection without an answer (Dify's "no recorded fixture": the request fails).
+    fail: bool = False
+
+
+class HttpMockServer:
+    """A loopback HTTP server answering every request with the current mock."""
+
+    def __init__(self) -> None:
+        self.mock = HttpMock()
+        self.requests: list[tuple[str, str, bytes]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+            def _answer(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                server.requests.append((self.command, self.path, self.rfile.read(length) if length else b""))
+                mock = server.mock
+                if mock.fail:
+                    self.close_connection = True
+                    self.connection.close()
+                    return
+                body = mock.body.encode()
+                self.send_response(mock.status)
+                for name, value in mock.headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _answer
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def use(self, case: CompatCase) -> None:
+        ids = node_ids(case.fixture, "http-request")
+        mock = next((case.mocks[f"node:{node_id}"] for node_id in ids if f"node:{node_id}" in case.mocks), {})
+        if "__error__" in mock:
+            self.mock = HttpMock(fail=True)
+        else:
+            self.mock = HttpMock(int(mock.get("status_code", 200)), str(mock.get("body", "")),
+                                 dict(mock.get("headers") or {}))
+        self.requests.clear()
+
+    def __enter__(self) -> HttpMockServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
