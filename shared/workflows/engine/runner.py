@@ -135,6 +135,7 @@ class _Attempt:
     inputs: dict[str, Any] = field(default_factory=dict)
     output: NodeOutput | None = None
     error: NodeError | None = None
+    tokens: int = 0
 
 
 def _discard(_type: str, _data: dict[str, Any]) -> None:
@@ -184,7 +185,7 @@ class NodeRunner:
             while True:
                 attempts += 1
                 attempt = self._attempt(context, node, config, pool, timeout_s, emit)
-                tokens += attempt.output.tokens if attempt.output is not None else 0
+                tokens += attempt.tokens
                 if attempt.error is None or attempts >= node.retry.max_attempts:
                     break
                 logger.info("workflow node attempt failed; retrying",
@@ -208,8 +209,12 @@ class NodeRunner:
                 if not cancelled.is_set():
                     emit("text_chunk", {"node_id": node.id, "text": text})
 
-        call = NodeCall(context, node, config, pool, self._ports, timeout_s, cancelled, chunk)
         attempt = _Attempt()
+
+        def spend(tokens: int) -> None:
+            attempt.tokens += tokens
+
+        call = NodeCall(context, node, config, pool, self._ports, timeout_s, cancelled, chunk, spend)
         raised: list[BaseException] = []
 
         def work() -> None:
@@ -228,7 +233,7 @@ class NodeRunner:
                 cancelled.set()
             logger.warning("workflow node attempt timed out; its thread is abandoned",
                            extra={"run_id": context.run_id, "node_id": node.id, "timeout_s": timeout_s})
-            return _Attempt(inputs=attempt.inputs, error=NodeError(
+            return _Attempt(inputs=attempt.inputs, tokens=attempt.tokens, error=NodeError(
                 "node_timeout", f"The {node.type} node did not finish within its timeout of {timeout_s:g} s; "
                                 f"raise the node's timeout_s or make it do less"))
         if raised:

@@ -33,6 +33,9 @@ class NodeCall(Generic[ConfigT]):
     cancelled: threading.Event = field(default_factory=threading.Event)
     # Streams text as the node produces it (``text_chunk`` events); dropped once cancelled.
     chunk: Callable[[str], None] = lambda _text: None
+    # Counts model tokens (prompt + completion) as they are spent, whether the node then
+    # succeeds or not.
+    spend: Callable[[int], None] = lambda _tokens: None
 
 
 @dataclass(frozen=True)
@@ -40,8 +43,6 @@ class NodeOutput:
     outputs: dict[str, Any]
     # The handle the node leaves by: "source", or an if/else case id or "false".
     handle: str = SOURCE_HANDLE
-    # Model tokens (prompt + completion) spent.
-    tokens: int = 0
 
 
 @dataclass(frozen=True)

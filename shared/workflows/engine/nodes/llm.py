@@ -139,6 +139,7 @@ def execute(call: NodeCall[LlmConfig], inputs: dict[str, Any]) -> NodeOutput:
     usage = end.usage if end is not None else None
     prompt_tokens = usage.input_tokens if usage else 0
     completion_tokens = usage.output_tokens if usage else 0
+    call.spend(prompt_tokens + completion_tokens)
     answer = "".join(text) or "".join(arguments)
     outputs: dict[str, Any] = {
         "text": answer,
@@ -148,7 +149,7 @@ def execute(call: NodeCall[LlmConfig], inputs: dict[str, Any]) -> NodeOutput:
     }
     if config.structured_output.enabled:
         outputs["structured_output"] = parse_structured(answer, config.structured_output.json_schema)
-    return NodeOutput(outputs, tokens=prompt_tokens + completion_tokens)
+    return NodeOutput(outputs)
 
 
 def _consume(call: NodeCall[LlmConfig], events: Iterator[ChatEvent]) -> tuple[list[str], list[str], StreamEnd | None]:
