@@ -82,7 +82,7 @@ def _body(kind: str, body: Any) -> tuple[bytes | None, str | None]:
     if kind == "raw-text":
         return body.encode(), _DEFAULT_CONTENT_TYPE[kind]
     if kind == "x-www-form-urlencoded":
-        return urllib.parse.urlencode(body).encode(), _DEFAULT_CONTENT_TYPE[kind]
+        return urllib.parse.urlencode([(name, value) for name, value in body]).encode(), _DEFAULT_CONTENT_TYPE[kind]
     if kind == "form-data":
         boundary = secrets.token_hex(16)
         parts = [b"--%s\r\nContent-Disposition: form-data; name=\"%s\"\r\n\r\n%s\r\n"
