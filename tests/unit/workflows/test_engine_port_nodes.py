@@ -42,7 +42,7 @@ class FakeCodeRunner:
         return self.answer(request)  # type: ignore[no-any-return]
 
 
-CODE = "def main(name: str, n: int) -> dict:\n    return {'greeting': 'hi ' + name, 'twice': n * 2}\n"
+CODE = "def main(name: str, n: int) -> dict:\n    return {'greeting': 'hi ' + name, 'twice': n * 2}"
 
 
 def code_node(**extra: Any) -> dict[str, Any]:
@@ -58,7 +58,7 @@ def test_code_sends_its_variables_under_the_nodes_time_limits_and_checks_the_out
                 NodeRunner(ports(code_runner=runner)), {"name": "Ana", "n": 21})
     assert run.outputs == {"g": "hi Ana", "t": 42}
     [request] = runner.requests
-    assert request.code == CODE.strip() and dict(request.inputs) == {"name": "Ana", "n": 21}
+    assert request.code == CODE and dict(request.inputs) == {"name": "Ana", "n": 21}
     assert (request.limits.wall_seconds, request.limits.cpu_seconds) == (7, 7)
     assert run.results["code"].inputs == {"name": "Ana", "n": 21}
 
