@@ -159,3 +159,75 @@ def test_retrieval_results_become_the_prompts_context(tenant: Tenant, fake: Fake
     assert retriever.queries[0].text == "How are refunds paid?"
     system = fake.chat_requests()[0]["messages"][0]["content"]
     assert system == "Answer from these notes:\nRefunds are paid within 5 days.\nRefunds need the receipt."
+
+
+# --- code through the local sandbox, HTTP through the safe fetch path ----------------------------
+
+def code_doc() -> Any:
+    return document([
+        {"id": "start", "type": "start", "config": {"variables": [{"variable": "n", "type": "number"}]}},
+        {"id": "code", "type": "code", "timeout_s": 10, "config": {
+            "code": "def main(n):\n    print('doubling', n)\n    return {'double': n * 2, 'items': [str(n)] * 2}",
+            "variables": [{"variable": "n", "value_selector": ["start", "n"]}],
+            "outputs": {"double": {"type": "number"}, "items": {"type": "array[string]"}}}},
+        {"id": "spin", "type": "code", "timeout_s": 1, "error_strategy": "default_value", "default_value": {"x": -1},
+         "config": {"code": "def main():\n    while True:\n        pass", "outputs": {"x": {"type": "number"}}}},
+        {"id": "end", "type": "end", "config": {"outputs": [
+            {"variable": "double", "value_selector": ["code", "double"]},
+            {"variable": "items", "value_selector": ["code", "items"]},
+            {"variable": "x", "value_selector": ["spin", "x"]}]}},
+    ], [("start", "code"), ("code", "spin"), ("spin", "end")])
+
+
+def test_code_runs_in_the_sandbox_and_its_own_timeout_is_reported() -> None:
+    from shared.workflows.sandbox.wiring import code_runner
+
+    run = drive(code_doc(), NodeRunner(ports(code_runner=code_runner())), {"n": 21})
+    assert run.status == "succeeded"
+    assert run.outputs == {"double": 42, "items": ["21", "21"], "x": -1}
+    error = run.results["spin"].error
+    # The sandbox's wall limit (the node's timeout) fires before the runner gives up on the attempt.
+    assert error is not None and error.code == "code_timeout" and error.details["limit"] == "wall"
+
+
+@pytest.fixture(scope="module")
+def http_server() -> Any:
+    from tests.support.compat_cases import HttpMockServer
+
+    with HttpMockServer() as server:
+        yield server
+
+
+def http_doc(url: str, **node: Any) -> Any:
+    return document([
+        {"id": "start", "type": "start", "config": {"variables": [{"variable": "item"}]}},
+        {"id": "http", "type": "http_request", **node, "config": {
+            "method": "POST", "url": url, "params": [{"key": "q", "value": "{{#start.item#}}"}],
+            "authorization": {"type": "api-key", "scheme": "bearer", "api_key": "tok-{{#start.item#}}"},
+            "body": {"type": "json", "data": '{"item": "{{#start.item#}}"}'}}},
+        {"id": "end", "type": "end", "config": {"outputs": [
+            {"variable": name, "value_selector": ["http", name]} for name in ("status_code", "body", "headers")]}},
+    ], [("start", "http"), ("http", "end")])
+
+
+def test_http_requests_go_through_the_fetch_path(http_server: Any) -> None:
+    from shared.workflows.fetch.wiring import http_fetcher
+    from tests.support.compat_cases import HttpMock
+
+    http_server.mock = HttpMock(404, "introuvable é",
+                                {"Content-Type": "text/plain; charset=utf-8", "X-Served-By": "local"})
+    http_server.requests.clear()
+    runner = NodeRunner(ports(fetcher=http_fetcher()))
+    run = drive(http_doc(http_server.origin + "/items/{{#start.item#}}"), runner, {"item": "42"})
+    # A 404 is the answer (no retry, no error strategy): the node succeeds with it.
+    assert run.status == "succeeded"
+    assert run.outputs["status_code"] == 404 and run.outputs["body"] == "introuvable é"
+    assert run.outputs["headers"]["x-served-by"] == "local"
+    [(method, path, body)] = http_server.requests
+    assert (method, path) == ("POST", "/items/42?q=42") and json.loads(body) == {"item": "42"}
+    # The metadata address is refused whatever the allow-list says; the failure branch takes it.
+    refused = drive(http_doc("http://169.254.169.254/latest/meta-data", error_strategy="fail_branch"), runner,
+                    {"item": "1"})
+    error = refused.results["http"].error
+    assert refused.results["http"].handle == "fail-branch"
+    assert error is not None and error.code == "http_request_refused"
