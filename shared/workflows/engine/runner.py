@@ -142,8 +142,9 @@ def _discard(_type: str, _data: dict[str, Any]) -> None:
     return None
 
 
-def _infrastructure_errors() -> tuple[type[BaseException], ...]:
-    """Transient failures of what the engine runs on: the step is retried, the node is not failed."""
+def infrastructure_errors() -> tuple[type[BaseException], ...]:
+    """Transient failures of what the engine runs on, which ``NodeRunner.run`` lets through
+    (the step is retried; the node is not failed): for a task handler to tell them apart."""
     import psycopg
     import redis.exceptions
 
@@ -246,7 +247,7 @@ def _node_error(exc: BaseException, context: RunContext, node: Node) -> NodeErro
     """The node's error for what its executor raised; re-raises what is not the node's."""
     if isinstance(exc, NodeFailure):
         return NodeError(exc.code, exc.message, dict(exc.details))
-    if not isinstance(exc, Exception) or isinstance(exc, _infrastructure_errors()):
+    if not isinstance(exc, Exception) or isinstance(exc, infrastructure_errors()):
         raise exc
     if isinstance(exc, StratusError):
         return NodeError(exc.code, exc.message, dict(exc.details))
