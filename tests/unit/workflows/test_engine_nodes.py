@@ -68,6 +68,8 @@ def test_template_renders_its_variables_with_jinja() -> None:
                        {"name": ["start", "name"], "tags": ["start", "tags"]}, {"name": "Ana", "tags": ["x", "y"]})
     assert run.outputs == {"out": "Hello Ana! #X #Y ."}
     assert run.results["tpl"].inputs == {"name": "Ana", "tags": ["x", "y"]}
+    # Jinja2's defaults, as Dify renders: a final newline dropped, None printed as None.
+    assert template.render("{{ a }}\n", {"a": None}) == "None"
 
 
 @pytest.mark.parametrize("source", [

@@ -116,7 +116,8 @@ def http_run(config: dict[str, Any], fetcher: FakeFetcher, inputs: dict[str, Any
 
 def test_the_request_is_rendered_from_the_config() -> None:
     fetcher = FakeFetcher(response(body=b'{"id": 42}', content_type="application/json"))
-    run = http_run({"method": "POST", "headers": [{"key": "X-Item", "value": "{{#start.item#}}"}],
+    run = http_run({"method": "POST", "headers": [{"key": "X-Item", "value": "{{#start.item#}}"},
+                                                  {"key": "{{#start.absent#}}", "value": "dropped"}],
                     "params": [{"key": "q", "value": "{{#start.q#}}"}],
                     "body": {"type": "json", "data": '{"item": "{{#start.item#}}", "n": 1}'},
                     "timeout": {"connect_s": 3, "read_s": 30, "write_s": 5}, "max_response_bytes": 1000,

@@ -22,9 +22,10 @@ import base64
 import json
 import secrets
 import urllib.parse
+from collections.abc import Callable
 from typing import Any
 
-from shared.workflows.configs import BodyField, HttpRequestConfig
+from shared.workflows.configs import BodyField, HttpRequestConfig, KeyValue
 from shared.workflows.engine.errors import NodeFailure
 from shared.workflows.engine.nodes.base import NodeCall, NodeExecutor, NodeOutput
 
@@ -37,13 +38,19 @@ def _fields(data: str | list[BodyField]) -> list[BodyField]:
     return [BodyField(value=data)] if isinstance(data, str) else list(data)
 
 
+def _pairs(items: list[KeyValue], render: Callable[[str], str]) -> list[list[str]]:
+    """Rendered name/value pairs; a name that renders empty is left out, as Dify does."""
+    pairs = [[render(item.key).strip(), render(item.value)] for item in items]
+    return [pair for pair in pairs if pair[0]]
+
+
 def resolve(call: NodeCall[HttpRequestConfig]) -> dict[str, Any]:
     config, render = call.config, call.pool.render
     inputs: dict[str, Any] = {
         "method": config.method,
         "url": render(config.url).strip(),
-        "headers": [[render(header.key), render(header.value)] for header in config.headers],
-        "params": [[render(param.key), render(param.value)] for param in config.params],
+        "headers": _pairs(config.headers, render),
+        "params": _pairs(config.params, render),
     }
     auth = config.authorization
     if auth.type == "api-key":

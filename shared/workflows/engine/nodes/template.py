@@ -39,7 +39,8 @@ def _environment() -> ImmutableSandboxedEnvironment:
         def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
             raise SecurityError(f"access to attribute {attribute!r} of a {type(obj).__name__} value is not allowed")
 
-    return StrictSandbox(autoescape=False, keep_trailing_newline=True)
+    # Jinja2's defaults otherwise, as Dify renders (no autoescape, a final newline dropped).
+    return StrictSandbox(autoescape=False)
 
 
 @functools.lru_cache(maxsize=_COMPILED_CACHE)
