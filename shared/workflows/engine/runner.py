@@ -5,9 +5,10 @@ the node's timeout (per attempt), retried on failure, and its error strategy app
   ``timeout_s`` (the type's default when unset): Python cannot stop a thread, so past the
   deadline the runner answers ``node_timeout``, marks the attempt cancelled (a model stream
   stops reading at its next chunk; text chunks after the deadline are dropped) and abandons the
-  thread. Ports that enforce a timeout themselves are also handed the budget (the sandbox's
-  wall and CPU limits, the fetch's timeouts) and get :data:`PORT_GRACE_S` more, so their own,
-  more precise error (``code_timeout``, ``http_request_timeout``) is what the node reports.
+  thread (which may still finish its call while a retry runs). Ports that enforce a timeout
+  themselves are also handed the budget (the sandbox's wall and CPU limits, the fetch's
+  timeouts) and get :data:`PORT_GRACE_S` more, so their own, more precise error
+  (``code_timeout``, ``http_request_timeout``) is what the node reports.
 - **Retry.** ``retry.max_attempts`` attempts in all, ``retry.interval_ms`` apart, for failures
   only (a result is never run again; an HTTP status outside 2xx is a failure only for a node
   with a retry or an error strategy, as in Dify).
@@ -145,18 +146,12 @@ def _discard(_type: str, _data: dict[str, Any]) -> None:
 def infrastructure_errors() -> tuple[type[BaseException], ...]:
     """Transient failures of what the engine runs on, which ``NodeRunner.run`` lets through
     (the step is retried; the node is not failed): for a task handler to tell them apart."""
+    import botocore.exceptions
     import psycopg
     import redis.exceptions
 
-    errors: list[type[BaseException]] = [Unavailable, psycopg.OperationalError, redis.exceptions.ConnectionError,
-                                         redis.exceptions.TimeoutError]
-    try:
-        import botocore.exceptions
-    except ImportError:  # pragma: no cover - boto3 is in the base layer
-        pass
-    else:
-        errors.append(botocore.exceptions.BotoCoreError)
-    return tuple(errors)
+    return (Unavailable, psycopg.OperationalError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+            botocore.exceptions.BotoCoreError)
 
 
 class NodeRunner:
