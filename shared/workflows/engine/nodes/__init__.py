@@ -1,0 +1,31 @@
+"""One executor per node type (a module each). Modules import heavy libraries (Jinja2, the
+sandbox and fetch clients) only when a node of their type runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.workflows.engine.nodes import (
+    code,
+    end,
+    http_request,
+    if_else,
+    knowledge_retrieval,
+    llm,
+    start,
+    template,
+    variable_aggregator,
+)
+from shared.workflows.engine.nodes.base import NodeExecutor
+
+EXECUTORS: dict[str, NodeExecutor[Any]] = {
+    "start": start.EXECUTOR,
+    "end": end.EXECUTOR,
+    "llm": llm.EXECUTOR,
+    "knowledge_retrieval": knowledge_retrieval.EXECUTOR,
+    "if_else": if_else.EXECUTOR,
+    "code": code.EXECUTOR,
+    "template": template.EXECUTOR,
+    "http_request": http_request.EXECUTOR,
+    "variable_aggregator": variable_aggregator.EXECUTOR,
+}

@@ -1,0 +1,289 @@
+"""Running one node: its inputs resolved from the run's variable pool, its executor run under
+the node's timeout (per attempt), retried on failure, and its error strategy applied.
+
+- **Timeout.** Each attempt runs in a worker thread that the runner waits on for the node's
+  ``timeout_s`` (the type's default when unset): Python cannot stop a thread, so past the
+  deadline the runner answers ``node_timeout``, marks the attempt cancelled (a model stream
+  stops reading at its next chunk; text chunks after the deadline are dropped) and abandons the
+  thread (which may still finish its call while a retry runs). Ports that enforce a timeout
+  themselves are also handed the budget (the sandbox's wall and CPU limits, the fetch's
+  timeouts) and get :data:`PORT_GRACE_S` more, so their own, more precise error
+  (``code_timeout``, ``http_request_timeout``) is what the node reports.
+- **Retry.** ``retry.max_attempts`` attempts in all, ``retry.interval_ms`` apart, for failures
+  only (a result is never run again; an HTTP status outside 2xx is a failure only for a node
+  with a retry or an error strategy, as in Dify).
+- **Error strategy** (Dify's): ``fail`` — the node failed and the run fails with it;
+  ``default_value`` — the node succeeds with its declared ``default_value`` outputs plus
+  ``error_message``/``error_type`` and leaves by ``source``; ``fail_branch`` — it succeeds with
+  ``error_message``/``error_type`` and leaves by ``fail-branch``. The error stays recorded.
+- **What is a node failure, what propagates.** Executors raise :class:`NodeFailure`; the
+  ports' domain errors (:class:`~shared.errors.StratusError`: model, knowledge, quota errors)
+  keep their codes. Transient infrastructure failures are not the node's and propagate to the
+  caller unchanged, so the Step Functions task fails and its Retry runs it again:
+  :class:`~shared.errors.Unavailable` (``sys_*``), ``psycopg.OperationalError`` (database
+  unreachable, pool exhausted, statement timeout, deadlock), ``redis.exceptions.ConnectionError``
+  and ``TimeoutError`` (the cache), ``botocore.exceptions.BotoCoreError`` (an AWS endpoint).
+  Any other exception is a programming error: the node fails with ``node_internal_error``
+  (its traceback logged with the run and node ids), never silently.
+
+Events (``emit(type, data)``, JSON-serialisable, no secrets): ``node_started``
+``{node_id, node_type, title}``; ``text_chunk`` ``{node_id, text}`` while an LLM streams;
+``node_finished`` ``{node_id, node_type, status, handle, elapsed_ms, attempts, tokens, error}``.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from pydantic import BaseModel, ValidationError
+
+from shared.errors import StratusError, Unavailable
+from shared.workflows.configs import DEFAULT_TIMEOUT_S, parse_config
+from shared.workflows.definition import FAIL_BRANCH_HANDLE, SOURCE_HANDLE, Node, WorkflowDocument
+from shared.workflows.engine.errors import NodeFailure
+from shared.workflows.engine.graph import NodeOutcome, graph_order
+from shared.workflows.engine.nodes import EXECUTORS
+from shared.workflows.engine.nodes.base import NodeCall, NodeOutput
+from shared.workflows.variables import VariablePool
+
+if TYPE_CHECKING:
+    from shared.knowledge.contract import Retriever
+    from shared.models.spec import Capability
+    from shared.models.types import ChatEvent, ChatRequest
+    from shared.workflows.fetch.ports import HttpFetcher
+    from shared.workflows.sandbox.ports import CodeRunner
+
+logger = logging.getLogger(__name__)
+
+Emit = Callable[[str, dict[str, Any]], None]
+# Extra seconds a port that enforces the node's timeout itself gets to report it.
+PORT_GRACE_S = 2.0
+_PORT_TIMED = frozenset({"code", "http_request"})
+
+
+class ChatModels(Protocol):
+    """What the LLM node needs of the model gateway (shared.models.gateway.ModelGateway)."""
+
+    def stream_chat(self, tenant_id: uuid.UUID, request: ChatRequest, model: str | None = None,
+                    fallback_model: str | None = None) -> tuple[Iterator[ChatEvent], Any, str]: ...
+
+    def target(self, tenant_id: uuid.UUID, name: str | None, capability: Capability) -> Any: ...
+
+
+@dataclass(frozen=True)
+class EnginePorts:
+    models: ChatModels
+    retriever: Retriever
+    code_runner: CodeRunner
+    fetcher: HttpFetcher
+
+
+@dataclass(frozen=True)
+class RunContext:
+    tenant_id: uuid.UUID
+    run_id: str
+    workflow_id: str
+    version: str
+    user_id: str | None
+    started_at: datetime
+    # The run's inputs, validated against the start node when the run was created: what the
+    # start node answers (one output per declared variable).
+    inputs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NodeError:
+    code: str
+    message: str
+    # JSON values that locate the failure (a code node's line and output, a status code...).
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, **({"details": self.details} if self.details else {})}
+
+
+@dataclass(frozen=True)
+class NodeRunResult:
+    status: Literal["succeeded", "failed"]
+    # Under default_value: the defaults plus error_message/error_type.
+    outputs: dict[str, Any]
+    # "source" | an if/else case id | "false" | "fail-branch"
+    handle: str
+    # The resolved inputs, for the record.
+    inputs: dict[str, Any]
+    # Set when the node failed, or failed and was handled by its error strategy.
+    error: NodeError | None
+    attempts: int
+    # Model tokens (prompt + completion) used, over all attempts.
+    tokens: int
+    elapsed_ms: int
+
+    @property
+    def outcome(self) -> NodeOutcome:
+        return NodeOutcome(self.status, self.handle if self.status == "succeeded" else None)
+
+
+@dataclass
+class _Attempt:
+    inputs: dict[str, Any] = field(default_factory=dict)
+    output: NodeOutput | None = None
+    error: NodeError | None = None
+    tokens: int = 0
+
+
+def _discard(_type: str, _data: dict[str, Any]) -> None:
+    return None
+
+
+def infrastructure_errors() -> tuple[type[BaseException], ...]:
+    """Transient failures of what the engine runs on, which ``NodeRunner.run`` lets through
+    (the step is retried; the node is not failed): for a task handler to tell them apart."""
+    import botocore.exceptions
+    import psycopg
+    import redis.exceptions
+
+    return (Unavailable, psycopg.OperationalError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+            botocore.exceptions.BotoCoreError)
+
+
+class NodeRunner:
+    def __init__(self, ports: EnginePorts, *, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._ports = ports
+        self._sleep = sleep
+        self._clock = clock
+
+    def run(self, context: RunContext, document: WorkflowDocument, node_id: str, pool: VariablePool,
+            emit: Emit | None = None) -> NodeRunResult:
+        """Run ``node_id`` against ``pool`` (the outputs of the nodes that ran before it). Raises
+        only what is not the node's failure: transient infrastructure errors (see the module)."""
+        node = document.node(node_id)
+        emit = emit or _discard
+        emit("node_started", {"node_id": node.id, "node_type": node.type, "title": node.title})
+        started = self._clock()
+        attempts, tokens = 0, 0
+        try:
+            config = parse_config(node.type, node.config)
+        except ValidationError as exc:
+            attempts = 1
+            attempt = _Attempt(error=NodeError("node_config_invalid", f"The node's configuration is invalid: "
+                                               f"{_first_problem(exc)}; fix it in the workflow and publish again"))
+        else:
+            timeout_s = float(node.timeout_s or DEFAULT_TIMEOUT_S[node.type])
+            while True:
+                attempts += 1
+                attempt = self._attempt(context, node, config, pool, timeout_s, emit)
+                tokens += attempt.tokens
+                if attempt.error is None or attempts >= node.retry.max_attempts:
+                    break
+                logger.info("workflow node attempt failed; retrying",
+                            extra={"run_id": context.run_id, "node_id": node.id, "attempt": attempts,
+                                   "error_code": attempt.error.code})
+                self._sleep(node.retry.interval_ms / 1000)
+        result = _settle(node, attempt, attempts, tokens, int((self._clock() - started) * 1000))
+        emit("node_finished", {"node_id": node.id, "node_type": node.type, "status": result.status,
+                               "handle": result.handle, "elapsed_ms": result.elapsed_ms, "attempts": result.attempts,
+                               "tokens": result.tokens, "error": result.error.to_dict() if result.error else None})
+        return result
+
+    def _attempt(self, context: RunContext, node: Node, config: BaseModel, pool: VariablePool, timeout_s: float,
+                 emit: Emit) -> _Attempt:
+        executor = EXECUTORS[node.type]
+        cancelled = threading.Event()
+        lock = threading.Lock()
+
+        def chunk(text: str) -> None:
+            with lock:
+                if not cancelled.is_set():
+                    emit("text_chunk", {"node_id": node.id, "text": text})
+
+        attempt = _Attempt()
+
+        def spend(tokens: int) -> None:
+            attempt.tokens += tokens
+
+        call = NodeCall(context, node, config, pool, self._ports, timeout_s, cancelled, chunk, spend)
+        raised: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                attempt.inputs = executor.resolve(call)
+                attempt.output = executor.execute(call, attempt.inputs)
+            except BaseException as exc:  # handed to the runner's thread, as it is
+                raised.append(exc)
+
+        worker = threading.Thread(target=contextvars.copy_context().run, args=(work,), daemon=True,
+                                  name=f"workflow-node-{node.id}")
+        worker.start()
+        worker.join(timeout_s + (PORT_GRACE_S if node.type in _PORT_TIMED else 0.0))
+        if worker.is_alive():
+            with lock:
+                cancelled.set()
+            logger.warning("workflow node attempt timed out; its thread is abandoned",
+                           extra={"run_id": context.run_id, "node_id": node.id, "timeout_s": timeout_s})
+            return _Attempt(inputs=attempt.inputs, tokens=attempt.tokens, error=NodeError(
+                "node_timeout", f"The {node.type} node did not finish within its timeout of {timeout_s:g} s; "
+                                f"raise the node's timeout_s or make it do less"))
+        if raised:
+            attempt.output = None
+            attempt.error = _node_error(raised[0], context, node)
+        return attempt
+
+
+def _node_error(exc: BaseException, context: RunContext, node: Node) -> NodeError:
+    """The node's error for what its executor raised; re-raises what is not the node's."""
+    if isinstance(exc, NodeFailure):
+        return NodeError(exc.code, exc.message, dict(exc.details))
+    if not isinstance(exc, Exception) or isinstance(exc, infrastructure_errors()):
+        raise exc
+    if isinstance(exc, StratusError):
+        return NodeError(exc.code, exc.message, dict(exc.details))
+    logger.error("workflow node failed with an unexpected error", exc_info=exc,
+                 extra={"run_id": context.run_id, "tenant_id": str(context.tenant_id), "node_id": node.id,
+                        "node_type": node.type})
+    return NodeError("node_internal_error",
+                     f"The {node.type} node failed unexpectedly ({type(exc).__name__}); this is a platform error, "
+                     f"logged with run {context.run_id}: retry the run, and report it if it persists")
+
+
+def _settle(node: Node, attempt: _Attempt, attempts: int, tokens: int, elapsed_ms: int) -> NodeRunResult:
+    """The node's result once its error strategy is applied."""
+    error = attempt.error
+    if error is None and attempt.output is not None:
+        return NodeRunResult("succeeded", dict(attempt.output.outputs), attempt.output.handle, attempt.inputs, None,
+                             attempts, tokens, elapsed_ms)
+    error = error or NodeError("node_internal_error", "The node produced no result")
+    error_outputs = {"error_message": error.message, "error_type": error.code}
+    if node.error_strategy == "default_value":
+        return NodeRunResult("succeeded", {**node.default_value, **error_outputs}, SOURCE_HANDLE, attempt.inputs,
+                             error, attempts, tokens, elapsed_ms)
+    if node.error_strategy == "fail_branch":
+        return NodeRunResult("succeeded", error_outputs, FAIL_BRANCH_HANDLE, attempt.inputs, error, attempts, tokens,
+                             elapsed_ms)
+    return NodeRunResult("failed", {}, SOURCE_HANDLE, attempt.inputs, error, attempts, tokens, elapsed_ms)
+
+
+def _first_problem(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error.get("loc", ())) or "config"
+    return f"{where}: {error.get('msg', '')}"
+
+
+def run_outputs(document: WorkflowDocument, outcomes: Mapping[str, NodeOutcome], pool: VariablePool) -> dict[str, Any]:
+    """The run's outputs: the outputs of the end nodes that ran, merged in graph order (a later
+    end node's output of the same name wins, as the last answer does in Dify)."""
+    produced = dict(pool.iter_outputs())
+    merged: dict[str, Any] = {}
+    for node_id in graph_order(document):
+        outcome = outcomes.get(node_id)
+        if document.node(node_id).type == "end" and outcome is not None and outcome.status == "succeeded":
+            merged.update(produced.get(node_id) or {})
+    return merged

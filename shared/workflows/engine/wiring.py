@@ -1,0 +1,34 @@
+"""The engine's production ports: the model gateway, the knowledge retrieval service, the code
+sandbox and the fetch path, each the container's own. Built on first use; nothing here does I/O
+at import time."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from shared.workflows.engine.runner import EnginePorts, NodeRunner
+
+
+@cache
+def engine_ports() -> EnginePorts:
+    from shared.knowledge.wiring import retrieval_service
+    from shared.models.wiring import model_gateway
+    from shared.workflows.engine.runner import EnginePorts
+    from shared.workflows.fetch.wiring import http_fetcher
+    from shared.workflows.sandbox.wiring import code_runner
+
+    return EnginePorts(models=model_gateway(), retriever=retrieval_service(), code_runner=code_runner(),
+                       fetcher=http_fetcher())
+
+
+def node_runner() -> NodeRunner:
+    from shared.workflows.engine.runner import NodeRunner
+
+    return NodeRunner(engine_ports())
+
+
+def reset_engine_ports() -> None:
+    """Forget the cached ports (tests and the local runtime change settings)."""
+    engine_ports.cache_clear()
