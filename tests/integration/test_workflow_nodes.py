@@ -186,8 +186,9 @@ def test_code_runs_in_the_sandbox_and_its_own_timeout_is_reported() -> None:
     assert run.status == "succeeded"
     assert run.outputs == {"double": 42, "items": ["21", "21"], "x": -1}
     error = run.results["spin"].error
-    # The sandbox's wall limit (the node's timeout) fires before the runner gives up on the attempt.
-    assert error is not None and error.code == "code_timeout" and error.details["limit"] == "wall"
+    # The sandbox's own limit (the node's timeout bounds both its CPU and wall time; which fires first
+    # depends on the machine's load) is reported before the runner gives up on the attempt.
+    assert error is not None and error.code == "code_timeout" and error.details["limit"] in {"cpu", "wall"}
 
 
 @pytest.fixture(scope="module")
