@@ -172,6 +172,8 @@ class _Checker:
         # Output name → type (None: any) of each node whose configuration parsed.
         self.outputs: dict[str, dict[str, str | None]] = {}
         self.ancestors: dict[str, set[str]] = {}
+        # Nodes a run can reach; an unreachable node (itself reported) has no meaningful upstream.
+        self.reachable: set[str] = set()
 
     def add(self, node_id: str | None, field: str, code: str, message: str) -> None:
         self.problems.append(Problem(node_id, field, code, message))
@@ -339,7 +341,7 @@ class _Checker:
         if not ends:
             self.add(None, "nodes", "missing_end", "the workflow needs an end node (it says what the run answers)")
         if starts:
-            reachable = _reach(starts[0].id, successors)
+            reachable = self.reachable = _reach(starts[0].id, successors)
             for node_id in self.nodes:
                 if node_id not in reachable and self.nodes[node_id].type != "start":
                     self.add(node_id, "", "unreachable_node",
@@ -387,7 +389,7 @@ class _Checker:
         if head not in self.nodes:
             self.add(node.id, field, "unknown_node_reference", f"{text}: there is no node {head!r}")
             return False, None
-        if head not in self.ancestors.get(node.id, set()):
+        if node.id in self.reachable and head not in self.ancestors.get(node.id, set()):
             self.add(node.id, field, "not_upstream",
                      f"{text}: node {head!r} does not run before this one (no path leads from it here)")
             return False, None
