@@ -96,7 +96,9 @@ _TYPE_KEYS: dict[str, frozenset[str]] = {
     "llm": frozenset({"model", "prompt_template", "prompt_config", "memory", "context", "vision", "structured_output",
                       "structured_output_enabled"}),
     "knowledge_retrieval": frozenset({"query_variable_selector", "dataset_ids", "retrieval_mode",
-                                      "multiple_retrieval_config", "single_retrieval_config"}),
+                                      "multiple_retrieval_config", "single_retrieval_config",
+                                      "metadata_filtering_mode", "metadata_filtering_conditions",
+                                      "metadata_model_config"}),
     "if_else": frozenset({"cases", "conditions", "logical_operator"}),
     "code": frozenset({"code", "code_language", "variables", "outputs"}),
     "template": frozenset({"template", "variables"}),
@@ -641,7 +643,7 @@ def _model_name(node_id: str, model: Mapping[str, Any], context: _Context) -> st
     provider, name = _text(model.get("provider")), _text(model.get("name"))
     if provider == STRATUS_PROVIDER and name == DEFAULT_MODEL_NAME:
         return None
-    if name and context.model_exists(name):
+    if name and (context.model_exists(name) or name == context.default_model):
         return name
     context.substitutions.append(ModelSubstitution(node_id, f"{provider}/{name}", context.default_model))
     return context.default_model
@@ -1014,8 +1016,10 @@ def _start_to_dify(node: Node, config: Any, document: WorkflowDocument) -> dict[
         kind = _INPUT_TYPES_OUT.get(variable.type, "json_object")
         if variable.type == "string" and variable.options:
             kind = "select"
+        # Only Dify's select inputs have options (a number input's travel in the extension).
         entry: dict[str, Any] = {"variable": variable.variable, "label": variable.label, "type": kind,
-                                 "required": variable.required, "options": list(variable.options),
+                                 "required": variable.required,
+                                 "options": list(variable.options) if kind == "select" else [],
                                  "max_length": variable.max_length}
         if variable.default is not None:
             entry["default"] = variable.default
