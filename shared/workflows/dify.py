@@ -209,13 +209,37 @@ def _load(content: str) -> dict[str, Any]:
         raise DslImportFailed(f"The file is not valid YAML{where}: {exc.problem or exc.context}") from None
     except yaml.YAMLError as exc:
         raise DslImportFailed(f"The file is not valid YAML: {exc}") from None
+    except ValueError as exc:  # an integer of more digits than Python converts
+        raise DslImportFailed(f"The file holds a value Stratus cannot read: {exc}") from None
     except RecursionError:
         raise DslImportFailed("The file nests too deeply to be a Dify app") from None
     finally:
         loader.dispose()
     if not isinstance(data, dict):
         raise DslImportFailed("The file is not a Dify app export: its YAML is not a mapping of app:, workflow:...")
-    return data
+    try:
+        return _plain(data, "")
+    except RecursionError:
+        raise DslImportFailed("The file nests too deeply to be a Dify app") from None
+
+
+def _plain(value: Any, where: str) -> Any:
+    """``value`` as JSON holds it (a document is JSON): keys as text, no binary, sets or
+    non-finite numbers, which YAML can write and a document cannot hold."""
+    if isinstance(value, dict):
+        plain: dict[str, Any] = {}
+        for key, item in value.items():
+            if isinstance(key, bool) or not isinstance(key, str | int | float):
+                raise DslImportFailed(f"The key {key!r} at {where or 'the top'} is not text")
+            plain[str(key)] = _plain(item, f"{where}.{key}" if where else str(key))
+        return plain
+    if isinstance(value, list):
+        return [_plain(item, f"{where}[{index}]") for index, item in enumerate(value)]
+    if isinstance(value, float) and not math.isfinite(value):
+        raise DslImportFailed(f"The value at {where} is {value}: a document holds finite numbers only")
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise DslImportFailed(f"The value at {where} is YAML {type(value).__name__}, which a workflow cannot hold")
 
 
 def _app_graph(data: Mapping[str, Any], context: _Context) -> tuple[Mapping[str, Any], str, str]:
@@ -436,7 +460,9 @@ def _number(value: Any) -> int | float | None:
             value = float(value) if any(c in value for c in ".eE") else int(value)
         except ValueError:
             return None
-    if isinstance(value, int | float) and math.isfinite(value):
+    if isinstance(value, int) and -(2**1000) < value < 2**1000:
+        return value
+    if isinstance(value, float) and math.isfinite(value):
         return value
     return None
 

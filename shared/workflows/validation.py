@@ -72,6 +72,18 @@ class Problem:
 
 def validate_document(document: WorkflowDocument | Mapping[str, Any]) -> list[Problem]:
     """Every problem of ``document`` (a parsed document or its JSON), in document order."""
+    return _validate(document)[1]
+
+
+def check_document(document: WorkflowDocument | Mapping[str, Any]) -> WorkflowDocument:
+    """The document, parsed; raises :class:`WorkflowInvalid` listing every problem."""
+    parsed, problems = _validate(document)
+    if problems or parsed is None:
+        raise WorkflowInvalid([problem.as_dict() for problem in problems])
+    return parsed
+
+
+def _validate(document: WorkflowDocument | Mapping[str, Any]) -> tuple[WorkflowDocument | None, list[Problem]]:
     problems: list[Problem] = []
     if isinstance(document, WorkflowDocument):
         size = len(document.model_dump_json().encode())
@@ -86,16 +98,8 @@ def validate_document(document: WorkflowDocument | Mapping[str, Any]) -> list[Pr
         try:
             parsed = WorkflowDocument.model_validate(document)
         except ValidationError as exc:
-            return problems + document_problems(exc, document)
-    return problems + _Checker(parsed).run()
-
-
-def check_document(document: WorkflowDocument | Mapping[str, Any]) -> WorkflowDocument:
-    """The document, parsed; raises :class:`WorkflowInvalid` listing every problem."""
-    problems = validate_document(document)
-    if problems:
-        raise WorkflowInvalid([problem.as_dict() for problem in problems])
-    return document if isinstance(document, WorkflowDocument) else WorkflowDocument.model_validate(document)
+            return None, problems + document_problems(exc, document)
+    return parsed, problems + _Checker(parsed).run()
 
 
 # -- locations of pydantic errors --------------------------------------------------------------
@@ -149,7 +153,9 @@ def value_matches(value: Any, var_type: str) -> bool:
         case "string":
             return isinstance(value, str)
         case "number":
-            return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+            # An int is finite however long (and math.isfinite overflows on one past a float's range).
+            return isinstance(value, int | float) and not isinstance(value, bool) and (
+                isinstance(value, int) or math.isfinite(value))
         case "boolean":
             return isinstance(value, bool)
         case "object":

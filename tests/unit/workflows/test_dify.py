@@ -489,6 +489,10 @@ def test_app_level_warnings_and_versions() -> None:
     ("base: &a [1, 2]\nnodes: *a\n", "aliases (*name) are not accepted"),
     ("[" * 5000 + "]" * 5000, "nests too deeply"),
     ("nodes: {a: 1}\n", "the graph's nodes (and edges) must be lists"),
+    ("nodes: []\nblob: !!binary aGVsbG8=\n", "The value at blob is YAML bytes"),
+    ("nodes:\n- data: {x: .inf}\n", "The value at nodes[0].data.x is inf"),
+    ("nodes: [" + "1" * 5000 + "]\n", "a value Stratus cannot read"),
+    ("nodes: []\n~: x\n", "The key None at the top is not text"),
     ("nodes:\n- id: 'bad id'\n  data: {type: start}\n", "node id 'bad id' must be 1 to 64 letters"),
 ])
 def test_malformed_files_are_a_clear_422(content: str, message: str) -> None:

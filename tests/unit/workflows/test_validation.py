@@ -490,6 +490,9 @@ def test_inputs_get_their_defaults_and_absent_optional_inputs_are_none() -> None
     given = {"query": "", "count": "7", "mode": "slow", "tags": ["a"], "verbose": True, "extra": {"k": [1]}}
     assert validate_inputs(INPUTS_DOCUMENT, given) == {**given, "count": 7}
     assert validate_inputs(INPUTS_DOCUMENT, {"query": "x", "count": "2.5"})["count"] == 2.5
+    assert validate_inputs(INPUTS_DOCUMENT, {"query": "x", "count": 10**400})["count"] == 10**400
+    with pytest.raises(WorkflowInputInvalid):
+        validate_inputs(INPUTS_DOCUMENT, {"query": "x", "count": "9" * 400})  # past a float's range
 
 
 def test_wrong_inputs_are_one_422_naming_every_field() -> None:
