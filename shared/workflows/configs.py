@@ -8,7 +8,7 @@ downstream, with its type.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -17,6 +17,8 @@ from shared.workflows.definition import ELSE_HANDLE, NODE_ID, VARIABLE_NAME, Nod
 
 MAX_TEMPLATE_CHARS = 100_000
 SelectorField = Field(min_length=2, max_length=10)
+# A selector inside a list (the aggregator's): the same bounds.
+ListedSelector = Annotated[Selector, Field(min_length=2, max_length=10)]
 # A run output's name (an end node's ``variable``): only the run's answer names it, never a
 # selector, so it may start with a digit (Dify's own fixtures name outputs "1", "2", "3").
 OUTPUT_NAME = r"^[A-Za-z0-9_]{1,64}$"
@@ -247,7 +249,7 @@ class HttpRequestConfig(RequestModel):
 class AggregatorGroup(RequestModel):
     group_name: str = Field(pattern=VARIABLE_NAME)
     output_type: VarType = "string"
-    variables: list[Selector] = Field(min_length=1, max_length=50)
+    variables: list[ListedSelector] = Field(min_length=1, max_length=50)
 
 
 class VariableAggregatorConfig(RequestModel):
@@ -255,7 +257,7 @@ class VariableAggregatorConfig(RequestModel):
     ``output``; with groups, one ``{group_name: {"output": ...}}`` per group."""
 
     output_type: VarType = "string"
-    variables: list[Selector] = Field(default_factory=list, max_length=50)
+    variables: list[ListedSelector] = Field(default_factory=list, max_length=50)
     groups: list[AggregatorGroup] = Field(default_factory=list, max_length=20)
 
     @model_validator(mode="after")

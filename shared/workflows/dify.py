@@ -26,6 +26,7 @@ from typing import Any, get_args
 import yaml
 from pydantic import ValidationError
 
+from shared.validation import MAX_JSON_DEPTH
 from shared.workflows.configs import (
     ERROR_OUTPUTS,
     CodeConfig,
@@ -179,19 +180,13 @@ def _where(problem: Problem) -> str:
     return f"{where}: " if where else ""
 
 
-class _Loader(yaml.SafeLoader):
-    """yaml's safe loader without aliases (``*ref`` expands a small file into a huge value)
-    and with dates left as text (a document holds JSON)."""
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """yaml's safe loader (libyaml's when the wheel has it: several times faster) with dates
+    left as text: a document holds JSON."""
 
     yaml_implicit_resolvers = {
         first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
         for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not accepted",
-                                              self.peek_event().start_mark)
-        return super().compose_node(parent, index)
 
 
 def _load(content: str) -> dict[str, Any]:
@@ -200,9 +195,27 @@ def _load(content: str) -> dict[str, Any]:
     if len(content) > MAX_DSL_CHARS:
         raise DslImportFailed(f"The file has {len(content)} characters; the most imported is {MAX_DSL_CHARS}",
                               details={"max_chars": MAX_DSL_CHARS})
-    loader = _Loader(content)
     try:
-        data = loader.get_single_data()
+        # Before building anything: aliases (``*ref``: a few lines of them make a value of any
+        # size) and nesting deeper than a document may be (deep nesting overflows the parser's stack).
+        depth = 0
+        for event in yaml.parse(content, Loader=_Loader):
+            if isinstance(event, yaml.AliasEvent):
+                raise DslImportFailed(f"The file uses a YAML alias (*{event.anchor}) at line "
+                                      f"{event.start_mark.line + 1}: aliases are not accepted; write the value out")
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_JSON_DEPTH:
+                    raise DslImportFailed(f"The file nests deeper than {MAX_JSON_DEPTH} levels (line "
+                                          f"{event.start_mark.line + 1}); a Dify app never does",
+                                          details={"max_depth": MAX_JSON_DEPTH})
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+        loader = _Loader(content)
+        try:
+            data = loader.get_single_data()
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -211,16 +224,9 @@ def _load(content: str) -> dict[str, Any]:
         raise DslImportFailed(f"The file is not valid YAML: {exc}") from None
     except ValueError as exc:  # an integer of more digits than Python converts
         raise DslImportFailed(f"The file holds a value Stratus cannot read: {exc}") from None
-    except RecursionError:
-        raise DslImportFailed("The file nests too deeply to be a Dify app") from None
-    finally:
-        loader.dispose()
     if not isinstance(data, dict):
         raise DslImportFailed("The file is not a Dify app export: its YAML is not a mapping of app:, workflow:...")
-    try:
-        return _plain(data, "")
-    except RecursionError:
-        raise DslImportFailed("The file nests too deeply to be a Dify app") from None
+    return _plain(data, "")
 
 
 def _plain(value: Any, where: str) -> Any:
@@ -247,7 +253,7 @@ def _app_graph(data: Mapping[str, Any], context: _Context) -> tuple[Mapping[str,
     if not isinstance(app, Mapping):
         raise DslImportFailed("The file has no app: section (name, mode...); export the app from Dify again")
     mode = app.get("mode")
-    if mode in MODES_LATER:
+    if isinstance(mode, str) and mode in MODES_LATER:
         raise DslImportUnsupported(f"This Dify app's mode is {mode!r}: {MODES_LATER[mode]}",
                                    details={"mode": mode})
     if mode != "workflow":
@@ -555,7 +561,7 @@ def _start_from_dify(node_id: str, data: Mapping[str, Any], context: _Context) -
             continue
         name = _text(raw.get("variable"))
         dify_type = raw.get("type", "text-input")
-        kind = INPUT_TYPES.get(dify_type)
+        kind = INPUT_TYPES.get(dify_type) if isinstance(dify_type, str) else None
         if kind is None:
             context.refuse(node_id, f"data.variables[{index}].type", "unsupported_input_type",
                            f"{dify_type} inputs")
@@ -733,7 +739,7 @@ def _if_else_from_dify(node_id: str, data: Mapping[str, Any], context: _Context)
                 context.malformed(node_id, where, "a condition must be a mapping")
                 continue
             operator = condition.get("comparison_operator")
-            if operator not in _OPERATORS:
+            if not isinstance(operator, str) or operator not in _OPERATORS:
                 context.refuse(node_id, f"{where}.comparison_operator", "unsupported_feature",
                                f"the comparison {operator!r}")
             if _mapping(condition.get("sub_variable_condition")).get("conditions"):

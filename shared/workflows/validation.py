@@ -378,8 +378,12 @@ class _Checker:
     def _resolve(self, node: Node, field: str, selector: Sequence[str]) -> tuple[bool, str | None]:
         """Whether ``selector`` names something ``node`` can read, and that thing's type (None:
         any). A problem is recorded when it does not."""
-        head, name, *path = selector
         text = ".".join(selector)
+        if len(selector) < 2:
+            self.add(node.id, field, "invalid_selector",
+                     f"{text or 'an empty selector'}: a selector names a node and one of its outputs")
+            return False, None
+        head, name, *path = selector
         if head == SYS:
             if name not in SYS_FIELDS:
                 self.add(node.id, field, "unknown_sys_variable",

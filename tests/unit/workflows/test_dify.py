@@ -480,14 +480,16 @@ def test_app_level_warnings_and_versions() -> None:
 
 # -- malformed files ---------------------------------------------------------------------------
 @pytest.mark.parametrize(("content", "message"), [
-    ("app: [unclosed", "The file is not valid YAML at line 1, column 15"),
+    ("app: [unclosed", "The file is not valid YAML at line "),
     ("- just\n- a list\n", "its YAML is not a mapping"),
     ("kind: rag_pipeline\napp: {mode: workflow}\n", "The file's kind is 'rag_pipeline'"),
     ("version: 0.3.1\nname: x\n", "no app: section"),
     ("app: {mode: workflow}\nkind: app\n", "has no workflow.graph"),
     ("app: {name: x}\nkind: app\n", "The app's mode is None"),
-    ("base: &a [1, 2]\nnodes: *a\n", "aliases (*name) are not accepted"),
-    ("[" * 5000 + "]" * 5000, "nests too deeply"),
+    ("base: &a [1, 2]\nnodes: *a\n", "The file uses a YAML alias (*a) at line 2: aliases are not accepted"),
+    ("nodes: " + "[" * 65 + "]" * 65, "The file nests deeper than 64 levels (line 1)"),
+    ("[" * 100_000 + "]" * 100_000, "The file nests deeper than 64 levels"),
+    ("a:\n" + "".join(" " * i + "- b:\n" for i in range(0, 200, 2)), "The file nests deeper than 64 levels"),
     ("nodes: {a: 1}\n", "the graph's nodes (and edges) must be lists"),
     ("nodes: []\nblob: !!binary aGVsbG8=\n", "The value at blob is YAML bytes"),
     ("nodes:\n- data: {x: .inf}\n", "The value at nodes[0].data.x is inf"),
@@ -681,3 +683,47 @@ def test_export_accepts_the_documents_json() -> None:
     document = load(fixture("simple_passthrough_workflow.yml")).document
     from_json = export_dify(copy.deepcopy(document.model_dump(mode="json")), name="echo")
     assert from_json == export_dify(document, name="echo")
+
+
+# -- robustness --------------------------------------------------------------------------------
+def _leaves(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    if isinstance(value, dict):
+        return [path, *(leaf for key, item in value.items() for leaf in _leaves(item, (*path, key)))]
+    if isinstance(value, list):
+        return [path, *(leaf for index, item in enumerate(value) for leaf in _leaves(item, (*path, index)))]
+    return [path]
+
+
+def _replace(value: Any, path: tuple[Any, ...], new: Any) -> Any:
+    copied = copy.deepcopy(value)
+    target = copied
+    for part in path[:-1]:
+        target = target[part]
+    target[path[-1]] = new
+    return copied
+
+
+@pytest.mark.parametrize("name", ["builder_restricted/http_default_output.yml", "basic_llm_chat_workflow.yml",
+                                  "dual_switch_variable_aggregator_workflow.yml"])
+def test_any_field_of_any_wrong_shape_is_a_422_or_a_document_never_a_crash(name: str) -> None:
+    data = raw(name)
+    graph = graph_of(data)
+    base = ("workflow", "graph") if "workflow" in data else ()
+    paths = [(*base, "nodes", index, "data", *leaf) for index, item in enumerate(graph["nodes"])
+             for leaf in _leaves(item["data"]) if leaf]
+    paths += [(*base, "edges", *leaf) for leaf in _leaves(graph["edges"]) if leaf]
+    assert len(paths) > 30
+    outcomes = {"imported": 0, "refused": 0}
+    for count, (path, weird) in enumerate((p, w) for p in paths for w in ([1, [2]], {"x": None}, None)):
+        content = yaml.dump(_replace(data, path, weird), Dumper=yaml.CSafeDumper, allow_unicode=True)
+        try:
+            result = load(content)
+        except DslImportFailed as exc:
+            assert exc.status == 422 and exc.message
+            outcomes["refused"] += 1
+            continue
+        outcomes["imported"] += 1
+        validate_document(result.document)
+        if count % 5 == 0:
+            load(export_dify(result.document, name="x"))
+    assert outcomes["imported"] and outcomes["refused"]

@@ -532,3 +532,12 @@ def test_the_json_schema_checks_each_nodes_config_by_its_type() -> None:
     broken["nodes"][1]["config"]["method"] = "FETCH"
     errors = list(validator.iter_errors(broken))
     assert errors and any("FETCH" in error.message for error in errors)
+
+
+def test_a_selector_names_a_node_and_an_output() -> None:
+    short = chain(start(QUERY), llm("m", context={"enabled": True, "variable_selector": ["start"]}),
+                  end(t=["m", "text"]))
+    assert problems(short) == [("m", "config.context.variable_selector", "invalid_selector")]
+    aggregator = {"id": "agg", "type": "variable_aggregator", "config": {"variables": [["start"]]}}
+    assert problems(chain(start(QUERY), aggregator, end(o=["agg", "output"]))) == [
+        ("agg", "config.variables[0]", "invalid_config")]
