@@ -95,13 +95,13 @@ _TYPE_KEYS: dict[str, frozenset[str]] = {
     "start": frozenset({"variables"}),
     "end": frozenset({"outputs"}),
     "llm": frozenset({"model", "prompt_template", "prompt_config", "memory", "context", "vision", "structured_output",
-                      "structured_output_enabled"}),
+                      "structured_output_enabled", "reasoning_format"}),
     "knowledge_retrieval": frozenset({"query_variable_selector", "dataset_ids", "retrieval_mode",
                                       "multiple_retrieval_config", "single_retrieval_config",
                                       "metadata_filtering_mode", "metadata_filtering_conditions",
                                       "metadata_model_config"}),
     "if_else": frozenset({"cases", "conditions", "logical_operator"}),
-    "code": frozenset({"code", "code_language", "variables", "outputs"}),
+    "code": frozenset({"code", "code_language", "variables", "outputs", "dependencies"}),
     "template": frozenset({"template", "variables"}),
     "http_request": frozenset({"method", "url", "authorization", "headers", "params", "body", "timeout",
                                "ssl_verify"}),
@@ -438,7 +438,12 @@ def _mapping(value: Any) -> Mapping[str, Any]:
 
 
 def _empty(value: Any) -> bool:
-    return value is None or value is False or value == "" or (isinstance(value, list | dict) and not value)
+    """Nothing set (``vision: {enabled: false, configs: {variable_selector: []}}`` included)."""
+    if isinstance(value, dict):
+        return all(_empty(item) for item in value.values())
+    if isinstance(value, list):
+        return all(_empty(item) for item in value)
+    return value is None or value is False or value == ""
 
 
 def _bounded(node_id: str, name: str, value: Any, limit: int, context: _Context) -> str:
@@ -661,6 +666,10 @@ def _llm_from_dify(node_id: str, data: Mapping[str, Any], context: _Context) -> 
         enabled = False
     if _mapping(data.get("vision")).get("enabled"):
         context.warn(node_id, "vision (image inputs) was turned off: Stratus workflows take no files yet")
+    if data.get("reasoning_format") not in (None, "tagged"):
+        # "tagged" (the default) leaves a reasoning model's <think> part in the text.
+        context.warn(node_id, f"reasoning_format {data.get('reasoning_format')!r} was dropped: Stratus has no "
+                              "separate reasoning output")
     # ``memory`` (conversation history) only exists in chatflows: a workflow never had any.
     return {
         "model": reference,

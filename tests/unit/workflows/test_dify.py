@@ -362,6 +362,18 @@ def test_llm_fields() -> None:
     assert node(result.document, "llm").config["model"]["name"] is None and result.substitutions == []
 
 
+def test_fields_that_set_nothing_are_dropped_without_a_warning() -> None:
+    llm = {"id": "llm", "data": {"type": "llm", "model": {"provider": "x", "name": "gpt-4o"},
+                                 "prompt_template": [{"role": "user", "text": "hi"}],
+                                 "vision": {"enabled": False, "configs": {"variable_selector": []}},
+                                 "variables": [], "reasoning_format": "tagged", "memory": {"window": {"size": 5}},
+                                 "_isCandidate": True, "isInIteration": False, "version": "1"}}
+    assert load(app(START, llm, end(t=["llm", "text"]))).warnings == []
+    llm["data"]["reasoning_format"] = "separated"
+    assert load(app(START, llm, end(t=["llm", "text"]))).warnings == [
+        "node llm: reasoning_format 'separated' was dropped: Stratus has no separate reasoning output"]
+
+
 def test_knowledge_retrieval_fields() -> None:
     kr = {"id": "kr", "data": {
         "type": "knowledge-retrieval", "query_variable_selector": ["start", "query"],
