@@ -148,7 +148,7 @@ def import_dify(content: str, *, model_names: ModelNames, default_model: str | N
     data = _load(content)
     exists = model_names if callable(model_names) else model_names.__contains__
     context = _Context(exists, default_model)
-    if "kind" in data and data["kind"] != "app":
+    if data.get("kind") not in (None, "app"):
         raise DslImportFailed(f"The file's kind is {data['kind']!r}: only Dify app exports (kind: app) are imported")
     name = description = ""
     if "app" in data or data.get("kind") == "app":
@@ -360,10 +360,10 @@ def _node(index: int, raw: Any, context: _Context, dropped: set[str]) -> dict[st
     if kind is None:
         context.refuse(node_id, "data.type", "unsupported_node_type", f"{dify_type} nodes")
         return None
-    return node_from_dify(node_id, kind, data, raw.get("position"), context)
+    return _node_from_dify(node_id, kind, data, raw.get("position"), context)
 
 
-def node_from_dify(node_id: str, kind: str, data: Mapping[str, Any], position: Any,
+def _node_from_dify(node_id: str, kind: str, data: Mapping[str, Any], position: Any,
                    context: _Context) -> dict[str, Any]:
     """One node as Stratus holds it (its config canonical: every field, as its model dumps it)."""
     config = _CONFIG_FROM_DIFY[kind](node_id, data, context)
@@ -1022,7 +1022,7 @@ def _node_to_dify(node: Node, position: Mapping[str, float], document: WorkflowD
                                 "max_retries": node.retry.max_attempts - 1, "retry_interval": node.retry.interval_ms}
     # What the mapping back loses travels in the extension: the difference, field by field.
     context = _Context(lambda _name: True, None)
-    mapped = node_from_dify(node.id, node.type, data, None, context)
+    mapped = _node_from_dify(node.id, node.type, data, None, context)
     original = node.model_dump(mode="json")
     original["config"] = _canonical(node.type, original["config"])
     extension = _differences({k: v for k, v in original.items() if k not in ("id", "type", "position")},

@@ -739,3 +739,10 @@ def test_any_field_of_any_wrong_shape_is_a_422_or_a_document_never_a_crash(name:
         if count % 5 == 0:
             load(export_dify(result.document, name="x"))
     assert outcomes["imported"] and outcomes["refused"]
+
+
+def test_an_app_export_without_kind_or_version_is_read_as_dify_does() -> None:
+    data = yaml.safe_load(app(START, end(q=["start", "query"])))
+    del data["kind"], data["version"]  # Dify assumes kind: app and version 0.1.0
+    result = load(yaml.safe_dump(data))
+    assert [n.id for n in result.document.nodes] == ["start", "end"] and result.warnings == []
