@@ -8,15 +8,23 @@ downstream, with its type.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.validation import RequestModel
 from shared.workflows.definition import ELSE_HANDLE, NODE_ID, VARIABLE_NAME, Node, NodeType, Selector, VarType
 
 MAX_TEMPLATE_CHARS = 100_000
 SelectorField = Field(min_length=2, max_length=10)
+# A selector inside a list (the aggregator's): the same bounds.
+ListedSelector = Annotated[Selector, Field(min_length=2, max_length=10)]
+# A run output's name (an end node's ``variable``): only the run's answer names it, never a
+# selector, so it may start with a digit (Dify's own fixtures name outputs "1", "2", "3").
+OUTPUT_NAME = r"^[A-Za-z0-9_]{1,64}$"
+# Text whose whitespace is meaning (code, templates, prompt text, condition values, request
+# bodies): not stripped, unlike names and identifiers.
+VERBATIM = ConfigDict(**{**RequestModel.model_config, "str_strip_whitespace": False})
 
 
 # -- start / end -------------------------------------------------------------------------------
@@ -43,7 +51,7 @@ class StartConfig(RequestModel):
 class OutputBinding(RequestModel):
     """An output of the run (on an end node), taken from a selector."""
 
-    variable: str = Field(pattern=VARIABLE_NAME)
+    variable: str = Field(pattern=OUTPUT_NAME)
     value_selector: Selector = SelectorField
     # Declared for editors and export; the value is passed as it is.
     value_type: VarType | None = None
@@ -64,6 +72,8 @@ class ModelRef(RequestModel):
 
 
 class PromptMessage(RequestModel):
+    model_config = VERBATIM
+
     role: Literal["system", "user", "assistant"]
     # Text with {{#node.field#}} references.
     text: str = Field(default="", max_length=MAX_TEMPLATE_CHARS)
@@ -117,6 +127,8 @@ UNARY_OPERATORS = frozenset({"empty", "not empty", "null", "not null"})
 
 
 class Condition(RequestModel):
+    model_config = VERBATIM
+
     variable_selector: Selector = SelectorField
     comparison_operator: ComparisonOperator
     # A constant (strings may hold {{#...#}} references), a list for in/not in/all of.
@@ -164,6 +176,8 @@ class CodeOutput(RequestModel):
 
 
 class CodeConfig(RequestModel):
+    model_config = VERBATIM
+
     code_language: Literal["python3"] = "python3"
     code: str = Field(min_length=1, max_length=MAX_TEMPLATE_CHARS)
     variables: list[VariableBinding] = Field(default_factory=list, max_length=50)
@@ -171,6 +185,8 @@ class CodeConfig(RequestModel):
 
 
 class TemplateConfig(RequestModel):
+    model_config = VERBATIM
+
     # Jinja2 (sandboxed), over ``variables``.
     template: str = Field(max_length=MAX_TEMPLATE_CHARS)
     variables: list[VariableBinding] = Field(default_factory=list, max_length=50)
@@ -185,12 +201,16 @@ class KeyValue(RequestModel):
 class BodyField(RequestModel):
     """A form field (``text`` holds a template; ``file`` is not supported yet)."""
 
+    model_config = VERBATIM
+
     key: str = Field(default="", max_length=500)
     type: Literal["text"] = "text"
     value: str = Field(default="", max_length=MAX_TEMPLATE_CHARS)
 
 
 class HttpBody(RequestModel):
+    model_config = VERBATIM
+
     type: Literal["none", "json", "raw-text", "form-data", "x-www-form-urlencoded"] = "none"
     # json / raw-text: the text (a template); forms: the fields.
     data: str | list[BodyField] = ""
@@ -229,7 +249,7 @@ class HttpRequestConfig(RequestModel):
 class AggregatorGroup(RequestModel):
     group_name: str = Field(pattern=VARIABLE_NAME)
     output_type: VarType = "string"
-    variables: list[Selector] = Field(min_length=1, max_length=50)
+    variables: list[ListedSelector] = Field(min_length=1, max_length=50)
 
 
 class VariableAggregatorConfig(RequestModel):
@@ -237,7 +257,7 @@ class VariableAggregatorConfig(RequestModel):
     ``output``; with groups, one ``{group_name: {"output": ...}}`` per group."""
 
     output_type: VarType = "string"
-    variables: list[Selector] = Field(default_factory=list, max_length=50)
+    variables: list[ListedSelector] = Field(default_factory=list, max_length=50)
     groups: list[AggregatorGroup] = Field(default_factory=list, max_length=20)
 
     @model_validator(mode="after")

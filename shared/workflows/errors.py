@@ -1,8 +1,63 @@
-"""Workflow errors (mapped to the envelope by ``shared.http.api``)."""
+"""Workflow errors (mapped to the envelope by ``shared.http.api``). Problems in a document, an
+import or a run's inputs are 422s that list every problem with where it is, so one answer is
+enough to fix them all."""
 
 from __future__ import annotations
 
-from shared.errors import Conflict, NotFound
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from shared.errors import Conflict, NotFound, ValidationFailed
+
+
+def _summary(what: str, problems: Sequence[Mapping[str, Any]], next_step: str) -> str:
+    first = problems[0]
+    where = ".".join(part for part in (first.get("node_id"), first.get("field")) if part)
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return f"{what}: {where + ': ' if where else ''}{first.get('message', '')}{more}. {next_step}"
+
+
+class WorkflowInvalid(ValidationFailed):
+    """A workflow document that cannot run: ``details.problems`` lists every problem as
+    ``{node_id, field, code, message}`` (``node_id`` is None for document-wide problems)."""
+
+    code, default_message = "workflow_invalid", "The workflow document is not valid"
+
+    def __init__(self, problems: Sequence[Mapping[str, Any]]) -> None:
+        super().__init__(_summary("The workflow is not valid", problems,
+                                  "Fix every problem listed in details.problems and save again"),
+                         details={"problems": [dict(problem) for problem in problems]})
+
+
+class WorkflowInputInvalid(ValidationFailed):
+    """A run's inputs do not match the start node's variables: ``details.fields`` names each
+    (``inputs.<name>``), as every other 422 on a request field does."""
+
+    code, default_message = "workflow_input_invalid", "The run's inputs are not valid"
+
+    def __init__(self, fields: Sequence[Mapping[str, Any]]) -> None:
+        first = fields[0]
+        more = f" (and {len(fields) - 1} more)" if len(fields) > 1 else ""
+        super().__init__(f"{first['field']}: {first['message']}{more}. The start node's variables say what each "
+                         "input takes (GET the workflow)", details={"fields": [dict(field) for field in fields]})
+
+
+class DslImportFailed(ValidationFailed):
+    """A Dify DSL file that cannot be imported as it is (not YAML, not an app, malformed
+    nodes). Nothing is created. ``details.problems`` locates each problem when it can."""
+
+    code, default_message = "workflow_import_invalid", "The file is not a Dify workflow app export"
+
+    def __init__(self, message: str | None = None, *, problems: Sequence[Mapping[str, Any]] = (),
+                 details: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message, details={**(details or {}), "problems": [dict(problem) for problem in problems]})
+
+
+class DslImportUnsupported(DslImportFailed):
+    """A well-formed Dify app that uses what Stratus does not run yet (chatflows, node types
+    such as iteration or tool, file inputs...). ``details.problems`` names every such node."""
+
+    code, default_message = "workflow_import_unsupported", "The app uses features Stratus does not run yet"
 
 
 class WorkflowNotFound(NotFound):

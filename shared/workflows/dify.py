@@ -1,0 +1,1217 @@
+"""Dify app DSL import and export (docs/workflows.md, "Dify import and export").
+
+``import_dify`` reads a Dify app export (``kind: app``, ``app.mode: workflow``, DSL 0.1.x to
+0.5.x) or a bare ``{nodes, edges}`` graph and maps each node with its whole configuration. A
+node type Stratus does not run yet, a chatflow, or a feature with no Stratus meaning (file
+inputs, Jinja2 prompts, JavaScript code...) is one 422 naming every such node: nothing is
+created. What Dify keeps that Stratus has no field for and that changes nothing a run does is
+dropped and listed in ``warnings``; never silently.
+
+``export_dify`` writes the DSL Dify's importer takes (version 0.3.1). What Stratus holds that
+Dify has no field for (a node timeout, a retrieval mode, a response size cap...) travels in
+the node data under ``stratus`` as JSON-pointer → value pairs, which Dify ignores and
+``import_dify`` applies, so an exported document imports back equal.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, get_args
+
+import yaml
+from pydantic import ValidationError
+
+from shared.validation import MAX_JSON_DEPTH
+from shared.workflows.configs import (
+    ERROR_OUTPUTS,
+    CodeConfig,
+    ComparisonOperator,
+    EndConfig,
+    HttpRequestConfig,
+    IfElseConfig,
+    KnowledgeRetrievalConfig,
+    LlmConfig,
+    StartConfig,
+    TemplateConfig,
+    VariableAggregatorConfig,
+    outputs_of,
+    parse_config,
+)
+from shared.workflows.definition import (
+    NODE_ID,
+    SOURCE_HANDLE,
+    VAR_TYPES,
+    Node,
+    RetryPolicy,
+    WorkflowDocument,
+)
+from shared.workflows.errors import DslImportFailed, DslImportUnsupported
+from shared.workflows.validation import Problem, document_problems, value_matches
+
+# Larger files are refused before parsing (a document holds at most 1 MB of JSON; the YAML of
+# one, with Dify's canvas fields, stays well under this).
+MAX_DSL_CHARS = 2_000_000
+EXPORT_VERSION = "0.3.1"
+# The provider an exported model reference names: the tenant's model of that name.
+STRATUS_PROVIDER = "stratus"
+DEFAULT_MODEL_NAME = "default"
+# The node data key carrying what Dify has no field for (JSON pointer → value).
+EXTENSION_KEY = "stratus"
+
+DIFY_TYPES: dict[str, str] = {
+    "start": "start",
+    "end": "end",
+    "llm": "llm",
+    "knowledge-retrieval": "knowledge_retrieval",
+    "if-else": "if_else",
+    "code": "code",
+    "template-transform": "template",
+    "http-request": "http_request",
+    "variable-aggregator": "variable_aggregator",
+    # The aggregator's name before Dify 0.6.13 (today's "assigner" is another node).
+    "variable-assigner": "variable_aggregator",
+}
+STRATUS_TYPES: dict[str, str] = {stratus: dify for dify, stratus in DIFY_TYPES.items() if dify != "variable-assigner"}
+# Start variable types: Dify → Stratus.
+INPUT_TYPES = {"text-input": "string", "paragraph": "string", "select": "string", "number": "number",
+               "checkbox": "boolean", "json_object": "object"}
+# Dify's names for value types Stratus has under another name.
+TYPE_ALIASES = {"integer": "number", "array[integer]": "array[number]"}
+MODES_LATER = {"advanced-chat": "chatflows (advanced-chat apps) come with a later release of Stratus",
+               "chat": "chat apps are not workflows; Stratus imports Dify workflow apps (mode: workflow)",
+               "agent-chat": "agent apps are not workflows; Stratus imports Dify workflow apps (mode: workflow)",
+               "completion": "text generators are not workflows; Stratus imports Dify workflow apps (mode: workflow)"}
+_VERSION = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?")
+# Node data fields every type has, or that only Dify's canvas reads.
+_COMMON_KEYS = frozenset({"type", "title", "desc", "selected", "error_strategy", "default_value", "retry_config",
+                          "version", EXTENSION_KEY, "isInIteration", "isInLoop", "iteration_id", "loop_id",
+                          "height", "width", "_connectedSourceHandleIds", "_connectedTargetHandleIds"})
+_TYPE_KEYS: dict[str, frozenset[str]] = {
+    "start": frozenset({"variables"}),
+    "end": frozenset({"outputs"}),
+    "llm": frozenset({"model", "prompt_template", "prompt_config", "memory", "context", "vision", "structured_output",
+                      "structured_output_enabled", "reasoning_format"}),
+    "knowledge_retrieval": frozenset({"query_variable_selector", "dataset_ids", "retrieval_mode",
+                                      "multiple_retrieval_config", "single_retrieval_config",
+                                      "metadata_filtering_mode", "metadata_filtering_conditions",
+                                      "metadata_model_config"}),
+    "if_else": frozenset({"cases", "conditions", "logical_operator"}),
+    "code": frozenset({"code", "code_language", "variables", "outputs", "dependencies"}),
+    "template": frozenset({"template", "variables"}),
+    "http_request": frozenset({"method", "url", "authorization", "headers", "params", "body", "timeout",
+                               "ssl_verify"}),
+    "variable_aggregator": frozenset({"output_type", "variables", "advanced_settings"}),
+}
+
+
+@dataclass(frozen=True)
+class ModelSubstitution:
+    """An LLM node whose Dify model the tenant has no model of that name for."""
+
+    node_id: str
+    requested: str  # "provider/name", as the Dify file names it
+    used: str | None  # the model used instead; None: the tenant's default chat model
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"node_id": self.node_id, "requested": self.requested, "used": self.used}
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """The mapped document (it may still have problems an unfinished Dify draft has:
+    :func:`shared.workflows.validation.validate_document` lists them), the app's name and
+    description ("" for a bare graph), the model substitutions and what was dropped."""
+
+    document: WorkflowDocument
+    name: str
+    description: str
+    substitutions: list[ModelSubstitution] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+ModelNames = Callable[[str], bool] | set[str] | frozenset[str]
+
+
+# -- import ------------------------------------------------------------------------------------
+def import_dify(content: str, *, model_names: ModelNames, default_model: str | None) -> ImportResult:
+    """A Dify app DSL (or a bare graph) as a Stratus document. ``model_names`` says whether the
+    tenant has a chat model of a name; ``default_model`` is the tenant's default chat model
+    (None: leave the node on the default, whichever it is at run time). Raises
+    :class:`DslImportUnsupported` (422 ``workflow_import_unsupported``) naming every node or
+    feature Stratus does not run yet, :class:`DslImportFailed` (422 ``workflow_import_invalid``)
+    when the file is not a Dify workflow."""
+    data = _load(content)
+    exists = model_names if callable(model_names) else model_names.__contains__
+    context = _Context(exists, default_model)
+    if data.get("kind") not in (None, "app"):
+        raise DslImportFailed(f"The file's kind is {data['kind']!r}: only Dify app exports (kind: app) are imported")
+    name = description = ""
+    if "app" in data or data.get("kind") == "app":
+        graph, name, description = _app_graph(data, context)
+    elif "nodes" in data:
+        graph = data  # the bare {nodes, edges} graph of Dify's builder tests
+    else:
+        raise DslImportFailed("This is not a Dify app export (it has no app: section) nor a workflow graph "
+                              "(no nodes:); export the app from Dify with \"Export DSL\" and import that file")
+    document = _graph(graph, context)
+    if context.unsupported:
+        raise DslImportUnsupported(
+            "Stratus does not run these yet: " + "; ".join(
+                f"{what} ({'node' if len(ids) == 1 else 'nodes'} {', '.join(ids)})"
+                for what, ids in context.unsupported_by_kind().items())
+            + ". Nothing was imported: remove or replace them in Dify and export again",
+            problems=[problem.as_dict() for problem in context.unsupported])
+    if context.invalid:
+        raise DslImportFailed(
+            f"The Dify file is malformed: {_where(context.invalid[0])}{context.invalid[0].message}"
+            + (f" (and {len(context.invalid) - 1} more)" if len(context.invalid) > 1 else ""),
+            problems=[problem.as_dict() for problem in context.invalid])
+    assert document is not None
+    return ImportResult(document, name, description, context.substitutions, context.warnings)
+
+
+def _where(problem: Problem) -> str:
+    where = ".".join(part for part in (problem.node_id, problem.field) if part)
+    return f"{where}: " if where else ""
+
+
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """yaml's safe loader (libyaml's when the wheel has it: several times faster) with dates
+    left as text: a document holds JSON."""
+
+    yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+
+def _load(content: str) -> dict[str, Any]:
+    if not isinstance(content, str):
+        raise DslImportFailed("Give the Dify file's YAML as text")
+    if len(content) > MAX_DSL_CHARS:
+        raise DslImportFailed(f"The file has {len(content)} characters; the most imported is {MAX_DSL_CHARS}",
+                              details={"max_chars": MAX_DSL_CHARS})
+    try:
+        # Before building anything: aliases (``*ref``: a few lines of them make a value of any
+        # size) and nesting deeper than a document may be (deep nesting overflows the parser's stack).
+        depth = 0
+        for event in yaml.parse(content, Loader=_Loader):
+            if isinstance(event, yaml.AliasEvent):
+                raise DslImportFailed(f"The file uses a YAML alias (*{event.anchor}) at line "
+                                      f"{event.start_mark.line + 1}: aliases are not accepted; write the value out")
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_JSON_DEPTH:
+                    raise DslImportFailed(f"The file nests deeper than {MAX_JSON_DEPTH} levels (line "
+                                          f"{event.start_mark.line + 1}); a Dify app never does",
+                                          details={"max_depth": MAX_JSON_DEPTH})
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+        loader = _Loader(content)
+        try:
+            data = loader.get_single_data()
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise DslImportFailed(f"The file is not valid YAML{where}: {exc.problem or exc.context}") from None
+    except yaml.YAMLError as exc:
+        raise DslImportFailed(f"The file is not valid YAML: {exc}") from None
+    except ValueError as exc:  # an integer of more digits than Python converts
+        raise DslImportFailed(f"The file holds a value Stratus cannot read: {exc}") from None
+    if not isinstance(data, dict):
+        raise DslImportFailed("The file is not a Dify app export: its YAML is not a mapping of app:, workflow:...")
+    return _plain(data, "")
+
+
+def _plain(value: Any, where: str) -> Any:
+    """``value`` as JSON holds it (a document is JSON): keys as text, no binary, sets or
+    non-finite numbers, which YAML can write and a document cannot hold."""
+    if isinstance(value, dict):
+        plain: dict[str, Any] = {}
+        for key, item in value.items():
+            if isinstance(key, bool) or not isinstance(key, str | int | float):
+                raise DslImportFailed(f"The key {key!r} at {where or 'the top'} is not text")
+            plain[str(key)] = _plain(item, f"{where}.{key}" if where else str(key))
+        return plain
+    if isinstance(value, list):
+        return [_plain(item, f"{where}[{index}]") for index, item in enumerate(value)]
+    if isinstance(value, float) and not math.isfinite(value):
+        raise DslImportFailed(f"The value at {where} is {value}: a document holds finite numbers only")
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise DslImportFailed(f"The value at {where} is YAML {type(value).__name__}, which a workflow cannot hold")
+
+
+def _app_graph(data: Mapping[str, Any], context: _Context) -> tuple[Mapping[str, Any], str, str]:
+    app = data.get("app")
+    if not isinstance(app, Mapping):
+        raise DslImportFailed("The file has no app: section (name, mode...); export the app from Dify again")
+    mode = app.get("mode")
+    if isinstance(mode, str) and mode in MODES_LATER:
+        raise DslImportUnsupported(f"This Dify app's mode is {mode!r}: {MODES_LATER[mode]}",
+                                   details={"mode": mode})
+    if mode != "workflow":
+        raise DslImportFailed(f"The app's mode is {mode!r}; a Dify workflow app has mode: workflow")
+    version = data.get("version") or "0.1.0"
+    match = _VERSION.match(str(version)) if isinstance(version, str | int | float) else None
+    if match is None:
+        raise DslImportFailed(f"The DSL version {version!r} is not a version like 0.3.1")
+    if int(match.group(1)) != 0:
+        raise DslImportUnsupported(f"DSL version {version} is newer than Stratus reads (0.x); export the app "
+                                   "from a Dify release that writes a 0.x DSL", details={"version": str(version)})
+    if int(match.group(2)) > 5:
+        context.warn(None, f"DSL version {version} is newer than the versions Stratus was checked against "
+                           "(0.1 to 0.5); review the imported nodes")
+    workflow = data.get("workflow")
+    if not isinstance(workflow, Mapping) or not isinstance(workflow.get("graph"), Mapping):
+        raise DslImportFailed("The app has no workflow.graph (nodes and edges); export the app from Dify again")
+    for kind in ("environment_variables", "conversation_variables"):
+        names = [str(v.get("name")) for v in _list(workflow.get(kind)) if isinstance(v, Mapping)]
+        if names:
+            context.warn(None, f"{kind.replace('_', ' ')} ({', '.join(names)}) are not imported: Stratus has none "
+                               "yet; validation reports each reference to them")
+    if _mapping(_mapping(workflow.get("features")).get("file_upload")).get("enabled"):
+        context.warn(None, "file upload is not imported: Stratus workflows take no files yet")
+    name = app.get("name")
+    text = app.get("description")
+    return workflow["graph"], str(name) if name is not None else "", str(text) if text is not None else ""
+
+
+class _Context:
+    """What an import collects: warnings, substitutions and the problems that stop it."""
+
+    def __init__(self, model_exists: Callable[[str], bool], default_model: str | None) -> None:
+        self.model_exists = model_exists
+        self.default_model = default_model
+        self.warnings: list[str] = []
+        self.substitutions: list[ModelSubstitution] = []
+        self.unsupported: list[Problem] = []
+        self._unsupported_kinds: list[tuple[str, str]] = []
+        self.invalid: list[Problem] = []
+
+    def warn(self, node_id: str | None, message: str) -> None:
+        self.warnings.append(f"node {node_id}: {message}" if node_id else message)
+
+    def refuse(self, node_id: str, field: str, code: str, what: str) -> None:
+        """``what`` Stratus does not run yet (e.g. "iteration nodes") is in node ``node_id``."""
+        self.unsupported.append(Problem(node_id, field, code, f"Stratus does not run {what} yet"))
+        self._unsupported_kinds.append((what, node_id))
+
+    def unsupported_by_kind(self) -> dict[str, list[str]]:
+        grouped: dict[str, list[str]] = {}
+        for what, node_id in self._unsupported_kinds:
+            if node_id not in grouped.setdefault(what, []):
+                grouped[what].append(node_id)
+        return grouped
+
+    def malformed(self, node_id: str | None, field: str, message: str) -> None:
+        self.invalid.append(Problem(node_id, field, "invalid_dsl", message))
+
+
+def _graph(graph: Mapping[str, Any], context: _Context) -> WorkflowDocument | None:
+    raw_nodes, raw_edges = graph.get("nodes"), graph.get("edges")
+    if not isinstance(raw_nodes, list) or not isinstance(raw_edges, list | None):
+        context.malformed(None, "graph", "the graph's nodes (and edges) must be lists")
+        return None
+    nodes: list[dict[str, Any]] = []
+    dropped: set[str] = set()
+    for index, raw in enumerate(raw_nodes):
+        node = _node(index, raw, context, dropped)
+        if node is not None:
+            nodes.append(node)
+    edges = _edges(raw_edges or [], context, dropped)
+    if context.unsupported or context.invalid:
+        return None
+    _place(nodes, edges)
+    try:
+        return WorkflowDocument.model_validate({"nodes": nodes, "edges": edges})
+    except ValidationError as exc:
+        context.invalid.extend(document_problems(exc, {"nodes": nodes, "edges": edges}))
+        return None
+
+
+def _node(index: int, raw: Any, context: _Context, dropped: set[str]) -> dict[str, Any] | None:
+    where = f"nodes[{index}]"
+    if not isinstance(raw, Mapping):
+        context.malformed(None, where, "a node must be a mapping with id and data")
+        return None
+    node_id = _text(raw.get("id"))
+    data = raw.get("data")
+    if not isinstance(data, Mapping):
+        context.malformed(node_id or None, "data" if node_id else where,
+                          "the node has no data (its type and configuration)")
+        return None
+    dify_type = data.get("type")
+    if raw.get("type") == "custom-note" or dify_type == "":
+        if node_id:
+            dropped.add(node_id)
+        context.warn(node_id or None, "a canvas note; notes are not imported")
+        return None
+    if not node_id or not re.match(NODE_ID, node_id):
+        context.malformed(None, f"{where}.id", f"node id {raw.get('id')!r} must be 1 to 64 letters, digits, _ or -")
+        return None
+    kind = DIFY_TYPES.get(dify_type) if isinstance(dify_type, str) else None
+    if kind is None:
+        context.refuse(node_id, "data.type", "unsupported_node_type", f"{dify_type} nodes")
+        return None
+    return _node_from_dify(node_id, kind, data, raw.get("position"), context)
+
+
+def _node_from_dify(node_id: str, kind: str, data: Mapping[str, Any], position: Any,
+                   context: _Context) -> dict[str, Any]:
+    """One node as Stratus holds it (its config canonical: every field, as its model dumps it)."""
+    config = _CONFIG_FROM_DIFY[kind](node_id, data, context)
+    for key, value in data.items():
+        if key not in _COMMON_KEYS and key not in _TYPE_KEYS[kind] and not str(key).startswith("_") \
+                and not _empty(value):
+            context.warn(node_id, f"Dify field {key!r} has no Stratus equivalent and was dropped")
+    node: dict[str, Any] = {
+        "id": node_id, "type": kind,
+        "title": _bounded(node_id, "title", data.get("title"), 200, context),
+        "description": _bounded(node_id, "description", data.get("desc"), 2000, context),
+        "config": config,
+        "position": _position(position),
+        "timeout_s": None,
+        "retry": _retry(node_id, data.get("retry_config"), context),
+        "error_strategy": _error_strategy(node_id, data.get("error_strategy"), context),
+        "default_value": _default_values(node_id, data.get("default_value"), context),
+    }
+    node["config"] = _canonical(kind, node["config"])
+    extension = data.get(EXTENSION_KEY)
+    if extension is not None:
+        _apply_extension(node, extension, context)
+        node["config"] = _canonical(kind, node["config"])
+    return node
+
+
+def _canonical(kind: str, config: dict[str, Any]) -> dict[str, Any]:
+    """The config as its model dumps it (every field), so equal configs are equal dicts; left
+    as it is when it does not parse (validation then locates its problems)."""
+    try:
+        return parse_config(kind, config).model_dump(mode="json", by_alias=True)
+    except ValidationError:
+        return config
+
+
+def _edges(raw_edges: list[Any], context: _Context, dropped: set[str]) -> list[dict[str, Any]]:
+    edges: list[dict[str, Any]] = []
+    seen: set[tuple[str, str, str]] = set()
+    for index, raw in enumerate(raw_edges):
+        if not isinstance(raw, Mapping):
+            context.malformed(None, f"edges[{index}]", "an edge must be a mapping with source and target")
+            continue
+        source, target = _text(raw.get("source")), _text(raw.get("target"))
+        handle = _text(raw.get("sourceHandle")) or SOURCE_HANDLE
+        if source in dropped or target in dropped:
+            continue
+        if not source or not target:
+            context.malformed(None, f"edges[{index}]", "an edge needs a source and a target node id")
+            continue
+        if (source, handle, target) in seen:
+            context.warn(None, f"the edge {source} ({handle}) → {target} is repeated; imported once")
+            continue
+        seen.add((source, handle, target))
+        edges.append({"source": source, "target": target, "source_handle": handle})
+    return edges
+
+
+# -- common node fields ------------------------------------------------------------------------
+def _text(value: Any) -> str:
+    """A name or id YAML may have read as a number (``1:``, ``id: 17``)."""
+    if isinstance(value, bool) or value is None:
+        return ""
+    return str(value) if isinstance(value, str | int | float) else ""
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _empty(value: Any) -> bool:
+    """Nothing set (``vision: {enabled: false, configs: {variable_selector: []}}`` included)."""
+    if isinstance(value, dict):
+        return all(_empty(item) for item in value.values())
+    if isinstance(value, list):
+        return all(_empty(item) for item in value)
+    return value is None or value is False or value == ""
+
+
+def _bounded(node_id: str, name: str, value: Any, limit: int, context: _Context) -> str:
+    text = value if isinstance(value, str) else ""
+    if len(text) > limit:
+        context.warn(node_id, f"the {name} is longer than {limit} characters; cut to {limit}")
+        text = text[:limit]
+    return text
+
+
+def _position(value: Any) -> dict[str, float] | None:
+    position = _mapping(value)
+    x, y = _number(position.get("x")), _number(position.get("y"))
+    if x is None or y is None:
+        return None
+    return {"x": float(x), "y": float(y)}
+
+
+def _number(value: Any) -> int | float | None:
+    """A finite number (YAML may give text such as "0.7")."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value) if any(c in value for c in ".eE") else int(value)
+        except ValueError:
+            return None
+    if isinstance(value, int) and -(2**1000) < value < 2**1000:
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    return None
+
+
+def _clamp(node_id: str, name: str, value: Any, low: float, high: float, context: _Context,
+           integer: bool = False) -> Any:
+    number = _number(value)
+    if number is None:
+        if value is not None:
+            context.warn(node_id, f"{name} {value!r} is not a number; the default is used")
+        return None
+    bounded = min(max(number, low), high)
+    if bounded != number:
+        context.warn(node_id, f"{name} {number} is outside {low:g}..{high:g}; {bounded:g} is used")
+    return int(bounded) if integer else bounded
+
+
+def _retry(node_id: str, value: Any, context: _Context) -> dict[str, int]:
+    retry = _mapping(value)
+    interval = _clamp(node_id, "retry_interval", retry.get("retry_interval", 1000), 0, 60_000, context, True)
+    policy = {"max_attempts": 1, "interval_ms": 1000 if interval is None else interval}
+    if retry.get("retry_enabled", retry.get("enabled")):
+        retries = _clamp(node_id, "max_retries", retry.get("max_retries", 0), 0, 9, context, True)
+        policy["max_attempts"] = 1 + (retries or 0)
+    if _mapping(retry.get("exponential_backoff")).get("enabled"):
+        context.warn(node_id, "exponential backoff between retries is not supported; retries wait retry_interval")
+    return policy
+
+
+def _error_strategy(node_id: str, value: Any, context: _Context) -> str:
+    match value:
+        case None | "" | "none" | "fail":
+            return "fail"
+        case "fail-branch":
+            return "fail_branch"
+        case "default-value":
+            return "default_value"
+    context.malformed(node_id, "data.error_strategy", f"unknown error_strategy {value!r}")
+    return "fail"
+
+
+def _default_values(node_id: str, value: Any, context: _Context) -> dict[str, Any]:
+    defaults: dict[str, Any] = {}
+    for index, item in enumerate(_list(value)):
+        if not isinstance(item, Mapping) or not _text(item.get("key")):
+            context.malformed(node_id, f"data.default_value[{index}]", "a default value has a key, type and value")
+            continue
+        kind, raw = str(item.get("type", "string")), item.get("value")
+        if kind == "array[file]" or kind == "file":
+            context.refuse(node_id, f"data.default_value[{index}]", "unsupported_type", "file values")
+            continue
+        if isinstance(raw, str) and kind != "string":
+            # Dify's editor keeps numbers and JSON as text; its runtime converts them the same way.
+            converted = _number(raw) if kind == "number" else _json(raw)
+            if converted is None:
+                context.warn(node_id, f"the default for {item['key']!r} is not a valid {kind}; kept as text")
+            else:
+                raw = converted
+        defaults[_text(item["key"])] = raw
+    return defaults
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _var_type(value: Any) -> str | None:
+    kind = TYPE_ALIASES.get(value, value) if isinstance(value, str) else None
+    return kind if kind in VAR_TYPES else None
+
+
+def _selector(value: Any) -> list[str]:
+    return [_text(part) for part in value] if isinstance(value, list) else []
+
+
+def _bindings(value: Any) -> list[dict[str, Any]]:
+    return [{"variable": _text(item.get("variable")), "value_selector": _selector(item.get("value_selector"))}
+            for item in _list(value) if isinstance(item, Mapping)]
+
+
+# -- each node type's config: Dify → Stratus ---------------------------------------------------
+def _start_from_dify(node_id: str, data: Mapping[str, Any], context: _Context) -> dict[str, Any]:
+    variables = []
+    for index, raw in enumerate(_list(data.get("variables"))):
+        if not isinstance(raw, Mapping):
+            context.malformed(node_id, f"data.variables[{index}]", "an input variable must be a mapping")
+            continue
+        name = _text(raw.get("variable"))
+        dify_type = raw.get("type", "text-input")
+        kind = INPUT_TYPES.get(dify_type) if isinstance(dify_type, str) else None
+        if kind is None:
+            context.refuse(node_id, f"data.variables[{index}].type", "unsupported_input_type",
+                           f"{dify_type} inputs")
+            continue
+        options = [option for option in _list(raw.get("options")) if isinstance(option, str | int | float)]
+        if options and dify_type != "select":
+            context.warn(node_id, f"the options of the {dify_type} input {name!r} were dropped (only select "
+                                  "inputs have options)")
+            options = []
+        required = bool(raw.get("required", False))
+        default = _input_default(node_id, name, kind, raw.get("default"), required, context)
+        for key in ("placeholder", "json_schema"):
+            if not _empty(raw.get(key)):
+                context.warn(node_id, f"the {key} of input {name!r} has no Stratus equivalent and was dropped")
+        if raw.get("hide"):
+            context.warn(node_id, f"input {name!r} is hidden in Dify; Stratus inputs are never hidden")
+        max_length = _number(raw.get("max_length"))
+        variables.append({
+            "variable": name, "label": _text(raw.get("label")), "type": kind, "required": required,
+            "default": default, "options": options,
+            "max_length": int(max_length) if max_length and max_length >= 1 else None,
+            "description": _text(raw.get("description")) or _text(raw.get("hint")),
+        })
+    return {"variables": variables}
+
+
+def _input_default(node_id: str, name: str, kind: str, value: Any, required: bool, context: _Context) -> Any:
+    if value is None or (value == "" and (required or kind != "string")):
+        # Dify's editor writes "" for "no default".
+        return None
+    if kind == "number" and isinstance(value, str):
+        converted: Any = _number(value)
+    elif kind == "object" and isinstance(value, str):
+        converted = _json(value)
+    elif kind == "boolean" and isinstance(value, str):
+        converted = {"true": True, "false": False}.get(value.lower())
+    else:
+        converted = value
+    if converted is None:
+        context.warn(node_id, f"the default {value!r} of input {name!r} is not a {kind}; dropped")
+    return converted
+
+
+def _end_from_dify(node_id: str, data: Mapping[str, Any], context: _Context) -> dict[str, Any]:
+    outputs = []
+    for item in _list(data.get("outputs")):
+        if not isinstance(item, Mapping):
+            continue
+        declared = item.get("value_type")
+        value_type = _var_type(declared)
+        if declared is not None and value_type is None:
+            context.warn(node_id, f"output {item.get('variable')!r} declares type {declared!r}, which Stratus does "
+                                  "not have; the declaration was dropped (the value is passed as it is)")
+        outputs.append({"variable": _text(item.get("variable")),
+                        "value_selector": _selector(item.get("value_selector")), "value_type": value_type})
+    return {"outputs": outputs}
+
+
+def _llm_from_dify(node_id: str, data: Mapping[str, Any], context: _Context) -> dict[str, Any]:
+    model = _mapping(data.get("model"))
+    params = _mapping(model.get("completion_params"))
+    reference: dict[str, Any] = {
+        "name": _model_name(node_id, model, context),
+        "temperature": _clamp(node_id, "temperature", params.get("temperature"), 0, 2, context),
+        "top_p": _clamp(node_id, "top_p", params.get("top_p"), 0, 1, context),
+        "max_tokens": _clamp(node_id, "max_tokens", params.get("max_tokens"), 1, 32_768, context, True),
+        "stop": [],
+    }
+    stop = params.get("stop")
+    stops = [stop] if isinstance(stop, str) else [s for s in _list(stop) if isinstance(s, str)]
+    if len(stops) > 4:
+        context.warn(node_id, f"only the first 4 stop sequences are kept ({len(stops)} given)")
+    reference["stop"] = stops[:4]
+    extra = [key for key, value in params.items()
+             if key not in ("temperature", "top_p", "max_tokens", "stop") and value is not None]
+    if extra:
+        context.warn(node_id, f"completion parameters {', '.join(map(str, extra))} have no Stratus equivalent "
+                              "and were dropped")
+    template = data.get("prompt_template")
+    # Dify's completion-mode models take one prompt (a mapping), chat models a list of messages.
+    raw_messages = [{**template, "role": "user"}] if isinstance(template, Mapping) else _list(template)
+    messages = []
+    for index, message in enumerate(raw_messages):
+        if not isinstance(message, Mapping):
+            context.malformed(node_id, f"data.prompt_template[{index}]", "a prompt message must be a mapping")
+            continue
+        if message.get("edition_type") == "jinja2":
+            context.refuse(node_id, f"data.prompt_template[{index}].edition_type", "unsupported_feature",
+                           "Jinja2 prompt messages (its prompts use {{#node.field#}} references)")
+        messages.append({"role": message.get("role", "user"), "text": _text(message.get("text"))})
+    context_settings = _mapping(data.get("context"))
+    structured = _mapping(data.get("structured_output"))
+    schema = structured.get("schema")
+    enabled = bool(data.get("structured_output_enabled") or structured.get("enabled"))
+    if enabled and not isinstance(schema, Mapping):
+        context.warn(node_id, "structured output is enabled without a schema; it was turned off")
+        enabled = False
+    if _mapping(data.get("vision")).get("enabled"):
+        context.warn(node_id, "vision (image inputs) was turned off: Stratus workflows take no files yet")
+    if data.get("reasoning_format") not in (None, "tagged"):
+        # "tagged" (the default) leaves a reasoning model's <think> part in the text.
+        context.warn(node_id, f"reasoning_format {data.get('reasoning_format')!r} was dropped: Stratus has no "
+                              "separate reasoning output")
+    # ``memory`` (conversation history) only exists in chatflows: a workflow never had any.
+    return {
+        "model": reference,
+        "prompt_template": messages,
+        "context": {"enabled": bool(context_settings.get("enabled")),
+                    "variable_selector": _selector(context_settings.get("variable_selector"))},
+        "structured_output": {"enabled": enabled, "schema": dict(schema) if isinstance(schema, Mapping) else {}},
+    }
+
+
+def _model_name(node_id: str, model: Mapping[str, Any], context: _Context) -> str | None:
+    provider, name = _text(model.get("provider")), _text(model.get("name"))
+    if provider == STRATUS_PROVIDER and name == DEFAULT_MODEL_NAME:
+        return None
+    if name and (context.model_exists(name) or name == context.default_model):
+        return name
+    context.substitutions.append(ModelSubstitution(node_id, f"{provider}/{name}", context.default_model))
+    return context.default_model
+
+
+def _knowledge_from_dify(node_id: str, data: Mapping[str, Any], context: _Context) -> dict[str, Any]:
+    dataset_ids = [_text(kb) for kb in _list(data.get("dataset_ids"))]
+    opaque = [kb for kb in dataset_ids if not _is_uuid(kb)]
+    if opaque:
+        context.warn(node_id, f"dataset ids {', '.join(opaque)} are encrypted by Dify's export "
+                              "(DSL_EXPORT_ENCRYPT_DATASET_ID); choose the tenant's knowledge bases instead")
+    retrieval: dict[str, Any] = {}
+    if data.get("retrieval_mode") == "single":
+        context.warn(node_id, "single retrieval (a model picks one dataset) became a search of every listed "
+                              "knowledge base")
+    else:
+        settings = _mapping(data.get("multiple_retrieval_config"))
+        top_k = _clamp(node_id, "top_k", settings.get("top_k"), 1, 50, context, True)
+        if top_k is not None:
+            retrieval["top_k"] = top_k
+        retrieval["score_threshold"] = _clamp(node_id, "score_threshold", settings.get("score_threshold"), 0, 1,
+                                              context)
+        mode = settings.get("reranking_mode", "reranking_model")
+        retrieval["rerank"] = bool(settings.get("reranking_enable", True)) and mode == "reranking_model"
+        weight = _number(_mapping(_mapping(settings.get("weights")).get("vector_setting")).get("vector_weight"))
+        if weight is not None and 0 <= weight <= 1:
+            retrieval["semantic_weight"] = weight
+    if data.get("metadata_filtering_mode") not in (None, "disabled"):
+        context.warn(node_id, "metadata filtering was dropped: Stratus searches every document of the knowledge "
+                              "bases")
+    return {"query_variable_selector": _selector(data.get("query_variable_selector")),
+            "knowledge_base_ids": dataset_ids, "retrieval": retrieval}
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+_OPERATORS = frozenset(get_args(ComparisonOperator))
+
+
+def _if_else_from_dify(node_id: str, data: Mapping[str, Any], context: _Context) -> dict[str, Any]:
+    raw_cases = _list(data.get("cases"))
+    if not raw_cases and "conditions" in data:
+        # Before Dify 0.8 (DSL 0.1.2) an if/else held one list of conditions: its "true" branch.
+        raw_cases = [{"case_id": "true", "logical_operator": data.get("logical_operator", "and"),
+                      "conditions": data.get("conditions")}]
+    cases = []
+    for case_index, case in enumerate(raw_cases):
+        if not isinstance(case, Mapping):
+            context.malformed(node_id, f"data.cases[{case_index}]", "a case must be a mapping")
+            continue
+        conditions = []
+        for index, condition in enumerate(_list(case.get("conditions"))):
+            where = f"data.cases[{case_index}].conditions[{index}]"
+            if not isinstance(condition, Mapping):
+                context.malformed(node_id, where, "a condition must be a mapping")
+                continue
+            operator = condition.get("comparison_operator")
+            if not isinstance(operator, str) or operator not in _OPERATORS:
+                context.refuse(node_id, f"{where}.comparison_operator", "unsupported_feature",
+                               f"the comparison {operator!r}")
+            if _mapping(condition.get("sub_variable_condition")).get("conditions"):
+                context.refuse(node_id, f"{where}.sub_variable_condition", "unsupported_feature",
+                               "conditions on file attributes")
+            value = condition.get("value")
+            if condition.get("value_type") == "value_selector" and condition.get("value_selector"):
+                # Dify 0.6 compared with another variable; a reference says the same.
+                value = "{{#" + ".".join(_selector(condition.get("value_selector"))) + "#}}"
+            conditions.append({"variable_selector": _selector(condition.get("variable_selector")),
+                               "comparison_operator": operator, "value": value})
+        cases.append({"case_id": _text(case.get("case_id")) or _text(case.get("id")),
+                      "logical_operator": case.get("logical_operator", "and"), "conditions": conditions})
+    return {"cases": cases}
+
+
+def _code_from_dify(node_id: str, data: Mapping[str, Any], context: _Context) -> dict[str, Any]:
+    language = data.get("code_language", "python3")
+    if language != "python3":
+        context.refuse(node_id, "data.code_language", "unsupported_feature",
+                       f"{language} code (it runs Python 3)")
+    outputs: dict[str, Any] = {}
+    for name, output in _mapping(data.get("outputs")).items():
+        declared = _mapping(output).get("type")
+        kind = _var_type(declared)
+        if kind is None:
+            context.refuse(node_id, f"data.outputs.{name}.type", "unsupported_type",
+                           f"code outputs of type {declared}")
+            continue
+        if _mapping(output).get("children"):
+            context.warn(node_id, f"the declared fields of output {name!r} were dropped (its type, {kind}, is kept)")
+        outputs[_text(name)] = {"type": kind}
+    if not _empty(data.get("dependencies")):
+        context.warn(node_id, "code dependencies were dropped: the sandbox has the standard library only")
+    return {"code_language": "python3", "code": _text(data.get("code")),
+            "variables": _bindings(data.get("variables")), "outputs": outputs}
+
+
+def _template_from_dify(node_id: str, data: Mapping[str, Any], context: _Context) -> dict[str, Any]:
+    return {"template": _text(data.get("template")), "variables": _bindings(data.get("variables"))}
+
+
+def _pairs(value: Any) -> list[dict[str, str]]:
+    """Dify's ``key: value`` lines (headers, params), one pair a line."""
+    if isinstance(value, list):
+        return [{"key": _text(item.get("key")), "value": _text(item.get("value"))}
+                for item in value if isinstance(item, Mapping)]
+    pairs = []
+    for line in _text(value).splitlines():
+        if not line.strip():
+            continue
+        key, _, rest = line.partition(":")
+        pairs.append({"key": key.strip(), "value": rest.strip()})
+    return pairs
+
+
+def _http_from_dify(node_id: str, data: Mapping[str, Any], context: _Context) -> dict[str, Any]:
+    auth = _mapping(data.get("authorization"))
+    authorization: dict[str, Any] = {"type": "no-auth"}
+    if auth.get("type") == "api-key":
+        settings = _mapping(auth.get("config"))
+        authorization = {"type": "api-key", "scheme": settings.get("type") or "bearer",
+                         "header": _text(settings.get("header")) or "Authorization",
+                         "api_key": _text(settings.get("api_key"))}
+    elif auth.get("type") not in (None, "no-auth"):
+        context.malformed(node_id, "data.authorization.type", f"unknown authorization {auth.get('type')!r}")
+    body = _mapping(data.get("body"))
+    body_type = body.get("type") or "none"
+    raw_data = body.get("data")
+    config_body: dict[str, Any] = {"type": body_type, "data": ""}
+    if body_type == "binary":
+        context.refuse(node_id, "data.body.type", "unsupported_feature",
+                       "binary (file) request bodies")
+    elif body_type in ("json", "raw-text"):
+        texts = [_text(item.get("value")) for item in _list(raw_data) if isinstance(item, Mapping)]
+        if len(texts) > 1:
+            context.warn(node_id, "the body has several text parts; the first is kept")
+        config_body["data"] = raw_data if isinstance(raw_data, str) else (texts[0] if texts else "")
+    elif body_type in ("form-data", "x-www-form-urlencoded"):
+        fields = []
+        for index, item in enumerate(_list(raw_data)):
+            if isinstance(item, Mapping) and item.get("type") == "file":
+                context.refuse(node_id, f"data.body.data[{index}]", "unsupported_feature",
+                               "file fields in request bodies")
+            elif isinstance(item, Mapping):
+                fields.append({"key": _text(item.get("key")), "type": "text", "value": _text(item.get("value"))})
+        if isinstance(raw_data, str):
+            fields = [{**pair, "type": "text"} for pair in _pairs(raw_data)]
+        config_body["data"] = fields
+    timeout = _mapping(data.get("timeout"))
+    timeouts: dict[str, Any] = {}
+    for name, limit in (("connect", 60), ("read", 600), ("write", 600)):
+        raw = timeout.get(name, timeout.get(f"max_{name}_timeout"))
+        seconds = _clamp(node_id, f"{name} timeout", raw, 1, limit, context) if raw else None
+        if seconds is not None:
+            timeouts[f"{name}_s"] = seconds
+    if data.get("ssl_verify") is False:
+        context.warn(node_id, "ssl_verify: false was dropped: Stratus always verifies TLS certificates")
+    method = data.get("method")
+    return {"method": method.upper() if isinstance(method, str) else "GET", "url": _text(data.get("url")),
+            "headers": _pairs(data.get("headers")),
+            "params": _pairs(data.get("params")),
+            "body": config_body, "authorization": authorization, "timeout": timeouts}
+
+
+def _aggregator_from_dify(node_id: str, data: Mapping[str, Any], context: _Context) -> dict[str, Any]:
+    def output_type(value: Any, where: str) -> str:
+        kind = _var_type(value if value is not None else "string")
+        if kind is None:
+            context.refuse(node_id, where, "unsupported_type", f"aggregated values of type {value}")
+        return kind or "string"
+
+    config: dict[str, Any] = {"output_type": output_type(data.get("output_type"), "data.output_type"),
+                              "variables": [_selector(s) for s in _list(data.get("variables"))], "groups": []}
+    settings = _mapping(data.get("advanced_settings"))
+    if settings.get("group_enabled"):
+        config["groups"] = [
+            {"group_name": _text(group.get("group_name")),
+             "output_type": output_type(group.get("output_type"), f"data.advanced_settings.groups[{index}]"),
+             "variables": [_selector(s) for s in _list(group.get("variables"))]}
+            for index, group in enumerate(_list(settings.get("groups"))) if isinstance(group, Mapping)]
+    return config
+
+
+_CONFIG_FROM_DIFY: dict[str, Callable[[str, Mapping[str, Any], _Context], dict[str, Any]]] = {
+    "start": _start_from_dify,
+    "end": _end_from_dify,
+    "llm": _llm_from_dify,
+    "knowledge_retrieval": _knowledge_from_dify,
+    "if_else": _if_else_from_dify,
+    "code": _code_from_dify,
+    "template": _template_from_dify,
+    "http_request": _http_from_dify,
+    "variable_aggregator": _aggregator_from_dify,
+}
+
+
+# -- the extension (what Dify has no field for) ------------------------------------------------
+def _pointer(path: Iterable[str | int]) -> str:
+    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in path)
+
+
+def _apply_extension(node: dict[str, Any], extension: Any, context: _Context) -> None:
+    if not isinstance(extension, Mapping):
+        context.warn(node["id"], f"the {EXTENSION_KEY!r} data is not a mapping; ignored")
+        return
+    for pointer, value in extension.items():
+        parts = [part.replace("~1", "/").replace("~0", "~") for part in str(pointer).split("/")[1:]]
+        target: Any = node
+        for part in parts[:-1]:
+            if isinstance(target, dict):
+                target = target.get(part)
+            elif isinstance(target, list) and part.isdigit() and int(part) < len(target):
+                target = target[int(part)]
+            else:
+                target = None
+        last = parts[-1] if parts else ""
+        if parts[:1] in (["id"], ["type"]) or not parts:
+            context.warn(node["id"], f"the {EXTENSION_KEY!r} entry {pointer!r} cannot change a node's id or type")
+        elif isinstance(target, dict):
+            target[last] = value
+        elif isinstance(target, list) and last.isdigit() and int(last) < len(target):
+            target[int(last)] = value
+        else:
+            context.warn(node["id"], f"the {EXTENSION_KEY!r} entry {pointer!r} names nothing in the node (it was "
+                                     "edited in Dify); ignored")
+
+
+def _differences(original: Any, mapped: Any, path: list[str | int]) -> dict[str, Any]:
+    """JSON pointer → value turning ``mapped`` into ``original``: descends into mappings with
+    the same keys and lists of the same length, else replaces the value."""
+    if isinstance(original, dict) and isinstance(mapped, dict) and original.keys() == mapped.keys():
+        found: dict[str, Any] = {}
+        for key in original:
+            found.update(_differences(original[key], mapped[key], [*path, key]))
+        return found
+    if isinstance(original, list) and isinstance(mapped, list) and len(original) == len(mapped):
+        found = {}
+        for index, (a, b) in enumerate(zip(original, mapped, strict=True)):
+            found.update(_differences(a, b, [*path, index]))
+        return found
+    if json.dumps(original, sort_keys=True) == json.dumps(mapped, sort_keys=True):
+        return {}
+    return {_pointer(path): original}
+
+
+# -- canvas positions --------------------------------------------------------------------------
+def _layout(nodes: list[dict[str, Any]], edges: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """A position for every node: its own, else a column by its depth from the start."""
+    ids = [node["id"] for node in nodes]
+    incoming = {node_id: 0 for node_id in ids}
+    successors: dict[str, list[str]] = {node_id: [] for node_id in ids}
+    for edge in edges:
+        if edge["source"] in successors and edge["target"] in incoming:
+            successors[edge["source"]].append(edge["target"])
+            incoming[edge["target"]] += 1
+    depth = dict.fromkeys(ids, 0)
+    ready = [node_id for node_id in ids if incoming[node_id] == 0]
+    while ready:
+        current = ready.pop(0)
+        for successor in successors[current]:
+            depth[successor] = max(depth[successor], depth[current] + 1)
+            incoming[successor] -= 1
+            if incoming[successor] == 0:
+                ready.append(successor)
+    rows: dict[int, int] = {}
+    positions: dict[str, dict[str, float]] = {}
+    for node in nodes:
+        column = depth[node["id"]]
+        row = rows[column] = rows.get(column, -1) + 1
+        positions[node["id"]] = node.get("position") or {"x": 30.0 + 300.0 * column, "y": 30.0 + 150.0 * row}
+    return positions
+
+
+def _place(nodes: list[dict[str, Any]], edges: list[dict[str, Any]]) -> None:
+    positions = _layout(nodes, edges)
+    for node in nodes:
+        node["position"] = positions[node["id"]]
+
+
+# -- export ------------------------------------------------------------------------------------
+def export_dify(document: WorkflowDocument | Mapping[str, Any], *, name: str, description: str = "") -> str:
+    """The document as a Dify app DSL (YAML, version 0.3.1, a workflow app) that Dify's
+    importer takes and :func:`import_dify` maps back to an equal document. Models are written
+    as provider ``stratus`` with the tenant model's name (``default``: the tenant's default)."""
+    document = document if isinstance(document, WorkflowDocument) else WorkflowDocument.model_validate(document)
+    node_dicts = [node.model_dump(mode="json") for node in document.nodes]
+    edge_dicts = [edge.model_dump(mode="json") for edge in document.edges]
+    positions = _layout(node_dicts, edge_dicts)
+    types = {node.id: node.type for node in document.nodes}
+    nodes = [_node_to_dify(node, positions[node.id], document) for node in document.nodes]
+    edges = []
+    for edge in document.edges:
+        edges.append({
+            "id": f"{edge.source}-{edge.source_handle}-{edge.target}-target",
+            "source": edge.source, "sourceHandle": edge.source_handle,
+            "target": edge.target, "targetHandle": "target", "type": "custom", "zIndex": 0,
+            "data": {"sourceType": STRATUS_TYPES.get(types.get(edge.source, ""), ""),
+                     "targetType": STRATUS_TYPES.get(types.get(edge.target, ""), ""),
+                     "isInIteration": False, "isInLoop": False},
+        })
+    app = {
+        "app": {"name": name, "description": description, "mode": "workflow", "icon": "🤖",
+                "icon_background": "#FFEAD5", "use_icon_as_answer_icon": False},
+        "dependencies": [],
+        "kind": "app",
+        "version": EXPORT_VERSION,
+        "workflow": {"conversation_variables": [], "environment_variables": [], "features": {},
+                     "graph": {"nodes": nodes, "edges": edges, "viewport": {"x": 0, "y": 0, "zoom": 1}}},
+    }
+    return str(yaml.safe_dump(app, allow_unicode=True, sort_keys=False, width=120))
+
+
+def _node_to_dify(node: Node, position: Mapping[str, float], document: WorkflowDocument) -> dict[str, Any]:
+    data: dict[str, Any] = {"type": STRATUS_TYPES[node.type], "title": node.title, "desc": node.description,
+                            "selected": False}
+    try:
+        config = parse_config(node.type, node.config)
+    except ValidationError:
+        config = None  # an unfinished draft: the extension carries its config as it is
+    if config is not None:
+        data.update(_CONFIG_TO_DIFY[node.type](node, config, document))
+    if node.error_strategy != "fail":
+        data["error_strategy"] = node.error_strategy.replace("_", "-")
+    if node.default_value:
+        declared = {**ERROR_OUTPUTS, **(outputs_of(node, config) if config is not None else {})}
+        data["default_value"] = [{"key": key, "type": declared.get(key) or _type_of(value), "value": value}
+                                 for key, value in node.default_value.items()]
+    if node.retry != RetryPolicy():
+        data["retry_config"] = {"retry_enabled": node.retry.max_attempts > 1,
+                                "max_retries": node.retry.max_attempts - 1, "retry_interval": node.retry.interval_ms}
+    # What the mapping back loses travels in the extension: the difference, field by field.
+    context = _Context(lambda _name: True, None)
+    mapped = _node_from_dify(node.id, node.type, data, None, context)
+    original = node.model_dump(mode="json")
+    original["config"] = _canonical(node.type, original["config"])
+    extension = _differences({k: v for k, v in original.items() if k not in ("id", "type", "position")},
+                             {k: v for k, v in mapped.items() if k not in ("id", "type", "position")}, [])
+    if extension:
+        data[EXTENSION_KEY] = extension
+    place = {"x": position["x"], "y": position["y"]}
+    return {"id": node.id, "type": "custom", "position": place, "positionAbsolute": dict(place),
+            "sourcePosition": "right", "targetPosition": "left", "selected": False, "data": data}
+
+
+def _type_of(value: Any) -> str:
+    for kind in ("string", "number", "boolean", "object", "array[string]", "array[number]", "array[object]"):
+        if value_matches(value, kind):
+            return kind
+    return "string"
+
+
+def _stable_id(*parts: str) -> str:
+    """The same id for the same node on every export (Dify's editor wants ids on list items)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "stratus:" + ":".join(parts)))
+
+
+# -- each node type's config: Stratus → Dify ---------------------------------------------------
+_INPUT_TYPES_OUT = {"string": "text-input", "number": "number", "boolean": "checkbox", "object": "json_object"}
+
+
+def _start_to_dify(node: Node, config: Any, document: WorkflowDocument) -> dict[str, Any]:
+    assert isinstance(config, StartConfig)
+    variables = []
+    for variable in config.variables:
+        kind = _INPUT_TYPES_OUT.get(variable.type, "json_object")
+        if variable.type == "string" and variable.options:
+            kind = "select"
+        # Only Dify's select inputs have options (a number input's travel in the extension).
+        entry: dict[str, Any] = {"variable": variable.variable, "label": variable.label, "type": kind,
+                                 "required": variable.required,
+                                 "options": list(variable.options) if kind == "select" else [],
+                                 "max_length": variable.max_length}
+        if variable.default is not None:
+            entry["default"] = variable.default
+        if variable.description:
+            entry["description"] = entry["hint"] = variable.description
+        variables.append(entry)
+    return {"variables": variables}
+
+
+def _end_to_dify(node: Node, config: Any, document: WorkflowDocument) -> dict[str, Any]:
+    assert isinstance(config, EndConfig)
+    outputs = []
+    for output in config.outputs:
+        entry: dict[str, Any] = {"variable": output.variable, "value_selector": list(output.value_selector)}
+        if output.value_type is not None:
+            entry["value_type"] = output.value_type
+        outputs.append(entry)
+    return {"outputs": outputs}
+
+
+def _llm_to_dify(node: Node, config: Any, document: WorkflowDocument) -> dict[str, Any]:
+    assert isinstance(config, LlmConfig)
+    model = config.model
+    params: dict[str, Any] = {key: value for key, value in (("temperature", model.temperature),
+                                                            ("top_p", model.top_p),
+                                                            ("max_tokens", model.max_tokens)) if value is not None}
+    if model.stop:
+        params["stop"] = list(model.stop)
+    data: dict[str, Any] = {
+        "model": {"provider": STRATUS_PROVIDER, "name": model.name or DEFAULT_MODEL_NAME, "mode": "chat",
+                  "completion_params": params},
+        "prompt_template": [{"id": _stable_id(node.id, "prompt", str(index)), "role": message.role,
+                             "text": message.text} for index, message in enumerate(config.prompt_template)],
+        "context": {"enabled": config.context.enabled, "variable_selector": list(config.context.variable_selector)},
+        "vision": {"enabled": False},
+        "structured_output_enabled": config.structured_output.enabled,
+    }
+    if config.structured_output.json_schema:
+        data["structured_output"] = {"schema": config.structured_output.json_schema}
+    return data
+
+
+def _knowledge_to_dify(node: Node, config: Any, document: WorkflowDocument) -> dict[str, Any]:
+    assert isinstance(config, KnowledgeRetrievalConfig)
+    retrieval = config.retrieval
+    weight = {"semantic": 1.0, "full_text": 0.0}.get(retrieval.mode, retrieval.semantic_weight)
+    return {
+        "query_variable_selector": list(config.query_variable_selector),
+        "dataset_ids": list(config.knowledge_base_ids),
+        "retrieval_mode": "multiple",
+        "multiple_retrieval_config": {
+            "top_k": retrieval.top_k, "score_threshold": retrieval.score_threshold,
+            "reranking_enable": retrieval.rerank,
+            "reranking_mode": "reranking_model" if retrieval.rerank else "weighted_score",
+            "weights": {"vector_setting": {"vector_weight": weight, "embedding_provider_name": "",
+                                           "embedding_model_name": ""},
+                        "keyword_setting": {"keyword_weight": round(1.0 - weight, 6)}},
+        },
+    }
+
+
+def _if_else_to_dify(node: Node, config: Any, document: WorkflowDocument) -> dict[str, Any]:
+    assert isinstance(config, IfElseConfig)
+    cases = []
+    for case in config.cases:
+        conditions = []
+        for index, condition in enumerate(case.conditions):
+            conditions.append({"id": _stable_id(node.id, case.case_id, str(index)),
+                               "variable_selector": list(condition.variable_selector),
+                               "comparison_operator": condition.comparison_operator, "value": condition.value,
+                               "varType": _selector_type(document, condition.variable_selector)})
+        cases.append({"id": case.case_id, "case_id": case.case_id, "logical_operator": case.logical_operator,
+                      "conditions": conditions})
+    return {"cases": cases}
+
+
+def _selector_type(document: WorkflowDocument, selector: list[str]) -> str:
+    """The type Dify's editor shows next to a condition (the variable's, else string)."""
+    if len(selector) != 2:
+        return "string"
+    try:
+        source = document.node(selector[0])
+        return outputs_of(source).get(selector[1], "string")
+    except (KeyError, ValidationError):
+        return "string"
+
+
+def _code_to_dify(node: Node, config: Any, document: WorkflowDocument) -> dict[str, Any]:
+    assert isinstance(config, CodeConfig)
+    return {"code_language": config.code_language, "code": config.code,
+            "variables": [{"variable": v.variable, "value_selector": list(v.value_selector)}
+                          for v in config.variables],
+            "outputs": {name: {"type": output.type, "children": None} for name, output in config.outputs.items()}}
+
+
+def _template_to_dify(node: Node, config: Any, document: WorkflowDocument) -> dict[str, Any]:
+    assert isinstance(config, TemplateConfig)
+    return {"template": config.template,
+            "variables": [{"variable": v.variable, "value_selector": list(v.value_selector)}
+                          for v in config.variables]}
+
+
+def _seconds(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else value
+
+
+def _http_to_dify(node: Node, config: Any, document: WorkflowDocument) -> dict[str, Any]:
+    assert isinstance(config, HttpRequestConfig)
+    auth = config.authorization
+    authorization: dict[str, Any] = {"type": "no-auth", "config": None}
+    if auth.type == "api-key":
+        authorization = {"type": "api-key", "config": {"type": auth.scheme, "api_key": auth.api_key,
+                                                       "header": auth.header}}
+    body = config.body
+    if isinstance(body.data, str):
+        data: list[dict[str, Any]] = [{"key": "", "type": "text", "value": body.data}] if body.data else []
+    else:
+        data = [{"key": f.key, "type": f.type, "value": f.value} for f in body.data]
+    return {
+        "method": config.method.lower(), "url": config.url,
+        "authorization": authorization,
+        "headers": "\n".join(f"{pair.key}:{pair.value}" for pair in config.headers),
+        "params": "\n".join(f"{pair.key}:{pair.value}" for pair in config.params),
+        "body": {"type": body.type, "data": data},
+        "timeout": {"connect": _seconds(config.timeout.connect_s), "read": _seconds(config.timeout.read_s),
+                    "write": _seconds(config.timeout.write_s)},
+    }
+
+
+def _aggregator_to_dify(node: Node, config: Any, document: WorkflowDocument) -> dict[str, Any]:
+    assert isinstance(config, VariableAggregatorConfig)
+    return {
+        "output_type": config.output_type,
+        "variables": [list(selector) for selector in config.variables],
+        "advanced_settings": {
+            "group_enabled": bool(config.groups),
+            "groups": [{"groupId": _stable_id(node.id, group.group_name), "group_name": group.group_name,
+                        "output_type": group.output_type, "variables": [list(s) for s in group.variables]}
+                       for group in config.groups],
+        },
+    }
+
+
+_CONFIG_TO_DIFY: dict[str, Callable[[Node, Any, WorkflowDocument], dict[str, Any]]] = {
+    "start": _start_to_dify,
+    "end": _end_to_dify,
+    "llm": _llm_to_dify,
+    "knowledge_retrieval": _knowledge_to_dify,
+    "if_else": _if_else_to_dify,
+    "code": _code_to_dify,
+    "template": _template_to_dify,
+    "http_request": _http_to_dify,
+    "variable_aggregator": _aggregator_to_dify,
+}

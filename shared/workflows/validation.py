@@ -1,0 +1,638 @@
+"""Whole-document checks of a workflow, every problem reported at once with its location
+(node id + field), and the check of a run's inputs against the start node's variables.
+
+``validate_document`` answers the problems (an empty list: the document can run);
+``check_document`` raises them as one 422 ``workflow_invalid``. The checks: the document
+parses (shape and each node's configuration), one start, an end reachable from it, every node
+reachable, no cycles, edges between existing nodes leaving by a handle their source has,
+references (selectors and ``{{#node.field#}}`` templates) naming upstream nodes' declared
+outputs or ``sys.*`` with compatible types, error-strategy defaults, and the size limits.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import uuid
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from shared.workflows.configs import (
+    ERROR_OUTPUTS,
+    CodeConfig,
+    EndConfig,
+    HttpRequestConfig,
+    IfElseConfig,
+    InputVariable,
+    KnowledgeRetrievalConfig,
+    LlmConfig,
+    StartConfig,
+    TemplateConfig,
+    VariableAggregatorConfig,
+    outputs_of,
+    parse_config,
+)
+from shared.workflows.definition import (
+    ELSE_HANDLE,
+    FAIL_BRANCH_HANDLE,
+    MAX_DEFINITION_BYTES,
+    NODE_TYPES,
+    SOURCE_HANDLE,
+    VARIABLE_NAME,
+    Node,
+    WorkflowDocument,
+)
+from shared.workflows.errors import WorkflowInputInvalid, WorkflowInvalid
+from shared.workflows.variables import SYS, SYS_FIELDS, TEMPLATE_REFERENCE, template_references
+
+# if_else operators that compare numbers, and those that need a list value.
+NUMERIC_OPERATORS = frozenset({"=", "≠", ">", "<", "≥", "≤"})
+LIST_OPERATORS = frozenset({"in", "not in", "all of"})
+_NUMBER_TEXT = re.compile(r"^\s*-?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason a document cannot run. ``node_id`` None: the document as a whole (``field``
+    then says where, e.g. ``edges[2].source``)."""
+
+    node_id: str | None
+    field: str
+    code: str
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"node_id": self.node_id, "field": self.field, "code": self.code, "message": self.message}
+
+
+def validate_document(document: WorkflowDocument | Mapping[str, Any]) -> list[Problem]:
+    """Every problem of ``document`` (a parsed document or its JSON), in document order."""
+    return _validate(document)[1]
+
+
+def check_document(document: WorkflowDocument | Mapping[str, Any]) -> WorkflowDocument:
+    """The document, parsed; raises :class:`WorkflowInvalid` listing every problem."""
+    parsed, problems = _validate(document)
+    if problems or parsed is None:
+        raise WorkflowInvalid([problem.as_dict() for problem in problems])
+    return parsed
+
+
+def _validate(document: WorkflowDocument | Mapping[str, Any]) -> tuple[WorkflowDocument | None, list[Problem]]:
+    problems: list[Problem] = []
+    if isinstance(document, WorkflowDocument):
+        size = len(document.model_dump_json().encode())
+    else:
+        size = len(json.dumps(document, ensure_ascii=False, separators=(",", ":"), default=str).encode())
+    if size > MAX_DEFINITION_BYTES:
+        problems.append(Problem(None, "", "definition_too_large",
+                                f"the document is {size} bytes of JSON; the most is {MAX_DEFINITION_BYTES}"))
+    if isinstance(document, WorkflowDocument):
+        parsed = document
+    else:
+        try:
+            parsed = WorkflowDocument.model_validate(document)
+        except ValidationError as exc:
+            return None, problems + document_problems(exc, document)
+    return parsed, problems + _Checker(parsed).run()
+
+
+# -- locations of pydantic errors --------------------------------------------------------------
+def field_path(parts: Iterable[Any]) -> str:
+    """``("config", "prompt_template", 0, "text")`` → ``config.prompt_template[0].text``."""
+    path = ""
+    for part in parts:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def document_problems(exc: ValidationError, raw: Any) -> list[Problem]:
+    """A document's shape errors located: node id + field inside the node when the node has
+    an id, else the path in the document (``edges[2].source``)."""
+    problems: list[Problem] = []
+    nodes = raw.get("nodes") if isinstance(raw, Mapping) else None
+    for error in exc.errors():
+        loc = tuple(error.get("loc", ()))
+        message = error.get("msg", "")
+        code = "invalid_field"
+        node_id: str | None = None
+        field = field_path(loc)
+        if loc[:1] in (("nodes",), ("edges",)) and len(loc) == 1 and error.get("type") == "too_long":
+            code = f"too_many_{loc[0]}"
+        elif loc[:1] == ("nodes",) and len(loc) >= 2 and isinstance(loc[1], int):
+            item = nodes[loc[1]] if isinstance(nodes, list) and loc[1] < len(nodes) else None
+            raw_id = item.get("id") if isinstance(item, Mapping) else None
+            if isinstance(raw_id, str) and loc[2:3] != ("id",):
+                node_id, field = raw_id, field_path(loc[2:])
+            if loc[2:] == ("type",):
+                code = "unknown_node_type"
+                message = f"unknown node type {error.get('input')!r}; the types are {', '.join(NODE_TYPES)}"
+        problems.append(Problem(node_id, field, code, message))
+    return problems
+
+
+def _config_problems(node: Node, exc: ValidationError) -> list[Problem]:
+    return [Problem(node.id, field_path(("config", *error.get("loc", ()))), "invalid_config", error.get("msg", ""))
+            for error in exc.errors()]
+
+
+# -- value types -------------------------------------------------------------------------------
+def value_matches(value: Any, var_type: str) -> bool:
+    """Whether a JSON value has the variable type ``var_type``."""
+    if var_type.startswith("array["):
+        return isinstance(value, list) and all(value_matches(item, var_type[6:-1]) for item in value)
+    match var_type:
+        case "string":
+            return isinstance(value, str)
+        case "number":
+            # An int is finite however long (and math.isfinite overflows on one past a float's range).
+            return isinstance(value, int | float) and not isinstance(value, bool) and (
+                isinstance(value, int) or math.isfinite(value))
+        case "boolean":
+            return isinstance(value, bool)
+        case "object":
+            return isinstance(value, dict)
+    return False
+
+
+def _only_references(text: str) -> bool:
+    return bool(TEMPLATE_REFERENCE.search(text)) and not TEMPLATE_REFERENCE.sub("", text).strip()
+
+
+class _Checker:
+    """The checks past the document's shape, on a parsed document."""
+
+    def __init__(self, document: WorkflowDocument) -> None:
+        self.document = document
+        self.problems: list[Problem] = []
+        self.nodes: dict[str, Node] = {}
+        self.configs: dict[str, BaseModel] = {}
+        # Output name → type (None: any) of each node whose configuration parsed.
+        self.outputs: dict[str, dict[str, str | None]] = {}
+        self.ancestors: dict[str, set[str]] = {}
+        # Nodes a run can reach; an unreachable node (itself reported) has no meaningful upstream.
+        self.reachable: set[str] = set()
+
+    def add(self, node_id: str | None, field: str, code: str, message: str) -> None:
+        self.problems.append(Problem(node_id, field, code, message))
+
+    def run(self) -> list[Problem]:
+        self._nodes()
+        self._edges()
+        self._structure()
+        self._references()
+        return self.problems
+
+    # -- nodes ---------------------------------------------------------------------------------
+    def _nodes(self) -> None:
+        for node in self.document.nodes:
+            if node.id in self.nodes:
+                self.add(node.id, "id", "duplicate_node_id", f"node id {node.id!r} is used by more than one node")
+                continue
+            self.nodes[node.id] = node
+            try:
+                config = parse_config(node.type, node.config)
+            except ValidationError as exc:
+                self.problems.extend(_config_problems(node, exc))
+                continue
+            self.configs[node.id] = config
+            outputs: dict[str, str | None] = dict(outputs_of(node, config))
+            if node.error_strategy != "fail":
+                outputs.update({name: kind for name, kind in ERROR_OUTPUTS.items() if name not in outputs})
+            self.outputs[node.id] = outputs
+            self._node_rules(node, config)
+
+    def _node_rules(self, node: Node, config: BaseModel) -> None:
+        if node.type in ("start", "end") and node.error_strategy != "fail":
+            self.add(node.id, "error_strategy", "unsupported_error_strategy",
+                     f"a {node.type} node cannot fail; its error_strategy must be \"fail\"")
+        if node.error_strategy == "default_value":
+            declared = outputs_of(node, config)
+            for key, value in node.default_value.items():
+                if key not in declared:
+                    self.add(node.id, f"default_value.{key}", "unknown_default_output",
+                             f"{key!r} is not an output of this node; its outputs are {', '.join(declared) or 'none'}")
+                elif not value_matches(value, declared[key]):
+                    self.add(node.id, f"default_value.{key}", "invalid_default_value",
+                             f"the default for {key!r} must be of type {declared[key]}")
+        match config:
+            case StartConfig():
+                self._unique(node, [v.variable for v in config.variables], "config.variables", "variable",
+                             "duplicate_variable")
+                for index, variable in enumerate(config.variables):
+                    self._input_variable(node, index, variable)
+            case EndConfig():
+                self._unique(node, [o.variable for o in config.outputs], "config.outputs", "variable",
+                             "duplicate_output")
+            case CodeConfig():
+                self._unique(node, [v.variable for v in config.variables], "config.variables", "variable",
+                             "duplicate_variable")
+                for name in config.outputs:
+                    if not re.match(VARIABLE_NAME, name):
+                        self.add(node.id, f"config.outputs.{name}", "invalid_output_name",
+                                 "an output name is a letter or _ then letters, digits or _ (at most 64)")
+            case TemplateConfig():
+                self._unique(node, [v.variable for v in config.variables], "config.variables", "variable",
+                             "duplicate_variable")
+            case KnowledgeRetrievalConfig():
+                for index, kb_id in enumerate(config.knowledge_base_ids):
+                    try:
+                        uuid.UUID(kb_id)
+                    except ValueError:
+                        self.add(node.id, f"config.knowledge_base_ids[{index}]", "invalid_knowledge_base_id",
+                                 f"{kb_id!r} is not a knowledge base id (a UUID); pick one of the tenant's "
+                                 "knowledge bases")
+            case LlmConfig():
+                if config.context.enabled and not config.context.variable_selector:
+                    self.add(node.id, "config.context.variable_selector", "missing_context_variable",
+                             "context is enabled: name the variable it takes (e.g. a knowledge retrieval result)")
+
+    def _unique(self, node: Node, names: list[str], field: str, key: str, code: str) -> None:
+        seen: set[str] = set()
+        for index, name in enumerate(names):
+            if name in seen:
+                self.add(node.id, f"{field}[{index}].{key}", code, f"{name!r} is declared more than once")
+            seen.add(name)
+
+    def _input_variable(self, node: Node, index: int, variable: InputVariable) -> None:
+        field = f"config.variables[{index}]"
+        if variable.options and variable.type not in ("string", "number"):
+            self.add(node.id, f"{field}.options", "invalid_options", "only string and number inputs take options")
+        for option_index, option in enumerate(variable.options):
+            if variable.type in ("string", "number") and not value_matches(option, variable.type):
+                self.add(node.id, f"{field}.options[{option_index}]", "invalid_options",
+                         f"an option of a {variable.type} input must be a {variable.type}")
+        if variable.default is None:
+            return
+        if not value_matches(variable.default, variable.type):
+            self.add(node.id, f"{field}.default", "invalid_default",
+                     f"the default must be of the input's type, {variable.type}")
+        elif variable.options and variable.default not in variable.options:
+            self.add(node.id, f"{field}.default", "invalid_default", "the default must be one of the options")
+        elif (variable.type == "string" and variable.max_length is not None
+              and len(variable.default) > variable.max_length):
+            self.add(node.id, f"{field}.default", "invalid_default",
+                     f"the default is longer than max_length ({variable.max_length})")
+
+    # -- edges ---------------------------------------------------------------------------------
+    def _edges(self) -> None:
+        fail_branches: set[str] = set()
+        for index, edge in enumerate(self.document.edges):
+            field = f"edges[{index}]"
+            for end in ("source", "target"):
+                node_id = getattr(edge, end)
+                if node_id not in self.nodes:
+                    self.add(None, f"{field}.{end}", "unknown_node", f"the edge's {end} {node_id!r} is no node")
+            source, target = self.nodes.get(edge.source), self.nodes.get(edge.target)
+            if target is not None and target.type == "start":
+                self.add(target.id, "", "start_has_incoming",
+                         f"the start node cannot be the target of an edge ({field} comes from {edge.source!r})")
+            if source is None:
+                continue
+            if source.type == "end":
+                self.add(source.id, "", "end_has_outgoing",
+                         f"an end node has no exits ({field} leaves it for {edge.target!r})")
+                continue
+            handles = self._handles(source)
+            if edge.source_handle == FAIL_BRANCH_HANDLE and source.error_strategy == "fail_branch":
+                fail_branches.add(source.id)
+            elif handles is not None and edge.source_handle not in handles:
+                self.add(None, f"{field}.source_handle", "invalid_source_handle",
+                         f"node {source.id!r} has no exit {edge.source_handle!r}; its exits are "
+                         f"{', '.join(repr(h) for h in handles)}"
+                         + ("" if source.error_strategy == "fail_branch" else
+                            " (\"fail-branch\" needs error_strategy \"fail_branch\")"))
+        for node in self.nodes.values():
+            if node.error_strategy == "fail_branch" and node.id not in fail_branches:
+                self.add(node.id, "error_strategy", "missing_fail_branch",
+                         "error_strategy is \"fail_branch\": connect an edge from its \"fail-branch\" exit")
+
+    def _handles(self, node: Node) -> list[str] | None:
+        """The handles ``node``'s edges may leave from (None: unknown, its config is invalid)."""
+        handles: list[str]
+        if node.type == "if_else":
+            config = self.configs.get(node.id)
+            if not isinstance(config, IfElseConfig):
+                return None
+            handles = [case.case_id for case in config.cases] + [ELSE_HANDLE]
+        else:
+            handles = [SOURCE_HANDLE]
+        if node.error_strategy == "fail_branch":
+            handles.append(FAIL_BRANCH_HANDLE)
+        return handles
+
+    # -- graph ---------------------------------------------------------------------------------
+    def _structure(self) -> None:
+        successors: dict[str, list[str]] = {node_id: [] for node_id in self.nodes}
+        predecessors: dict[str, list[str]] = {node_id: [] for node_id in self.nodes}
+        for edge in self.document.edges:
+            if edge.source in self.nodes and edge.target in self.nodes:
+                successors[edge.source].append(edge.target)
+                predecessors[edge.target].append(edge.source)
+        starts = [node for node in self.nodes.values() if node.type == "start"]
+        ends = [node for node in self.nodes.values() if node.type == "end"]
+        if not starts:
+            self.add(None, "nodes", "missing_start", "the workflow needs one start node")
+        for extra in starts[1:]:
+            self.add(extra.id, "type", "multiple_starts",
+                     f"the workflow has more than one start node (the first is {starts[0].id!r})")
+        if not ends:
+            self.add(None, "nodes", "missing_end", "the workflow needs an end node (it says what the run answers)")
+        if starts:
+            reachable = self.reachable = _reach(starts[0].id, successors)
+            for node_id in self.nodes:
+                if node_id not in reachable and self.nodes[node_id].type != "start":
+                    self.add(node_id, "", "unreachable_node",
+                             f"no path leads to it from the start node {starts[0].id!r}; connect it or remove it")
+            if ends and not any(end.id in reachable for end in ends):
+                self.add(None, "nodes", "no_reachable_end", "no end node can be reached from the start node")
+        for component in _cycles(list(self.nodes), successors):
+            path = " → ".join([*component, component[0]])
+            self.add(component[0], "", "cycle",
+                     f"nodes {path} form a cycle; a workflow is a graph without cycles (loops are not supported yet)")
+        # In a cycle a node is its own ancestor: the cycle is the problem reported, not this.
+        self.ancestors = {node_id: _reach(node_id, predecessors) - {node_id} for node_id in self.nodes}
+
+    # -- references ----------------------------------------------------------------------------
+    def _references(self) -> None:
+        for node_id, config in self.configs.items():
+            node = self.nodes[node_id]
+            for check in _reference_checks(config):
+                field, selector, expected = check
+                known, var_type = self._resolve(node, field, selector)
+                if known and var_type is not None and expected is not None and not _compatible(var_type, expected):
+                    self.add(node.id, field, "type_mismatch",
+                             f"{'.'.join(selector)} is of type {var_type}; here it must be "
+                             + " or ".join(_EXPECTED_NAMES.get(e, e) for e in expected))
+            if isinstance(config, IfElseConfig):
+                self._condition_values(node, config)
+
+    def _resolve(self, node: Node, field: str, selector: Sequence[str]) -> tuple[bool, str | None]:
+        """Whether ``selector`` names something ``node`` can read, and that thing's type (None:
+        any). A problem is recorded when it does not."""
+        text = ".".join(selector)
+        if len(selector) < 2:
+            self.add(node.id, field, "invalid_selector",
+                     f"{text or 'an empty selector'}: a selector names a node and one of its outputs")
+            return False, None
+        head, name, *path = selector
+        if head == SYS:
+            if name not in SYS_FIELDS:
+                self.add(node.id, field, "unknown_sys_variable",
+                         f"{text}: sys has {', '.join(sorted(SYS_FIELDS))}")
+                return False, None
+            if path:
+                self.add(node.id, field, "invalid_path", f"{text}: sys.{name} is a string; it has no fields")
+                return False, None
+            return True, SYS_FIELDS[name]
+        if head == node.id:
+            self.add(node.id, field, "self_reference", f"{text}: a node cannot read its own outputs")
+            return False, None
+        if head not in self.nodes:
+            self.add(node.id, field, "unknown_node_reference", f"{text}: there is no node {head!r}")
+            return False, None
+        if node.id in self.reachable and head not in self.ancestors.get(node.id, set()):
+            self.add(node.id, field, "not_upstream",
+                     f"{text}: node {head!r} does not run before this one (no path leads from it here)")
+            return False, None
+        outputs = self.outputs.get(head)
+        if outputs is None:
+            return False, None  # its own configuration problem is reported
+        if name not in outputs:
+            self.add(node.id, field, "unknown_output",
+                     f"{text}: node {head!r} has no output {name!r}; its outputs are {', '.join(outputs) or 'none'}")
+            return False, None
+        var_type = outputs[name]
+        walked = [head, name]
+        for part in path:
+            if var_type is None or var_type == "object":
+                var_type = None
+            elif var_type.startswith("array[") and part.isdigit():
+                var_type = var_type[6:-1]
+            else:
+                self.add(node.id, field, "invalid_path",
+                         f"{text}: {'.'.join(walked)} is of type {var_type}; it has no field {part!r}")
+                return False, None
+            walked.append(part)
+        return True, var_type
+
+    def _condition_values(self, node: Node, config: IfElseConfig) -> None:
+        for case_index, case in enumerate(config.cases):
+            for index, condition in enumerate(case.conditions):
+                field = f"config.cases[{case_index}].conditions[{index}].value"
+                operator, value = condition.comparison_operator, condition.value
+                if operator in LIST_OPERATORS:
+                    if not isinstance(value, list):
+                        self.add(node.id, field, "invalid_condition_value", f"{operator!r} takes a list of values")
+                elif isinstance(value, list):
+                    self.add(node.id, field, "invalid_condition_value", f"{operator!r} takes one value, not a list")
+                elif operator in NUMERIC_OPERATORS and not (
+                        value_matches(value, "number")
+                        or (isinstance(value, str) and (_NUMBER_TEXT.match(value) or _only_references(value)))):
+                    self.add(node.id, field, "invalid_condition_value",
+                             f"{operator!r} compares numbers: give a number or a {{{{#node.field#}}}} reference")
+
+
+_EXPECTED_NAMES = {"array": "an array"}
+
+
+def _compatible(var_type: str, expected: tuple[str, ...]) -> bool:
+    return any(var_type == e or (e == "array" and var_type.startswith("array[")) for e in expected)
+
+
+# (field, selector, the types it may have: None any)
+_Check = tuple[str, list[str], tuple[str, ...] | None]
+
+
+def _templates(field: str, text: str) -> Iterator[_Check]:
+    for selector in template_references(text):
+        yield field, selector, None
+
+
+def _reference_checks(config: BaseModel) -> Iterator[_Check]:
+    """Every selector and template reference in a configuration, with the types it may have."""
+    match config:
+        case EndConfig():
+            for i, output in enumerate(config.outputs):
+                yield f"config.outputs[{i}].value_selector", output.value_selector, None
+        case LlmConfig():
+            for i, message in enumerate(config.prompt_template):
+                yield from _templates(f"config.prompt_template[{i}].text", message.text)
+            if config.context.variable_selector:
+                yield ("config.context.variable_selector", config.context.variable_selector,
+                       ("string", "array[object]"))
+        case KnowledgeRetrievalConfig():
+            yield "config.query_variable_selector", config.query_variable_selector, ("string",)
+        case IfElseConfig():
+            for c, case in enumerate(config.cases):
+                for i, condition in enumerate(case.conditions):
+                    field = f"config.cases[{c}].conditions[{i}]"
+                    operator = condition.comparison_operator
+                    expected: tuple[str, ...] | None = None
+                    if operator in NUMERIC_OPERATORS:
+                        expected = ("number",)
+                    elif operator in ("start with", "end with"):
+                        expected = ("string",)
+                    elif operator in ("contains", "not contains"):
+                        expected = ("string", "array")
+                    elif operator == "all of":
+                        expected = ("array",)
+                    yield f"{field}.variable_selector", condition.variable_selector, expected
+                    values = condition.value if isinstance(condition.value, list) else [condition.value]
+                    for v, value in enumerate(values):
+                        if isinstance(value, str):
+                            suffix = f"[{v}]" if isinstance(condition.value, list) else ""
+                            yield from _templates(f"{field}.value{suffix}", value)
+        case CodeConfig() | TemplateConfig():
+            for i, binding in enumerate(config.variables):
+                yield f"config.variables[{i}].value_selector", binding.value_selector, None
+        case HttpRequestConfig():
+            yield from _templates("config.url", config.url)
+            for kind in ("headers", "params"):
+                for i, pair in enumerate(getattr(config, kind)):
+                    yield from _templates(f"config.{kind}[{i}].key", pair.key)
+                    yield from _templates(f"config.{kind}[{i}].value", pair.value)
+            if isinstance(config.body.data, str):
+                yield from _templates("config.body.data", config.body.data)
+            else:
+                for i, body_field in enumerate(config.body.data):
+                    yield from _templates(f"config.body.data[{i}].key", body_field.key)
+                    yield from _templates(f"config.body.data[{i}].value", body_field.value)
+            yield from _templates("config.authorization.api_key", config.authorization.api_key)
+        case VariableAggregatorConfig():
+            for i, selector in enumerate(config.variables):
+                yield f"config.variables[{i}]", selector, (config.output_type,)
+            for g, group in enumerate(config.groups):
+                for i, selector in enumerate(group.variables):
+                    yield f"config.groups[{g}].variables[{i}]", selector, (group.output_type,)
+
+
+def _reach(origin: str, links: Mapping[str, Sequence[str]]) -> set[str]:
+    seen = {origin}
+    queue = deque([origin])
+    while queue:
+        for neighbour in links.get(queue.popleft(), ()):
+            if neighbour not in seen:
+                seen.add(neighbour)
+                queue.append(neighbour)
+    return seen
+
+
+def _cycles(node_ids: list[str], successors: Mapping[str, Sequence[str]]) -> list[list[str]]:
+    """The strongly connected components that hold a cycle (Tarjan's, iterative), each in
+    document order."""
+    order = {node_id: position for position, node_id in enumerate(node_ids)}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    components: list[list[str]] = []
+    for root in node_ids:
+        if root in index:
+            continue
+        work: list[tuple[str, Iterator[str]]] = [(root, iter(successors[root]))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node_id, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(successors[child])))
+                elif child in on_stack:
+                    low[node_id] = min(low[node_id], index[child])
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node_id])
+            if low[node_id] == index[node_id]:
+                component: list[str] = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node_id:
+                        break
+                if len(component) > 1 or node_id in successors[node_id]:
+                    components.append(sorted(component, key=order.__getitem__))
+    return sorted(components, key=lambda component: order[component[0]])
+
+
+# -- run inputs --------------------------------------------------------------------------------
+def input_schema(document: WorkflowDocument) -> list[InputVariable]:
+    """The run inputs the document takes: its start node's variables (none without a start)."""
+    for node in document.nodes:
+        if node.type == "start":
+            try:
+                config = parse_config(node.type, node.config)
+            except ValidationError as exc:
+                raise WorkflowInvalid([problem.as_dict() for problem in _config_problems(node, exc)]) from None
+            assert isinstance(config, StartConfig)
+            return list(config.variables)
+    return []
+
+
+def validate_inputs(document: WorkflowDocument, inputs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A run's inputs checked against the start node's variables: types, required, options,
+    max_length; unknown inputs refused; defaults applied (an absent optional input without a
+    default is None). Raises :class:`WorkflowInputInvalid` naming every field that is wrong."""
+    variables = input_schema(document)
+    if inputs is None:
+        inputs = {}
+    if not isinstance(inputs, Mapping):
+        raise WorkflowInputInvalid([{"field": "inputs", "type": "type_error",
+                                     "message": "give the inputs as an object of name: value"}])
+    declared = {variable.variable: variable for variable in variables}
+    errors: list[dict[str, str]] = []
+    for name in inputs:
+        if name not in declared:
+            errors.append({"field": f"inputs.{name}", "type": "unknown_input",
+                           "message": f"the workflow takes no input {name!r}; it takes "
+                                      f"{', '.join(declared) or 'no inputs'}"})
+    values: dict[str, Any] = {}
+    for variable in variables:
+        value = inputs.get(variable.variable)
+        if value is None:
+            if variable.default is not None:
+                values[variable.variable] = variable.default
+            elif variable.required:
+                errors.append({"field": f"inputs.{variable.variable}", "type": "missing",
+                               "message": "this input is required"})
+            else:
+                values[variable.variable] = None
+            continue
+        value, problem = _input_value(variable, value)
+        if problem is not None:
+            errors.append({"field": f"inputs.{variable.variable}", "type": problem[0], "message": problem[1]})
+        else:
+            values[variable.variable] = value
+    if errors:
+        raise WorkflowInputInvalid(errors)
+    return values
+
+
+def _input_value(variable: InputVariable, value: Any) -> tuple[Any, tuple[str, str] | None]:
+    if variable.type == "number" and isinstance(value, str) and _NUMBER_TEXT.match(value):
+        # A number given as text (form fields send text), as Dify accepts it.
+        number = float(value)
+        value = int(number) if number.is_integer() and "." not in value and "e" not in value.lower() else number
+    if not value_matches(value, variable.type):
+        return value, ("type_error", f"must be of type {variable.type}")
+    if variable.options and value not in variable.options:
+        return value, ("not_an_option", f"must be one of {', '.join(repr(o) for o in variable.options)}")
+    if variable.type == "string" and variable.max_length is not None and len(value) > variable.max_length:
+        return value, ("too_long", f"must be at most {variable.max_length} characters")
+    return value, None
