@@ -63,12 +63,15 @@ class EndConfig(RequestModel):
 
 # -- llm ---------------------------------------------------------------------------------------
 class ModelRef(RequestModel):
+    # Stop sequences are whitespace more often than not ("\n\n"): kept as written.
+    model_config = VERBATIM
+
     # The tenant's model of that name; None: the tenant's default chat model.
     name: str | None = Field(default=None, max_length=100)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
     max_tokens: int | None = Field(default=None, ge=1, le=32_768)
-    stop: list[str] = Field(default_factory=list, max_length=4)
+    stop: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(default_factory=list, max_length=4)
 
 
 class PromptMessage(RequestModel):
