@@ -125,6 +125,16 @@ def test_post_sends_the_body_bytes_unchanged(server: HttpTarget, fetcher: SafeFe
         assert _echo(fetcher.fetch(FetchRequest(method, server.url("/echo"), body=b"{}")))["method"] == method
 
 
+@pytest.mark.parametrize("header", [("Authorization", "Bearer sk-SECRET\r\nX-Injected: 1"),
+                                    ("X-Key", "sk-SECRET\nX-Injected: 1"), ("X-Key", "sk-SECRET\x00")])
+def test_a_header_with_a_line_break_is_refused_without_quoting_its_value(
+        server: HttpTarget, fetcher: SafeFetcher, header: tuple[str, str]) -> None:
+    # The value may be an API key: the error is recorded with the node and sent in its events.
+    error = _fails(lambda: fetcher.fetch(FetchRequest("GET", server.url("/echo"), headers=[header])), FetchFailed)
+    assert "sk-SECRET" not in error.message and header[0] in error.message
+    assert server.requests == []
+
+
 def test_head_answers_headers_and_no_body(server: HttpTarget, fetcher: SafeFetcher) -> None:
     response = fetcher.fetch(FetchRequest("HEAD", server.url("/echo")))
     assert response.status_code == 200 and response.body == b""

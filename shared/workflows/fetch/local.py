@@ -17,6 +17,7 @@ httpx2 loads on the first fetch, not at import.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 USER_AGENT = "Stratus-Workflows/1 (HTTP request node)"
 # Only the encodings httpx2 inflates in bounded pieces (zlib), whatever else is installed.
 ACCEPT_ENCODING = "gzip, deflate"
+_FORBIDDEN_IN_HEADER = re.compile("[\r\n\0]")
 _LIMIT_HINT = ("raise the node's max_response_bytes, or ask the server for less (a filter, a page, "
                "a range)")
 
@@ -141,6 +143,12 @@ class SafeFetcher:
         except UnicodeEncodeError:
             raise FetchFailed("a header name has characters outside ASCII: header names are ASCII "
                               "tokens") from None
+        for name, value in request.headers:
+            # Refused here, naming the header only: h11's own error quotes the value, which may
+            # be an API key, and the message is recorded with the node and sent in its events.
+            if _FORBIDDEN_IN_HEADER.search(name) or _FORBIDDEN_IN_HEADER.search(value):
+                raise FetchFailed(f"the header {_cut(name, 100)!r} holds a line break or NUL once rendered: "
+                                  "header names and values are single lines (check the variables it uses)")
         total = timeouts.total_s
 
         def within_total(seconds: float) -> float:
@@ -228,8 +236,10 @@ def _translated(request: FetchRequest, host: str, *, redirect: bool = False) -> 
         raise FetchFailed(f"the response body could not be decoded (its Content-Encoding): {exc}") from None
     except httpx2.ConnectError as exc:
         raise FetchFailed(_connect_failure(host, exc)) from None
-    except httpx2.LocalProtocolError as exc:
-        raise FetchFailed(f"the request is not valid HTTP (a header name or value?): {exc}") from None
+    except httpx2.LocalProtocolError:
+        # Not the exception's text: it quotes the offending header, value (an API key) included.
+        raise FetchFailed("the request is not valid HTTP: a header name or value has a character HTTP does "
+                          "not allow") from None
     except httpx2.TransportError as exc:
         raise FetchFailed(f"the exchange with {host} broke off: {type(exc).__name__}: {exc}") from None
 
