@@ -98,6 +98,50 @@ def test_template_output_is_capped_while_rendering() -> None:
         template.render("{{ 'y' * 10 }}", {}, max_chars=9)
 
 
+@pytest.mark.parametrize("source", [
+    "{{ (2 ** 1000000000) > 1 }}",
+    "{% set ns = namespace(x=3) %}{% for i in range(40) %}{% set ns.x = ns.x * ns.x %}{% endfor %}{{ ns.x > 1 }}",
+    "{% set s = 'x' * 1000000 %}{% set s = s ~ s %}{% set s = s ~ s %}{% set s = s ~ s %}"
+    "{% set s = s ~ s %}{{ s|length }}",
+    "{% set s = 'x' * 1000000 %}{% set s = s + s %}{% set s = s + s %}{% set s = s + s %}"
+    "{% set s = s + s %}{{ s|length }}",
+    "{{ ('x' * 1000000000)|length }}",
+    "{{ ('%2000000000d' % 1)|length }}",
+    "{{ ('%*d' % (2000000000, 1))|length }}",
+    "{{ ('{:>2000000000}'.format(1))|length }}",
+    "{{ ('{:>{w}}'.format(1, w=2000000000))|length }}",
+    "{{ 'a'.ljust(2000000000)|length }}",
+    "{{ ('a'|center(2000000000))|length }}",
+    "{{ (('x' * 1000)|replace('', 'y' * 100000))|length }}",
+    "{{ ('x' * 100000).join(range(1000))|length }}",
+    "{{ (range(1000)|join('x' * 100000))|length }}",
+    "{{ ([1]|batch(2000000000, 'x')|list)|length }}",
+    "{{ lipsum(10000000)|length }}",
+])
+def test_template_cannot_build_values_that_exhaust_the_process(source: str) -> None:
+    # Rendering runs in the platform process: each of these would take it gigabytes or minutes.
+    with pytest.raises(NodeFailure) as info:
+        template.render(source, {})
+    assert info.value.code == "template_too_large", info.value
+
+
+def test_template_stops_once_its_node_is_given_up() -> None:
+    cancelled = threading.Event()
+    threading.Timer(0.2, cancelled.set).start()
+    with pytest.raises(NodeFailure) as info:
+        template.render("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", {},
+                        cancelled=cancelled)
+    assert info.value.code == "node_timeout"
+
+
+def test_template_size_checks_leave_ordinary_templates_alone() -> None:
+    source = ("{{ 'a'.ljust(5) }}|{{ 'x'|replace('x', 'yy') }}|{{ [1, 2]|join(',') }}|{{ '{}-{:>3}'.format(1, 2) }}|"
+              "{{ 2 ** 10 }}|{{ 'a' ~ 1 }}|{{ [1] * 3 }}|{{ 7 % 3 }}|{{ '%s-%03d'|format('a', 3) }}|"
+              "{{ 'b'|center(3) }}|{{ [1, 2, 3]|batch(2)|list }}|{{ body|length }}")
+    assert template.render(source, {"body": "z" * 5_000_000}) == (
+        "a    |yy|1,2|1-  2|1024|a1|[1, 1, 1]|1|a-003| b |[[1, 2], [3]]|5000000")
+
+
 @pytest.mark.parametrize(("source", "code"), [("{% for x in %}", "template_syntax_error"),
                                               ("{{ 1 / 0 }}", "template_render_failed"),
                                               ("{{ name | nosuchfilter }}", "template_syntax_error")])
