@@ -16,9 +16,12 @@ from shared.workflows.wiring_api import workflow_service
 
 app = http_app(function_for_module(__name__))
 
+# PostgreSQL text cannot hold NUL: a 422 here, not a database error.
+NO_NUL = r"^[^\x00]*$"
+
 
 @app.endpoint
-def list_workflows(name: Annotated[str | None, Query(min_length=1, max_length=100,
+def list_workflows(name: Annotated[str | None, Query(min_length=1, max_length=100, pattern=NO_NUL,
                                                      description="Only workflows whose name contains this text, "
                                                                  "ignoring case")] = None,
                    page: PageQuery = 1, limit: LimitQuery = 20,

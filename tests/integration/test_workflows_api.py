@@ -112,6 +112,8 @@ def test_bad_input_answers_422_or_400_and_changes_nothing(api: Api, admin_sql: S
                                content='{"name": "nan", "document": {"nodes": [{"id": "t", "type": "template", '
                                        '"config": {"x": NaN}}]}}')
     assert response.status_code in (400, 422), response.text
+    # A NUL in the name filter: PostgreSQL text cannot hold it, so a 422 rather than its error.
+    assert "query.name" in fields_of(api.error("GET", WORKFLOWS, None, 422, "biz_validation_failed", name="a\x00"))
     malformed = api.client.post(WORKFLOWS, headers={**api.headers, "content-type": "application/json"},
                                 content='{"name": "x", "document": {')
     assert (malformed.status_code, malformed.json()["code"]) == (400, "biz_malformed_json")
