@@ -190,6 +190,25 @@ def test_redirects_are_followed_and_the_final_url_answered(server: HttpTarget, f
     assert server.paths() == ["/redirect", "/redirect", "/echo"]
 
 
+def test_a_cross_origin_redirect_drops_the_nodes_own_headers(server: HttpTarget) -> None:
+    """An api-key in a custom header was meant for the host the node named, not for wherever it
+    redirects (httpx itself drops only Authorization)."""
+    fetcher = SafeFetcher(EgressPolicy.parse([API_HOST, "127.0.0.0/8"]), resolver=_resolver)
+    try:
+        final = server.url("/echo")
+        response = fetcher.fetch(FetchRequest(
+            "GET", server.url(f"/redirect?to={final}", host=API_HOST),
+            headers=[("X-API-Key", "sk-secret"), ("Accept", "application/json")]))
+        echo = _echo(response)
+        assert _header(echo, "X-API-Key") == [] and _header(echo, "Accept") == ["application/json"]
+        # The same origin keeps them.
+        same = _echo(fetcher.fetch(FetchRequest("GET", server.url("/redirect?to=/echo"),
+                                                headers=[("X-API-Key", "sk-secret")])))
+        assert _header(same, "X-API-Key") == ["sk-secret"]
+    finally:
+        fetcher.close()
+
+
 def test_a_303_turns_a_post_into_a_get_and_a_307_keeps_it(server: HttpTarget, fetcher: SafeFetcher) -> None:
     after_303 = _echo(fetcher.fetch(FetchRequest("POST", server.url("/redirect?to=/echo&status=303"), body=b"x")))
     assert after_303["method"] == "GET" and after_303["body"] == ""

@@ -123,6 +123,13 @@ class SafeFetcher:
                 hops += 1
                 deadline.check(request)
                 host = following.url.host or "the server"
+                if _origin(following.url) != _origin(outgoing.url):
+                    # The node's headers were meant for the host it named: httpx drops only
+                    # Authorization on a cross-origin hop, so an api-key in a custom header would
+                    # follow a redirect to any host. Only content-neutral headers go on.
+                    for name, _ in request.headers:
+                        if name.lower() not in _NEUTRAL_HEADERS:
+                            following.headers.pop(name, None)
                 with _translated(request, host, redirect=True):
                     response = client.send(following, stream=True)
             with _translated(request, host):
@@ -262,3 +269,12 @@ def _connect_failure(host: str, exc: Exception) -> str:
 
 def _cut(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
+
+
+# Headers that say nothing about who is asking: kept when a redirect leaves the node's origin.
+_NEUTRAL_HEADERS = frozenset({"accept", "accept-language", "accept-encoding", "content-type", "user-agent",
+                              "cache-control"})
+
+
+def _origin(url: Any) -> tuple[str, str, int | None]:
+    return (str(url.scheme), str(url.host), url.port)
