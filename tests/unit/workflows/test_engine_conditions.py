@@ -129,6 +129,9 @@ TABLE: list[tuple[str, Any, Any, bool | str]] = [
     ("all of", None, ["a"], False),
     ("all of", "abc", ["a", "b"], True),  # membership in a string is a substring test
     ("all of", ["a"], "a", ERROR),
+    # A boolean is not a number to an ordering operator (Python's bool is an int).
+    (">", True, "0", ERROR),
+    ("≤", False, "1", ERROR),
 ]
 
 

@@ -107,7 +107,8 @@ def _number(value: Any, expected: Any, *, booleans: bool) -> tuple[Any, Any] | N
     if value is None:
         return None
     kinds: tuple[type, ...] = (int, float, bool) if booleans else (int, float)
-    if not isinstance(value, kinds):
+    # bool is an int to Python; to an ordering operator it is not a number.
+    if not isinstance(value, kinds) or (isinstance(value, bool) and not booleans):
         raise ComparisonError("the operator takes a number" + (" or a boolean" if booleans else ""))
     if isinstance(value, bool) and booleans:
         return value, bool(expected)
