@@ -56,6 +56,8 @@ class Settings(BaseSettings):
 
     # Names of AWS resources, set by the CDK app (and by the local runtime).
     uploads_bucket: str | None = None
+    # Large machine-written payloads (workflow node outputs past the inline bound).
+    payloads_bucket: str | None = None
     purge_state_machine_arn: str | None = None
 
     # The Parameters and Secrets Lambda Extension listens on this port.
@@ -117,6 +119,12 @@ class Settings(BaseSettings):
 
     # Workflows (docs/adr/0029-workflow-interpreter-infrastructure.md).
     workflow_run_state_machine_arn: str | None = None
+    # A sync run waits this long for its result before answering 202 (below API Gateway's 30 s).
+    workflow_sync_wait_s: float = Field(default=25.0, gt=0, le=28)
+    # A run's events stay readable this long.
+    workflow_events_ttl_s: int = Field(default=86_400, ge=60)
+    # The reconciler asks about runs unchanged for this long.
+    workflow_stale_after_s: int = Field(default=300, ge=30)
     # The fetch function HTTP-request nodes go through (set by CDK); unset (locally): in-process
     # through the same egress policy (docs/workflows-http-requests.md).
     workflow_fetch_function_name: str | None = None

@@ -17,6 +17,8 @@ LAYERS: dict[str, Layer] = {
                 "redis==8.1.0",
                 "uuid6==2025.0.1",
                 "pyyaml==6.0.3",
+                # Workflow template nodes and prompt templates (sandboxed Jinja2).
+                "jinja2==3.1.6",
                 # Arrives through the X-Ray SDK; pinned to boto3's release so the "aws" layer
                 # (boto3==1.44.5) always builds against the same botocore.
                 "botocore==1.44.5",

@@ -4,14 +4,17 @@ interpreter's state machine and its task functions
 
 from __future__ import annotations
 
+from functions.catalog._common import EMBED_ACCESS, EMBED_LAYERS
 from shared.catalog import (
     DATABASE,
     REDIS,
     Function,
     Http,
     Invoked,
+    Schedule,
     StateMachineSpec,
     StepFunctionsTask,
+    bucket,
     invoke,
     state_machine,
 )
@@ -22,9 +25,12 @@ _RUN = "workflow-run"
 _FETCH = "workflow-fetch"
 _CODE = "workflow-code"
 _WORKFLOW = "/api/v1/workflows/{workflow_id}"
-# The tasks that run nodes: HTTP-request nodes go through the fetch function, code nodes through
-# the sandbox function (boto3: the "aws" layer).
-_RUNS_NODES = {"layers": ("base", "aws"), "access": (invoke(_FETCH), invoke(_CODE))}
+_RUNS = "/api/v1/workflow-runs/{run_id}"
+# Node outputs past the inline bound (shared/workflows/run_store.py) live in the payloads bucket.
+_PAYLOADS_READ = bucket("payloads", "read")
+_PAYLOADS = bucket("payloads", "read", "write")
+# The run store (PostgreSQL, the payloads bucket) and the run's event stream (Redis).
+_RUN_STORE = (DATABASE, REDIS, _PAYLOADS)
 
 
 def _api(name: str, module: str, method: str, path: str, permission: str, summary: str) -> Function:
@@ -34,10 +40,17 @@ def _api(name: str, module: str, method: str, path: str, permission: str, summar
                     access=(DATABASE, REDIS))
 
 
+def _runs_api(name: str, module: str, method: str, path: str, summary: str, *, timeout_s: int = 10,
+              control: tuple[str, ...] = ("stop",)) -> Function:
+    # Reads runs (large outputs from the payloads bucket) and starts or stops their executions.
+    return Function(name, f"functions.workflows.{module}", _W,
+                    Http(method, path, permission="workflow:run", summary=summary, tag="workflow-runs"),
+                    timeout_s=timeout_s, layers=("base", "aws"),
+                    access=(DATABASE, REDIS, _PAYLOADS_READ, state_machine(_RUN, *control)))  # type: ignore[arg-type]
+
+
 def _task(name: str, module: str, description: str, **kwargs: object) -> Function:
-    # Outside the VPC until the engine brings the run store (PostgreSQL): these functions
-    # reach no data store yet, and an in-VPC function pays for ENIs it would not use.
-    return Function(name, f"functions.workflows.{module}", _W, StepFunctionsTask(_RUN), in_vpc=False,
+    return Function(name, f"functions.workflows.{module}", _W, StepFunctionsTask(_RUN),
                     description=description, **kwargs)  # type: ignore[arg-type]
 
 
@@ -60,15 +73,37 @@ FUNCTIONS: tuple[Function, ...] = (
          "One published version of a workflow"),
     _api("workflows-export", "export_workflow", "GET", _WORKFLOW + "/export", "workflow:read",
          "Export the draft or a published version as a Dify app DSL file"),
+    # Runs --------------------------------------------------------------------------------
+    # A sync run waits up to WORKFLOW_SYNC_WAIT_S (25 s) for its result: the function's timeout
+    # stays below the HTTP API's 30 s.
+    _runs_api("workflow-runs-create", "create_run", "POST", _WORKFLOW + "/runs",
+              "Run a workflow: sync (wait for the result, within a bound) or async (poll the run)", timeout_s=28,
+              control=("start",)),
+    _runs_api("workflow-runs-list", "list_runs", "GET", _WORKFLOW + "/runs", "A workflow's runs, newest first",
+              control=()),
+    _runs_api("workflow-runs-get", "get_run", "GET", _RUNS, "A run with its outputs, error and node history",
+              control=()),
+    _runs_api("workflow-runs-cancel", "cancel_run", "POST", _RUNS + "/cancel",
+              "Cancel a pending or running run"),
+    Function("workflow-runs-reconcile", "functions.workflows.reconcile_runs", _W,
+             Schedule("rate(5 minutes)", "End workflow runs whose execution ended without a final record"),
+             layers=("base", "aws"), access=(DATABASE, REDIS, state_machine(_RUN, "describe")),
+             description="Fails runs whose execution is over or gone, so no run stays running"),
+    # The interpreter's tasks ------------------------------------------------------------------
+    # Cheap nodes (start, end, if/else, templates, aggregators) run fused in the step.
     _task("workflow-step", "step", "Runs a workflow run's ready nodes and says what comes next", timeout_s=120,
-          **_RUNS_NODES),
-    # Long nodes (model calls, HTTP requests) run as branches, one invocation each.
-    _task("workflow-branch", "branch", "Runs one node of a workflow run (a parallel branch)", memory_mb=512,
-          timeout_s=900, **_RUNS_NODES),
-    _task("workflow-await", "await_input", "Keeps the task token of a run paused for human input"),
+          memory_mb=512, layers=("base", "aws"), access=_RUN_STORE),
+    # Long nodes (model calls, retrieval, code, HTTP requests) run as branches, one invocation
+    # each: the model gateway and retrieval (as chat has them), the fetch and sandbox functions.
+    _task("workflow-branch", "branch", "Runs one node of a workflow run (a parallel branch)", memory_mb=1024,
+          timeout_s=900, layers=EMBED_LAYERS,
+          access=(*EMBED_ACCESS, _PAYLOADS, invoke(_FETCH), invoke(_CODE))),
+    _task("workflow-await", "await_input", "Keeps the task token of a run paused for human input",
+          access=(DATABASE,)),
     _task("workflow-continue", "continue_run", "Carries a workflow run on in a fresh execution",
-          layers=("base", "aws"), access=(state_machine(_RUN, "start"),)),
-    _task("workflow-fail", "fail_run", "Records a workflow run as failed when a task gives up"),
+          layers=("base", "aws"), access=(state_machine(_RUN, "start"),), in_vpc=False),
+    _task("workflow-fail", "fail_run", "Records a workflow run as failed when a task gives up",
+          access=(DATABASE, REDIS)),
     # HTTP-request nodes' requests to tenant URLs (docs/workflows-http-requests.md): outside the
     # VPC, with no access at all (its role only logs) and no secrets, so a URL that slips past
     # the egress policy still reaches nothing of the platform's. httpx2 comes with "llm". Its

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from shared.handler import powertools_handler
-from shared.workflows.interpreter import BranchTask
+from shared.workflows.interpreter import BranchTask, interruptible
 from shared.workflows.wiring import interpreter
 
 
 def _branch(event: dict[str, Any], context: Any) -> dict[str, Any]:
     task = BranchTask.model_validate(event)
-    interpreter().run_branch(task)
+    with interruptible():
+        interpreter().run_branch(task)
     return {"node_id": task.node_id}
 
 

@@ -5,12 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from shared.handler import powertools_handler
-from shared.workflows.interpreter import LoopState
-from shared.workflows.wiring import interpreter
+from shared.workflows.interpreter import LoopState, continue_as_new
+from shared.workflows.wiring import executions
 
 
 def _continue(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return {"execution_arn": interpreter().continue_as_new(LoopState.model_validate(event))}
+    # Only the state machine is needed here: not the run store, not the engine.
+    started = executions()
+    if started is None:
+        raise RuntimeError("WORKFLOW_RUN_STATE_MACHINE_ARN is not set")
+    return {"execution_arn": continue_as_new(started, LoopState.model_validate(event))}
 
 
 handler = powertools_handler(_continue)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from shared.errors import Conflict, NotFound, ValidationFailed
+from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
 
 
 def _summary(what: str, problems: Sequence[Mapping[str, Any]], next_step: str) -> str:
@@ -81,3 +81,23 @@ class WorkflowNotPublished(Conflict):
     code, default_message = ("workflow_not_published",
                              "The workflow has no published version: publish it (POST /api/v1/workflows/{id}/publish), "
                              "or run its draft")
+
+
+class WorkflowRunNotFound(NotFound):
+    code, default_message = "workflow_run_not_found", "Workflow run not found"
+
+
+class WorkflowRunFinished(Conflict):
+    code, default_message = ("workflow_run_finished",
+                             "The run has already finished; only a pending or running run can be cancelled")
+
+
+class WorkflowNotAllowed(Forbidden):
+    code, default_message = ("auth_workflow_not_allowed",
+                             "This token is bound to another workflow: use a key of this workflow, or a member token")
+
+
+class WorkflowDraftNotAllowed(Forbidden):
+    code, default_message = ("auth_draft_not_allowed",
+                             "A key bound to a workflow runs its published versions only: omit version, or give a "
+                             "version number")

@@ -1,8 +1,9 @@
-"""The workflow interpreter's loop protocol (docs/adr/0029-workflow-interpreter-infrastructure.md).
+"""The workflow interpreter's loop protocol (docs/adr/0029-workflow-interpreter-infrastructure.md,
+docs/adr/0033-workflow-runs.md).
 
 One state machine runs every workflow as data. Its state is a ``LoopState``: the run's ids and
-a cursor, nothing else. Each step loads the run, runs what is ready and cheap (fused, each node
-still recorded) and answers what comes next:
+a cursor, nothing else. Each step loads the run, asks the engine's :func:`plan` what is ready,
+runs the cheap ready nodes itself (fused, each still recorded) and answers what comes next:
 
 - ``step``: loop back (the step's fusion limit was reached);
 - ``branches``: run ``nodes`` in parallel, one invocation each (the Map), then step again;
@@ -11,29 +12,35 @@ still recorded) and answers what comes next:
 - ``done`` / ``failed``: the run is over (and recorded so).
 
 The cursor counts steps (so a redelivered step is recognisable) and estimates the history
-events the execution has used; the step answers ``continue`` instead of work that would
-pass the budget.
+events the execution has used; the step answers ``continue`` instead of work that would pass
+the budget. Every answer adds the state transitions it causes to the run's count (what Step
+Functions bills), so the run record reports them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.observability import tracer
 from shared.workflows.ports import (
+    ExecutionMode,
     Executions,
-    ExecutorRegistry,
-    Node,
-    NodeContext,
-    Run,
+    LoadedRun,
+    NodeRunnerPort,
     RunError,
+    RunEvents,
     RunRef,
     RunStore,
 )
+
+if TYPE_CHECKING:
+    from shared.workflows.definition import Node
+    from shared.workflows.engine.runner import NodeRunResult
 
 Next = Literal["step", "branches", "wait", "continue", "done", "failed"]
 
@@ -47,6 +54,14 @@ STEP_EVENTS = 7
 MAP_EVENTS = 4  # the Map state's own entered/started/succeeded/exited
 BRANCH_EVENTS = 8  # per item: iteration started/succeeded + its task state
 WAIT_EVENTS = 7  # the task-token task (with its submitted event) and the Choice
+
+# State transitions (states entered) each answer costs: the Step task and the Choice after it,
+# plus the states the answer leads to before the next step.
+# A Map adds itself and one state per item.
+_TRANSITIONS: dict[str, int] = {"step": 2, "branches": 3, "wait": 3, "continue": 4, "done": 3, "failed": 3}
+
+# The engine's event names → the run's event stream.
+_EVENT_NAMES = {"node_started": "node.started", "node_finished": "node.finished", "text_chunk": "node.delta"}
 
 
 class Cursor(BaseModel):
@@ -97,13 +112,15 @@ class FailureTask(LoopState):
 @dataclass(frozen=True)
 class Limits:
     # Inline nodes run in one step invocation before it loops back.
-    max_fused: int = 20
+    max_fused: int = 50
     # History events an execution may use before the run carries on in a new one.
     event_budget: int = HISTORY_LIMIT - HISTORY_RESERVE
 
 
-class RunLost(RuntimeError):
-    """A dispatched node came back from its branch without a result (its invocation gave up)."""
+def mode_of(node_type: str) -> ExecutionMode:
+    from shared.workflows.engine.graph import MODES
+
+    return MODES.get(node_type, "branch")
 
 
 # One X-Ray subsegment per task; results are node outputs, never recorded.
@@ -111,94 +128,117 @@ _traced = tracer.capture_method(capture_response=False)
 
 
 class Interpreter:
-    def __init__(self, store: RunStore, executors: ExecutorRegistry, executions: Executions | None = None,
-                 limits: Limits | None = None) -> None:
+    def __init__(self, store: RunStore, runner: NodeRunnerPort, events: RunEvents,
+                 executions: Executions | None = None, limits: Limits | None = None) -> None:
         self._store = store
-        self._executors = executors
+        self._runner = runner
+        self._events = events
         self._executions = executions
         self._limits = limits or Limits()
 
     # -- the step ------------------------------------------------------------------------
     @_traced
     def step(self, state: LoopState) -> LoopState:
+        from shared.workflows.engine.graph import plan
+
         ref = state.run
         cursor = state.cursor.model_copy(update={"step": state.cursor.step + 1,
                                                  "events": state.cursor.events + STEP_EVENTS})
         run = self._store.load(ref)
-        if run.status != "running":
-            return self._answer(state, cursor, "done" if run.status == "succeeded" else "failed")
-        lost = [node.id for node in run.graph.nodes if run.state(node.id).status == "dispatched"]
+        if run.finished:
+            # Cancelled (or finished by a redelivered step): nothing more to do.
+            return self._answer(state, cursor, "done" if run.status != "failed" else "failed")
+        if run.status == "pending" and self._store.begin(ref):
+            self._emit(ref, "workflow.started", {"run_id": ref.run_id, "workflow_id": run.context.workflow_id,
+                                                 "version": run.context.version})
+        lost = [node_id for node_id, record in run.nodes.items() if record.status == "running"]
         if lost:
             # The Map is over: a dispatched node without a result gave up in its branch.
-            for node_id in lost:
-                self._store.set_node(ref, node_id, "failed")
-            return self._fail(state, cursor, RunError("node_gave_up", f"node {lost[0]} did not finish"))
+            return self._fail(state, cursor, run, RunError(
+                "node_gave_up", f"Node {lost[0]} did not finish: its invocation failed after its retries; "
+                                "run the workflow again", node_id=lost[0]))
         fused = 0
         while True:
-            failed = [node.id for node in run.graph.nodes if run.state(node.id).status == "failed"]
-            if failed:
-                return self._fail(state, cursor, RunError("node_failed", f"node {failed[0]} failed"))
-            ready = self.ready(run)
-            if not ready:
-                return self._settle(state, cursor, run)
-            modes = {node.id: self._executors.executor(node.type).mode for node in ready}
-            if len(ready) == 1 and modes[ready[0].id] == "inline":
+            planned = plan(run.document, run.outcomes())
+            if planned.skipped:
+                self._store.skip(ref, [run.document.node(node_id) for node_id in planned.skipped])
+            if planned.finished:
+                return self._succeed(state, cursor, run)
+            ready = [run.document.node(node_id) for node_id in planned.ready]
+            inline = [node for node in ready if mode_of(node.type) == "inline"]
+            if inline:
                 if fused >= self._limits.max_fused:
-                    return self._plan(state, cursor, "step", [], STEP_EVENTS)
-                self._run_node(ref, run, ready[0])
+                    return self._plan(state, cursor, "step", [], 0)
+                node = inline[0]
+                result = self._run_node(ref, run, node)
                 fused += 1
+                if result is None:  # cancelled meanwhile
+                    return self._answer(state, cursor, "done")
+                if result.status == "failed":
+                    return self._fail_node(state, cursor, run, node, result)
                 run = self._store.load(ref)
+                if run.finished:
+                    return self._answer(state, cursor, "done" if run.status != "failed" else "failed")
                 continue
-            waiting = [node for node in ready if modes[node.id] == "input"]
+            waiting = [node for node in ready if mode_of(node.type) == "input"]
             if waiting:
                 # One pause at a time; the other ready nodes run after it.
-                return self._plan(state, cursor, "wait", [waiting[0].id], WAIT_EVENTS)
-            return self._plan(state, cursor, "branches", [node.id for node in ready],
-                              MAP_EVENTS + BRANCH_EVENTS * len(ready))
+                return self._plan(state, cursor, "wait", [waiting[0]], WAIT_EVENTS)
+            return self._plan(state, cursor, "branches", ready, MAP_EVENTS + BRANCH_EVENTS * len(ready))
 
-    @staticmethod
-    def ready(run: Run) -> list[Node]:
-        """Pending nodes whose sources have all succeeded, in graph order."""
-        return [node for node in run.graph.nodes
-                if run.state(node.id).status == "pending"
-                and all(run.state(source).status == "succeeded" for source in run.graph.sources(node.id))]
-
-    def _plan(self, state: LoopState, cursor: Cursor, next_: Next, nodes: list[str], cost: int) -> LoopState:
+    def _plan(self, state: LoopState, cursor: Cursor, next_: Next, nodes: list[Node], cost: int) -> LoopState:
         """Answer ``next_`` (marking its nodes), or ``continue`` if it would pass the budget."""
         if cursor.events + cost + STEP_EVENTS > self._limits.event_budget:
             return self._answer(state, cursor, "continue")
         ref = state.run
         if next_ == "branches":
-            for node_id in nodes:
-                self._store.set_node(ref, node_id, "dispatched")
-        elif next_ == "wait":
-            self._store.set_node(ref, nodes[0], "waiting")
+            self._store.dispatch(ref, nodes)
         cursor = cursor.model_copy(update={"events": cursor.events + cost})
-        return self._answer(state, cursor, next_, nodes)
+        return self._answer(state, cursor, next_, [node.id for node in nodes])
 
-    def _settle(self, state: LoopState, cursor: Cursor, run: Run) -> LoopState:
-        unfinished = [node.id for node in run.graph.nodes if run.state(node.id).status != "succeeded"]
-        if unfinished:
-            # Nothing ready yet something unfinished: a wait answered without its node's result.
-            return self._fail(state, cursor, RunError("node_unfinished", f"node {unfinished[0]} has no result"))
-        self._store.finish(state.run, "succeeded")
+    def _succeed(self, state: LoopState, cursor: Cursor, run: LoadedRun) -> LoopState:
+        from shared.workflows.engine.runner import run_outputs
+
+        outputs = run_outputs(run.document, run.outcomes(), run.pool())
+        if self._store.finish(state.run, "succeeded", outputs):
+            self._emit(state.run, "workflow.finished", {"status": "succeeded", "outputs": _summary(outputs)})
+            self._emit(state.run, "done", {"status": "succeeded"})
         return self._answer(state, cursor, "done")
 
-    def _fail(self, state: LoopState, cursor: Cursor, error: RunError) -> LoopState:
-        self._store.finish(state.run, "failed", error)
+    def _fail_node(self, state: LoopState, cursor: Cursor, run: LoadedRun, node: Node,
+                   result: NodeRunResult) -> LoopState:
+        error = result.error
+        code = error.code if error else "node_failed"
+        message = error.message if error else "the node failed"
+        return self._fail(state, cursor, run, RunError(code, f"Node {node.id} ({node.type}) failed: {message}",
+                                                       node_id=node.id,
+                                                       details=dict(error.details) if error else {}))
+
+    def _fail(self, state: LoopState, cursor: Cursor, run: LoadedRun, error: RunError) -> LoopState:
+        if self._store.finish(state.run, "failed", error=error):
+            self._emit(state.run, "workflow.finished", {"status": "failed", "error": _error(error)})
+            self._emit(state.run, "error", _error(error))
+            self._emit(state.run, "done", {"status": "failed"})
         return self._answer(state, cursor, "failed")
 
-    @staticmethod
-    def _answer(state: LoopState, cursor: Cursor, next_: Next, nodes: list[str] | None = None) -> LoopState:
+    def _answer(self, state: LoopState, cursor: Cursor, next_: Next, nodes: list[str] | None = None) -> LoopState:
         nodes = nodes or []
+        self._store.count(state.run, _TRANSITIONS[next_] + (len(nodes) if next_ == "branches" else 0))
         return LoopState(run_id=state.run_id, tenant_id=state.tenant_id, cursor=cursor, next=next_,
                          nodes=nodes if next_ == "branches" else [],
                          node_id=nodes[0] if next_ == "wait" else None)
 
-    def _run_node(self, ref: RunRef, run: Run, node: Node) -> None:
-        inputs = {source: dict(run.state(source).output or {}) for source in run.graph.sources(node.id)}
-        output = self._executors.executor(node.type).execute(NodeContext(ref, node, inputs))
-        self._store.set_node(ref, node.id, "succeeded", dict(output))
+    def _run_node(self, ref: RunRef, run: LoadedRun, node: Node) -> NodeRunResult | None:
+        """Run one node against the run's variables and record it; None when the run ended
+        (cancelled) while it ran."""
+        def emit(kind: str, data: dict[str, Any]) -> None:
+            self._emit(ref, _EVENT_NAMES.get(kind, kind.replace("_", ".")), data)
+
+        result = self._runner.run(run.context, run.document, node.id, run.pool(), emit)
+        return result if self._store.record(ref, node, result) else None
+
+    def _emit(self, ref: RunRef, event_type: str, data: dict[str, Any]) -> None:
+        self._events.emit(ref, event_type, data)
 
     # -- the other tasks -----------------------------------------------------------------
     @_traced
@@ -206,9 +246,10 @@ class Interpreter:
         """One Map item: run a dispatched node (again only if it has no result yet)."""
         ref = task.run
         run = self._store.load(ref)
-        if run.state(task.node_id).status == "succeeded":
+        record = run.nodes.get(task.node_id)
+        if run.finished or (record is not None and record.status != "running"):
             return
-        self._run_node(ref, run, run.graph.node(task.node_id))
+        self._run_node(ref, run, run.document.node(task.node_id))
 
     @_traced
     def await_input(self, task: InputTask) -> None:
@@ -217,21 +258,56 @@ class Interpreter:
 
     @_traced
     def continue_as_new(self, state: LoopState) -> str:
-        """Start the run's next execution (same run, fresh history); its ARN. The execution name
-        is the run id and generation, so a redelivered task starts nothing twice."""
         if self._executions is None:
             raise RuntimeError("continuing a run needs the interpreter's executions")
-        cursor = Cursor(generation=state.cursor.generation + 1, step=state.cursor.step, events=0)
-        fresh = LoopState(run_id=state.run_id, tenant_id=state.tenant_id, cursor=cursor)
-        return self._executions.start(execution_name(state.run_id, cursor.generation),
-                                      fresh.model_dump(mode="json", include={"run_id", "tenant_id", "cursor"}))
+        return continue_as_new(self._executions, state)
 
     @_traced
     def fail(self, task: FailureTask) -> None:
         """A task gave up (retries exhausted, or it raised): the run fails with its error."""
         code = str(task.error.get("Error") or "workflow_step_failed")
-        message = str(task.error.get("Cause") or "a workflow task failed")
-        self._store.finish(task.run, "failed", RunError(code, message[:1000]))
+        cause = str(task.error.get("Cause") or "a workflow task failed")
+        error = RunError("workflow_task_failed", f"The run's {code} could not be recovered: {cause[:800]}; "
+                                                 "run the workflow again")
+        if self._store.finish(task.run, "failed", error=error):
+            self._emit(task.run, "workflow.finished", {"status": "failed", "error": _error(error)})
+            self._emit(task.run, "error", _error(error))
+            self._emit(task.run, "done", {"status": "failed"})
+
+
+class TaskInterrupted(RuntimeError):
+    """What the platform runs on failed for a moment (the database, the cache, an AWS endpoint):
+    the task is retried by the state machine (its Retry names this error), the node not failed."""
+
+
+@contextmanager
+def interruptible() -> Iterator[None]:
+    """Turn the engine's transient infrastructure errors into :class:`TaskInterrupted`. Only the
+    error's type goes into the message: Step Functions records it in the execution history."""
+    from shared.workflows.engine.runner import infrastructure_errors
+
+    try:
+        yield
+    except infrastructure_errors() as exc:
+        raise TaskInterrupted(f"{type(exc).__name__} while running the task; it is retried") from exc
+
+
+def _error(error: RunError) -> dict[str, Any]:
+    return {"code": error.code, "message": error.message, "node_id": error.node_id}
+
+
+def _summary(outputs: Mapping[str, Any]) -> dict[str, Any]:
+    """The outputs as the event carries them: their names (the values are read from the run)."""
+    return {"names": sorted(outputs)}
+
+
+def continue_as_new(executions: Executions, state: LoopState) -> str:
+    """Start the run's next execution (same run, fresh history); its ARN. The execution name is
+    the run id and generation, so a redelivered task starts nothing twice."""
+    cursor = Cursor(generation=state.cursor.generation + 1, step=state.cursor.step, events=0)
+    fresh = LoopState(run_id=state.run_id, tenant_id=state.tenant_id, cursor=cursor)
+    return executions.start(execution_name(state.run_id, cursor.generation),
+                            fresh.model_dump(mode="json", include={"run_id", "tenant_id", "cursor"}))
 
 
 def execution_name(run_id: str, generation: int) -> str:

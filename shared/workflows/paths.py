@@ -21,3 +21,12 @@ def version_number(value: str) -> int:
     if not re.fullmatch(r"[0-9]{1,10}", value or "") or not 1 <= int(value) <= 2_147_483_647:
         raise WorkflowVersionNotFound(details={"number": value})
     return int(value)
+
+
+def run_id(value: str) -> uuid.UUID:
+    from shared.workflows.errors import WorkflowRunNotFound
+
+    parsed = parse_id(value)
+    if parsed is None:
+        raise WorkflowRunNotFound(details={"run_id": value})
+    return parsed

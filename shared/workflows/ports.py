@@ -1,16 +1,23 @@
-"""What the workflow interpreter works over: a run's graph, where its nodes stand, and the
-ports that keep them (a run store) and run them (node executors), plus the executions of the
-interpreter's state machine. Node types and the PostgreSQL run store arrive with the workflow
-engine; the loop protocol (interpreter.py) does not change with them."""
+"""What the workflow interpreter works over: a run as loaded from its store (the document it
+runs, its context and the node runs so far), the store that keeps it, the node runner that runs
+one node (the engine's :class:`~shared.workflows.engine.runner.NodeRunner`), the run's event
+stream, and the executions of the interpreter's state machine."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-NodeStatus = Literal["pending", "dispatched", "waiting", "succeeded", "failed"]
-RunStatus = Literal["running", "succeeded", "failed"]
+if TYPE_CHECKING:
+    from shared.workflows.definition import Node, WorkflowDocument
+    from shared.workflows.engine.graph import NodeOutcome
+    from shared.workflows.engine.runner import Emit, NodeRunResult, RunContext
+    from shared.workflows.variables import VariablePool
+
+RunStatus = Literal["pending", "running", "succeeded", "failed", "cancelled"]
+FINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+NodeRunStatus = Literal["running", "succeeded", "failed", "skipped", "cancelled"]
 # inline: cheap, run inside the step invocation (consecutive ones fused); branch: its own
 # invocation, in parallel with the other ready nodes (the Map); input: waits for a person
 # (.waitForTaskToken).
@@ -24,117 +31,100 @@ class RunRef:
 
 
 @dataclass(frozen=True)
-class Node:
-    id: str
-    type: str
-
-
-@dataclass(frozen=True)
-class Edge:
-    source: str
-    target: str
-
-
-@dataclass(frozen=True)
-class Graph:
-    """A workflow version's nodes and edges (a DAG; joins are nodes with several sources)."""
-
-    nodes: tuple[Node, ...]
-    edges: tuple[Edge, ...] = ()
-
-    def __post_init__(self) -> None:
-        ids = [node.id for node in self.nodes]
-        if len(ids) != len(set(ids)):
-            raise ValueError("node ids must be unique")
-        unknown = {e.source for e in self.edges} | {e.target for e in self.edges}
-        if unknown - set(ids):
-            raise ValueError(f"edges name unknown nodes {sorted(unknown - set(ids))}")
-
-    def node(self, node_id: str) -> Node:
-        for node in self.nodes:
-            if node.id == node_id:
-                return node
-        raise KeyError(node_id)
-
-    def sources(self, node_id: str) -> tuple[str, ...]:
-        return tuple(e.source for e in self.edges if e.target == node_id)
-
-
-@dataclass(frozen=True)
-class NodeState:
-    status: NodeStatus = "pending"
-    output: Mapping[str, Any] | None = None
-
-
-@dataclass(frozen=True)
 class RunError:
     code: str
     message: str
+    # The node whose failure failed the run, when one did.
+    node_id: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
-class Run:
-    """A run as the interpreter reads it."""
+class NodeRecord:
+    """A node run as the interpreter needs it back: how it ended and what it produced."""
 
-    graph: Graph
-    status: RunStatus = "running"
-    nodes: Mapping[str, NodeState] = field(default_factory=dict)
+    node_id: str
+    status: NodeRunStatus
+    handle: str | None = None
+    outputs: Mapping[str, Any] | None = None
 
-    def state(self, node_id: str) -> NodeState:
-        return self.nodes.get(node_id, NodeState())
+
+@dataclass(frozen=True)
+class LoadedRun:
+    context: RunContext
+    document: WorkflowDocument
+    status: RunStatus
+    nodes: Mapping[str, NodeRecord] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    def outcomes(self) -> dict[str, NodeOutcome]:
+        from shared.workflows.engine.graph import NodeOutcome
+
+        return {node_id: NodeOutcome(record.status, record.handle) for node_id, record in self.nodes.items()}
+
+    def pool(self) -> VariablePool:
+        """The run's variables: ``sys.*`` and the outputs of every node that succeeded."""
+        from shared.workflows.variables import VariablePool
+
+        context = self.context
+        pool = VariablePool({"run_id": context.run_id, "workflow_id": context.workflow_id,
+                             "version": context.version, "user_id": context.user_id,
+                             "tenant_id": str(context.tenant_id), "time": context.started_at.isoformat()})
+        for record in self.nodes.values():
+            if record.status == "succeeded":
+                pool.add(record.node_id, dict(record.outputs or {}))
+        return pool
 
 
 class RunStore(Protocol):
-    """Where runs live (PostgreSQL ``runs``/``node_runs`` with the engine). Every write is
-    idempotent: Step Functions may deliver a task twice."""
+    """Where runs live (PostgreSQL ``workflow_runs``/``node_runs``, large outputs in S3). Every
+    write is idempotent and none changes a finished run: Step Functions may deliver a task
+    twice, and a cancel may land while a node still runs."""
 
-    def load(self, run: RunRef) -> Run: ...
+    def load(self, run: RunRef) -> LoadedRun: ...
 
-    def set_node(self, run: RunRef, node_id: str, status: NodeStatus,
-                 output: Mapping[str, Any] | None = None) -> None: ...
+    def begin(self, run: RunRef) -> bool:
+        """``pending`` → ``running``; whether this call changed it."""
+        ...
 
-    def save_task_token(self, run: RunRef, node_id: str, task_token: str) -> None: ...
+    def dispatch(self, run: RunRef, nodes: Sequence[Node]) -> None:
+        """Record ``nodes`` as running (handed to parallel branches)."""
+        ...
 
-    def finish(self, run: RunRef, status: Literal["succeeded", "failed"], error: RunError | None = None) -> None: ...
+    def skip(self, run: RunRef, nodes: Sequence[Node]) -> None: ...
 
+    def record(self, run: RunRef, node: Node, result: NodeRunResult) -> bool:
+        """Store a node's result and add its tokens to the run; False (nothing stored but the
+        node marked cancelled) when the run is already over."""
+        ...
 
-@dataclass(frozen=True)
-class NodeContext:
-    run: RunRef
-    node: Node
-    # The outputs of the node's sources, by source node id.
-    inputs: Mapping[str, Mapping[str, Any]]
+    def save_task_token(self, run: RunRef, node_id: str, task_token: str) -> None:
+        """Keep the token that resumes a run waiting on ``node_id``."""
+        ...
 
+    def count(self, run: RunRef, transitions: int) -> None:
+        """Add state transitions to the run's count."""
+        ...
 
-class NodeExecutor(Protocol):
-    mode: ExecutionMode
-
-    def execute(self, context: NodeContext) -> Mapping[str, Any]:
-        """Run the node; its output. Raising fails the invocation (the state machine's Retry
-        and Catch apply); node-level retry and error strategies are the executor's."""
+    def finish(self, run: RunRef, status: Literal["succeeded", "failed", "cancelled"],
+               outputs: Mapping[str, Any] | None = None, error: RunError | None = None) -> bool:
+        """End the run (its running nodes end ``cancelled`` unless it succeeded); False when it
+        had already ended."""
         ...
 
 
-class ExecutorRegistry:
-    """Node type → executor. Empty until the engine registers its node types."""
-
-    def __init__(self, executors: Mapping[str, NodeExecutor] | None = None) -> None:
-        self._executors = dict(executors or {})
-
-    def register(self, node_type: str, executor: NodeExecutor) -> None:
-        self._executors[node_type] = executor
-
-    def executor(self, node_type: str) -> NodeExecutor:
-        try:
-            return self._executors[node_type]
-        except KeyError:
-            raise UnknownNodeType(node_type) from None
+class NodeRunnerPort(Protocol):
+    def run(self, context: RunContext, document: WorkflowDocument, node_id: str, pool: VariablePool,
+            emit: Emit | None = None) -> NodeRunResult: ...
 
 
-class UnknownNodeType(LookupError):
-    def __init__(self, node_type: str) -> None:
-        super().__init__(f"no executor registered for node type {node_type!r}")
-        self.node_type = node_type
+class RunEvents(Protocol):
+    """The run's event stream (``workflow.*``, ``node.*``), read by sync callers and streams."""
+
+    def emit(self, run: RunRef, event_type: str, data: dict[str, Any]) -> None: ...
 
 
 class Executions(Protocol):
@@ -144,3 +134,15 @@ class Executions(Protocol):
         """Start an execution named ``name`` (a repeated name is not an error: the start is
         idempotent); its ARN."""
         ...
+
+    def stop(self, execution_arn: str, cause: str) -> None:
+        """Stop an execution (one already stopped is not an error)."""
+        ...
+
+    def status(self, execution_arn: str) -> str | None:
+        """RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED; None when there is no such execution."""
+        ...
+
+
+# A node type's execution mode (the engine's MODES, plus what the interpreter knows of input).
+ModeOf = Callable[[str], ExecutionMode]

@@ -21,6 +21,7 @@ from shared.stepfunctions.asl import (
     map_state,
     pass_state,
     pass_through,
+    retry,
     succeed,
     wait_for_task_token,
     when_string,
@@ -31,6 +32,9 @@ from shared.stepfunctions.policies import lambda_retries
 # one run should not take the account's concurrency from every other run.
 MAX_PARALLEL_BRANCHES = 10
 RUN_FAILED = "WorkflowRunFailed"
+# The engine's transient infrastructure failures (shared.workflows.interpreter.TaskInterrupted):
+# the database or the cache away for a moment. Every task is idempotent, so it runs again.
+INTERRUPTED = retry(["TaskInterrupted"], interval_s=1, max_attempts=5, backoff_rate=2.0)
 
 
 def run_definition() -> dict[str, Any]:
@@ -40,12 +44,13 @@ def run_definition() -> dict[str, Any]:
     branch = machine(chain(
         # The next step finds a node that gave up without a result, and fails the run.
         ("RunNode", end(lambda_task("workflow-branch", payload={**ids, "node_id.$": "$.node_id"},
-                                    retry_policy=lambda_retries(),
+                                    retry_policy=lambda_retries(INTERRUPTED),
                                     catch_rules=[catch([ALL_ERRORS], "NodeGaveUp", result_path=DISCARD)]))),
         ("NodeGaveUp", pass_state()),
     ))
     return machine(chain(
-        ("Step", lambda_task("workflow-step", payload=ids, retry_policy=lambda_retries(), catch_rules=gave_up)),
+        ("Step", lambda_task("workflow-step", payload=ids, retry_policy=lambda_retries(INTERRUPTED),
+                             catch_rules=gave_up)),
         ("Next?", choice(when_string("$.next", "step", "Step"),
                          when_string("$.next", "branches", "Branches"),
                          when_string("$.next", "wait", "AwaitInput"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from shared.workflows.runs_service import WorkflowRunService
     from shared.workflows.service import WorkflowService
 
 
@@ -16,3 +17,16 @@ def workflow_service() -> WorkflowService:
     from shared.workflows.service import WorkflowService
 
     return WorkflowService(get_database(), model_resolver)
+
+
+def workflow_run_service() -> WorkflowRunService:
+    from shared.cache.factory import get_event_stream
+    from shared.config import get_settings
+    from shared.db.database import get_database
+    from shared.workflows.runs_service import RunSettings, WorkflowRunService
+    from shared.workflows.wiring import executions, run_events, run_store
+
+    settings = get_settings()
+    return WorkflowRunService(get_database(), workflow_service(), run_store(), executions, get_event_stream(),
+                              run_events(), RunSettings(settings.workflow_sync_wait_s,
+                                                        settings.workflow_stale_after_s))

@@ -1,0 +1,221 @@
+"""Runs in PostgreSQL (``workflow_runs``, ``node_runs``) with outputs past the inline bound in
+the payloads bucket: the interpreter's :class:`~shared.workflows.ports.RunStore` and the reads
+the runs API makes. Every write is idempotent and none changes a finished run."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from psycopg.types.json import Jsonb
+
+from shared.db.database import Database
+from shared.db.queries import Row, one, rows
+from shared.ids import new_id
+from shared.workflows.ports import LoadedRun, NodeRecord, RunError, RunRef
+
+if TYPE_CHECKING:
+    from shared.workflows.definition import Node
+    from shared.workflows.engine.runner import NodeRunResult
+
+# Outputs up to this many bytes (as JSON) stay in the row; larger ones go to the payloads bucket
+# and the row keeps their key (a Step Functions state never carries them either way).
+INLINE_OUTPUT_BYTES = 64 * 1024
+
+
+class Payloads(Protocol):
+    """Write-once JSON documents addressed by key (S3's payloads bucket)."""
+
+    def put(self, key: str, body: bytes) -> None: ...
+
+    def get(self, key: str) -> bytes: ...
+
+
+class S3Payloads:
+    def __init__(self, client: Any, bucket: str) -> None:
+        self._client = client
+        self._bucket = bucket
+
+    def put(self, key: str, body: bytes) -> None:
+        self._client.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType="application/json")
+
+    def get(self, key: str) -> bytes:
+        return bytes(self._client.get_object(Bucket=self._bucket, Key=key)["Body"].read())
+
+
+def payload_key(tenant_id: str | uuid.UUID, run_id: str | uuid.UUID, name: str) -> str:
+    return f"workflow-runs/{tenant_id}/{run_id}/{name}.json"
+
+
+def _encoded(value: Mapping[str, Any]) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+
+
+def _recorded_inputs(inputs: Mapping[str, Any]) -> Jsonb:
+    """A node's resolved inputs, for the record: past the inline bound only their names (the
+    values are upstream nodes' outputs, recorded with those)."""
+    body = _encoded(inputs)
+    if len(body) <= INLINE_OUTPUT_BYTES:
+        return Jsonb(json.loads(body))
+    return Jsonb({"truncated": True, "names": sorted(inputs)})
+
+
+class PostgresRunStore:
+    def __init__(self, db: Database, payloads: Payloads) -> None:
+        self._db = db
+        self._payloads = payloads
+
+    # Outputs --------------------------------------------------------------------------------
+    def _stored(self, tenant_id: str | uuid.UUID, run_id: str | uuid.UUID, name: str,
+                outputs: Mapping[str, Any] | None) -> tuple[Jsonb | None, str | None]:
+        """(inline outputs, payload key): one of them, or neither for no outputs."""
+        if outputs is None:
+            return None, None
+        body = _encoded(outputs)
+        if len(body) <= INLINE_OUTPUT_BYTES:
+            return Jsonb(json.loads(body)), None
+        key = payload_key(tenant_id, run_id, name)
+        self._payloads.put(key, body)
+        return None, key
+
+    def outputs(self, row: Mapping[str, Any]) -> dict[str, Any] | None:
+        """A row's outputs, read from the payloads bucket when they were too large for it."""
+        if row.get("outputs_ref"):
+            return dict(json.loads(self._payloads.get(str(row["outputs_ref"]))))
+        value = row.get("outputs")
+        return dict(value) if value is not None else None
+
+    # The interpreter's port ---------------------------------------------------------------------
+    def load(self, run: RunRef) -> LoadedRun:
+        from shared.workflows.definition import WorkflowDocument
+        from shared.workflows.engine.runner import RunContext
+
+        tenant = uuid.UUID(run.tenant_id)
+        with self._db.transaction(tenant) as conn:
+            row = one(conn, """SELECT id, workflow_id, version, document, status, inputs, created_by, created_at,
+                                      started_at FROM workflow_runs WHERE id = %s AND tenant_id = %s""",
+                      (uuid.UUID(run.run_id), tenant))
+            if row is None:
+                raise LookupError(f"workflow run {run.run_id} does not exist")
+            nodes = rows(conn, """SELECT node_id, status, handle, outputs, outputs_ref FROM node_runs
+                                   WHERE run_id = %s AND tenant_id = %s ORDER BY seq""",
+                         (uuid.UUID(run.run_id), tenant))
+        started: datetime = row["started_at"] or row["created_at"]
+        context = RunContext(tenant_id=tenant, run_id=run.run_id, workflow_id=str(row["workflow_id"]),
+                             version=str(row["version"]) if row["version"] is not None else "draft",
+                             user_id=str(row["created_by"]) if row["created_by"] else None,
+                             started_at=started, inputs=dict(row["inputs"] or {}))
+        records = {
+            node["node_id"]: NodeRecord(node["node_id"], node["status"], node["handle"],
+                                        self.outputs(node) if node["status"] == "succeeded" else None)
+            for node in nodes}
+        return LoadedRun(context, WorkflowDocument.model_validate(row["document"]), row["status"], records)
+
+    def begin(self, run: RunRef) -> bool:
+        with self._db.transaction(uuid.UUID(run.tenant_id)) as conn:
+            cur = conn.execute("""UPDATE workflow_runs SET status = 'running', started_at = now()
+                                   WHERE id = %s AND tenant_id = %s AND status = 'pending'""",
+                               (uuid.UUID(run.run_id), uuid.UUID(run.tenant_id)))
+            return cur.rowcount == 1
+
+    def dispatch(self, run: RunRef, nodes: Sequence[Node]) -> None:
+        with self._db.transaction(uuid.UUID(run.tenant_id)) as conn:
+            for node in nodes:
+                conn.execute("""INSERT INTO node_runs (id, tenant_id, run_id, node_id, node_type, title, status)
+                                VALUES (%s, %s, %s, %s, %s, %s, 'running')
+                                ON CONFLICT (run_id, node_id) DO NOTHING""",
+                             (new_id(), uuid.UUID(run.tenant_id), uuid.UUID(run.run_id), node.id, node.type,
+                              node.title or ""))
+
+    def skip(self, run: RunRef, nodes: Sequence[Node]) -> None:
+        with self._db.transaction(uuid.UUID(run.tenant_id)) as conn:
+            for node in nodes:
+                conn.execute("""INSERT INTO node_runs (id, tenant_id, run_id, node_id, node_type, title, status,
+                                                       finished_at, elapsed_ms)
+                                VALUES (%s, %s, %s, %s, %s, %s, 'skipped', now(), 0)
+                                ON CONFLICT (run_id, node_id) DO NOTHING""",
+                             (new_id(), uuid.UUID(run.tenant_id), uuid.UUID(run.run_id), node.id, node.type,
+                              node.title or ""))
+
+    def record(self, run: RunRef, node: Node, result: NodeRunResult) -> bool:
+        tenant, run_id = uuid.UUID(run.tenant_id), uuid.UUID(run.run_id)
+        outputs, ref = self._stored(tenant, run_id, f"nodes/{uuid.uuid5(uuid.NAMESPACE_URL, node.id)}",
+                                    result.outputs)
+        error = Jsonb(result.error.to_dict()) if result.error else None
+        with self._db.transaction(tenant) as conn:
+            state = one(conn, "SELECT status FROM workflow_runs WHERE id = %s AND tenant_id = %s FOR UPDATE",
+                        (run_id, tenant))
+            live = state is not None and state["status"] in ("pending", "running")
+            status = result.status if live else "cancelled"
+            conn.execute(
+                """INSERT INTO node_runs (id, tenant_id, run_id, node_id, node_type, title, status, handle, inputs,
+                                          outputs, outputs_ref, error, attempts, tokens, started_at, finished_at,
+                                          elapsed_ms)
+                   VALUES (%(id)s, %(tenant)s, %(run)s, %(node)s, %(type)s, %(title)s, %(status)s, %(handle)s,
+                           %(inputs)s, %(outputs)s, %(ref)s, %(error)s, %(attempts)s, %(tokens)s,
+                           now() - make_interval(secs => %(elapsed)s / 1000.0), now(), %(elapsed)s)
+                   ON CONFLICT (run_id, node_id) DO UPDATE
+                      SET status = excluded.status, handle = excluded.handle, inputs = excluded.inputs,
+                          outputs = excluded.outputs, outputs_ref = excluded.outputs_ref, error = excluded.error,
+                          attempts = excluded.attempts, tokens = excluded.tokens,
+                          started_at = excluded.started_at, finished_at = now(), elapsed_ms = excluded.elapsed_ms
+                    WHERE node_runs.status = 'running'""",
+                {"id": new_id(), "tenant": tenant, "run": run_id, "node": node.id, "type": node.type,
+                 "title": node.title or "", "status": status,
+                 "handle": result.handle if result.status == "succeeded" else None,
+                 "inputs": _recorded_inputs(result.inputs),
+                 "outputs": outputs, "ref": ref, "error": error, "attempts": result.attempts,
+                 "tokens": result.tokens, "elapsed": result.elapsed_ms})
+            if live and result.tokens:
+                conn.execute("UPDATE workflow_runs SET tokens = tokens + %s WHERE id = %s AND tenant_id = %s",
+                             (result.tokens, run_id, tenant))
+        return live
+
+    def save_task_token(self, run: RunRef, node_id: str, task_token: str) -> None:
+        with self._db.transaction(uuid.UUID(run.tenant_id)) as conn:
+            conn.execute("UPDATE node_runs SET task_token = %s WHERE run_id = %s AND tenant_id = %s AND node_id = %s",
+                         (task_token, uuid.UUID(run.run_id), uuid.UUID(run.tenant_id), node_id))
+
+    def count(self, run: RunRef, transitions: int) -> None:
+        with self._db.transaction(uuid.UUID(run.tenant_id)) as conn:
+            conn.execute("UPDATE workflow_runs SET transitions = transitions + %s WHERE id = %s AND tenant_id = %s",
+                         (transitions, uuid.UUID(run.run_id), uuid.UUID(run.tenant_id)))
+
+    def finish(self, run: RunRef, status: Literal["succeeded", "failed", "cancelled"],
+               outputs: Mapping[str, Any] | None = None, error: RunError | None = None) -> bool:
+        tenant, run_id = uuid.UUID(run.tenant_id), uuid.UUID(run.run_id)
+        stored, ref = self._stored(tenant, run_id, "outputs", outputs)
+        with self._db.transaction(tenant) as conn:
+            cur = conn.execute(
+                """UPDATE workflow_runs SET status = %(status)s, outputs = %(outputs)s, outputs_ref = %(ref)s,
+                          error_code = %(code)s, error_message = %(message)s, error_node_id = %(node)s,
+                          started_at = coalesce(started_at, now())
+                    WHERE id = %(id)s AND tenant_id = %(tenant)s AND status IN ('pending', 'running')""",
+                {"status": status, "outputs": stored, "ref": ref, "code": error.code if error else None,
+                 "message": error.message if error else None, "node": error.node_id if error else None,
+                 "id": run_id, "tenant": tenant})
+            if cur.rowcount != 1:
+                return False
+            if status != "succeeded":
+                finish_running_nodes(conn, tenant, run_id)
+        return True
+
+
+def finish_running_nodes(conn: Any, tenant_id: uuid.UUID, run_id: uuid.UUID) -> None:
+    """A run that ended leaves no node running: they end cancelled."""
+    conn.execute("""UPDATE node_runs SET status = 'cancelled', finished_at = now(),
+                           elapsed_ms = (extract(epoch FROM now() - started_at) * 1000)::integer
+                     WHERE run_id = %s AND tenant_id = %s AND status = 'running'""", (run_id, tenant_id))
+
+
+def run_row(conn: Any, tenant_id: uuid.UUID, run_id: uuid.UUID) -> Row | None:
+    return one(conn, f"SELECT {RUN_COLUMNS} FROM workflow_runs WHERE id = %s AND tenant_id = %s",
+               (run_id, tenant_id))
+
+
+RUN_COLUMNS = """id, tenant_id, workflow_id, version, status, mode, inputs, outputs, outputs_ref, error_code,
+    error_message, error_node_id, execution_arn, transitions, tokens, created_by, created_at, started_at, finished_at,
+    elapsed_ms"""

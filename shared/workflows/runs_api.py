@@ -1,0 +1,84 @@
+"""Workflow run API shapes: starting a run (sync or async), a run with its node history, a list
+of runs, cancelling."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field
+
+from shared.validation import INT4_MAX, RequestModel
+
+RunStatusOut = Literal["pending", "running", "succeeded", "failed", "cancelled"]
+NodeRunStatusOut = Literal["running", "succeeded", "failed", "skipped", "cancelled"]
+RUN_SORTS = frozenset({"created_at", "finished_at", "elapsed_ms"})
+
+
+class StartRun(RequestModel):
+    inputs: dict[str, Any] = Field(default_factory=dict,
+                                   description="The start node's variables by name (GET the workflow for what it "
+                                               "takes); a missing or wrong one answers 422 naming `inputs.<name>`")
+    version: Annotated[int, Field(ge=1, le=INT4_MAX)] | Literal["draft"] | None = Field(
+        default=None, description="The published version to run; omitted: the latest; `\"draft\"`: the draft "
+                                  "(validated as publishing would; needs workflow:write and a key not bound to an "
+                                  "app)")
+    mode: Literal["sync", "async"] = Field(
+        default="sync", description="`sync`: wait for the result up to the sync bound (200 with the finished run, "
+                                    "else 202 with the run still going); `async`: answer 202 at once with "
+                                    "`Location: /api/v1/workflow-runs/{id}` to poll")
+
+
+class RunErrorOut(BaseModel):
+    code: str = Field(description="e.g. `code_timeout`, `llm_model_unavailable`, `workflow_run_cancelled`")
+    message: str = Field(description="What went wrong and what to do next")
+    node_id: str | None = Field(default=None, description="The node whose failure failed the run")
+
+
+class NodeErrorOut(BaseModel):
+    code: str
+    message: str
+    details: dict[str, Any] | None = None
+
+
+class NodeRunOut(BaseModel):
+    """One node of the run: how it ended, what it took and produced. A node handled by its error
+    strategy (default value, failure branch) succeeded and still shows its error."""
+
+    node_id: str
+    node_type: str
+    title: str
+    status: NodeRunStatusOut
+    handle: str | None = Field(description="The branch it left by: `source`, an if/else case id, `false`, "
+                                           "`fail-branch`")
+    inputs: dict[str, Any] | None = Field(description="The values it resolved from the run's variables")
+    outputs: dict[str, Any] | None
+    error: NodeErrorOut | None
+    attempts: int
+    tokens: int = Field(description="Model tokens (prompt + completion) it used")
+    started_at: datetime
+    finished_at: datetime | None
+    elapsed_ms: int | None
+
+
+class WorkflowRunSummary(BaseModel):
+    id: uuid.UUID
+    workflow_id: uuid.UUID
+    version: int | None = Field(description="The published version it ran; null: the draft")
+    status: RunStatusOut
+    mode: Literal["sync", "async"]
+    error: RunErrorOut | None
+    elapsed_ms: int | None = Field(description="From start to end (null while running)")
+    tokens: int = Field(description="Model tokens used by all its nodes")
+    transitions: int = Field(description="Step Functions state transitions the run cost (what AWS bills per run)")
+    created_by: uuid.UUID | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class WorkflowRunOut(WorkflowRunSummary):
+    inputs: dict[str, Any] = Field(description="The inputs as validated (defaults applied)")
+    outputs: dict[str, Any] | None = Field(description="The end nodes' outputs (null until it succeeds)")
+    nodes: list[NodeRunOut] = Field(description="Every node it settled, in the order it settled them")

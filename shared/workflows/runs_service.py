@@ -1,0 +1,254 @@
+"""Workflow run use cases: start a run (an execution of the interpreter state machine over a
+snapshot of the version it runs), wait for it within the sync bound, read it with its node
+history, list a workflow's runs, cancel one, and reconcile runs whose execution ended without
+a final record (docs/adr/0033-workflow-runs.md)."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from shared.auth.principal import Principal
+from shared.cache.ports import EventStream
+from shared.db.database import Database
+from shared.db.paging import Page, PageRequest
+from shared.db.queries import page_of, rows
+from shared.errors import Unavailable
+from shared.observability import tracer
+from shared.workflows.contract import DRAFT, WorkflowResolver
+from shared.workflows.errors import (
+    WorkflowDraftNotAllowed,
+    WorkflowNotAllowed,
+    WorkflowRunFinished,
+    WorkflowRunNotFound,
+)
+from shared.workflows.interpreter import execution_name, start_state
+from shared.workflows.ports import FINAL_STATUSES, Executions, RunError, RunEvents, RunRef
+from shared.workflows.run_events import FINAL_EVENT, stream_name
+from shared.workflows.run_store import PostgresRunStore, run_row
+from shared.workflows.runs_api import (
+    NodeErrorOut,
+    NodeRunOut,
+    RunErrorOut,
+    StartRun,
+    WorkflowRunOut,
+    WorkflowRunSummary,
+)
+
+logger = logging.getLogger(__name__)
+
+WORKFLOW_RESOURCE = "workflow"
+# What a run's error says when the local runtime's restart (reconcile_interrupted_work) ended it.
+INTERRUPTED = "workflow_run_interrupted"
+_SUMMARY_COLUMNS = """id, tenant_id, workflow_id, version, status, mode, error_code, error_message, error_node_id,
+    transitions, tokens, created_by, created_at, started_at, finished_at, elapsed_ms"""
+# Runs' own sort keys (the list's ``sort``).
+_LIVE = "tenant_id = %(tenant)s AND workflow_id = %(workflow)s AND (%(status)s::text IS NULL OR status = %(status)s)"
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    sync_wait_s: float
+    stale_after_s: int
+
+
+def bound_workflow(principal: Principal) -> uuid.UUID | None:
+    return principal.resource_id if principal.resource_type == WORKFLOW_RESOURCE else None
+
+
+def check_workflow_allowed(principal: Principal, workflow_id: uuid.UUID) -> None:
+    bound = bound_workflow(principal)
+    if bound is not None and bound != workflow_id:
+        raise WorkflowNotAllowed(details={"workflow_id": str(workflow_id)})
+
+
+def _error_out(row: dict[str, Any]) -> RunErrorOut | None:
+    if row["error_message"] is None and row["error_code"] is None:
+        return None
+    return RunErrorOut(code=row["error_code"] or INTERRUPTED, message=row["error_message"] or "",
+                       node_id=row["error_node_id"])
+
+
+def summary_out(row: dict[str, Any]) -> WorkflowRunSummary:
+    fields = {k: v for k, v in row.items() if k in WorkflowRunSummary.model_fields and k != "error"}
+    return WorkflowRunSummary(**fields, error=_error_out(row))
+
+
+# Each use case is a subsegment of the function's trace; responses (node outputs) stay out of it.
+_traced = tracer.capture_method(capture_response=False)
+
+
+class WorkflowRunService:
+    def __init__(self, db: Database, workflows: WorkflowResolver, store: PostgresRunStore,
+                 executions: Callable[[], Executions | None], events: EventStream, run_events: RunEvents,
+                 settings: RunSettings, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._db = db
+        self._workflows = workflows
+        self._store = store
+        self._executions = executions
+        self._events = events
+        self._run_events = run_events
+        self._settings = settings
+        self._clock = clock
+
+    def _executor(self) -> Executions:
+        executions = self._executions()
+        if executions is None:
+            raise Unavailable("Workflow runs are not configured here (no interpreter state machine)",
+                              code="workflow_runs_unavailable")
+        return executions
+
+    # Starting -------------------------------------------------------------------------------
+    @_traced
+    def start_run(self, principal: Principal, workflow_id: uuid.UUID, body: StartRun) -> WorkflowRunOut:
+        """Start the run; with ``sync``, wait for it up to the sync bound. The answer's status
+        says whether it finished."""
+        from shared.auth.permissions import require
+        from shared.workflows.validation import validate_inputs
+
+        tenant = principal.tenant
+        check_workflow_allowed(principal, workflow_id)
+        if body.version == DRAFT:
+            if bound_workflow(principal) is not None:
+                raise WorkflowDraftNotAllowed()
+            require(principal, "workflow:write")
+        runnable = self._workflows.resolve_for_run(tenant, workflow_id, body.version)
+        inputs = validate_inputs(runnable.document, body.inputs)
+        run_id = uuid.uuid4()
+        with self._db.transaction(tenant) as conn:
+            conn.execute(
+                """INSERT INTO workflow_runs (id, tenant_id, workflow_id, version, document, mode, inputs, created_by,
+                                              api_key_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+                (run_id, tenant, workflow_id, runnable.version, Jsonb(runnable.document.model_dump(mode="json")),
+                 body.mode, Jsonb(inputs), principal.user_id, principal.token_id))
+        ref = RunRef(str(tenant), str(run_id))
+        try:
+            arn = self._executor().start(execution_name(str(run_id), 0), start_state(ref))
+        except Exception as exc:
+            # Nothing will run it: it ends failed at once rather than waiting for the reconciler.
+            self._store.finish(ref, "failed", error=RunError(
+                "workflow_start_failed", "The run could not be started on the workflow engine; try again"))
+            if isinstance(exc, Unavailable):
+                raise
+            raise Unavailable("The workflow engine could not start the run; try again",
+                              code="workflow_start_failed") from exc
+        with self._db.transaction(tenant) as conn:
+            conn.execute("UPDATE workflow_runs SET execution_arn = %s WHERE id = %s AND tenant_id = %s",
+                         (arn, run_id, tenant))
+        if body.mode == "sync":
+            self._wait(str(run_id), self._settings.sync_wait_s)
+        return self._run_out(tenant, run_id)
+
+    def _wait(self, run_id: str, timeout_s: float) -> bool:
+        """Follow the run's events until its last one or ``timeout_s``; whether it ended."""
+        deadline = self._clock() + timeout_s
+        after: str | None = None
+        while True:
+            remaining_ms = int((deadline - self._clock()) * 1000)
+            if remaining_ms <= 0:
+                return False
+            events = self._events.read(stream_name(run_id), after, count=200, block_ms=min(remaining_ms, 5000))
+            for event in events:
+                if event.type == FINAL_EVENT:
+                    return True
+            if events:
+                after = events[-1].id
+
+    # Reading --------------------------------------------------------------------------------
+    def _run_out(self, tenant_id: uuid.UUID, run_id: uuid.UUID, principal: Principal | None = None) -> WorkflowRunOut:
+        with self._db.transaction(tenant_id) as conn:
+            row = run_row(conn, tenant_id, run_id)
+            if row is None:
+                raise WorkflowRunNotFound(details={"run_id": str(run_id)})
+            if principal is not None and bound_workflow(principal) not in (None, row["workflow_id"]):
+                # A key bound to another workflow: as if the run did not exist.
+                raise WorkflowRunNotFound(details={"run_id": str(run_id)})
+            nodes = rows(conn, """SELECT node_id, node_type, title, status, handle, inputs, outputs, outputs_ref, error,
+                                         attempts, tokens, started_at, finished_at, elapsed_ms
+                                    FROM node_runs WHERE run_id = %s AND tenant_id = %s ORDER BY seq""",
+                         (run_id, tenant_id))
+        summary = summary_out(row)
+        return WorkflowRunOut(
+            **summary.model_dump(), inputs=dict(row["inputs"] or {}),
+            outputs=self._store.outputs(row) if row["status"] == "succeeded" else None,
+            nodes=[NodeRunOut(node_id=n["node_id"], node_type=n["node_type"], title=n["title"], status=n["status"],
+                              handle=n["handle"], inputs=n["inputs"], outputs=self._store.outputs(n),
+                              error=NodeErrorOut.model_validate(n["error"]) if n["error"] else None,
+                              attempts=n["attempts"], tokens=n["tokens"], started_at=n["started_at"],
+                              finished_at=n["finished_at"], elapsed_ms=n["elapsed_ms"]) for n in nodes])
+
+    @_traced
+    def get_run(self, principal: Principal, run_id: uuid.UUID) -> WorkflowRunOut:
+        return self._run_out(principal.tenant, run_id, principal)
+
+    @_traced
+    def list_runs(self, principal: Principal, workflow_id: uuid.UUID, status: str | None,
+                  page: PageRequest) -> Page[WorkflowRunSummary]:
+        tenant = principal.tenant
+        check_workflow_allowed(principal, workflow_id)
+        workflow_id = self._workflows.workflow_id(tenant, workflow_id)
+        with self._db.transaction(tenant) as conn:
+            found, total = page_of(conn, "workflow_runs", _SUMMARY_COLUMNS, _LIVE,
+                                   {"tenant": tenant, "workflow": workflow_id, "status": status}, page)
+        return Page.of([summary_out(row) for row in found], page, total)
+
+    # Cancelling -----------------------------------------------------------------------------
+    @_traced
+    def cancel_run(self, principal: Principal, run_id: uuid.UUID) -> WorkflowRunOut:
+        """The run and its running nodes end ``cancelled`` and its execution stops; a node still
+        running in its own invocation finishes unrecorded (its result is dropped)."""
+        tenant = principal.tenant
+        with self._db.transaction(tenant) as conn:
+            row = run_row(conn, tenant, run_id)
+            if row is None or bound_workflow(principal) not in (None, row["workflow_id"]):
+                raise WorkflowRunNotFound(details={"run_id": str(run_id)})
+        ref = RunRef(str(tenant), str(run_id))
+        error = RunError("workflow_run_cancelled", "The run was cancelled")
+        if not self._store.finish(ref, "cancelled", error=error):
+            raise WorkflowRunFinished(details={"run_id": str(run_id), "status": self._status(tenant, run_id)})
+        if row["execution_arn"]:
+            self._executor().stop(row["execution_arn"], "cancelled through the API")
+        self._run_events.emit(ref, "workflow.finished", {"status": "cancelled", "error": {
+            "code": error.code, "message": error.message, "node_id": None}})
+        self._run_events.emit(ref, FINAL_EVENT, {"status": "cancelled"})
+        return self._run_out(tenant, run_id)
+
+    def _status(self, tenant_id: uuid.UUID, run_id: uuid.UUID) -> str | None:
+        with self._db.transaction(tenant_id) as conn:
+            row = run_row(conn, tenant_id, run_id)
+        return row["status"] if row else None
+
+    # Reconciling ----------------------------------------------------------------------------
+    @_traced
+    def reconcile(self, limit: int = 100) -> int:
+        """End runs whose execution is over (or gone) without the run being finished: a task
+        that died past its retries and catch, a stopped execution. Returns how many it ended."""
+        with self._db.transaction(None) as conn:
+            stale = rows(conn, "SELECT * FROM workflow_runs_stale(make_interval(secs => %s), %s)",
+                         (self._settings.stale_after_s, limit))
+        ended = 0
+        for item in stale:
+            status = self._executor().status(item["execution_arn"]) if item["execution_arn"] else None
+            if status == "RUNNING":
+                continue
+            ref = RunRef(str(item["tenant_id"]), str(item["run_id"]))
+            error = RunError("workflow_run_lost", f"The run's execution ended ({status or 'not found'}) without "
+                                                  "recording a result; run the workflow again")
+            if self._store.finish(ref, "failed", error=error):
+                ended += 1
+                self._run_events.emit(ref, "workflow.finished", {"status": "failed", "error": {
+                    "code": error.code, "message": error.message, "node_id": None}})
+                self._run_events.emit(ref, FINAL_EVENT, {"status": "failed"})
+                logger.warning("reconciled a workflow run whose execution ended",
+                               extra={"run_id": ref.run_id, "tenant_id": ref.tenant_id, "execution_status": status})
+        return ended
+
+
+def is_final(run: WorkflowRunSummary) -> bool:
+    return run.status in FINAL_STATUSES
