@@ -157,6 +157,16 @@ class Interpreter:
             return self._fail(state, cursor, run, RunError(
                 "node_gave_up", f"Node {lost[0]} did not finish: its invocation failed after its retries; "
                                 "run the workflow again", node_id=lost[0]))
+        failed = [record for record in run.nodes.values() if record.status == "failed"]
+        if failed:
+            # A branch's node failed (its error strategy did not handle it): the run fails with it.
+            record = failed[0]
+            error = dict(record.error or {})
+            node = run.document.node(record.node_id)
+            return self._fail(state, cursor, run, RunError(
+                str(error.get("code") or "node_failed"),
+                f"Node {node.id} ({node.type}) failed: {error.get('message') or 'no reason was recorded'}",
+                node_id=node.id, details=dict(error.get("details") or {})))
         fused = 0
         while True:
             planned = plan(run.document, run.outcomes())

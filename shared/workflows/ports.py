@@ -47,6 +47,8 @@ class NodeRecord:
     status: NodeRunStatus
     handle: str | None = None
     outputs: Mapping[str, Any] | None = None
+    # ``{code, message, details?}`` of a node that failed (or was handled by its error strategy).
+    error: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)

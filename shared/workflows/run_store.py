@@ -100,7 +100,7 @@ class PostgresRunStore:
                       (uuid.UUID(run.run_id), tenant))
             if row is None:
                 raise LookupError(f"workflow run {run.run_id} does not exist")
-            nodes = rows(conn, """SELECT node_id, status, handle, outputs, outputs_ref FROM node_runs
+            nodes = rows(conn, """SELECT node_id, status, handle, outputs, outputs_ref, error FROM node_runs
                                    WHERE run_id = %s AND tenant_id = %s ORDER BY seq""",
                          (uuid.UUID(run.run_id), tenant))
         started: datetime = row["started_at"] or row["created_at"]
@@ -110,7 +110,8 @@ class PostgresRunStore:
                              started_at=started, inputs=dict(row["inputs"] or {}))
         records = {
             node["node_id"]: NodeRecord(node["node_id"], node["status"], node["handle"],
-                                        self.outputs(node) if node["status"] == "succeeded" else None)
+                                        self.outputs(node) if node["status"] == "succeeded" else None,
+                                        node["error"])
             for node in nodes}
         return LoadedRun(context, WorkflowDocument.model_validate(row["document"]), row["status"], records)
 
