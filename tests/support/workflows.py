@@ -1,31 +1,30 @@
-"""Test doubles for the workflow interpreter's ports: an in-memory run store and node
-executors that record what they did (the real ones arrive with the workflow engine)."""
+"""In-memory ports of our own for the workflow interpreter (a run store, the run's events) and a
+node runner that records what it ran around the engine's real one."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any, Literal
 
-from shared.workflows.ports import (
-    ExecutionMode,
-    Graph,
-    NodeContext,
-    NodeState,
-    NodeStatus,
-    Run,
-    RunError,
-    RunRef,
-)
+from shared.workflows.definition import Node, WorkflowDocument
+from shared.workflows.engine.runner import Emit, NodeRunner, NodeRunResult, RunContext
+from shared.workflows.ports import FINAL_STATUSES, LoadedRun, NodeRecord, RunError, RunRef, RunStatus
+from shared.workflows.variables import VariablePool
 
 
 @dataclass
 class StoredRun:
-    run: Run
+    run: LoadedRun
+    outputs: dict[str, Any] | None = None
     error: RunError | None = None
+    transitions: int = 0
     tokens: dict[str, str] = field(default_factory=dict)
-    writes: list[tuple[str, NodeStatus]] = field(default_factory=list)
+    # (node id, status) in the order they were written.
+    writes: list[tuple[str, str]] = field(default_factory=list)
 
 
 class MemoryRunStore:
@@ -34,56 +33,121 @@ class MemoryRunStore:
         self.runs: dict[RunRef, StoredRun] = {}
         self.token_saved = threading.Condition(self._lock)
 
-    def create(self, ref: RunRef, graph: Graph) -> None:
+    def create(self, ref: RunRef, document: WorkflowDocument, inputs: Mapping[str, Any] | None = None) -> None:
+        context = RunContext(tenant_id=uuid.UUID(ref.tenant_id), run_id=ref.run_id, workflow_id=str(uuid.uuid4()),
+                             version="1", user_id="user-1", started_at=datetime.now(UTC), inputs=dict(inputs or {}))
         with self._lock:
-            self.runs[ref] = StoredRun(Run(graph))
+            self.runs[ref] = StoredRun(LoadedRun(context, document, "pending"))
 
-    def load(self, run: RunRef) -> Run:
+    def load(self, run: RunRef) -> LoadedRun:
         with self._lock:
             return self.runs[run].run
 
-    def set_node(self, run: RunRef, node_id: str, status: NodeStatus,
-                 output: Mapping[str, Any] | None = None) -> None:
+    def _set(self, run: RunRef, record: NodeRecord) -> None:
+        stored = self.runs[run]
+        stored.run = replace(stored.run, nodes={**stored.run.nodes, record.node_id: record})
+        stored.writes.append((record.node_id, record.status))
+
+    def _status(self, run: RunRef, status: RunStatus) -> None:
+        self.runs[run].run = replace(self.runs[run].run, status=status)
+
+    def begin(self, run: RunRef) -> bool:
+        with self._lock:
+            if self.runs[run].run.status != "pending":
+                return False
+            self._status(run, "running")
+            return True
+
+    def dispatch(self, run: RunRef, nodes: Sequence[Node]) -> None:
+        with self._lock:
+            for node in nodes:
+                if node.id not in self.runs[run].run.nodes:
+                    self._set(run, NodeRecord(node.id, "running"))
+
+    def skip(self, run: RunRef, nodes: Sequence[Node]) -> None:
+        with self._lock:
+            for node in nodes:
+                if node.id not in self.runs[run].run.nodes:
+                    self._set(run, NodeRecord(node.id, "skipped"))
+
+    def record(self, run: RunRef, node: Node, result: NodeRunResult) -> bool:
         with self._lock:
             stored = self.runs[run]
-            nodes = dict(stored.run.nodes)
-            nodes[node_id] = NodeState(status, dict(output) if output is not None else nodes.get(
-                node_id, NodeState()).output)
-            stored.run = replace(stored.run, nodes=nodes)
-            stored.writes.append((node_id, status))
+            existing = stored.run.nodes.get(node.id)
+            if existing is not None and existing.status != "running":
+                return stored.run.status not in FINAL_STATUSES
+            live = stored.run.status not in FINAL_STATUSES
+            self._set(run, NodeRecord(node.id, result.status if live else "cancelled",
+                                      result.handle if result.status == "succeeded" else None,
+                                      result.outputs, result.error.to_dict() if result.error else None))
+            return live
 
     def save_task_token(self, run: RunRef, node_id: str, task_token: str) -> None:
         with self._lock:
             self.runs[run].tokens[node_id] = task_token
             self.token_saved.notify_all()
 
-    def finish(self, run: RunRef, status: Literal["succeeded", "failed"], error: RunError | None = None) -> None:
+    def count(self, run: RunRef, transitions: int) -> None:
+        with self._lock:
+            self.runs[run].transitions += transitions
+
+    def finish(self, run: RunRef, status: Literal["succeeded", "failed", "cancelled"],
+               outputs: Mapping[str, Any] | None = None, error: RunError | None = None) -> bool:
         with self._lock:
             stored = self.runs[run]
-            stored.run = replace(stored.run, status=status)
+            if stored.run.status in FINAL_STATUSES:
+                return False
+            self._status(run, status)
+            stored.outputs = dict(outputs) if outputs is not None else None
             stored.error = error
+            if status != "succeeded":
+                for record in list(stored.run.nodes.values()):
+                    if record.status == "running":
+                        self._set(run, replace(record, status="cancelled"))
+            return True
 
-    def wait_for_token(self, run: RunRef, node_id: str, timeout_s: float = 30.0) -> str:
+
+class MemoryRunEvents:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.events: list[tuple[RunRef, str, dict[str, Any]]] = []
+
+    def emit(self, run: RunRef, event_type: str, data: dict[str, Any]) -> None:
         with self._lock:
-            if not self.token_saved.wait_for(lambda: node_id in self.runs[run].tokens, timeout=timeout_s):
-                raise TimeoutError(f"no task token for {node_id}")
-            return self.runs[run].tokens[node_id]
+            self.events.append((run, event_type, data))
+
+    def types(self, run: RunRef) -> list[str]:
+        with self._lock:
+            return [kind for ref, kind, _ in self.events if ref == run]
 
 
-class NodeBroke(RuntimeError):
-    """What a failing test node raises (Lambda reports it as errorType NodeBroke)."""
+class RecordingRunner:
+    """The engine's node runner, recording which nodes it ran and on which thread."""
+
+    def __init__(self, runner: NodeRunner) -> None:
+        self._runner = runner
+        self._lock = threading.Lock()
+        self.calls: list[str] = []
+        self.threads: set[str] = set()
+
+    def run(self, context: RunContext, document: WorkflowDocument, node_id: str, pool: VariablePool,
+            emit: Emit | None = None) -> NodeRunResult:
+        with self._lock:
+            self.calls.append(node_id)
+            self.threads.add(threading.current_thread().name)
+        return self._runner.run(context, document, node_id, pool, emit)
 
 
-@dataclass
-class RecordingExecutor:
-    """Runs ``compute`` over the node's inputs and records every call (node id, thread)."""
+class FakeCodeRunner:
+    """A code runner of our own port: ``main``'s result computed in Python from the inputs
+    (``answer(inputs)``), or an exception to raise; never runs the code."""
 
-    mode: ExecutionMode
-    compute: Callable[[NodeContext], Mapping[str, Any]]
-    calls: list[str] = field(default_factory=list)
-    threads: set[str] = field(default_factory=set)
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+        self.calls = 0
 
-    def execute(self, context: NodeContext) -> Mapping[str, Any]:
-        self.calls.append(context.node.id)
-        self.threads.add(threading.current_thread().name)
-        return self.compute(context)
+    def run(self, request: Any) -> dict[str, Any]:
+        self.calls += 1
+        if isinstance(self.answer, BaseException):
+            raise self.answer
+        return dict(self.answer(dict(request.inputs)))
