@@ -64,8 +64,8 @@ def end(**outputs: list[str]) -> dict[str, Any]:
 
 
 class Setup:
-    def __init__(self, nodes: list[dict[str, Any]], edges: list[tuple[str, ...]], *, inputs: dict[str, Any] | None = None,
-                 code_answer: Any = None, limits: Limits | None = None) -> None:
+    def __init__(self, nodes: list[dict[str, Any]], edges: list[tuple[str, ...]], *,
+                 inputs: dict[str, Any] | None = None, code_answer: Any = None, limits: Limits | None = None) -> None:
         self.ref = RunRef(str(uuid.uuid4()), str(uuid.uuid4()))
         self.store = MemoryRunStore()
         self.store.create(self.ref, document(nodes, edges), inputs or {"n": 1})
