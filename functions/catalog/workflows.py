@@ -46,7 +46,8 @@ def _runs_api(name: str, module: str, method: str, path: str, summary: str, *, t
     return Function(name, f"functions.workflows.{module}", _W,
                     Http(method, path, permission="workflow:run", summary=summary, tag="workflow-runs"),
                     timeout_s=timeout_s, layers=("base", "aws"),
-                    access=(DATABASE, REDIS, _PAYLOADS_READ, state_machine(_RUN, *control)))  # type: ignore[arg-type]
+                    access=(DATABASE, REDIS, _PAYLOADS_READ,
+                            *((state_machine(_RUN, *control),) if control else ())))  # type: ignore[arg-type]
 
 
 def _task(name: str, module: str, description: str, **kwargs: object) -> Function:

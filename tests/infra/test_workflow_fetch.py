@@ -15,7 +15,8 @@ from shared.catalog import invoke
 from tests.infra.support import Synth, as_list, ref_logical_id, statements
 
 FETCH = "workflow-fetch"
-CALLERS = ("workflow-step", "workflow-branch")
+# HTTP-request nodes run as branches (shared/workflows/engine/graph.py MODES).
+CALLERS = ("workflow-branch",)
 # What every role gets for its own log group and X-Ray (tracing is on everywhere).
 LOGS_AND_TRACES = {"logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTelemetryRecords", "xray:PutTraceSegments"}
 

@@ -50,11 +50,34 @@ def test_the_carry_on_task_may_start_only_this_machine(synth: Synth) -> None:
     assert render(env["WORKFLOW_RUN_STATE_MACHINE_ARN"]) == machine
 
 
-def test_the_other_tasks_reach_nothing_beyond_their_logs(synth: Synth) -> None:
-    for name in ("workflow-step", "workflow-branch", "workflow-await", "workflow-fail"):
+def test_the_node_running_tasks_reach_the_run_store_and_nothing_to_control_executions(synth: Synth) -> None:
+    payloads = {"s3:GetObject", "s3:PutObject"}
+    for name in ("workflow-step", "workflow-branch"):
         actions = {action for action, _ in _grants(synth, name)}
-        assert not {a for a in actions if a.startswith(("states:", "s3:", "secretsmanager:", "sqs:"))}, name
-        assert "VpcConfig" not in synth.function(name).props
+        assert payloads <= actions, name
+        assert not {a for a in actions if a.startswith(("states:", "sqs:"))}, name
+        assert "VpcConfig" in synth.function(name).props, "the run store is in the VPC"
+        assert {"DATABASE_SECRET_ARN", "REDIS_URL", "PAYLOADS_BUCKET"} <= set(synth.function(name).env)
+    # The step runs cheap nodes only: no provider keys, no KMS; the branch calls providers.
+    step = {action for action, _ in _grants(synth, "workflow-step")}
+    assert not {a for a in step if a.startswith(("kms:", "bedrock:", "lambda:"))}
+    branch = {action for action, _ in _grants(synth, "workflow-branch")}
+    assert "kms:Decrypt" in branch and "lambda:InvokeFunction" in branch
+    for name in ("workflow-await", "workflow-fail"):
+        actions = {action for action, _ in _grants(synth, name)}
+        assert not {a for a in actions if a.startswith(("states:", "s3:", "sqs:", "lambda:"))}, name
+
+
+def test_the_run_routes_and_the_reconciler_control_only_what_they_need(synth: Synth) -> None:
+    def states(name: str) -> set[str]:
+        return {action for action, _ in _grants(synth, name) if action.startswith("states:")}
+
+    assert states("workflow-runs-create") == {"states:StartExecution"}
+    assert states("workflow-runs-cancel") == {"states:StopExecution"}
+    assert states("workflow-runs-get") == states("workflow-runs-list") == set()
+    assert states("workflow-runs-reconcile") == {"states:DescribeExecution", "states:GetExecutionHistory"}
+    # Sync runs wait up to 25 s: the function outlives the wait and stays under the HTTP API's 30 s.
+    assert 25 < synth.function("workflow-runs-create").props["Timeout"] <= 28
 
 
 # The code sandbox (docs/adr/0032-code-sandbox.md) ----------------------------------------------
@@ -96,7 +119,7 @@ def test_the_code_sandbox_reaches_nothing_beyond_its_logs(synth: Synth) -> None:
 
 def test_only_the_node_running_tasks_may_invoke_the_code_sandbox(synth: Synth) -> None:
     sandbox = synth.function(CODE)
-    for name in ("workflow-step", "workflow-branch"):
+    for name in ("workflow-branch",):
         invokes = [(action, _logical_id_of(resource)) for action, resource in _grants(synth, name)
                    if action.startswith("lambda:")]
         # The sandbox, by its own ARN (the fetch function is the other one they may invoke).
@@ -108,7 +131,7 @@ def test_only_the_node_running_tasks_may_invoke_the_code_sandbox(synth: Synth) -
     invokers = {owners.get((stack, role), role) for stack, role, statement in synth.role_statements()
                 if any(a.startswith("lambda:Invoke") for a in as_list(statement["Action"]))
                 and sandbox.logical_id in json.dumps(statement["Resource"])}
-    assert invokers == {"workflow-step", "workflow-branch"}
+    assert invokers == {"workflow-branch"}
     permissions = [p for _, _, p in synth.resources("AWS::Lambda::Permission")
                    if sandbox.logical_id in json.dumps(p["Properties"]["FunctionName"])]
     mappings = [m for _, _, m in synth.resources("AWS::Lambda::EventSourceMapping")

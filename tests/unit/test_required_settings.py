@@ -52,7 +52,7 @@ def test_the_mapping_names_the_variables_each_access_needs() -> None:
 
 def test_invoking_a_function_needs_its_name() -> None:
     assert [r.variable for r in access_settings(invoke("workflow-code"))] == ["WORKFLOW_CODE_FUNCTION_NAME"]
-    for caller in ("workflow-step", "workflow-branch"):
+    for caller in ("workflow-branch",):
         assert "WORKFLOW_CODE_FUNCTION_NAME" in {r.variable for r in required_settings(by_name()[caller])}
 
 
@@ -137,7 +137,7 @@ def test_settings_read_by_name_exist() -> None:
     from shared.models.repository import DEFAULT_FIELDS
 
     assert {f"default_{field}" for field in DEFAULT_FIELDS} <= set(Settings.model_fields)
-    assert not {"stratus_stage", "payloads_bucket"} & set(Settings.model_fields)
+    assert "stratus_stage" not in Settings.model_fields
 
 
 def test_a_deployed_streaming_app_missing_a_setting_fails_its_startup(deployed_env: pytest.MonkeyPatch) -> None:
