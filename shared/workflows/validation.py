@@ -497,7 +497,12 @@ class _Checker:
                 for c, case in enumerate(config.cases):
                     self._condition_values(node, f"config.cases[{c}].conditions", case.conditions)
             elif isinstance(config, IterationConfig) and config.output_selector:
-                self._check(node, "config.output_selector", config.output_selector, None, inside=node.id)
+                if self.scope.get(config.output_selector[0]) != node.id and config.output_selector[0] in self.nodes:
+                    self.add(node.id, "config.output_selector", "output_selector_not_child",
+                             f"{'.'.join(config.output_selector)}: an iteration collects the output of a node "
+                             "inside it, once per item")
+                else:
+                    self._check(node, "config.output_selector", config.output_selector, None, inside=node.id)
             elif isinstance(config, LoopConfig):
                 for field, selector, expected in _condition_checks("config.break_conditions",
                                                                    config.break_conditions):

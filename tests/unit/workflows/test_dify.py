@@ -717,7 +717,9 @@ def _replace(value: Any, path: tuple[Any, ...], new: Any) -> Any:
 
 
 @pytest.mark.parametrize("name", ["builder_restricted/http_default_output.yml", "basic_llm_chat_workflow.yml",
-                                  "dual_switch_variable_aggregator_workflow.yml"])
+                                  "dual_switch_variable_aggregator_workflow.yml",
+                                  "increment_loop_with_break_condition_workflow.yml",
+                                  "iteration_flatten_output_enabled_workflow.yml"])
 def test_any_field_of_any_wrong_shape_is_a_422_or_a_document_never_a_crash(name: str) -> None:
     data = raw(name)
     graph = graph_of(data)
