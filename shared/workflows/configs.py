@@ -16,6 +16,12 @@ from shared.validation import RequestModel
 from shared.workflows.definition import ELSE_HANDLE, NODE_ID, VARIABLE_NAME, Node, NodeType, Selector, VarType
 
 MAX_TEMPLATE_CHARS = 100_000
+# Containers run in-process, inside their node's invocation (bounded by its 900 s timeout):
+# the longest list an iteration takes, the most rounds of a loop, the most items an iteration
+# runs at once.
+MAX_ITERATION_ITEMS = 1_000
+MAX_LOOP_COUNT = 1_000
+MAX_PARALLEL_ITEMS = 10
 SelectorField = Field(min_length=2, max_length=10)
 # A selector inside a list (the aggregator's): the same bounds.
 ListedSelector = Annotated[Selector, Field(min_length=2, max_length=10)]
@@ -273,6 +279,100 @@ class VariableAggregatorConfig(RequestModel):
         return self
 
 
+# -- containers: iteration, loop, and the nodes inside them ------------------------------------
+# A declared array type, nested ones included (Dify declares ``array[array[number]]``).
+ARRAY_TYPE = r"^array\[[a-z\[\]]{1,40}\]$"
+
+
+class IterationConfig(RequestModel):
+    """Runs the sub-graph of its children once per item of ``iterator_selector`` (the children
+    read ``[iteration_id, "item"]`` and ``[iteration_id, "index"]``) and answers ``output``: the
+    value of ``output_selector`` (a child's output) of each item, in item order."""
+
+    start_node_id: str = Field(pattern=NODE_ID)
+    iterator_selector: Selector = SelectorField
+    # Empty: nothing collected (a draft); validation asks for it.
+    output_selector: list[str] = Field(default_factory=list, max_length=10)
+    # The declared type of ``output`` (None: the collected output's type, as an array).
+    output_type: str | None = Field(default=None, pattern=ARRAY_TYPE)
+    is_parallel: bool = False
+    # Items run at once when parallel.
+    parallel_nums: int = Field(default=MAX_PARALLEL_ITEMS, ge=1, le=MAX_PARALLEL_ITEMS)
+    # terminated: an item's failure fails the node; continue-on-error: its output is None;
+    # remove-abnormal-output: its output is left out.
+    error_handle_mode: Literal["terminated", "continue-on-error", "remove-abnormal-output"] = "terminated"
+    # When every collected output is a list, answer them concatenated (Dify's default).
+    flatten_output: bool = True
+
+
+class LoopVariable(RequestModel):
+    """A variable of the loop (children read and assign ``[loop_id, label]``), set before the
+    first round from a constant or a variable."""
+
+    label: str = Field(pattern=VARIABLE_NAME)
+    var_type: VarType
+    value_type: Literal["constant", "variable"] = "constant"
+    # constant: a value of ``var_type``; variable: a selector.
+    value: Any = None
+
+    @model_validator(mode="after")
+    def _selector_for_variable(self) -> LoopVariable:
+        if self.value_type == "variable" and not (
+                isinstance(self.value, list) and 2 <= len(self.value) <= 10
+                and all(isinstance(part, str) and part for part in self.value)):
+            raise ValueError("a variable's value is a selector: a node and one of its outputs")
+        return self
+
+
+class LoopConfig(RequestModel):
+    """Runs the sub-graph of its children round after round: until ``break_conditions`` hold
+    (checked before the first round and after each), a ``loop_end`` child is reached, or
+    ``loop_count`` rounds ran. Answers its variables' last values and ``loop_round``."""
+
+    start_node_id: str = Field(pattern=NODE_ID)
+    loop_count: int = Field(default=10, ge=1, le=MAX_LOOP_COUNT)
+    loop_variables: list[LoopVariable] = Field(default_factory=list, max_length=50)
+    break_conditions: list[Condition] = Field(default_factory=list, max_length=50)
+    logical_operator: Literal["and", "or"] = "and"
+
+
+class EmptyConfig(RequestModel):
+    """The start node of a container, and a loop's ``loop_end``: no configuration."""
+
+
+AssignOperation = Literal["over-write", "clear", "append", "extend", "set", "+=", "-=", "*=", "/=", "remove-first",
+                          "remove-last"]
+# Operations that take no value.
+VALUELESS_OPERATIONS = frozenset({"clear", "remove-first", "remove-last"})
+
+
+class AssignItem(RequestModel):
+    model_config = VERBATIM
+
+    # The variable changed: a loop variable of an enclosing loop (``[loop_id, label]``).
+    variable_selector: Selector = SelectorField
+    operation: AssignOperation = "over-write"
+    input_type: Literal["variable", "constant"] = "variable"
+    # variable: a selector; constant: the value.
+    value: Any = None
+
+    @model_validator(mode="after")
+    def _value_shape(self) -> AssignItem:
+        if self.operation in VALUELESS_OPERATIONS or self.input_type == "constant":
+            return self
+        if not (isinstance(self.value, list) and 2 <= len(self.value) <= 10
+                and all(isinstance(part, str) and part for part in self.value)):
+            raise ValueError(f"operation {self.operation!r} with a variable input takes a selector as its value")
+        return self
+
+
+class AssignerConfig(RequestModel):
+    """Changes variables, one item after the other (Dify's variable assigner, v2; v1 imports as
+    one item)."""
+
+    items: list[AssignItem] = Field(min_length=1, max_length=50)
+
+
 CONFIGS: dict[str, type[BaseModel]] = {
     "start": StartConfig,
     "end": EndConfig,
@@ -283,12 +383,20 @@ CONFIGS: dict[str, type[BaseModel]] = {
     "template": TemplateConfig,
     "http_request": HttpRequestConfig,
     "variable_aggregator": VariableAggregatorConfig,
+    "iteration": IterationConfig,
+    "iteration_start": EmptyConfig,
+    "loop": LoopConfig,
+    "loop_start": EmptyConfig,
+    "loop_end": EmptyConfig,
+    "assigner": AssignerConfig,
 }
 
-# Seconds a node may run (an attempt) unless the node says otherwise.
+# Seconds a node may run (an attempt) unless the node says otherwise. A container's covers all
+# its children's runs: the most a node may have.
 DEFAULT_TIMEOUT_S: dict[str, int] = {
     "start": 10, "end": 10, "if_else": 10, "template": 10, "variable_aggregator": 10,
     "code": 30, "http_request": 120, "knowledge_retrieval": 60, "llm": 300,
+    "iteration": 900, "loop": 900, "iteration_start": 10, "loop_start": 10, "loop_end": 10, "assigner": 10,
 }
 
 
@@ -297,9 +405,11 @@ def parse_config(node_type: NodeType | str, config: dict[str, Any]) -> BaseModel
     return CONFIGS[node_type].model_validate(config)
 
 
-def outputs_of(node: Node, config: BaseModel | None = None) -> dict[str, str]:
-    """Output name → type that a node of this type and configuration answers. ``object``
-    outputs may be read further by path (``["node", "usage", "total_tokens"]``)."""
+def outputs_of(node: Node, config: BaseModel | None = None) -> dict[str, str | None]:
+    """Output name → type (None: known only from the graph) that a node of this type and
+    configuration answers. ``object`` outputs may be read further by path
+    (``["node", "usage", "total_tokens"]``). A container's children see other names under its
+    id (:func:`inner_outputs_of`)."""
     config = config if config is not None else parse_config(node.type, node.config)
     match config:
         case StartConfig():
@@ -307,7 +417,7 @@ def outputs_of(node: Node, config: BaseModel | None = None) -> dict[str, str]:
         case EndConfig():
             return {}
         case LlmConfig():
-            outputs = {"text": "string", "usage": "object", "finish_reason": "string"}
+            outputs: dict[str, str | None] = {"text": "string", "usage": "object", "finish_reason": "string"}
             if config.structured_output.enabled:
                 outputs["structured_output"] = "object"
             return outputs
@@ -325,8 +435,36 @@ def outputs_of(node: Node, config: BaseModel | None = None) -> dict[str, str]:
             if config.groups:
                 return {group.group_name: "object" for group in config.groups}
             return {"output": config.output_type}
+        case IterationConfig():
+            return {"output": iteration_output_type(config, None)}
+        case LoopConfig():
+            return {**{variable.label: variable.var_type for variable in config.loop_variables},
+                    "loop_round": "number"}
+        case EmptyConfig() | AssignerConfig():
+            return {}
     raise TypeError(f"no outputs known for {type(config).__name__}")
 
 
 # Outputs every node answers under the default_value strategy when it failed.
 ERROR_OUTPUTS = {"error_message": "string", "error_type": "string"}
+
+
+def iteration_output_type(config: IterationConfig, collected: str | None) -> str | None:
+    """The type of an iteration's ``output``: the declared one, else an array of the collected
+    output's type (``collected``, None: unknown); flattened when flatten_output would flatten."""
+    declared = config.output_type
+    if declared is None and collected is not None:
+        declared = f"array[{collected}]"
+    if declared is not None and config.flatten_output and declared.startswith("array[array["):
+        return declared[6:-1]
+    return declared
+
+
+def inner_outputs_of(config: BaseModel, item_type: str | None = None) -> dict[str, str | None]:
+    """What a container's children read under the container's id: an iteration's current
+    ``item`` (of ``item_type``) and ``index``; a loop's variables."""
+    if isinstance(config, IterationConfig):
+        return {"item": item_type, "index": "number"}
+    if isinstance(config, LoopConfig):
+        return {variable.label: variable.var_type for variable in config.loop_variables}
+    return {}

@@ -2,6 +2,12 @@
 (docs/workflows.md). Nodes, edges between them (a source handle picks a branch), typed input
 variables on the start node, outputs on the end nodes.
 
+**Containers** (``iteration``, ``loop``) hold a sub-graph: their child nodes carry the
+container's id in ``parent_id`` (Dify's ``parentId``), edges join children of the same
+container only, and the container's configuration names its start child (``start_node_id``,
+an ``iteration_start`` or ``loop_start`` node). The run's graph is the top level (nodes without
+a parent); a container runs its children itself, as one node of that graph.
+
 The shape follows Dify's node data closely (field names, handles, the ``{{#node.field#}}``
 template syntax) so that a Dify user reads it without a manual and import/export is a mapping,
 not a translation. Type-specific configuration lives in ``Node.config`` and is parsed by
@@ -30,8 +36,13 @@ NODE_ID = r"^[A-Za-z0-9_-]{1,64}$"
 VARIABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 
 NodeType = Literal["start", "end", "llm", "knowledge_retrieval", "if_else", "code", "template",
-                   "http_request", "variable_aggregator"]
+                   "http_request", "variable_aggregator", "iteration", "iteration_start", "loop", "loop_start",
+                   "loop_end", "assigner"]
 NODE_TYPES: tuple[str, ...] = NodeType.__args__  # type: ignore[attr-defined]
+# Nodes that hold a sub-graph, and the type of each one's start child.
+CONTAINER_TYPES: dict[str, str] = {"iteration": "iteration_start", "loop": "loop_start"}
+# Node types that only exist inside a container of the given type.
+CONTAINED_TYPES: dict[str, str] = {"iteration_start": "iteration", "loop_start": "loop", "loop_end": "loop"}
 
 # The types a variable (an input, a node output) may have.
 VarType = Literal["string", "number", "boolean", "object", "array[string]", "array[number]",
@@ -59,6 +70,13 @@ class Position(RequestModel):
     y: float = 0.0
 
 
+class Size(RequestModel):
+    """A container's size on the canvas (kept for editors and for Dify export)."""
+
+    width: float = Field(default=0.0, ge=0)
+    height: float = Field(default=0.0, ge=0)
+
+
 class RetryPolicy(RequestModel):
     # Attempts in all (1: no retry), as Dify's max_retries + 1.
     max_attempts: int = Field(default=1, ge=1, le=10)
@@ -75,9 +93,15 @@ class Node(RequestModel):
     config: dict[str, Any] = Field(default_factory=dict, description=(
         "The node type's configuration: its schema depends on `type` (`x-stratus-config-by-type` names it: "
         "StartConfig, EndConfig, LlmConfig, KnowledgeRetrievalConfig, IfElseConfig, CodeConfig, TemplateConfig, "
-        "HttpRequestConfig, VariableAggregatorConfig; see docs/workflows.md). A draft may hold an incomplete "
+        "HttpRequestConfig, VariableAggregatorConfig, IterationConfig, LoopConfig, AssignerConfig; the start and end "
+        "nodes of containers take none; see docs/workflows.md). A draft may hold an incomplete "
         "configuration; publishing and running check it."))
+    # On the canvas; a container's child is placed relative to its container, as in Dify.
     position: Position | None = None
+    # The container (iteration or loop) the node is in; None: the top level of the graph.
+    parent_id: str | None = Field(default=None, pattern=NODE_ID)
+    # A container's canvas size (None: an editor's default).
+    size: Size | None = None
     # None: the node type's default (shared.workflows.configs.DEFAULT_TIMEOUT_S).
     timeout_s: int | None = Field(default=None, ge=1, le=900)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
@@ -139,3 +163,12 @@ class WorkflowDocument(RequestModel):
 
     def incoming(self, node_id: str) -> list[Edge]:
         return [edge for edge in self.edges if edge.target == node_id]
+
+    def children(self, container_id: str | None) -> list[Node]:
+        """The nodes directly in ``container_id`` (None: the top level), in document order."""
+        return [node for node in self.nodes if node.parent_id == container_id]
+
+    def scope_edges(self, container_id: str | None) -> list[Edge]:
+        """The edges between nodes of one scope (a container's children, or the top level)."""
+        scope = {node.id for node in self.children(container_id)}
+        return [edge for edge in self.edges if edge.source in scope and edge.target in scope]

@@ -28,14 +28,20 @@ from pydantic import ValidationError
 
 from shared.validation import MAX_JSON_DEPTH
 from shared.workflows.configs import (
+    ARRAY_TYPE,
     ERROR_OUTPUTS,
+    MAX_LOOP_COUNT,
+    MAX_PARALLEL_ITEMS,
+    AssignerConfig,
     CodeConfig,
     ComparisonOperator,
     EndConfig,
     HttpRequestConfig,
     IfElseConfig,
+    IterationConfig,
     KnowledgeRetrievalConfig,
     LlmConfig,
+    LoopConfig,
     StartConfig,
     TemplateConfig,
     VariableAggregatorConfig,
@@ -43,6 +49,7 @@ from shared.workflows.configs import (
     parse_config,
 )
 from shared.workflows.definition import (
+    CONTAINER_TYPES,
     NODE_ID,
     SOURCE_HANDLE,
     VAR_TYPES,
@@ -75,6 +82,12 @@ DIFY_TYPES: dict[str, str] = {
     "variable-aggregator": "variable_aggregator",
     # The aggregator's name before Dify 0.6.13 (today's "assigner" is another node).
     "variable-assigner": "variable_aggregator",
+    "iteration": "iteration",
+    "iteration-start": "iteration_start",
+    "loop": "loop",
+    "loop-start": "loop_start",
+    "loop-end": "loop_end",
+    "assigner": "assigner",
 }
 STRATUS_TYPES: dict[str, str] = {stratus: dify for dify, stratus in DIFY_TYPES.items() if dify != "variable-assigner"}
 # Start variable types: Dify → Stratus.
@@ -106,7 +119,22 @@ _TYPE_KEYS: dict[str, frozenset[str]] = {
     "http_request": frozenset({"method", "url", "authorization", "headers", "params", "body", "timeout",
                                "ssl_verify"}),
     "variable_aggregator": frozenset({"output_type", "variables", "advanced_settings"}),
+    # iterator_input_type and startNodeType only inform Dify's editor.
+    "iteration": frozenset({"start_node_id", "iterator_selector", "output_selector", "output_type", "is_parallel",
+                            "parallel_nums", "error_handle_mode", "flatten_output", "iterator_input_type",
+                            "startNodeType"}),
+    "iteration_start": frozenset(),
+    # Dify's loop node reads no error_handle_mode (its editor writes one).
+    "loop": frozenset({"start_node_id", "loop_count", "loop_variables", "break_conditions", "logical_operator",
+                       "error_handle_mode", "outputs"}),
+    "loop_start": frozenset(),
+    "loop_end": frozenset(),
+    "assigner": frozenset({"items", "assigned_variable_selector", "input_variable_selector", "write_mode"}),
 }
+# Dify's canvas: a container's children sit above it, and its start node is fixed in place.
+CHILD_Z_INDEX = 1002
+CONTAINER_Z_INDEX = 1
+_START_CANVAS_TYPES = {"iteration_start": "custom-iteration-start", "loop_start": "custom-loop-start"}
 
 
 @dataclass(frozen=True)
@@ -360,11 +388,19 @@ def _node(index: int, raw: Any, context: _Context, dropped: set[str]) -> dict[st
     if kind is None:
         context.refuse(node_id, "data.type", "unsupported_node_type", f"{dify_type} nodes")
         return None
-    return _node_from_dify(node_id, kind, data, raw.get("position"), context)
+    # A container's child: the canvas's parentId, else what the node data says.
+    parent = _text(raw.get("parentId")) or _text(data.get("iteration_id")) or _text(data.get("loop_id")) or None
+    size = None
+    if kind in CONTAINER_TYPES:
+        width, height = _number(raw.get("width", data.get("width"))), _number(raw.get("height", data.get("height")))
+        if width is not None and height is not None and width >= 0 and height >= 0:
+            size = {"width": float(width), "height": float(height)}
+    return _node_from_dify(node_id, kind, data, raw.get("position"), context, parent, size)
 
 
 def _node_from_dify(node_id: str, kind: str, data: Mapping[str, Any], position: Any,
-                   context: _Context) -> dict[str, Any]:
+                    context: _Context, parent_id: str | None = None,
+                    size: dict[str, float] | None = None) -> dict[str, Any]:
     """One node as Stratus holds it (its config canonical: every field, as its model dumps it)."""
     config = _CONFIG_FROM_DIFY[kind](node_id, data, context)
     for key, value in data.items():
@@ -377,6 +413,8 @@ def _node_from_dify(node_id: str, kind: str, data: Mapping[str, Any], position: 
         "description": _bounded(node_id, "description", data.get("desc"), 2000, context),
         "config": config,
         "position": _position(position),
+        "parent_id": parent_id,
+        "size": size,
         "timeout_s": None,
         "retry": _retry(node_id, data.get("retry_config"), context),
         "error_strategy": _error_strategy(node_id, data.get("error_strategy"), context),
@@ -741,28 +779,34 @@ def _if_else_from_dify(node_id: str, data: Mapping[str, Any], context: _Context)
         if not isinstance(case, Mapping):
             context.malformed(node_id, f"data.cases[{case_index}]", "a case must be a mapping")
             continue
-        conditions = []
-        for index, condition in enumerate(_list(case.get("conditions"))):
-            where = f"data.cases[{case_index}].conditions[{index}]"
-            if not isinstance(condition, Mapping):
-                context.malformed(node_id, where, "a condition must be a mapping")
-                continue
-            operator = condition.get("comparison_operator")
-            if not isinstance(operator, str) or operator not in _OPERATORS:
-                context.refuse(node_id, f"{where}.comparison_operator", "unsupported_feature",
-                               f"the comparison {operator!r}")
-            if _mapping(condition.get("sub_variable_condition")).get("conditions"):
-                context.refuse(node_id, f"{where}.sub_variable_condition", "unsupported_feature",
-                               "conditions on file attributes")
-            value = condition.get("value")
-            if condition.get("value_type") == "value_selector" and condition.get("value_selector"):
-                # Dify 0.6 compared with another variable; a reference says the same.
-                value = "{{#" + ".".join(_selector(condition.get("value_selector"))) + "#}}"
-            conditions.append({"variable_selector": _selector(condition.get("variable_selector")),
-                               "comparison_operator": operator, "value": value})
+        conditions = _conditions(node_id, f"data.cases[{case_index}].conditions", case.get("conditions"), context)
         cases.append({"case_id": _text(case.get("case_id")) or _text(case.get("id")),
                       "logical_operator": case.get("logical_operator", "and"), "conditions": conditions})
     return {"cases": cases}
+
+
+def _conditions(node_id: str, where: str, raw: Any, context: _Context) -> list[dict[str, Any]]:
+    """Dify's conditions (an if/else case's, a loop's break conditions)."""
+    conditions = []
+    for index, condition in enumerate(_list(raw)):
+        at = f"{where}[{index}]"
+        if not isinstance(condition, Mapping):
+            context.malformed(node_id, at, "a condition must be a mapping")
+            continue
+        operator = condition.get("comparison_operator")
+        if not isinstance(operator, str) or operator not in _OPERATORS:
+            context.refuse(node_id, f"{at}.comparison_operator", "unsupported_feature",
+                           f"the comparison {operator!r}")
+        if _mapping(condition.get("sub_variable_condition")).get("conditions"):
+            context.refuse(node_id, f"{at}.sub_variable_condition", "unsupported_feature",
+                           "conditions on file attributes")
+        value = condition.get("value")
+        if condition.get("value_type") == "value_selector" and condition.get("value_selector"):
+            # Dify 0.6 compared with another variable; a reference says the same.
+            value = "{{#" + ".".join(_selector(condition.get("value_selector"))) + "#}}"
+        conditions.append({"variable_selector": _selector(condition.get("variable_selector")),
+                           "comparison_operator": operator, "value": value})
+    return conditions
 
 
 def _code_from_dify(node_id: str, data: Mapping[str, Any], context: _Context) -> dict[str, Any]:
@@ -873,6 +917,93 @@ def _aggregator_from_dify(node_id: str, data: Mapping[str, Any], context: _Conte
     return config
 
 
+def _iteration_from_dify(node_id: str, data: Mapping[str, Any], context: _Context) -> dict[str, Any]:
+    output_type = data.get("output_type")
+    if output_type is not None and not (isinstance(output_type, str) and re.match(ARRAY_TYPE, output_type)):
+        context.warn(node_id, f"output_type {output_type!r} is not an array type; the collected output's type is "
+                              "used")
+        output_type = None
+    mode = data.get("error_handle_mode") or "terminated"
+    if mode not in ("terminated", "continue-on-error", "remove-abnormal-output"):
+        context.malformed(node_id, "data.error_handle_mode", f"unknown error_handle_mode {mode!r}")
+    parallel = _clamp(node_id, "parallel_nums", data.get("parallel_nums"), 1, MAX_PARALLEL_ITEMS, context, True)
+    flatten = data.get("flatten_output")
+    return {"start_node_id": _text(data.get("start_node_id")),
+            "iterator_selector": _selector(data.get("iterator_selector")),
+            "output_selector": _selector(data.get("output_selector")), "output_type": output_type,
+            "is_parallel": bool(data.get("is_parallel")),
+            "parallel_nums": MAX_PARALLEL_ITEMS if parallel is None else parallel, "error_handle_mode": mode,
+            # Dify flattens unless told not to (its behaviour before the setting existed).
+            "flatten_output": True if flatten is None else bool(flatten)}
+
+
+def _loop_value(node_id: str, label: str, var_type: str, value: Any, context: _Context) -> Any:
+    """A constant initial value as Dify reads it: numbers and JSON may be written as text."""
+    if not isinstance(value, str) or var_type == "string":
+        return value
+    converted: Any
+    if var_type == "number":
+        converted = _number(value)
+    elif var_type == "boolean":
+        converted = {"true": True, "false": False}.get(value.strip().lower())
+    else:
+        converted = _json(value)
+    if converted is None:
+        context.warn(node_id, f"the initial value {value!r} of loop variable {label!r} is not a {var_type}; kept "
+                              "as text")
+        return value
+    return converted
+
+
+def _loop_from_dify(node_id: str, data: Mapping[str, Any], context: _Context) -> dict[str, Any]:
+    variables = []
+    for index, raw in enumerate(_list(data.get("loop_variables"))):
+        if not isinstance(raw, Mapping):
+            context.malformed(node_id, f"data.loop_variables[{index}]", "a loop variable must be a mapping")
+            continue
+        label = _text(raw.get("label"))
+        var_type = _var_type(raw.get("var_type"))
+        if var_type is None:
+            context.refuse(node_id, f"data.loop_variables[{index}].var_type", "unsupported_type",
+                           f"loop variables of type {raw.get('var_type')}")
+            continue
+        value_type = raw.get("value_type") or "constant"
+        value = raw.get("value")
+        value = _selector(value) if value_type == "variable" else _loop_value(node_id, label, var_type, value, context)
+        variables.append({"label": label, "var_type": var_type, "value_type": value_type, "value": value})
+    count = _clamp(node_id, "loop_count", data.get("loop_count"), 1, MAX_LOOP_COUNT, context, True)
+    return {"start_node_id": _text(data.get("start_node_id")), "loop_count": 10 if count is None else count,
+            "loop_variables": variables,
+            "break_conditions": _conditions(node_id, "data.break_conditions", data.get("break_conditions"), context),
+            "logical_operator": data.get("logical_operator") or "and"}
+
+
+def _empty_from_dify(node_id: str, data: Mapping[str, Any], context: _Context) -> dict[str, Any]:
+    return {}
+
+
+def _assigner_from_dify(node_id: str, data: Mapping[str, Any], context: _Context) -> dict[str, Any]:
+    if "items" not in data and "assigned_variable_selector" in data:
+        # Version 1: one variable, from one variable (over-write, append) or cleared.
+        mode = data.get("write_mode") or "over-write"
+        return {"items": [{"variable_selector": _selector(data.get("assigned_variable_selector")),
+                           "operation": mode, "input_type": "variable",
+                           "value": None if mode == "clear" else _selector(data.get("input_variable_selector"))}]}
+    items = []
+    for index, raw in enumerate(_list(data.get("items"))):
+        if not isinstance(raw, Mapping):
+            context.malformed(node_id, f"data.items[{index}]", "an assigner item must be a mapping")
+            continue
+        input_type = raw.get("input_type") or "variable"
+        value = raw.get("value")
+        if input_type == "variable" and isinstance(value, list):
+            value = _selector(value)
+        # write_mode is what Dify's editor keeps from version 1; version 2 reads operation.
+        items.append({"variable_selector": _selector(raw.get("variable_selector")),
+                      "operation": raw.get("operation") or "over-write", "input_type": input_type, "value": value})
+    return {"items": items}
+
+
 _CONFIG_FROM_DIFY: dict[str, Callable[[str, Mapping[str, Any], _Context], dict[str, Any]]] = {
     "start": _start_from_dify,
     "end": _end_from_dify,
@@ -883,6 +1014,12 @@ _CONFIG_FROM_DIFY: dict[str, Callable[[str, Mapping[str, Any], _Context], dict[s
     "template": _template_from_dify,
     "http_request": _http_from_dify,
     "variable_aggregator": _aggregator_from_dify,
+    "iteration": _iteration_from_dify,
+    "iteration_start": _empty_from_dify,
+    "loop": _loop_from_dify,
+    "loop_start": _empty_from_dify,
+    "loop_end": _empty_from_dify,
+    "assigner": _assigner_from_dify,
 }
 
 
@@ -978,17 +1115,20 @@ def export_dify(document: WorkflowDocument | Mapping[str, Any], *, name: str, de
     node_dicts = [node.model_dump(mode="json") for node in document.nodes]
     edge_dicts = [edge.model_dump(mode="json") for edge in document.edges]
     positions = _layout(node_dicts, edge_dicts)
-    types = {node.id: node.type for node in document.nodes}
-    nodes = [_node_to_dify(node, positions[node.id], document) for node in document.nodes]
+    nodes_by_id = {node.id: node for node in document.nodes}
+    nodes = [_node_to_dify(node, positions, document) for node in document.nodes]
     edges = []
     for edge in document.edges:
+        source, target = nodes_by_id.get(edge.source), nodes_by_id.get(edge.target)
+        container = nodes_by_id.get(source.parent_id or "") if source is not None else None
+        data: dict[str, Any] = {"sourceType": STRATUS_TYPES.get(source.type if source else "", ""),
+                                "targetType": STRATUS_TYPES.get(target.type if target else "", ""),
+                                **_container_flags(container)}
         edges.append({
             "id": f"{edge.source}-{edge.source_handle}-{edge.target}-target",
             "source": edge.source, "sourceHandle": edge.source_handle,
-            "target": edge.target, "targetHandle": "target", "type": "custom", "zIndex": 0,
-            "data": {"sourceType": STRATUS_TYPES.get(types.get(edge.source, ""), ""),
-                     "targetType": STRATUS_TYPES.get(types.get(edge.target, ""), ""),
-                     "isInIteration": False, "isInLoop": False},
+            "target": edge.target, "targetHandle": "target", "type": "custom",
+            "zIndex": CHILD_Z_INDEX if container is not None else 0, "data": data,
         })
     app = {
         "app": {"name": name, "description": description, "mode": "workflow", "icon": "🤖",
@@ -1002,9 +1142,26 @@ def export_dify(document: WorkflowDocument | Mapping[str, Any], *, name: str, de
     return str(yaml.safe_dump(app, allow_unicode=True, sort_keys=False, width=120))
 
 
-def _node_to_dify(node: Node, position: Mapping[str, float], document: WorkflowDocument) -> dict[str, Any]:
+def _container_flags(container: Node | None) -> dict[str, Any]:
+    """How Dify marks a node or edge inside a container (and outside any)."""
+    if container is None:
+        return {"isInIteration": False, "isInLoop": False}
+    if container.type == "iteration":
+        return {"isInIteration": True, "isInLoop": False, "iteration_id": container.id}
+    return {"isInIteration": False, "isInLoop": True, "loop_id": container.id}
+
+
+def _node_to_dify(node: Node, positions: Mapping[str, Mapping[str, float]],
+                  document: WorkflowDocument) -> dict[str, Any]:
     data: dict[str, Any] = {"type": STRATUS_TYPES[node.type], "title": node.title, "desc": node.description,
                             "selected": False}
+    container = None
+    if node.parent_id is not None:
+        try:
+            container = document.node(node.parent_id)
+        except KeyError:
+            container = None
+        data.update(_container_flags(container))
     try:
         config = parse_config(node.type, node.config)
     except ValidationError:
@@ -1025,13 +1182,32 @@ def _node_to_dify(node: Node, position: Mapping[str, float], document: WorkflowD
     mapped = _node_from_dify(node.id, node.type, data, None, context)
     original = node.model_dump(mode="json")
     original["config"] = _canonical(node.type, original["config"])
-    extension = _differences({k: v for k, v in original.items() if k not in ("id", "type", "position")},
-                             {k: v for k, v in mapped.items() if k not in ("id", "type", "position")}, [])
+    # The canvas fields travel as Dify's own (parentId, width and height).
+    canvas = ("id", "type", "position", "parent_id", "size")
+    extension = _differences({k: v for k, v in original.items() if k not in canvas},
+                             {k: v for k, v in mapped.items() if k not in canvas}, [])
     if extension:
         data[EXTENSION_KEY] = extension
+    position = positions[node.id]
     place = {"x": position["x"], "y": position["y"]}
-    return {"id": node.id, "type": "custom", "position": place, "positionAbsolute": dict(place),
-            "sourcePosition": "right", "targetPosition": "left", "selected": False, "data": data}
+    absolute = dict(place)
+    if node.parent_id is not None and node.parent_id in positions:
+        # A child's position is relative to its container's.
+        absolute = {"x": place["x"] + positions[node.parent_id]["x"], "y": place["y"] + positions[node.parent_id]["y"]}
+    dify: dict[str, Any] = {"id": node.id, "type": _START_CANVAS_TYPES.get(node.type, "custom"), "position": place,
+                            "positionAbsolute": absolute, "sourcePosition": "right", "targetPosition": "left",
+                            "selected": False, "data": data}
+    if node.parent_id is not None:
+        dify["parentId"] = node.parent_id
+        dify["zIndex"] = CHILD_Z_INDEX
+    elif node.type in CONTAINER_TYPES:
+        dify["zIndex"] = CONTAINER_Z_INDEX
+    if node.type in _START_CANVAS_TYPES:
+        dify["draggable"] = dify["selectable"] = False
+    if node.size is not None:
+        dify["width"] = data["width"] = node.size.width
+        dify["height"] = data["height"] = node.size.height
+    return dify
 
 
 def _type_of(value: Any) -> str:
@@ -1126,12 +1302,7 @@ def _if_else_to_dify(node: Node, config: Any, document: WorkflowDocument) -> dic
     assert isinstance(config, IfElseConfig)
     cases = []
     for case in config.cases:
-        conditions = []
-        for index, condition in enumerate(case.conditions):
-            conditions.append({"id": _stable_id(node.id, case.case_id, str(index)),
-                               "variable_selector": list(condition.variable_selector),
-                               "comparison_operator": condition.comparison_operator, "value": condition.value,
-                               "varType": _selector_type(document, condition.variable_selector)})
+        conditions = _dify_conditions(node, case.case_id, case.conditions, document)
         cases.append({"id": case.case_id, "case_id": case.case_id, "logical_operator": case.logical_operator,
                       "conditions": conditions})
     return {"cases": cases}
@@ -1143,7 +1314,7 @@ def _selector_type(document: WorkflowDocument, selector: list[str]) -> str:
         return "string"
     try:
         source = document.node(selector[0])
-        return outputs_of(source).get(selector[1], "string")
+        return outputs_of(source).get(selector[1]) or "string"
     except (KeyError, ValidationError):
         return "string"
 
@@ -1204,6 +1375,53 @@ def _aggregator_to_dify(node: Node, config: Any, document: WorkflowDocument) -> 
     }
 
 
+def _dify_conditions(node: Node, prefix: str, conditions: Iterable[Any], document: WorkflowDocument,
+                     ) -> list[dict[str, Any]]:
+    return [{"id": _stable_id(node.id, prefix, str(index)), "variable_selector": list(condition.variable_selector),
+             "comparison_operator": condition.comparison_operator, "value": condition.value,
+             "varType": _selector_type(document, condition.variable_selector)}
+            for index, condition in enumerate(conditions)]
+
+
+def _iteration_to_dify(node: Node, config: Any, document: WorkflowDocument) -> dict[str, Any]:
+    assert isinstance(config, IterationConfig)
+    data: dict[str, Any] = {
+        "start_node_id": config.start_node_id, "iterator_selector": list(config.iterator_selector),
+        "iterator_input_type": _selector_type(document, config.iterator_selector),
+        "output_selector": list(config.output_selector), "is_parallel": config.is_parallel,
+        "parallel_nums": config.parallel_nums, "error_handle_mode": config.error_handle_mode,
+        "flatten_output": config.flatten_output}
+    if config.output_type is not None:
+        data["output_type"] = config.output_type
+    return data
+
+
+def _loop_to_dify(node: Node, config: Any, document: WorkflowDocument) -> dict[str, Any]:
+    assert isinstance(config, LoopConfig)
+    variables = []
+    for variable in config.loop_variables:
+        value = variable.value
+        if variable.value_type == "constant" and variable.var_type.startswith("array["):
+            # Dify reads an array constant from JSON text only.
+            value = json.dumps(value, ensure_ascii=False)
+        variables.append({"id": _stable_id(node.id, "loop-variable", variable.label), "label": variable.label,
+                          "var_type": variable.var_type, "value_type": variable.value_type, "value": value})
+    return {"start_node_id": config.start_node_id, "loop_count": config.loop_count, "loop_variables": variables,
+            "break_conditions": _dify_conditions(node, "break", config.break_conditions, document),
+            "logical_operator": config.logical_operator}
+
+
+def _empty_to_dify(node: Node, config: Any, document: WorkflowDocument) -> dict[str, Any]:
+    return {}
+
+
+def _assigner_to_dify(node: Node, config: Any, document: WorkflowDocument) -> dict[str, Any]:
+    assert isinstance(config, AssignerConfig)
+    return {"version": "2", "items": [
+        {"variable_selector": list(item.variable_selector), "input_type": item.input_type,
+         "operation": item.operation, "value": item.value} for item in config.items]}
+
+
 _CONFIG_TO_DIFY: dict[str, Callable[[Node, Any, WorkflowDocument], dict[str, Any]]] = {
     "start": _start_to_dify,
     "end": _end_to_dify,
@@ -1214,4 +1432,10 @@ _CONFIG_TO_DIFY: dict[str, Callable[[Node, Any, WorkflowDocument], dict[str, Any
     "template": _template_to_dify,
     "http_request": _http_to_dify,
     "variable_aggregator": _aggregator_to_dify,
+    "iteration": _iteration_to_dify,
+    "iteration_start": _empty_to_dify,
+    "loop": _loop_to_dify,
+    "loop_start": _empty_to_dify,
+    "loop_end": _empty_to_dify,
+    "assigner": _assigner_to_dify,
 }

@@ -7,10 +7,19 @@ parses (shape and each node's configuration), one start, an end reachable from i
 reachable, no cycles, edges between existing nodes leaving by a handle their source has,
 references (selectors and ``{{#node.field#}}`` templates) naming upstream nodes' declared
 outputs or ``sys.*`` with compatible types, error-strategy defaults, and the size limits.
+
+Containers (iteration, loop): children sit in an existing container, one level deep; edges
+join nodes of one scope; each container's start child is where its children are reached from;
+a child may read what its container gives it (``[container, "item"]``...), its upstream
+siblings and whatever is upstream of the container, while a node outside reads only the
+container's outputs, never its children's. Cycles are refused everywhere: repeating is a loop
+container's work, round after round. An ``assigner`` changes only the variables of the loop it
+is in (conversation variables come with chatflows).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -24,20 +33,28 @@ from pydantic import BaseModel, ValidationError
 
 from shared.workflows.configs import (
     ERROR_OUTPUTS,
+    AssignerConfig,
     CodeConfig,
+    Condition,
     EndConfig,
     HttpRequestConfig,
     IfElseConfig,
     InputVariable,
+    IterationConfig,
     KnowledgeRetrievalConfig,
     LlmConfig,
+    LoopConfig,
     StartConfig,
     TemplateConfig,
     VariableAggregatorConfig,
+    inner_outputs_of,
+    iteration_output_type,
     outputs_of,
     parse_config,
 )
 from shared.workflows.definition import (
+    CONTAINED_TYPES,
+    CONTAINER_TYPES,
     ELSE_HANDLE,
     FAIL_BRANCH_HANDLE,
     MAX_DEFINITION_BYTES,
@@ -180,12 +197,15 @@ class _Checker:
         self.ancestors: dict[str, set[str]] = {}
         # Nodes a run can reach; an unreachable node (itself reported) has no meaningful upstream.
         self.reachable: set[str] = set()
+        # Each node's scope: the container it is in (None: the top level).
+        self.scope: dict[str, str | None] = {}
 
     def add(self, node_id: str | None, field: str, code: str, message: str) -> None:
         self.problems.append(Problem(node_id, field, code, message))
 
     def run(self) -> list[Problem]:
         self._nodes()
+        self._containers()
         self._edges()
         self._structure()
         self._references()
@@ -211,7 +231,7 @@ class _Checker:
             self._node_rules(node, config)
 
     def _node_rules(self, node: Node, config: BaseModel) -> None:
-        if node.type in ("start", "end") and node.error_strategy != "fail":
+        if node.type in ("start", "end", *CONTAINED_TYPES) and node.error_strategy != "fail":
             self.add(node.id, "error_strategy", "unsupported_error_strategy",
                      f"a {node.type} node cannot fail; its error_strategy must be \"fail\"")
         if node.error_strategy == "default_value":
@@ -220,9 +240,9 @@ class _Checker:
                 if key not in declared:
                     self.add(node.id, f"default_value.{key}", "unknown_default_output",
                              f"{key!r} is not an output of this node; its outputs are {', '.join(declared) or 'none'}")
-                elif not value_matches(value, declared[key]):
+                elif (expected := declared[key]) is not None and not value_matches(value, expected):
                     self.add(node.id, f"default_value.{key}", "invalid_default_value",
-                             f"the default for {key!r} must be of type {declared[key]}")
+                             f"the default for {key!r} must be of type {expected}")
         match config:
             case StartConfig():
                 self._unique(node, [v.variable for v in config.variables], "config.variables", "variable",
@@ -254,6 +274,18 @@ class _Checker:
                 if config.context.enabled and not config.context.variable_selector:
                     self.add(node.id, "config.context.variable_selector", "missing_context_variable",
                              "context is enabled: name the variable it takes (e.g. a knowledge retrieval result)")
+            case IterationConfig():
+                if not config.output_selector:
+                    self.add(node.id, "config.output_selector", "missing_output_selector",
+                             "name the output of a node inside the iteration that it collects for each item")
+            case LoopConfig():
+                self._unique(node, [v.label for v in config.loop_variables], "config.loop_variables", "label",
+                             "duplicate_variable")
+                for index, loop_variable in enumerate(config.loop_variables):
+                    if loop_variable.value_type == "constant" and not value_matches(loop_variable.value,
+                                                                                    loop_variable.var_type):
+                        self.add(node.id, f"config.loop_variables[{index}].value", "invalid_loop_variable",
+                                 f"the initial value of {loop_variable.label!r} must be a {loop_variable.var_type}")
 
     def _unique(self, node: Node, names: list[str], field: str, key: str, code: str) -> None:
         seen: set[str] = set()
@@ -282,6 +314,63 @@ class _Checker:
             self.add(node.id, f"{field}.default", "invalid_default",
                      f"the default is longer than max_length ({variable.max_length})")
 
+    # -- containers ----------------------------------------------------------------------------
+    def _containers(self) -> None:
+        for node in self.nodes.values():
+            self.scope[node.id] = node.parent_id
+            parent = self.nodes.get(node.parent_id) if node.parent_id is not None else None
+            if node.parent_id is not None:
+                if parent is None:
+                    self.add(node.id, "parent_id", "unknown_container", f"there is no node {node.parent_id!r}")
+                elif parent.type not in CONTAINER_TYPES:
+                    self.add(node.id, "parent_id", "not_a_container",
+                             f"node {parent.id!r} is a {parent.type} node; nodes sit inside an iteration or a loop")
+                elif node.type in CONTAINER_TYPES or parent.parent_id is not None:
+                    self.add(node.id, "parent_id", "nested_container",
+                             "a container cannot be inside another container; chain them instead")
+                elif node.type in ("start", "end"):
+                    self.add(node.id, "parent_id", "not_allowed_in_container",
+                             f"a {node.type} node belongs at the top level of the workflow, not inside a container")
+            wanted = CONTAINED_TYPES.get(node.type)
+            if wanted is not None and (parent is None or parent.type != wanted):
+                self.add(node.id, "parent_id", "outside_its_container",
+                         f"a {node.type} node belongs inside a {wanted} node (set parent_id to it)")
+        for container in self.nodes.values():
+            config = self.configs.get(container.id)
+            if container.type not in CONTAINER_TYPES or not isinstance(config, IterationConfig | LoopConfig):
+                continue
+            start_type = CONTAINER_TYPES[container.type]
+            start = self.nodes.get(config.start_node_id)
+            if start is None or start.parent_id != container.id or start.type != start_type:
+                self.add(container.id, "config.start_node_id", "invalid_start_node",
+                         f"start_node_id must name the {start_type} node inside this {container.type}")
+            for child in self.document.children(container.id):
+                if child.type == start_type and child.id != config.start_node_id:
+                    self.add(child.id, "type", "multiple_container_starts",
+                             f"{container.type} {container.id!r} starts at {config.start_node_id!r}; it has one "
+                             f"{start_type} node")
+
+    def _inner_outputs(self, container_id: str) -> dict[str, str | None]:
+        """What a container's children read under its id."""
+        config = self.configs.get(container_id)
+        if config is None:
+            return {}
+        item_type: str | None = None
+        if isinstance(config, IterationConfig):
+            _, source_type = self._quietly(self.nodes[container_id], config.iterator_selector)
+            if source_type is not None and source_type.startswith("array["):
+                item_type = source_type[6:-1]
+        return inner_outputs_of(config, item_type)
+
+    def _quietly(self, node: Node, selector: Sequence[str], inside: str | None = None) -> tuple[bool, str | None]:
+        """``_resolve`` without recording problems (they are reported where the selector is)."""
+        problems = self.problems
+        self.problems = []
+        try:
+            return self._resolve(node, "", selector, inside)
+        finally:
+            self.problems = problems
+
     # -- edges ---------------------------------------------------------------------------------
     def _edges(self) -> None:
         fail_branches: set[str] = set()
@@ -292,9 +381,15 @@ class _Checker:
                 if node_id not in self.nodes:
                     self.add(None, f"{field}.{end}", "unknown_node", f"the edge's {end} {node_id!r} is no node")
             source, target = self.nodes.get(edge.source), self.nodes.get(edge.target)
-            if target is not None and target.type == "start":
+            if target is not None and target.type in ("start", "iteration_start", "loop_start"):
                 self.add(target.id, "", "start_has_incoming",
-                         f"the start node cannot be the target of an edge ({field} comes from {edge.source!r})")
+                         f"the {target.type} node cannot be the target of an edge ({field} comes from "
+                         f"{edge.source!r})")
+            if source is not None and target is not None and source.parent_id != target.parent_id:
+                self.add(None, field, "edge_crosses_container",
+                         f"the edge {edge.source!r} → {edge.target!r} crosses a container's boundary; edges join "
+                         "nodes of the same container (or of the top level), and a container connects by its own "
+                         "edges")
             if source is None:
                 continue
             if source.type == "end":
@@ -334,11 +429,13 @@ class _Checker:
         successors: dict[str, list[str]] = {node_id: [] for node_id in self.nodes}
         predecessors: dict[str, list[str]] = {node_id: [] for node_id in self.nodes}
         for edge in self.document.edges:
-            if edge.source in self.nodes and edge.target in self.nodes:
+            # An edge across scopes is reported; it links nothing.
+            if (edge.source in self.nodes and edge.target in self.nodes
+                    and self.scope[edge.source] == self.scope[edge.target]):
                 successors[edge.source].append(edge.target)
                 predecessors[edge.target].append(edge.source)
         starts = [node for node in self.nodes.values() if node.type == "start"]
-        ends = [node for node in self.nodes.values() if node.type == "end"]
+        ends = [node for node in self.nodes.values() if node.type == "end" and node.parent_id is None]
         if not starts:
             self.add(None, "nodes", "missing_start", "the workflow needs one start node")
         for extra in starts[1:]:
@@ -349,35 +446,117 @@ class _Checker:
         if starts:
             reachable = self.reachable = _reach(starts[0].id, successors)
             for node_id in self.nodes:
-                if node_id not in reachable and self.nodes[node_id].type != "start":
+                if node_id not in reachable and self.nodes[node_id].type != "start" and self.scope[node_id] is None:
                     self.add(node_id, "", "unreachable_node",
                              f"no path leads to it from the start node {starts[0].id!r}; connect it or remove it")
             if ends and not any(end.id in reachable for end in ends):
                 self.add(None, "nodes", "no_reachable_end", "no end node can be reached from the start node")
+        self._container_reach(successors)
         for component in _cycles(list(self.nodes), successors):
             path = " → ".join([*component, component[0]])
             self.add(component[0], "", "cycle",
-                     f"nodes {path} form a cycle; a workflow is a graph without cycles (loops are not supported yet)")
+                     f"nodes {path} form a cycle; a workflow is a graph without cycles: to repeat steps, put them "
+                     "in a loop node")
         # In a cycle a node is its own ancestor: the cycle is the problem reported, not this.
         self.ancestors = {node_id: _reach(node_id, predecessors) - {node_id} for node_id in self.nodes}
+        # A child also runs after whatever runs before its container.
+        for node_id, container in self.scope.items():
+            if container is not None and container in self.nodes:
+                self.ancestors[node_id] |= self.ancestors[container]
+
+    def _container_reach(self, successors: Mapping[str, Sequence[str]]) -> None:
+        """Each container's children are reached from its start child; they count as reachable
+        when their container is."""
+        for container in self.nodes.values():
+            config = self.configs.get(container.id)
+            if not isinstance(config, IterationConfig | LoopConfig):
+                continue
+            children = [child.id for child in self.document.children(container.id)]
+            start = config.start_node_id
+            reached = _reach(start, successors) if start in children else set()
+            for child_id in children:
+                if child_id not in reached and self.nodes[child_id].type not in CONTAINER_TYPES.values():
+                    self.add(child_id, "", "unreachable_node",
+                             f"no path leads to it from the start of {container.type} {container.id!r}; connect it "
+                             "or remove it")
+            if container.id in self.reachable:
+                self.reachable |= {child_id for child_id in children if child_id in reached}
 
     # -- references ----------------------------------------------------------------------------
     def _references(self) -> None:
+        # An iteration's output type follows the child output it collects (when not declared).
+        for node_id, config in self.configs.items():
+            if isinstance(config, IterationConfig) and config.output_type is None and config.output_selector:
+                _, collected = self._quietly(self.nodes[node_id], config.output_selector, inside=node_id)
+                self.outputs[node_id]["output"] = iteration_output_type(config, collected)
         for node_id, config in self.configs.items():
             node = self.nodes[node_id]
             for check in _reference_checks(config):
-                field, selector, expected = check
-                known, var_type = self._resolve(node, field, selector)
-                if known and var_type is not None and expected is not None and not _compatible(var_type, expected):
-                    self.add(node.id, field, "type_mismatch",
-                             f"{'.'.join(selector)} is of type {var_type}; here it must be "
-                             + " or ".join(_EXPECTED_NAMES.get(e, e) for e in expected))
+                self._check(node, *check)
             if isinstance(config, IfElseConfig):
-                self._condition_values(node, config)
+                for c, case in enumerate(config.cases):
+                    self._condition_values(node, f"config.cases[{c}].conditions", case.conditions)
+            elif isinstance(config, IterationConfig) and config.output_selector:
+                if self.scope.get(config.output_selector[0]) != node.id and config.output_selector[0] in self.nodes:
+                    self.add(node.id, "config.output_selector", "output_selector_not_child",
+                             f"{'.'.join(config.output_selector)}: an iteration collects the output of a node "
+                             "inside it, once per item")
+                else:
+                    self._check(node, "config.output_selector", config.output_selector, None, inside=node.id)
+            elif isinstance(config, LoopConfig):
+                for field, selector, expected in _condition_checks("config.break_conditions",
+                                                                   config.break_conditions):
+                    self._check(node, field, selector, expected, inside=node.id)
+                self._condition_values(node, "config.break_conditions", config.break_conditions)
+            elif isinstance(config, AssignerConfig):
+                self._assignments(node, config)
 
-    def _resolve(self, node: Node, field: str, selector: Sequence[str]) -> tuple[bool, str | None]:
+    def _check(self, node: Node, field: str, selector: list[str], expected: tuple[str, ...] | None,
+               inside: str | None = None) -> None:
+        known, var_type = self._resolve(node, field, selector, inside)
+        if known and var_type is not None and expected is not None and not _compatible(var_type, expected):
+            self.add(node.id, field, "type_mismatch",
+                     f"{'.'.join(selector)} is of type {var_type}; here it must be "
+                     + " or ".join(_EXPECTED_NAMES.get(e, e) for e in expected))
+
+    def _assignments(self, node: Node, config: AssignerConfig) -> None:
+        loop = self.nodes.get(node.parent_id) if node.parent_id is not None else None
+        loop_config = self.configs.get(loop.id) if loop is not None else None
+        variables = ({v.label: v.var_type for v in loop_config.loop_variables}
+                     if isinstance(loop_config, LoopConfig) else {})
+        for index, item in enumerate(config.items):
+            field = f"config.items[{index}].variable_selector"
+            text = ".".join(item.variable_selector)
+            head, name = item.variable_selector[0], item.variable_selector[-1]
+            if head == "conversation":
+                self.add(node.id, field, "conversation_variable_unsupported",
+                         f"{text}: conversation variables come with chatflows, which Stratus does not run yet; in a "
+                         "workflow an assigner changes the variables of the loop it is in")
+                continue
+            if loop is None or head != loop.id or len(item.variable_selector) != 2 or name not in variables:
+                where = (f"the variables of loop {loop.id!r} ({', '.join(variables) or 'none'})"
+                         if loop is not None and isinstance(loop_config, LoopConfig) else
+                         "the variables of the loop it is in, and this node is in no loop")
+                self.add(node.id, field, "not_a_loop_variable",
+                         f"{text} is no variable this node can change: an assigner changes {where}, "
+                         "as [loop_id, variable]")
+                continue
+            var_type = variables[name]
+            problem = assignment_rule_problem(var_type, item.operation, item.input_type)
+            if problem is None and item.input_type == "constant":
+                value = item.value
+                if item.operation == "set" and var_type == "object" and isinstance(value, str):
+                    with contextlib.suppress(ValueError):
+                        value = json.loads(value)
+                problem = assignment_value_problem(var_type, item.operation, value)
+            if problem is not None:
+                self.add(node.id, f"config.items[{index}]", "invalid_assignment", f"{text}: {problem}")
+
+    def _resolve(self, node: Node, field: str, selector: Sequence[str],
+                 inside: str | None = None) -> tuple[bool, str | None]:
         """Whether ``selector`` names something ``node`` can read, and that thing's type (None:
-        any). A problem is recorded when it does not."""
+        any). A problem is recorded when it does not. ``inside``: read as from within that
+        container, after all its children (an iteration's output, a loop's break conditions)."""
         text = ".".join(selector)
         if len(selector) < 2:
             self.add(node.id, field, "invalid_selector",
@@ -393,17 +572,33 @@ class _Checker:
                 self.add(node.id, field, "invalid_path", f"{text}: sys.{name} is a string; it has no fields")
                 return False, None
             return True, SYS_FIELDS[name]
-        if head == node.id:
+        container = inside if inside is not None else self.scope.get(node.id)
+        if head == node.id and inside is None:
             self.add(node.id, field, "self_reference", f"{text}: a node cannot read its own outputs")
             return False, None
         if head not in self.nodes:
             self.add(node.id, field, "unknown_node_reference", f"{text}: there is no node {head!r}")
             return False, None
-        if node.id in self.reachable and head not in self.ancestors.get(node.id, set()):
-            self.add(node.id, field, "not_upstream",
-                     f"{text}: node {head!r} does not run before this one (no path leads from it here)")
-            return False, None
-        outputs = self.outputs.get(head)
+        outputs: Mapping[str, str | None] | None
+        if container is not None and head == container:
+            # What the container gives its children: an iteration's item and index, a loop's variables.
+            outputs = self._inner_outputs(head)
+        else:
+            head_scope = self.scope.get(head)
+            if head_scope is not None and head_scope != container:
+                self.add(node.id, field, "container_child_reference",
+                         f"{text}: node {head!r} is inside container {head_scope!r}; from outside it, read the "
+                         "container's outputs")
+                return False, None
+            if inside is not None:
+                upstream = self.ancestors.get(inside, set()) | {child.id for child in self.document.children(inside)}
+            else:
+                upstream = self.ancestors.get(node.id, set())
+            if node.id in self.reachable and head not in upstream:
+                self.add(node.id, field, "not_upstream",
+                         f"{text}: node {head!r} does not run before this one (no path leads from it here)")
+                return False, None
+            outputs = self.outputs.get(head)
         if outputs is None:
             return False, None  # its own configuration problem is reported
         if name not in outputs:
@@ -424,21 +619,20 @@ class _Checker:
             walked.append(part)
         return True, var_type
 
-    def _condition_values(self, node: Node, config: IfElseConfig) -> None:
-        for case_index, case in enumerate(config.cases):
-            for index, condition in enumerate(case.conditions):
-                field = f"config.cases[{case_index}].conditions[{index}].value"
-                operator, value = condition.comparison_operator, condition.value
-                if operator in LIST_OPERATORS:
-                    if not isinstance(value, list):
-                        self.add(node.id, field, "invalid_condition_value", f"{operator!r} takes a list of values")
-                elif isinstance(value, list):
-                    self.add(node.id, field, "invalid_condition_value", f"{operator!r} takes one value, not a list")
-                elif operator in NUMERIC_OPERATORS and not (
-                        value_matches(value, "number")
-                        or (isinstance(value, str) and (_NUMBER_TEXT.match(value) or _only_references(value)))):
-                    self.add(node.id, field, "invalid_condition_value",
-                             f"{operator!r} compares numbers: give a number or a {{{{#node.field#}}}} reference")
+    def _condition_values(self, node: Node, where: str, conditions: Sequence[Condition]) -> None:
+        for index, condition in enumerate(conditions):
+            field = f"{where}[{index}].value"
+            operator, value = condition.comparison_operator, condition.value
+            if operator in LIST_OPERATORS:
+                if not isinstance(value, list):
+                    self.add(node.id, field, "invalid_condition_value", f"{operator!r} takes a list of values")
+            elif isinstance(value, list):
+                self.add(node.id, field, "invalid_condition_value", f"{operator!r} takes one value, not a list")
+            elif operator in NUMERIC_OPERATORS and not (
+                    value_matches(value, "number")
+                    or (isinstance(value, str) and (_NUMBER_TEXT.match(value) or _only_references(value)))):
+                self.add(node.id, field, "invalid_condition_value",
+                         f"{operator!r} compares numbers: give a number or a {{{{#node.field#}}}} reference")
 
 
 _EXPECTED_NAMES = {"array": "an array"}
@@ -473,24 +667,7 @@ def _reference_checks(config: BaseModel) -> Iterator[_Check]:
             yield "config.query_variable_selector", config.query_variable_selector, ("string",)
         case IfElseConfig():
             for c, case in enumerate(config.cases):
-                for i, condition in enumerate(case.conditions):
-                    field = f"config.cases[{c}].conditions[{i}]"
-                    operator = condition.comparison_operator
-                    expected: tuple[str, ...] | None = None
-                    if operator in NUMERIC_OPERATORS:
-                        expected = ("number",)
-                    elif operator in ("start with", "end with"):
-                        expected = ("string",)
-                    elif operator in ("contains", "not contains"):
-                        expected = ("string", "array")
-                    elif operator == "all of":
-                        expected = ("array",)
-                    yield f"{field}.variable_selector", condition.variable_selector, expected
-                    values = condition.value if isinstance(condition.value, list) else [condition.value]
-                    for v, value in enumerate(values):
-                        if isinstance(value, str):
-                            suffix = f"[{v}]" if isinstance(condition.value, list) else ""
-                            yield from _templates(f"{field}.value{suffix}", value)
+                yield from _condition_checks(f"config.cases[{c}].conditions", case.conditions)
         case CodeConfig() | TemplateConfig():
             for i, binding in enumerate(config.variables):
                 yield f"config.variables[{i}].value_selector", binding.value_selector, None
@@ -513,6 +690,42 @@ def _reference_checks(config: BaseModel) -> Iterator[_Check]:
             for g, group in enumerate(config.groups):
                 for i, selector in enumerate(group.variables):
                     yield f"config.groups[{g}].variables[{i}]", selector, (group.output_type,)
+        case IterationConfig():
+            # Its output_selector is read from inside it (see _references).
+            yield "config.iterator_selector", config.iterator_selector, ("array",)
+        case LoopConfig():
+            # Its break conditions are read from inside it (see _references).
+            for i, variable in enumerate(config.loop_variables):
+                if variable.value_type == "variable":
+                    yield f"config.loop_variables[{i}].value", variable.value, (variable.var_type,)
+        case AssignerConfig():
+            # The variables changed are checked apart (see _assignments); here, where values come from.
+            for i, item in enumerate(config.items):
+                if item.input_type == "variable" and isinstance(item.value, list):
+                    yield f"config.items[{i}].value", item.value, None
+
+
+def _condition_checks(where: str, conditions: Sequence[Condition]) -> Iterator[_Check]:
+    """The references of if/else conditions (a case's, a loop's break conditions), with the
+    types each operator takes."""
+    for i, condition in enumerate(conditions):
+        field = f"{where}[{i}]"
+        operator = condition.comparison_operator
+        expected: tuple[str, ...] | None = None
+        if operator in NUMERIC_OPERATORS:
+            expected = ("number",)
+        elif operator in ("start with", "end with"):
+            expected = ("string",)
+        elif operator in ("contains", "not contains"):
+            expected = ("string", "array")
+        elif operator == "all of":
+            expected = ("array",)
+        yield f"{field}.variable_selector", condition.variable_selector, expected
+        values = condition.value if isinstance(condition.value, list) else [condition.value]
+        for v, value in enumerate(values):
+            if isinstance(value, str):
+                suffix = f"[{v}]" if isinstance(condition.value, list) else ""
+                yield from _templates(f"{field}.value{suffix}", value)
 
 
 def _reach(origin: str, links: Mapping[str, Sequence[str]]) -> set[str]:
@@ -636,3 +849,74 @@ def _input_value(variable: InputVariable, value: Any) -> tuple[Any, tuple[str, s
     if variable.type == "string" and variable.max_length is not None and len(value) > variable.max_length:
         return value, ("too_long", f"must be at most {variable.max_length} characters")
     return value, None
+
+
+# -- assignments (the assigner node; Dify's variable assigner v2 rules) -----------------------
+_ARITHMETIC = frozenset({"+=", "-=", "*=", "/="})
+_ARRAY_OPERATIONS = frozenset({"append", "extend", "remove-first", "remove-last"})
+_VALUELESS = frozenset({"clear", "remove-first", "remove-last"})
+# What ``clear`` sets a variable of each type to.
+EMPTY_VALUES: dict[str, Any] = {"string": "", "number": 0, "boolean": False, "object": {}}
+
+
+def empty_value(var_type: str) -> Any:
+    return [] if var_type.startswith("array[") else EMPTY_VALUES.get(var_type)
+
+
+def assignment_rule_problem(var_type: str, operation: str, input_type: str) -> str | None:
+    """Why ``operation`` with a ``input_type`` input cannot change a variable of ``var_type``
+    (None: it can)."""
+    is_array = var_type.startswith("array[")
+    supported = (operation in ("over-write", "clear")
+                 or (operation == "set" and var_type in ("object", "string", "number", "boolean"))
+                 or (operation in _ARITHMETIC and var_type == "number")
+                 or (operation in _ARRAY_OPERATIONS and is_array))
+    if not supported:
+        return f"{operation!r} does not apply to a {var_type} variable"
+    if operation in _VALUELESS:
+        return None
+    if input_type == "variable" and (operation == "set" or operation in _ARITHMETIC):
+        return f"{operation!r} takes a constant value, not a variable"
+    if input_type == "constant" and is_array:
+        return f"{operation!r} on an array variable takes its value from a variable"
+    return None
+
+
+def assignment_value_problem(var_type: str, operation: str, value: Any) -> str | None:
+    """Why ``value`` cannot be used by ``operation`` on a variable of ``var_type`` (None: it can)."""
+    if operation in _VALUELESS:
+        return None
+    expected = var_type[6:-1] if var_type.startswith("array[") and operation == "append" else var_type
+    if not value_matches(value, expected):
+        return f"{operation!r} on a {var_type} variable takes a value of type {expected}"
+    if operation == "/=" and value == 0:
+        return "a variable cannot be divided by 0"
+    return None
+
+
+def assigned_value(var_type: str, operation: str, current: Any, value: Any) -> Any:
+    """The variable's value after ``operation`` (a rule-abiding one: see the checks above)."""
+    if operation in ("over-write", "set"):
+        return value
+    if operation == "clear":
+        return empty_value(var_type)
+    if current is None:
+        current = empty_value(var_type)
+    match operation:
+        case "append":
+            return [*current, value]
+        case "extend":
+            return [*current, *value]
+        case "+=":
+            return current + value
+        case "-=":
+            return current - value
+        case "*=":
+            return current * value
+        case "/=":
+            return current / value
+        case "remove-first":
+            return current[1:]
+        case "remove-last":
+            return current[:-1]
+    raise ValueError(f"unknown operation {operation!r}")

@@ -45,25 +45,53 @@ class UnresolvedVariable(LookupError):
         self.selector = list(selector)
 
 
-class VariablePool:
-    """The values a run has so far: ``sys`` and each finished node's outputs, by node id."""
+class VariableNotWritable(LookupError):
+    """An assignment to something that is not a variable the running scope may change."""
 
-    def __init__(self, system: Mapping[str, Any], outputs: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+
+class VariablePool:
+    """The values a run has so far: ``sys`` and each finished node's outputs, by node id.
+
+    A container's children run against a *layer* (:meth:`layer`): a pool of their own over the
+    run's, holding what the container gives them under its id (an iteration's ``item`` and
+    ``index``, a loop's variables) and their own outputs, and reading through to the run's pool
+    for everything else. The run's pool never sees a child's outputs. A layer may declare
+    variables its nodes can change (a loop's variables, for ``assigner`` nodes)."""
+
+    def __init__(self, system: Mapping[str, Any], outputs: Mapping[str, Mapping[str, Any]] | None = None,
+                 *, parent: VariablePool | None = None,
+                 writable: Mapping[str, Mapping[str, str]] | None = None) -> None:
         self._system = dict(system)
         for alias, name in SYS_ALIASES.items():
             self._system.setdefault(alias, self._system.get(name))
         self._outputs: dict[str, Mapping[str, Any]] = dict(outputs or {})
+        self._parent = parent
+        # node id → variable name → declared type, of the variables this layer lets nodes change.
+        self._writable = {node_id: dict(names) for node_id, names in (writable or {}).items()}
+
+    def layer(self, outputs: Mapping[str, Mapping[str, Any]],
+              writable: Mapping[str, Mapping[str, str]] | None = None) -> VariablePool:
+        """A pool over this one holding ``outputs`` (which hide this pool's values of the same
+        node ids); ``writable`` names the variables among them that nodes may assign."""
+        return VariablePool(self._system, outputs, parent=self, writable=writable)
 
     def add(self, node_id: str, outputs: Mapping[str, Any]) -> None:
         self._outputs[node_id] = outputs
 
     def has_node(self, node_id: str) -> bool:
-        return node_id in self._outputs
+        return node_id in self._outputs or (self._parent is not None and self._parent.has_node(node_id))
+
+    def _root(self, head: str) -> Any:
+        if head == SYS:
+            return self._system
+        if head in self._outputs:
+            return self._outputs[head]
+        return self._parent._root(head) if self._parent is not None else None
 
     def get(self, selector: Sequence[str]) -> Any:
         """The value at ``selector``; raises :class:`UnresolvedVariable` when any part is absent."""
         head, *path = selector
-        root: Any = self._system if head == SYS else self._outputs.get(head)
+        root: Any = self._root(head)
         if root is None:
             raise UnresolvedVariable(selector)
         value = root
@@ -82,13 +110,40 @@ class VariablePool:
         except UnresolvedVariable:
             return None
 
+    def _owner(self, selector: Sequence[str]) -> VariablePool | None:
+        if len(selector) == 2 and selector[1] in self._writable.get(selector[0], {}):
+            return self
+        return self._parent._owner(selector) if self._parent is not None else None
+
+    def variable_type(self, selector: Sequence[str]) -> str | None:
+        """The declared type of the writable variable at ``selector``; None when ``selector``
+        names no variable a node of this scope may change."""
+        owner = self._owner(selector)
+        return owner._writable[selector[0]][selector[1]] if owner is not None else None
+
+    def assign(self, selector: Sequence[str], value: Any) -> None:
+        """Set a writable variable (raises :class:`VariableNotWritable` for anything else)."""
+        owner = self._owner(selector)
+        if owner is None:
+            raise VariableNotWritable(".".join(selector))
+        node_id, name = selector
+        owner._outputs[node_id] = {**owner._outputs.get(node_id, {}), name: value}
+
     def render(self, template: str) -> str:
         """``template`` with each ``{{#...#}}`` replaced by its value's text (an unresolved
         reference renders empty, as in Dify)."""
         return TEMPLATE_REFERENCE.sub(lambda match: to_text(self.get_or_none(match.group(1).split("."))), template)
 
     def iter_outputs(self) -> Iterator[tuple[str, Mapping[str, Any]]]:
-        yield from self._outputs.items()
+        """Every node's outputs this pool reads (a layer's hiding those below it)."""
+        seen: set[str] = set()
+        pool: VariablePool | None = self
+        while pool is not None:
+            for node_id, outputs in pool._outputs.items():
+                if node_id not in seen:
+                    seen.add(node_id)
+                    yield node_id, outputs
+            pool = pool._parent
 
 
 def to_text(value: Any) -> str:

@@ -170,4 +170,7 @@ def test_the_in_scope_cases_are_all_there() -> None:
         "basic_llm_chat_workflow.yml": 5, "conditional_streaming_vs_template_workflow.yml": 4,
         "dual_switch_variable_aggregator_workflow.yml": 4, "end_node_without_value_type_field_workflow.yml": 1,
         "builder_restricted/http_text.yml": 10, "builder_restricted/http_default_output.yml": 1,
-        "builder_restricted/scalar.yml": 1}
+        "builder_restricted/scalar.yml": 1,
+        "array_iteration_formatting_workflow.yml": 1, "parallel_iteration_formatting_workflow.yml": 1,
+        "iteration_flatten_output_enabled_workflow.yml": 1, "iteration_flatten_output_disabled_workflow.yml": 1,
+        "increment_loop_with_break_condition_workflow.yml": 1}

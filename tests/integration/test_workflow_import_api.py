@@ -205,8 +205,8 @@ def test_import_a_dify_file(api: Api, admin_sql: Sql) -> None:
 
 
 def test_an_import_stratus_cannot_run_is_refused_and_creates_nothing(api: Api, admin_sql: Sql) -> None:
-    iteration = GREETER.replace("type: llm", "type: iteration")
-    payload = api.error("POST", IMPORT, {"format": "dify", "content": iteration}, 422, "workflow_import_unsupported")
+    tool = GREETER.replace("type: llm", "type: tool")
+    payload = api.error("POST", IMPORT, {"format": "dify", "content": tool}, 422, "workflow_import_unsupported")
     assert [p["node_id"] for p in payload["details"]["problems"]] == ["1711000000002"]
     for content in ("just: [unclosed", "- a list", "kind: dataset\n", "app:\x17 {}",
                     GREETER.replace("mode: workflow", "mode: advanced-chat")):

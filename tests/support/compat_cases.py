@@ -21,9 +21,11 @@ import yaml
 from tests.support.fake_openai import ChatScript, RawReply
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "dify"
-# Node types the workflow engine runs (issue 12); fixtures using others come later.
+# Node types the workflow engine runs (issue 12; containers and the assigner, issue 13); fixtures
+# using others come later.
 SUPPORTED_DIFY_TYPES = frozenset({"start", "end", "llm", "knowledge-retrieval", "if-else", "code",
-                                  "template-transform", "http-request", "variable-aggregator"})
+                                  "template-transform", "http-request", "variable-aggregator",
+                                  "iteration", "iteration-start", "loop", "loop-start", "loop-end", "assigner"})
 SAMPLE_HOST = "https://sample.invalid"
 
 

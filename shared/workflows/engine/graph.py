@@ -8,6 +8,10 @@ running, failed or cancelled). A pending node is ready when every incoming edge 
 at least one is taken (a join waits for all its branches, and runs if any of them ran); it is
 skipped when every incoming edge is dead. Skips propagate: :func:`plan` follows them to a fixed
 point, so one call answers every node skipped and every node that became ready because of it.
+
+A plan covers one *scope*: the top level of the graph (the run's; a container counts as one
+node there and its children are not part of it), or the children of one container (what the
+container runs for each item or round, :mod:`.containers`).
 """
 
 from __future__ import annotations
@@ -26,6 +30,10 @@ EdgeState = Literal["taken", "dead", "unsettled"]
 MODES: dict[str, Literal["inline", "branch"]] = {
     "start": "inline", "end": "inline", "if_else": "inline", "template": "inline", "variable_aggregator": "inline",
     "llm": "branch", "code": "branch", "http_request": "branch", "knowledge_retrieval": "branch",
+    # A container runs its whole sub-graph in its own invocation.
+    "iteration": "branch", "loop": "branch",
+    # Only ever run by their container, inside its invocation.
+    "iteration_start": "inline", "loop_start": "inline", "loop_end": "inline", "assigner": "inline",
 }
 
 _PENDING = "pending"
@@ -64,12 +72,14 @@ def edge_state(edge: Edge, outcomes: Mapping[str, NodeOutcome]) -> EdgeState:
     return "unsettled"
 
 
-def plan(document: WorkflowDocument, outcomes: Mapping[str, NodeOutcome]) -> Plan:
+def plan(document: WorkflowDocument, outcomes: Mapping[str, NodeOutcome], scope: str | None = None) -> Plan:
     """The next work of a run whose nodes stand as ``outcomes`` say (a node absent from it is
-    pending)."""
-    incoming: dict[str, list[Edge]] = {node.id: [] for node in document.nodes}
+    pending), in ``scope``: the top level (None) or the children of the container of that id."""
+    nodes = document.children(scope)
+    incoming: dict[str, list[Edge]] = {node.id: [] for node in nodes}
     for edge in document.edges:
-        incoming.setdefault(edge.target, []).append(edge)
+        if edge.target in incoming and edge.source in incoming:
+            incoming[edge.target].append(edge)
     states: dict[str, NodeOutcome] = dict(outcomes)
 
     def pending(node_id: str) -> bool:
@@ -80,7 +90,7 @@ def plan(document: WorkflowDocument, outcomes: Mapping[str, NodeOutcome]) -> Pla
     changed = True
     while changed:
         changed = False
-        for node in document.nodes:
+        for node in nodes:
             edges = incoming[node.id]
             if not edges or not pending(node.id):
                 continue
@@ -89,7 +99,7 @@ def plan(document: WorkflowDocument, outcomes: Mapping[str, NodeOutcome]) -> Pla
                 skipped.append(node.id)
                 changed = True
     ready = []
-    for node in document.nodes:
+    for node in nodes:
         if not pending(node.id):
             continue
         edge_states = [edge_state(edge, states) for edge in incoming[node.id]]

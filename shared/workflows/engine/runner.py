@@ -29,6 +29,14 @@ the node's timeout (per attempt), retried on failure, and its error strategy app
 Events (``emit(type, data)``, JSON-serialisable, no secrets): ``node_started``
 ``{node_id, node_type, title}``; ``text_chunk`` ``{node_id, text}`` while an LLM streams;
 ``node_finished`` ``{node_id, node_type, status, handle, elapsed_ms, attempts, tokens, error}``.
+A container's children emit the same events with ``container_id`` and ``index`` (the item or
+round) added, and the container emits ``iteration.next`` / ``loop.next`` ``{node_id, index}``
+before each item or round (:mod:`.containers`). Events may come from worker threads.
+
+**Containers** (``iteration``, ``loop``) run their children through this runner, in-process:
+the container's :class:`NodeRunResult` lists each child's run in ``children``
+(:class:`ChildRun`: the child's node id, the item or round index, its own result), for the
+run store to record beside the container's.
 """
 
 from __future__ import annotations
@@ -111,6 +119,23 @@ class NodeError:
 
 
 @dataclass(frozen=True)
+class ChildRun:
+    """A run of one of a container's children: for which item (iteration) or round (loop)."""
+
+    node_id: str
+    index: int
+    result: NodeRunResult
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record of the child's run (JSON): node id, index, status, outputs, error, elapsed."""
+        result = self.result
+        return {"node_id": self.node_id, "index": self.index, "status": result.status, "handle": result.handle,
+                "inputs": result.inputs, "outputs": result.outputs,
+                "error": result.error.to_dict() if result.error else None, "attempts": result.attempts,
+                "tokens": result.tokens, "elapsed_ms": result.elapsed_ms}
+
+
+@dataclass(frozen=True)
 class NodeRunResult:
     status: Literal["succeeded", "failed"]
     # Under default_value: the defaults plus error_message/error_type.
@@ -125,6 +150,8 @@ class NodeRunResult:
     # Model tokens (prompt + completion) used, over all attempts.
     tokens: int
     elapsed_ms: int
+    # A container's children's runs (item or round order; within one, the order they ran).
+    children: tuple[ChildRun, ...] = ()
 
     @property
     def outcome(self) -> NodeOutcome:
@@ -137,6 +164,7 @@ class _Attempt:
     output: NodeOutput | None = None
     error: NodeError | None = None
     tokens: int = 0
+    children: list[ChildRun] = field(default_factory=list)
 
 
 def _discard(_type: str, _data: dict[str, Any]) -> None:
@@ -180,7 +208,7 @@ class NodeRunner:
             timeout_s = float(node.timeout_s or DEFAULT_TIMEOUT_S[node.type])
             while True:
                 attempts += 1
-                attempt = self._attempt(context, node, config, pool, timeout_s, emit)
+                attempt = self._attempt(context, document, node, config, pool, timeout_s, emit)
                 tokens += attempt.tokens
                 if attempt.error is None or attempts >= node.retry.max_attempts:
                     break
@@ -194,8 +222,8 @@ class NodeRunner:
                                "tokens": result.tokens, "error": result.error.to_dict() if result.error else None})
         return result
 
-    def _attempt(self, context: RunContext, node: Node, config: BaseModel, pool: VariablePool, timeout_s: float,
-                 emit: Emit) -> _Attempt:
+    def _attempt(self, context: RunContext, document: WorkflowDocument, node: Node, config: BaseModel,
+                 pool: VariablePool, timeout_s: float, emit: Emit) -> _Attempt:
         executor = EXECUTORS[node.type]
         cancelled = threading.Event()
         lock = threading.Lock()
@@ -208,9 +236,20 @@ class NodeRunner:
         attempt = _Attempt()
 
         def spend(tokens: int) -> None:
-            attempt.tokens += tokens
+            with lock:
+                attempt.tokens += tokens
 
-        call = NodeCall(context, node, config, pool, self._ports, timeout_s, cancelled, chunk, spend)
+        def forward(kind: str, data: dict[str, Any]) -> None:
+            with lock:
+                if not cancelled.is_set():
+                    emit(kind, data)
+
+        def record(child: ChildRun) -> None:
+            with lock:
+                attempt.children.append(child)
+
+        call = NodeCall(context, node, config, pool, self._ports, timeout_s, cancelled, chunk, spend,
+                        document=document, runner=self, emit=forward, record=record)
         raised: list[BaseException] = []
 
         def work() -> None:
@@ -229,7 +268,8 @@ class NodeRunner:
                 cancelled.set()
             logger.warning("workflow node attempt timed out; its thread is abandoned",
                            extra={"run_id": context.run_id, "node_id": node.id, "timeout_s": timeout_s})
-            return _Attempt(inputs=attempt.inputs, tokens=attempt.tokens, error=NodeError(
+            return _Attempt(inputs=attempt.inputs, tokens=attempt.tokens, children=list(attempt.children),
+                            error=NodeError(
                 "node_timeout", f"The {node.type} node did not finish within its timeout of {timeout_s:g} s; "
                                 f"raise the node's timeout_s or make it do less"))
         if raised:
@@ -257,18 +297,19 @@ def _node_error(exc: BaseException, context: RunContext, node: Node) -> NodeErro
 def _settle(node: Node, attempt: _Attempt, attempts: int, tokens: int, elapsed_ms: int) -> NodeRunResult:
     """The node's result once its error strategy is applied."""
     error = attempt.error
+    children = tuple(sorted(attempt.children, key=lambda child: child.index))
     if error is None and attempt.output is not None:
         return NodeRunResult("succeeded", dict(attempt.output.outputs), attempt.output.handle, attempt.inputs, None,
-                             attempts, tokens, elapsed_ms)
+                             attempts, tokens, elapsed_ms, children)
     error = error or NodeError("node_internal_error", "The node produced no result")
     error_outputs = {"error_message": error.message, "error_type": error.code}
     if node.error_strategy == "default_value":
         return NodeRunResult("succeeded", {**node.default_value, **error_outputs}, SOURCE_HANDLE, attempt.inputs,
-                             error, attempts, tokens, elapsed_ms)
+                             error, attempts, tokens, elapsed_ms, children)
     if node.error_strategy == "fail_branch":
         return NodeRunResult("succeeded", error_outputs, FAIL_BRANCH_HANDLE, attempt.inputs, error, attempts, tokens,
-                             elapsed_ms)
-    return NodeRunResult("failed", {}, SOURCE_HANDLE, attempt.inputs, error, attempts, tokens, elapsed_ms)
+                             elapsed_ms, children)
+    return NodeRunResult("failed", {}, SOURCE_HANDLE, attempt.inputs, error, attempts, tokens, elapsed_ms, children)
 
 
 def _first_problem(exc: ValidationError) -> str:

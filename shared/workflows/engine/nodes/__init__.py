@@ -6,12 +6,16 @@ from __future__ import annotations
 from typing import Any
 
 from shared.workflows.engine.nodes import (
+    assigner,
     code,
+    container_start,
     end,
     http_request,
     if_else,
+    iteration,
     knowledge_retrieval,
     llm,
+    loop,
     start,
     template,
     variable_aggregator,
@@ -28,4 +32,10 @@ EXECUTORS: dict[str, NodeExecutor[Any]] = {
     "template": template.EXECUTOR,
     "http_request": http_request.EXECUTOR,
     "variable_aggregator": variable_aggregator.EXECUTOR,
+    "iteration": iteration.EXECUTOR,
+    "iteration_start": container_start.EXECUTOR,
+    "loop": loop.EXECUTOR,
+    "loop_start": container_start.EXECUTOR,
+    "loop_end": container_start.EXECUTOR,
+    "assigner": assigner.EXECUTOR,
 }

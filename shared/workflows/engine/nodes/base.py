@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
-from shared.workflows.definition import SOURCE_HANDLE, Node
+from shared.workflows.definition import SOURCE_HANDLE, Node, WorkflowDocument
 from shared.workflows.variables import VariablePool
 
 if TYPE_CHECKING:
-    from shared.workflows.engine.runner import EnginePorts, RunContext
+    from shared.workflows.engine.runner import ChildRun, EnginePorts, NodeRunner, RunContext
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
 
@@ -36,6 +36,13 @@ class NodeCall(Generic[ConfigT]):
     # Counts model tokens (prompt + completion) as they are spent, whether the node then
     # succeeds or not.
     spend: Callable[[int], None] = lambda _tokens: None
+    # What a container needs to run its children: the whole document, the runner (its
+    # children run as any node does), the run's event callback (dropped once cancelled) and
+    # where each child's result is recorded.
+    document: WorkflowDocument | None = None
+    runner: NodeRunner | None = None
+    emit: Callable[[str, dict[str, Any]], None] = lambda _type, _data: None
+    record: Callable[[ChildRun], None] = lambda _child: None
 
 
 @dataclass(frozen=True)
