@@ -30,7 +30,8 @@ NODE_ID = r"^[A-Za-z0-9_-]{1,64}$"
 VARIABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 
 NodeType = Literal["start", "end", "llm", "knowledge_retrieval", "if_else", "code", "template",
-                   "http_request", "variable_aggregator"]
+                   "http_request", "variable_aggregator", "question_classifier", "parameter_extractor",
+                   "list_operator", "document_extractor"]
 NODE_TYPES: tuple[str, ...] = NodeType.__args__  # type: ignore[attr-defined]
 
 # The types a variable (an input, a node output) may have.
@@ -44,7 +45,8 @@ VAR_TYPES: tuple[str, ...] = VarType.__args__  # type: ignore[attr-defined]
 ErrorStrategy = Literal["fail", "default_value", "fail_branch"]
 
 # Handles a node's outgoing edges leave from: every node's ``source``; if_else's case ids and
-# ``false`` (the else branch); any node's ``fail-branch`` under the fail_branch strategy.
+# ``false`` (the else branch); a question classifier's class ids (it has no ``source``); any
+# node's ``fail-branch`` under the fail_branch strategy.
 SOURCE_HANDLE = "source"
 FAIL_BRANCH_HANDLE = "fail-branch"
 ELSE_HANDLE = "false"
@@ -75,7 +77,8 @@ class Node(RequestModel):
     config: dict[str, Any] = Field(default_factory=dict, description=(
         "The node type's configuration: its schema depends on `type` (`x-stratus-config-by-type` names it: "
         "StartConfig, EndConfig, LlmConfig, KnowledgeRetrievalConfig, IfElseConfig, CodeConfig, TemplateConfig, "
-        "HttpRequestConfig, VariableAggregatorConfig; see docs/workflows.md). A draft may hold an incomplete "
+        "HttpRequestConfig, VariableAggregatorConfig, QuestionClassifierConfig, ParameterExtractorConfig, "
+        "ListOperatorConfig, DocumentExtractorConfig; see docs/workflows.md). A draft may hold an incomplete "
         "configuration; publishing and running check it."))
     position: Position | None = None
     # None: the node type's default (shared.workflows.configs.DEFAULT_TIMEOUT_S).

@@ -25,12 +25,16 @@ from pydantic import BaseModel, ValidationError
 from shared.workflows.configs import (
     ERROR_OUTPUTS,
     CodeConfig,
+    DocumentExtractorConfig,
     EndConfig,
     HttpRequestConfig,
     IfElseConfig,
     InputVariable,
     KnowledgeRetrievalConfig,
+    ListOperatorConfig,
     LlmConfig,
+    ParameterExtractorConfig,
+    QuestionClassifierConfig,
     StartConfig,
     TemplateConfig,
     VariableAggregatorConfig,
@@ -254,6 +258,28 @@ class _Checker:
                 if config.context.enabled and not config.context.variable_selector:
                     self.add(node.id, "config.context.variable_selector", "missing_context_variable",
                              "context is enabled: name the variable it takes (e.g. a knowledge retrieval result)")
+            case ParameterExtractorConfig():
+                self._unique(node, [p.name for p in config.parameters], "config.parameters", "name",
+                             "duplicate_output")
+            case QuestionClassifierConfig():
+                if node.error_strategy == "default_value":
+                    # Default values leave by "source", which a classifier does not have.
+                    self.add(node.id, "error_strategy", "unsupported_error_strategy",
+                             "a question classifier leaves by one of its classes; to handle its failure use "
+                             "error_strategy \"fail_branch\"")
+            case ListOperatorConfig():
+                self._list_conditions(node, config)
+
+    def _list_conditions(self, node: Node, config: ListOperatorConfig) -> None:
+        """Each filter's operator fits the items' type (a list of objects: its fields' types are
+        unknown, so any operator)."""
+        item_type = config.item_type
+        for index, condition in enumerate(config.filter_by.conditions):
+            expected = operator_types(condition.comparison_operator)
+            if item_type != "object" and expected is not None and not _compatible(item_type, expected):
+                self.add(node.id, f"config.filter_by.conditions[{index}].comparison_operator", "type_mismatch",
+                         f"the items are of type {item_type}; {condition.comparison_operator!r} compares "
+                         + " or ".join(_EXPECTED_NAMES.get(e, e) for e in expected))
 
     def _unique(self, node: Node, names: list[str], field: str, key: str, code: str) -> None:
         seen: set[str] = set()
@@ -323,6 +349,11 @@ class _Checker:
             if not isinstance(config, IfElseConfig):
                 return None
             handles = [case.case_id for case in config.cases] + [ELSE_HANDLE]
+        elif node.type == "question_classifier":
+            classifier = self.configs.get(node.id)
+            if not isinstance(classifier, QuestionClassifierConfig):
+                return None
+            handles = [item.id for item in classifier.classes]
         else:
             handles = [SOURCE_HANDLE]
         if node.error_strategy == "fail_branch":
@@ -373,7 +404,13 @@ class _Checker:
                              f"{'.'.join(selector)} is of type {var_type}; here it must be "
                              + " or ".join(_EXPECTED_NAMES.get(e, e) for e in expected))
             if isinstance(config, IfElseConfig):
-                self._condition_values(node, config)
+                self._condition_values(node, [
+                    (f"config.cases[{c}].conditions[{i}].value", condition.comparison_operator, condition.value)
+                    for c, case in enumerate(config.cases) for i, condition in enumerate(case.conditions)])
+            elif isinstance(config, ListOperatorConfig):
+                self._condition_values(node, [
+                    (f"config.filter_by.conditions[{i}].value", condition.comparison_operator, condition.value)
+                    for i, condition in enumerate(config.filter_by.conditions)])
 
     def _resolve(self, node: Node, field: str, selector: Sequence[str]) -> tuple[bool, str | None]:
         """Whether ``selector`` names something ``node`` can read, and that thing's type (None:
@@ -424,21 +461,19 @@ class _Checker:
             walked.append(part)
         return True, var_type
 
-    def _condition_values(self, node: Node, config: IfElseConfig) -> None:
-        for case_index, case in enumerate(config.cases):
-            for index, condition in enumerate(case.conditions):
-                field = f"config.cases[{case_index}].conditions[{index}].value"
-                operator, value = condition.comparison_operator, condition.value
-                if operator in LIST_OPERATORS:
-                    if not isinstance(value, list):
-                        self.add(node.id, field, "invalid_condition_value", f"{operator!r} takes a list of values")
-                elif isinstance(value, list):
-                    self.add(node.id, field, "invalid_condition_value", f"{operator!r} takes one value, not a list")
-                elif operator in NUMERIC_OPERATORS and not (
-                        value_matches(value, "number")
-                        or (isinstance(value, str) and (_NUMBER_TEXT.match(value) or _only_references(value)))):
-                    self.add(node.id, field, "invalid_condition_value",
-                             f"{operator!r} compares numbers: give a number or a {{{{#node.field#}}}} reference")
+    def _condition_values(self, node: Node, conditions: list[tuple[str, str, Any]]) -> None:
+        """Each (field, operator, value): the value fits the operator."""
+        for field, operator, value in conditions:
+            if operator in LIST_OPERATORS:
+                if not isinstance(value, list):
+                    self.add(node.id, field, "invalid_condition_value", f"{operator!r} takes a list of values")
+            elif isinstance(value, list):
+                self.add(node.id, field, "invalid_condition_value", f"{operator!r} takes one value, not a list")
+            elif operator in NUMERIC_OPERATORS and not (
+                    value_matches(value, "number")
+                    or (isinstance(value, str) and (_NUMBER_TEXT.match(value) or _only_references(value)))):
+                self.add(node.id, field, "invalid_condition_value",
+                         f"{operator!r} compares numbers: give a number or a {{{{#node.field#}}}} reference")
 
 
 _EXPECTED_NAMES = {"array": "an array"}
@@ -475,22 +510,9 @@ def _reference_checks(config: BaseModel) -> Iterator[_Check]:
             for c, case in enumerate(config.cases):
                 for i, condition in enumerate(case.conditions):
                     field = f"config.cases[{c}].conditions[{i}]"
-                    operator = condition.comparison_operator
-                    expected: tuple[str, ...] | None = None
-                    if operator in NUMERIC_OPERATORS:
-                        expected = ("number",)
-                    elif operator in ("start with", "end with"):
-                        expected = ("string",)
-                    elif operator in ("contains", "not contains"):
-                        expected = ("string", "array")
-                    elif operator == "all of":
-                        expected = ("array",)
-                    yield f"{field}.variable_selector", condition.variable_selector, expected
-                    values = condition.value if isinstance(condition.value, list) else [condition.value]
-                    for v, value in enumerate(values):
-                        if isinstance(value, str):
-                            suffix = f"[{v}]" if isinstance(condition.value, list) else ""
-                            yield from _templates(f"{field}.value{suffix}", value)
+                    yield (f"{field}.variable_selector", condition.variable_selector,
+                           operator_types(condition.comparison_operator))
+                    yield from _value_templates(field, condition.value)
         case CodeConfig() | TemplateConfig():
             for i, binding in enumerate(config.variables):
                 yield f"config.variables[{i}].value_selector", binding.value_selector, None
@@ -513,6 +535,42 @@ def _reference_checks(config: BaseModel) -> Iterator[_Check]:
             for g, group in enumerate(config.groups):
                 for i, selector in enumerate(group.variables):
                     yield f"config.groups[{g}].variables[{i}]", selector, (group.output_type,)
+        case QuestionClassifierConfig():
+            yield "config.query_variable_selector", config.query_variable_selector, ("string",)
+            yield from _templates("config.instruction", config.instruction)
+        case ParameterExtractorConfig():
+            yield "config.query", config.query, ("string",)
+            yield from _templates("config.instruction", config.instruction)
+        case ListOperatorConfig():
+            yield "config.variable", config.variable, (config.var_type,)
+            for i, item in enumerate(config.filter_by.conditions):
+                yield from _value_templates(f"config.filter_by.conditions[{i}]", item.value)
+            yield from _templates("config.extract_by.serial", config.extract_by.serial)
+        case DocumentExtractorConfig():
+            yield ("config.variable_selector", config.variable_selector,
+                   ("array[object]",) if config.is_array_file else ("object",))
+
+
+def operator_types(operator: str) -> tuple[str, ...] | None:
+    """The types a comparison operator takes on its variable's side (None: any)."""
+    if operator in NUMERIC_OPERATORS:
+        return ("number",)
+    if operator in ("start with", "end with"):
+        return ("string",)
+    if operator in ("contains", "not contains"):
+        return ("string", "array")
+    if operator == "all of":
+        return ("array",)
+    return None
+
+
+def _value_templates(field: str, value: Any) -> Iterator[_Check]:
+    """The references in a condition's value (a string, or each string of a list)."""
+    values = value if isinstance(value, list) else [value]
+    for index, item in enumerate(values):
+        if isinstance(item, str):
+            suffix = f"[{index}]" if isinstance(value, list) else ""
+            yield from _templates(f"{field}.value{suffix}", item)
 
 
 def _reach(origin: str, links: Mapping[str, Sequence[str]]) -> set[str]:

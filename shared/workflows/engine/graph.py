@@ -26,6 +26,8 @@ EdgeState = Literal["taken", "dead", "unsettled"]
 MODES: dict[str, Literal["inline", "branch"]] = {
     "start": "inline", "end": "inline", "if_else": "inline", "template": "inline", "variable_aggregator": "inline",
     "llm": "branch", "code": "branch", "http_request": "branch", "knowledge_retrieval": "branch",
+    "list_operator": "inline", "question_classifier": "branch", "parameter_extractor": "branch",
+    "document_extractor": "branch",
 }
 
 _PENDING = "pending"

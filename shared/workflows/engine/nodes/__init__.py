@@ -7,11 +7,15 @@ from typing import Any
 
 from shared.workflows.engine.nodes import (
     code,
+    document_extractor,
     end,
     http_request,
     if_else,
     knowledge_retrieval,
+    list_operator,
     llm,
+    parameter_extractor,
+    question_classifier,
     start,
     template,
     variable_aggregator,
@@ -28,4 +32,8 @@ EXECUTORS: dict[str, NodeExecutor[Any]] = {
     "template": template.EXECUTOR,
     "http_request": http_request.EXECUTOR,
     "variable_aggregator": variable_aggregator.EXECUTOR,
+    "question_classifier": question_classifier.EXECUTOR,
+    "parameter_extractor": parameter_extractor.EXECUTOR,
+    "list_operator": list_operator.EXECUTOR,
+    "document_extractor": document_extractor.EXECUTOR,
 }
