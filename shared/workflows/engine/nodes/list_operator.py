@@ -7,7 +7,8 @@
   for a list of objects, to the item's field ``key`` names (a dotted path reaches nested fields;
   a missing field is None). String values may hold ``{{#node.field#}}`` references. As in Dify,
   a numeric constant is compared as a number whatever the item (``"2.5"`` against ``3`` holds
-  for ``<``, never fails because the item is an integer).
+  for ``<``, never fails because the item is an integer), and ``in``/``not in`` are plain
+  membership in the value's list (an empty item is in a list that holds ``""``).
 - **Extract** keeps one item: ``serial`` 1-based as in Dify, or negative from the end (``-1``
   the last); a reference is rendered and read as an integer. A position outside the list fails
   the node (``list_operator_index_out_of_range``), as in Dify.
@@ -71,6 +72,9 @@ def _holds(condition: ListFilterCondition, operand: Any, expected: Any) -> bool:
     if operator in NUMERIC_OPERATORS and isinstance(operand, int) and not isinstance(operand, bool):
         # Dify compares against float(constant): an integer item meets a fractional constant.
         operand = float(operand)
+    if operator in ("in", "not in") and isinstance(expected, list):
+        # Plain membership, as Dify's list operator has it: an empty item is in a list holding "".
+        return (operand in expected) == (operator == "in")
     try:
         return evaluate(operator, operand, expected)
     except ComparisonError as exc:
