@@ -16,9 +16,11 @@ from starlette.testclient import TestClient
 
 from shared.models.wiring import model_gateway
 from shared.workflows.engine.runner import NodeRunner
+from shared.workflows.validation import validate_document
 from tests.integration.conftest import API_KEY, bearer
 from tests.support.engine_runs import DrivenRun, document, drive, ports
 from tests.support.fake_openai import ChatScript, FakeOpenAI, ToolCallScript, openai_error
+from tests.support.workflow_api import WORKFLOWS, Api
 
 Sql = Callable[..., list[tuple[Any, ...]]]
 CLASSES = [{"id": "billing", "name": "Invoices, payments and refunds"},
@@ -28,6 +30,7 @@ CLASSES = [{"id": "billing", "name": "Invoices, payments and refunds"},
 class Tenant:
     def __init__(self, client: TestClient, data: dict[str, Any], fake: FakeOpenAI) -> None:
         self.id = uuid.UUID(data["tenant"]["id"])
+        self.data = data
         headers = bearer(data["owner_token"])
         for name, capabilities in (("tools-llm", ["chat", "function_calling"]),
                                    ("json-llm", ["chat", "structured_output"]), ("plain-llm", ["chat"])):
@@ -46,6 +49,7 @@ def tenant(client: TestClient, kms: str, new_tenant: Callable[..., dict[str, Any
 
 
 def run(tenant: Tenant, doc: Any, question: str) -> DrivenRun:
+    assert validate_document(doc) == []
     return drive(doc, NodeRunner(ports(models=model_gateway())), {"q": question, "topic": "refunds"},
                  tenant_id=tenant.id)
 
@@ -55,6 +59,7 @@ START = {"id": "start", "type": "start", "config": {"variables": [{"variable": "
 
 # --- question classifier -------------------------------------------------------------------------
 def classifier_doc(model: str | None = None, *, strategy: str = "fail") -> Any:
+    failing = strategy == "fail_branch"
     return document([
         START,
         {"id": "qc", "type": "question_classifier", "error_strategy": strategy, "config": {
@@ -63,12 +68,12 @@ def classifier_doc(model: str | None = None, *, strategy: str = "fail") -> Any:
         {"id": "bill", "type": "template", "config": {"template": "to billing"}},
         {"id": "other", "type": "template", "config": {"template": "to the desk"}},
         {"id": "agg", "type": "variable_aggregator", "config": {"variables": [
-            ["bill", "output"], ["other", "output"], ["qc", "error_type"]]}},
+            ["bill", "output"], ["other", "output"], *([["qc", "error_type"]] if failing else [])]}},
         {"id": "end", "type": "end", "config": {"outputs": [
             {"variable": "route", "value_selector": ["agg", "output"]},
             *({"variable": name, "value_selector": ["qc", name]} for name in ("class_name", "class_id", "usage"))]}},
-    ], [("start", "qc"), ("qc", "billing", "bill"), ("qc", "2", "other"), ("qc", "fail-branch", "agg"),
-        ("bill", "agg"), ("other", "agg"), ("agg", "end")])
+    ], [("start", "qc"), ("qc", "billing", "bill"), ("qc", "2", "other"), ("bill", "agg"), ("other", "agg"),
+        ("agg", "end"), *([("qc", "fail-branch", "agg")] if failing else [])])
 
 
 def test_the_class_the_model_picks_is_the_branch_the_run_takes(tenant: Tenant, fake: FakeOpenAI,
@@ -217,3 +222,25 @@ def test_answers_that_do_not_fit_are_reported_as_dify_does_and_the_node_succeeds
     nothing = run(tenant, extractor_doc("plain-llm"), "Hi")
     assert nothing.outputs["__is_success"] == 0 and "no parameters" in nothing.outputs["__reason"]
     assert nothing.outputs["city"] == "" and nothing.outputs["stops"] == []
+
+
+# --- publishing ------------------------------------------------------------------------------------
+def test_publishing_checks_the_models_the_classifier_and_the_extractor_name(client: TestClient,
+                                                                             tenant: Tenant) -> None:
+    api = Api(client, tenant.data)
+    doc = extractor_doc("tools-llm").model_dump(mode="json")
+    doc["nodes"][1]["config"]["model"]["name"] = "no-such-model"
+    classifier = classifier_doc("gone-llm", strategy="fail_branch").model_dump(mode="json")
+    workflow = api.workflow("Routes", document=classifier)
+    assert workflow["problems"] == []  # the graph itself is fine
+    payload = api.error("POST", f"{WORKFLOWS}/{workflow['id']}/publish", {}, 422, "workflow_invalid")
+    assert [(p["node_id"], p["field"], p["code"]) for p in payload["details"]["problems"]] == [
+        ("qc", "config.model.name", "model_not_found")]
+    extractor = api.workflow("Trips", document=doc)
+    payload = api.error("POST", f"{WORKFLOWS}/{extractor['id']}/publish", {}, 422, "workflow_invalid")
+    assert [(p["node_id"], p["field"], p["code"]) for p in payload["details"]["problems"]] == [
+        ("pe", "config.model.name", "model_not_found")]
+    # The tenant's models (or its default chat model, for a node that names none) publish.
+    fixed = classifier_doc(None, strategy="fail_branch").model_dump(mode="json")
+    api.data("PATCH", f"{WORKFLOWS}/{workflow['id']}", {"document": fixed, "version": 1})
+    assert api.data("POST", f"{WORKFLOWS}/{workflow['id']}/publish", {}, 201)["number"] == 1

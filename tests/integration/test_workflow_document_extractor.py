@@ -21,6 +21,7 @@ from moto import mock_aws
 from shared.workflows.engine.files import S3FileStore
 from shared.workflows.engine.runner import NodeRunner
 from shared.workflows.fetch.wiring import http_fetcher
+from shared.workflows.validation import validate_document
 from tests.support.documents import Heading, Table, make_docx, make_pdf, page_marker
 from tests.support.engine_runs import DrivenRun, document, drive, ports
 
@@ -74,6 +75,7 @@ def extract(value: Any, *, is_array_file: bool = False, tenant_id: uuid.UUID | N
          "config": {"variable_selector": ["start", "file"], "is_array_file": is_array_file}},
         {"id": "end", "type": "end", "config": {"outputs": [{"variable": "text", "value_selector": ["de", "text"]}]}},
     ], [("start", "de"), ("de", "end")])
+    assert validate_document(doc) == []
     runner = NodeRunner(ports(fetcher=http_fetcher(), **({"files": files} if files is not None else {})))
     return drive(doc, runner, {"file": value}, tenant_id=tenant_id)
 

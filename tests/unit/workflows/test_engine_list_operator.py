@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.workflows.engine.runner import NodeRunner
+from shared.workflows.validation import validate_document
 from tests.support.engine_runs import DrivenRun, document, drive, ports
 
 ORDERS = [{"id": "a1", "customer": {"name": "Ada"}, "total": 120, "status": "paid"},
@@ -25,6 +26,7 @@ def run(items: Any, items_type: str, *, strategy: str = "fail", **config: Any) -
         {"id": "end", "type": "end", "config": {"outputs": [
             {"variable": name, "value_selector": ["lo", name]} for name in ("result", "first_record", "last_record")]}},
     ], [("start", "lo"), ("lo", "end")])
+    assert validate_document(doc) == []
     return drive(doc, NodeRunner(ports()), {"items": items, "n": 2, "word": "pa"})
 
 
