@@ -23,7 +23,9 @@ from tests.support.fake_openai import ChatScript, RawReply
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "dify"
 # Node types the workflow engine runs (issue 12); fixtures using others come later.
 SUPPORTED_DIFY_TYPES = frozenset({"start", "end", "llm", "knowledge-retrieval", "if-else", "code",
-                                  "template-transform", "http-request", "variable-aggregator"})
+                                  "template-transform", "http-request", "variable-aggregator",
+                                  "question-classifier", "parameter-extractor", "list-operator",
+                                  "document-extractor"})
 SAMPLE_HOST = "https://sample.invalid"
 
 
