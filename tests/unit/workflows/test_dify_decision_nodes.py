@@ -5,6 +5,7 @@ export and import unchanged."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -429,3 +430,43 @@ def test_the_export_writes_these_nodes_as_difys_importer_reads_them() -> None:
     assert nodes["de"]["variable_selector"] == ["start", "contract"] and nodes["de"]["is_array_file"] is False
     edges = {e["id"] for e in data["workflow"]["graph"]["edges"]}
     assert {"qc-1-pe-target", "qc-other-lo-target", "qc-fail-branch-end-target"} <= edges
+
+
+# -- robustness --------------------------------------------------------------------------------
+def _paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    if isinstance(value, dict):
+        return [path, *(leaf for key, item in value.items() for leaf in _paths(item, (*path, key)))]
+    if isinstance(value, list):
+        return [path, *(leaf for index, item in enumerate(value) for leaf in _paths(item, (*path, index)))]
+    return [path]
+
+
+def _with(value: Any, path: tuple[Any, ...], new: Any) -> Any:
+    copied = copy.deepcopy(value)
+    target = copied
+    for part in path[:-1]:
+        target = target[part]
+    target[path[-1]] = new
+    return copied
+
+
+def test_any_field_of_these_nodes_of_any_wrong_shape_is_a_422_or_a_document_never_a_crash() -> None:
+    data = yaml.safe_load(export_dify(everything(), name="Trips"))
+    nodes = data["workflow"]["graph"]["nodes"]
+    paths = [("workflow", "graph", "nodes", index, "data", *leaf) for index, item in enumerate(nodes)
+             if item["id"] in ("qc", "pe", "lo", "de") for leaf in _paths(item["data"]) if leaf]
+    assert len(paths) > 60
+    outcomes = {"imported": 0, "refused": 0}
+    for count, (path, weird) in enumerate((p, w) for p in paths for w in ([1, [2]], {"x": None}, None)):
+        try:
+            result = import_dify(yaml.dump(_with(data, path, weird), Dumper=yaml.CSafeDumper, allow_unicode=True),
+                                 model_names={"gpt-4o"}, default_model=None)
+        except (DslImportFailed, DslImportUnsupported) as exc:
+            assert exc.status == 422 and exc.message
+            outcomes["refused"] += 1
+            continue
+        outcomes["imported"] += 1
+        validate_document(result.document)
+        if count % 5 == 0:
+            import_dify(export_dify(result.document, name="x"), model_names={"gpt-4o"}, default_model=None)
+    assert outcomes["imported"] and outcomes["refused"]
