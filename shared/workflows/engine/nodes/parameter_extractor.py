@@ -67,8 +67,8 @@ def parameters_schema(parameters: list[ExtractedParameter]) -> dict[str, Any]:
             "required": [parameter.name for parameter in parameters if parameter.required]}
 
 
-def request_for(call: NodeCall[ParameterExtractorConfig], query: str, instruction: str) -> tuple[ChatRequest, bool]:
-    """The request, and whether it asks for a tool call (else a JSON answer)."""
+def request_for(call: NodeCall[ParameterExtractorConfig], query: str, instruction: str) -> ChatRequest:
+    """The request: for a call of the extraction tool, else for a JSON answer."""
     config = call.config
     schema = parameters_schema(config.parameters)
     system = SYSTEM_PROMPT.format(instruction=INSTRUCTION.format(instruction=instruction) if instruction.strip()
@@ -79,10 +79,10 @@ def request_for(call: NodeCall[ParameterExtractorConfig], query: str, instructio
     if tools:
         messages = [Message(role="system", content=f"{system}\n{TOOL_PROMPT}"), Message(role="user", content=query)]
         tool = Tool(name=TOOL_NAME, description="Record the parameters extracted from the text", parameters=schema)
-        return ChatRequest(messages=messages, tools=[tool], tool_choice="required", **options), True
+        return ChatRequest(messages=messages, tools=[tool], tool_choice="required", **options)
     prompt = JSON_PROMPT.format(schema=json.dumps(schema, ensure_ascii=False))
     messages = [Message(role="system", content=f"{system}\n{prompt}"), Message(role="user", content=query)]
-    return ChatRequest(messages=messages, **options), False
+    return ChatRequest(messages=messages, **options)
 
 
 def _arguments(answer: ModelAnswer) -> dict[str, Any] | None:
@@ -169,8 +169,7 @@ def execute(call: NodeCall[ParameterExtractorConfig], inputs: dict[str, Any]) ->
     if not query.strip():
         raise NodeFailure("parameter_extractor_query_empty",
                           "The query variable is empty: the extractor needs text to extract parameters from")
-    request, _tools = request_for(call, query, inputs["instruction"])
-    answer = ask(call, call.config.model, request)
+    answer = ask(call, call.config.model, request_for(call, query, inputs["instruction"]))
     values, problems = extracted(call.config.parameters, _arguments(answer))
     return NodeOutput({**values, "__is_success": 0 if problems else 1,
                        "__reason": "; ".join(problems) if problems else None, "__usage": answer.usage})
