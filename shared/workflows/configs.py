@@ -8,12 +8,24 @@ downstream, with its type.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.validation import RequestModel
-from shared.workflows.definition import ELSE_HANDLE, NODE_ID, VARIABLE_NAME, Node, NodeType, Selector, VarType
+from shared.workflows.definition import (
+    ELSE_HANDLE,
+    FAIL_BRANCH_HANDLE,
+    NODE_ID,
+    SOURCE_HANDLE,
+    VARIABLE_NAME,
+    Node,
+    NodeType,
+    Selector,
+    VarType,
+)
+from shared.workflows.variables import TEMPLATE_REFERENCE
 
 MAX_TEMPLATE_CHARS = 100_000
 # Containers run in-process, inside their node's invocation (bounded by its 900 s timeout):
@@ -371,6 +383,171 @@ class AssignerConfig(RequestModel):
     one item)."""
 
     items: list[AssignItem] = Field(min_length=1, max_length=50)
+# -- question classifier -----------------------------------------------------------------------
+class ClassifierClass(RequestModel):
+    """A class the model may pick; its id is the handle the branch leaves from."""
+
+    id: str = Field(pattern=NODE_ID)
+    # What the model reads: a label, or a description of what belongs in the class.
+    name: str = Field(min_length=1, max_length=2000)
+
+
+class QuestionClassifierConfig(RequestModel):
+    """The model picks one of ``classes`` for the query's text; the run continues on the
+    edges leaving by that class's ``id``."""
+
+    model_config = VERBATIM
+
+    query_variable_selector: Selector = SelectorField
+    model: ModelRef = Field(default_factory=ModelRef)
+    classes: list[ClassifierClass] = Field(min_length=1, max_length=50)
+    # Extra guidance for the model (a template: {{#node.field#}} references).
+    instruction: str = Field(default="", max_length=MAX_TEMPLATE_CHARS)
+
+    @model_validator(mode="after")
+    def _distinct_classes(self) -> QuestionClassifierConfig:
+        ids = [item.id for item in self.classes]
+        if len(ids) != len(set(ids)):
+            raise ValueError("class ids must not repeat (each is the handle of its branch)")
+        reserved = sorted(set(ids) & {SOURCE_HANDLE, FAIL_BRANCH_HANDLE})
+        if reserved:
+            raise ValueError(f"class id {reserved[0]!r} is reserved for another exit; pick another id")
+        return self
+
+
+# -- parameter extractor -----------------------------------------------------------------------
+ParameterType = Literal["string", "number", "boolean", "array[string]", "array[number]", "array[boolean]",
+                        "array[object]"]
+# Outputs every parameter extractor answers beside its parameters (Dify's names).
+EXTRACTOR_OUTPUTS: dict[str, str] = {"__is_success": "number", "__reason": "string", "__usage": "object"}
+
+
+class ExtractedParameter(RequestModel):
+    name: str = Field(pattern=VARIABLE_NAME)
+    type: ParameterType = "string"
+    # Tells the model what to look for.
+    description: str = Field(default="", max_length=2000)
+    required: bool = False
+    # Strings only: the values allowed (Dify's "select" parameters).
+    options: list[Annotated[str, Field(max_length=500)]] = Field(default_factory=list, max_length=100)
+
+    @model_validator(mode="after")
+    def _fits(self) -> ExtractedParameter:
+        if self.name in EXTRACTOR_OUTPUTS:
+            raise ValueError(f"{self.name!r} is reserved: the node answers it itself")
+        if self.options and self.type != "string":
+            raise ValueError("only string parameters take options")
+        return self
+
+
+class ParameterExtractorConfig(RequestModel):
+    """The model reads the ``query`` variable's text and answers each parameter, by function
+    calling (a tool whose arguments are the parameters) or by a JSON answer (``prompt``)."""
+
+    model_config = VERBATIM
+
+    # Dify's name: the selector of the text to extract from.
+    query: Selector = SelectorField
+    model: ModelRef = Field(default_factory=ModelRef)
+    parameters: list[ExtractedParameter] = Field(min_length=1, max_length=50)
+    # Extra guidance for the model (a template: {{#node.field#}} references).
+    instruction: str = Field(default="", max_length=MAX_TEMPLATE_CHARS)
+    # function_call: through the model's tool calling when it has it (else as prompt).
+    reasoning_mode: Literal["function_call", "prompt"] = "function_call"
+
+
+# -- list operator -----------------------------------------------------------------------------
+ListType = Literal["array[string]", "array[number]", "array[boolean]", "array[object]"]
+_SERIAL = re.compile(r"^-?[0-9]{1,9}$")
+
+
+class ListFilterCondition(RequestModel):
+    """An item is kept when the comparison (the if/else operators) holds for it: the item
+    itself, or for a list of objects the field ``key`` names (a dotted path for nested fields)."""
+
+    model_config = VERBATIM
+
+    key: str = Field(default="", max_length=200)
+    comparison_operator: ComparisonOperator
+    value: str | int | float | bool | list[str | int | float] | None = None
+
+    @model_validator(mode="after")
+    def _value_present(self) -> ListFilterCondition:
+        # A name: trimmed, unlike the value (VERBATIM keeps whitespace for the value's sake).
+        self.key = self.key.strip()
+        if self.comparison_operator not in UNARY_OPERATORS and self.value is None:
+            raise ValueError(f"operator {self.comparison_operator!r} needs a value")
+        return self
+
+
+class ListFilter(RequestModel):
+    enabled: bool = False
+    # All must hold (applied one after the other, as Dify does).
+    conditions: list[ListFilterCondition] = Field(default_factory=list, max_length=50)
+
+
+class ListOrder(RequestModel):
+    enabled: bool = False
+    # A list of objects: the field sorted on (a dotted path for nested fields).
+    key: str = Field(default="", max_length=200)
+    value: Literal["asc", "desc"] = "asc"
+
+
+class ListLimit(RequestModel):
+    enabled: bool = False
+    # The first ``size`` items are kept.
+    size: int = Field(default=10, ge=1, le=100_000)
+
+
+class ListExtract(RequestModel):
+    enabled: bool = False
+    # The item kept: 1-based as in Dify ("1" the first), negative from the end ("-1" the last),
+    # or a {{#node.field#}} reference to a number.
+    serial: str = Field(default="1", min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _serial(self) -> ListExtract:
+        serial = self.serial
+        is_reference = bool(TEMPLATE_REFERENCE.search(serial)) and not TEMPLATE_REFERENCE.sub("", serial).strip()
+        if not is_reference and not (_SERIAL.match(serial) and int(serial) != 0):
+            raise ValueError("serial is a position: 1 for the first item, -1 for the last, or a {{#node.field#}} "
+                             "reference to one")
+        return self
+
+
+class ListOperatorConfig(RequestModel):
+    """Filter, then extract one item, then sort, then keep the first ``limit.size`` (Dify's
+    order of operations) of the list ``variable`` (of type ``var_type``)."""
+
+    variable: Selector = SelectorField
+    var_type: ListType = "array[string]"
+    filter_by: ListFilter = Field(default_factory=ListFilter)
+    order_by: ListOrder = Field(default_factory=ListOrder)
+    limit: ListLimit = Field(default_factory=ListLimit)
+    extract_by: ListExtract = Field(default_factory=ListExtract)
+
+    @model_validator(mode="after")
+    def _keys(self) -> ListOperatorConfig:
+        if self.var_type == "array[object]":
+            if self.filter_by.enabled and any(not condition.key for condition in self.filter_by.conditions):
+                raise ValueError("a list of objects is filtered on a field: give each condition its key")
+            if self.order_by.enabled and not self.order_by.key:
+                raise ValueError("a list of objects is sorted on a field: give order_by its key")
+        return self
+
+    @property
+    def item_type(self) -> str:
+        return self.var_type[6:-1]
+
+
+# -- document extractor ------------------------------------------------------------------------
+class DocumentExtractorConfig(RequestModel):
+    """Extracts the text of a file (an object: a file reference, docs/workflows.md) or, with
+    ``is_array_file``, of each file of a list."""
+
+    variable_selector: Selector = SelectorField
+    # The variable holds a list of files: ``text`` is then a list, one text per file.
+    is_array_file: bool = False
 
 
 CONFIGS: dict[str, type[BaseModel]] = {
@@ -389,6 +566,10 @@ CONFIGS: dict[str, type[BaseModel]] = {
     "loop_start": EmptyConfig,
     "loop_end": EmptyConfig,
     "assigner": AssignerConfig,
+    "question_classifier": QuestionClassifierConfig,
+    "parameter_extractor": ParameterExtractorConfig,
+    "list_operator": ListOperatorConfig,
+    "document_extractor": DocumentExtractorConfig,
 }
 
 # Seconds a node may run (an attempt) unless the node says otherwise. A container's covers all
@@ -397,6 +578,7 @@ DEFAULT_TIMEOUT_S: dict[str, int] = {
     "start": 10, "end": 10, "if_else": 10, "template": 10, "variable_aggregator": 10,
     "code": 30, "http_request": 120, "knowledge_retrieval": 60, "llm": 300,
     "iteration": 900, "loop": 900, "iteration_start": 10, "loop_start": 10, "loop_end": 10, "assigner": 10,
+    "list_operator": 10, "document_extractor": 120, "question_classifier": 300, "parameter_extractor": 300,
 }
 
 
@@ -442,6 +624,14 @@ def outputs_of(node: Node, config: BaseModel | None = None) -> dict[str, str | N
                     "loop_round": "number"}
         case EmptyConfig() | AssignerConfig():
             return {}
+        case QuestionClassifierConfig():
+            return {"class_name": "string", "class_id": "string", "usage": "object"}
+        case ParameterExtractorConfig():
+            return {**{parameter.name: parameter.type for parameter in config.parameters}, **EXTRACTOR_OUTPUTS}
+        case ListOperatorConfig():
+            return {"result": config.var_type, "first_record": config.item_type, "last_record": config.item_type}
+        case DocumentExtractorConfig():
+            return {"text": "array[string]" if config.is_array_file else "string"}
     raise TypeError(f"no outputs known for {type(config).__name__}")
 
 

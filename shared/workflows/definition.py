@@ -37,7 +37,8 @@ VARIABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 
 NodeType = Literal["start", "end", "llm", "knowledge_retrieval", "if_else", "code", "template",
                    "http_request", "variable_aggregator", "iteration", "iteration_start", "loop", "loop_start",
-                   "loop_end", "assigner"]
+                   "loop_end", "assigner", "question_classifier", "parameter_extractor", "list_operator",
+                   "document_extractor"]
 NODE_TYPES: tuple[str, ...] = NodeType.__args__  # type: ignore[attr-defined]
 # Nodes that hold a sub-graph, and the type of each one's start child.
 CONTAINER_TYPES: dict[str, str] = {"iteration": "iteration_start", "loop": "loop_start"}
@@ -55,7 +56,8 @@ VAR_TYPES: tuple[str, ...] = VarType.__args__  # type: ignore[attr-defined]
 ErrorStrategy = Literal["fail", "default_value", "fail_branch"]
 
 # Handles a node's outgoing edges leave from: every node's ``source``; if_else's case ids and
-# ``false`` (the else branch); any node's ``fail-branch`` under the fail_branch strategy.
+# ``false`` (the else branch); a question classifier's class ids (it has no ``source``); any
+# node's ``fail-branch`` under the fail_branch strategy.
 SOURCE_HANDLE = "source"
 FAIL_BRANCH_HANDLE = "fail-branch"
 ELSE_HANDLE = "false"
@@ -93,8 +95,9 @@ class Node(RequestModel):
     config: dict[str, Any] = Field(default_factory=dict, description=(
         "The node type's configuration: its schema depends on `type` (`x-stratus-config-by-type` names it: "
         "StartConfig, EndConfig, LlmConfig, KnowledgeRetrievalConfig, IfElseConfig, CodeConfig, TemplateConfig, "
-        "HttpRequestConfig, VariableAggregatorConfig, IterationConfig, LoopConfig, AssignerConfig; the start and end "
-        "nodes of containers take none; see docs/workflows.md). A draft may hold an incomplete "
+        "HttpRequestConfig, VariableAggregatorConfig, IterationConfig, LoopConfig, AssignerConfig, "
+        "QuestionClassifierConfig, ParameterExtractorConfig, ListOperatorConfig, DocumentExtractorConfig; the start "
+        "and end nodes of containers take none; see docs/workflows.md). A draft may hold an incomplete "
         "configuration; publishing and running check it."))
     # On the canvas; a container's child is placed relative to its container, as in Dify.
     position: Position | None = None

@@ -35,13 +35,18 @@ from shared.workflows.configs import (
     AssignerConfig,
     CodeConfig,
     ComparisonOperator,
+    DocumentExtractorConfig,
     EndConfig,
     HttpRequestConfig,
     IfElseConfig,
     IterationConfig,
     KnowledgeRetrievalConfig,
+    ListOperatorConfig,
     LlmConfig,
     LoopConfig,
+    ModelRef,
+    ParameterExtractorConfig,
+    QuestionClassifierConfig,
     StartConfig,
     TemplateConfig,
     VariableAggregatorConfig,
@@ -88,11 +93,23 @@ DIFY_TYPES: dict[str, str] = {
     "loop-start": "loop_start",
     "loop-end": "loop_end",
     "assigner": "assigner",
+    "question-classifier": "question_classifier",
+    "parameter-extractor": "parameter_extractor",
+    "list-operator": "list_operator",
+    "document-extractor": "document_extractor",
 }
 STRATUS_TYPES: dict[str, str] = {stratus: dify for dify, stratus in DIFY_TYPES.items() if dify != "variable-assigner"}
 # Start variable types: Dify → Stratus.
 INPUT_TYPES = {"text-input": "string", "paragraph": "string", "select": "string", "number": "number",
-               "checkbox": "boolean", "json_object": "object"}
+               "checkbox": "boolean", "json_object": "object", "file": "object", "file-list": "array[object]"}
+# What a Dify file input becomes: a file reference (an object), what document extractors read.
+FILE_REFERENCE = '{url | s3_key | content_base64, filename, mime_type}'
+# Parameter extractor types: Dify → Stratus ("select" is a string with options; "bool" the old boolean).
+PARAMETER_TYPES = {"string": "string", "select": "string", "number": "number", "integer": "number",
+                   "bool": "boolean", "boolean": "boolean", "array[string]": "array[string]",
+                   "array[number]": "array[number]", "array[integer]": "array[number]",
+                   "array[boolean]": "array[boolean]", "array[object]": "array[object]"}
+LIST_TYPES = ("array[string]", "array[number]", "array[boolean]", "array[object]")
 # Dify's names for value types Stratus has under another name.
 TYPE_ALIASES = {"integer": "number", "array[integer]": "array[number]"}
 MODES_LATER = {"advanced-chat": "chatflows (advanced-chat apps) come with a later release of Stratus",
@@ -130,6 +147,14 @@ _TYPE_KEYS: dict[str, frozenset[str]] = {
     "loop_start": frozenset(),
     "loop_end": frozenset(),
     "assigner": frozenset({"items", "assigned_variable_selector", "input_variable_selector", "write_mode"}),
+    # ``topics`` and ``instructions``: what Dify's editor wrote before ``instruction``.
+    "question_classifier": frozenset({"query_variable_selector", "model", "classes", "instruction", "instructions",
+                                      "topics", "memory", "vision"}),
+    "parameter_extractor": frozenset({"query", "model", "parameters", "instruction", "reasoning_mode", "memory",
+                                      "vision"}),
+    "list_operator": frozenset({"variable", "var_type", "item_var_type", "filter_by", "order_by", "limit",
+                                "extract_by"}),
+    "document_extractor": frozenset({"variable_selector", "is_array_file", "output_image"}),
 }
 # Dify's canvas: a container's children sit above it, and its start node is fixed in place.
 CHILD_Z_INDEX = 1002
@@ -622,6 +647,12 @@ def _start_from_dify(node_id: str, data: Mapping[str, Any], context: _Context) -
         if raw.get("hide"):
             context.warn(node_id, f"input {name!r} is hidden in Dify; Stratus inputs are never hidden")
         max_length = _number(raw.get("max_length"))
+        if dify_type in ("file", "file-list"):
+            # A file-list's max_length counts files, not characters: dropped with the upload settings.
+            max_length = None
+            context.warn(node_id, f"the {dify_type} input {name!r} takes "
+                                  + ("a file reference" if dify_type == "file" else "a list of file references")
+                                  + f" {FILE_REFERENCE} (its allowed types, upload methods and limits were dropped)")
         variables.append({
             "variable": name, "label": _text(raw.get("label")), "type": kind, "required": required,
             "default": default, "options": options,
@@ -663,8 +694,9 @@ def _end_from_dify(node_id: str, data: Mapping[str, Any], context: _Context) -> 
     return {"outputs": outputs}
 
 
-def _llm_from_dify(node_id: str, data: Mapping[str, Any], context: _Context) -> dict[str, Any]:
-    model = _mapping(data.get("model"))
+def _model_from_dify(node_id: str, value: Any, context: _Context) -> dict[str, Any]:
+    """A node's ``model`` (llm, question classifier, parameter extractor) as a ModelRef."""
+    model = _mapping(value)
     params = _mapping(model.get("completion_params"))
     reference: dict[str, Any] = {
         "name": _model_name(node_id, model, context),
@@ -683,6 +715,11 @@ def _llm_from_dify(node_id: str, data: Mapping[str, Any], context: _Context) -> 
     if extra:
         context.warn(node_id, f"completion parameters {', '.join(map(str, extra))} have no Stratus equivalent "
                               "and were dropped")
+    return reference
+
+
+def _llm_from_dify(node_id: str, data: Mapping[str, Any], context: _Context) -> dict[str, Any]:
+    reference = _model_from_dify(node_id, data.get("model"), context)
     template = data.get("prompt_template")
     # Dify's completion-mode models take one prompt (a mapping), chat models a list of messages.
     raw_messages = [{**template, "role": "user"}] if isinstance(template, Mapping) else _list(template)
@@ -1002,6 +1039,106 @@ def _assigner_from_dify(node_id: str, data: Mapping[str, Any], context: _Context
         items.append({"variable_selector": _selector(raw.get("variable_selector")),
                       "operation": raw.get("operation") or "over-write", "input_type": input_type, "value": value})
     return {"items": items}
+def _vision_dropped(node_id: str, data: Mapping[str, Any], context: _Context) -> None:
+    if _mapping(data.get("vision")).get("enabled"):
+        context.warn(node_id, "vision (image inputs) was turned off: Stratus workflows give models no images yet")
+
+
+def _classifier_from_dify(node_id: str, data: Mapping[str, Any], context: _Context) -> dict[str, Any]:
+    classes = []
+    for index, item in enumerate(_list(data.get("classes"))):
+        if not isinstance(item, Mapping):
+            context.malformed(node_id, f"data.classes[{index}]", "a class must be a mapping with id and name")
+            continue
+        # Dify's ids are digits or UUIDs (YAML may read the digits as a number).
+        classes.append({"id": _text(item.get("id")), "name": _text(item.get("name"))})
+    instruction = data.get("instruction")
+    if _empty(instruction):
+        # Dify's editor wrote "instructions" before it wrote "instruction".
+        instruction = data.get("instructions")
+    _vision_dropped(node_id, data, context)
+    # ``memory`` (conversation history) only exists in chatflows, as for llm nodes.
+    return {"query_variable_selector": _selector(data.get("query_variable_selector")),
+            "model": _model_from_dify(node_id, data.get("model"), context), "classes": classes,
+            "instruction": _text(instruction)}
+
+
+def _extractor_from_dify(node_id: str, data: Mapping[str, Any], context: _Context) -> dict[str, Any]:
+    parameters = []
+    for index, item in enumerate(_list(data.get("parameters"))):
+        where = f"data.parameters[{index}]"
+        if not isinstance(item, Mapping):
+            context.malformed(node_id, where, "a parameter must be a mapping with name and type")
+            continue
+        declared = item.get("type", "string")
+        kind = PARAMETER_TYPES.get(declared) if isinstance(declared, str) else None
+        if kind is None:
+            context.refuse(node_id, f"{where}.type", "unsupported_type", f"parameters of type {declared}")
+            continue
+        options = [_text(option) for option in _list(item.get("options")) if isinstance(option, str | int | float)]
+        if options and kind != "string":
+            context.warn(node_id, f"the options of parameter {item.get('name')!r} were dropped (only string "
+                                  "parameters take options)")
+            options = []
+        parameters.append({"name": _text(item.get("name")), "type": kind,
+                           "description": _text(item.get("description")), "required": bool(item.get("required")),
+                           "options": options})
+    _vision_dropped(node_id, data, context)
+    mode = data.get("reasoning_mode")
+    return {"query": _selector(data.get("query")), "model": _model_from_dify(node_id, data.get("model"), context),
+            "parameters": parameters, "instruction": _text(data.get("instruction")),
+            # Dify reads an unset mode as function calling.
+            "reasoning_mode": mode if mode else "function_call"}
+
+
+def _list_operator_from_dify(node_id: str, data: Mapping[str, Any], context: _Context) -> dict[str, Any]:
+    declared = data.get("var_type")
+    var_type = _var_type(declared)
+    if declared in ("array[file]", "file"):
+        context.refuse(node_id, "data.var_type", "unsupported_type", "list operations on files")
+    elif declared is None:
+        context.warn(node_id, "the list's type (var_type) is not given; array[string] is assumed (validation "
+                              "checks it against the variable)")
+    elif var_type not in LIST_TYPES:
+        context.refuse(node_id, "data.var_type", "unsupported_type", f"list operations on {declared}")
+    filter_by, order_by = _mapping(data.get("filter_by")), _mapping(data.get("order_by"))
+    limit, extract_by = _mapping(data.get("limit")), _mapping(data.get("extract_by"))
+    conditions = []
+    for index, item in enumerate(_list(filter_by.get("conditions"))):
+        if not isinstance(item, Mapping):
+            context.malformed(node_id, f"data.filter_by.conditions[{index}]", "a condition must be a mapping")
+            continue
+        operator, value = item.get("comparison_operator", "contains"), item.get("value", "")
+        if operator in ("in", "not in") and isinstance(value, str):
+            context.warn(node_id, f"filter {operator!r} {value!r} compares whole items with a list of values: "
+                                  f"it became [{value!r}]")
+            value = [value]
+        conditions.append({"key": _text(item.get("key")), "comparison_operator": operator, "value": value})
+    size = _number(limit.get("size"))
+    enabled = bool(limit.get("enabled"))
+    if enabled and (size is None or size < 1):
+        context.warn(node_id, f"limit size {limit.get('size')!r} keeps nothing; 1 is used")
+        size = 1
+    config: dict[str, Any] = {
+        "variable": _selector(data.get("variable")),
+        "filter_by": {"enabled": bool(filter_by.get("enabled")), "conditions": conditions},
+        "order_by": {"enabled": bool(order_by.get("enabled")), "key": _text(order_by.get("key")),
+                     "value": order_by.get("value") or "asc"},
+        # Dify's -1 ("no limit") on a disabled limit: Stratus's default size.
+        "limit": {"enabled": enabled, **({"size": min(int(size), 100_000)} if size is not None and size >= 1
+                                          else {})},
+        "extract_by": {"enabled": bool(extract_by.get("enabled")), "serial": _text(extract_by.get("serial")) or "1"},
+    }
+    if var_type in LIST_TYPES:
+        config["var_type"] = var_type
+    return config
+
+
+def _document_extractor_from_dify(node_id: str, data: Mapping[str, Any], context: _Context) -> dict[str, Any]:
+    if data.get("output_image"):
+        context.warn(node_id, "output_image was dropped: the extractor answers the documents' text only")
+    return {"variable_selector": _selector(data.get("variable_selector")),
+            "is_array_file": bool(data.get("is_array_file"))}
 
 
 _CONFIG_FROM_DIFY: dict[str, Callable[[str, Mapping[str, Any], _Context], dict[str, Any]]] = {
@@ -1020,6 +1157,10 @@ _CONFIG_FROM_DIFY: dict[str, Callable[[str, Mapping[str, Any], _Context], dict[s
     "loop_start": _empty_from_dify,
     "loop_end": _empty_from_dify,
     "assigner": _assigner_from_dify,
+    "question_classifier": _classifier_from_dify,
+    "parameter_extractor": _extractor_from_dify,
+    "list_operator": _list_operator_from_dify,
+    "document_extractor": _document_extractor_from_dify,
 }
 
 
@@ -1257,17 +1398,20 @@ def _end_to_dify(node: Node, config: Any, document: WorkflowDocument) -> dict[st
     return {"outputs": outputs}
 
 
-def _llm_to_dify(node: Node, config: Any, document: WorkflowDocument) -> dict[str, Any]:
-    assert isinstance(config, LlmConfig)
-    model = config.model
+def _model_to_dify(model: ModelRef) -> dict[str, Any]:
     params: dict[str, Any] = {key: value for key, value in (("temperature", model.temperature),
                                                             ("top_p", model.top_p),
                                                             ("max_tokens", model.max_tokens)) if value is not None}
     if model.stop:
         params["stop"] = list(model.stop)
+    return {"provider": STRATUS_PROVIDER, "name": model.name or DEFAULT_MODEL_NAME, "mode": "chat",
+            "completion_params": params}
+
+
+def _llm_to_dify(node: Node, config: Any, document: WorkflowDocument) -> dict[str, Any]:
+    assert isinstance(config, LlmConfig)
     data: dict[str, Any] = {
-        "model": {"provider": STRATUS_PROVIDER, "name": model.name or DEFAULT_MODEL_NAME, "mode": "chat",
-                  "completion_params": params},
+        "model": _model_to_dify(config.model),
         "prompt_template": [{"id": _stable_id(node.id, "prompt", str(index)), "role": message.role,
                              "text": message.text} for index, message in enumerate(config.prompt_template)],
         "context": {"enabled": config.context.enabled, "variable_selector": list(config.context.variable_selector)},
@@ -1420,6 +1564,50 @@ def _assigner_to_dify(node: Node, config: Any, document: WorkflowDocument) -> di
     return {"version": "2", "items": [
         {"variable_selector": list(item.variable_selector), "input_type": item.input_type,
          "operation": item.operation, "value": item.value} for item in config.items]}
+def _classifier_to_dify(node: Node, config: Any, document: WorkflowDocument) -> dict[str, Any]:
+    assert isinstance(config, QuestionClassifierConfig)
+    return {"query_variable_selector": list(config.query_variable_selector), "model": _model_to_dify(config.model),
+            "classes": [{"id": item.id, "name": item.name} for item in config.classes],
+            "instruction": config.instruction, "vision": {"enabled": False}}
+
+
+def _extractor_to_dify(node: Node, config: Any, document: WorkflowDocument) -> dict[str, Any]:
+    assert isinstance(config, ParameterExtractorConfig)
+    parameters = []
+    for parameter in config.parameters:
+        # "select" and "bool": the names every Dify release reads.
+        kind = {"boolean": "bool"}.get(parameter.type, parameter.type)
+        if parameter.type == "string" and parameter.options:
+            kind = "select"
+        parameters.append({"name": parameter.name, "type": kind, "options": list(parameter.options),
+                           "description": parameter.description, "required": parameter.required})
+    return {"query": list(config.query), "model": _model_to_dify(config.model), "parameters": parameters,
+            "instruction": config.instruction, "reasoning_mode": config.reasoning_mode, "vision": {"enabled": False}}
+
+
+def _list_operator_to_dify(node: Node, config: Any, document: WorkflowDocument) -> dict[str, Any]:
+    assert isinstance(config, ListOperatorConfig)
+
+    def value(item: Any) -> Any:
+        # Dify's condition values are text (or a list of text, or a boolean).
+        if isinstance(item, list):
+            return [str(v) for v in item]
+        return item if isinstance(item, str | bool) or item is None else str(item)
+
+    return {
+        "variable": list(config.variable), "var_type": config.var_type, "item_var_type": config.item_type,
+        "filter_by": {"enabled": config.filter_by.enabled, "conditions": [
+            {"key": c.key, "comparison_operator": c.comparison_operator, "value": value(c.value)}
+            for c in config.filter_by.conditions]},
+        "order_by": {"enabled": config.order_by.enabled, "key": config.order_by.key, "value": config.order_by.value},
+        "limit": {"enabled": config.limit.enabled, "size": config.limit.size},
+        "extract_by": {"enabled": config.extract_by.enabled, "serial": config.extract_by.serial},
+    }
+
+
+def _document_extractor_to_dify(node: Node, config: Any, document: WorkflowDocument) -> dict[str, Any]:
+    assert isinstance(config, DocumentExtractorConfig)
+    return {"variable_selector": list(config.variable_selector), "is_array_file": config.is_array_file}
 
 
 _CONFIG_TO_DIFY: dict[str, Callable[[Node, Any, WorkflowDocument], dict[str, Any]]] = {
@@ -1438,4 +1626,8 @@ _CONFIG_TO_DIFY: dict[str, Callable[[Node, Any, WorkflowDocument], dict[str, Any
     "loop_start": _empty_to_dify,
     "loop_end": _empty_to_dify,
     "assigner": _assigner_to_dify,
+    "question_classifier": _classifier_to_dify,
+    "parameter_extractor": _extractor_to_dify,
+    "list_operator": _list_operator_to_dify,
+    "document_extractor": _document_extractor_to_dify,
 }

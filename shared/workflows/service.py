@@ -33,7 +33,13 @@ from shared.workflows.api import (
     WorkflowVersionSummary,
     check_document_size,
 )
-from shared.workflows.configs import KnowledgeRetrievalConfig, LlmConfig, parse_config
+from shared.workflows.configs import (
+    KnowledgeRetrievalConfig,
+    LlmConfig,
+    ParameterExtractorConfig,
+    QuestionClassifierConfig,
+    parse_config,
+)
 from shared.workflows.contract import DRAFT, RunnableWorkflow
 from shared.workflows.definition import WorkflowDocument
 from shared.workflows.errors import (
@@ -134,10 +140,15 @@ def _field(node_id: str, field: str, code: str, message: str) -> WorkflowProblem
     return WorkflowProblem(node_id=node_id, field=field, code=code, message=message)
 
 
-def _configs(document: WorkflowDocument, node_type: str) -> Iterable[tuple[str, Any]]:
-    """The nodes of one type whose configuration parses (the others are validation's problems)."""
+# Node types that call a chat model (their config's ``model`` names it).
+MODEL_NODE_TYPES = ("llm", "question_classifier", "parameter_extractor")
+
+
+def _configs(document: WorkflowDocument, *node_types: str) -> Iterable[tuple[str, Any]]:
+    """The nodes of these types whose configuration parses (the others are validation's
+    problems), in document order."""
     for node in document.nodes:
-        if node.type == node_type:
+        if node.type in node_types:
             try:
                 yield node.id, parse_config(node.type, node.config)
             except ValidationError:
@@ -241,14 +252,14 @@ class WorkflowService:
 
     # Validation beyond the document: what it names must exist in the tenant ------------------
     def _model_problems(self, tenant_id: uuid.UUID, document: WorkflowDocument) -> list[WorkflowProblem]:
-        """Each LLM node's model (its own, else the tenant's default chat model) exists and can
-        chat, and its max_tokens fits. Outside any transaction: the resolver opens its own."""
+        """Each model-calling node's model (its own, else the tenant's default chat model) exists
+        and can chat, and its max_tokens fits. Outside any transaction: the resolver opens its own."""
         from shared.models.errors import ModelNotConfigured
 
         resolver = self._resolver()
         problems: list[WorkflowProblem] = []
-        for node_id, config in _configs(document, "llm"):
-            assert isinstance(config, LlmConfig)
+        for node_id, config in _configs(document, *MODEL_NODE_TYPES):
+            assert isinstance(config, LlmConfig | QuestionClassifierConfig | ParameterExtractorConfig)
             name = config.model.name or resolver.default_name(tenant_id, Capability.CHAT)
             if not name:
                 problems.append(_field(node_id, "config.model.name", "model_not_configured",

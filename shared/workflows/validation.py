@@ -36,14 +36,18 @@ from shared.workflows.configs import (
     AssignerConfig,
     CodeConfig,
     Condition,
+    DocumentExtractorConfig,
     EndConfig,
     HttpRequestConfig,
     IfElseConfig,
     InputVariable,
     IterationConfig,
     KnowledgeRetrievalConfig,
+    ListOperatorConfig,
     LlmConfig,
     LoopConfig,
+    ParameterExtractorConfig,
+    QuestionClassifierConfig,
     StartConfig,
     TemplateConfig,
     VariableAggregatorConfig,
@@ -286,6 +290,28 @@ class _Checker:
                                                                                     loop_variable.var_type):
                         self.add(node.id, f"config.loop_variables[{index}].value", "invalid_loop_variable",
                                  f"the initial value of {loop_variable.label!r} must be a {loop_variable.var_type}")
+            case ParameterExtractorConfig():
+                self._unique(node, [p.name for p in config.parameters], "config.parameters", "name",
+                             "duplicate_output")
+            case QuestionClassifierConfig():
+                if node.error_strategy == "default_value":
+                    # Default values leave by "source", which a classifier does not have.
+                    self.add(node.id, "error_strategy", "unsupported_error_strategy",
+                             "a question classifier leaves by one of its classes; to handle its failure use "
+                             "error_strategy \"fail_branch\"")
+            case ListOperatorConfig():
+                self._list_conditions(node, config)
+
+    def _list_conditions(self, node: Node, config: ListOperatorConfig) -> None:
+        """Each filter's operator fits the items' type (a list of objects: its fields' types are
+        unknown, so any operator)."""
+        item_type = config.item_type
+        for index, condition in enumerate(config.filter_by.conditions):
+            expected = operator_types(condition.comparison_operator)
+            if item_type != "object" and expected is not None and not _compatible(item_type, expected):
+                self.add(node.id, f"config.filter_by.conditions[{index}].comparison_operator", "type_mismatch",
+                         f"the items are of type {item_type}; {condition.comparison_operator!r} compares "
+                         + " or ".join(_EXPECTED_NAMES.get(e, e) for e in expected))
 
     def _unique(self, node: Node, names: list[str], field: str, key: str, code: str) -> None:
         seen: set[str] = set()
@@ -418,6 +444,11 @@ class _Checker:
             if not isinstance(config, IfElseConfig):
                 return None
             handles = [case.case_id for case in config.cases] + [ELSE_HANDLE]
+        elif node.type == "question_classifier":
+            classifier = self.configs.get(node.id)
+            if not isinstance(classifier, QuestionClassifierConfig):
+                return None
+            handles = [item.id for item in classifier.classes]
         else:
             handles = [SOURCE_HANDLE]
         if node.error_strategy == "fail_branch":
@@ -494,8 +525,13 @@ class _Checker:
             for check in _reference_checks(config):
                 self._check(node, *check)
             if isinstance(config, IfElseConfig):
-                for c, case in enumerate(config.cases):
-                    self._condition_values(node, f"config.cases[{c}].conditions", case.conditions)
+                self._condition_values(node, [
+                    (f"config.cases[{c}].conditions[{i}].value", condition.comparison_operator, condition.value)
+                    for c, case in enumerate(config.cases) for i, condition in enumerate(case.conditions)])
+            elif isinstance(config, ListOperatorConfig):
+                self._condition_values(node, [
+                    (f"config.filter_by.conditions[{i}].value", condition.comparison_operator, condition.value)
+                    for i, condition in enumerate(config.filter_by.conditions)])
             elif isinstance(config, IterationConfig) and config.output_selector:
                 if self.scope.get(config.output_selector[0]) != node.id and config.output_selector[0] in self.nodes:
                     self.add(node.id, "config.output_selector", "output_selector_not_child",
@@ -507,7 +543,9 @@ class _Checker:
                 for field, selector, expected in _condition_checks("config.break_conditions",
                                                                    config.break_conditions):
                     self._check(node, field, selector, expected, inside=node.id)
-                self._condition_values(node, "config.break_conditions", config.break_conditions)
+                self._condition_values(node, [
+                    (f"config.break_conditions[{i}].value", condition.comparison_operator, condition.value)
+                    for i, condition in enumerate(config.break_conditions)])
             elif isinstance(config, AssignerConfig):
                 self._assignments(node, config)
 
@@ -619,10 +657,9 @@ class _Checker:
             walked.append(part)
         return True, var_type
 
-    def _condition_values(self, node: Node, where: str, conditions: Sequence[Condition]) -> None:
-        for index, condition in enumerate(conditions):
-            field = f"{where}[{index}].value"
-            operator, value = condition.comparison_operator, condition.value
+    def _condition_values(self, node: Node, conditions: list[tuple[str, str, Any]]) -> None:
+        """Each (field, operator, value): the value fits the operator."""
+        for field, operator, value in conditions:
             if operator in LIST_OPERATORS:
                 if not isinstance(value, list):
                     self.add(node.id, field, "invalid_condition_value", f"{operator!r} takes a list of values")
@@ -704,6 +741,21 @@ def _reference_checks(config: BaseModel) -> Iterator[_Check]:
                 if item.input_type == "variable" and isinstance(item.value, list):
                     yield f"config.items[{i}].value", item.value, None
 
+        case QuestionClassifierConfig():
+            yield "config.query_variable_selector", config.query_variable_selector, ("string",)
+            yield from _templates("config.instruction", config.instruction)
+        case ParameterExtractorConfig():
+            yield "config.query", config.query, ("string",)
+            yield from _templates("config.instruction", config.instruction)
+        case ListOperatorConfig():
+            yield "config.variable", config.variable, (config.var_type,)
+            for i, condition in enumerate(config.filter_by.conditions):
+                yield from _value_templates(f"config.filter_by.conditions[{i}]", condition.value)
+            yield from _templates("config.extract_by.serial", config.extract_by.serial)
+        case DocumentExtractorConfig():
+            yield ("config.variable_selector", config.variable_selector,
+                   ("array[object]",) if config.is_array_file else ("object",))
+
 
 def _condition_checks(where: str, conditions: Sequence[Condition]) -> Iterator[_Check]:
     """The references of if/else conditions (a case's, a loop's break conditions), with the
@@ -726,6 +778,28 @@ def _condition_checks(where: str, conditions: Sequence[Condition]) -> Iterator[_
             if isinstance(value, str):
                 suffix = f"[{v}]" if isinstance(condition.value, list) else ""
                 yield from _templates(f"{field}.value{suffix}", value)
+
+
+def operator_types(operator: str) -> tuple[str, ...] | None:
+    """The types a comparison operator takes on its variable's side (None: any)."""
+    if operator in NUMERIC_OPERATORS:
+        return ("number",)
+    if operator in ("start with", "end with"):
+        return ("string",)
+    if operator in ("contains", "not contains"):
+        return ("string", "array")
+    if operator == "all of":
+        return ("array",)
+    return None
+
+
+def _value_templates(field: str, value: Any) -> Iterator[_Check]:
+    """The references in a condition's value (a string, or each string of a list)."""
+    values = value if isinstance(value, list) else [value]
+    for index, item in enumerate(values):
+        if isinstance(item, str):
+            suffix = f"[{index}]" if isinstance(value, list) else ""
+            yield from _templates(f"{field}.value{suffix}", item)
 
 
 def _reach(origin: str, links: Mapping[str, Sequence[str]]) -> set[str]:

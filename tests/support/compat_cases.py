@@ -25,7 +25,9 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "dify"
 # using others come later.
 SUPPORTED_DIFY_TYPES = frozenset({"start", "end", "llm", "knowledge-retrieval", "if-else", "code",
                                   "template-transform", "http-request", "variable-aggregator",
-                                  "iteration", "iteration-start", "loop", "loop-start", "loop-end", "assigner"})
+                                  "iteration", "iteration-start", "loop", "loop-start", "loop-end", "assigner",
+                                  "question-classifier", "parameter-extractor", "list-operator",
+                                  "document-extractor"})
 SAMPLE_HOST = "https://sample.invalid"
 
 

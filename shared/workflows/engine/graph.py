@@ -34,6 +34,8 @@ MODES: dict[str, Literal["inline", "branch"]] = {
     "iteration": "branch", "loop": "branch",
     # Only ever run by their container, inside its invocation.
     "iteration_start": "inline", "loop_start": "inline", "loop_end": "inline", "assigner": "inline",
+    "list_operator": "inline", "question_classifier": "branch", "parameter_extractor": "branch",
+    "document_extractor": "branch",
 }
 
 _PENDING = "pending"

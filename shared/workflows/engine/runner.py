@@ -66,6 +66,7 @@ if TYPE_CHECKING:
     from shared.knowledge.contract import Retriever
     from shared.models.spec import Capability
     from shared.models.types import ChatEvent, ChatRequest
+    from shared.workflows.engine.files import FileStore
     from shared.workflows.fetch.ports import HttpFetcher
     from shared.workflows.sandbox.ports import CodeRunner
 
@@ -92,6 +93,9 @@ class EnginePorts:
     retriever: Retriever
     code_runner: CodeRunner
     fetcher: HttpFetcher
+    # The uploads bucket, for document extractor files named by s3_key; None: not available
+    # (such a file fails its node).
+    files: FileStore | None = None
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """The engine's production ports: the model gateway, the knowledge retrieval service, the code
-sandbox and the fetch path, each the container's own. Built on first use; nothing here does I/O
+sandbox, the fetch path and the uploads bucket, each the container's own. Built on first use; nothing here does I/O
 at import time."""
 
 from __future__ import annotations
@@ -13,14 +13,18 @@ if TYPE_CHECKING:
 
 @cache
 def engine_ports() -> EnginePorts:
+    from shared.aws.clients import client
+    from shared.config import get_settings
     from shared.knowledge.wiring import retrieval_service
     from shared.models.wiring import model_gateway
+    from shared.workflows.engine.files import S3FileStore
     from shared.workflows.engine.runner import EnginePorts
     from shared.workflows.fetch.wiring import http_fetcher
     from shared.workflows.sandbox.wiring import code_runner
 
+    bucket = get_settings().uploads_bucket
     return EnginePorts(models=model_gateway(), retriever=retrieval_service(), code_runner=code_runner(),
-                       fetcher=http_fetcher())
+                       fetcher=http_fetcher(), files=S3FileStore(client, bucket) if bucket else None)
 
 
 def node_runner() -> NodeRunner:

@@ -434,7 +434,7 @@ def test_start_input_types() -> None:
 
 
 def test_features_stratus_does_not_run_are_refused_all_at_once() -> None:
-    start = {"id": "start", "data": {"type": "start", "variables": [{"variable": "f", "type": "file"}]}}
+    start = {"id": "start", "data": {"type": "start", "variables": [{"variable": "f", "type": "external_data_tool"}]}}
     llm = {"id": "llm", "data": {"type": "llm", "model": {"provider": "x", "name": "gpt-4o"},
                                  "prompt_template": [{"role": "user", "edition_type": "jinja2", "text": "",
                                                       "jinja2_text": "{{ f }}"}]}}
@@ -453,7 +453,7 @@ def test_features_stratus_does_not_run_are_refused_all_at_once() -> None:
         ("code", "data.code_language"), ("code", "data.outputs.r.type"), ("http", "data.body.type"),
         ("if", "data.cases[0].conditions[0].comparison_operator"),
         ("if", "data.cases[0].conditions[0].sub_variable_condition"), ("tool", "data.type")]
-    assert "file inputs (node start)" in caught.value.message
+    assert "external_data_tool inputs (node start)" in caught.value.message
     assert "javascript code (it runs Python 3) (node code)" in caught.value.message
 
 

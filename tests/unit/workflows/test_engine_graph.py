@@ -87,8 +87,10 @@ def test_a_failed_node_leaves_its_downstream_pending_and_the_plan_finished() -> 
 
 def test_every_node_type_has_an_execution_mode() -> None:
     assert set(MODES) == set(NODE_TYPES)
-    assert {t for t, mode in MODES.items() if mode == "branch"} == {"llm", "code", "http_request",
-                                                                     "knowledge_retrieval", "iteration", "loop"}
+    assert {t for t, mode in MODES.items() if mode == "branch"} == {
+        "llm", "code", "http_request", "knowledge_retrieval", "question_classifier", "parameter_extractor",
+        "document_extractor", "iteration", "loop"}
+    assert MODES["list_operator"] == "inline"
 
 
 def test_graph_order_is_topological_with_document_order_between_peers() -> None:
