@@ -4,7 +4,7 @@ interpreter's state machine and its task functions
 
 from __future__ import annotations
 
-from functions.catalog._common import EMBED_ACCESS, EMBED_LAYERS
+from functions.catalog._common import EMBED_ACCESS, EMBED_LAYERS, PROVIDER_KEYS
 from shared.catalog import (
     DATABASE,
     REDIS,
@@ -60,8 +60,12 @@ FUNCTIONS: tuple[Function, ...] = (
          "Create a workflow (a draft)"),
     _api("workflows-list", "list_workflows", "GET", "/api/v1/workflows", "workflow:read",
          "List the tenant's workflows"),
-    _api("workflows-import", "import_workflow", "POST", "/api/v1/workflows/import", "workflow:write",
-         "Create a workflow from a Dify app DSL file"),
+    # Import keeps a file's model only where a call can succeed: it reads whether the platform's
+    # provider keys are set (never using them).
+    Function("workflows-import", "functions.workflows.import_workflow", _W,
+             Http("POST", "/api/v1/workflows/import", permission="workflow:write",
+                  summary="Create a workflow from a Dify app DSL file", tag="workflows"),
+             access=(DATABASE, REDIS, PROVIDER_KEYS)),
     _api("workflows-get", "get_workflow", "GET", _WORKFLOW, "workflow:read",
          "One workflow with its draft and the draft's problems"),
     _api("workflows-update", "update_workflow", "PATCH", _WORKFLOW, "workflow:write", "Change a workflow's draft"),
@@ -98,7 +102,8 @@ FUNCTIONS: tuple[Function, ...] = (
     # each: the model gateway and retrieval (as chat has them), the fetch and sandbox functions.
     _task("workflow-branch", "branch", "Runs one node of a workflow run (a parallel branch)", memory_mb=1024,
           timeout_s=900, layers=EMBED_LAYERS,
-          access=(*EMBED_ACCESS, _PAYLOADS, invoke(_FETCH), invoke(_CODE))),
+          # Document extractors read files under the tenant's prefix of the uploads bucket.
+          access=(*EMBED_ACCESS, _PAYLOADS, bucket("uploads", "read"), invoke(_FETCH), invoke(_CODE))),
     _task("workflow-await", "await_input", "Keeps the task token of a run paused for human input",
           access=(DATABASE,)),
     _task("workflow-continue", "continue_run", "Carries a workflow run on in a fresh execution",

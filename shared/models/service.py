@@ -69,7 +69,7 @@ def _bedrock_reachable(model: ResolvedModel) -> bool:
     return model.spec.connection.base_url is not None or get_settings().stratus_runtime != "local"
 
 
-def _configured(model: ResolvedModel) -> bool:
+def configured(model: ResolvedModel) -> bool:
     """True only where a call can succeed (as far as can be told without making one)."""
     if model.spec.protocol == Protocol.BEDROCK and not _bedrock_reachable(model):
         return False
@@ -91,7 +91,7 @@ def to_out(model: ResolvedModel) -> ModelOut:
                     max_output_tokens=spec.max_output_tokens, max_batch_size=spec.max_batch_size,
                     max_input_tokens=spec.max_input_tokens, dimensions=spec.dimensions,
                     default_parameters=spec.default_parameters, pricing=spec.pricing,
-                    base_url=spec.connection.base_url, configured=_configured(model),
+                    base_url=spec.connection.base_url, configured=configured(model),
                     created_at=model.created_at, updated_at=model.updated_at, version=model.version)
 
 

@@ -344,17 +344,24 @@ class WorkflowService:
     # Import and export ---------------------------------------------------------------------
     @_traced
     def import_workflow(self, principal: Principal, body: ImportWorkflow) -> WorkflowImported:
-        """A new draft from a Dify app DSL; model references that name none of the tenant's
+        """A new draft from a Dify app DSL; model references that name none of the tenant's usable
         chat models become its default chat model, each listed in the answer."""
+        from shared.models.service import configured
         from shared.workflows.dify import import_dify
 
         tenant_id = principal.tenant
         with self._db.transaction(tenant_id) as conn:
             # Model names ignore case, as the resolver does.
             model_names = {name.lower() for name in repo.chat_model_names(conn, tenant_id)}
-        default_model = self._resolver().default_name(tenant_id, Capability.CHAT)
-        result = import_dify(body.content, model_names=lambda name: name.lower() in model_names,
-                             default_model=default_model)
+        resolver = self._resolver()
+        default_model = resolver.default_name(tenant_id, Capability.CHAT)
+
+        def usable(name: str) -> bool:
+            # A platform model whose provider key the deployment lacks would only fail at run
+            # time: the file's reference is substituted (and listed) instead.
+            return name.lower() in model_names and configured(resolver.get(tenant_id, name, Capability.CHAT))
+
+        result = import_dify(body.content, model_names=usable, default_model=default_model)
         try:
             check_document_size(result.document)
         except ValueError as exc:

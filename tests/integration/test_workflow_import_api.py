@@ -174,7 +174,7 @@ def test_publishing_checks_the_models_and_knowledge_bases_a_document_names(api: 
 
 
 # Import ------------------------------------------------------------------------------------------
-def test_import_a_dify_file(api: Api, admin_sql: Sql) -> None:
+def test_import_a_dify_file(api: Api, admin_sql: Sql, monkeypatch: pytest.MonkeyPatch) -> None:
     imported = api.data("POST", IMPORT, {"format": "dify", "content": GREETER}, 201)
     workflow = imported["workflow"]
     assert (workflow["name"], workflow["description"]) == ("Greeter", "Greets a visitor by name")
@@ -196,8 +196,14 @@ def test_import_a_dify_file(api: Api, admin_sql: Sql) -> None:
     before = count(admin_sql, api)
     api.error("POST", IMPORT, {"format": "dify", "content": GREETER, "name": "greeter"}, 409, "workflow_name_taken")
     assert count(admin_sql, api) == before
-    named = api.data("POST", IMPORT, {"format": "dify", "content": GREETER.replace("gpt-4-turbo-preview", "gpt-4o"),
-                                      "name": "Mine"}, 201)
+    # A platform model the deployment cannot call (no provider key) would only fail at run time:
+    # substituted and said; with the key set it is kept.
+    with_gpt4o = GREETER.replace("gpt-4-turbo-preview", "gpt-4o")
+    unusable = api.data("POST", IMPORT, {"format": "dify", "content": with_gpt4o, "name": "Keyless"}, 201)
+    assert unusable["substitutions"] == [{"node_id": "1711000000002", "requested": "openai/gpt-4o",
+                                          "used": "gpt-4o-mini"}]
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-import-" + "k" * 20)
+    named = api.data("POST", IMPORT, {"format": "dify", "content": with_gpt4o, "name": "Mine"}, 201)
     assert named["workflow"]["name"] == "Mine" and named["substitutions"] == []
     assert named["workflow"]["document"]["nodes"][1]["config"]["model"]["name"] == "gpt-4o"
     # An imported workflow publishes like any other.

@@ -10,7 +10,7 @@ import pytest
 
 from shared.config import reset_settings
 from shared.models.resolver import ResolvedModel
-from shared.models.service import _configured
+from shared.models.service import configured as _configured
 from shared.models.spec import ModelSpec
 
 
