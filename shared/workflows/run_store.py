@@ -81,11 +81,12 @@ class PostgresRunStore:
         self._payloads.put(key, body)
         return None, key
 
-    def outputs(self, row: Mapping[str, Any]) -> dict[str, Any] | None:
-        """A row's outputs, read from the payloads bucket when they were too large for it."""
-        if row.get("outputs_ref"):
-            return dict(json.loads(self._payloads.get(str(row["outputs_ref"]))))
-        value = row.get("outputs")
+    def outputs(self, row: Mapping[str, Any], column: str = "outputs") -> dict[str, Any] | None:
+        """A row's outputs (or ``children``), read from the payloads bucket when they were too
+        large for it."""
+        if row.get(f"{column}_ref"):
+            return dict(json.loads(self._payloads.get(str(row[f"{column}_ref"]))))
+        value = row.get(column)
         return dict(value) if value is not None else None
 
     # The interpreter's port ---------------------------------------------------------------------
@@ -146,6 +147,9 @@ class PostgresRunStore:
         outputs, ref = self._stored(tenant, run_id, f"nodes/{uuid.uuid5(uuid.NAMESPACE_URL, node.id)}",
                                     result.outputs)
         error = Jsonb(result.error.to_dict()) if result.error else None
+        children, children_ref = self._stored(
+            tenant, run_id, f"nodes/{uuid.uuid5(uuid.NAMESPACE_URL, node.id)}-children",
+            {"children": [child.to_dict() for child in result.children]} if result.children else None)
         with self._db.transaction(tenant) as conn:
             state = one(conn, "SELECT status FROM workflow_runs WHERE id = %s AND tenant_id = %s FOR UPDATE",
                         (run_id, tenant))
@@ -154,22 +158,25 @@ class PostgresRunStore:
             conn.execute(
                 """INSERT INTO node_runs (id, tenant_id, run_id, node_id, node_type, title, status, handle, inputs,
                                           outputs, outputs_ref, error, attempts, tokens, started_at, finished_at,
-                                          elapsed_ms)
+                                          elapsed_ms, children, children_ref)
                    VALUES (%(id)s, %(tenant)s, %(run)s, %(node)s, %(type)s, %(title)s, %(status)s, %(handle)s,
                            %(inputs)s, %(outputs)s, %(ref)s, %(error)s, %(attempts)s, %(tokens)s,
-                           now() - make_interval(secs => %(elapsed)s / 1000.0), now(), %(elapsed)s)
+                           now() - make_interval(secs => %(elapsed)s / 1000.0), now(), %(elapsed)s, %(children)s,
+                           %(children_ref)s)
                    ON CONFLICT (run_id, node_id) DO UPDATE
                       SET status = excluded.status, handle = excluded.handle, inputs = excluded.inputs,
                           outputs = excluded.outputs, outputs_ref = excluded.outputs_ref, error = excluded.error,
                           attempts = excluded.attempts, tokens = excluded.tokens,
-                          started_at = excluded.started_at, finished_at = now(), elapsed_ms = excluded.elapsed_ms
+                          started_at = excluded.started_at, finished_at = now(), elapsed_ms = excluded.elapsed_ms,
+                          children = excluded.children, children_ref = excluded.children_ref
                     WHERE node_runs.status = 'running'""",
                 {"id": new_id(), "tenant": tenant, "run": run_id, "node": node.id, "type": node.type,
                  "title": node.title or "", "status": status,
                  "handle": result.handle if result.status == "succeeded" else None,
                  "inputs": _recorded_inputs(result.inputs),
                  "outputs": outputs, "ref": ref, "error": error, "attempts": result.attempts,
-                 "tokens": result.tokens, "elapsed": result.elapsed_ms})
+                 "tokens": result.tokens, "elapsed": result.elapsed_ms, "children": children,
+                 "children_ref": children_ref})
             if live and result.tokens:
                 conn.execute("UPDATE workflow_runs SET tokens = tokens + %s WHERE id = %s AND tenant_id = %s",
                              (result.tokens, run_id, tenant))

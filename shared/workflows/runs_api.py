@@ -42,6 +42,21 @@ class NodeErrorOut(BaseModel):
     details: dict[str, Any] | None = None
 
 
+class ChildRunOut(BaseModel):
+    """A run of a container's child node, for one item (iteration) or round (loop)."""
+
+    node_id: str
+    index: int = Field(description="The item's index (iteration) or the round (loop), from 0")
+    status: Literal["succeeded", "failed"]
+    handle: str
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    error: NodeErrorOut | None
+    attempts: int
+    tokens: int
+    elapsed_ms: int
+
+
 class NodeRunOut(BaseModel):
     """One node of the run: how it ended, what it took and produced. A node handled by its error
     strategy (default value, failure branch) succeeded and still shows its error."""
@@ -60,6 +75,8 @@ class NodeRunOut(BaseModel):
     started_at: datetime
     finished_at: datetime | None
     elapsed_ms: int | None
+    children: list[ChildRunOut] | None = Field(
+        default=None, description="A container's (iteration, loop) children's runs, by item or round")
 
 
 class WorkflowRunSummary(BaseModel):

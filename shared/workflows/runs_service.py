@@ -170,7 +170,7 @@ class WorkflowRunService:
                 # A key bound to another workflow: as if the run did not exist.
                 raise WorkflowRunNotFound(details={"run_id": str(run_id)})
             nodes = rows(conn, """SELECT node_id, node_type, title, status, handle, inputs, outputs, outputs_ref, error,
-                                         attempts, tokens, started_at, finished_at, elapsed_ms
+                                         attempts, tokens, started_at, finished_at, elapsed_ms, children, children_ref
                                     FROM node_runs WHERE run_id = %s AND tenant_id = %s ORDER BY seq""",
                          (run_id, tenant_id))
         summary = summary_out(row)
@@ -181,7 +181,9 @@ class WorkflowRunService:
                               handle=n["handle"], inputs=n["inputs"], outputs=self._store.outputs(n),
                               error=NodeErrorOut.model_validate(n["error"]) if n["error"] else None,
                               attempts=n["attempts"], tokens=n["tokens"], started_at=n["started_at"],
-                              finished_at=n["finished_at"], elapsed_ms=n["elapsed_ms"]) for n in nodes])
+                              finished_at=n["finished_at"], elapsed_ms=n["elapsed_ms"],
+                              children=(self._store.outputs(n, "children") or {}).get("children"))
+                   for n in nodes])
 
     @_traced
     def get_run(self, principal: Principal, run_id: uuid.UUID) -> WorkflowRunOut:

@@ -269,3 +269,26 @@ def test_inputs_tenants_and_bound_keys(runtime: RunningRuntime, tenant: Tenant) 
 def test_log_carries_no_secrets(runtime: RunningRuntime) -> None:
     log = Path(runtime.log).read_text(errors="replace")
     assert "sk-" not in log
+
+
+def test_an_iteration_records_each_childs_run(tenant: Tenant) -> None:
+    workflow = tenant.published("shout each", [
+        start({"variable": "words", "type": "array[string]", "required": True}),
+        {"id": "each", "type": "iteration", "config": {
+            "start_node_id": "each_start", "iterator_selector": ["start", "words"],
+            "output_selector": ["shout", "output"], "is_parallel": True, "parallel_nums": 3}},
+        {"id": "each_start", "type": "iteration_start", "parent_id": "each"},
+        {"id": "shout", "type": "template", "parent_id": "each", "config": {
+            "template": "{{ i }}:{{ w | upper }}", "variables": [
+                {"variable": "w", "value_selector": ["each", "item"]},
+                {"variable": "i", "value_selector": ["each", "index"]}]}},
+        end(out=["each", "output"])],
+        [("start", "each"), ("each_start", "shout"), ("each", "end")])
+    run = tenant.run(workflow, 200, inputs={"words": ["a", "b", "c", "d"]}).json()["data"]
+    assert run["status"] == "succeeded", run
+    assert run["outputs"] == {"out": ["0:A", "1:B", "2:C", "3:D"]}
+    each = next(node for node in run["nodes"] if node["node_id"] == "each")
+    shouts = [child for child in each["children"] if child["node_id"] == "shout"]
+    assert [child["index"] for child in shouts] == [0, 1, 2, 3]
+    assert [child["outputs"]["output"] for child in shouts] == ["0:A", "1:B", "2:C", "3:D"]
+    assert all(child["status"] == "succeeded" for child in each["children"])

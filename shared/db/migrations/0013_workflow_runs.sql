@@ -61,6 +61,10 @@ CREATE TABLE node_runs (
     started_at      timestamptz NOT NULL DEFAULT now(),
     finished_at     timestamptz,
     elapsed_ms      integer,
+    -- A container's (iteration, loop) children's runs, by item or round: [{node_id, index, status,
+    -- handle, inputs, outputs, error, attempts, tokens, elapsed_ms}], in the payloads bucket when large.
+    children        jsonb,
+    children_ref    text,
     -- The task token of a node waiting for a person's input (.waitForTaskToken).
     task_token      text
 );
