@@ -101,3 +101,27 @@ def platform_credentials(spec: ModelSpec) -> Credentials:
     elif spec.protocol in (ModelProtocol.OPENAI, ModelProtocol.ANTHROPIC) and connection.base_url is None:
         raise ModelNotConfigured(f"Model {spec.name} has no API key reference", details={"model": spec.name})
     return Credentials(api_key=api_key, base_url=connection.base_url, region=connection.region)
+
+
+def _bedrock_reachable(model: ResolvedModel) -> bool:
+    """Bedrock is called with the function's AWS role: a deployed function reaches it (its
+    entry grants bedrock:InvokeModel). The local runtime's AWS is moto, which cannot run
+    Converse or an embedding model, so there only a model naming its own endpoint can answer."""
+    from shared.config import get_settings
+
+    return model.spec.connection.base_url is not None or get_settings().stratus_runtime != "local"
+
+
+def configured(model: ResolvedModel) -> bool:
+    """True only where a call can succeed (as far as can be told without making one): what the
+    models API shows as ``configured``, and what a Dify import keeps a file's model by."""
+    if model.spec.protocol == ModelProtocol.BEDROCK and not _bedrock_reachable(model):
+        return False
+    if model.source == "tenant":
+        return model.has_credentials or model.spec.connection.base_url is not None \
+            or model.spec.protocol == ModelProtocol.BEDROCK
+    try:
+        platform_credentials(model.spec)
+    except ModelNotConfigured:
+        return False
+    return True

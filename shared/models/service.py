@@ -27,10 +27,10 @@ from shared.models.api import (
     UpdateDefaults,
     UpdateModel,
 )
-from shared.models.credentials import Cipher, platform_credentials, stored_api_key
-from shared.models.errors import ModelNotConfigured, endpoint_forbidden
+from shared.models.credentials import Cipher, configured, stored_api_key
+from shared.models.errors import endpoint_forbidden
 from shared.models.resolver import ModelResolver, ResolvedModel
-from shared.models.spec import Capability, CatalogFile, ModelSpec, Protocol
+from shared.models.spec import Capability, CatalogFile, ModelSpec
 from shared.observability import tracer
 
 # Runs a minimal call against a model whose spec and credentials are given (the gateway);
@@ -58,29 +58,6 @@ def load_catalog_files() -> list[dict[str, Any]]:
             items.append({"id": str(new_id()), "name": spec.name, "spec": spec.model_dump(mode="json"),
                           "file": entry.name, "version": catalog.version})
     return items
-
-
-def _bedrock_reachable(model: ResolvedModel) -> bool:
-    """Bedrock is called with the function's AWS role: a deployed function reaches it (its
-    entry grants bedrock:InvokeModel). The local runtime's AWS is moto, which cannot run
-    Converse or an embedding model, so there only a model naming its own endpoint can answer."""
-    from shared.config import get_settings
-
-    return model.spec.connection.base_url is not None or get_settings().stratus_runtime != "local"
-
-
-def configured(model: ResolvedModel) -> bool:
-    """True only where a call can succeed (as far as can be told without making one)."""
-    if model.spec.protocol == Protocol.BEDROCK and not _bedrock_reachable(model):
-        return False
-    if model.source == "tenant":
-        return model.has_credentials or model.spec.connection.base_url is not None \
-            or model.spec.protocol == Protocol.BEDROCK
-    try:
-        platform_credentials(model.spec)
-    except ModelNotConfigured:
-        return False
-    return True
 
 
 def to_out(model: ResolvedModel) -> ModelOut:

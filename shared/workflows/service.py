@@ -346,7 +346,7 @@ class WorkflowService:
     def import_workflow(self, principal: Principal, body: ImportWorkflow) -> WorkflowImported:
         """A new draft from a Dify app DSL; model references that name none of the tenant's usable
         chat models become its default chat model, each listed in the answer."""
-        from shared.models.service import configured
+        from shared.models.credentials import configured
         from shared.workflows.dify import import_dify
 
         tenant_id = principal.tenant

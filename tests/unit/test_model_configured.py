@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from shared.config import reset_settings
+from shared.models.credentials import configured as _configured
 from shared.models.resolver import ResolvedModel
-from shared.models.service import configured as _configured
 from shared.models.spec import ModelSpec
 
 
