@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -31,6 +31,7 @@ from shared.workflows.ports import (
     ExecutionMode,
     Executions,
     LoadedRun,
+    NodeRecord,
     NodeRunnerPort,
     RunError,
     RunEvents,
@@ -186,9 +187,10 @@ class Interpreter:
                     return self._answer(state, cursor, "done")
                 if result.status == "failed":
                     return self._fail_node(state, cursor, run, node, result)
-                run = self._store.load(ref)
-                if run.finished:
-                    return self._answer(state, cursor, "done" if run.status != "failed" else "failed")
+                # The store said the run is live (record): carry the result on without reloading.
+                run = replace(run, nodes={**run.nodes, node.id: NodeRecord(
+                    node.id, result.status, result.handle, result.outputs,
+                    result.error.to_dict() if result.error else None)})
                 continue
             waiting = [node for node in ready if mode_of(node.type) == "input"]
             if waiting:
