@@ -307,7 +307,7 @@ def apply_access(function: lambda_.Function, fn: Function, shared: Shared,
         elif kind == "bucket":
             assert function.role is not None
             values = {env_name(name, "BUCKET"): grant_bucket_objects(function.role, function, fn.name, name,
-                                                                     access.actions, data)}
+                                                                     access.actions, data, prefix=access.prefix)}
         elif kind == "state_machine":
             values = {env_name(name, "STATE_MACHINE_ARN"): _grant_state_machine(function, fn, name, access.actions,
                                                                                 state_machines)}
@@ -351,9 +351,10 @@ def _check_mapped(fn: Function, access: Access, values: Mapping[str, str]) -> No
 
 
 def grant_bucket_objects(role: iam.IRole, scope: Construct, who: str, name: str, actions: tuple[str, ...],
-                         data: Data) -> str:
+                         data: Data, *, prefix: str = "") -> str:
     """``bucket:<name>`` for a function's (or a state machine's) role: exactly the catalog's
-    actions on that bucket's objects (and ListBucket for ``read``). Returns the bucket's name."""
+    actions on that bucket's objects (and ListBucket for ``read``), or on the objects under
+    ``prefix`` only (ListBucket then conditioned on it). Returns the bucket's name."""
     if name not in data.buckets:
         raise ValueError(f"{who}: unknown bucket {name!r}; known: {sorted(data.buckets)}")
     unknown = set(actions) - set(_BUCKET_ACTIONS)
@@ -366,10 +367,12 @@ def grant_bucket_objects(role: iam.IRole, scope: Construct, who: str, name: str,
     # resource reads <UploadsBucketArn>/* and its cdk-nag finding can be acknowledged by
     # its exact id (CDK's generated cross-stack parameter names are not stable).
     bucket_arn, param_id = _stack_parameter(scope, f"{construct_id(name)}BucketArn", bucket.bucket_arn)
-    role.add_to_principal_policy(iam.PolicyStatement(actions=object_actions, resources=[f"{bucket_arn}/*"]))
+    role.add_to_principal_policy(iam.PolicyStatement(actions=object_actions, resources=[f"{bucket_arn}/{prefix}*"]))
     if bucket_actions:
-        role.add_to_principal_policy(iam.PolicyStatement(actions=bucket_actions, resources=[bucket_arn]))
-    nag.bucket_objects(role, f"<{param_id}>/*", name, object_actions)
+        conditions = {"StringLike": {"s3:prefix": [f"{prefix}*"]}} if prefix else None
+        role.add_to_principal_policy(iam.PolicyStatement(actions=bucket_actions, resources=[bucket_arn],
+                                                         conditions=conditions))
+    nag.bucket_objects(role, f"<{param_id}>/{prefix}*", name, object_actions)
     return bucket.bucket_name
 
 

@@ -158,4 +158,4 @@ def _grant_own_access(ref: MachineRef, spec: StateMachineSpec, shared: Shared) -
                 nag.own_executions(machine.role, nag.rendered(machine, children), on_children, spec.name)
         elif access.kind == "bucket":
             grant_bucket_objects(machine.role, machine, f"state machine {spec.name}", access.name, ("read",),
-                                 shared.data)
+                                 shared.data, prefix=access.prefix)

@@ -170,6 +170,8 @@ class Access:
     # "function:<name>", ...
     resource: str
     actions: tuple[str, ...] = ()
+    # A bucket's grant limited to the keys under this prefix ("": the whole bucket).
+    prefix: str = ""
 
     @property
     def kind(self) -> str:
@@ -185,9 +187,10 @@ DATABASE_ADMIN = Access("database_admin")
 REDIS = Access("redis")
 
 
-def bucket(name: str, *actions: str) -> Access:
-    """``read``, ``write``, ``delete``: objects of the bucket (``read`` also lists it)."""
-    return Access(f"bucket:{name}", actions)
+def bucket(name: str, *actions: str, prefix: str = "") -> Access:
+    """``read``, ``write``, ``delete``: objects of the bucket (``read`` also lists it), or only
+    those whose keys start with ``prefix``."""
+    return Access(f"bucket:{name}", actions, prefix)
 
 
 # What a function may do with a state machine's executions (infra/functions.py turns each

@@ -125,6 +125,12 @@ class Settings(BaseSettings):
     workflow_events_ttl_s: int = Field(default=86_400, ge=60)
     # The reconciler asks about runs unchanged for this long.
     workflow_stale_after_s: int = Field(default=300, ge=30)
+    # An iteration over more items than this runs through the interpreter's Distributed Map
+    # (docs/adr/0038-long-iterations-distributed-map.md); up to it, in its node's invocation.
+    workflow_iteration_inline_items: int = Field(default=200, ge=1, le=1000)
+    # Items per child execution of that Map when the iteration's children are all cheap
+    # (inline) nodes; an iteration with any slower child runs one item per child execution.
+    workflow_iteration_batch_items: int = Field(default=50, ge=1, le=500)
     # The fetch function HTTP-request nodes go through (set by CDK); unset (locally): in-process
     # through the same egress policy (docs/workflows-http-requests.md).
     workflow_fetch_function_name: str | None = None

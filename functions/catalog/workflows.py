@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from functions.catalog._common import EMBED_ACCESS, EMBED_LAYERS, PROVIDER_KEYS
 from shared.catalog import (
+    CHILD_EXECUTIONS,
     DATABASE,
     REDIS,
     Function,
@@ -104,6 +105,11 @@ FUNCTIONS: tuple[Function, ...] = (
           timeout_s=900, layers=EMBED_LAYERS,
           # Document extractors read files under the tenant's prefix of the uploads bucket.
           access=(*EMBED_ACCESS, _PAYLOADS, bucket("uploads", "read"), invoke(_FETCH), invoke(_CODE))),
+    # A long iteration's items (docs/adr/0038): a batch per child execution of the Distributed
+    # Map, through the same node runner as a branch, so the same access.
+    _task("workflow-items", "items", "Runs a batch of a long iteration's items (a Distributed Map child)",
+          memory_mb=1024, timeout_s=900, layers=EMBED_LAYERS,
+          access=(*EMBED_ACCESS, _PAYLOADS, bucket("uploads", "read"), invoke(_FETCH), invoke(_CODE))),
     _task("workflow-await", "await_input", "Keeps the task token of a run paused for human input",
           access=(DATABASE,)),
     _task("workflow-continue", "continue_run", "Carries a workflow run on in a fresh execution",
@@ -126,6 +132,9 @@ FUNCTIONS: tuple[Function, ...] = (
 )
 
 STATE_MACHINES: tuple[StateMachineSpec, ...] = (
+    # A long iteration's Distributed Map starts child executions of the machine and reads its
+    # item reader's file from the payloads bucket, under the runs' prefix only.
     StateMachineSpec(_RUN, _W, "shared.workflows.state_machines:run_definition",
-                     "Runs any workflow version as data: a step loop with parallel branches and human input"),
+                     "Runs any workflow version as data: a step loop with parallel branches and human input",
+                     access=(CHILD_EXECUTIONS, bucket("payloads", "read", prefix="workflow-runs/"))),
 )

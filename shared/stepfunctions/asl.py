@@ -22,6 +22,8 @@ States = dict[str, State]
 
 # Error names Step Functions itself raises.
 ALL_ERRORS: Final = "States.ALL"
+# A Distributed Map run had more failed child executions than it tolerates (none by default).
+EXCEEDED_TOLERATED_FAILURES: Final = "States.ExceedToleratedFailureThreshold"
 TASK_FAILED: Final = "States.TaskFailed"
 TIMEOUT: Final = "States.Timeout"
 HEARTBEAT_TIMEOUT: Final = "States.HeartbeatTimeout"
@@ -219,19 +221,25 @@ def s3_json_items(*, bucket_path: str, key_path: str) -> dict[str, Any]:
 
 
 def distributed_map(processor: Mapping[str, Any], *, item_reader: Mapping[str, Any],
-                    max_concurrency: int | None = None, item_selector: Mapping[str, Any] | None = None,
+                    max_concurrency: int | None = None, max_concurrency_path: str | None = None,
+                    item_selector: Mapping[str, Any] | None = None,
                     child_type: str = "STANDARD", tolerated_failure_percentage: int | None = None,
                     result_path: str | _Keep | None = KEEP, retry_policy: Sequence[Mapping[str, Any]] = (),
                     catch_rules: Sequence[Mapping[str, Any]] = (), comment: str | None = None) -> State:
     """A Distributed Map: each item runs ``processor`` as a child execution of this machine
-    (its role needs ``states:StartExecution`` on itself: the catalog's ``own_executions``)."""
+    (its role needs ``states:StartExecution`` on itself: the catalog's ``CHILD_EXECUTIONS``).
+    At most ``max_concurrency`` children at once, or the number at ``max_concurrency_path``."""
     if child_type not in ("STANDARD", "EXPRESS"):
         raise ValueError(f"child execution type must be STANDARD or EXPRESS, got {child_type!r}")
+    if max_concurrency is not None and max_concurrency_path is not None:
+        raise ValueError("give MaxConcurrency or MaxConcurrencyPath, not both")
     state: State = {"Type": "Map", "ItemReader": dict(item_reader)}
     if item_selector is not None:
         state["ItemSelector"] = parameters(item_selector)
     if max_concurrency is not None:
         state["MaxConcurrency"] = max_concurrency
+    if max_concurrency_path is not None:
+        state["MaxConcurrencyPath"] = path(max_concurrency_path)
     if tolerated_failure_percentage is not None:
         state["ToleratedFailurePercentage"] = tolerated_failure_percentage
     state["ItemProcessor"] = {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": child_type},

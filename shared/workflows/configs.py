@@ -29,9 +29,10 @@ from shared.workflows.variables import TEMPLATE_REFERENCE
 
 MAX_TEMPLATE_CHARS = 100_000
 # Containers run in-process, inside their node's invocation (bounded by its 900 s timeout):
-# the longest list an iteration takes, the most rounds of a loop, the most items an iteration
-# runs at once.
-MAX_ITERATION_ITEMS = 1_000
+# the most rounds of a loop, the most items an iteration runs at once. The longest list an
+# iteration takes: a run's interpreter sends a list longer than its inline bound (the
+# ``workflow_iteration_inline_items`` setting) through a Distributed Map (docs/adr/0038).
+MAX_ITERATION_ITEMS = 10_000
 MAX_LOOP_COUNT = 1_000
 MAX_PARALLEL_ITEMS = 10
 SelectorField = Field(min_length=2, max_length=10)

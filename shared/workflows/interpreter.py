@@ -8,6 +8,8 @@ runs the cheap ready nodes itself (fused, each still recorded) and answers what 
 - ``step``: loop back (the step's fusion limit was reached);
 - ``branches``: run ``nodes`` in parallel, one invocation each (the Map), then step again;
 - ``wait``: pause on ``node_id`` for human input (``.waitForTaskToken``), then step again;
+- ``items``: run iteration ``node_id``'s long list through a Distributed Map reading ``reader``
+  (docs/adr/0038-long-iterations-distributed-map.md), then step again, which joins it first;
 - ``continue``: carry on in a fresh execution before the history limit;
 - ``done`` / ``failed``: the run is over (and recorded so).
 
@@ -19,6 +21,7 @@ Functions bills), so the run record reports them.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -30,6 +33,7 @@ from shared.observability import tracer
 from shared.workflows.ports import (
     ExecutionMode,
     Executions,
+    IterationFiles,
     LoadedRun,
     NodeRecord,
     NodeRunnerPort,
@@ -40,10 +44,12 @@ from shared.workflows.ports import (
 )
 
 if TYPE_CHECKING:
+    from shared.workflows.configs import IterationConfig
     from shared.workflows.definition import Node
     from shared.workflows.engine.runner import NodeRunResult
+    from shared.workflows.variables import VariablePool
 
-Next = Literal["step", "branches", "wait", "continue", "done", "failed"]
+Next = Literal["step", "branches", "wait", "items", "continue", "done", "failed"]
 
 # Standard executions fail at 25,000 history events.
 HISTORY_LIMIT = 25_000
@@ -55,11 +61,19 @@ STEP_EVENTS = 7
 MAP_EVENTS = 4  # the Map state's own entered/started/succeeded/exited
 BRANCH_EVENTS = 8  # per item: iteration started/succeeded + its task state
 WAIT_EVENTS = 7  # the task-token task (with its submitted event) and the Choice
+# A Distributed Map in this execution's history: entered, started, map run started and
+# succeeded (or failed, then caught), succeeded, exited — whatever the number of items: each
+# child execution has a history of its own (docs/adr/0038).
+MAP_RUN_EVENTS = 8
 
 # State transitions (states entered) each answer costs: the Step task and the Choice after it,
 # plus the states the answer leads to before the next step.
 # A Map adds itself and one state per item.
-_TRANSITIONS: dict[str, int] = {"step": 2, "branches": 3, "wait": 3, "continue": 4, "done": 3, "failed": 3}
+# ``items`` adds the transitions of each child execution of the Distributed Map (ITEM_TRANSITIONS).
+_TRANSITIONS: dict[str, int] = {"step": 2, "branches": 3, "wait": 3, "items": 3, "continue": 4, "done": 3,
+                                "failed": 3}
+# A child execution of a long iteration's Map: its item task, the Choice after it, the end.
+ITEM_TRANSITIONS = 3
 
 # The engine's event names → the run's event stream.
 _EVENT_NAMES = {"node_started": "node.started", "node_finished": "node.finished", "text_chunk": "node.delta"}
@@ -76,6 +90,17 @@ class Cursor(BaseModel):
     events: int = Field(default=0, ge=0)
 
 
+class ItemReader(BaseModel):
+    """Where a long iteration's Distributed Map reads its batches (a JSON array in S3), and how
+    many child executions run at once: 1 keeps item order, else the node's ``parallel_nums``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    bucket: str = Field(min_length=3, max_length=63)
+    key: str = Field(min_length=1, max_length=1024)
+    concurrency: int = Field(ge=1, le=10)
+
+
 class LoopState(BaseModel):
     """The state passed between the interpreter's states: identifiers only (docs/architecture.md §6.3)."""
 
@@ -87,8 +112,10 @@ class LoopState(BaseModel):
     next: Next = "step"
     # Node ids: the branches to run (``branches``).
     nodes: list[str] = Field(default_factory=list)
-    # The node waiting for input (``wait``).
+    # The node waiting for input (``wait``), or the iteration whose items run (``items``).
     node_id: str | None = None
+    # The item reader of a long iteration's Map (``items``).
+    reader: ItemReader | None = None
 
     @property
     def run(self) -> RunRef:
@@ -104,6 +131,21 @@ class InputTask(LoopState):
     task_token: str = Field(min_length=1)
 
 
+class ItemBatch(BaseModel):
+    """One child execution's share of a long iteration: items ``start`` to ``end - 1``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    batch: int = Field(ge=0)
+    start: int = Field(ge=0)
+    end: int = Field(ge=1)
+
+
+class ItemsTask(LoopState):
+    node_id: str = Field(min_length=1)
+    batch: ItemBatch
+
+
 class FailureTask(LoopState):
     """What a Catch hands on: the error Step Functions caught (``Error``/``Cause``)."""
 
@@ -116,6 +158,12 @@ class Limits:
     max_fused: int = 50
     # History events an execution may use before the run carries on in a new one.
     event_budget: int = HISTORY_LIMIT - HISTORY_RESERVE
+    # An iteration over more items runs through the Distributed Map (``items``), up to the
+    # engine's MAX_ITERATION_ITEMS; up to this many, in its node's own invocation.
+    inline_items: int = 200
+    # Items per child execution when every child of the iteration is a cheap (inline) node;
+    # one item per child execution otherwise (a slow item has the task's whole time).
+    batch_items: int = 50
 
 
 def mode_of(node_type: str) -> ExecutionMode:
@@ -130,12 +178,14 @@ _traced = tracer.capture_method(capture_response=False)
 
 class Interpreter:
     def __init__(self, store: RunStore, runner: NodeRunnerPort, events: RunEvents,
-                 executions: Executions | None = None, limits: Limits | None = None) -> None:
+                 executions: Executions | None = None, limits: Limits | None = None,
+                 iterations: IterationFiles | None = None) -> None:
         self._store = store
         self._runner = runner
         self._events = events
         self._executions = executions
         self._limits = limits or Limits()
+        self._iterations = iterations
 
     # -- the step ------------------------------------------------------------------------
     @_traced
@@ -152,6 +202,13 @@ class Interpreter:
         if run.status == "pending" and self._store.begin(ref):
             self._emit(ref, "workflow.started", {"run_id": ref.run_id, "workflow_id": run.context.workflow_id,
                                                  "version": run.context.version})
+        if state.next == "items" and state.node_id:
+            # The Map of a long iteration is over: join its items before anything else.
+            joined = self._join_items(ref, run, run.document.node(state.node_id))
+            if joined is not None:
+                run = replace(run, nodes={**run.nodes, state.node_id: NodeRecord(
+                    state.node_id, joined.status, joined.handle, joined.outputs,
+                    joined.error.to_dict() if joined.error else None)})
         lost = [node_id for node_id, record in run.nodes.items() if record.status == "running"]
         if lost:
             # The Map is over: a dispatched node without a result gave up in its branch.
@@ -196,6 +253,10 @@ class Interpreter:
             if waiting:
                 # One pause at a time; the other ready nodes run after it.
                 return self._plan(state, cursor, "wait", [waiting[0]], WAIT_EVENTS)
+            long = self._long_iteration(ready, run.pool())
+            if long is not None:
+                # One long iteration at a time, as a pause; the other ready nodes run after it.
+                return self._items(state, cursor, run, *long)
             return self._plan(state, cursor, "branches", ready, MAP_EVENTS + BRANCH_EVENTS * len(ready))
 
     def _plan(self, state: LoopState, cursor: Cursor, next_: Next, nodes: list[Node], cost: int) -> LoopState:
@@ -243,14 +304,114 @@ class Interpreter:
     def _run_node(self, ref: RunRef, run: LoadedRun, node: Node) -> NodeRunResult | None:
         """Run one node against the run's variables and record it; None when the run ended
         (cancelled) while it ran."""
-        def emit(kind: str, data: dict[str, Any]) -> None:
-            self._emit(ref, _EVENT_NAMES.get(kind, kind.replace("_", ".")), data)
-
-        result = self._runner.run(run.context, run.document, node.id, run.pool(), emit)
+        result = self._runner.run(run.context, run.document, node.id, run.pool(), self._emitter(ref))
         return result if self._store.record(ref, node, result) else None
 
     def _emit(self, ref: RunRef, event_type: str, data: dict[str, Any]) -> None:
         self._events.emit(ref, event_type, data)
+
+    def _emitter(self, ref: RunRef) -> Any:
+        def emit(kind: str, data: dict[str, Any]) -> None:
+            self._emit(ref, _EVENT_NAMES.get(kind, kind.replace("_", ".")), data)
+
+        return emit
+
+    # -- long iterations (docs/adr/0038-long-iterations-distributed-map.md) -------------------
+    def _files(self) -> IterationFiles:
+        if self._iterations is None:
+            raise RuntimeError("a long iteration needs the interpreter's iteration files (the payloads bucket)")
+        return self._iterations
+
+    def _long_iteration(self, ready: list[Node], pool: VariablePool) -> tuple[Node, IterationConfig, list[Any]] | None:
+        """The first ready iteration whose list is over the inline bound (and within the
+        engine's limit: a longer one runs as a branch, whose executor refuses it)."""
+        from pydantic import ValidationError
+
+        from shared.workflows.configs import MAX_ITERATION_ITEMS, IterationConfig
+
+        for node in ready:
+            if node.type != "iteration":
+                continue
+            try:
+                config = IterationConfig.model_validate(node.config)
+            except ValidationError:
+                continue  # its branch fails it, as any node with an invalid configuration
+            items = pool.get_or_none(config.iterator_selector)
+            if isinstance(items, list) and self._limits.inline_items < len(items) <= MAX_ITERATION_ITEMS:
+                return node, config, items
+        return None
+
+    def _items(self, state: LoopState, cursor: Cursor, run: LoadedRun, node: Node, config: IterationConfig,
+               items: list[Any]) -> LoopState:
+        """Write the iteration's items and batches, mark it running, answer ``items``."""
+        if cursor.events + MAP_RUN_EVENTS + STEP_EVENTS > self._limits.event_budget:
+            return self._answer(state, cursor, "continue")
+        ref = state.run
+        cheap = all(mode_of(child.type) == "inline" for child in run.document.children(node.id))
+        written = self._files().write(ref, node.id, items, self._limits.batch_items if cheap else 1)
+        self._store.dispatch(ref, [node])
+        self._emit(ref, "node.started", {"node_id": node.id, "node_type": node.type, "title": node.title})
+        self._store.count(ref, _TRANSITIONS["items"] + ITEM_TRANSITIONS * written.batches)
+        cursor = cursor.model_copy(update={"events": cursor.events + MAP_RUN_EVENTS})
+        concurrency = config.parallel_nums if config.is_parallel else 1
+        return LoopState(run_id=state.run_id, tenant_id=state.tenant_id, cursor=cursor, next="items",
+                         node_id=node.id, reader=ItemReader(bucket=written.bucket, key=written.key,
+                                                            concurrency=concurrency))
+
+    def _join_items(self, ref: RunRef, run: LoadedRun, node: Node) -> NodeRunResult | None:
+        """Settle a long iteration from its batches' results, as its executor would have in
+        one invocation; None when there is nothing to join (a redelivered step) or the run
+        ended meanwhile."""
+        from shared.workflows.configs import IterationConfig
+        from shared.workflows.engine.errors import NodeFailure
+        from shared.workflows.engine.nodes.base import selector_key
+        from shared.workflows.engine.nodes.iteration import ItemResult, assemble
+        from shared.workflows.engine.runner import ChildRun, NodeError, NodeRunResult, settled
+
+        record = run.nodes.get(node.id)
+        if record is None or record.status != "running":
+            return None
+        config = IterationConfig.model_validate(node.config)
+        files = self._files()
+        batches = files.batches(ref, node.id)
+        results: list[ItemResult] = []
+        children: list[ChildRun] = []
+        tokens, missing = 0, []
+        for (start, end), result in zip(batches.batches, files.results(ref, node.id, len(batches.batches)),
+                                        strict=True):
+            if result is None:
+                missing.append((start, end))
+                continue
+            tokens += int(result.get("tokens") or 0)
+            children.extend(ChildRun.from_dict(child) for child in result.get("children") or [])
+            for item in result.get("items") or []:
+                failed = item.get("failed")
+                results.append(ItemResult(int(item["index"]), bool(item["succeeded"]), item.get("output"),
+                                          ChildRun.from_dict(failed) if failed else None))
+        inputs = {selector_key(config.iterator_selector): run.pool().get_or_none(config.iterator_selector)}
+        elapsed = max(0, int(time.time() * 1000) - batches.written_at_ms)
+        children.sort(key=lambda child: child.index)
+        terminated = config.error_handle_mode == "terminated" and any(not item.succeeded for item in results)
+        if missing and not terminated:
+            # A batch's task gave up (after its retries) without a result: as a branch that gave up.
+            start, end = missing[0]
+            joined = NodeRunResult("failed", {}, "source", inputs, NodeError(
+                "node_gave_up", f"Items {start} to {end - 1} of iteration {node.id} did not finish: their invocation "
+                                "failed after its retries; run the workflow again",
+                details={"batches_missing": len(missing)}), 1, tokens, elapsed, tuple(children))
+        else:
+            try:
+                outcome: Any = assemble(config, results)
+            except NodeFailure as exc:
+                outcome = NodeError(exc.code, exc.message, dict(exc.details))
+            joined = settled(node, inputs, outcome, attempts=1, tokens=tokens, elapsed_ms=elapsed, children=children)
+        if not self._store.record(ref, node, joined):
+            return None
+        self._emit(ref, "node.finished", {
+            "node_id": node.id, "node_type": node.type, "status": joined.status, "handle": joined.handle,
+            "elapsed_ms": joined.elapsed_ms, "attempts": joined.attempts, "tokens": joined.tokens,
+            "error": joined.error.to_dict() if joined.error else None})
+        return joined
 
     # -- the other tasks -----------------------------------------------------------------
     @_traced
@@ -262,6 +423,42 @@ class Interpreter:
         if run.finished or (record is not None and record.status != "running"):
             return
         self._run_node(ref, run, run.document.node(task.node_id))
+
+    @_traced
+    def run_items(self, task: ItemsTask) -> bool:
+        """One child execution of a long iteration's Map: run its batch of items (unless a
+        redelivery finds its result written) and write what they answered. True: the Map
+        should stop (an item failed under ``terminated``, or the run is over), so the child
+        ends failed and Step Functions stops the Map run (its tolerated failures are 0)."""
+        from shared.workflows.configs import IterationConfig
+
+        ref, batch = task.run, task.batch
+        run = self._store.load(ref)
+        record = run.nodes.get(task.node_id)
+        if run.finished:
+            return True
+        if record is None or record.status != "running":
+            return False  # joined already (a redelivered child)
+        files = self._files()
+        config = IterationConfig.model_validate(run.document.node(task.node_id).config)
+        terminate = config.error_handle_mode == "terminated"
+        written = files.result(ref, task.node_id, batch.batch)
+        if written is None:
+            if terminate and files.stopped(ref, task.node_id):
+                return True
+            items = files.items(ref, task.node_id, batch.start, batch.end)
+            ran = self._runner.run_items(run.context, run.document, task.node_id, run.pool(),
+                                         list(zip(range(batch.start, batch.end), items, strict=True)),
+                                         self._emitter(ref))
+            written = {"batch": batch.batch, "tokens": ran.tokens,
+                       "items": [{"index": item.index, "succeeded": item.succeeded, "output": item.output,
+                                  "failed": item.failed.to_dict() if item.failed else None} for item in ran.results],
+                       "children": [child.to_dict() for child in ran.children]}
+            files.put_result(ref, task.node_id, batch.batch, written)
+        if terminate and any(not item["succeeded"] for item in written["items"]):
+            files.stop(ref, task.node_id)
+            return True
+        return False
 
     @_traced
     def await_input(self, task: InputTask) -> None:

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 if TYPE_CHECKING:
     from shared.workflows.definition import Node, WorkflowDocument
     from shared.workflows.engine.graph import NodeOutcome
-    from shared.workflows.engine.runner import Emit, NodeRunResult, RunContext
+    from shared.workflows.engine.runner import Emit, ItemsRun, NodeRunResult, RunContext
+    from shared.workflows.iterations import Batches, WrittenItems
     from shared.workflows.variables import VariablePool
 
 RunStatus = Literal["pending", "running", "succeeded", "failed", "cancelled"]
@@ -121,6 +122,32 @@ class RunStore(Protocol):
 class NodeRunnerPort(Protocol):
     def run(self, context: RunContext, document: WorkflowDocument, node_id: str, pool: VariablePool,
             emit: Emit | None = None) -> NodeRunResult: ...
+
+    def run_items(self, context: RunContext, document: WorkflowDocument, node_id: str, pool: VariablePool,
+                  indexed: Sequence[tuple[int, Any]], emit: Emit | None = None) -> ItemsRun:
+        """Run a batch of an iteration's items (a child execution of a long iteration's Map)."""
+        ...
+
+
+class IterationFiles(Protocol):
+    """A long iteration's files (shared/workflows/iterations.py, the payloads bucket): its
+    items, the Distributed Map's item reader file, each batch's results, the stop marker."""
+
+    def write(self, run: RunRef, node_id: str, items: Sequence[Any], batch_items: int) -> WrittenItems: ...
+
+    def items(self, run: RunRef, node_id: str, start: int, end: int) -> list[Any]: ...
+
+    def batches(self, run: RunRef, node_id: str) -> Batches: ...
+
+    def put_result(self, run: RunRef, node_id: str, batch: int, result: Mapping[str, Any]) -> None: ...
+
+    def result(self, run: RunRef, node_id: str, batch: int) -> dict[str, Any] | None: ...
+
+    def results(self, run: RunRef, node_id: str, batches: int) -> list[dict[str, Any] | None]: ...
+
+    def stop(self, run: RunRef, node_id: str) -> None: ...
+
+    def stopped(self, run: RunRef, node_id: str) -> bool: ...
 
 
 class RunEvents(Protocol):

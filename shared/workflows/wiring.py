@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from shared.workflows.interpreter import Interpreter, Limits
-from shared.workflows.ports import NodeRunnerPort, RunEvents, RunStore
+from shared.workflows.ports import IterationFiles, NodeRunnerPort, RunEvents, RunStore
 
 if TYPE_CHECKING:
     from shared.workflows.executions import StepFunctionsExecutions
@@ -22,6 +22,8 @@ class WorkflowPorts:
     runner: NodeRunnerPort
     events: RunEvents
     limits: Limits = field(default_factory=Limits)
+    # A long iteration's files (None: the payloads bucket's, shared/workflows/iterations.py).
+    iterations: IterationFiles | None = None
 
 
 _lock = threading.Lock()
@@ -42,7 +44,8 @@ def interpreter() -> Interpreter:
     with _lock:
         if _interpreter is None:
             ports = _ports or _production_ports()
-            _interpreter = Interpreter(ports.store, ports.runner, ports.events, executions(), ports.limits)
+            _interpreter = Interpreter(ports.store, ports.runner, ports.events, executions(), ports.limits,
+                                       ports.iterations or _Iterations())
         return _interpreter
 
 
@@ -67,6 +70,20 @@ class _Payloads:
         return bytes(self._bucket().get(key))
 
 
+class _Iterations:
+    """A long iteration's files in the payloads bucket, reached on first use (most runs have none)."""
+
+    def __getattr__(self, name: str) -> Any:
+        from shared.aws.clients import client
+        from shared.config import get_settings
+        from shared.workflows.iterations import S3IterationFiles
+
+        bucket = get_settings().payloads_bucket
+        if not bucket:
+            raise RuntimeError("PAYLOADS_BUCKET is not set")
+        return getattr(S3IterationFiles(client("s3"), bucket), name)
+
+
 class _Runner:
     """The engine's node runner, built when a node first runs (its ports load the model gateway
     and retrieval, which the tasks that never run a node do without)."""
@@ -75,6 +92,11 @@ class _Runner:
         from shared.workflows.engine.wiring import node_runner
 
         return node_runner().run(*args, **kwargs)
+
+    def run_items(self, *args: Any, **kwargs: Any) -> Any:
+        from shared.workflows.engine.wiring import node_runner
+
+        return node_runner().run_items(*args, **kwargs)
 
 
 def run_store() -> PostgresRunStore:
@@ -93,7 +115,12 @@ def run_events() -> RunEvents:
 
 
 def _production_ports() -> WorkflowPorts:
-    return WorkflowPorts(run_store(), _Runner(), run_events())
+    from shared.config import get_settings
+
+    settings = get_settings()
+    return WorkflowPorts(run_store(), _Runner(), run_events(),
+                         Limits(inline_items=settings.workflow_iteration_inline_items,
+                                batch_items=settings.workflow_iteration_batch_items))
 
 
 def executions() -> StepFunctionsExecutions | None:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from shared.workflows.definition import Node, WorkflowDocument
-from shared.workflows.engine.runner import Emit, NodeRunner, NodeRunResult, RunContext
+from shared.workflows.engine.runner import Emit, ItemsRun, NodeRunner, NodeRunResult, RunContext
 from shared.workflows.ports import FINAL_STATUSES, LoadedRun, NodeRecord, RunError, RunRef, RunStatus
 from shared.workflows.variables import VariablePool
 
@@ -25,6 +25,8 @@ class StoredRun:
     tokens: dict[str, str] = field(default_factory=dict)
     # (node id, status) in the order they were written.
     writes: list[tuple[str, str]] = field(default_factory=list)
+    # Each settled node's whole result (children included), as the store was handed it.
+    results: dict[str, NodeRunResult] = field(default_factory=dict)
 
 
 class MemoryRunStore:
@@ -77,6 +79,7 @@ class MemoryRunStore:
             if existing is not None and existing.status != "running":
                 return stored.run.status not in FINAL_STATUSES
             live = stored.run.status not in FINAL_STATUSES
+            stored.results[node.id] = result
             self._set(run, NodeRecord(node.id, result.status if live else "cancelled",
                                       result.handle if result.status == "succeeded" else None,
                                       result.outputs, result.error.to_dict() if result.error else None))
@@ -129,6 +132,8 @@ class RecordingRunner:
         self._lock = threading.Lock()
         self.calls: list[str] = []
         self.threads: set[str] = set()
+        # The item indexes of each batch of a long iteration it ran.
+        self.batches: list[list[int]] = []
 
     def run(self, context: RunContext, document: WorkflowDocument, node_id: str, pool: VariablePool,
             emit: Emit | None = None) -> NodeRunResult:
@@ -136,6 +141,12 @@ class RecordingRunner:
             self.calls.append(node_id)
             self.threads.add(threading.current_thread().name)
         return self._runner.run(context, document, node_id, pool, emit)
+
+    def run_items(self, context: RunContext, document: WorkflowDocument, node_id: str, pool: VariablePool,
+                  indexed: Sequence[tuple[int, Any]], emit: Emit | None = None) -> ItemsRun:
+        with self._lock:
+            self.batches.append([index for index, _ in indexed])
+        return self._runner.run_items(context, document, node_id, pool, indexed, emit)
 
 
 class FakeCodeRunner:

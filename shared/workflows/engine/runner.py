@@ -46,7 +46,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -67,6 +67,7 @@ if TYPE_CHECKING:
     from shared.models.spec import Capability
     from shared.models.types import ChatEvent, ChatRequest
     from shared.workflows.engine.files import FileStore
+    from shared.workflows.engine.nodes.iteration import ItemResult
     from shared.workflows.fetch.ports import HttpFetcher
     from shared.workflows.sandbox.ports import CodeRunner
 
@@ -138,6 +139,17 @@ class ChildRun:
                 "error": result.error.to_dict() if result.error else None, "attempts": result.attempts,
                 "tokens": result.tokens, "elapsed_ms": result.elapsed_ms}
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ChildRun:
+        """The child's run back from :meth:`to_dict` (a batch of a long iteration's items is
+        recorded that way before the join assembles the node, docs/adr/0038)."""
+        error = data.get("error")
+        return cls(str(data["node_id"]), int(data["index"]), NodeRunResult(
+            data["status"], dict(data.get("outputs") or {}), str(data.get("handle") or SOURCE_HANDLE),
+            dict(data.get("inputs") or {}),
+            NodeError(str(error["code"]), str(error["message"]), dict(error.get("details") or {})) if error else None,
+            int(data.get("attempts") or 0), int(data.get("tokens") or 0), int(data.get("elapsed_ms") or 0)))
+
 
 @dataclass(frozen=True)
 class NodeRunResult:
@@ -169,6 +181,16 @@ class _Attempt:
     error: NodeError | None = None
     tokens: int = 0
     children: list[ChildRun] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ItemsRun:
+    """A batch of an iteration's items run outside its node (:meth:`NodeRunner.run_items`)."""
+
+    results: list[ItemResult]
+    # The children's runs, item order.
+    children: tuple[ChildRun, ...]
+    tokens: int
 
 
 def _discard(_type: str, _data: dict[str, Any]) -> None:
@@ -225,6 +247,36 @@ class NodeRunner:
                                "handle": result.handle, "elapsed_ms": result.elapsed_ms, "attempts": result.attempts,
                                "tokens": result.tokens, "error": result.error.to_dict() if result.error else None})
         return result
+
+    def run_items(self, context: RunContext, document: WorkflowDocument, node_id: str, pool: VariablePool,
+                  indexed: Sequence[tuple[int, Any]], emit: Emit | None = None) -> ItemsRun:
+        """Run some of iteration ``node_id``'s items, ``(index, item)`` in order, as its
+        executor runs each (the same sub-graph, events and child records): one batch of a long
+        iteration's Distributed Map (docs/adr/0038). Under ``terminated`` it stops after the
+        first item that fails. The node itself is settled later, by the join over every batch
+        (:func:`settled`). Raises what :meth:`run` lets through (transient infrastructure errors)."""
+        from shared.workflows.configs import IterationConfig
+        from shared.workflows.engine.nodes.iteration import run_in_order
+
+        node = document.node(node_id)
+        config = IterationConfig.model_validate(node.config)
+        lock = threading.Lock()
+        children: list[ChildRun] = []
+        spent = [0]
+
+        def spend(tokens: int) -> None:
+            with lock:
+                spent[0] += tokens
+
+        def record(child: ChildRun) -> None:
+            with lock:
+                children.append(child)
+
+        call = NodeCall(context, node, config, pool, self._ports, float(node.timeout_s or DEFAULT_TIMEOUT_S[node.type]),
+                        threading.Event(), spend=spend, document=document, runner=self, emit=emit or _discard,
+                        record=record)
+        results = run_in_order(call, list(indexed))
+        return ItemsRun(results, tuple(sorted(children, key=lambda child: child.index)), spent[0])
 
     def _attempt(self, context: RunContext, document: WorkflowDocument, node: Node, config: BaseModel,
                  pool: VariablePool, timeout_s: float, emit: Emit) -> _Attempt:
@@ -314,6 +366,18 @@ def _settle(node: Node, attempt: _Attempt, attempts: int, tokens: int, elapsed_m
         return NodeRunResult("succeeded", error_outputs, FAIL_BRANCH_HANDLE, attempt.inputs, error, attempts, tokens,
                              elapsed_ms, children)
     return NodeRunResult("failed", {}, SOURCE_HANDLE, attempt.inputs, error, attempts, tokens, elapsed_ms, children)
+
+
+def settled(node: Node, inputs: dict[str, Any], outcome: NodeOutput | NodeError, *, attempts: int, tokens: int,
+            elapsed_ms: int, children: Sequence[ChildRun] = ()) -> NodeRunResult:
+    """A node's result from what was computed outside :meth:`NodeRunner.run` (a long
+    iteration's join), its error strategy applied as ``run`` applies it."""
+    attempt = _Attempt(inputs=inputs, children=list(children))
+    if isinstance(outcome, NodeError):
+        attempt.error = outcome
+    else:
+        attempt.output = outcome
+    return _settle(node, attempt, attempts, tokens, elapsed_ms)
 
 
 def _first_problem(exc: ValidationError) -> str:

@@ -38,7 +38,11 @@ ITEMS = "items"
 
 
 @dataclass
-class _Item:
+class ItemResult:
+    """One item's run: its output (``output_selector``'s value), or the child whose failure
+    failed it. What both paths collect: in-process, and a batch of the interpreter's
+    Distributed Map (docs/adr/0038-long-iterations-distributed-map.md)."""
+
     index: int
     succeeded: bool
     output: Any = None
@@ -55,11 +59,11 @@ def resolve(call: NodeCall[IterationConfig]) -> dict[str, Any]:
                           "did not run); iterate over the output of a node that runs before this one") from exc
 
 
-def execute(call: NodeCall[IterationConfig], inputs: dict[str, Any]) -> NodeOutput:
-    config = call.config
-    items = inputs[selector_key(config.iterator_selector)]
+def checked_items(config: IterationConfig, items: Any) -> list[Any]:
+    """The list to iterate over: None answers ``[]``; a value that is not a list or a list
+    longer than :data:`MAX_ITERATION_ITEMS` fails the node before any item runs."""
     if items is None:
-        return NodeOutput({"output": []})
+        return []
     if not isinstance(items, list):
         raise NodeFailure("iteration_input_invalid",
                           f"{selector_key(config.iterator_selector)} is a {type(items).__name__}, not a list; "
@@ -69,9 +73,27 @@ def execute(call: NodeCall[IterationConfig], inputs: dict[str, Any]) -> NodeOutp
                           f"The list has {len(items)} items; an iteration runs at most {MAX_ITERATION_ITEMS}: "
                           "split the list (e.g. a code node answering a slice) or loop over batches",
                           details={"items": len(items), "max_items": MAX_ITERATION_ITEMS})
-    results = _parallel(call, items) if config.is_parallel and len(items) > 1 else _in_order(call, items)
+    return items
+
+
+def execute(call: NodeCall[IterationConfig], inputs: dict[str, Any]) -> NodeOutput:
+    config = call.config
+    items = checked_items(config, inputs[selector_key(config.iterator_selector)])
+    indexed = list(enumerate(items))
+    results = _parallel(call, indexed) if config.is_parallel and len(items) > 1 else run_in_order(call, indexed)
+    return assemble(config, results)
+
+
+def assemble(config: IterationConfig, results: list[ItemResult]) -> NodeOutput:
+    """The node's output from its items' results (any order): in item order, the first failed
+    item failing the node under ``terminated``, a None under ``continue-on-error``, nothing
+    under ``remove-abnormal-output``; flattened with ``flatten_output``."""
+    ordered = sorted(results, key=lambda result: result.index)
+    failed = [result for result in ordered if not result.succeeded]
+    if failed and config.error_handle_mode == "terminated":
+        raise _terminate(failed[0])
     collected: list[Any] = []
-    for result in results:
+    for result in ordered:
         if result.succeeded:
             collected.append(result.output)
         elif config.error_handle_mode == "continue-on-error":
@@ -88,7 +110,7 @@ def flattened(outputs: list[Any]) -> list[Any]:
     return [value for output in present for value in output]
 
 
-def _run_item(call: NodeCall[IterationConfig], index: int, item: Any, stop: threading.Event | None) -> _Item:
+def _run_item(call: NodeCall[IterationConfig], index: int, item: Any, stop: threading.Event | None) -> ItemResult:
     from shared.workflows.engine.containers import run_scope, stopped
 
     call.emit("iteration.next", {"node_id": call.node.id, "index": index})
@@ -97,33 +119,35 @@ def _run_item(call: NodeCall[IterationConfig], index: int, item: Any, stop: thre
     if scope.status == "stopped":
         raise stopped()
     if scope.status == "failed":
-        return _Item(index, False, failed=scope.failed)
+        return ItemResult(index, False, failed=scope.failed)
     selector = call.config.output_selector
-    return _Item(index, True, pool.get_or_none(selector) if selector else None)
+    return ItemResult(index, True, pool.get_or_none(selector) if selector else None)
 
 
-def _terminate(item: _Item) -> NodeFailure:
+def _terminate(item: ItemResult) -> NodeFailure:
     from shared.workflows.engine.containers import child_failure
 
     assert item.failed is not None
     return child_failure("iteration_item_failed", "Item", item.failed)
 
 
-def _in_order(call: NodeCall[IterationConfig], items: list[Any]) -> list[_Item]:
+def run_in_order(call: NodeCall[IterationConfig], indexed: list[tuple[int, Any]]) -> list[ItemResult]:
+    """Run ``(index, item)`` pairs one after the other; under ``terminated`` none runs after
+    the first that fails (whose result is the last one answered)."""
     results = []
-    for index, item in enumerate(items):
+    for index, item in indexed:
         result = _run_item(call, index, item, None)
-        if not result.succeeded and call.config.error_handle_mode == "terminated":
-            raise _terminate(result)
         results.append(result)
+        if not result.succeeded and call.config.error_handle_mode == "terminated":
+            break
     return results
 
 
-def _parallel(call: NodeCall[IterationConfig], items: list[Any]) -> list[_Item]:
+def _parallel(call: NodeCall[IterationConfig], indexed: list[tuple[int, Any]]) -> list[ItemResult]:
     terminate = call.config.error_handle_mode == "terminated"
     stop = threading.Event()
 
-    def work(index: int, item: Any) -> _Item | None:
+    def work(index: int, item: Any) -> ItemResult | None:
         if stop.is_set():
             return None  # another item failed: this one does not start
         try:
@@ -136,18 +160,15 @@ def _parallel(call: NodeCall[IterationConfig], items: list[Any]) -> list[_Item]:
             stop.set()
         return result
 
-    workers = min(call.config.parallel_nums, len(items))
+    workers = min(call.config.parallel_nums, len(indexed))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"iteration-{call.node.id}") as pool:
         # Each item in a copy of the caller's context (a context runs in one thread at a time).
-        futures = [pool.submit(contextvars.copy_context().run, work, index, item) for index, item in enumerate(items)]
+        futures = [pool.submit(contextvars.copy_context().run, work, index, item) for index, item in indexed]
         try:
             results = [future.result() for future in futures]
         except BaseException:
             stop.set()
             raise
-    failed = [result for result in results if result is not None and not result.succeeded]
-    if terminate and failed:
-        raise _terminate(failed[0])
     return [result for result in results if result is not None]
 
 
