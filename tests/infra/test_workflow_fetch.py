@@ -15,8 +15,9 @@ from shared.catalog import invoke
 from tests.infra.support import Synth, as_list, ref_logical_id, statements
 
 FETCH = "workflow-fetch"
-# HTTP-request nodes run as branches (shared/workflows/engine/graph.py MODES).
-CALLERS = ("workflow-branch",)
+# HTTP-request nodes run as branches (shared/workflows/engine/graph.py MODES), or as children of
+# a long iteration's items (docs/adr/0038).
+CALLERS = ("workflow-branch", "workflow-items")
 # What every role gets for its own log group and X-Ray (tracing is on everywhere).
 LOGS_AND_TRACES = {"logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTelemetryRecords", "xray:PutTraceSegments"}
 

@@ -38,6 +38,35 @@ def test_the_interpreter_machine_is_standard_and_named(synth: Synth) -> None:
     assert props["StateMachineName"] == physical_name(spec, synth.root.config.prefix)
     definition = props["DefinitionString"]
     assert "lambda:invoke.waitForTaskToken" in definition and '"Type": "Map"' in definition
+    assert '"Mode": "DISTRIBUTED"' in definition and "s3:getObject" in definition
+
+
+def _shown(resource: Any) -> str:
+    try:
+        return render(resource)
+    except ValueError:  # a Fn::GetAtt (its task functions, its log group): not what is checked here
+        return json.dumps(resource)
+
+
+def test_the_machine_may_start_its_own_children_and_read_only_the_runs_item_files(synth: Synth) -> None:
+    # A long iteration's Distributed Map (docs/adr/0038-long-iterations-distributed-map.md).
+    props = _machine(synth)
+    name = props["StateMachineName"]
+    role = ref_logical_id(props["RoleArn"])
+    grants = [(action, _shown(resource))
+              for policy in synth.templates["workflows"].find_resources("AWS::IAM::Policy").values()
+              if role in [ref_logical_id(r) for r in policy["Properties"]["Roles"]]
+              for s in statements(policy) for action in as_list(s["Action"]) for resource in as_list(s["Resource"])]
+    prefix = "arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>"
+    assert ("states:StartExecution", f"{prefix}:stateMachine:{name}") in grants
+    assert {a for a, r in grants if r == f"{prefix}:execution:{name}/*"} == {"states:DescribeExecution",
+                                                                              "states:StopExecution"}
+    s3 = {(a, r) for a, r in grants if a.startswith("s3:")}
+    assert s3 == {("s3:GetObject", "<PayloadsBucketArn>/workflow-runs/*"), ("s3:ListBucket", "<PayloadsBucketArn>")}
+    listing = [s for policy in synth.templates["workflows"].find_resources("AWS::IAM::Policy").values()
+               if role in [ref_logical_id(r) for r in policy["Properties"]["Roles"]]
+               for s in statements(policy) if "s3:ListBucket" in as_list(s["Action"])]
+    assert [s["Condition"] for s in listing] == [{"StringLike": {"s3:prefix": ["workflow-runs/*"]}}]
 
 
 def test_the_carry_on_task_may_start_only_this_machine(synth: Synth) -> None:
@@ -52,7 +81,7 @@ def test_the_carry_on_task_may_start_only_this_machine(synth: Synth) -> None:
 
 def test_the_node_running_tasks_reach_the_run_store_and_nothing_to_control_executions(synth: Synth) -> None:
     payloads = {"s3:GetObject", "s3:PutObject"}
-    for name in ("workflow-step", "workflow-branch"):
+    for name in ("workflow-step", "workflow-branch", "workflow-items"):
         actions = {action for action, _ in _grants(synth, name)}
         assert payloads <= actions, name
         assert not {a for a in actions if a.startswith(("states:", "sqs:"))}, name
@@ -61,8 +90,9 @@ def test_the_node_running_tasks_reach_the_run_store_and_nothing_to_control_execu
     # The step runs cheap nodes only: no provider keys, no KMS; the branch calls providers.
     step = {action for action, _ in _grants(synth, "workflow-step")}
     assert not {a for a in step if a.startswith(("kms:", "bedrock:", "lambda:"))}
-    branch = {action for action, _ in _grants(synth, "workflow-branch")}
-    assert "kms:Decrypt" in branch and "lambda:InvokeFunction" in branch
+    for name in ("workflow-branch", "workflow-items"):
+        branch = {action for action, _ in _grants(synth, name)}
+        assert "kms:Decrypt" in branch and "lambda:InvokeFunction" in branch, name
     for name in ("workflow-await", "workflow-fail"):
         actions = {action for action, _ in _grants(synth, name)}
         assert not {a for a in actions if a.startswith(("states:", "s3:", "sqs:", "lambda:"))}, name
@@ -119,7 +149,7 @@ def test_the_code_sandbox_reaches_nothing_beyond_its_logs(synth: Synth) -> None:
 
 def test_only_the_node_running_tasks_may_invoke_the_code_sandbox(synth: Synth) -> None:
     sandbox = synth.function(CODE)
-    for name in ("workflow-branch",):
+    for name in ("workflow-branch", "workflow-items"):
         invokes = [(action, _logical_id_of(resource)) for action, resource in _grants(synth, name)
                    if action.startswith("lambda:")]
         # The sandbox, by its own ARN (the fetch function is the other one they may invoke).
@@ -131,7 +161,7 @@ def test_only_the_node_running_tasks_may_invoke_the_code_sandbox(synth: Synth) -
     invokers = {owners.get((stack, role), role) for stack, role, statement in synth.role_statements()
                 if any(a.startswith("lambda:Invoke") for a in as_list(statement["Action"]))
                 and sandbox.logical_id in json.dumps(statement["Resource"])}
-    assert invokers == {"workflow-branch"}
+    assert invokers == {"workflow-branch", "workflow-items"}
     permissions = [p for _, _, p in synth.resources("AWS::Lambda::Permission")
                    if sandbox.logical_id in json.dumps(p["Properties"]["FunctionName"])]
     mappings = [m for _, _, m in synth.resources("AWS::Lambda::EventSourceMapping")

@@ -122,7 +122,7 @@ def test_the_fetch_function_is_invoked_by_the_workflow_functions_and_outlived_by
     assert isinstance(fetch.trigger, Invoked) and fetch.access == () and not fetch.in_vpc
     # The callers' boto3 client waits at least as long as the function may run.
     assert fetch.timeout_s == FETCH_FUNCTION_TIMEOUT_S
-    for caller in ("workflow-branch",):
+    for caller in ("workflow-branch", "workflow-items"):
         entry = by_name()[caller]
         assert invoke("workflow-fetch") in entry.access and "aws" in entry.layers
         assert "WORKFLOW_FETCH_FUNCTION_NAME" in {r.variable for r in required_settings(entry)}
