@@ -4,6 +4,11 @@
   time, minus moto's cost per state transition (measured on a chain of Pass states on the same
   moto, in the same runtime) times the run's transitions, divided by the nodes. Goal: <= 15 ms.
   The state transitions per run are reported too (they are what AWS bills).
+- Engine overhead per item of a long iteration (docs/adr/0038): 1,000 items through the
+  interpreter's Distributed Map (over the 200-item inline bound; cheap children, so 50 items per
+  child execution), and 200 items in the node's own invocation for comparison; each item runs
+  an iteration-start and a template child. The run's elapsed time minus moto's per-state cost
+  times its transitions (the Map's child executions' included), divided by the items.
 - A sync run of start -> template -> end: p50/p95 end to end over HTTP.
 - 100 concurrent async runs: all must succeed; runs/s.
 """
@@ -28,6 +33,8 @@ CHAIN_NODES = 20
 PASS_STATES = 20
 SYNC_RUNS = 40
 CONCURRENT_RUNS = 100
+LONG_ITEMS = 1_000
+INLINE_ITEMS = 200
 
 
 def _document(templates: int) -> dict[str, Any]:
@@ -101,7 +108,41 @@ def _moto_cost_per_state(state_dir: Path) -> float:
     return statistics.median(samples)
 
 
-def _overhead(platform: _Platform, state_dir: Path) -> None:
+def _iteration_document() -> dict[str, Any]:
+    nodes = [
+        {"id": "start", "type": "start", "config": {"variables": [
+            {"variable": "names", "type": "array[string]", "required": True}]}},
+        {"id": "each", "type": "iteration", "config": {
+            "start_node_id": "each_start", "iterator_selector": ["start", "names"],
+            "output_selector": ["hello", "output"]}},
+        {"id": "each_start", "type": "iteration_start", "parent_id": "each"},
+        {"id": "hello", "type": "template", "parent_id": "each", "config": {
+            "template": "Hello {{ n }}", "variables": [{"variable": "n", "value_selector": ["each", "item"]}]}},
+        {"id": "end", "type": "end", "config": {"outputs": [{"variable": "all", "value_selector": ["each", "output"]}]}},
+    ]
+    edges = [("start", "each"), ("each_start", "hello"), ("each", "end")]
+    return {"nodes": nodes, "edges": [{"source": a, "target": b} for a, b in edges]}
+
+
+def _iteration_overhead(platform: _Platform, per_state: float) -> None:
+    workflow = platform.published("long iteration", _iteration_document())
+    for items, path in ((LONG_ITEMS, "Distributed Map"), (INLINE_ITEMS, "in its node's invocation")):
+        names = [f"n{index}" for index in range(items)]
+        runs = []
+        for _ in range(3):
+            created = platform.call("POST", f"/api/v1/workflows/{workflow}/runs", (202,),
+                                    json={"inputs": {"names": names}, "mode": "async"})
+            runs.append(platform.finished(created["id"]))
+        for run in runs:
+            assert run["status"] == "succeeded" and len(run["outputs"]["all"]) == items, run["status"]
+        elapsed = statistics.median(run["elapsed_ms"] for run in runs)
+        transitions = statistics.median(run["transitions"] for run in runs)
+        overhead = (elapsed - transitions * per_state) / items
+        print(f"{items}-item iteration ({path}): elapsed {elapsed:.0f} ms, {transitions:.0f} state transitions, "
+              f"engine overhead {overhead:.2f} ms/item")
+
+
+def _overhead(platform: _Platform, state_dir: Path) -> float:
     per_state = _moto_cost_per_state(state_dir)
     workflow = platform.published("chain", _document(CHAIN_NODES))
     runs = []
@@ -118,6 +159,7 @@ def _overhead(platform: _Platform, state_dir: Path) -> None:
     print(f"moto per Pass state: {per_state:.2f} ms ({PASS_STATES}-state chain, median of 10)")
     print(f"{nodes}-node linear run: elapsed {elapsed:.0f} ms, {transitions:.0f} state transitions, "
           f"engine overhead {overhead:.2f} ms/node (goal <= 15 ms)")
+    return per_state
 
 
 def _sync_latency(platform: _Platform) -> None:
@@ -169,7 +211,8 @@ def run() -> None:
         proc, info = _start_runtime(state_dir)
         try:
             platform = _Platform(info)
-            _overhead(platform, state_dir)
+            per_state = _overhead(platform, state_dir)
+            _iteration_overhead(platform, per_state)
             _sync_latency(platform)
             _concurrency(platform)
         finally:

@@ -292,3 +292,36 @@ def test_an_iteration_records_each_childs_run(tenant: Tenant) -> None:
     assert [child["index"] for child in shouts] == [0, 1, 2, 3]
     assert [child["outputs"]["output"] for child in shouts] == ["0:A", "1:B", "2:C", "3:D"]
     assert all(child["status"] == "succeeded" for child in each["children"])
+
+
+def test_a_long_list_runs_through_the_distributed_map_with_the_same_record(tenant: Tenant) -> None:
+    # Over the inline bound (WORKFLOW_ITERATION_INLINE_ITEMS, 200): the interpreter's Distributed
+    # Map runs it in batches of 50 (cheap children), docs/adr/0038-long-iterations-distributed-map.md.
+    words = [f"w{i}" for i in range(450)]
+    workflow = tenant.published("shout many", [
+        start({"variable": "words", "type": "array[string]", "required": True}),
+        {"id": "each", "type": "iteration", "config": {
+            "start_node_id": "each_start", "iterator_selector": ["start", "words"],
+            "output_selector": ["shout", "output"], "is_parallel": True, "parallel_nums": 4,
+            "error_handle_mode": "remove-abnormal-output"}},
+        {"id": "each_start", "type": "iteration_start", "parent_id": "each"},
+        {"id": "shout", "type": "template", "parent_id": "each", "config": {
+            "template": "{{ i }}:{{ w | upper }}{{ 1 // (i % 100) }}", "variables": [
+                {"variable": "w", "value_selector": ["each", "item"]},
+                {"variable": "i", "value_selector": ["each", "index"]}]}},
+        end(out=["each", "output"])],
+        [("start", "each"), ("each_start", "shout"), ("each", "end")])
+    run = tenant.run(workflow, 202, inputs={"words": words}, mode="async").json()["data"]
+    finished = tenant.wait(run["id"], timeout_s=120)
+    assert finished["status"] == "succeeded", finished
+    # Items 0, 100, 200, 300, 400 fail (a division by zero) and are left out; the rest in item order.
+    expected = [f"{i}:W{i}{1 // (i % 100)}" for i in range(450) if i % 100]
+    assert finished["outputs"] == {"out": expected}
+    each = next(node for node in finished["nodes"] if node["node_id"] == "each")
+    assert each["status"] == "succeeded" and each["error"] is None
+    shouts = [child for child in each["children"] if child["node_id"] == "shout"]
+    assert [child["index"] for child in shouts] == list(range(450))
+    assert [child["status"] for child in shouts if child["index"] % 100 == 0] == ["failed"] * 5
+    assert [node["node_id"] for node in finished["nodes"]] == ["start", "each", "end"]
+    # The Map's 9 child executions are billed transitions of the run (3 each).
+    assert finished["transitions"] >= 3 * 9

@@ -16,6 +16,10 @@ iteration node does (``api/core/workflow/nodes/iteration``):
 - The list: an iterator with no value (None) answers ``[]``; one that is not a list fails
   (``iteration_input_invalid``); more than :data:`MAX_ITERATION_ITEMS` items fails
   (``iteration_too_many_items``) before any item runs.
+- A run's interpreter sends a list over its inline bound through a Distributed Map instead
+  (docs/adr/0038-long-iterations-distributed-map.md): batches of items run with
+  :func:`run_in_order` (``NodeRunner.run_items``) and the join settles the node with
+  :func:`assemble`, as :func:`execute` does here.
 """
 
 from __future__ import annotations
