@@ -118,7 +118,8 @@ def _iteration_document() -> dict[str, Any]:
         {"id": "each_start", "type": "iteration_start", "parent_id": "each"},
         {"id": "hello", "type": "template", "parent_id": "each", "config": {
             "template": "Hello {{ n }}", "variables": [{"variable": "n", "value_selector": ["each", "item"]}]}},
-        {"id": "end", "type": "end", "config": {"outputs": [{"variable": "all", "value_selector": ["each", "output"]}]}},
+        {"id": "end", "type": "end", "config": {"outputs": [
+            {"variable": "all", "value_selector": ["each", "output"]}]}},
     ]
     edges = [("start", "each"), ("each_start", "hello"), ("each", "end")]
     return {"nodes": nodes, "edges": [{"source": a, "target": b} for a, b in edges]}
