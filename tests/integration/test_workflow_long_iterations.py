@@ -61,7 +61,7 @@ def iteration(mode: str = "terminated", *, parallel: int | None = None, flatten:
 
 
 # The children: 100 // n fails the item whose n is 0 (a division by zero in the template).
-CHILDREN = [
+CHILDREN: list[dict[str, Any]] = [
     {"id": "each_start", "type": "iteration_start", "parent_id": "each"},
     {"id": "show", "type": "template", "parent_id": "each", "config": {
         "template": "{{ index }}:{{ 100 // n }}", "variables": [
@@ -69,7 +69,7 @@ CHILDREN = [
             {"variable": "index", "value_selector": ["each", "index"]}]}},
 ]
 END = {"id": "end", "type": "end", "config": {"outputs": [{"variable": "out", "value_selector": ["each", "output"]}]}}
-EDGES = [("start", "each"), ("each_start", "show"), ("each", "end")]
+EDGES: list[tuple[str, ...]] = [("start", "each"), ("each_start", "show"), ("each", "end")]
 
 
 def run(aws: LocalAws, node: dict[str, Any], items: list[int], limits: Limits,

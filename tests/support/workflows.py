@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from shared.workflows.definition import Node, WorkflowDocument
 from shared.workflows.engine.runner import Emit, ItemsRun, NodeRunner, NodeRunResult, RunContext
+from shared.workflows.iterations import Batches, WrittenItems
 from shared.workflows.ports import FINAL_STATUSES, LoadedRun, NodeRecord, RunError, RunRef, RunStatus
 from shared.workflows.variables import VariablePool
 
@@ -162,3 +163,43 @@ class FakeCodeRunner:
         if isinstance(self.answer, BaseException):
             raise self.answer
         return dict(self.answer(dict(request.inputs)))
+
+
+class MemoryIterationFiles:
+    """A long iteration's files in memory (the port shared/workflows/iterations.py implements on S3)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.items_of: dict[tuple[RunRef, str], list[Any]] = {}
+        self.batches_of: dict[tuple[RunRef, str], Batches] = {}
+        self.results_of: dict[tuple[RunRef, str, int], dict[str, Any]] = {}
+        self.stops: set[tuple[RunRef, str]] = set()
+
+    def write(self, run: RunRef, node_id: str, items: Sequence[Any], batch_items: int) -> WrittenItems:
+        batches = [(start, min(start + batch_items, len(items))) for start in range(0, len(items), batch_items)]
+        with self._lock:
+            self.items_of[(run, node_id)] = list(items)
+            self.batches_of[(run, node_id)] = Batches(len(items), batches, 0)
+        return WrittenItems("memory", f"{run.run_id}/{node_id}/batches.json", len(batches))
+
+    def items(self, run: RunRef, node_id: str, start: int, end: int) -> list[Any]:
+        return self.items_of[(run, node_id)][start:end]
+
+    def batches(self, run: RunRef, node_id: str) -> Batches:
+        return self.batches_of[(run, node_id)]
+
+    def put_result(self, run: RunRef, node_id: str, batch: int, result: Mapping[str, Any]) -> None:
+        with self._lock:
+            self.results_of[(run, node_id, batch)] = dict(result)
+
+    def result(self, run: RunRef, node_id: str, batch: int) -> dict[str, Any] | None:
+        return self.results_of.get((run, node_id, batch))
+
+    def results(self, run: RunRef, node_id: str, batches: int) -> list[dict[str, Any] | None]:
+        return [self.result(run, node_id, batch) for batch in range(batches)]
+
+    def stop(self, run: RunRef, node_id: str) -> None:
+        self.stops.add((run, node_id))
+
+    def stopped(self, run: RunRef, node_id: str) -> bool:
+        return (run, node_id) in self.stops
