@@ -95,6 +95,10 @@ class Dialect(ABC):
         """The success body's schema around the schema of its data."""
 
     @abstractmethod
+    def page_schema(self, item: dict[str, Any]) -> dict[str, Any]:
+        """The list body's schema around the schema of one item."""
+
+    @abstractmethod
     def event_stream_schema(self, events: list[EventDoc]) -> dict[str, Any]:
         """The schema of the ``text/event-stream`` answer: one item per event type, heartbeat included."""
 
@@ -148,6 +152,12 @@ class StratusDialect(Dialect):
                          "properties": {"request_id": {"type": "string"}}},
             },
         }
+
+    def page_schema(self, item: dict[str, Any]) -> dict[str, Any]:
+        schema = self.success_schema({"type": "array", "items": item})
+        schema["required"] = [*schema["required"], "pagination"]
+        schema["properties"]["pagination"] = Pagination.model_json_schema()
+        return schema
 
     def event_stream_schema(self, events: list[EventDoc]) -> dict[str, Any]:
         items: list[dict[str, Any]] = [{

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from shared.catalog import Function, FunctionUrl, Http, StreamRoute
+from shared.catalog import Function, FunctionUrl, Http, StreamRoute, under_prefix
 from shared.http.dialect import EVENT_STREAM, Dialect, EventDoc, dialect_for
 from shared.http.refs import model_of
 
@@ -136,8 +136,14 @@ def _stream_operation_id(fn: Function, route: StreamRoute, taken: set[str]) -> s
     """``chat``, ``chat-events``, ``chat-cancel``: the function's name and the route's literal
     segments below its prefix (plus the method when that is ambiguous)."""
     assert isinstance(fn.trigger, FunctionUrl)
-    prefix = next(p for p in fn.trigger.path_prefixes if route.path == p or route.path.startswith(p + "/"))
-    literal = [seg for seg in route.path[len(prefix):].split("/") if seg and not seg.startswith("{")]
+    if route.operation_id:
+        if route.operation_id in taken:
+            raise ValueError(f"two operations are named {route.operation_id!r}")
+        taken.add(route.operation_id)
+        return route.operation_id
+    prefix = next(p for p in fn.trigger.path_prefixes if under_prefix(route.path, p))
+    below = route.path.split("/")[len(prefix.split("/")):]
+    literal = [seg for seg in below if seg and not seg.startswith("{")]
     operation_id = "-".join([fn.name, *literal])
     if operation_id in taken:
         operation_id += f"-{route.method.lower()}"
@@ -180,8 +186,17 @@ def _stream_operation(fn: Function, route: StreamRoute, operation_id: str, schem
         heartbeat = dialect.heartbeat().decode().replace("\n", "\\n")
         responses["200"] = {"description": _EVENT_STREAM_DESCRIPTION.format(heartbeat=heartbeat), "content": content}
     if route.response and str(route.status) not in responses:
-        responses[str(route.status)] = {"description": "The success answer", "content": {"application/json": {
-            "schema": dialect.success_schema(schemas.ref(route.response, "serialization"))}}}
+        success = (dialect.page_schema(schemas.ref(route.response, "serialization")) if route.paged
+                   else dialect.success_schema(schemas.ref(route.response, "serialization")))
+        responses[str(route.status)] = {"description": "The success answer", "headers": _REQUEST_ID_HEADER,
+                                        "content": {"application/json": {"schema": success}}}
+    if route.response and route.accepted:
+        responses["202"] = {
+            "description": "Accepted: the work goes on; poll the resource `Location` names",
+            "headers": {**_REQUEST_ID_HEADER, "Location": {"description": "Where to poll the work",
+                                                           "schema": {"type": "string"}}},
+            "content": {"application/json": {"schema": dialect.success_schema(
+                schemas.ref(route.response, "serialization"))}}}
     operation: dict[str, Any] = {
         "operationId": operation_id,
         "summary": route.summary,

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from shared.errors import Conflict, Forbidden, NotFound, StratusError, ValidationFailed
 
 
 def _summary(what: str, problems: Sequence[Mapping[str, Any]], next_step: str) -> str:
@@ -101,3 +101,19 @@ class WorkflowDraftNotAllowed(Forbidden):
     code, default_message = ("auth_draft_not_allowed",
                              "A key bound to a workflow runs its published versions only: omit version, or give a "
                              "version number")
+
+
+class WorkflowRunEventsExpired(StratusError):
+    code, status, default_message = ("workflow_run_events_expired", 410,
+                                     "The run's events are no longer kept (WORKFLOW_EVENTS_TTL_S after they were "
+                                     "sent); read the run instead: GET /api/v1/workflow-runs/{id}")
+
+
+class WorkflowRunEventIdInvalid(ValidationFailed):
+    code, default_message = ("workflow_run_event_id_invalid",
+                             "Last-Event-ID is not an event id of this run's stream: send the `id` of the last event "
+                             "you received (<milliseconds>-<sequence>), or none to replay from the start")
+
+    def __init__(self) -> None:
+        super().__init__(details={"fields": [{"field": "headers.last-event-id", "type": "value_error",
+                                              "message": "expected <milliseconds>-<sequence>"}]})

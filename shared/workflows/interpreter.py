@@ -274,7 +274,7 @@ class Interpreter:
 
         outputs = run_outputs(run.document, run.outcomes(), run.pool())
         if self._store.finish(state.run, "succeeded", outputs):
-            self._emit(state.run, "workflow.finished", {"status": "succeeded", "outputs": _summary(outputs)})
+            self._emit(state.run, "workflow.finished", _finished(outputs))
             self._emit(state.run, "done", {"status": "succeeded"})
         return self._answer(state, cursor, "done")
 
@@ -366,7 +366,7 @@ class Interpreter:
         from shared.workflows.engine.errors import NodeFailure
         from shared.workflows.engine.nodes.base import selector_key
         from shared.workflows.engine.nodes.iteration import ItemResult, assemble
-        from shared.workflows.engine.runner import ChildRun, NodeError, NodeRunResult, settled
+        from shared.workflows.engine.runner import ChildRun, NodeError, NodeRunResult, finished_event, settled
 
         record = run.nodes.get(node.id)
         if record is None or record.status != "running":
@@ -407,10 +407,7 @@ class Interpreter:
             joined = settled(node, inputs, outcome, attempts=1, tokens=tokens, elapsed_ms=elapsed, children=children)
         if not self._store.record(ref, node, joined):
             return None
-        self._emit(ref, "node.finished", {
-            "node_id": node.id, "node_type": node.type, "status": joined.status, "handle": joined.handle,
-            "elapsed_ms": joined.elapsed_ms, "attempts": joined.attempts, "tokens": joined.tokens,
-            "error": joined.error.to_dict() if joined.error else None})
+        self._emit(ref, "node.finished", finished_event(node, joined))
         return joined
 
     # -- the other tasks -----------------------------------------------------------------
@@ -505,9 +502,12 @@ def _error(error: RunError) -> dict[str, Any]:
     return {"code": error.code, "message": error.message, "node_id": error.node_id}
 
 
-def _summary(outputs: Mapping[str, Any]) -> dict[str, Any]:
-    """The outputs as the event carries them: their names (the values are read from the run)."""
-    return {"names": sorted(outputs)}
+def _finished(outputs: Mapping[str, Any]) -> dict[str, Any]:
+    """A succeeded run's ``workflow.finished``: its outputs cut to a preview (the run has them whole)."""
+    from shared.workflows.run_event_data import summarize_outputs
+
+    previews, truncated = summarize_outputs(dict(outputs))
+    return {"status": "succeeded", "outputs": previews, "outputs_truncated": truncated}
 
 
 def continue_as_new(executions: Executions, state: LoopState) -> str:

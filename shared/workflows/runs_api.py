@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.validation import INT4_MAX, RequestModel
 
@@ -24,10 +24,36 @@ class StartRun(RequestModel):
         default=None, description="The published version to run; omitted: the latest; `\"draft\"`: the draft "
                                   "(validated as publishing would; needs workflow:write and a key not bound to an "
                                   "app)")
-    mode: Literal["sync", "async"] = Field(
+    mode: Literal["sync", "async", "stream"] = Field(
         default="sync", description="`sync`: wait for the result up to the sync bound (200 with the finished run, "
                                     "else 202 with the run still going); `async`: answer 202 at once with "
-                                    "`Location: /api/v1/workflow-runs/{id}` to poll")
+                                    "`Location: /api/v1/workflow-runs/{id}` to poll; `stream`: answer 200 "
+                                    "`text/event-stream` with the run's events until `done` (resume with "
+                                    "`GET /api/v1/workflow-runs/{id}/events` and `Last-Event-ID`)")
+
+
+_SORT_FIELD = "-?(?:" + "|".join(sorted(RUN_SORTS)) + ")"
+
+
+class RunListQuery(RequestModel):
+    """The query string of a workflow's runs (numbers arrive as text: not strict)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=False)
+
+    status: RunStatusOut | None = Field(default=None, description="Only runs in this status")
+    page: int = Field(default=1, ge=1, le=1_000_000, description="Page number, from 1")
+    limit: int = Field(default=20, ge=1, le=100, description="Items per page (max 100)")
+    sort: str = Field(default="-created_at", max_length=200, pattern=f"^{_SORT_FIELD}(?:,{_SORT_FIELD})*$",
+                      description="Comma-separated fields, '-' for descending; sortable fields: "
+                                  + ", ".join(sorted(RUN_SORTS)))
+
+
+class RunEventsQuery(RequestModel):
+    """The query string of a run's event replay."""
+
+    # For clients that cannot set the Last-Event-ID header (EventSource reconnects set it).
+    last_event_id: str | None = Field(default=None, max_length=64,
+                                      description="Replay after this event id (the Last-Event-ID header wins)")
 
 
 class RunErrorOut(BaseModel):
@@ -84,7 +110,7 @@ class WorkflowRunSummary(BaseModel):
     workflow_id: uuid.UUID
     version: int | None = Field(description="The published version it ran; null: the draft")
     status: RunStatusOut
-    mode: Literal["sync", "async"]
+    mode: Literal["sync", "async", "stream"]
     error: RunErrorOut | None
     elapsed_ms: int | None = Field(description="From start to end (null while running)")
     tokens: int = Field(description="Model tokens used by all its nodes")

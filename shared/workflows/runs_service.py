@@ -8,14 +8,14 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from psycopg.types.json import Jsonb
 
 from shared.auth.principal import Principal
-from shared.cache.ports import EventStream
+from shared.cache.ports import EventStream, StreamEvent
 from shared.db.database import Database
 from shared.db.paging import Page, PageRequest
 from shared.db.queries import page_of, rows
@@ -25,6 +25,8 @@ from shared.workflows.contract import DRAFT, WorkflowResolver
 from shared.workflows.errors import (
     WorkflowDraftNotAllowed,
     WorkflowNotAllowed,
+    WorkflowRunEventIdInvalid,
+    WorkflowRunEventsExpired,
     WorkflowRunFinished,
     WorkflowRunNotFound,
 )
@@ -32,6 +34,7 @@ from shared.workflows.interpreter import execution_name, start_state
 from shared.workflows.ports import FINAL_STATUSES, Executions, RunError, RunEvents, RunRef
 from shared.workflows.run_events import FINAL_EVENT, stream_name
 from shared.workflows.run_store import PostgresRunStore, run_row
+from shared.workflows.run_stream import Follow, RunFollower
 from shared.workflows.runs_api import (
     NodeErrorOut,
     NodeRunOut,
@@ -56,6 +59,8 @@ _LIVE = "tenant_id = %(tenant)s AND workflow_id = %(workflow)s AND (%(status)s::
 class RunSettings:
     sync_wait_s: float
     stale_after_s: int
+    # How long a run's events are kept (a ``done`` a follower appends lives as long).
+    events_ttl_s: int = 86_400
 
 
 def bound_workflow(principal: Principal) -> uuid.UUID | None:
@@ -188,6 +193,38 @@ class WorkflowRunService:
     @_traced
     def get_run(self, principal: Principal, run_id: uuid.UUID) -> WorkflowRunOut:
         return self._run_out(principal.tenant, run_id, principal)
+
+    # Following ------------------------------------------------------------------------------
+    def follow_run(self, principal: Principal, run_id: uuid.UUID, after_id: str | None,
+                   bounds: Follow) -> Iterator[list[StreamEvent]]:
+        """The run's events after ``after_id`` (all without), then live, as streaming clients
+        receive them, until ``done`` (docs/adr/0035-workflow-run-streaming.md). A run of another
+        tenant, or of another workflow than a bound key's, is 404; a run whose events expired 410."""
+        from shared.chat.events import valid_event_id
+
+        if after_id is not None and not valid_event_id(after_id):
+            raise WorkflowRunEventIdInvalid()
+        tenant = principal.tenant
+        with self._db.transaction(tenant) as conn:
+            row = run_row(conn, tenant, run_id)
+        if row is None or bound_workflow(principal) not in (None, row["workflow_id"]):
+            raise WorkflowRunNotFound(details={"run_id": str(run_id)})
+        follower = self._follower(tenant, run_id)
+        first = follower.first(str(run_id), after_id)
+        if not first and row["status"] in FINAL_STATUSES and after_id is None:
+            raise WorkflowRunEventsExpired(details={"run_id": str(run_id), "status": row["status"]})
+        return follower.follow(str(run_id), after_id, first, bounds)
+
+    def _follower(self, tenant: uuid.UUID, run_id: uuid.UUID) -> RunFollower:
+        ref = RunRef(str(tenant), str(run_id))
+
+        def close(status: str) -> StreamEvent:
+            # The run ended without ``done`` reaching its stream (or the client had it already).
+            data = {"status": status}
+            return StreamEvent(self._events.append(stream_name(ref.run_id), FINAL_EVENT, data,
+                                                   ttl_s=self._settings.events_ttl_s), FINAL_EVENT, data)
+
+        return RunFollower(self._events, lambda: self._status(tenant, run_id), close, clock=self._clock)
 
     @_traced
     def list_runs(self, principal: Principal, workflow_id: uuid.UUID, status: str | None,

@@ -48,7 +48,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, ValidationError
@@ -197,6 +197,18 @@ def _discard(_type: str, _data: dict[str, Any]) -> None:
     return None
 
 
+def finished_event(node: Node, result: NodeRunResult) -> dict[str, Any]:
+    """The ``node_finished`` event of a settled node: how it ended, what it cost, its outputs cut
+    to a preview (shared/workflows/run_event_data.py) and when it ended."""
+    from shared.workflows.run_event_data import summarize_outputs
+
+    outputs, truncated = summarize_outputs(result.outputs)
+    return {"node_id": node.id, "node_type": node.type, "status": result.status, "handle": result.handle,
+            "elapsed_ms": result.elapsed_ms, "attempts": result.attempts, "tokens": result.tokens,
+            "error": result.error.to_dict() if result.error else None, "outputs": outputs,
+            "outputs_truncated": truncated, "finished_at": datetime.now(UTC).isoformat()}
+
+
 def infrastructure_errors() -> tuple[type[BaseException], ...]:
     """Transient failures of what the engine runs on, which ``NodeRunner.run`` lets through
     (the step is retried; the node is not failed): for a task handler to tell them apart."""
@@ -243,9 +255,7 @@ class NodeRunner:
                                    "error_code": attempt.error.code})
                 self._sleep(node.retry.interval_ms / 1000)
         result = _settle(node, attempt, attempts, tokens, int((self._clock() - started) * 1000))
-        emit("node_finished", {"node_id": node.id, "node_type": node.type, "status": result.status,
-                               "handle": result.handle, "elapsed_ms": result.elapsed_ms, "attempts": result.attempts,
-                               "tokens": result.tokens, "error": result.error.to_dict() if result.error else None})
+        emit("node_finished", finished_event(node, result))
         return result
 
     def run_items(self, context: RunContext, document: WorkflowDocument, node_id: str, pool: VariablePool,
