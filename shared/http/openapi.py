@@ -41,7 +41,7 @@ _ERROR_STATUSES = {
 _BODY_ONLY = frozenset({"415"})
 # A route without auth checks no token and has no per-token rate limit.
 _AUTH_ONLY = frozenset({"401", "403", "429"})
-_REPLAY_EXPIRED = {"410": "The turn's events expired from the replay window"}
+_REPLAY_EXPIRED = {"410": "The events expired from the replay window: read the turn or run itself"}
 _REF = "#/components/schemas/{model}"
 # What API Gateway answers itself, before any function runs (the dialect does not apply):
 # 401 when the Authorization header is missing while authorizer caching is on (the header is
@@ -67,9 +67,9 @@ _SERVERS = [{"url": "/", "description": "The deployment's base URL: the `BaseUrl
                                          "or the URL `make dev` prints locally"}]
 _EVENT_STREAM_DESCRIPTION = (
     "Server-sent events: `event: <type>`, `id: <event id>`, `data: <json>`, separated by a blank line; a "
-    "heartbeat when nothing else was sent for the heartbeat interval (`CHAT_HEARTBEAT_S`: 10 s by default, at "
-    "most 15 s), sent as `{heartbeat}` (no id: it does not move `Last-Event-ID`). Resume after a disconnect with "
-    "the `Last-Event-ID` header.")
+    "heartbeat when nothing else was sent for the heartbeat interval (`CHAT_HEARTBEAT_S` for chat, "
+    "`WORKFLOW_STREAM_HEARTBEAT_S` for workflow runs: 10 s by default, at most 15 s), sent as `{heartbeat}` (no id: "
+    "it does not move `Last-Event-ID`). Resume after a disconnect with the `Last-Event-ID` header.")
 _PATH_PARAMETER = re.compile(r"{([^}]+)}")
 Mode = Literal["validation", "serialization"]
 
@@ -98,11 +98,21 @@ def _error_responses(dialect: Dialect, *, body: bool, auth: bool, gateway: bool,
 
 
 def _merge_schemas(into: dict[str, Any], new: dict[str, Any]) -> None:
-    """Add component schemas; one name must not mean two schemas."""
+    """Add component schemas; one name must not mean two schemas. Powertools' parts drop
+    ``"default": null`` (they are dumped without None values): that alone is no difference."""
     for name, schema in new.items():
-        if name in into and into[name] != schema:
+        if name in into and _without_null_defaults(into[name]) != _without_null_defaults(schema):
             raise ValueError(f"two different schemas are named {name!r} in the OpenAPI components")
         into[name] = schema
+
+
+def _without_null_defaults(schema: Any) -> Any:
+    if isinstance(schema, dict):
+        return {key: _without_null_defaults(value) for key, value in schema.items()
+                if not (key == "default" and value is None)}
+    if isinstance(schema, list):
+        return [_without_null_defaults(value) for value in schema]
+    return schema
 
 
 class _StreamSchemas:

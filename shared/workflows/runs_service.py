@@ -209,22 +209,25 @@ class WorkflowRunService:
             row = run_row(conn, tenant, run_id)
         if row is None or bound_workflow(principal) not in (None, row["workflow_id"]):
             raise WorkflowRunNotFound(details={"run_id": str(run_id)})
-        follower = self._follower(tenant, run_id)
+        follower = RunFollower(self._events, lambda: self._status(tenant, run_id), self._closer(run_id),
+                               clock=self._clock)
         first = follower.first(str(run_id), after_id)
-        if not first and row["status"] in FINAL_STATUSES and after_id is None:
-            raise WorkflowRunEventsExpired(details={"run_id": str(run_id), "status": row["status"]})
+        if not first and row["status"] in FINAL_STATUSES:
+            if after_id is None:
+                raise WorkflowRunEventsExpired(details={"run_id": str(run_id), "status": row["status"]})
+            # Over, and nothing after the client's position: close it for good at once (an SSE
+            # client would otherwise reconnect with the same id for ever).
+            first = [self._closer(run_id)(row["status"])]
         return follower.follow(str(run_id), after_id, first, bounds)
 
-    def _follower(self, tenant: uuid.UUID, run_id: uuid.UUID) -> RunFollower:
-        ref = RunRef(str(tenant), str(run_id))
-
+    def _closer(self, run_id: uuid.UUID) -> Callable[[str], StreamEvent]:
         def close(status: str) -> StreamEvent:
             # The run ended without ``done`` reaching its stream (or the client had it already).
             data = {"status": status}
-            return StreamEvent(self._events.append(stream_name(ref.run_id), FINAL_EVENT, data,
+            return StreamEvent(self._events.append(stream_name(str(run_id)), FINAL_EVENT, data,
                                                    ttl_s=self._settings.events_ttl_s), FINAL_EVENT, data)
 
-        return RunFollower(self._events, lambda: self._status(tenant, run_id), close, clock=self._clock)
+        return close
 
     @_traced
     def list_runs(self, principal: Principal, workflow_id: uuid.UUID, status: str | None,
