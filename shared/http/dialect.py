@@ -94,9 +94,10 @@ class Dialect(ABC):
     def success_schema(self, data: dict[str, Any]) -> dict[str, Any]:
         """The success body's schema around the schema of its data."""
 
-    @abstractmethod
     def page_schema(self, item: dict[str, Any]) -> dict[str, Any]:
-        """The list body's schema around the schema of one item."""
+        """The list body's schema around the schema of one item (for a streaming function's
+        paged route; the HTTP API's lists are documented from their handlers' models)."""
+        raise NotImplementedError(f"the {self.name} dialect documents no paged streaming answers")
 
     @abstractmethod
     def event_stream_schema(self, events: list[EventDoc]) -> dict[str, Any]:
