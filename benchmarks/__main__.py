@@ -13,6 +13,7 @@ from benchmarks import (
     local_embedding,
     local_latency,
     retrieval,
+    workflow_stream,
     workflows,
 )
 
@@ -24,7 +25,7 @@ def main() -> int:
                         ("local-embedding", local_embedding.run), ("ingestion-parse", ingestion_parse.run),
                         ("ingestion-e2e", ingestion_e2e.run), ("retrieval", retrieval.run),
                         ("chat-overhead", chat.run_overhead), ("chat-concurrency", chat.run_concurrency),
-                        ("workflows", workflows.run)):
+                        ("workflows", workflows.run), ("workflow-stream", workflow_stream.run)):
         if not only or name in only:
             bench()
     # The chat runs share one local runtime: stopped once both had their turn.
