@@ -11,7 +11,9 @@ client's parse. Two shapes:
 - a branch node: start -> llm -> end, the model a local OpenAI-protocol server answering at
   once (the LLM node runs in its own invocation of the Map), 30 streamed runs.
 
-Goal: p50 <= 50 ms. p50 and p95 are printed per shape and over all nodes.
+Both with the local default event stream (in-process) and with Redis Streams on a cluster-mode
+Valkey server (what ElastiCache runs in AWS). Goal: p50 <= 50 ms. p50 and p95 are printed per
+shape and over all nodes.
 """
 
 from __future__ import annotations
@@ -109,28 +111,41 @@ def _report(label: str, samples: list[float]) -> None:
          f"max {max(samples):.1f} ms  ({len(samples)} nodes)")
 
 
+def _measure(label: str, fake: FakeOpenAI, state_dir: Path, **env: str) -> None:
+    proc, info = _start_runtime(state_dir, STRATUS_EGRESS_ALLOW="127.0.0.1", **env)
+    try:
+        platform = _Platform(info, fake)
+        chain = platform.published("stream chain", _chain(CHAIN_NODES))
+        llm = platform.published("stream llm", _llm())
+        inline: list[float] = []
+        for index in range(WARMUP_RUNS + CHAIN_RUNS):
+            lags = platform.stream(chain, f"c{index}")
+            if index >= WARMUP_RUNS:  # the first runs pay the functions' cold starts
+                inline.extend(lags.values())
+        branch: list[float] = []
+        for index in range(WARMUP_RUNS + LLM_RUNS):
+            fake.enqueue(ChatScript(text=["Hello", " there"], usage=(5, 2)))
+            lags = platform.stream(llm, f"l{index}")
+            if index >= WARMUP_RUNS:
+                branch.append(lags["llm"])
+        _out(f"-- the run's event stream: {label}")
+        _report(f"inline nodes ({CHAIN_NODES + 2}-node chain, {CHAIN_RUNS} runs)", inline)
+        _report(f"branch node (llm in its own invocation, {LLM_RUNS} runs)", branch)
+        _report("all nodes (goal p50 <= 50 ms)", inline + branch)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
 def run() -> None:
+    from tests.support.redis_server import start_cluster_redis
+
     _out("== Workflow run streaming: node's end -> node.finished at the SSE client (local runtime) ==")
     with FakeOpenAI() as fake, tempfile.TemporaryDirectory(prefix="stratus-bench-stream-") as tmp:
-        proc, info = _start_runtime(Path(tmp) / "state", STRATUS_EGRESS_ALLOW="127.0.0.1")
+        _measure("the in-process implementation (the local default)", fake, Path(tmp) / "memory")
+        url, stop = start_cluster_redis(Path(tmp) / "valkey")
         try:
-            platform = _Platform(info, fake)
-            chain = platform.published("stream chain", _chain(CHAIN_NODES))
-            llm = platform.published("stream llm", _llm())
-            inline: list[float] = []
-            for index in range(WARMUP_RUNS + CHAIN_RUNS):
-                lags = platform.stream(chain, f"c{index}")
-                if index >= WARMUP_RUNS:  # the first runs pay the functions' cold starts
-                    inline.extend(lags.values())
-            branch: list[float] = []
-            for index in range(WARMUP_RUNS + LLM_RUNS):
-                fake.enqueue(ChatScript(text=["Hello", " there"], usage=(5, 2)))
-                lags = platform.stream(llm, f"l{index}")
-                if index >= WARMUP_RUNS:
-                    branch.append(lags["llm"])
-            _report(f"inline nodes ({CHAIN_NODES + 2}-node chain, {CHAIN_RUNS} runs)", inline)
-            _report(f"branch node (llm in its own invocation, {LLM_RUNS} runs)", branch)
-            _report("all nodes (goal p50 <= 50 ms)", inline + branch)
+            # Redis Streams (XADD, XREAD BLOCK) on a cluster-mode Valkey, as on ElastiCache Serverless.
+            _measure("Valkey in cluster mode (as ElastiCache)", fake, Path(tmp) / "valkey-state", REDIS_URL=url)
         finally:
-            proc.terminate()
-            proc.wait(30)
+            stop()
