@@ -170,7 +170,7 @@ class StratusDialect(Dialect):
                 "event": {"const": doc.type},
                 "id": {"type": "string", "description": "The event's stream id (<milliseconds>-<sequence>); "
                                                         "absent on an event that never reached the stream"},
-                "data": doc.data,
+                "data": _json_line(doc.data),
             },
         } for doc in events]
         items.append({
@@ -179,7 +179,8 @@ class StratusDialect(Dialect):
                            "`data: {}`, without an id (it does not move Last-Event-ID)",
             "type": "object",
             "required": ["event", "data"],
-            "properties": {"event": {"const": self.HEARTBEAT}, "data": {"type": "object", "maxProperties": 0}},
+            "properties": {"event": {"const": self.HEARTBEAT},
+                           "data": _json_line({"type": "object", "maxProperties": 0})},
             "additionalProperties": False,
         })
         return {
@@ -187,6 +188,12 @@ class StratusDialect(Dialect):
                            "line (one line of JSON); events are separated by a blank line.",
             "oneOf": items,
         }
+
+
+def _json_line(schema: dict[str, Any]) -> dict[str, Any]:
+    """An event's ``data:`` line: text holding one JSON document of ``schema`` (JSON Schema's
+    ``contentMediaType``/``contentSchema``, as SSE item schemas describe it)."""
+    return {"type": "string", "contentMediaType": JSON, "contentSchema": schema}
 
 
 STRATUS = StratusDialect()

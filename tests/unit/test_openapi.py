@@ -117,7 +117,8 @@ def test_event_streams_document_each_event_type_and_the_heartbeat(doc: dict[str,
         items = _event_items(doc, path, method)
         # The turn's event types (shared/chat/events.py), and the heartbeat.
         assert set(items) == {*get_args(EventType), "heartbeat"}
-        data = {name: _schema(doc, item["properties"]["data"]) for name, item in items.items() if name != "heartbeat"}
+        data = {name: _schema(doc, item["properties"]["data"]["contentSchema"])
+                for name, item in items.items() if name != "heartbeat"}
         assert data["message.delta"]["required"] == ["text"]
         assert {"conversation_id", "message_id", "question_id", "agent_id"} <= set(data["message.start"]["required"])
         assert data["message.complete"]["title"] == "MessageOut"
@@ -128,7 +129,8 @@ def test_event_streams_document_each_event_type_and_the_heartbeat(doc: dict[str,
     heartbeat = _event_items(doc, "/api/v1/chat", "post")["heartbeat"]
     lines = dict(line.split(": ", 1) for line in STRATUS.heartbeat().decode().strip().split("\n"))
     assert lines == {"event": heartbeat["properties"]["event"]["const"], "data": "{}"}
-    assert "id" not in heartbeat["properties"] and heartbeat["properties"]["data"]["maxProperties"] == 0
+    assert "id" not in heartbeat["properties"]
+    assert heartbeat["properties"]["data"]["contentSchema"]["maxProperties"] == 0
     sent = STRATUS.heartbeat().decode().replace("\n", "\\n")
     assert f"`{sent}`" in doc["paths"]["/api/v1/chat"]["post"]["responses"]["200"]["description"]
 
@@ -150,7 +152,11 @@ def test_workflow_runs_stream_their_events_and_keep_their_json_answers(doc: dict
         assert list(items) == ["workflow.started", "node.started", "node.delta", "node.finished", "iteration.next",
                                "loop.next", "workflow.paused", "workflow.resumed", "workflow.finished", "error",
                                "done", "heartbeat"]
-        events = {name: _schema(doc, item["properties"]["data"]) for name, item in items.items() if name != "heartbeat"}
+        events = {name: _schema(doc, item["properties"]["data"]["contentSchema"])
+                for name, item in items.items() if name != "heartbeat"}
+        # Each data line is text holding JSON, described by its content schema (SSE item schemas).
+        assert {(item["properties"]["data"]["type"], item["properties"]["data"]["contentMediaType"])
+                for item in items.values()} == {("string", "application/json")}
         finished = events["node.finished"]["properties"]
         assert {"status", "outputs", "outputs_truncated", "elapsed_ms", "tokens", "finished_at"} <= set(finished)
         assert set(events["workflow.paused"]["required"]) == {"node_id"}
