@@ -15,7 +15,7 @@ import logging
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared.cache.ports import StreamEvent
 
@@ -44,6 +44,12 @@ class WorkflowStartedEvent(_Event):
     run_id: str
     workflow_id: str
     version: int | None = Field(default=None, description="The published version it runs; null: the draft")
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _draft_is_null(cls, value: Any) -> Any:
+        # The interpreter's context names the draft "draft"; the run record (and so its events) null.
+        return None if value == "draft" else value
 
 
 class NodeStartedEvent(_InContainer):

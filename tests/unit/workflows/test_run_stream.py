@@ -82,6 +82,10 @@ def test_engine_and_interpreter_names_map_to_the_wire_types_with_their_ids() -> 
         assert {key: event.data[key] for key in data} == data
     assert set(EVENT_MODELS) == {wire for wire, _ in cases.values()} | {"workflow.started", "node.finished",
                                                                           "workflow.finished"}
+    # A draft run's version is null on the wire, as in its record.
+    started = wire_event(StreamEvent("5-0", "workflow.started", {"run_id": "r", "workflow_id": "w",
+                                                                 "version": "draft"}))
+    assert started is not None and started.data["version"] is None
     # An event type the wire does not know is not streamed; data its model refuses is sent as stored.
     assert wire_event(StreamEvent("5-2", "workflow.checkpoint", {})) is None
     odd = wire_event(StreamEvent("5-3", "node.delta", {"text": 3}))
