@@ -17,7 +17,7 @@ from shared.workflows.wiring_api import workflow_run_service
 
 app = http_app(function_for_module(__name__))
 
-Status = Literal["pending", "running", "succeeded", "failed", "cancelled"]
+Status = Literal["pending", "running", "paused", "succeeded", "failed", "cancelled"]
 
 
 @app.endpoint

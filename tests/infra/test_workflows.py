@@ -104,6 +104,9 @@ def test_the_run_routes_and_the_reconciler_control_only_what_they_need(synth: Sy
 
     assert states("workflow-runs-create") == {"states:StartExecution"}
     assert states("workflow-runs-cancel") == {"states:StopExecution"}
+    # Resuming a paused run answers its task token, and controls nothing else.
+    assert states("workflow-runs-resume") == {"states:SendTaskSuccess", "states:SendTaskFailure",
+                                              "states:SendTaskHeartbeat"}
     assert states("workflow-runs-get") == states("workflow-runs-list") == set()
     assert states("workflow-runs-reconcile") == {"states:DescribeExecution", "states:GetExecutionHistory"}
     # Sync runs wait up to 25 s: the function outlives the wait and stays under the HTTP API's 30 s.
