@@ -49,6 +49,7 @@ from shared.workflows.errors import (
     WorkflowVersionConflict,
     WorkflowVersionNotFound,
 )
+from shared.workflows.sub_workflows import sub_workflow_problems
 
 if TYPE_CHECKING:
     from shared.models.resolver import ModelResolver
@@ -313,6 +314,7 @@ class WorkflowService:
                 raise WorkflowVersionConflict("The draft changed while it was being published; publish again",
                                               details={"version": workflow["version"]})
             problems += self._knowledge_problems(conn, tenant_id, document)
+            problems += sub_workflow_problems(conn, tenant_id, workflow_id, document)
             if problems:
                 raise invalid(problems, "published")
             number = repo.next_version_number(conn, tenant_id, workflow_id)
@@ -423,6 +425,7 @@ class WorkflowService:
         problems = document_problems(document) + self._model_problems(tenant_id, document)
         with self._db.transaction(tenant_id) as conn:
             problems += self._knowledge_problems(conn, tenant_id, document)
+            problems += sub_workflow_problems(conn, tenant_id, workflow_id, document)
         if problems:
             raise invalid(problems, "run")
         return RunnableWorkflow(workflow_id, workflow["name"], None, document)
