@@ -7,7 +7,7 @@ or goes deeper than ``MAX_SUB_WORKFLOW_DEPTH``. Every problem is located on the 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from pydantic import ValidationError
@@ -24,7 +24,9 @@ from shared.workflows.configs import (
 from shared.workflows.definition import WorkflowDocument
 
 # A resolved call: (workflow id, version number, document), or a problem's (code, message).
-_Resolved = tuple[uuid.UUID, int, WorkflowDocument] | tuple[str, str]
+Resolved = tuple[uuid.UUID, int, WorkflowDocument] | tuple[str, str]
+# Loads the version a call names: (workflow id, version or None for the latest) → Resolved.
+Loader = Callable[[uuid.UUID, int | None], Resolved]
 
 
 def sub_workflow_nodes(document: WorkflowDocument) -> Iterator[tuple[str, SubWorkflowConfig]]:
@@ -43,12 +45,11 @@ def sub_workflow_nodes(document: WorkflowDocument) -> Iterator[tuple[str, SubWor
 class _Calls:
     """Resolves the versions sub-workflow nodes call, each once per check."""
 
-    def __init__(self, conn: Any, tenant_id: uuid.UUID) -> None:
-        self._conn = conn
-        self._tenant = tenant_id
-        self._seen: dict[tuple[uuid.UUID, int | None], _Resolved] = {}
+    def __init__(self, load: Loader) -> None:
+        self._load = load
+        self._seen: dict[tuple[uuid.UUID, int | None], Resolved] = {}
 
-    def resolve(self, config: SubWorkflowConfig) -> _Resolved:
+    def resolve(self, config: SubWorkflowConfig) -> Resolved:
         try:
             target = uuid.UUID(config.workflow_id)
         except ValueError:
@@ -58,31 +59,47 @@ class _Calls:
             self._seen[key] = self._load(target, config.version)
         return self._seen[key]
 
-    def _load(self, target: uuid.UUID, version: int | None) -> _Resolved:
-        workflow = repo.get_workflow(self._conn, self._tenant, target)
+
+def version_loader(conn: Any, tenant_id: uuid.UUID) -> Loader:
+    """Loads called versions from the tenant's live workflows (PostgreSQL)."""
+
+    def load(target: uuid.UUID, version: int | None) -> Resolved:
+        workflow = repo.get_workflow(conn, tenant_id, target)
         if workflow is None:
             return "sub_workflow_not_found", f"Workflow {target} does not exist in this tenant"
         number = version if version is not None else workflow["published_version"]
         if number is None:
             return "sub_workflow_not_published", (f"Workflow {workflow['name']!r} has no published version: publish "
                                                   "it first (a sub-workflow runs a published version)")
-        snapshot = repo.get_version(self._conn, self._tenant, target, number)
+        snapshot = repo.get_version(conn, tenant_id, target, number)
         if snapshot is None:
             return "sub_workflow_version_not_found", f"Workflow {workflow['name']!r} has no version {number}"
         return target, int(snapshot["number"]), WorkflowDocument.model_validate(snapshot["document"])
+
+    return load
 
 
 def sub_workflow_problems(conn: Any, tenant_id: uuid.UUID, workflow_id: uuid.UUID | None,
                           document: WorkflowDocument) -> list[WorkflowProblem]:
     """The problems of ``document``'s sub-workflow nodes (``workflow_id``: the workflow the
-    document belongs to, which no call may come back to)."""
-    calls = _Calls(conn, tenant_id)
+    document belongs to, which no call may come back to), its targets read from PostgreSQL."""
+    return check_sub_workflows(version_loader(conn, tenant_id), workflow_id, document)
+
+
+def check_sub_workflows(load: Loader, workflow_id: uuid.UUID | None,
+                        document: WorkflowDocument) -> list[WorkflowProblem]:
+    """The problems of ``document``'s sub-workflow nodes, the versions they call read by ``load``."""
+    calls = _Calls(load)
     problems: list[WorkflowProblem] = []
 
     def add(node_id: str, field: str, code: str, message: str) -> None:
         problems.append(WorkflowProblem(node_id=node_id, field=field, code=code, message=message))
 
     for node_id, config in sub_workflow_nodes(document):
+        if workflow_id is not None and _normal(config.workflow_id) == str(workflow_id):
+            add(node_id, "config.workflow_id", "sub_workflow_cycle",
+                f"the workflow calls itself: {workflow_id} → {workflow_id}")
+            continue
         resolved = calls.resolve(config)
         if len(resolved) == 2:
             code, message = resolved
@@ -132,6 +149,14 @@ def _contract(add: Any, node_id: str, config: SubWorkflowConfig, called: Workflo
                 f"{', '.join(sorted(outputs)) or 'none'}")
 
 
+def _normal(workflow_id: str) -> str:
+    """A workflow id as paths hold it (a UUID's canonical text; anything else as it is)."""
+    try:
+        return str(uuid.UUID(workflow_id))
+    except ValueError:
+        return workflow_id
+
+
 def _cycle(calls: _Calls, path: list[str], document: WorkflowDocument) -> tuple[str, str] | None:
     """A call chain from ``document`` (the last workflow of ``path``) that comes back to a
     workflow on ``path`` or goes too deep: its (code, message); None when there is none."""
@@ -139,13 +164,15 @@ def _cycle(calls: _Calls, path: list[str], document: WorkflowDocument) -> tuple[
         return "sub_workflow_too_deep", (f"sub-workflows nest at most {MAX_SUB_WORKFLOW_DEPTH} deep: "
                                          + " → ".join(path))
     for _, config in sub_workflow_nodes(document):
+        if _normal(config.workflow_id) in path:
+            # Back to a workflow on the path, whatever its versions (the one being published has
+            # none yet, or others than its draft).
+            return "sub_workflow_cycle", ("the sub-workflows call each other in a cycle: "
+                                          + " → ".join([*path, _normal(config.workflow_id)]))
         resolved = calls.resolve(config)
         if len(resolved) == 2:
             continue  # the called workflow's own publish reported it; at run time the node fails
         target, _, called = resolved
-        if str(target) in path:
-            return "sub_workflow_cycle", ("the sub-workflows call each other in a cycle: "
-                                          + " → ".join([*path, str(target)]))
         found = _cycle(calls, [*path, str(target)], called)
         if found is not None:
             return found
