@@ -223,14 +223,12 @@ def test_a_cycle_back_to_the_workflow_or_through_others_is_refused() -> None:
 
 def test_nesting_is_bounded() -> None:
     store = Published()
-    target = store.publish(shouter())
+    chain = [store.publish(shouter())]
     for _ in range(5):
-        target = store.publish(caller(str(target)))
-    # Five calls deep is the most: a sixth level is refused.
-    assert check_sub_workflows(store.load, None, document(caller(str(target)).model_dump()["nodes"][:0] or [
-        {"id": "start", "type": "start", "config": {"variables": [{"variable": "word", "type": "string"}]}},
-        {"id": "end", "type": "end", "config": {"outputs": []}}], [("start", "end")])) == []
-    assert codes(check_sub_workflows(store.load, uuid.uuid4(), caller(str(target)))) == [
+        chain.append(store.publish(caller(str(chain[-1]))))
+    # Calling chain[4] nests five calls deep (the most); chain[5], six.
+    assert check_sub_workflows(store.load, uuid.uuid4(), caller(str(chain[4]))) == []
+    assert codes(check_sub_workflows(store.load, uuid.uuid4(), caller(str(chain[5])))) == [
         ("call", "config.workflow_id", "sub_workflow_too_deep")]
 
 
