@@ -281,3 +281,86 @@ def test_a_store_error_keeps_no_internals() -> None:
 
     run = drive(caller(str(uuid.uuid4())), NodeRunner(ports(workflows=Broken()), sleep=lambda _s: None), {"word": "x"})
     assert run.results["call"].error is not None and run.results["call"].error.code == "sub_workflow_not_found"
+
+
+# -- Dify import and export -----------------------------------------------------------------------
+def dify_app(*nodes: dict[str, Any], edges: list[tuple[str, str, str]]) -> str:
+    import yaml
+
+    return yaml.safe_dump({"app": {"mode": "workflow", "name": "x"}, "kind": "app", "version": "0.3.1",
+                           "workflow": {"graph": {"nodes": list(nodes), "edges": [
+                               {"source": a, "sourceHandle": h, "target": b, "targetHandle": "target"}
+                               for a, h, b in edges]}}})
+
+
+DIFY_START = {"id": "start", "data": {"type": "start", "title": "Start", "variables": [
+    {"variable": "topic", "type": "text-input", "label": "Topic", "required": True}]}}
+DIFY_END = {"id": "end", "data": {"type": "end", "title": "End", "outputs": [
+    {"variable": "out", "value_selector": ["call", "loud"]}]}}
+
+
+def test_difys_human_input_imports_and_exports_back_equal() -> None:
+    from shared.workflows.dify import export_dify, import_dify
+
+    form = {"id": "ask", "data": {
+        "type": "human-input", "title": "Ask", "form_content": "Approve {{#start.topic#}}?",
+        "inputs": [{"type": "paragraph", "output_variable_name": "reason", "placeholder": None}],
+        "user_actions": [{"id": "approve", "title": "Approve", "button_style": "primary"},
+                         {"id": "reject", "title": "Reject"}],
+        "timeout": 2, "timeout_unit": "day",
+        "delivery_methods": [{"type": "email", "enabled": True, "config": {}}]}}
+    end = {"id": "end", "data": {"type": "end", "title": "End", "outputs": [
+        {"variable": "why", "value_selector": ["ask", "reason"]}]}}
+    result = import_dify(dify_app(DIFY_START, form, end, edges=[
+        ("start", "source", "ask"), ("ask", "approve", "end"), ("ask", "reject", "end")]),
+        model_names=set(), default_model=None)
+    node = result.document.node("ask")
+    assert node.type == "human_input"
+    assert node.config["fields"][0]["name"] == "reason" and node.config["fields"][0]["type"] == "paragraph"
+    assert [a["id"] for a in node.config["actions"]] == ["approve", "reject"]
+    assert node.config["timeout_s"] == 2 * 86400 and node.config["on_timeout"] == "fail"
+    assert any("email delivery was dropped" in warning for warning in result.warnings)
+    assert validate_document(result.document) == []
+    # A Stratus form with what Dify has no field for comes back equal through the extension.
+    richer = result.document.model_copy(deep=True)
+    richer.node("ask").config = {**node.config, "timeout_s": 5400, "on_timeout": "default", "fields": [
+        {"name": "reason", "type": "select", "options": ["a", "b"], "default": "a", "required": True}]}
+    back = import_dify(export_dify(richer, name="x"), model_names=set(), default_model=None).document
+    assert back.node("ask").config == HumanInputConfig.model_validate(richer.node("ask").config).model_dump(
+        mode="json")
+
+
+def test_a_dify_workflow_tool_becomes_a_sub_workflow_of_the_tenants_workflow() -> None:
+    from shared.workflows.dify import export_dify, import_dify
+    from shared.workflows.errors import DslImportUnsupported
+
+    target = str(uuid.uuid4())
+    tool = {"id": "call", "data": {
+        "type": "tool", "title": "Shout", "provider_type": "workflow", "provider_id": "3f1c-not-ours",
+        "provider_name": "shouter", "tool_name": "shouter", "tool_configurations": {},
+        "tool_parameters": {"word": {"type": "mixed", "value": "{{#start.topic#}}"},
+                            "tone": {"type": "constant", "value": "loud"}}}}
+    content = dify_app(DIFY_START, tool, DIFY_END, edges=[("start", "source", "call"), ("call", "source", "end")])
+    tenant = {"shouter": (target, ["loud"])}
+    result = import_dify(content, model_names=set(), default_model=None, workflows=tenant.get)
+    node = result.document.node("call")
+    assert node.type == "sub_workflow"
+    assert node.config["workflow_id"] == target and node.config["version"] is None
+    assert node.config["inputs"] == [{"variable": "word", "value_selector": ["start", "topic"]}]
+    assert node.config["outputs"] == [{"variable": "loud", "type": None}]
+    assert any("'tone' was dropped" in warning for warning in result.warnings)
+    # Without a workflow of that name or id: the located 422, as for any tool.
+    with pytest.raises(DslImportUnsupported) as caught:
+        import_dify(content, model_names=set(), default_model=None, workflows={}.get)
+    assert [(p["node_id"], p["field"]) for p in caught.value.details["problems"]] == [("call", "data.provider_id")]
+    builtin = dify_app(DIFY_START, {"id": "call", "data": {**tool["data"], "provider_type": "builtin"}}, DIFY_END,
+                       edges=[("start", "source", "call"), ("call", "source", "end")])
+    with pytest.raises(DslImportUnsupported):
+        import_dify(builtin, model_names=set(), default_model=None, workflows=tenant.get)
+    # Exported, it is a workflow tool naming the workflow, and comes back equal (a pinned version too).
+    pinned = result.document.model_copy(deep=True)
+    pinned.node("call").config = {**node.config, "version": 3}
+    exported = export_dify(pinned, name="x")
+    assert "provider_type: workflow" in exported
+    back = import_dify(exported, model_names=set(), default_model=None, workflows={target: (target, ["loud"])}.get)
+    assert back.document.node("call").config == {**node.config, "version": 3}
