@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from tests.e2e.conftest import RunningRuntime, start_runtime
 
@@ -210,6 +211,25 @@ def test_a_sub_workflow_runs_inline_and_publishing_refuses_cycles_and_missing_ta
     codes = {p["code"] for p in tenant.call("POST", f"/api/v1/workflows/{broken}/publish", 422,
                                             json={})["details"]["problems"]}
     assert codes == {"sub_workflow_not_published"}
+    # A Dify workflow tool naming the tenant's workflow imports as a sub-workflow calling it.
+    dsl = yaml.safe_dump({"app": {"mode": "workflow", "name": "from dify"}, "kind": "app", "version": "0.3.1",
+                          "workflow": {"graph": {"nodes": [
+                              {"id": "start", "data": {"type": "start", "variables": [
+                                  {"variable": "word", "type": "text-input", "label": "w", "required": True}]}},
+                              {"id": "shout", "data": {"type": "tool", "provider_type": "workflow",
+                                                       "provider_id": "dify-provider-id", "provider_name": "Shouter",
+                                                       "tool_parameters": {"word": {"type": "variable",
+                                                                                    "value": ["start", "word"]}}}},
+                              {"id": "end", "data": {"type": "end", "outputs": [
+                                  {"variable": "loud", "value_selector": ["shout", "loud"]}]}}],
+                              "edges": [{"source": "start", "target": "shout"},
+                                        {"source": "shout", "target": "end"}]}}})
+    imported = tenant.call("POST", "/api/v1/workflows/import", 201,
+                           json={"format": "dify", "content": dsl})["data"]["workflow"]
+    call_node = next(n for n in imported["document"]["nodes"] if n["id"] == "shout")
+    assert call_node["type"] == "sub_workflow" and call_node["config"]["workflow_id"] == child
+    assert call_node["config"]["outputs"] == [{"variable": "loud", "type": None}]
+    assert imported["problems"] == []
     # A target deleted after publishing fails the node at run time.
     tenant.call("DELETE", f"/api/v1/workflows/{child}", 204)
     failed = tenant.run(parent, 200, inputs={"word": "hey"})
