@@ -110,7 +110,11 @@ FUNCTIONS: tuple[Function, ...] = (
     _runs_api("workflow-runs-get", "get_run", "GET", _RUNS, "A run with its outputs, error and node history",
               control=()),
     _runs_api("workflow-runs-cancel", "cancel_run", "POST", _RUNS + "/cancel",
-              "Cancel a pending or running run"),
+              "Cancel a pending, running or paused run"),
+    # Human input (docs/adr/0036): the answer is recorded, then the execution waiting on the
+    # pause's task token is resumed (SendTaskSuccess).
+    _runs_api("workflow-runs-resume", "resume_run", "POST", _RUNS + "/resume",
+              "Answer the form a paused run waits on (human input) and resume it", control=("signal",)),
     # The streaming function (docs/adr/0035-workflow-run-streaming.md): every mode of starting a
     # run (a sync run waits up to WORKFLOW_SYNC_WAIT_S, 25 s, as on the HTTP API), the list of
     # runs on the same path, and the replay of a run's events. It only reads the run's stream:
@@ -156,7 +160,7 @@ FUNCTIONS: tuple[Function, ...] = (
           memory_mb=1024, timeout_s=900, layers=EMBED_LAYERS,
           access=(*EMBED_ACCESS, _PAYLOADS, bucket("uploads", "read"), invoke(_FETCH), invoke(_CODE))),
     _task("workflow-await", "await_input", "Keeps the task token of a run paused for human input",
-          access=(DATABASE,)),
+          access=(DATABASE, REDIS)),
     _task("workflow-continue", "continue_run", "Carries a workflow run on in a fresh execution",
           layers=("base", "aws"), access=(state_machine(_RUN, "start"),), in_vpc=False),
     _task("workflow-fail", "fail_run", "Records a workflow run as failed when a task gives up",

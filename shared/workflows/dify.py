@@ -38,6 +38,7 @@ from shared.workflows.configs import (
     DocumentExtractorConfig,
     EndConfig,
     HttpRequestConfig,
+    HumanInputConfig,
     IfElseConfig,
     IterationConfig,
     KnowledgeRetrievalConfig,
@@ -48,6 +49,7 @@ from shared.workflows.configs import (
     ParameterExtractorConfig,
     QuestionClassifierConfig,
     StartConfig,
+    SubWorkflowConfig,
     TemplateConfig,
     VariableAggregatorConfig,
     outputs_of,
@@ -64,6 +66,7 @@ from shared.workflows.definition import (
 )
 from shared.workflows.errors import DslImportFailed, DslImportUnsupported
 from shared.workflows.validation import Problem, document_problems, value_matches
+from shared.workflows.variables import TEMPLATE_REFERENCE, template_references
 
 # Larger files are refused before parsing (a document holds at most 1 MB of JSON; the YAML of
 # one, with Dify's canvas fields, stays well under this).
@@ -97,6 +100,10 @@ DIFY_TYPES: dict[str, str] = {
     "parameter-extractor": "parameter_extractor",
     "list-operator": "list_operator",
     "document-extractor": "document_extractor",
+    "human-input": "human_input",
+    # Only a tool whose provider is a workflow of the tenant (provider_type: workflow); other
+    # tools (builtin, API, plugin) are refused.
+    "tool": "sub_workflow",
 }
 STRATUS_TYPES: dict[str, str] = {stratus: dify for dify, stratus in DIFY_TYPES.items() if dify != "variable-assigner"}
 # Start variable types: Dify → Stratus.
@@ -155,7 +162,16 @@ _TYPE_KEYS: dict[str, frozenset[str]] = {
     "list_operator": frozenset({"variable", "var_type", "item_var_type", "filter_by", "order_by", "limit",
                                 "extract_by"}),
     "document_extractor": frozenset({"variable_selector", "is_array_file", "output_image"}),
+    "human_input": frozenset({"form_content", "inputs", "user_actions", "timeout", "timeout_unit",
+                              "delivery_methods"}),
+    # What Dify's editor writes of a tool's provider and schema (only the workflow and its
+    # parameters mean something here).
+    "sub_workflow": frozenset({"provider_id", "provider_type", "provider_name", "tool_name", "tool_label",
+                               "tool_parameters", "tool_configurations", "tool_node_version", "output_schema",
+                               "paramSchemas", "params", "is_team_authorization", "plugin_unique_identifier"}),
 }
+# Dify's human input timeout: 36 hours unless the node says otherwise.
+DIFY_FORM_TIMEOUT_S = 36 * 3600
 # Dify's canvas: a container's children sit above it, and its start node is fixed in place.
 CHILD_Z_INDEX = 1002
 CONTAINER_Z_INDEX = 1
@@ -188,19 +204,24 @@ class ImportResult:
 
 
 ModelNames = Callable[[str], bool] | set[str] | frozenset[str]
+# A workflow of the tenant a Dify workflow tool names (by provider id or name): its id and the
+# outputs its published version answers; None: the tenant has none of that id or name.
+WorkflowTargets = Callable[[str], tuple[str, list[str]] | None]
 
 
 # -- import ------------------------------------------------------------------------------------
-def import_dify(content: str, *, model_names: ModelNames, default_model: str | None) -> ImportResult:
+def import_dify(content: str, *, model_names: ModelNames, default_model: str | None,
+                workflows: WorkflowTargets | None = None) -> ImportResult:
     """A Dify app DSL (or a bare graph) as a Stratus document. ``model_names`` says whether the
     tenant has a chat model of a name; ``default_model`` is the tenant's default chat model
-    (None: leave the node on the default, whichever it is at run time). Raises
+    (None: leave the node on the default, whichever it is at run time); ``workflows`` finds the
+    tenant's workflow a Dify workflow tool names (None: such tools are refused). Raises
     :class:`DslImportUnsupported` (422 ``workflow_import_unsupported``) naming every node or
     feature Stratus does not run yet, :class:`DslImportFailed` (422 ``workflow_import_invalid``)
     when the file is not a Dify workflow."""
     data = _load(content)
     exists = model_names if callable(model_names) else model_names.__contains__
-    context = _Context(exists, default_model)
+    context = _Context(exists, default_model, workflows)
     if data.get("kind") not in (None, "app"):
         raise DslImportFailed(f"The file's kind is {data['kind']!r}: only Dify app exports (kind: app) are imported")
     name = description = ""
@@ -339,9 +360,12 @@ def _app_graph(data: Mapping[str, Any], context: _Context) -> tuple[Mapping[str,
 class _Context:
     """What an import collects: warnings, substitutions and the problems that stop it."""
 
-    def __init__(self, model_exists: Callable[[str], bool], default_model: str | None) -> None:
+    def __init__(self, model_exists: Callable[[str], bool], default_model: str | None,
+                 workflows: WorkflowTargets | None = None) -> None:
         self.model_exists = model_exists
         self.default_model = default_model
+        # None while exporting: a workflow tool maps back to the id it names.
+        self.workflows = workflows
         self.warnings: list[str] = []
         self.substitutions: list[ModelSubstitution] = []
         self.unsupported: list[Problem] = []
@@ -410,6 +434,8 @@ def _node(index: int, raw: Any, context: _Context, dropped: set[str]) -> dict[st
         context.malformed(None, f"{where}.id", f"node id {raw.get('id')!r} must be 1 to 64 letters, digits, _ or -")
         return None
     kind = DIFY_TYPES.get(dify_type) if isinstance(dify_type, str) else None
+    if kind == "sub_workflow" and data.get("provider_type") != "workflow":
+        kind = None  # a builtin, API or plugin tool
     if kind is None:
         context.refuse(node_id, "data.type", "unsupported_node_type", f"{dify_type} nodes")
         return None
@@ -1141,6 +1167,71 @@ def _document_extractor_from_dify(node_id: str, data: Mapping[str, Any], context
             "is_array_file": bool(data.get("is_array_file"))}
 
 
+def _human_input_from_dify(node_id: str, data: Mapping[str, Any], context: _Context) -> dict[str, Any]:
+    from shared.workflows.configs import MAX_PAUSE_S
+
+    fields = []
+    for item in _list(data.get("inputs")):
+        item = _mapping(item)
+        name = _text(item.get("output_variable_name"))
+        placeholder = _mapping(item.get("placeholder"))
+        if placeholder.get("value") or placeholder.get("selector"):
+            context.warn(node_id, f"the placeholder of field {name!r} was dropped (give the field a default instead)")
+        fields.append({"name": name, "label": name, "type": "paragraph" if item.get("type") == "paragraph" else "text"})
+    actions = [{"id": _text(_mapping(action).get("id")), "title": _text(_mapping(action).get("title"))}
+               for action in _list(data.get("user_actions"))]
+    for method in _list(data.get("delivery_methods")):
+        method = _mapping(method)
+        if method.get("type") != "webapp" and method.get("enabled", True):
+            context.warn(node_id, f"the {method.get('type')} delivery was dropped: a paused run shows its form to "
+                                  "whoever follows the run (GET the run, the workflow.paused event)")
+    timeout_s: int | None = DIFY_FORM_TIMEOUT_S
+    if "timeout" in data:
+        amount = _number(data.get("timeout"))
+        unit = 86400 if data.get("timeout_unit") == "day" else 3600
+        timeout_s = None if amount is None or amount <= 0 else int(amount * unit)
+    if timeout_s is not None and timeout_s > MAX_PAUSE_S:
+        context.warn(node_id, f"the timeout was shortened to {MAX_PAUSE_S // 86400} days, the longest a run pauses")
+        timeout_s = MAX_PAUSE_S
+    return {"form_content": _text(data.get("form_content")), "fields": fields, "actions": actions,
+            "timeout_s": timeout_s, "on_timeout": "fail"}
+
+
+def _sub_workflow_from_dify(node_id: str, data: Mapping[str, Any], context: _Context) -> dict[str, Any]:
+    """A Dify tool whose provider is a workflow: the tenant's workflow of that provider's id or
+    name (else the import is refused, naming the node)."""
+    names = [_text(data.get(key)) for key in ("provider_id", "provider_name", "tool_name")]
+    target: tuple[str, list[str]] | None = None
+    if context.workflows is None:
+        target = (names[0], [])  # mapping an export back: the id it was exported with
+    else:
+        for name in names:
+            if name and (target := context.workflows(name)) is not None:
+                break
+    if target is None:
+        context.refuse(node_id, "data.provider_id", "unsupported_node_type",
+                       f"workflow tool {names[1] or names[0]!r} nodes (no workflow of this tenant has that id or "
+                       "name: import or create it first, publish it, then import this file)")
+        return {}
+    inputs = []
+    for name, parameter in _mapping(data.get("tool_parameters")).items():
+        parameter = _mapping(parameter)
+        value = parameter.get("value")
+        if parameter.get("type") == "variable" and isinstance(value, list):
+            selector = _selector(value)
+        else:
+            references = template_references(value) if isinstance(value, str) else []
+            whole = isinstance(value, str) and len(references) == 1 and not TEMPLATE_REFERENCE.sub("", value).strip()
+            if not whole:
+                context.warn(node_id, f"the constant value of input {name!r} was dropped: a sub-workflow's inputs "
+                                      "take variables (give the called workflow's input a default instead)")
+                continue
+            selector = references[0]
+        inputs.append({"variable": str(name), "value_selector": selector})
+    return {"workflow_id": target[0], "version": None, "inputs": inputs,
+            "outputs": [{"variable": output, "type": None} for output in target[1]]}
+
+
 _CONFIG_FROM_DIFY: dict[str, Callable[[str, Mapping[str, Any], _Context], dict[str, Any]]] = {
     "start": _start_from_dify,
     "end": _end_from_dify,
@@ -1161,6 +1252,8 @@ _CONFIG_FROM_DIFY: dict[str, Callable[[str, Mapping[str, Any], _Context], dict[s
     "parameter_extractor": _extractor_from_dify,
     "list_operator": _list_operator_from_dify,
     "document_extractor": _document_extractor_from_dify,
+    "human_input": _human_input_from_dify,
+    "sub_workflow": _sub_workflow_from_dify,
 }
 
 
@@ -1610,6 +1703,29 @@ def _document_extractor_to_dify(node: Node, config: Any, document: WorkflowDocum
     return {"variable_selector": list(config.variable_selector), "is_array_file": config.is_array_file}
 
 
+def _human_input_to_dify(node: Node, config: Any, document: WorkflowDocument) -> dict[str, Any]:
+    assert isinstance(config, HumanInputConfig)
+    timeout_s = config.timeout_s or DIFY_FORM_TIMEOUT_S
+    by_day = timeout_s % 86400 == 0
+    return {"form_content": config.form_content,
+            "inputs": [{"type": "paragraph" if item.type == "paragraph" else "text_input",
+                        "output_variable_name": item.name, "placeholder": None} for item in config.fields],
+            "user_actions": [{"id": action.id, "title": action.title, "button_style": "default"}
+                             for action in config.actions],
+            "timeout": timeout_s // 86400 if by_day else math.ceil(timeout_s / 3600),
+            "timeout_unit": "day" if by_day else "hour",
+            "delivery_methods": [{"type": "webapp", "enabled": True, "id": _stable_id(node.id, "webapp"),
+                                  "config": {}}]}
+
+
+def _sub_workflow_to_dify(node: Node, config: Any, document: WorkflowDocument) -> dict[str, Any]:
+    assert isinstance(config, SubWorkflowConfig)
+    return {"provider_id": config.workflow_id, "provider_type": "workflow", "provider_name": config.workflow_id,
+            "tool_name": config.workflow_id, "tool_label": node.title, "tool_configurations": {},
+            "tool_parameters": {binding.variable: {"type": "variable", "value": list(binding.value_selector)}
+                                for binding in config.inputs}}
+
+
 _CONFIG_TO_DIFY: dict[str, Callable[[Node, Any, WorkflowDocument], dict[str, Any]]] = {
     "start": _start_to_dify,
     "end": _end_to_dify,
@@ -1630,4 +1746,6 @@ _CONFIG_TO_DIFY: dict[str, Callable[[Node, Any, WorkflowDocument], dict[str, Any
     "parameter_extractor": _extractor_to_dify,
     "list_operator": _list_operator_to_dify,
     "document_extractor": _document_extractor_to_dify,
+    "human_input": _human_input_to_dify,
+    "sub_workflow": _sub_workflow_to_dify,
 }

@@ -89,7 +89,7 @@ class WorkflowRunNotFound(NotFound):
 
 class WorkflowRunFinished(Conflict):
     code, default_message = ("workflow_run_finished",
-                             "The run has already finished; only a pending or running run can be cancelled")
+                             "The run has already finished; only a pending, running or paused run can be cancelled")
 
 
 class WorkflowNotAllowed(Forbidden):
@@ -117,3 +117,24 @@ class WorkflowRunEventIdInvalid(ValidationFailed):
     def __init__(self) -> None:
         super().__init__(details={"fields": [{"field": "headers.last-event-id", "type": "value_error",
                                               "message": "expected <milliseconds>-<sequence>"}]})
+
+
+class WorkflowAnswerInvalid(ValidationFailed):
+    """A person's answer to a paused run does not fit the form: ``details.fields`` names each
+    field (``answer.<name>``, ``action``)."""
+
+    code, default_message = "workflow_answer_invalid", "The answer does not fit the form"
+
+    def __init__(self, fields: Sequence[Mapping[str, Any]]) -> None:
+        first = fields[0]
+        more = f" (and {len(fields) - 1} more)" if len(fields) > 1 else ""
+        super().__init__(f"{first['field']}: {first['message']}{more}. The run's pause shows the form's fields "
+                         "(GET the run)", details={"fields": [dict(field) for field in fields]})
+
+
+class WorkflowRunNotPaused(Conflict):
+    """A resume of a run that is not waiting for input (never paused, already resumed, timed
+    out, finished), or that waits at another node."""
+
+    code, default_message = ("workflow_run_not_paused",
+                             "The run is not waiting for input; GET the run for its status")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
@@ -16,7 +17,8 @@ if TYPE_CHECKING:
     from shared.workflows.iterations import Batches, WrittenItems
     from shared.workflows.variables import VariablePool
 
-RunStatus = Literal["pending", "running", "succeeded", "failed", "cancelled"]
+# paused: a human_input node waits for a person's answer (the execution waits on a task token).
+RunStatus = Literal["pending", "running", "paused", "succeeded", "failed", "cancelled"]
 FINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 NodeRunStatus = Literal["running", "succeeded", "failed", "skipped", "cancelled"]
 # inline: cheap, run inside the step invocation (consecutive ones fused); branch: its own
@@ -38,6 +40,16 @@ class RunError:
     # The node whose failure failed the run, when one did.
     node_id: str | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PendingInput:
+    """A run's pause: the human_input node it waits on, the form the person answers
+    (:func:`shared.workflows.human_input.form_view`) and when the wait times out (None: never)."""
+
+    node_id: str
+    form: Mapping[str, Any]
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -72,10 +84,7 @@ class LoadedRun:
         """The run's variables: ``sys.*`` and the outputs of every node that succeeded."""
         from shared.workflows.variables import VariablePool
 
-        context = self.context
-        pool = VariablePool({"run_id": context.run_id, "workflow_id": context.workflow_id,
-                             "version": context.version, "user_id": context.user_id,
-                             "tenant_id": str(context.tenant_id), "time": context.started_at.isoformat()})
+        pool = VariablePool(self.context.system())
         for record in self.nodes.values():
             if record.status == "succeeded":
                 pool.add(record.node_id, dict(record.outputs or {}))
@@ -104,8 +113,20 @@ class RunStore(Protocol):
         node marked cancelled) when the run is already over."""
         ...
 
-    def save_task_token(self, run: RunRef, node_id: str, task_token: str) -> None:
-        """Keep the token that resumes a run waiting on ``node_id``."""
+    def pause(self, run: RunRef, node: Node, pending: PendingInput) -> None:
+        """Record ``node`` running and the run's pending form (the run stays ``running`` until
+        the token that resumes it is kept)."""
+        ...
+
+    def save_task_token(self, run: RunRef, node_id: str, task_token: str) -> PendingInput | None:
+        """Keep the token that resumes a run waiting on ``node_id`` and mark the run ``paused``;
+        its pending input when this call paused it (None: it was not waiting there, or it ended)."""
+        ...
+
+    def resume(self, run: RunRef, node: Node, result: NodeRunResult) -> str | None:
+        """End the pause at ``node`` (the run ``paused`` → ``running``) and record its result, at
+        once; the task token that resumes the execution, or None when the run was not paused at
+        ``node`` (answered already, timed out, finished)."""
         ...
 
     def count(self, run: RunRef, transitions: int) -> None:
@@ -170,6 +191,11 @@ class Executions(Protocol):
 
     def status(self, execution_arn: str) -> str | None:
         """RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED; None when there is no such execution."""
+        ...
+
+    def succeed_task(self, task_token: str, output: Mapping[str, Any]) -> bool:
+        """Answer a task token (SendTaskSuccess); False when the token is stale (its task timed
+        out, or its execution ended)."""
         ...
 
 

@@ -114,14 +114,17 @@ class WorkflowPausedEvent(_Event):
     (``POST /api/v1/workflow-runs/{id}/resume``); the stream stays open."""
 
     node_id: str
-    form: dict[str, Any] = Field(default_factory=dict, description="The form to answer: its typed fields, "
-                                                                   "timeout and default")
+    form: dict[str, Any] = Field(default_factory=dict, description="The form to answer (`content`, typed `fields`, "
+                                                                   "`actions`), as the run's `pause` shows it")
+    expires_at: datetime | None = Field(default=None, description="When the pause times out (its default or a "
+                                                                  "failure, as the node says); null: never")
 
 
 class WorkflowResumedEvent(_Event):
-    """The paused node got its answer (or its timeout's default); the run goes on."""
+    """The paused node got its answer (or its timeout came); the run goes on."""
 
     node_id: str
+    timed_out: bool = Field(default=False, description="The pause timed out (no answer came)")
 
 
 class RunErrorEvent(_Event):

@@ -15,7 +15,7 @@ from psycopg.types.json import Jsonb
 from shared.db.database import Database
 from shared.db.queries import Row, one, rows
 from shared.ids import new_id
-from shared.workflows.ports import LoadedRun, NodeRecord, RunError, RunRef
+from shared.workflows.ports import LoadedRun, NodeRecord, PendingInput, RunError, RunRef
 
 if TYPE_CHECKING:
     from shared.workflows.definition import Node
@@ -144,48 +144,84 @@ class PostgresRunStore:
 
     def record(self, run: RunRef, node: Node, result: NodeRunResult) -> bool:
         tenant, run_id = uuid.UUID(run.tenant_id), uuid.UUID(run.run_id)
-        outputs, ref = self._stored(tenant, run_id, f"nodes/{uuid.uuid5(uuid.NAMESPACE_URL, node.id)}",
-                                    result.outputs)
-        error = Jsonb(result.error.to_dict()) if result.error else None
-        children, children_ref = self._stored(
-            tenant, run_id, f"nodes/{uuid.uuid5(uuid.NAMESPACE_URL, node.id)}-children",
-            {"children": [child.to_dict() for child in result.children]} if result.children else None)
+        stored = self._node_values(tenant, run_id, node, result)
         with self._db.transaction(tenant) as conn:
             state = one(conn, "SELECT status FROM workflow_runs WHERE id = %s AND tenant_id = %s FOR UPDATE",
                         (run_id, tenant))
             live = state is not None and state["status"] in ("pending", "running")
-            status = result.status if live else "cancelled"
-            conn.execute(
-                """INSERT INTO node_runs (id, tenant_id, run_id, node_id, node_type, title, status, handle, inputs,
-                                          outputs, outputs_ref, error, attempts, tokens, started_at, finished_at,
-                                          elapsed_ms, children, children_ref)
-                   VALUES (%(id)s, %(tenant)s, %(run)s, %(node)s, %(type)s, %(title)s, %(status)s, %(handle)s,
-                           %(inputs)s, %(outputs)s, %(ref)s, %(error)s, %(attempts)s, %(tokens)s,
-                           now() - make_interval(secs => %(elapsed)s / 1000.0), now(), %(elapsed)s, %(children)s,
-                           %(children_ref)s)
-                   ON CONFLICT (run_id, node_id) DO UPDATE
-                      SET status = excluded.status, handle = excluded.handle, inputs = excluded.inputs,
-                          outputs = excluded.outputs, outputs_ref = excluded.outputs_ref, error = excluded.error,
-                          attempts = excluded.attempts, tokens = excluded.tokens,
-                          started_at = excluded.started_at, finished_at = now(), elapsed_ms = excluded.elapsed_ms,
-                          children = excluded.children, children_ref = excluded.children_ref
-                    WHERE node_runs.status = 'running'""",
-                {"id": new_id(), "tenant": tenant, "run": run_id, "node": node.id, "type": node.type,
-                 "title": node.title or "", "status": status,
-                 "handle": result.handle if result.status == "succeeded" else None,
-                 "inputs": _recorded_inputs(result.inputs),
-                 "outputs": outputs, "ref": ref, "error": error, "attempts": result.attempts,
-                 "tokens": result.tokens, "elapsed": result.elapsed_ms, "children": children,
-                 "children_ref": children_ref})
+            _upsert_node(conn, {**stored, "status": result.status if live else "cancelled"})
             if live and result.tokens:
                 conn.execute("UPDATE workflow_runs SET tokens = tokens + %s WHERE id = %s AND tenant_id = %s",
                              (result.tokens, run_id, tenant))
         return live
 
-    def save_task_token(self, run: RunRef, node_id: str, task_token: str) -> None:
-        with self._db.transaction(uuid.UUID(run.tenant_id)) as conn:
-            conn.execute("UPDATE node_runs SET task_token = %s WHERE run_id = %s AND tenant_id = %s AND node_id = %s",
-                         (task_token, uuid.UUID(run.run_id), uuid.UUID(run.tenant_id), node_id))
+    def _node_values(self, tenant: uuid.UUID, run_id: uuid.UUID, node: Node, result: NodeRunResult) -> dict[str, Any]:
+        """A node run's columns (large outputs and children written to the payloads bucket)."""
+        outputs, ref = self._stored(tenant, run_id, f"nodes/{uuid.uuid5(uuid.NAMESPACE_URL, node.id)}",
+                                    result.outputs)
+        children, children_ref = self._stored(
+            tenant, run_id, f"nodes/{uuid.uuid5(uuid.NAMESPACE_URL, node.id)}-children",
+            {"children": [child.to_dict() for child in result.children]} if result.children else None)
+        return {"id": new_id(), "tenant": tenant, "run": run_id, "node": node.id, "type": node.type,
+                "title": node.title or "", "status": result.status,
+                "handle": result.handle if result.status == "succeeded" else None,
+                "inputs": _recorded_inputs(result.inputs), "outputs": outputs, "ref": ref,
+                "error": Jsonb(result.error.to_dict()) if result.error else None, "attempts": result.attempts,
+                "tokens": result.tokens, "elapsed": result.elapsed_ms, "children": children,
+                "children_ref": children_ref}
+
+    # Pauses for human input -----------------------------------------------------------------
+    def pause(self, run: RunRef, node: Node, pending: PendingInput) -> None:
+        tenant, run_id = uuid.UUID(run.tenant_id), uuid.UUID(run.run_id)
+        with self._db.transaction(tenant) as conn:
+            conn.execute("""INSERT INTO node_runs (id, tenant_id, run_id, node_id, node_type, title, status)
+                            VALUES (%s, %s, %s, %s, %s, %s, 'running')
+                            ON CONFLICT (run_id, node_id) DO NOTHING""",
+                         (new_id(), tenant, run_id, node.id, node.type, node.title or ""))
+            conn.execute("""UPDATE workflow_runs SET pause_node_id = %s, pause_form = %s, pause_expires_at = %s,
+                                   paused_at = NULL
+                             WHERE id = %s AND tenant_id = %s AND status = 'running'""",
+                         (node.id, Jsonb(dict(pending.form)), pending.expires_at, run_id, tenant))
+
+    def save_task_token(self, run: RunRef, node_id: str, task_token: str) -> PendingInput | None:
+        tenant, run_id = uuid.UUID(run.tenant_id), uuid.UUID(run.run_id)
+        with self._db.transaction(tenant) as conn:
+            conn.execute("""UPDATE node_runs SET task_token = %s
+                             WHERE run_id = %s AND tenant_id = %s AND node_id = %s AND status = 'running'""",
+                         (task_token, run_id, tenant, node_id))
+            row = one(conn, """UPDATE workflow_runs SET status = 'paused', paused_at = now()
+                                WHERE id = %s AND tenant_id = %s AND status = 'running' AND pause_node_id = %s
+                                RETURNING pause_form, pause_expires_at""", (run_id, tenant, node_id))
+        if row is None:
+            return None
+        return PendingInput(node_id, dict(row["pause_form"] or {}), row["pause_expires_at"])
+
+    def resume(self, run: RunRef, node: Node, result: NodeRunResult) -> str | None:
+        tenant, run_id = uuid.UUID(run.tenant_id), uuid.UUID(run.run_id)
+        stored = self._node_values(tenant, run_id, node, result)
+        with self._db.transaction(tenant) as conn:
+            claimed = one(conn, """UPDATE workflow_runs SET status = 'running'
+                                    WHERE id = %s AND tenant_id = %s AND status = 'paused' AND pause_node_id = %s
+                                    RETURNING id""", (run_id, tenant, node.id))
+            if claimed is None:
+                return None
+            token = one(conn, "SELECT task_token FROM node_runs WHERE run_id = %s AND tenant_id = %s AND node_id = %s",
+                        (run_id, tenant, node.id))
+            _upsert_node(conn, stored)
+        return str(token["task_token"]) if token and token["task_token"] else ""
+
+    def reopen(self, run: RunRef, node_id: str) -> None:
+        """Undo a resume whose answer could not reach the execution: the run waits at ``node_id``
+        again (unless something moved it on meanwhile)."""
+        tenant, run_id = uuid.UUID(run.tenant_id), uuid.UUID(run.run_id)
+        with self._db.transaction(tenant) as conn:
+            cur = conn.execute("""UPDATE workflow_runs SET status = 'paused'
+                                   WHERE id = %s AND tenant_id = %s AND status = 'running' AND pause_node_id = %s""",
+                               (run_id, tenant, node_id))
+            if cur.rowcount == 1:
+                conn.execute("""UPDATE node_runs SET status = 'running', handle = NULL, outputs = NULL,
+                                       outputs_ref = NULL, error = NULL, finished_at = NULL, elapsed_ms = NULL
+                                 WHERE run_id = %s AND tenant_id = %s AND node_id = %s""", (run_id, tenant, node_id))
 
     def count(self, run: RunRef, transitions: int) -> None:
         with self._db.transaction(uuid.UUID(run.tenant_id)) as conn:
@@ -201,7 +237,7 @@ class PostgresRunStore:
                 """UPDATE workflow_runs SET status = %(status)s, outputs = %(outputs)s, outputs_ref = %(ref)s,
                           error_code = %(code)s, error_message = %(message)s, error_node_id = %(node)s,
                           started_at = coalesce(started_at, now())
-                    WHERE id = %(id)s AND tenant_id = %(tenant)s AND status IN ('pending', 'running')""",
+                    WHERE id = %(id)s AND tenant_id = %(tenant)s AND status IN ('pending', 'running', 'paused')""",
                 {"status": status, "outputs": stored, "ref": ref, "code": error.code if error else None,
                  "message": error.message if error else None, "node": error.node_id if error else None,
                  "id": run_id, "tenant": tenant})
@@ -210,6 +246,25 @@ class PostgresRunStore:
             if status != "succeeded":
                 finish_running_nodes(conn, tenant, run_id)
         return True
+
+
+def _upsert_node(conn: Any, values: Mapping[str, Any]) -> None:
+    """Write a node's result (once: only a node without one, or still running, is written)."""
+    conn.execute(
+        """INSERT INTO node_runs (id, tenant_id, run_id, node_id, node_type, title, status, handle, inputs,
+                                  outputs, outputs_ref, error, attempts, tokens, started_at, finished_at,
+                                  elapsed_ms, children, children_ref)
+           VALUES (%(id)s, %(tenant)s, %(run)s, %(node)s, %(type)s, %(title)s, %(status)s, %(handle)s,
+                   %(inputs)s, %(outputs)s, %(ref)s, %(error)s, %(attempts)s, %(tokens)s,
+                   now() - make_interval(secs => %(elapsed)s / 1000.0), now(), %(elapsed)s, %(children)s,
+                   %(children_ref)s)
+           ON CONFLICT (run_id, node_id) DO UPDATE
+              SET status = excluded.status, handle = excluded.handle, inputs = excluded.inputs,
+                  outputs = excluded.outputs, outputs_ref = excluded.outputs_ref, error = excluded.error,
+                  attempts = excluded.attempts, tokens = excluded.tokens,
+                  started_at = excluded.started_at, finished_at = now(), elapsed_ms = excluded.elapsed_ms,
+                  children = excluded.children, children_ref = excluded.children_ref
+            WHERE node_runs.status = 'running'""", values)
 
 
 def finish_running_nodes(conn: Any, tenant_id: uuid.UUID, run_id: uuid.UUID) -> None:
@@ -226,4 +281,4 @@ def run_row(conn: Any, tenant_id: uuid.UUID, run_id: uuid.UUID) -> Row | None:
 
 RUN_COLUMNS = """id, tenant_id, workflow_id, version, status, mode, inputs, outputs, outputs_ref, error_code,
     error_message, error_node_id, execution_arn, transitions, tokens, created_by, created_at, started_at, finished_at,
-    elapsed_ms"""
+    elapsed_ms, pause_node_id, pause_form, paused_at, pause_expires_at"""

@@ -1,5 +1,5 @@
-"""Workflow run API shapes: starting a run (sync or async), a run with its node history, a list
-of runs, cancelling."""
+"""Workflow run API shapes: starting a run (sync or async), a run with its node history and its
+pending form while paused, a list of runs, resuming a paused run, cancelling."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.validation import INT4_MAX, RequestModel
 
-RunStatusOut = Literal["pending", "running", "succeeded", "failed", "cancelled"]
+RunStatusOut = Literal["pending", "running", "paused", "succeeded", "failed", "cancelled"]
 NodeRunStatusOut = Literal["running", "succeeded", "failed", "skipped", "cancelled"]
 RUN_SORTS = frozenset({"created_at", "finished_at", "elapsed_ms"})
 
@@ -54,6 +54,49 @@ class RunEventsQuery(RequestModel):
     # For clients that cannot set the Last-Event-ID header (EventSource reconnects set it).
     last_event_id: str | None = Field(default=None, max_length=64,
                                       description="Replay after this event id (the Last-Event-ID header wins)")
+
+
+class ResumeRun(RequestModel):
+    node_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]{1,64}$",
+                         description="The human input node the run waits on (`pause.node_id` of the run)")
+    answer: dict[str, Any] = Field(default_factory=dict,
+                                   description="The form's fields by name (`pause.form.fields`); a missing required "
+                                               "field or a value of the wrong type answers 422 naming `answer.<name>`")
+    action: str | None = Field(default=None, max_length=64,
+                               description="The action picked, when the form has actions (`pause.form.actions`): the "
+                                           "branch the run continues on")
+
+
+class FormFieldOut(BaseModel):
+    name: str
+    label: str
+    type: Literal["text", "paragraph", "number", "select", "boolean"]
+    required: bool
+    default: Any = None
+    options: list[str]
+    max_length: int | None = None
+
+
+class FormActionOut(BaseModel):
+    id: str
+    title: str
+
+
+class FormOut(BaseModel):
+    content: str = Field(description="What the person reads above the fields (its references rendered when the "
+                                     "run paused)")
+    fields: list[FormFieldOut]
+    actions: list[FormActionOut] = Field(description="Buttons: the answer names one (`action`); empty: none")
+
+
+class PauseOut(BaseModel):
+    """What a paused run waits for: a person's answer to a human input node's form."""
+
+    node_id: str
+    form: FormOut
+    paused_at: datetime | None
+    expires_at: datetime | None = Field(description="When the wait times out (the node's `on_timeout` then applies); "
+                                                    "null: it does not")
 
 
 class RunErrorOut(BaseModel):
@@ -125,3 +168,5 @@ class WorkflowRunOut(WorkflowRunSummary):
     inputs: dict[str, Any] = Field(description="The inputs as validated (defaults applied)")
     outputs: dict[str, Any] | None = Field(description="The end nodes' outputs (null until it succeeds)")
     nodes: list[NodeRunOut] = Field(description="Every node it settled, in the order it settled them")
+    pause: PauseOut | None = Field(default=None, description="While `paused`: the node waiting and its form (answer "
+                                                             "it with POST /api/v1/workflow-runs/{id}/resume)")

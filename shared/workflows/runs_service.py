@@ -1,7 +1,8 @@
 """Workflow run use cases: start a run (an execution of the interpreter state machine over a
 snapshot of the version it runs), wait for it within the sync bound, read it with its node
-history, list a workflow's runs, cancel one, and reconcile runs whose execution ended without
-a final record (docs/adr/0033-workflow-runs.md)."""
+history (and its pending form while paused), list a workflow's runs, resume a run paused for
+human input, cancel one, and reconcile runs whose execution ended without a final record
+(docs/adr/0033-workflow-runs.md, docs/adr/0036-human-input-and-sub-workflows.md)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -18,7 +20,7 @@ from shared.auth.principal import Principal
 from shared.cache.ports import EventStream, StreamEvent
 from shared.db.database import Database
 from shared.db.paging import Page, PageRequest
-from shared.db.queries import page_of, rows
+from shared.db.queries import one, page_of, rows
 from shared.errors import Unavailable
 from shared.observability import tracer
 from shared.workflows.contract import DRAFT, WorkflowResolver
@@ -29,6 +31,7 @@ from shared.workflows.errors import (
     WorkflowRunEventsExpired,
     WorkflowRunFinished,
     WorkflowRunNotFound,
+    WorkflowRunNotPaused,
 )
 from shared.workflows.interpreter import execution_name, start_state
 from shared.workflows.ports import FINAL_STATUSES, Executions, RunError, RunEvents, RunRef
@@ -38,6 +41,8 @@ from shared.workflows.run_stream import Follow, RunFollower
 from shared.workflows.runs_api import (
     NodeErrorOut,
     NodeRunOut,
+    PauseOut,
+    ResumeRun,
     RunErrorOut,
     StartRun,
     WorkflowRunOut,
@@ -47,6 +52,7 @@ from shared.workflows.runs_api import (
 logger = logging.getLogger(__name__)
 
 WORKFLOW_RESOURCE = "workflow"
+PAUSED_EVENT = "workflow.paused"
 # What a run's error says when the local runtime's restart (reconcile_interrupted_work) ended it.
 INTERRUPTED = "workflow_run_interrupted"
 _SUMMARY_COLUMNS = """id, tenant_id, workflow_id, version, status, mode, error_code, error_message, error_node_id,
@@ -160,7 +166,8 @@ class WorkflowRunService:
                 return False
             events = self._events.read(stream_name(run_id), after, count=200, block_ms=min(remaining_ms, 5000))
             for event in events:
-                if event.type == FINAL_EVENT:
+                if event.type in (FINAL_EVENT, PAUSED_EVENT):
+                    # Over, or waiting for a person: either way nothing more comes soon.
                     return True
             if events:
                 after = events[-1].id
@@ -188,7 +195,9 @@ class WorkflowRunService:
                               attempts=n["attempts"], tokens=n["tokens"], started_at=n["started_at"],
                               finished_at=n["finished_at"], elapsed_ms=n["elapsed_ms"],
                               children=(self._store.outputs(n, "children") or {}).get("children"))
-                   for n in nodes])
+                   for n in nodes],
+            pause=PauseOut(node_id=row["pause_node_id"], form=row["pause_form"], paused_at=row["paused_at"],
+                           expires_at=row["pause_expires_at"]) if row["status"] == "paused" else None)
 
     @_traced
     def get_run(self, principal: Principal, run_id: uuid.UUID) -> WorkflowRunOut:
@@ -240,11 +249,69 @@ class WorkflowRunService:
                                    {"tenant": tenant, "workflow": workflow_id, "status": status}, page)
         return Page.of([summary_out(row) for row in found], page, total)
 
+    # Resuming -------------------------------------------------------------------------------
+    @_traced
+    def resume_run(self, principal: Principal, run_id: uuid.UUID, body: ResumeRun) -> WorkflowRunOut:
+        """Answer the form a paused run waits on: the answer is checked against it (422 naming
+        each field), recorded as the node's outputs, and the execution resumed with the token kept
+        at the pause. A run not paused at ``body.node_id`` (never paused, answered already, timed
+        out, finished, paused elsewhere) answers 409 and changes nothing."""
+        from shared.workflows.configs import HumanInputConfig
+        from shared.workflows.definition import WorkflowDocument
+        from shared.workflows.engine.runner import NodeRunResult, finished_event
+        from shared.workflows.human_input import check_answer
+
+        tenant = principal.tenant
+        with self._db.transaction(tenant) as conn:
+            row = run_row(conn, tenant, run_id)
+            if row is None or bound_workflow(principal) not in (None, row["workflow_id"]):
+                raise WorkflowRunNotFound(details={"run_id": str(run_id)})
+            stored = one(conn, "SELECT document FROM workflow_runs WHERE id = %s AND tenant_id = %s", (run_id, tenant))
+        details = {"run_id": str(run_id), "status": row["status"], "node_id": row["pause_node_id"]}
+        if row["status"] != "paused":
+            raise WorkflowRunNotPaused(f"The run is {row['status']}, not waiting for input: there is nothing to "
+                                       "answer (GET the run for its status)", details=details)
+        if row["pause_node_id"] != body.node_id:
+            raise WorkflowRunNotPaused(f"The run waits at node {row['pause_node_id']!r}, not {body.node_id!r}: "
+                                       "answer the node in the run's pause", details=details)
+        node = WorkflowDocument.model_validate(stored["document"] if stored else {}).node(body.node_id)
+        outputs, handle = check_answer(HumanInputConfig.model_validate(node.config), body.answer, body.action)
+        paused_at: datetime = row["paused_at"] or datetime.now(UTC)
+        elapsed = max(0, int((datetime.now(UTC) - paused_at).total_seconds() * 1000))
+        form = dict(row["pause_form"] or {})
+        result = NodeRunResult("succeeded", outputs, handle, {"form_content": form.get("content", "")}, None, 1, 0,
+                               elapsed)
+        ref = RunRef(str(tenant), str(run_id))
+        token = self._store.resume(ref, node, result)
+        if not token:
+            raise WorkflowRunNotPaused("The run stopped waiting for this answer meanwhile (answered, timed out or "
+                                       "ended); GET the run for its status", details=details)
+        self._run_events.emit(ref, "workflow.resumed", {"node_id": node.id, "timed_out": False})
+        self._run_events.emit(ref, "node.finished", finished_event(node, result))
+        try:
+            delivered = self._executor().succeed_task(token, {})
+        except Exception as exc:
+            # The execution did not hear of it: the run waits again for the same answer.
+            self._store.reopen(ref, node.id)
+            self._run_events.emit(ref, PAUSED_EVENT, {
+                "node_id": node.id, "form": form,
+                "expires_at": row["pause_expires_at"].isoformat() if row["pause_expires_at"] else None})
+            if isinstance(exc, Unavailable):
+                raise
+            raise Unavailable("The workflow engine could not resume the run; send the answer again",
+                              code="workflow_resume_failed") from exc
+        if not delivered:
+            # Its wait timed out just now: the timeout's step finds the answer recorded and goes on with it.
+            logger.info("a resumed run's task token had timed out; its answer stands",
+                        extra={"run_id": ref.run_id, "tenant_id": ref.tenant_id, "node_id": node.id})
+        return self._run_out(tenant, run_id)
+
     # Cancelling -----------------------------------------------------------------------------
     @_traced
     def cancel_run(self, principal: Principal, run_id: uuid.UUID) -> WorkflowRunOut:
-        """The run and its running nodes end ``cancelled`` and its execution stops; a node still
-        running in its own invocation finishes unrecorded (its result is dropped)."""
+        """The run (pending, running or paused) and its running nodes end ``cancelled`` and its
+        execution stops; a node still running in its own invocation finishes unrecorded (its
+        result is dropped)."""
         tenant = principal.tenant
         with self._db.transaction(tenant) as conn:
             row = run_row(conn, tenant, run_id)

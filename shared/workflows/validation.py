@@ -40,6 +40,7 @@ from shared.workflows.configs import (
     DocumentExtractorConfig,
     EndConfig,
     HttpRequestConfig,
+    HumanInputConfig,
     IfElseConfig,
     InputVariable,
     IterationConfig,
@@ -50,6 +51,7 @@ from shared.workflows.configs import (
     ParameterExtractorConfig,
     QuestionClassifierConfig,
     StartConfig,
+    SubWorkflowConfig,
     TemplateConfig,
     VariableAggregatorConfig,
     inner_outputs_of,
@@ -70,6 +72,7 @@ from shared.workflows.definition import (
     WorkflowDocument,
 )
 from shared.workflows.errors import WorkflowInputInvalid, WorkflowInvalid
+from shared.workflows.human_input import field_value
 from shared.workflows.variables import SYS, SYS_FIELDS, TEMPLATE_REFERENCE, template_references
 
 # if_else operators that compare numbers, and those that need a list value.
@@ -319,6 +322,40 @@ class _Checker:
                              "error_strategy \"fail_branch\"")
             case ListOperatorConfig():
                 self._list_conditions(node, config)
+            case HumanInputConfig():
+                self._form(node, config)
+            case SubWorkflowConfig():
+                self._unique(node, [b.variable for b in config.inputs], "config.inputs", "variable",
+                             "duplicate_variable")
+                self._unique(node, [o.variable for o in config.outputs], "config.outputs", "variable",
+                             "duplicate_output")
+                try:
+                    uuid.UUID(config.workflow_id)
+                except ValueError:
+                    self.add(node.id, "config.workflow_id", "invalid_workflow_id",
+                             f"{config.workflow_id!r} is not a workflow id (a UUID); pick one of the tenant's "
+                             "published workflows")
+
+    def _form(self, node: Node, config: HumanInputConfig) -> None:
+        """A human input form's fields: options only on select (and required there), defaults of
+        the field's type, and a default for every required field when a timeout answers them."""
+        for index, item in enumerate(config.fields):
+            field = f"config.fields[{index}]"
+            if item.type == "select" and not item.options:
+                self.add(node.id, f"{field}.options", "invalid_options", "a select field needs its options")
+            elif item.type != "select" and item.options:
+                self.add(node.id, f"{field}.options", "invalid_options", "only select fields take options")
+            if item.max_length is not None and item.type not in ("text", "paragraph"):
+                self.add(node.id, f"{field}.max_length", "invalid_field",
+                         "only text and paragraph fields take max_length")
+            if item.default is not None:
+                checked, problem = field_value(item, item.default)
+                if problem is not None or checked != item.default:
+                    self.add(node.id, f"{field}.default", "invalid_default",
+                             f"the default {problem[1] if problem else 'must be a ' + item.var_type}")
+            elif config.on_timeout == "default" and config.timeout_s is not None and item.required:
+                self.add(node.id, f"{field}.default", "missing_default",
+                         "on_timeout is \"default\": give this required field the default a timeout answers")
 
     def _list_conditions(self, node: Node, config: ListOperatorConfig) -> None:
         """Each filter's operator fits the items' type (a list of objects: its fields' types are
@@ -372,7 +409,7 @@ class _Checker:
                 elif node.type in CONTAINER_TYPES or parent.parent_id is not None:
                     self.add(node.id, "parent_id", "nested_container",
                              "a container cannot be inside another container; chain them instead")
-                elif node.type in ("start", "end"):
+                elif node.type in ("start", "end", "human_input"):
                     self.add(node.id, "parent_id", "not_allowed_in_container",
                              f"a {node.type} node belongs at the top level of the workflow, not inside a container")
             wanted = CONTAINED_TYPES.get(node.type)
@@ -467,6 +504,11 @@ class _Checker:
             if not isinstance(classifier, QuestionClassifierConfig):
                 return None
             handles = [item.id for item in classifier.classes]
+        elif node.type == "human_input":
+            form = self.configs.get(node.id)
+            if not isinstance(form, HumanInputConfig):
+                return None
+            handles = [action.id for action in form.actions] or [SOURCE_HANDLE]
         else:
             handles = [SOURCE_HANDLE]
         if node.error_strategy == "fail_branch":
@@ -773,6 +815,11 @@ def _reference_checks(config: BaseModel) -> Iterator[_Check]:
         case DocumentExtractorConfig():
             yield ("config.variable_selector", config.variable_selector,
                    ("array[object]",) if config.is_array_file else ("object",))
+        case HumanInputConfig():
+            yield from _templates("config.form_content", config.form_content)
+        case SubWorkflowConfig():
+            for i, binding in enumerate(config.inputs):
+                yield f"config.inputs[{i}].value_selector", binding.value_selector, None
 
 
 def _condition_checks(where: str, conditions: Sequence[Condition]) -> Iterator[_Check]:

@@ -105,6 +105,9 @@ def test_the_run_routes_and_the_reconciler_control_only_what_they_need(synth: Sy
     # Starting (every mode) and listing runs, following their events: the streaming function.
     assert states("workflow-stream") == {"states:StartExecution"}
     assert states("workflow-runs-cancel") == {"states:StopExecution"}
+    # Resuming a paused run answers its task token, and controls nothing else.
+    assert states("workflow-runs-resume") == {"states:SendTaskSuccess", "states:SendTaskFailure",
+                                              "states:SendTaskHeartbeat"}
     assert states("workflow-runs-get") == set()
     assert states("workflow-runs-reconcile") == {"states:DescribeExecution", "states:GetExecutionHistory"}
     # A follower ends within WORKFLOW_STREAM_FOLLOW_S (840 s): the function outlives it.

@@ -66,6 +66,7 @@ if TYPE_CHECKING:
     from shared.knowledge.contract import Retriever
     from shared.models.spec import Capability
     from shared.models.types import ChatEvent, ChatRequest
+    from shared.workflows.contract import WorkflowResolver
     from shared.workflows.engine.files import FileStore
     from shared.workflows.engine.nodes.iteration import ItemResult
     from shared.workflows.fetch.ports import HttpFetcher
@@ -97,6 +98,9 @@ class EnginePorts:
     # The uploads bucket, for document extractor files named by s3_key; None: not available
     # (such a file fails its node).
     files: FileStore | None = None
+    # The tenant's published workflows, for sub-workflow nodes; None: not available (such a
+    # node fails).
+    workflows: WorkflowResolver | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,13 @@ class RunContext:
     # The run's inputs, validated against the start node when the run was created: what the
     # start node answers (one output per declared variable).
     inputs: Mapping[str, Any] = field(default_factory=dict)
+    # The workflows that called this one as a sub-workflow, outermost first (empty: the run's own).
+    lineage: tuple[str, ...] = ()
+
+    def system(self) -> dict[str, Any]:
+        """The ``sys`` namespace of a run in this context."""
+        return {"run_id": self.run_id, "workflow_id": self.workflow_id, "version": self.version,
+                "user_id": self.user_id, "tenant_id": str(self.tenant_id), "time": self.started_at.isoformat()}
 
 
 @dataclass(frozen=True)
