@@ -239,3 +239,27 @@ def test_other_tenants_bound_keys_and_bad_positions(runtime: RunningRuntime, cli
     own, _ = client.events("POST", f"/api/v1/workflows/{other}/runs", headers=bound,
                            json={"inputs": {"q": "x"}, "mode": "stream"})
     assert own[-1].event == "done" and own[-1].json() == {"status": "succeeded"}
+
+
+def test_a_paused_run_streams_its_form_then_its_resumption(client: Client) -> None:
+    document = {"nodes": [
+        {"id": "start", "type": "start", "config": {"variables": []}},
+        {"id": "review", "type": "human_input", "config": {
+            "form_content": "Ship it?", "fields": [{"name": "ok", "type": "boolean", "required": True}]}},
+        {"id": "end", "type": "end", "config": {"outputs": [{"variable": "ok", "value_selector": ["review", "ok"]}]}}],
+        "edges": [{"source": "start", "target": "review"}, {"source": "review", "target": "end"}]}
+    workflow = client.call("POST", "/api/v1/workflows", 201, json={"name": "review", "document": document})["id"]
+    client.call("POST", f"/api/v1/workflows/{workflow}/publish", 201, json={})
+    first, _ = client.events("POST", f"/api/v1/workflows/{workflow}/runs", json={"mode": "stream"}, stop_after=5)
+    assert [e.event for e in first][-2:] == ["node.started", "workflow.paused"], [e.event for e in first]
+    paused = first[-1].json()
+    assert paused["node_id"] == "review" and paused["form"]["content"] == "Ship it?"
+    assert [f["name"] for f in paused["form"]["fields"]] == ["ok"] and paused["expires_at"] is None
+    run_id = first[0].json()["run_id"]
+    client.call("POST", f"/api/v1/workflow-runs/{run_id}/resume", 202, json={"node_id": "review",
+                                                                            "answer": {"ok": True}})
+    rest, _ = client.events("GET", f"/api/v1/workflow-runs/{run_id}/events", headers={"Last-Event-ID": first[-1].id})
+    assert [e.event for e in rest][:2] == ["workflow.resumed", "node.finished"]
+    assert rest[0].json() == {"node_id": "review", "timed_out": False}
+    assert rest[1].json()["outputs"] == {"ok": True} and rest[1].json()["finished_at"]
+    assert [e.event for e in rest][-2:] == ["workflow.finished", "done"] and rest[-2].json()["outputs"] == {"ok": True}
