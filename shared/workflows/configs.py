@@ -214,6 +214,16 @@ class TemplateConfig(RequestModel):
     variables: list[VariableBinding] = Field(default_factory=list, max_length=50)
 
 
+# -- answer (chatflows) ---------------------------------------------------------------------------
+class AnswerConfig(RequestModel):
+    """A chatflow's reply text: ``{{#node.field#}}`` references between literal text, streamed to
+    the chat as soon as what it names is known (docs/workflows.md §10)."""
+
+    model_config = VERBATIM
+
+    answer: str = Field(default="", max_length=MAX_TEMPLATE_CHARS)
+
+
 # -- http request ------------------------------------------------------------------------------
 class KeyValue(RequestModel):
     key: str = Field(min_length=1, max_length=500)
@@ -362,7 +372,8 @@ VALUELESS_OPERATIONS = frozenset({"clear", "remove-first", "remove-last"})
 class AssignItem(RequestModel):
     model_config = VERBATIM
 
-    # The variable changed: a loop variable of an enclosing loop (``[loop_id, label]``).
+    # The variable changed: a loop variable of an enclosing loop (``[loop_id, label]``), or in a
+    # chatflow a conversation variable (``["conversation", name]``).
     variable_selector: Selector = SelectorField
     operation: AssignOperation = "over-write"
     input_type: Literal["variable", "constant"] = "variable"
@@ -571,6 +582,7 @@ CONFIGS: dict[str, type[BaseModel]] = {
     "parameter_extractor": ParameterExtractorConfig,
     "list_operator": ListOperatorConfig,
     "document_extractor": DocumentExtractorConfig,
+    "answer": AnswerConfig,
 }
 
 # Seconds a node may run (an attempt) unless the node says otherwise. A container's covers all
@@ -580,6 +592,7 @@ DEFAULT_TIMEOUT_S: dict[str, int] = {
     "code": 30, "http_request": 120, "knowledge_retrieval": 60, "llm": 300,
     "iteration": 900, "loop": 900, "iteration_start": 10, "loop_start": 10, "loop_end": 10, "assigner": 10,
     "list_operator": 10, "document_extractor": 120, "question_classifier": 300, "parameter_extractor": 300,
+    "answer": 10,
 }
 
 
@@ -633,6 +646,8 @@ def outputs_of(node: Node, config: BaseModel | None = None) -> dict[str, str | N
             return {"result": config.var_type, "first_record": config.item_type, "last_record": config.item_type}
         case DocumentExtractorConfig():
             return {"text": "array[string]" if config.is_array_file else "string"}
+        case AnswerConfig():
+            return {"answer": "string"}
     raise TypeError(f"no outputs known for {type(config).__name__}")
 
 

@@ -101,3 +101,12 @@ class WorkflowDraftNotAllowed(Forbidden):
     code, default_message = ("auth_draft_not_allowed",
                              "A key bound to a workflow runs its published versions only: omit version, or give a "
                              "version number")
+
+
+class ChatflowUnavailable(Conflict):
+    """An agent's chatflow whose latest published version is no chatflow (it was republished as
+    a workflow)."""
+
+    code = "agent_chatflow_unavailable"
+    default_message = ("The agent's workflow is not a chatflow any more: publish it as a chatflow (mode "
+                       "\"chatflow\") or bind the agent to another")

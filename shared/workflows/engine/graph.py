@@ -36,6 +36,8 @@ MODES: dict[str, Literal["inline", "branch"]] = {
     "iteration_start": "inline", "loop_start": "inline", "loop_end": "inline", "assigner": "inline",
     "list_operator": "inline", "question_classifier": "branch", "parameter_extractor": "branch",
     "document_extractor": "branch",
+    # A chatflow's reply: rendering its template is cheap.
+    "answer": "inline",
 }
 
 _PENDING = "pending"

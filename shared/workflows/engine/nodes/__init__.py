@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.workflows.engine.nodes import (
+    answer,
     assigner,
     code,
     container_start,
@@ -46,4 +47,5 @@ EXECUTORS: dict[str, NodeExecutor[Any]] = {
     "parameter_extractor": parameter_extractor.EXECUTOR,
     "list_operator": list_operator.EXECUTOR,
     "document_extractor": document_extractor.EXECUTOR,
+    "answer": answer.EXECUTOR,
 }
