@@ -169,7 +169,7 @@ def test_answers_stream_in_graph_order_after_their_branch(tenant: Tenant, fake: 
     fake.enqueue(ChatScript(text=["mocked ", "llm text"]))
     events = tenant.stream({"agent_id": agent["id"], "message": "hi"})
     # The first answer's text needs nothing: it streams before the model answered.
-    assert deltas(events) == ["--- answer 1 ---\n\nfoo\n", "--- answer 2 ---\n\n", "mocked ", "llm text", "\n"]
+    assert deltas(events) == ["--- answer 1 ---\n\nfoo\n--- answer 2 ---\n\n", "mocked ", "llm text", "\n"]
 
     branching = tenant.imported("test_complex_branch.yml")
     agent = tenant.agent(branching)

@@ -19,7 +19,8 @@ as early as it is known (Dify's response coordinator, docs/workflows.md §10).
 
 The stream is fed the engine's events (``text_chunk``) and each top-level node's outcome once it
 is recorded and its outputs are in the pool (:meth:`AnswerStream.settled`); it writes through
-``write``, one call at a time (events come from the nodes' threads).
+``write``, one call at a time (events come from the nodes' threads), what one event made known
+as one piece.
 """
 
 from __future__ import annotations
@@ -112,6 +113,8 @@ class AnswerStream:
         self._slot = 0
         self._segment = 0
         self._text: list[str] = []
+        # What one flush found to write: written as one piece at its end.
+        self._pending: list[str] = []
 
     @property
     def text(self) -> str:
@@ -157,9 +160,18 @@ class AnswerStream:
     def _emit(self, text: str) -> None:
         if text:
             self._text.append(text)
-            self._write(text)
+            self._pending.append(text)
 
     def _flush(self) -> None:
+        with self._lock:
+            try:
+                self._advance()
+            finally:
+                if self._pending:
+                    text, self._pending = "".join(self._pending), []
+                    self._write(text)
+
+    def _advance(self) -> None:
         with self._lock:
             while self._slot < len(self._slots):
                 slot = self._slots[self._slot]
