@@ -99,20 +99,43 @@ def _http_url(value: str) -> str:
 HttpUrlStr = Annotated[str, Field(max_length=500, pattern=r"^https?://"), AfterValidator(_http_url)]
 
 
-def _has_nul(value: Any) -> bool:
-    # Iterative: a deeply nested value cannot exhaust the stack.
-    pending = [value]
-    while pending:
-        item = pending.pop()
+def nul_paths(value: Any, limit: int = 10) -> list[tuple[str | int, ...]]:
+    """Where ``value`` holds a NUL character (in a string or a key), as paths of keys and
+    indexes (the first ``limit``, in document order)."""
+    # Iterative, with each path a linked (parent, key) pair built out only when it is needed: a
+    # deeply nested value cannot exhaust the stack or copy its path at every level.
+    found: list[Any] = []
+    pending: list[tuple[Any, Any]] = [(None, value)]
+    while pending and len(found) < limit:
+        link, item = pending.pop()
         if isinstance(item, str):
             if "\x00" in item:
-                return True
+                found.append(link)
         elif isinstance(item, dict):
-            pending.extend(item.keys())
-            pending.extend(item.values())
+            children: list[tuple[Any, Any]] = []
+            for key, child in item.items():
+                if isinstance(key, str) and "\x00" in key:
+                    children.append(((link, key), key))  # the key itself, in its place
+                children.append(((link, key), child))
+            pending.extend(reversed(children))
         elif isinstance(item, list | tuple):
-            pending.extend(item)
-    return False
+            pending.extend(reversed([((link, index), child) for index, child in enumerate(item)]))
+    paths = []
+    for link in found:
+        parts: list[str | int] = []
+        while link is not None:
+            link, key = link
+            parts.append(key)
+        paths.append(tuple(reversed(parts)))
+    return paths
+
+
+def _path_text(path: tuple[str | int, ...]) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    # A path through deep nesting is cut: its start and end say enough.
+    return (text if len(text) <= 200 else f"{text[:100]}…{text[-100:]}") or "the body"
 
 
 class RequestModel(BaseModel):
@@ -124,8 +147,10 @@ class RequestModel(BaseModel):
     @classmethod
     def _no_nul_characters(cls, data: Any) -> Any:
         # PostgreSQL text cannot hold NUL: refuse it here (422) rather than fail in the database.
-        if _has_nul(data):
-            raise ValueError("text must not contain NUL (\\u0000) characters")
+        paths = nul_paths(data, limit=1)
+        if paths:
+            where = _path_text(paths[0]).replace("\x00", "\\u0000")
+            raise ValueError(f"{where} holds a NUL (\\u0000) character, which text cannot store: remove it")
         return data
 
 

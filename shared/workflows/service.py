@@ -98,9 +98,9 @@ def document_problems(document: WorkflowDocument) -> list[WorkflowProblem]:
 def invalid(problems: list[WorkflowProblem], action: str) -> ValidationFailed:
     """The one 422 ``workflow_invalid`` listing every problem (``action``: publish, run)."""
     first = problems[0]
-    where = f"node {first.node_id}, {first.field}" if first.node_id else first.field
+    where = ", ".join(part for part in (f"node {first.node_id}" if first.node_id else "", first.field) if part)
     more = f" (and {len(problems) - 1} more problems, listed in details.problems)" if len(problems) > 1 else ""
-    return ValidationFailed(f"The workflow cannot be {action}: {where}: {first.message}{more}",
+    return ValidationFailed(f"The workflow cannot be {action}: {where + ': ' if where else ''}{first.message}{more}",
                             code="workflow_invalid", details={"problems": [p.model_dump() for p in problems]})
 
 

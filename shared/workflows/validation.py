@@ -36,6 +36,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from shared.validation import nul_paths
 from shared.workflows.configs import (
     ERROR_OUTPUTS,
     AnswerConfig,
@@ -123,6 +124,10 @@ def _validate(document: WorkflowDocument | Mapping[str, Any]) -> tuple[WorkflowD
     if isinstance(document, WorkflowDocument):
         parsed = document
     else:
+        unstorable = [_nul_problem(path, document) for path in nul_paths(document)]
+        if unstorable:
+            # Text that PostgreSQL cannot store: located here, before the model's own (unlocated) refusal.
+            return None, problems + unstorable
         try:
             parsed = WorkflowDocument.model_validate(document)
         except ValidationError as exc:
@@ -165,6 +170,19 @@ def document_problems(exc: ValidationError, raw: Any) -> list[Problem]:
                 message = f"unknown node type {error.get('input')!r}; the types are {', '.join(NODE_TYPES)}"
         problems.append(Problem(node_id, field, code, message))
     return problems
+
+
+def _nul_problem(path: tuple[str | int, ...], raw: Any) -> Problem:
+    node_id: str | None = None
+    field = field_path(path)
+    nodes = raw.get("nodes") if isinstance(raw, Mapping) else None
+    if path[:1] == ("nodes",) and len(path) >= 3 and isinstance(path[1], int) and isinstance(nodes, list) \
+            and path[1] < len(nodes) and isinstance(nodes[path[1]], Mapping):
+        raw_id = nodes[path[1]].get("id")
+        if isinstance(raw_id, str) and "\x00" not in raw_id:
+            node_id, field = raw_id, field_path(path[2:])
+    return Problem(node_id, field.replace("\x00", "\\u0000"), "nul_character",
+                   "holds a NUL (\\u0000) character, which text cannot store: remove it")
 
 
 def _config_problems(node: Node, exc: ValidationError) -> list[Problem]:

@@ -117,3 +117,8 @@ def test_types_json_carries_as_strings_are_lax_in_every_request_model() -> None:
               for found in strict_strings(field.annotation, any(getattr(meta, "strict", None) is False
                                                                  for meta in field.metadata))]
     assert strict == []
+
+
+def test_a_nul_character_is_refused_naming_where_it_is() -> None:
+    with pytest.raises(ValidationError, match=r"data\.rows\[1\]\.note holds a NUL"):
+        _Body.model_validate({"data": {"rows": [{"note": "fine"}, {"note": "bad\x00"}]}})
