@@ -225,6 +225,7 @@ class SdkMcpClient:
 
     def _session(self, server: McpServer, timeout_s: float, work: Callable[[Any], Coroutine[Any, Any, Any]]) -> Any:
         self._check(server.url)
+        statuses: list[int] = []
 
         async def main() -> Any:
             import anyio
@@ -236,9 +237,16 @@ class SdkMcpClient:
 
             transport = guarded_async_transport(self.policy, resolver=self._resolver)
             headers = {"User-Agent": _USER_AGENT, **dict(server.headers)}
+
+            async def record(response: httpx2.Response) -> None:
+                # The SDK turns an HTTP error into a generic JSON-RPC one: the status is kept here.
+                if response.status_code >= 400:
+                    statuses.append(response.status_code)
+
             with anyio.fail_after(timeout_s):
                 async with httpx2.AsyncClient(transport=transport, trust_env=False, headers=headers,
-                                              timeout=httpx2.Timeout(timeout_s), follow_redirects=False) as http, \
+                                              timeout=httpx2.Timeout(timeout_s), follow_redirects=False,
+                                              event_hooks={"response": [record]}) as http, \
                         Client(streamable_http_client(server.url, http_client=http), cache=None,
                                read_timeout_seconds=timeout_s) as client:
                     return await work(client)
@@ -250,7 +258,7 @@ class SdkMcpClient:
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt | SystemExit):
                 raise
-            raise _translated(exc, server.url, timeout_s) from None
+            raise _translated(exc, server.url, timeout_s, statuses) from None
 
     def _check(self, url: str) -> None:
         try:
@@ -266,11 +274,14 @@ def _refusal(exc: EgressRefused) -> McpError:
                                       "operator to add its host to STRATUS_EGRESS_ALLOW.")
 
 
-def _translated(exc: BaseException, url: str, timeout_s: float) -> McpError:
+def _translated(exc: BaseException, url: str, timeout_s: float, statuses: list[int]) -> McpError:
     import httpx2
 
     leaves = _leaves(exc)
-    for leaf in leaves:
+    if statuses:
+        leaves = [httpx2.HTTPStatusError(f"HTTP {statuses[-1]}", request=httpx2.Request("POST", url),
+                                         response=httpx2.Response(statuses[-1])), *leaves]
+    for leaf in _leaves(exc):
         if isinstance(leaf, EgressRefused):
             return _refusal(leaf)
     for leaf in leaves:

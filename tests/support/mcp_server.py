@@ -28,6 +28,7 @@ class McpTestServer:
 
     def _app(self) -> Any:
         from mcp.server import MCPServer
+        from mcp.server.mcpserver.exceptions import ToolError
 
         server: MCPServer[Any] = MCPServer("stratus-test", instructions="Test tools")
         calls = self.calls
@@ -45,7 +46,8 @@ class McpTestServer:
         @server.tool(description="Always fails")
         def fail() -> str:
             calls.append(("fail", {}))
-            raise ValueError("the fail tool always fails")
+            # A tool's own failure, as a server reports it (an error result, not a crash).
+            raise ToolError("the fail tool always fails")
 
         app = server.streamable_http_app(stateless_http=True, json_response=True)
         token = self.token
