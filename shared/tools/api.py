@@ -3,14 +3,13 @@ out), the tools they hold, and a test call's result."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.tools.contract import DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S, ToolStatus
-from shared.validation import INT4_MAX, RequestModel
+from shared.validation import INT4_MAX, LaxUUID, RequestModel
 
 ProviderKind = Literal["openapi", "mcp"]
 Seconds = Annotated[float, Field(gt=0, le=MAX_TIMEOUT_S)]
@@ -132,12 +131,9 @@ class TestTool(RequestModel):
     tool: str = Field(min_length=1, max_length=200, description="The tool's name in this provider")
     arguments: dict[str, Any] = Field(default_factory=dict, description="Arguments, as its schema says")
     timeout_s: Seconds | None = Field(default=None, description="Below the tool's own limit, if wanted")
-    knowledge_base_ids: list[uuid.UUID] = Field(default_factory=list, max_length=20,
+    knowledge_base_ids: list[LaxUUID] = Field(default_factory=list, max_length=20,
                                                 description="builtin knowledge_search: the knowledge bases to "
                                                             "search (an agent binds its own)")
-
-    # Strict mode would refuse ids given as JSON strings.
-    model_config = ConfigDict(strict=False)
 
 
 class ToolResultOut(BaseModel):
