@@ -4,6 +4,7 @@ directly by the workflow functions, which may invoke it and nothing else of Lamb
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -18,6 +19,9 @@ FETCH = "workflow-fetch"
 # HTTP-request nodes run as branches (shared/workflows/engine/graph.py MODES), or as children of
 # a long iteration's items (docs/adr/0038).
 CALLERS = ("workflow-branch", "workflow-items")
+# OpenAPI tools and web_fetch tested through the tools API (docs/tools.md): another nested stack,
+# so the grant names the fetch function through that stack's output.
+TOOL_CALLERS = ("tools-test",)
 # What every role gets for its own log group and X-Ray (tracing is on everywhere).
 LOGS_AND_TRACES = {"logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTelemetryRecords", "xray:PutTraceSegments"}
 
@@ -76,7 +80,10 @@ def test_no_other_role_may_invoke_it(synth: Synth) -> None:
                 if "lambda:InvokeFunction" in as_list(statement["Action"])
                 and any(ref_logical_id(r) == fetch.logical_id for r in as_list(statement["Resource"]))}
     assert invokers == set(CALLERS)
-    assert {fn.name for fn in catalog.FUNCTIONS if invoke(FETCH) in fn.access} == set(CALLERS)
+    assert {fn.name for fn in catalog.FUNCTIONS if invoke(FETCH) in fn.access} == set(CALLERS) | set(TOOL_CALLERS)
+    for caller in TOOL_CALLERS:
+        grants = [resource for action, resource in _grants(synth, caller) if action == "lambda:InvokeFunction"]
+        assert any("WorkflowFetch" in json.dumps(resource) for resource in grants), caller
 
 
 def test_the_deployments_allow_list_reaches_every_function() -> None:
