@@ -6,6 +6,7 @@ import sys
 
 from benchmarks import (
     chat,
+    chatflow,
     cold_import,
     gateway_overhead,
     ingestion_e2e,
@@ -13,6 +14,7 @@ from benchmarks import (
     local_embedding,
     local_latency,
     retrieval,
+    workflow_stream,
     workflows,
 )
 
@@ -24,7 +26,8 @@ def main() -> int:
                         ("local-embedding", local_embedding.run), ("ingestion-parse", ingestion_parse.run),
                         ("ingestion-e2e", ingestion_e2e.run), ("retrieval", retrieval.run),
                         ("chat-overhead", chat.run_overhead), ("chat-concurrency", chat.run_concurrency),
-                        ("workflows", workflows.run)):
+                        ("chatflow-overhead", chatflow.run_overhead),
+                        ("workflows", workflows.run), ("workflow-stream", workflow_stream.run)):
         if not only or name in only:
             bench()
     # The chat runs share one local runtime: stopped once both had their turn.

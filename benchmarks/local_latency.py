@@ -41,8 +41,8 @@ def runtime_env(state_dir: Path) -> dict[str, str]:
     return env
 
 
-def _start_runtime(state_dir: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
-    env = runtime_env(state_dir)
+def _start_runtime(state_dir: Path, **overrides: str) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+    env = {**runtime_env(state_dir), **overrides}
     proc = subprocess.Popen([sys.executable, "-m", "infra.local"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     local_json = state_dir / "local.json"

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 
 from functions import catalog
 from functions.catalog import Function, FunctionUrl, Http, Queue, QueueSpec
+from shared.catalog import prefix_glob, under_prefix
 from shared.config import env_variable
 
 # SQS's limit on a message's visibility timeout.
@@ -102,23 +103,30 @@ def validate_queues() -> None:
 
 # --- Streaming functions (function URLs behind the edge) --------------------------------------
 
-
-def under_prefix(path: str, prefix: str) -> bool:
-    """``path`` is ``prefix`` itself or below it (``/api/v1/chat/{id}/events``), never a sibling
-    that merely starts with the same characters (``/api/v1/chats``)."""
-    return path == prefix or path.startswith(prefix + "/")
+# A prefix: literal segments, or whole-segment parameters after the first ("/api/v1/chat",
+# "/api/v1/workflow-runs/{run_id}/events").
+_PREFIX = re.compile(r"/[A-Za-z0-9._-]+(/([A-Za-z0-9._-]+|\{[A-Za-z_][A-Za-z0-9_]*\}))*")
 
 
 def stream_path_patterns(trigger: FunctionUrl) -> list[str]:
-    """The CloudFront path patterns of a function URL: each prefix itself and everything below it."""
-    return [pattern for prefix in trigger.path_prefixes for pattern in (prefix, prefix + "/*")]
+    """The CloudFront path patterns of a function URL: each prefix itself and everything below it
+    (a parameter becomes ``*``)."""
+    return [pattern for prefix in trigger.path_prefixes
+            for pattern in (prefix_glob(prefix), prefix_glob(prefix) + "/*")]
+
+
+def _glob_matches(pattern: str, path: str) -> bool:
+    """CloudFront's path-pattern match: ``*`` is any run of characters (``/`` included)."""
+    return re.fullmatch(".*".join(re.escape(part) for part in pattern.split("*")), path) is not None
 
 
 def validate_streaming(functions: Iterable[Function] | None = None) -> None:
     """Every FunctionUrl trigger owns distinct, well-formed path prefixes; its routes lie under
-    them; no HTTP API route does (the edge would send it to the function URL)."""
+    them; no HTTP API route does (the edge, matching by path whatever the method, would send it
+    to the function URL)."""
     entries = list(catalog.FUNCTIONS if functions is None else functions)
     owners: dict[str, str] = {}
+    patterns: dict[str, str] = {}
     routes: set[str] = set()
     for fn in entries:
         trigger = fn.trigger
@@ -127,12 +135,15 @@ def validate_streaming(functions: Iterable[Function] | None = None) -> None:
         if not trigger.path_prefixes or not trigger.routes:
             raise ValueError(f"{fn.name}: a FunctionUrl trigger needs path prefixes and routes")
         for prefix in trigger.path_prefixes:
-            if not re.fullmatch(r"(/[A-Za-z0-9._-]+)+", prefix):
-                raise ValueError(f"{fn.name}: path prefix {prefix!r} must look like /api/v1/chat (no trailing "
-                                 "slash, no wildcard, no parameter)")
+            if not _PREFIX.fullmatch(prefix):
+                raise ValueError(f"{fn.name}: path prefix {prefix!r} must look like /api/v1/chat or "
+                                 "/api/v1/workflow-runs/{run_id}/events (no trailing slash, no wildcard, parameters "
+                                 "as whole segments after the first)")
             if prefix in owners:
                 raise ValueError(f"path prefix {prefix!r} belongs to both {owners[prefix]} and {fn.name}")
             owners[prefix] = fn.name
+        for pattern in stream_path_patterns(trigger):
+            patterns[pattern] = fn.name
         for route in trigger.routes:
             if not any(under_prefix(route.path, prefix) for prefix in trigger.path_prefixes):
                 raise ValueError(f"{fn.name}: route {route.method} {route.path} is outside its path prefixes "
@@ -142,11 +153,16 @@ def validate_streaming(functions: Iterable[Function] | None = None) -> None:
                 raise ValueError(f"duplicate streaming route {key}")
             routes.add(key)
     for prefix in owners:
-        if any(under_prefix(other, prefix) for other in owners if other != prefix):
-            raise ValueError(f"path prefix {prefix!r} contains another function's prefix")
+        if any(under_prefix(other, prefix) or under_prefix(prefix, other) for other in owners if other != prefix):
+            raise ValueError(f"path prefix {prefix!r} contains or lies under another prefix")
     for fn in entries:
         if isinstance(fn.trigger, Http):
-            for prefix, owner in owners.items():
-                if under_prefix(fn.trigger.path, prefix):
+            # A parameter of the route stands for any one segment: a sample value tests it.
+            sample = _PATH_PARAMETER.sub("x", fn.trigger.path)
+            for pattern, owner in patterns.items():
+                if _glob_matches(pattern, sample):
                     raise ValueError(f"{fn.name}: route {fn.trigger.route_key} lies under {owner}'s streaming "
-                                     f"prefix {prefix!r}: the edge sends it to the function URL")
+                                     f"path pattern {pattern!r}: the edge sends it to the function URL")
+
+
+_PATH_PARAMETER = re.compile(r"\{\w+\}")

@@ -9,8 +9,10 @@ cold start.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Literal
 
 
@@ -133,6 +135,12 @@ class StreamRoute:
     # The Server-Sent Events the route answers with; none: it answers JSON only.
     events: tuple[SseEvent, ...] = ()
     dialect: str = DEFAULT_DIALECT
+    # The JSON answer is a page of ``response`` items with the list envelope's pagination.
+    paged: bool = False
+    # The JSON answer may also be 202 with ``Location`` (the work goes on; poll it there).
+    accepted: bool = False
+    # OpenAPI's operationId; None: the function's name and the route's literal segments.
+    operation_id: str | None = None
 
     @property
     def streams(self) -> bool:
@@ -143,8 +151,11 @@ class StreamRoute:
 class FunctionUrl:
     """A Lambda function URL (``InvokeMode: RESPONSE_STREAM``, ``AuthType: NONE``: the app checks
     the bearer token itself) serving the module's ASGI ``app`` under the Lambda Web Adapter.
-    CloudFront sends every request whose path starts with one of ``path_prefixes`` to it; the
-    local runtime mounts the same app on its gateway at the same prefixes (docs/architecture.md §2.4, §3)."""
+    CloudFront sends every request whose path is one of ``path_prefixes`` or lies below one to
+    it, whatever its method; the local runtime mounts the same app on its gateway at the same
+    prefixes (docs/architecture.md §2.4, §3). A prefix is literal (``/api/v1/chat``) or has
+    whole-segment parameters (``/api/v1/workflow-runs/{run_id}/events``), which the edge matches
+    with ``*`` (docs/adr/0035-workflow-run-streaming.md)."""
 
     path_prefixes: tuple[str, ...]
     routes: tuple[StreamRoute, ...]
@@ -152,11 +163,41 @@ class FunctionUrl:
 
     @property
     def readiness_path(self) -> str:
-        """Where the Web Adapter polls the app until it answers (infrastructure, not a user route)."""
-        return self.path_prefixes[0] + READINESS_SUFFIX
+        """Where the Web Adapter polls the app until it answers (infrastructure, not a user route):
+        under the first prefix, its parameters written ``_``."""
+        return _PARAMETER.sub("_", self.path_prefixes[0]) + READINESS_SUFFIX
+
+    def owns(self, path: str) -> bool:
+        """Whether a request for ``path`` comes to this function (as the local gateway decides)."""
+        return any(prefix_pattern(prefix).match(path) for prefix in self.path_prefixes)
 
 
 READINESS_SUFFIX = "/_ready"
+_PARAMETER = re.compile(r"\{\w+\}")
+
+
+@cache
+def prefix_pattern(prefix: str) -> re.Pattern[str]:
+    """A request path that is ``prefix`` or lies below it; a ``{parameter}`` is one segment."""
+    regex = _PARAMETER.sub("[^/]+", "/".join(re.escape(seg) if not _PARAMETER.fullmatch(seg) else seg
+                                           for seg in prefix.split("/")))
+    return re.compile(f"^{regex}(?:/.*)?$")
+
+
+def prefix_glob(prefix: str) -> str:
+    """The prefix as a CloudFront path pattern: each ``{parameter}`` becomes ``*``."""
+    return _PARAMETER.sub("*", prefix)
+
+
+def under_prefix(path: str, prefix: str) -> bool:
+    """Route template ``path`` is ``prefix`` itself or below it (``/api/v1/chat/{id}/events``
+    under ``/api/v1/chat``), never a sibling that merely starts with the same characters
+    (``/api/v1/chats``). A parameter of the prefix takes any one segment of the path."""
+    wanted, segments = prefix.split("/"), path.split("/")
+    if len(segments) < len(wanted):
+        return False
+    return all(want == seg or _PARAMETER.fullmatch(want) is not None for want, seg in zip(wanted, segments,
+                                                                                          strict=False))
 
 
 Trigger = Http | DefaultRoute | Authorizer | Schedule | StepFunctionsTask | Invoked | Deploy | Queue | FunctionUrl

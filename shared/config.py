@@ -125,6 +125,12 @@ class Settings(BaseSettings):
     workflow_events_ttl_s: int = Field(default=86_400, ge=60)
     # The reconciler asks about runs unchanged for this long.
     workflow_stale_after_s: int = Field(default=300, ge=30)
+    # A streamed run's idle stream gets a heartbeat at least this often
+    # (docs/adr/0035-workflow-run-streaming.md).
+    workflow_stream_heartbeat_s: float = Field(default=10.0, gt=0, le=15)
+    # A stream follows a run at most this long, then ends without ``done``: the client resumes
+    # with Last-Event-ID (below the streaming function's 900 s timeout).
+    workflow_stream_follow_s: float = Field(default=840.0, gt=0, le=880)
     # An iteration over more items than this runs through the interpreter's Distributed Map
     # (docs/adr/0038-long-iterations-distributed-map.md); up to it, in its node's invocation.
     workflow_iteration_inline_items: int = Field(default=200, ge=1, le=1000)

@@ -10,11 +10,14 @@ from shared.catalog import (
     DATABASE,
     REDIS,
     Function,
+    FunctionUrl,
     Http,
     Invoked,
     Schedule,
+    SseEvent,
     StateMachineSpec,
     StepFunctionsTask,
+    StreamRoute,
     bucket,
     invoke,
     state_machine,
@@ -27,6 +30,28 @@ _FETCH = "workflow-fetch"
 _CODE = "workflow-code"
 _WORKFLOW = "/api/v1/workflows/{workflow_id}"
 _RUNS = "/api/v1/workflow-runs/{run_id}"
+_STREAM = "workflow-stream"
+_RUNS_API = "shared.workflows.runs_api"
+_DATA = "shared.workflows.run_event_data"
+# What a run sends, in order: started, then per node started, deltas (LLM text) and finished,
+# with iteration.next / loop.next before each item or round and paused / resumed around human
+# input; finished (plus error when it failed), and done last. A replay sends the same events
+# from where the client left.
+_RUN_EVENTS = (
+    SseEvent("workflow.started", f"{_DATA}:WorkflowStartedEvent", "The run began"),
+    SseEvent("node.started", f"{_DATA}:NodeStartedEvent", "A node began (in a container: with its item or round)"),
+    SseEvent("node.delta", f"{_DATA}:NodeDeltaEvent", "A piece of an LLM node's text, as the model streams it"),
+    SseEvent("node.finished", f"{_DATA}:NodeFinishedEvent",
+             "A node settled: status, outputs (cut to a preview), elapsed, tokens, when it ended"),
+    SseEvent("iteration.next", f"{_DATA}:IterationNextEvent", "An iteration starts an item"),
+    SseEvent("loop.next", f"{_DATA}:LoopNextEvent", "A loop starts a round"),
+    SseEvent("workflow.paused", f"{_DATA}:WorkflowPausedEvent",
+             "The run waits for a human-input node's answer: the node and its form"),
+    SseEvent("workflow.resumed", f"{_DATA}:WorkflowResumedEvent", "The paused node got its answer; the run goes on"),
+    SseEvent("workflow.finished", f"{_DATA}:WorkflowFinishedEvent", "The run ended: its status, outputs or error"),
+    SseEvent("error", f"{_DATA}:RunErrorEvent", "The run failed: the error and the node that failed it"),
+    SseEvent("done", f"{_DATA}:RunDoneEvent", "The last event: the run's final status"),
+)
 # Node outputs past the inline bound (shared/workflows/run_store.py) live in the payloads bucket.
 _PAYLOADS_READ = bucket("payloads", "read")
 _PAYLOADS = bucket("payloads", "read", "write")
@@ -80,17 +105,41 @@ FUNCTIONS: tuple[Function, ...] = (
     _api("workflows-export", "export_workflow", "GET", _WORKFLOW + "/export", "workflow:read",
          "Export the draft or a published version as a Dify app DSL file"),
     # Runs --------------------------------------------------------------------------------
-    # A sync run waits up to WORKFLOW_SYNC_WAIT_S (25 s) for its result: the function's timeout
-    # stays below the HTTP API's 30 s.
-    _runs_api("workflow-runs-create", "create_run", "POST", _WORKFLOW + "/runs",
-              "Run a workflow: sync (wait for the result, within a bound) or async (poll the run)", timeout_s=28,
-              control=("start",)),
-    _runs_api("workflow-runs-list", "list_runs", "GET", _WORKFLOW + "/runs", "A workflow's runs, newest first",
-              control=()),
+    # Starting and listing runs, and following a run's events: the workflow-stream function
+    # below (the edge routes by path; the streaming form of POST …/runs brings the path).
     _runs_api("workflow-runs-get", "get_run", "GET", _RUNS, "A run with its outputs, error and node history",
               control=()),
     _runs_api("workflow-runs-cancel", "cancel_run", "POST", _RUNS + "/cancel",
-              "Cancel a pending or running run"),
+              "Cancel a pending, running or paused run"),
+    # Human input (docs/adr/0036): the answer is recorded, then the execution waiting on the
+    # pause's task token is resumed (SendTaskSuccess).
+    _runs_api("workflow-runs-resume", "resume_run", "POST", _RUNS + "/resume",
+              "Answer the form a paused run waits on (human input) and resume it", control=("signal",)),
+    # The streaming function (docs/adr/0035-workflow-run-streaming.md): every mode of starting a
+    # run (a sync run waits up to WORKFLOW_SYNC_WAIT_S, 25 s, as on the HTTP API), the list of
+    # runs on the same path, and the replay of a run's events. It only reads the run's stream:
+    # the run goes on in Step Functions whether a client follows or not. A follower ends within
+    # WORKFLOW_STREAM_FOLLOW_S (840 s), below the timeout; the client resumes by Last-Event-ID.
+    Function(_STREAM, "functions.workflows.stream", _W,
+             FunctionUrl((_WORKFLOW + "/runs", _RUNS + "/events"), routes=(
+                 StreamRoute("POST", _WORKFLOW + "/runs", "workflow:run",
+                             "Run a workflow: \"mode\": \"stream\" answers its events as SSE until done; sync waits "
+                             "for the result within a bound (else 202); async answers 202 at once",
+                             tag="workflow-runs", body=f"{_RUNS_API}:StartRun", response=f"{_RUNS_API}:WorkflowRunOut",
+                             events=_RUN_EVENTS, accepted=True, operation_id="workflow-runs-create"),
+                 StreamRoute("GET", _WORKFLOW + "/runs", "workflow:run", "A workflow's runs, newest first",
+                             tag="workflow-runs", query=f"{_RUNS_API}:RunListQuery",
+                             response=f"{_RUNS_API}:WorkflowRunSummary", paged=True,
+                             operation_id="workflow-runs-list"),
+                 StreamRoute("GET", _RUNS + "/events", "workflow:run",
+                             "Replay a run's events after Last-Event-ID, then follow it live until done",
+                             tag="workflow-runs", query=f"{_RUNS_API}:RunEventsQuery", events=_RUN_EVENTS,
+                             operation_id="workflow-run-events"),
+             )),
+             memory_mb=512, timeout_s=900, layers=("base", "aws", "web"),
+             access=(DATABASE, REDIS, _PAYLOADS_READ, state_machine(_RUN, "start")),
+             description="Starts workflow runs (streamed, sync or async), lists them and streams their events, "
+                         "served by a function URL"),
     Function("workflow-runs-reconcile", "functions.workflows.reconcile_runs", _W,
              Schedule("rate(5 minutes)", "End workflow runs whose execution ended without a final record"),
              layers=("base", "aws"), access=(DATABASE, REDIS, state_machine(_RUN, "describe")),
@@ -111,7 +160,7 @@ FUNCTIONS: tuple[Function, ...] = (
           memory_mb=1024, timeout_s=900, layers=EMBED_LAYERS,
           access=(*EMBED_ACCESS, _PAYLOADS, bucket("uploads", "read"), invoke(_FETCH), invoke(_CODE))),
     _task("workflow-await", "await_input", "Keeps the task token of a run paused for human input",
-          access=(DATABASE,)),
+          access=(DATABASE, REDIS)),
     _task("workflow-continue", "continue_run", "Carries a workflow run on in a fresh execution",
           layers=("base", "aws"), access=(state_machine(_RUN, "start"),), in_vpc=False),
     _task("workflow-fail", "fail_run", "Records a workflow run as failed when a task gives up",

@@ -17,6 +17,7 @@ import anyio.to_thread
 
 from functions.catalog import FUNCTIONS, Authorizer, DefaultRoute, http_functions
 from infra.local.invoker import FunctionError, LocalInvoker
+from shared.catalog import prefix_pattern
 from shared.config import get_settings
 from shared.http.api import payload_too_large
 from shared.http.context import new_request_id, request_id_of
@@ -198,7 +199,7 @@ class LocalGateway:
         if scope["type"] != "http":
             return
         for prefix, app in self._mounts.items():
-            if scope["path"] == prefix or scope["path"].startswith(prefix + "/"):
+            if prefix_pattern(prefix).match(scope["path"]):
                 await app(scope, receive, send)
                 return
         status, headers, cookies, body = await self._handle(scope, receive)

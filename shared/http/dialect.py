@@ -94,6 +94,11 @@ class Dialect(ABC):
     def success_schema(self, data: dict[str, Any]) -> dict[str, Any]:
         """The success body's schema around the schema of its data."""
 
+    def page_schema(self, item: dict[str, Any]) -> dict[str, Any]:
+        """The list body's schema around the schema of one item (for a streaming function's
+        paged route; the HTTP API's lists are documented from their handlers' models)."""
+        raise NotImplementedError(f"the {self.name} dialect documents no paged streaming answers")
+
     @abstractmethod
     def event_stream_schema(self, events: list[EventDoc]) -> dict[str, Any]:
         """The schema of the ``text/event-stream`` answer: one item per event type, heartbeat included."""
@@ -149,6 +154,12 @@ class StratusDialect(Dialect):
             },
         }
 
+    def page_schema(self, item: dict[str, Any]) -> dict[str, Any]:
+        schema = self.success_schema({"type": "array", "items": item})
+        schema["required"] = [*schema["required"], "pagination"]
+        schema["properties"]["pagination"] = Pagination.model_json_schema()
+        return schema
+
     def event_stream_schema(self, events: list[EventDoc]) -> dict[str, Any]:
         items: list[dict[str, Any]] = [{
             "title": doc.type,
@@ -159,7 +170,7 @@ class StratusDialect(Dialect):
                 "event": {"const": doc.type},
                 "id": {"type": "string", "description": "The event's stream id (<milliseconds>-<sequence>); "
                                                         "absent on an event that never reached the stream"},
-                "data": doc.data,
+                "data": _json_line(doc.data),
             },
         } for doc in events]
         items.append({
@@ -168,7 +179,8 @@ class StratusDialect(Dialect):
                            "`data: {}`, without an id (it does not move Last-Event-ID)",
             "type": "object",
             "required": ["event", "data"],
-            "properties": {"event": {"const": self.HEARTBEAT}, "data": {"type": "object", "maxProperties": 0}},
+            "properties": {"event": {"const": self.HEARTBEAT},
+                           "data": _json_line({"type": "object", "maxProperties": 0})},
             "additionalProperties": False,
         })
         return {
@@ -176,6 +188,12 @@ class StratusDialect(Dialect):
                            "line (one line of JSON); events are separated by a blank line.",
             "oneOf": items,
         }
+
+
+def _json_line(schema: dict[str, Any]) -> dict[str, Any]:
+    """An event's ``data:`` line: text holding one JSON document of ``schema`` (JSON Schema's
+    ``contentMediaType``/``contentSchema``, as SSE item schemas describe it)."""
+    return {"type": "string", "contentMediaType": JSON, "contentSchema": schema}
 
 
 STRATUS = StratusDialect()

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from shared.catalog import Function, FunctionUrl, Http, StreamRoute
+from shared.catalog import Function, FunctionUrl, Http, StreamRoute, under_prefix
 from shared.http.dialect import EVENT_STREAM, Dialect, EventDoc, dialect_for
 from shared.http.refs import model_of
 
@@ -41,7 +41,7 @@ _ERROR_STATUSES = {
 _BODY_ONLY = frozenset({"415"})
 # A route without auth checks no token and has no per-token rate limit.
 _AUTH_ONLY = frozenset({"401", "403", "429"})
-_REPLAY_EXPIRED = {"410": "The turn's events expired from the replay window"}
+_REPLAY_EXPIRED = {"410": "The events expired from the replay window: read the turn or run itself"}
 _REF = "#/components/schemas/{model}"
 # What API Gateway answers itself, before any function runs (the dialect does not apply):
 # 401 when the Authorization header is missing while authorizer caching is on (the header is
@@ -67,9 +67,9 @@ _SERVERS = [{"url": "/", "description": "The deployment's base URL: the `BaseUrl
                                          "or the URL `make dev` prints locally"}]
 _EVENT_STREAM_DESCRIPTION = (
     "Server-sent events: `event: <type>`, `id: <event id>`, `data: <json>`, separated by a blank line; a "
-    "heartbeat when nothing else was sent for the heartbeat interval (`CHAT_HEARTBEAT_S`: 10 s by default, at "
-    "most 15 s), sent as `{heartbeat}` (no id: it does not move `Last-Event-ID`). Resume after a disconnect with "
-    "the `Last-Event-ID` header.")
+    "heartbeat when nothing else was sent for the heartbeat interval (`CHAT_HEARTBEAT_S` for chat, "
+    "`WORKFLOW_STREAM_HEARTBEAT_S` for workflow runs: 10 s by default, at most 15 s), sent as `{heartbeat}` (no id: "
+    "it does not move `Last-Event-ID`). Resume after a disconnect with the `Last-Event-ID` header.")
 _PATH_PARAMETER = re.compile(r"{([^}]+)}")
 Mode = Literal["validation", "serialization"]
 
@@ -98,11 +98,21 @@ def _error_responses(dialect: Dialect, *, body: bool, auth: bool, gateway: bool,
 
 
 def _merge_schemas(into: dict[str, Any], new: dict[str, Any]) -> None:
-    """Add component schemas; one name must not mean two schemas."""
+    """Add component schemas; one name must not mean two schemas. Powertools' parts drop
+    ``"default": null`` (they are dumped without None values): that alone is no difference."""
     for name, schema in new.items():
-        if name in into and into[name] != schema:
+        if name in into and _without_null_defaults(into[name]) != _without_null_defaults(schema):
             raise ValueError(f"two different schemas are named {name!r} in the OpenAPI components")
         into[name] = schema
+
+
+def _without_null_defaults(schema: Any) -> Any:
+    if isinstance(schema, dict):
+        return {key: _without_null_defaults(value) for key, value in schema.items()
+                if not (key == "default" and value is None)}
+    if isinstance(schema, list):
+        return [_without_null_defaults(value) for value in schema]
+    return schema
 
 
 class _StreamSchemas:
@@ -136,8 +146,14 @@ def _stream_operation_id(fn: Function, route: StreamRoute, taken: set[str]) -> s
     """``chat``, ``chat-events``, ``chat-cancel``: the function's name and the route's literal
     segments below its prefix (plus the method when that is ambiguous)."""
     assert isinstance(fn.trigger, FunctionUrl)
-    prefix = next(p for p in fn.trigger.path_prefixes if route.path == p or route.path.startswith(p + "/"))
-    literal = [seg for seg in route.path[len(prefix):].split("/") if seg and not seg.startswith("{")]
+    if route.operation_id:
+        if route.operation_id in taken:
+            raise ValueError(f"two operations are named {route.operation_id!r}")
+        taken.add(route.operation_id)
+        return route.operation_id
+    prefix = next(p for p in fn.trigger.path_prefixes if under_prefix(route.path, p))
+    below = route.path.split("/")[len(prefix.split("/")):]
+    literal = [seg for seg in below if seg and not seg.startswith("{")]
     operation_id = "-".join([fn.name, *literal])
     if operation_id in taken:
         operation_id += f"-{route.method.lower()}"
@@ -180,8 +196,17 @@ def _stream_operation(fn: Function, route: StreamRoute, operation_id: str, schem
         heartbeat = dialect.heartbeat().decode().replace("\n", "\\n")
         responses["200"] = {"description": _EVENT_STREAM_DESCRIPTION.format(heartbeat=heartbeat), "content": content}
     if route.response and str(route.status) not in responses:
-        responses[str(route.status)] = {"description": "The success answer", "content": {"application/json": {
-            "schema": dialect.success_schema(schemas.ref(route.response, "serialization"))}}}
+        success = (dialect.page_schema(schemas.ref(route.response, "serialization")) if route.paged
+                   else dialect.success_schema(schemas.ref(route.response, "serialization")))
+        responses[str(route.status)] = {"description": "The success answer", "headers": _REQUEST_ID_HEADER,
+                                        "content": {"application/json": {"schema": success}}}
+    if route.response and route.accepted:
+        responses["202"] = {
+            "description": "Accepted: the work goes on; poll the resource `Location` names",
+            "headers": {**_REQUEST_ID_HEADER, "Location": {"description": "Where to poll the work",
+                                                           "schema": {"type": "string"}}},
+            "content": {"application/json": {"schema": dialect.success_schema(
+                schemas.ref(route.response, "serialization"))}}}
     operation: dict[str, Any] = {
         "operationId": operation_id,
         "summary": route.summary,

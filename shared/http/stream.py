@@ -38,6 +38,7 @@ from shared.auth.principal import Principal
 from shared.cache.ports import StreamEvent
 from shared.catalog import DEFAULT_DIALECT, Function, FunctionUrl, StreamRoute
 from shared.config import MissingSettings, check_entry_settings
+from shared.db.paging import Page
 from shared.errors import (
     BadRequest,
     PayloadTooLarge,
@@ -125,7 +126,8 @@ async def read_json(request: Request, model: type[M], max_bytes: int) -> M:
         # Refused before decoding: the decoder and the validators recurse.
         check_json_payload(raw, request.headers.get("content-type"))
     try:
-        payload = json.loads(raw or b"null")
+        # No body at all is an empty object: its model says which fields are missing.
+        payload = json.loads(raw) if raw else {}
     except ValueError:
         raise BadRequest("Request body is not valid JSON", code="biz_malformed_json") from None
     return validate(model, payload, "body")
@@ -226,13 +228,19 @@ class SseResponse:
     client leaving: sends to a gone client are dropped by the server, and the iterator runs to
     its end, so the Lambda invocation lasts until the work is written."""
 
-    def __init__(self, frames: AsyncIterator[bytes], rid: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, frames: AsyncIterator[bytes], rid: str, headers: dict[str, str] | None = None,
+                 on_gone: Callable[[], None] | None = None) -> None:
         self._frames = frames
         self._headers = {**SSE_HEADERS, "x-request-id": rid, **{k.lower(): v for k, v in (headers or {}).items()}}
+        # Told when the client disconnects; the stream then ends (None: it runs to its end).
+        self._on_gone = on_gone
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in self._headers.items()]})
+        if self._on_gone is not None:
+            await self._until_gone(receive, send)
+            return
         try:
             async for frame in self._frames:
                 await send({"type": "http.response.body", "body": frame, "more_body": True})
@@ -243,6 +251,29 @@ class SseResponse:
                 pass
             return
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _until_gone(self, receive: Any, send: Any) -> None:
+        """Send frames until the last one or the client's disconnect, whichever comes first."""
+        assert self._on_gone is not None
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+
+        watcher = asyncio.ensure_future(watch())
+        try:
+            async for frame in self._frames:
+                if watcher.done():
+                    logger.info("client went away during a stream; it stops following")
+                    break
+                await send({"type": "http.response.body", "body": frame, "more_body": True})
+            else:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except OSError:
+            logger.info("client went away during a stream")
+        finally:
+            watcher.cancel()
+            self._on_gone()
 
 
 Answer = Response | SseResponse
@@ -283,12 +314,21 @@ class StreamCall(Generic[B, Q]):
         else the query's ``last_event_id`` for clients that cannot set headers."""
         return self.request.headers.get("last-event-id") or getattr(self.query, "last_event_id", None)
 
-    def ok(self, data: Any, status: int | None = None) -> Response:
+    def ok(self, data: Any, status: int | None = None, headers: dict[str, str] | None = None) -> Response:
         """The JSON answer carrying ``data``, with the route's status unless told."""
-        return json_answer(self.dialect.success(data, self.request_id), self.request_id, status or self.route.status)
+        answer = json_answer(self.dialect.success(data, self.request_id), self.request_id,
+                             status or self.route.status)
+        answer.headers.update(headers or {})
+        return answer
 
-    def events(self, source: EventSource) -> SseResponse:
-        return SseResponse(source.frames(self.dialect, self.heartbeat_s), self.request_id, headers=response_headers())
+    def page(self, page: Page[Any]) -> Response:
+        """A list answer: the page's items and its pagination, in the route's dialect."""
+        return json_answer(self.dialect.page(page, self.request_id), self.request_id, self.route.status)
+
+    def events(self, source: EventSource, headers: dict[str, str] | None = None,
+               on_gone: Callable[[], None] | None = None) -> SseResponse:
+        return SseResponse(source.frames(self.dialect, self.heartbeat_s), self.request_id,
+                           headers={**response_headers(), **(headers or {})}, on_gone=on_gone)
 
     def stream(self, produce: Callable[[Callable[[StreamEvent], None]], Any], name: str) -> SseResponse:
         """Stream what ``produce`` emits, producing on a thread of its own (it runs to its end
@@ -297,21 +337,27 @@ class StreamCall(Generic[B, Q]):
         in_background(lambda: produce(source.emit), name)
         return self.events(source)
 
-    def follow(self, batches: Iterable[Iterable[StreamEvent]], name: str) -> SseResponse:
+    def follow(self, batches: Iterable[Iterable[StreamEvent]], name: str, *, headers: dict[str, str] | None = None,
+               until_gone: bool = False) -> SseResponse:
         """Stream stored events (a replay after ``Last-Event-ID``, then following live): the
-        blocking reads on a thread of their own, since a follower may wait minutes."""
+        blocking reads on a thread of their own, since a follower may wait minutes. With
+        ``until_gone`` the reads stop when the client leaves (work done elsewhere, such as a
+        workflow run in Step Functions, needs no reader to go on)."""
         source = EventSource()
+        gone = threading.Event()
 
         def pump() -> None:
             try:
                 for batch in batches:
                     for event in batch:
                         source.emit(event)
+                    if gone.is_set():
+                        return
             finally:
                 source.finish()
 
         in_background(pump, name)
-        return self.events(source)
+        return self.events(source, headers, gone.set if until_gone else None)
 
 
 StreamHandler = Callable[[StreamCall[Any, Any]], Awaitable[Answer]]

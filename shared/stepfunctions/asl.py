@@ -116,12 +116,16 @@ def _set_result_path(state: dict[str, Any], result_path: str | _Keep | None) -> 
 
 def _task_fields(state: State, *, result_path: str | _Keep | None, retry_policy: Sequence[Mapping[str, Any]],
                  catch_rules: Sequence[Mapping[str, Any]], timeout_s: int | None,
-                 heartbeat_s: int | None, comment: str | None) -> State:
+                 heartbeat_s: int | None, comment: str | None, timeout_path: str | None = None) -> State:
     if comment:
         state = {"Comment": comment, **state}
     _set_result_path(state, result_path)
+    if timeout_s is not None and timeout_path is not None:
+        raise ValueError("give TimeoutSeconds or TimeoutSecondsPath, not both")
     if timeout_s is not None:
         state["TimeoutSeconds"] = timeout_s
+    if timeout_path is not None:
+        state["TimeoutSecondsPath"] = path(timeout_path)
     if heartbeat_s is not None:
         state["HeartbeatSeconds"] = heartbeat_s
     if retry_policy:
@@ -147,14 +151,17 @@ def lambda_task(function: str, *, payload: Mapping[str, Any] | None = None,
 def wait_for_task_token(function: str, *, payload: Mapping[str, Any], token_field: str = "task_token",  # noqa: S107
                         result_path: str | _Keep | None = KEEP, retry_policy: Sequence[Mapping[str, Any]] = (),
                         catch_rules: Sequence[Mapping[str, Any]] = (), timeout_s: int | None = None,
-                        heartbeat_s: int | None = None, comment: str | None = None) -> State:
+                        timeout_path: str | None = None, heartbeat_s: int | None = None,
+                        comment: str | None = None) -> State:
     """A Task that invokes ``function`` with the task token in ``payload[token_field]`` and
-    then waits until someone answers the token (SendTaskSuccess/Failure). Standard machines only."""
+    then waits until someone answers the token (SendTaskSuccess/Failure). Standard machines only.
+    It fails ``States.Timeout`` after ``timeout_s``, or the seconds the state holds at
+    ``timeout_path`` (a positive integer)."""
     body = {**payload, f"{token_field}.$": TASK_TOKEN}
     state: State = {"Type": "Task", "Resource": LAMBDA_WAIT_FOR_TOKEN,
                     "Parameters": {"FunctionName": fn(function), "Payload": parameters(body)}}
     return _task_fields(state, result_path=result_path, retry_policy=retry_policy, catch_rules=catch_rules,
-                        timeout_s=timeout_s, heartbeat_s=heartbeat_s, comment=comment)
+                        timeout_s=timeout_s, heartbeat_s=heartbeat_s, comment=comment, timeout_path=timeout_path)
 
 
 def when_boolean(variable: str, value: bool, next_state: str) -> dict[str, Any]:

@@ -214,6 +214,16 @@ class TemplateConfig(RequestModel):
     variables: list[VariableBinding] = Field(default_factory=list, max_length=50)
 
 
+# -- answer (chatflows) ---------------------------------------------------------------------------
+class AnswerConfig(RequestModel):
+    """A chatflow's reply text: ``{{#node.field#}}`` references between literal text, streamed to
+    the chat as soon as what it names is known (docs/workflows.md §12)."""
+
+    model_config = VERBATIM
+
+    answer: str = Field(default="", max_length=MAX_TEMPLATE_CHARS)
+
+
 # -- http request ------------------------------------------------------------------------------
 class KeyValue(RequestModel):
     key: str = Field(min_length=1, max_length=500)
@@ -362,7 +372,8 @@ VALUELESS_OPERATIONS = frozenset({"clear", "remove-first", "remove-last"})
 class AssignItem(RequestModel):
     model_config = VERBATIM
 
-    # The variable changed: a loop variable of an enclosing loop (``[loop_id, label]``).
+    # The variable changed: a loop variable of an enclosing loop (``[loop_id, label]``), or in a
+    # chatflow a conversation variable (``["conversation", name]``).
     variable_selector: Selector = SelectorField
     operation: AssignOperation = "over-write"
     input_type: Literal["variable", "constant"] = "variable"
@@ -551,6 +562,104 @@ class DocumentExtractorConfig(RequestModel):
     is_array_file: bool = False
 
 
+# -- human input -------------------------------------------------------------------------------
+FormFieldType = Literal["text", "paragraph", "number", "select", "boolean"]
+# The variable type each form field answers.
+FORM_FIELD_TYPES: dict[str, str] = {"text": "string", "paragraph": "string", "select": "string", "number": "number",
+                                    "boolean": "boolean"}
+# The longest a person may wait: a pause keeps its execution open (Standard executions last up
+# to a year; the run's other steps need the rest).
+MAX_PAUSE_S = 90 * 24 * 3600
+# The output naming the action a person chose (a form with actions).
+ACTION_OUTPUT = "action_id"
+
+
+class FormField(RequestModel):
+    """One field of a human input form: the answer's value of that name, and the node's output."""
+
+    name: str = Field(pattern=VARIABLE_NAME)
+    label: str = Field(default="", max_length=200)
+    type: FormFieldType = "text"
+    required: bool = False
+    # The value taken when the field is left out, and on a timeout with ``on_timeout: default``.
+    default: Any = None
+    # select: the values allowed.
+    options: list[Annotated[str, Field(min_length=1, max_length=500)]] = Field(default_factory=list, max_length=100)
+    # text, paragraph: the longest answer accepted.
+    max_length: int | None = Field(default=None, ge=1, le=100_000)
+
+    @property
+    def var_type(self) -> str:
+        return FORM_FIELD_TYPES[self.type]
+
+
+class FormAction(RequestModel):
+    """A button of the form (Dify's user action): the person picks one, and its ``id`` is the
+    handle the run leaves by."""
+
+    id: str = Field(pattern=VARIABLE_NAME)
+    title: str = Field(default="", max_length=200)
+
+
+class HumanInputConfig(RequestModel):
+    """Pauses the run until a person answers ``fields`` (POST /api/v1/workflow-runs/{id}/resume);
+    the node answers each field's value (and ``action_id`` with actions). Without an answer
+    after ``timeout_s``: ``on_timeout`` ``default`` answers each field's default (the first
+    action's handle), ``fail`` fails the node (``human_input_timeout``)."""
+
+    model_config = VERBATIM
+
+    # What the person reads above the fields (a template: {{#node.field#}} references are
+    # rendered when the run pauses).
+    form_content: str = Field(default="", max_length=MAX_TEMPLATE_CHARS)
+    fields: list[FormField] = Field(default_factory=list, max_length=50)
+    # None: a form without buttons (it leaves by ``source``).
+    actions: list[FormAction] = Field(default_factory=list, max_length=10)
+    # Seconds the run waits for the answer; None: until the run's execution ends.
+    timeout_s: int | None = Field(default=None, ge=1, le=MAX_PAUSE_S)
+    on_timeout: Literal["default", "fail"] = "fail"
+
+    @model_validator(mode="after")
+    def _distinct(self) -> HumanInputConfig:
+        names = [item.name for item in self.fields]
+        if len(names) != len(set(names)):
+            raise ValueError("field names must not repeat")
+        if ACTION_OUTPUT in names:
+            raise ValueError(f"{ACTION_OUTPUT!r} is reserved: the node answers the chosen action under it")
+        ids = [action.id for action in self.actions]
+        if len(ids) != len(set(ids)):
+            raise ValueError("action ids must not repeat (each is the handle of its branch)")
+        reserved = sorted(set(ids) & {SOURCE_HANDLE, FAIL_BRANCH_HANDLE})
+        if reserved:
+            raise ValueError(f"action id {reserved[0]!r} is reserved for another exit; pick another id")
+        return self
+
+
+# -- sub-workflow ------------------------------------------------------------------------------
+# How deep sub-workflows may call sub-workflows (the run's own workflow is depth 0).
+MAX_SUB_WORKFLOW_DEPTH = 5
+
+
+class SubWorkflowOutput(RequestModel):
+    """An output of the called workflow (an end node's output name) the node answers."""
+
+    variable: str = Field(pattern=VARIABLE_NAME)
+    type: VarType | None = None
+
+
+class SubWorkflowConfig(RequestModel):
+    """Runs a published version of another workflow of the tenant, inline, and answers its
+    outputs. ``inputs`` map the called workflow's start variables to selectors of this run."""
+
+    # The called workflow (an id of the tenant's).
+    workflow_id: str = Field(min_length=1, max_length=64)
+    # A published version number; None: the latest published version when the node runs.
+    version: int | None = Field(default=None, ge=1, le=2_147_483_647)
+    inputs: list[VariableBinding] = Field(default_factory=list, max_length=50)
+    # The called workflow's outputs this node answers (downstream nodes read them).
+    outputs: list[SubWorkflowOutput] = Field(default_factory=list, max_length=100)
+
+
 CONFIGS: dict[str, type[BaseModel]] = {
     "start": StartConfig,
     "end": EndConfig,
@@ -571,6 +680,9 @@ CONFIGS: dict[str, type[BaseModel]] = {
     "parameter_extractor": ParameterExtractorConfig,
     "list_operator": ListOperatorConfig,
     "document_extractor": DocumentExtractorConfig,
+    "human_input": HumanInputConfig,
+    "sub_workflow": SubWorkflowConfig,
+    "answer": AnswerConfig,
 }
 
 # Seconds a node may run (an attempt) unless the node says otherwise. A container's covers all
@@ -580,6 +692,8 @@ DEFAULT_TIMEOUT_S: dict[str, int] = {
     "code": 30, "http_request": 120, "knowledge_retrieval": 60, "llm": 300,
     "iteration": 900, "loop": 900, "iteration_start": 10, "loop_start": 10, "loop_end": 10, "assigner": 10,
     "list_operator": 10, "document_extractor": 120, "question_classifier": 300, "parameter_extractor": 300,
+    # A human input's wait is its config's timeout_s, not a node attempt's.
+    "human_input": 10, "sub_workflow": 900, "answer": 10,
 }
 
 
@@ -633,6 +747,15 @@ def outputs_of(node: Node, config: BaseModel | None = None) -> dict[str, str | N
             return {"result": config.var_type, "first_record": config.item_type, "last_record": config.item_type}
         case DocumentExtractorConfig():
             return {"text": "array[string]" if config.is_array_file else "string"}
+        case HumanInputConfig():
+            answered: dict[str, str | None] = {item.name: item.var_type for item in config.fields}
+            if config.actions:
+                answered[ACTION_OUTPUT] = "string"
+            return answered
+        case SubWorkflowConfig():
+            return {output.variable: output.type for output in config.outputs}
+        case AnswerConfig():
+            return {"answer": "string"}
     raise TypeError(f"no outputs known for {type(config).__name__}")
 
 

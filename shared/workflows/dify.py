@@ -32,12 +32,14 @@ from shared.workflows.configs import (
     ERROR_OUTPUTS,
     MAX_LOOP_COUNT,
     MAX_PARALLEL_ITEMS,
+    AnswerConfig,
     AssignerConfig,
     CodeConfig,
     ComparisonOperator,
     DocumentExtractorConfig,
     EndConfig,
     HttpRequestConfig,
+    HumanInputConfig,
     IfElseConfig,
     IterationConfig,
     KnowledgeRetrievalConfig,
@@ -48,6 +50,7 @@ from shared.workflows.configs import (
     ParameterExtractorConfig,
     QuestionClassifierConfig,
     StartConfig,
+    SubWorkflowConfig,
     TemplateConfig,
     VariableAggregatorConfig,
     outputs_of,
@@ -58,12 +61,14 @@ from shared.workflows.definition import (
     NODE_ID,
     SOURCE_HANDLE,
     VAR_TYPES,
+    VARIABLE_NAME,
     Node,
     RetryPolicy,
     WorkflowDocument,
 )
 from shared.workflows.errors import DslImportFailed, DslImportUnsupported
-from shared.workflows.validation import Problem, document_problems, value_matches
+from shared.workflows.validation import Problem, document_problems, empty_value, value_matches
+from shared.workflows.variables import TEMPLATE_REFERENCE, template_references
 
 # Larger files are refused before parsing (a document holds at most 1 MB of JSON; the YAML of
 # one, with Dify's canvas fields, stays well under this).
@@ -97,6 +102,11 @@ DIFY_TYPES: dict[str, str] = {
     "parameter-extractor": "parameter_extractor",
     "list-operator": "list_operator",
     "document-extractor": "document_extractor",
+    "human-input": "human_input",
+    # Only a tool whose provider is a workflow of the tenant (provider_type: workflow); other
+    # tools (builtin, API, plugin) are refused.
+    "tool": "sub_workflow",
+    "answer": "answer",
 }
 STRATUS_TYPES: dict[str, str] = {stratus: dify for dify, stratus in DIFY_TYPES.items() if dify != "variable-assigner"}
 # Start variable types: Dify → Stratus.
@@ -112,10 +122,17 @@ PARAMETER_TYPES = {"string": "string", "select": "string", "number": "number", "
 LIST_TYPES = ("array[string]", "array[number]", "array[boolean]", "array[object]")
 # Dify's names for value types Stratus has under another name.
 TYPE_ALIASES = {"integer": "number", "array[integer]": "array[number]"}
-MODES_LATER = {"advanced-chat": "chatflows (advanced-chat apps) come with a later release of Stratus",
-               "chat": "chat apps are not workflows; Stratus imports Dify workflow apps (mode: workflow)",
-               "agent-chat": "agent apps are not workflows; Stratus imports Dify workflow apps (mode: workflow)",
-               "completion": "text generators are not workflows; Stratus imports Dify workflow apps (mode: workflow)"}
+MODES_LATER = {"chat": "chat apps are not workflows; Stratus imports Dify workflow and chatflow apps (mode: workflow, "
+                       "advanced-chat)",
+               "agent-chat": "agent apps are not workflows; Stratus imports Dify workflow and chatflow apps (mode: "
+                             "workflow, advanced-chat)",
+               "completion": "text generators are not workflows; Stratus imports Dify workflow and chatflow apps "
+                             "(mode: workflow, advanced-chat)"}
+# Dify's app modes Stratus imports, and the document mode each becomes.
+APP_MODES = {"workflow": "workflow", "advanced-chat": "chatflow"}
+STRATUS_APP_MODES = {stratus: dify for dify, stratus in APP_MODES.items()}
+# What Dify's chatflow prompts call the message's files (sys.files in later releases).
+_USER_FILES = "{{#userinput.files#}}"
 _VERSION = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?")
 # Node data fields every type has, or that only Dify's canvas reads.
 _COMMON_KEYS = frozenset({"type", "title", "desc", "selected", "error_strategy", "default_value", "retry_config",
@@ -155,7 +172,18 @@ _TYPE_KEYS: dict[str, frozenset[str]] = {
     "list_operator": frozenset({"variable", "var_type", "item_var_type", "filter_by", "order_by", "limit",
                                 "extract_by"}),
     "document_extractor": frozenset({"variable_selector", "is_array_file", "output_image"}),
+    "human_input": frozenset({"form_content", "inputs", "user_actions", "timeout", "timeout_unit",
+                              "delivery_methods"}),
+    # What Dify's editor writes of a tool's provider and schema (only the workflow and its
+    # parameters mean something here).
+    "sub_workflow": frozenset({"provider_id", "provider_type", "provider_name", "tool_name", "tool_label",
+                               "tool_parameters", "tool_configurations", "tool_node_version", "output_schema",
+                               "paramSchemas", "params", "is_team_authorization", "plugin_unique_identifier"}),
+    # ``variables``: a list Dify's answer node keeps empty.
+    "answer": frozenset({"answer", "variables"}),
 }
+# Dify's human input timeout: 36 hours unless the node says otherwise.
+DIFY_FORM_TIMEOUT_S = 36 * 3600
 # Dify's canvas: a container's children sit above it, and its start node is fixed in place.
 CHILD_Z_INDEX = 1002
 CONTAINER_Z_INDEX = 1
@@ -188,19 +216,24 @@ class ImportResult:
 
 
 ModelNames = Callable[[str], bool] | set[str] | frozenset[str]
+# A workflow of the tenant a Dify workflow tool names (by provider id or name): its id and the
+# outputs its published version answers; None: the tenant has none of that id or name.
+WorkflowTargets = Callable[[str], tuple[str, list[str]] | None]
 
 
 # -- import ------------------------------------------------------------------------------------
-def import_dify(content: str, *, model_names: ModelNames, default_model: str | None) -> ImportResult:
+def import_dify(content: str, *, model_names: ModelNames, default_model: str | None,
+                workflows: WorkflowTargets | None = None) -> ImportResult:
     """A Dify app DSL (or a bare graph) as a Stratus document. ``model_names`` says whether the
     tenant has a chat model of a name; ``default_model`` is the tenant's default chat model
-    (None: leave the node on the default, whichever it is at run time). Raises
+    (None: leave the node on the default, whichever it is at run time); ``workflows`` finds the
+    tenant's workflow a Dify workflow tool names (None: such tools are refused). Raises
     :class:`DslImportUnsupported` (422 ``workflow_import_unsupported``) naming every node or
     feature Stratus does not run yet, :class:`DslImportFailed` (422 ``workflow_import_invalid``)
     when the file is not a Dify workflow."""
     data = _load(content)
     exists = model_names if callable(model_names) else model_names.__contains__
-    context = _Context(exists, default_model)
+    context = _Context(exists, default_model, workflows)
     if data.get("kind") not in (None, "app"):
         raise DslImportFailed(f"The file's kind is {data['kind']!r}: only Dify app exports (kind: app) are imported")
     name = description = ""
@@ -309,8 +342,10 @@ def _app_graph(data: Mapping[str, Any], context: _Context) -> tuple[Mapping[str,
     if isinstance(mode, str) and mode in MODES_LATER:
         raise DslImportUnsupported(f"This Dify app's mode is {mode!r}: {MODES_LATER[mode]}",
                                    details={"mode": mode})
-    if mode != "workflow":
-        raise DslImportFailed(f"The app's mode is {mode!r}; a Dify workflow app has mode: workflow")
+    if not isinstance(mode, str) or mode not in APP_MODES:
+        raise DslImportFailed(f"The app's mode is {mode!r}; a Dify workflow app has mode: workflow, a chatflow "
+                              "mode: advanced-chat")
+    context.mode = APP_MODES[mode]
     version = data.get("version") or "0.1.0"
     match = _VERSION.match(str(version)) if isinstance(version, str | int | float) else None
     if match is None:
@@ -324,11 +359,15 @@ def _app_graph(data: Mapping[str, Any], context: _Context) -> tuple[Mapping[str,
     workflow = data.get("workflow")
     if not isinstance(workflow, Mapping) or not isinstance(workflow.get("graph"), Mapping):
         raise DslImportFailed("The app has no workflow.graph (nodes and edges); export the app from Dify again")
-    for kind in ("environment_variables", "conversation_variables"):
-        names = [str(v.get("name")) for v in _list(workflow.get(kind)) if isinstance(v, Mapping)]
-        if names:
-            context.warn(None, f"{kind.replace('_', ' ')} ({', '.join(names)}) are not imported: Stratus has none "
-                               "yet; validation reports each reference to them")
+    names = [str(v.get("name")) for v in _list(workflow.get("environment_variables")) if isinstance(v, Mapping)]
+    if names:
+        context.warn(None, f"environment variables ({', '.join(names)}) are not imported: Stratus has none yet; "
+                           "validation reports each reference to them")
+    conversation = _list(workflow.get("conversation_variables"))
+    if context.mode == "chatflow":
+        context.conversation_variables = _conversation_variables(conversation, context)
+    elif conversation:
+        context.warn(None, "conversation variables are a chatflow's; this workflow app's were not imported")
     if _mapping(_mapping(workflow.get("features")).get("file_upload")).get("enabled"):
         context.warn(None, "file upload is not imported: Stratus workflows take no files yet")
     name = app.get("name")
@@ -339,14 +378,20 @@ def _app_graph(data: Mapping[str, Any], context: _Context) -> tuple[Mapping[str,
 class _Context:
     """What an import collects: warnings, substitutions and the problems that stop it."""
 
-    def __init__(self, model_exists: Callable[[str], bool], default_model: str | None) -> None:
+    def __init__(self, model_exists: Callable[[str], bool], default_model: str | None,
+                 workflows: WorkflowTargets | None = None) -> None:
         self.model_exists = model_exists
         self.default_model = default_model
+        # None while exporting: a workflow tool maps back to the id it names.
+        self.workflows = workflows
         self.warnings: list[str] = []
         self.substitutions: list[ModelSubstitution] = []
         self.unsupported: list[Problem] = []
         self._unsupported_kinds: list[tuple[str, str]] = []
         self.invalid: list[Problem] = []
+        # The document's mode (an advanced-chat app: chatflow) and its conversation variables.
+        self.mode = "workflow"
+        self.conversation_variables: list[dict[str, Any]] = []
 
     def warn(self, node_id: str | None, message: str) -> None:
         self.warnings.append(f"node {node_id}: {message}" if node_id else message)
@@ -382,11 +427,47 @@ def _graph(graph: Mapping[str, Any], context: _Context) -> WorkflowDocument | No
     if context.unsupported or context.invalid:
         return None
     _place(nodes, edges)
+    raw = {"mode": context.mode, "conversation_variables": context.conversation_variables, "nodes": nodes,
+           "edges": edges}
     try:
-        return WorkflowDocument.model_validate({"nodes": nodes, "edges": edges})
+        return WorkflowDocument.model_validate(raw)
     except ValidationError as exc:
-        context.invalid.extend(document_problems(exc, {"nodes": nodes, "edges": edges}))
+        context.invalid.extend(document_problems(exc, raw))
         return None
+
+
+def _conversation_variables(raw: list[Any], context: _Context) -> list[dict[str, Any]]:
+    """A chatflow's conversation variables: name, type (Dify's ``value_type``), default
+    (``value``) and description."""
+    declared = []
+    for index, item in enumerate(raw):
+        where = f"workflow.conversation_variables[{index}]"
+        if not isinstance(item, Mapping):
+            context.malformed(None, where, "a conversation variable must be a mapping with name and value_type")
+            continue
+        name = _text(item.get("name"))
+        dify_type = _text(item.get("value_type")) or "string"
+        kind = TYPE_ALIASES.get(dify_type, dify_type)
+        if kind not in VAR_TYPES:
+            context.refuse(name or where, f"{where}.value_type", "unsupported_feature",
+                           f"conversation variables of type {dify_type}")
+            continue
+        if not re.match(VARIABLE_NAME, name):
+            context.malformed(None, f"{where}.name", f"conversation variable name {name!r} must be letters, digits "
+                                                     "and _, not starting with a digit")
+            continue
+        default = item.get("value")
+        if kind == "number" and isinstance(default, str):
+            default = _number(default)
+        if default is not None and not value_matches(default, kind):
+            context.warn(None, f"conversation variable {name}: its value {default!r} is not a {kind}; it starts "
+                               "empty instead")
+            default = None
+        if default == empty_value(kind) and type(default) is type(empty_value(kind)):
+            default = None  # the type's empty value, which an absent default means
+        declared.append({"name": name, "type": kind, "default": default,
+                         "description": _bounded(name, "description", item.get("description"), 1000, context)})
+    return declared
 
 
 def _node(index: int, raw: Any, context: _Context, dropped: set[str]) -> dict[str, Any] | None:
@@ -410,6 +491,8 @@ def _node(index: int, raw: Any, context: _Context, dropped: set[str]) -> dict[st
         context.malformed(None, f"{where}.id", f"node id {raw.get('id')!r} must be 1 to 64 letters, digits, _ or -")
         return None
     kind = DIFY_TYPES.get(dify_type) if isinstance(dify_type, str) else None
+    if kind == "sub_workflow" and data.get("provider_type") != "workflow":
+        kind = None  # a builtin, API or plugin tool
     if kind is None:
         context.refuse(node_id, "data.type", "unsupported_node_type", f"{dify_type} nodes")
         return None
@@ -745,6 +828,18 @@ def _llm_from_dify(node_id: str, data: Mapping[str, Any], context: _Context) -> 
         # "tagged" (the default) leaves a reasoning model's <think> part in the text.
         context.warn(node_id, f"reasoning_format {data.get('reasoning_format')!r} was dropped: Stratus has no "
                               "separate reasoning output")
+    memory = _mapping(data.get("memory"))
+    if memory and context.mode == "chatflow":
+        # Dify gives a chatflow's LLM with memory the user's message as its last prompt message.
+        query = _text(memory.get("query_prompt_template")) or "{{#sys.query#}}"
+        if _USER_FILES in query:
+            query = query.replace(_USER_FILES, "")
+            context.warn(node_id, "the message's files ({{#userinput.files#}}) were dropped from its query prompt: "
+                                  "chat messages carry no files yet")
+        messages.append({"role": "user", "text": query})
+        if _mapping(memory.get("window")).get("enabled") is not False:
+            context.warn(node_id, "memory (the conversation's past turns given to the model) is not imported: the "
+                                  "model gets the prompt and the user's message only")
     # ``memory`` (conversation history) only exists in chatflows: a workflow never had any.
     return {
         "model": reference,
@@ -1058,6 +1153,8 @@ def _classifier_from_dify(node_id: str, data: Mapping[str, Any], context: _Conte
         instruction = data.get("instructions")
     _vision_dropped(node_id, data, context)
     # ``memory`` (conversation history) only exists in chatflows, as for llm nodes.
+    if data.get("memory") and context.mode == "chatflow":
+        context.warn(node_id, "memory (the conversation's past turns) is not given to the classifier")
     return {"query_variable_selector": _selector(data.get("query_variable_selector")),
             "model": _model_from_dify(node_id, data.get("model"), context), "classes": classes,
             "instruction": _text(instruction)}
@@ -1141,6 +1238,75 @@ def _document_extractor_from_dify(node_id: str, data: Mapping[str, Any], context
             "is_array_file": bool(data.get("is_array_file"))}
 
 
+def _human_input_from_dify(node_id: str, data: Mapping[str, Any], context: _Context) -> dict[str, Any]:
+    from shared.workflows.configs import MAX_PAUSE_S
+
+    fields = []
+    for item in _list(data.get("inputs")):
+        item = _mapping(item)
+        name = _text(item.get("output_variable_name"))
+        placeholder = _mapping(item.get("placeholder"))
+        if placeholder.get("value") or placeholder.get("selector"):
+            context.warn(node_id, f"the placeholder of field {name!r} was dropped (give the field a default instead)")
+        fields.append({"name": name, "label": name, "type": "paragraph" if item.get("type") == "paragraph" else "text"})
+    actions = [{"id": _text(_mapping(action).get("id")), "title": _text(_mapping(action).get("title"))}
+               for action in _list(data.get("user_actions"))]
+    for method in _list(data.get("delivery_methods")):
+        method = _mapping(method)
+        if method.get("type") != "webapp" and method.get("enabled", True):
+            context.warn(node_id, f"the {method.get('type')} delivery was dropped: a paused run shows its form to "
+                                  "whoever follows the run (GET the run, the workflow.paused event)")
+    timeout_s: int | None = DIFY_FORM_TIMEOUT_S
+    if "timeout" in data:
+        amount = _number(data.get("timeout"))
+        unit = 86400 if data.get("timeout_unit") == "day" else 3600
+        timeout_s = None if amount is None or amount <= 0 else int(amount * unit)
+    if timeout_s is not None and timeout_s > MAX_PAUSE_S:
+        context.warn(node_id, f"the timeout was shortened to {MAX_PAUSE_S // 86400} days, the longest a run pauses")
+        timeout_s = MAX_PAUSE_S
+    return {"form_content": _text(data.get("form_content")), "fields": fields, "actions": actions,
+            "timeout_s": timeout_s, "on_timeout": "fail"}
+
+
+def _sub_workflow_from_dify(node_id: str, data: Mapping[str, Any], context: _Context) -> dict[str, Any]:
+    """A Dify tool whose provider is a workflow: the tenant's workflow of that provider's id or
+    name (else the import is refused, naming the node)."""
+    names = [_text(data.get(key)) for key in ("provider_id", "provider_name", "tool_name")]
+    target: tuple[str, list[str]] | None = None
+    if context.workflows is None:
+        target = (names[0], [])  # mapping an export back: the id it was exported with
+    else:
+        for name in names:
+            if name and (target := context.workflows(name)) is not None:
+                break
+    if target is None:
+        context.refuse(node_id, "data.provider_id", "unsupported_node_type",
+                       f"workflow tool {names[1] or names[0]!r} nodes (no workflow of this tenant has that id or "
+                       "name: import or create it first, publish it, then import this file)")
+        return {}
+    inputs = []
+    for name, parameter in _mapping(data.get("tool_parameters")).items():
+        parameter = _mapping(parameter)
+        value = parameter.get("value")
+        if parameter.get("type") == "variable" and isinstance(value, list):
+            selector = _selector(value)
+        else:
+            references = template_references(value) if isinstance(value, str) else []
+            whole = isinstance(value, str) and len(references) == 1 and not TEMPLATE_REFERENCE.sub("", value).strip()
+            if not whole:
+                context.warn(node_id, f"the constant value of input {name!r} was dropped: a sub-workflow's inputs "
+                                      "take variables (give the called workflow's input a default instead)")
+                continue
+            selector = references[0]
+        inputs.append({"variable": str(name), "value_selector": selector})
+    return {"workflow_id": target[0], "version": None, "inputs": inputs,
+            "outputs": [{"variable": output, "type": None} for output in target[1]]}
+
+
+def _answer_from_dify(node_id: str, data: Mapping[str, Any], context: _Context) -> dict[str, Any]:
+    return {"answer": _text(data.get("answer"))}
+
+
 _CONFIG_FROM_DIFY: dict[str, Callable[[str, Mapping[str, Any], _Context], dict[str, Any]]] = {
     "start": _start_from_dify,
     "end": _end_from_dify,
@@ -1161,6 +1327,9 @@ _CONFIG_FROM_DIFY: dict[str, Callable[[str, Mapping[str, Any], _Context], dict[s
     "parameter_extractor": _extractor_from_dify,
     "list_operator": _list_operator_from_dify,
     "document_extractor": _document_extractor_from_dify,
+    "human_input": _human_input_from_dify,
+    "sub_workflow": _sub_workflow_from_dify,
+    "answer": _answer_from_dify,
 }
 
 
@@ -1271,13 +1440,17 @@ def export_dify(document: WorkflowDocument | Mapping[str, Any], *, name: str, de
             "target": edge.target, "targetHandle": "target", "type": "custom",
             "zIndex": CHILD_Z_INDEX if container is not None else 0, "data": data,
         })
+    conversation = [{"id": _stable_id("conversation", variable.name), "name": variable.name,
+                     "selector": ["conversation", variable.name], "value_type": variable.type,
+                     "value": variable.default if variable.default is not None else empty_value(variable.type),
+                     "description": variable.description} for variable in document.conversation_variables]
     app = {
-        "app": {"name": name, "description": description, "mode": "workflow", "icon": "🤖",
+        "app": {"name": name, "description": description, "mode": STRATUS_APP_MODES[document.mode], "icon": "🤖",
                 "icon_background": "#FFEAD5", "use_icon_as_answer_icon": False},
         "dependencies": [],
         "kind": "app",
         "version": EXPORT_VERSION,
-        "workflow": {"conversation_variables": [], "environment_variables": [], "features": {},
+        "workflow": {"conversation_variables": conversation, "environment_variables": [], "features": {},
                      "graph": {"nodes": nodes, "edges": edges, "viewport": {"x": 0, "y": 0, "zoom": 1}}},
     }
     return str(yaml.safe_dump(app, allow_unicode=True, sort_keys=False, width=120))
@@ -1559,6 +1732,11 @@ def _empty_to_dify(node: Node, config: Any, document: WorkflowDocument) -> dict[
     return {}
 
 
+def _answer_to_dify(node: Node, config: Any, document: WorkflowDocument) -> dict[str, Any]:
+    assert isinstance(config, AnswerConfig)
+    return {"answer": config.answer, "variables": []}
+
+
 def _assigner_to_dify(node: Node, config: Any, document: WorkflowDocument) -> dict[str, Any]:
     assert isinstance(config, AssignerConfig)
     return {"version": "2", "items": [
@@ -1610,7 +1788,31 @@ def _document_extractor_to_dify(node: Node, config: Any, document: WorkflowDocum
     return {"variable_selector": list(config.variable_selector), "is_array_file": config.is_array_file}
 
 
+def _human_input_to_dify(node: Node, config: Any, document: WorkflowDocument) -> dict[str, Any]:
+    assert isinstance(config, HumanInputConfig)
+    timeout_s = config.timeout_s or DIFY_FORM_TIMEOUT_S
+    by_day = timeout_s % 86400 == 0
+    return {"form_content": config.form_content,
+            "inputs": [{"type": "paragraph" if item.type == "paragraph" else "text_input",
+                        "output_variable_name": item.name, "placeholder": None} for item in config.fields],
+            "user_actions": [{"id": action.id, "title": action.title, "button_style": "default"}
+                             for action in config.actions],
+            "timeout": timeout_s // 86400 if by_day else math.ceil(timeout_s / 3600),
+            "timeout_unit": "day" if by_day else "hour",
+            "delivery_methods": [{"type": "webapp", "enabled": True, "id": _stable_id(node.id, "webapp"),
+                                  "config": {}}]}
+
+
+def _sub_workflow_to_dify(node: Node, config: Any, document: WorkflowDocument) -> dict[str, Any]:
+    assert isinstance(config, SubWorkflowConfig)
+    return {"provider_id": config.workflow_id, "provider_type": "workflow", "provider_name": config.workflow_id,
+            "tool_name": config.workflow_id, "tool_label": node.title, "tool_configurations": {},
+            "tool_parameters": {binding.variable: {"type": "variable", "value": list(binding.value_selector)}
+                                for binding in config.inputs}}
+
+
 _CONFIG_TO_DIFY: dict[str, Callable[[Node, Any, WorkflowDocument], dict[str, Any]]] = {
+    "answer": _answer_to_dify,
     "start": _start_to_dify,
     "end": _end_to_dify,
     "llm": _llm_to_dify,
@@ -1630,4 +1832,6 @@ _CONFIG_TO_DIFY: dict[str, Callable[[Node, Any, WorkflowDocument], dict[str, Any
     "parameter_extractor": _extractor_to_dify,
     "list_operator": _list_operator_to_dify,
     "document_extractor": _document_extractor_to_dify,
+    "human_input": _human_input_to_dify,
+    "sub_workflow": _sub_workflow_to_dify,
 }

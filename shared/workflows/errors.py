@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from shared.errors import Conflict, Forbidden, NotFound, StratusError, ValidationFailed
 
 
 def _summary(what: str, problems: Sequence[Mapping[str, Any]], next_step: str) -> str:
@@ -89,7 +89,7 @@ class WorkflowRunNotFound(NotFound):
 
 class WorkflowRunFinished(Conflict):
     code, default_message = ("workflow_run_finished",
-                             "The run has already finished; only a pending or running run can be cancelled")
+                             "The run has already finished; only a pending, running or paused run can be cancelled")
 
 
 class WorkflowNotAllowed(Forbidden):
@@ -101,3 +101,49 @@ class WorkflowDraftNotAllowed(Forbidden):
     code, default_message = ("auth_draft_not_allowed",
                              "A key bound to a workflow runs its published versions only: omit version, or give a "
                              "version number")
+
+
+class WorkflowRunEventsExpired(StratusError):
+    code, status, default_message = ("workflow_run_events_expired", 410,
+                                     "The run's events are no longer kept (WORKFLOW_EVENTS_TTL_S after they were "
+                                     "sent); read the run instead: GET /api/v1/workflow-runs/{id}")
+
+
+class WorkflowRunEventIdInvalid(ValidationFailed):
+    code, default_message = ("workflow_run_event_id_invalid",
+                             "Last-Event-ID is not an event id of this run's stream: send the `id` of the last event "
+                             "you received (<milliseconds>-<sequence>), or none to replay from the start")
+
+    def __init__(self) -> None:
+        super().__init__(details={"fields": [{"field": "headers.last-event-id", "type": "value_error",
+                                              "message": "expected <milliseconds>-<sequence>"}]})
+
+
+class WorkflowAnswerInvalid(ValidationFailed):
+    """A person's answer to a paused run does not fit the form: ``details.fields`` names each
+    field (``answer.<name>``, ``action``)."""
+
+    code, default_message = "workflow_answer_invalid", "The answer does not fit the form"
+
+    def __init__(self, fields: Sequence[Mapping[str, Any]]) -> None:
+        first = fields[0]
+        more = f" (and {len(fields) - 1} more)" if len(fields) > 1 else ""
+        super().__init__(f"{first['field']}: {first['message']}{more}. The run's pause shows the form's fields "
+                         "(GET the run)", details={"fields": [dict(field) for field in fields]})
+
+
+class WorkflowRunNotPaused(Conflict):
+    """A resume of a run that is not waiting for input (never paused, already resumed, timed
+    out, finished), or that waits at another node."""
+
+    code, default_message = ("workflow_run_not_paused",
+                             "The run is not waiting for input; GET the run for its status")
+
+
+class ChatflowUnavailable(Conflict):
+    """An agent's chatflow whose latest published version is no chatflow (it was republished as
+    a workflow)."""
+
+    code = "agent_chatflow_unavailable"
+    default_message = ("The agent's workflow is not a chatflow any more: publish it as a chatflow (mode "
+                       "\"chatflow\") or bind the agent to another")

@@ -34,3 +34,11 @@ class StepFunctionsExecutions:
             return str(self._client.describe_execution(executionArn=execution_arn)["status"])
         except self._client.exceptions.ExecutionDoesNotExist:
             return None
+
+    def succeed_task(self, task_token: str, output: Mapping[str, Any]) -> bool:
+        errors = self._client.exceptions
+        try:
+            self._client.send_task_success(taskToken=task_token, output=json.dumps(output))
+        except (errors.TaskTimedOut, errors.TaskDoesNotExist, errors.InvalidToken):
+            return False
+        return True

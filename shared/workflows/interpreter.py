@@ -7,7 +7,9 @@ runs the cheap ready nodes itself (fused, each still recorded) and answers what 
 
 - ``step``: loop back (the step's fusion limit was reached);
 - ``branches``: run ``nodes`` in parallel, one invocation each (the Map), then step again;
-- ``wait``: pause on ``node_id`` for human input (``.waitForTaskToken``), then step again;
+- ``wait``: pause on ``node_id`` for human input (``.waitForTaskToken``, timing out after
+  ``timeout_s``), then step again — told ``timeout`` when the wait timed out, so it settles the
+  node first (docs/adr/0036-human-input-and-sub-workflows.md);
 - ``items``: run iteration ``node_id``'s long list through a Distributed Map reading ``reader``
   (docs/adr/0038-long-iterations-distributed-map.md), then step again, which joins it first;
 - ``continue``: carry on in a fresh execution before the history limit;
@@ -37,6 +39,7 @@ from shared.workflows.ports import (
     LoadedRun,
     NodeRecord,
     NodeRunnerPort,
+    PendingInput,
     RunError,
     RunEvents,
     RunRef,
@@ -49,7 +52,7 @@ if TYPE_CHECKING:
     from shared.workflows.engine.runner import NodeRunResult
     from shared.workflows.variables import VariablePool
 
-Next = Literal["step", "branches", "wait", "items", "continue", "done", "failed"]
+Next = Literal["step", "branches", "wait", "items", "continue", "done", "failed", "timeout"]
 
 # Standard executions fail at 25,000 history events.
 HISTORY_LIMIT = 25_000
@@ -74,6 +77,8 @@ _TRANSITIONS: dict[str, int] = {"step": 2, "branches": 3, "wait": 3, "items": 3,
                                 "failed": 3}
 # A child execution of a long iteration's Map: its item task, the Choice after it, the end.
 ITEM_TRANSITIONS = 3
+# A pause without a timeout waits as long as a Standard execution may last (one year).
+UNBOUNDED_WAIT_S = 365 * 24 * 3600
 
 # The engine's event names → the run's event stream.
 _EVENT_NAMES = {"node_started": "node.started", "node_finished": "node.finished", "text_chunk": "node.delta"}
@@ -116,6 +121,8 @@ class LoopState(BaseModel):
     node_id: str | None = None
     # The item reader of a long iteration's Map (``items``).
     reader: ItemReader | None = None
+    # How long the pause at ``node_id`` waits (``wait``): the task's TimeoutSecondsPath.
+    timeout_s: int | None = Field(default=None, ge=1)
 
     @property
     def run(self) -> RunRef:
@@ -202,13 +209,21 @@ class Interpreter:
         if run.status == "pending" and self._store.begin(ref):
             self._emit(ref, "workflow.started", {"run_id": ref.run_id, "workflow_id": run.context.workflow_id,
                                                  "version": run.context.version})
+        if state.next == "timeout" and state.node_id:
+            # The pause timed out: its node answers its defaults, or fails, before anything else.
+            timed_out = self._time_out(ref, run, run.document.node(state.node_id))
+            if timed_out is not None:
+                run = replace(run, status="running", nodes={**run.nodes, state.node_id: NodeRecord(
+                    state.node_id, timed_out.status, timed_out.handle, timed_out.outputs,
+                    timed_out.error.to_dict() if timed_out.error else None)})
         if state.next == "items" and state.node_id:
             # The Map of a long iteration is over: join its items before anything else.
             joined = self._join_items(ref, run, run.document.node(state.node_id))
             if joined is not None:
                 run = replace(run, nodes={**run.nodes, state.node_id: NodeRecord(
                     state.node_id, joined.status, joined.handle, joined.outputs,
-                    joined.error.to_dict() if joined.error else None)})
+                    joined.error.to_dict() if joined.error else None, joined.answer)},
+                    conversation={**run.conversation, **joined.assigned})
         lost = [node_id for node_id, record in run.nodes.items() if record.status == "running"]
         if lost:
             # The Map is over: a dispatched node without a result gave up in its branch.
@@ -247,13 +262,16 @@ class Interpreter:
                 # The store said the run is live (record): carry the result on without reloading.
                 run = replace(run, nodes={**run.nodes, node.id: NodeRecord(
                     node.id, result.status, result.handle, result.outputs,
-                    result.error.to_dict() if result.error else None)})
+                    result.error.to_dict() if result.error else None, result.answer)},
+                    conversation={**run.conversation, **result.assigned})
                 continue
             waiting = [node for node in ready if mode_of(node.type) == "input"]
             if waiting:
                 # One pause at a time; the other ready nodes run after it.
-                return self._plan(state, cursor, "wait", [waiting[0]], WAIT_EVENTS)
-            long = self._long_iteration(ready, run.pool())
+                return self._pause(state, cursor, run, waiting[0])
+            # A chatflow's iterations stay in their node's invocation: what their children give the
+            # chat and the conversation variables they change are the node's to record.
+            long = self._long_iteration(ready, run.pool()) if run.document.mode != "chatflow" else None
             if long is not None:
                 # One long iteration at a time, as a pause; the other ready nodes run after it.
                 return self._items(state, cursor, run, *long)
@@ -272,9 +290,9 @@ class Interpreter:
     def _succeed(self, state: LoopState, cursor: Cursor, run: LoadedRun) -> LoopState:
         from shared.workflows.engine.runner import run_outputs
 
-        outputs = run_outputs(run.document, run.outcomes(), run.pool())
+        outputs = run_outputs(run.document, run.outcomes(), run.pool(), run.answers())
         if self._store.finish(state.run, "succeeded", outputs):
-            self._emit(state.run, "workflow.finished", {"status": "succeeded", "outputs": _summary(outputs)})
+            self._emit(state.run, "workflow.finished", _finished(outputs))
             self._emit(state.run, "done", {"status": "succeeded"})
         return self._answer(state, cursor, "done")
 
@@ -315,6 +333,67 @@ class Interpreter:
             self._emit(ref, _EVENT_NAMES.get(kind, kind.replace("_", ".")), data)
 
         return emit
+
+    # -- human input (docs/adr/0036-human-input-and-sub-workflows.md) -------------------------
+    def _pause(self, state: LoopState, cursor: Cursor, run: LoadedRun, node: Node) -> LoopState:
+        """Record the node waiting with its form (rendered now, from the run's variables) and
+        answer ``wait``; the await task keeps the token and marks the run paused."""
+        from datetime import UTC, datetime, timedelta
+
+        from pydantic import ValidationError
+
+        from shared.workflows.configs import HumanInputConfig
+        from shared.workflows.engine.runner import NodeError, NodeRunResult
+        from shared.workflows.human_input import form_view
+
+        if cursor.events + WAIT_EVENTS + STEP_EVENTS > self._limits.event_budget:
+            return self._answer(state, cursor, "continue")
+        ref = state.run
+        try:
+            config = HumanInputConfig.model_validate(node.config)
+        except ValidationError as exc:
+            result = NodeRunResult("failed", {}, "source", {}, NodeError(
+                "node_config_invalid", f"The node's configuration is invalid: {exc.errors()[0].get('msg', '')}; fix "
+                                       "it in the workflow and publish again"), 1, 0, 0)
+            self._store.record(ref, node, result)
+            return self._fail_node(state, cursor, run, node, result)
+        expires = datetime.now(UTC) + timedelta(seconds=config.timeout_s) if config.timeout_s else None
+        self._store.pause(ref, node, PendingInput(node.id, form_view(config, run.pool().render(config.form_content)),
+                                                  expires))
+        self._emit(ref, "node.started", {"node_id": node.id, "node_type": node.type, "title": node.title})
+        self._store.count(ref, _TRANSITIONS["wait"])
+        cursor = cursor.model_copy(update={"events": cursor.events + WAIT_EVENTS})
+        return LoopState(run_id=state.run_id, tenant_id=state.tenant_id, cursor=cursor, next="wait",
+                         node_id=node.id, timeout_s=config.timeout_s or UNBOUNDED_WAIT_S)
+
+    def _time_out(self, ref: RunRef, run: LoadedRun, node: Node) -> NodeRunResult | None:
+        """Settle a pause that timed out: its defaults (``on_timeout: default``) or its failure
+        (``human_input_timeout``, then the node's error strategy). None when the pause was over
+        already (answered just before the timeout)."""
+        from shared.workflows.configs import HumanInputConfig
+        from shared.workflows.engine.nodes.base import NodeOutput
+        from shared.workflows.engine.runner import NodeError, finished_event, settled
+        from shared.workflows.human_input import default_answer
+
+        record = run.nodes.get(node.id)
+        if run.status != "paused" or record is None or record.status != "running":
+            return None
+        config = HumanInputConfig.model_validate(node.config)
+        elapsed = (config.timeout_s or UNBOUNDED_WAIT_S) * 1000
+        outcome: NodeOutput | NodeError
+        if config.on_timeout == "default":
+            outputs, handle = default_answer(config)
+            outcome = NodeOutput(outputs, handle)
+        else:
+            outcome = NodeError("human_input_timeout", f"No answer came within {config.timeout_s} s; answer "
+                                                       "sooner, or give the form defaults (on_timeout: default)",
+                                details={"timeout_s": config.timeout_s})
+        result = settled(node, {}, outcome, attempts=1, tokens=0, elapsed_ms=elapsed)
+        if self._store.resume(ref, node, result) is None:
+            return None
+        self._emit(ref, "workflow.resumed", {"node_id": node.id, "timed_out": True})
+        self._emit(ref, "node.finished", finished_event(node, result))
+        return result
 
     # -- long iterations (docs/adr/0038-long-iterations-distributed-map.md) -------------------
     def _files(self) -> IterationFiles:
@@ -366,7 +445,7 @@ class Interpreter:
         from shared.workflows.engine.errors import NodeFailure
         from shared.workflows.engine.nodes.base import selector_key
         from shared.workflows.engine.nodes.iteration import ItemResult, assemble
-        from shared.workflows.engine.runner import ChildRun, NodeError, NodeRunResult, settled
+        from shared.workflows.engine.runner import ChildRun, NodeError, NodeRunResult, finished_event, settled
 
         record = run.nodes.get(node.id)
         if record is None or record.status != "running":
@@ -407,10 +486,7 @@ class Interpreter:
             joined = settled(node, inputs, outcome, attempts=1, tokens=tokens, elapsed_ms=elapsed, children=children)
         if not self._store.record(ref, node, joined):
             return None
-        self._emit(ref, "node.finished", {
-            "node_id": node.id, "node_type": node.type, "status": joined.status, "handle": joined.handle,
-            "elapsed_ms": joined.elapsed_ms, "attempts": joined.attempts, "tokens": joined.tokens,
-            "error": joined.error.to_dict() if joined.error else None})
+        self._emit(ref, "node.finished", finished_event(node, joined))
         return joined
 
     # -- the other tasks -----------------------------------------------------------------
@@ -462,8 +538,13 @@ class Interpreter:
 
     @_traced
     def await_input(self, task: InputTask) -> None:
-        """Keep the token that resumes the run; whoever answers the input sends it back."""
-        self._store.save_task_token(task.run, task.node_id, task.task_token)
+        """Keep the token that resumes the run and mark it paused; whoever answers the input
+        sends the token back (the runs API's resume), or the task times out."""
+        pending = self._store.save_task_token(task.run, task.node_id, task.task_token)
+        if pending is not None:
+            self._emit(task.run, "workflow.paused", {
+                "node_id": pending.node_id, "form": dict(pending.form),
+                "expires_at": pending.expires_at.isoformat() if pending.expires_at else None})
 
     @_traced
     def continue_as_new(self, state: LoopState) -> str:
@@ -505,9 +586,12 @@ def _error(error: RunError) -> dict[str, Any]:
     return {"code": error.code, "message": error.message, "node_id": error.node_id}
 
 
-def _summary(outputs: Mapping[str, Any]) -> dict[str, Any]:
-    """The outputs as the event carries them: their names (the values are read from the run)."""
-    return {"names": sorted(outputs)}
+def _finished(outputs: Mapping[str, Any]) -> dict[str, Any]:
+    """A succeeded run's ``workflow.finished``: its outputs cut to a preview (the run has them whole)."""
+    from shared.workflows.run_event_data import summarize_outputs
+
+    previews, truncated = summarize_outputs(dict(outputs))
+    return {"status": "succeeded", "outputs": previews, "outputs_truncated": truncated}
 
 
 def continue_as_new(executions: Executions, state: LoopState) -> str:

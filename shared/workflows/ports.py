@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
@@ -16,7 +17,8 @@ if TYPE_CHECKING:
     from shared.workflows.iterations import Batches, WrittenItems
     from shared.workflows.variables import VariablePool
 
-RunStatus = Literal["pending", "running", "succeeded", "failed", "cancelled"]
+# paused: a human_input node waits for a person's answer (the execution waits on a task token).
+RunStatus = Literal["pending", "running", "paused", "succeeded", "failed", "cancelled"]
 FINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 NodeRunStatus = Literal["running", "succeeded", "failed", "skipped", "cancelled"]
 # inline: cheap, run inside the step invocation (consecutive ones fused); branch: its own
@@ -41,6 +43,16 @@ class RunError:
 
 
 @dataclass(frozen=True)
+class PendingInput:
+    """A run's pause: the human_input node it waits on, the form the person answers
+    (:func:`shared.workflows.human_input.form_view`) and when the wait times out (None: never)."""
+
+    node_id: str
+    form: Mapping[str, Any]
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class NodeRecord:
     """A node run as the interpreter needs it back: how it ended and what it produced."""
 
@@ -50,6 +62,8 @@ class NodeRecord:
     outputs: Mapping[str, Any] | None = None
     # ``{code, message, details?}`` of a node that failed (or was handled by its error strategy).
     error: Mapping[str, Any] | None = None
+    # The text it gave the chat (a chatflow's answer node, or a container holding some).
+    answer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +72,8 @@ class LoadedRun:
     document: WorkflowDocument
     status: RunStatus
     nodes: Mapping[str, NodeRecord] = field(default_factory=dict)
+    # A chatflow's conversation variables as the run has them now (absent ones: their defaults).
+    conversation: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def finished(self) -> bool:
@@ -68,14 +84,16 @@ class LoadedRun:
 
         return {node_id: NodeOutcome(record.status, record.handle) for node_id, record in self.nodes.items()}
 
-    def pool(self) -> VariablePool:
-        """The run's variables: ``sys.*`` and the outputs of every node that succeeded."""
-        from shared.workflows.variables import VariablePool
+    def answers(self) -> dict[str, str | None]:
+        """What each node gave the chat (a chatflow's answer nodes and containers)."""
+        return {node_id: record.answer for node_id, record in self.nodes.items()}
 
-        context = self.context
-        pool = VariablePool({"run_id": context.run_id, "workflow_id": context.workflow_id,
-                             "version": context.version, "user_id": context.user_id,
-                             "tenant_id": str(context.tenant_id), "time": context.started_at.isoformat()})
+    def pool(self) -> VariablePool:
+        """The run's variables: ``sys.*``, a chatflow's conversation variables and the outputs
+        of every node that succeeded."""
+        from shared.workflows.engine.runner import run_pool
+
+        pool = run_pool(self.context, self.document, self.conversation)
         for record in self.nodes.values():
             if record.status == "succeeded":
                 pool.add(record.node_id, dict(record.outputs or {}))
@@ -104,8 +122,20 @@ class RunStore(Protocol):
         node marked cancelled) when the run is already over."""
         ...
 
-    def save_task_token(self, run: RunRef, node_id: str, task_token: str) -> None:
-        """Keep the token that resumes a run waiting on ``node_id``."""
+    def pause(self, run: RunRef, node: Node, pending: PendingInput) -> None:
+        """Record ``node`` running and the run's pending form (the run stays ``running`` until
+        the token that resumes it is kept)."""
+        ...
+
+    def save_task_token(self, run: RunRef, node_id: str, task_token: str) -> PendingInput | None:
+        """Keep the token that resumes a run waiting on ``node_id`` and mark the run ``paused``;
+        its pending input when this call paused it (None: it was not waiting there, or it ended)."""
+        ...
+
+    def resume(self, run: RunRef, node: Node, result: NodeRunResult) -> str | None:
+        """End the pause at ``node`` (the run ``paused`` → ``running``) and record its result, at
+        once; the task token that resumes the execution, or None when the run was not paused at
+        ``node`` (answered already, timed out, finished)."""
         ...
 
     def count(self, run: RunRef, transitions: int) -> None:
@@ -170,6 +200,11 @@ class Executions(Protocol):
 
     def status(self, execution_arn: str) -> str | None:
         """RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED; None when there is no such execution."""
+        ...
+
+    def succeed_task(self, task_token: str, output: Mapping[str, Any]) -> bool:
+        """Answer a task token (SendTaskSuccess); False when the token is stale (its task timed
+        out, or its execution ended)."""
         ...
 
 

@@ -68,6 +68,18 @@ def soft_delete_workflow(conn: Conn, tenant_id: uuid.UUID, workflow_id: uuid.UUI
     return cur.rowcount == 1
 
 
+def find_workflow(conn: Conn, tenant_id: uuid.UUID, id_or_name: str) -> Row | None:
+    """A live workflow of the tenant by id, else by name (ignoring case)."""
+    try:
+        by_id = get_workflow(conn, tenant_id, uuid.UUID(id_or_name))
+    except ValueError:
+        by_id = None
+    if by_id is not None:
+        return by_id
+    return one(conn, f"SELECT {_WORKFLOW_COLUMNS} FROM workflows WHERE lower(name) = lower(%(name)s) AND {_LIVE}",
+               {"name": id_or_name, "tenant": tenant_id})
+
+
 def names_like(conn: Conn, tenant_id: uuid.UUID, prefix: str) -> set[str]:
     """Lower-cased names of the tenant's live workflows starting with ``prefix``."""
     pattern = _like(prefix)[1:]

@@ -1,5 +1,5 @@
-"""Workflow run API shapes: starting a run (sync or async), a run with its node history, a list
-of runs, cancelling."""
+"""Workflow run API shapes: starting a run (sync or async), a run with its node history and its
+pending form while paused, a list of runs, resuming a paused run, cancelling."""
 
 from __future__ import annotations
 
@@ -7,13 +7,15 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.validation import INT4_MAX, RequestModel
 
-RunStatusOut = Literal["pending", "running", "succeeded", "failed", "cancelled"]
+RunStatusOut = Literal["pending", "running", "paused", "succeeded", "failed", "cancelled"]
 NodeRunStatusOut = Literal["running", "succeeded", "failed", "skipped", "cancelled"]
 RUN_SORTS = frozenset({"created_at", "finished_at", "elapsed_ms"})
+# The longest user message a chatflow run takes (a chat message's bound).
+MAX_QUERY_CHARS = 32_000
 
 
 class StartRun(RequestModel):
@@ -24,10 +26,85 @@ class StartRun(RequestModel):
         default=None, description="The published version to run; omitted: the latest; `\"draft\"`: the draft "
                                   "(validated as publishing would; needs workflow:write and a key not bound to an "
                                   "app)")
-    mode: Literal["sync", "async"] = Field(
+    mode: Literal["sync", "async", "stream"] = Field(
         default="sync", description="`sync`: wait for the result up to the sync bound (200 with the finished run, "
                                     "else 202 with the run still going); `async`: answer 202 at once with "
-                                    "`Location: /api/v1/workflow-runs/{id}` to poll")
+                                    "`Location: /api/v1/workflow-runs/{id}` to poll; `stream`: answer 200 "
+                                    "`text/event-stream` with the run's events until `done` (resume with "
+                                    "`GET /api/v1/workflow-runs/{id}/events` and `Last-Event-ID`)")
+    query: str | None = Field(
+        default=None, max_length=MAX_QUERY_CHARS,
+        description="A chatflow's user message (`sys.query`; omitted: empty). Such a run is outside any "
+                    "conversation: its conversation variables start from their defaults and what it changes is "
+                    "kept on the run only (chat with an agent bound to the chatflow to keep them). Refused for a "
+                    "workflow")
+
+
+_SORT_FIELD = "-?(?:" + "|".join(sorted(RUN_SORTS)) + ")"
+
+
+class RunListQuery(RequestModel):
+    """The query string of a workflow's runs (numbers arrive as text: not strict)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=False)
+
+    status: RunStatusOut | None = Field(default=None, description="Only runs in this status")
+    page: int = Field(default=1, ge=1, le=1_000_000, description="Page number, from 1")
+    limit: int = Field(default=20, ge=1, le=100, description="Items per page (max 100)")
+    sort: str = Field(default="-created_at", max_length=200, pattern=f"^{_SORT_FIELD}(?:,{_SORT_FIELD})*$",
+                      description="Comma-separated fields, '-' for descending; sortable fields: "
+                                  + ", ".join(sorted(RUN_SORTS)))
+
+
+class RunEventsQuery(RequestModel):
+    """The query string of a run's event replay."""
+
+    # For clients that cannot set the Last-Event-ID header (EventSource reconnects set it).
+    last_event_id: str | None = Field(default=None, max_length=64,
+                                      description="Replay after this event id (the Last-Event-ID header wins)")
+
+
+class ResumeRun(RequestModel):
+    node_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]{1,64}$",
+                         description="The human input node the run waits on (`pause.node_id` of the run)")
+    answer: dict[str, Any] = Field(default_factory=dict,
+                                   description="The form's fields by name (`pause.form.fields`); a missing required "
+                                               "field or a value of the wrong type answers 422 naming `answer.<name>`")
+    action: str | None = Field(default=None, max_length=64,
+                               description="The action picked, when the form has actions (`pause.form.actions`): the "
+                                           "branch the run continues on")
+
+
+class FormFieldOut(BaseModel):
+    name: str
+    label: str
+    type: Literal["text", "paragraph", "number", "select", "boolean"]
+    required: bool
+    default: Any = None
+    options: list[str]
+    max_length: int | None = None
+
+
+class FormActionOut(BaseModel):
+    id: str
+    title: str
+
+
+class FormOut(BaseModel):
+    content: str = Field(description="What the person reads above the fields (its references rendered when the "
+                                     "run paused)")
+    fields: list[FormFieldOut]
+    actions: list[FormActionOut] = Field(description="Buttons: the answer names one (`action`); empty: none")
+
+
+class PauseOut(BaseModel):
+    """What a paused run waits for: a person's answer to a human input node's form."""
+
+    node_id: str
+    form: FormOut
+    paused_at: datetime | None
+    expires_at: datetime | None = Field(description="When the wait times out (the node's `on_timeout` then applies); "
+                                                    "null: it does not")
 
 
 class RunErrorOut(BaseModel):
@@ -79,12 +156,22 @@ class NodeRunOut(BaseModel):
         default=None, description="A container's (iteration, loop) children's runs, by item or round")
 
 
+class ChatRunOut(BaseModel):
+    """A chatflow run's chat context."""
+
+    conversation_id: uuid.UUID | None = Field(description="The conversation whose turn it ran (null: a run "
+                                                          "started through the runs API)")
+    message_id: uuid.UUID | None = Field(description="The answer message it wrote")
+    query: str = Field(description="The user's message (sys.query)")
+    dialogue_count: int = Field(description="The turn's number in the conversation (sys.dialogue_count)")
+
+
 class WorkflowRunSummary(BaseModel):
     id: uuid.UUID
     workflow_id: uuid.UUID
     version: int | None = Field(description="The published version it ran; null: the draft")
     status: RunStatusOut
-    mode: Literal["sync", "async"]
+    mode: Literal["sync", "async", "stream"]
     error: RunErrorOut | None
     elapsed_ms: int | None = Field(description="From start to end (null while running)")
     tokens: int = Field(description="Model tokens used by all its nodes")
@@ -93,9 +180,14 @@ class WorkflowRunSummary(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    chat: ChatRunOut | None = Field(default=None, description="A chatflow run's chat context (null for a "
+                                                              "workflow's run)")
 
 
 class WorkflowRunOut(WorkflowRunSummary):
     inputs: dict[str, Any] = Field(description="The inputs as validated (defaults applied)")
-    outputs: dict[str, Any] | None = Field(description="The end nodes' outputs (null until it succeeds)")
+    outputs: dict[str, Any] | None = Field(description="The end nodes' outputs; a chatflow's `answer` (null until "
+                                                       "it succeeds)")
     nodes: list[NodeRunOut] = Field(description="Every node it settled, in the order it settled them")
+    pause: PauseOut | None = Field(default=None, description="While `paused`: the node waiting and its form (answer "
+                                                             "it with POST /api/v1/workflow-runs/{id}/resume)")

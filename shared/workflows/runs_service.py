@@ -1,40 +1,47 @@
 """Workflow run use cases: start a run (an execution of the interpreter state machine over a
 snapshot of the version it runs), wait for it within the sync bound, read it with its node
-history, list a workflow's runs, cancel one, and reconcile runs whose execution ended without
-a final record (docs/adr/0033-workflow-runs.md)."""
+history (and its pending form while paused), list a workflow's runs, resume a run paused for
+human input, cancel one, and reconcile runs whose execution ended without a final record
+(docs/adr/0033-workflow-runs.md, docs/adr/0036-human-input-and-sub-workflows.md)."""
 
 from __future__ import annotations
 
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from psycopg.types.json import Jsonb
-
 from shared.auth.principal import Principal
-from shared.cache.ports import EventStream
+from shared.cache.ports import EventStream, StreamEvent
 from shared.db.database import Database
 from shared.db.paging import Page, PageRequest
-from shared.db.queries import page_of, rows
-from shared.errors import Unavailable
+from shared.db.queries import one, page_of, rows
+from shared.errors import Unavailable, ValidationFailed
 from shared.observability import tracer
 from shared.workflows.contract import DRAFT, WorkflowResolver
 from shared.workflows.errors import (
     WorkflowDraftNotAllowed,
     WorkflowNotAllowed,
+    WorkflowRunEventIdInvalid,
+    WorkflowRunEventsExpired,
     WorkflowRunFinished,
     WorkflowRunNotFound,
+    WorkflowRunNotPaused,
 )
 from shared.workflows.interpreter import execution_name, start_state
 from shared.workflows.ports import FINAL_STATUSES, Executions, RunError, RunEvents, RunRef
 from shared.workflows.run_events import FINAL_EVENT, stream_name
-from shared.workflows.run_store import PostgresRunStore, run_row
+from shared.workflows.run_store import ChatRun, PostgresRunStore, run_row
+from shared.workflows.run_stream import Follow, RunFollower
 from shared.workflows.runs_api import (
+    ChatRunOut,
     NodeErrorOut,
     NodeRunOut,
+    PauseOut,
+    ResumeRun,
     RunErrorOut,
     StartRun,
     WorkflowRunOut,
@@ -44,29 +51,29 @@ from shared.workflows.runs_api import (
 logger = logging.getLogger(__name__)
 
 WORKFLOW_RESOURCE = "workflow"
+PAUSED_EVENT = "workflow.paused"
 # What a run's error says when the local runtime's restart (reconcile_interrupted_work) ended it.
 INTERRUPTED = "workflow_run_interrupted"
 _SUMMARY_COLUMNS = """id, tenant_id, workflow_id, version, status, mode, error_code, error_message, error_node_id,
-    transitions, tokens, created_by, created_at, started_at, finished_at, elapsed_ms"""
+    transitions, tokens, created_by, created_at, started_at, finished_at, elapsed_ms, conversation_id, message_id,
+    query, dialogue_count"""
 # Runs' own sort keys (the list's ``sort``).
 _LIVE = "tenant_id = %(tenant)s AND workflow_id = %(workflow)s AND (%(status)s::text IS NULL OR status = %(status)s)"
-
 
 @dataclass(frozen=True)
 class RunSettings:
     sync_wait_s: float
     stale_after_s: int
-
+    # How long a run's events are kept (a ``done`` a follower appends lives as long).
+    events_ttl_s: int = 86_400
 
 def bound_workflow(principal: Principal) -> uuid.UUID | None:
     return principal.resource_id if principal.resource_type == WORKFLOW_RESOURCE else None
-
 
 def check_workflow_allowed(principal: Principal, workflow_id: uuid.UUID) -> None:
     bound = bound_workflow(principal)
     if bound is not None and bound != workflow_id:
         raise WorkflowNotAllowed(details={"workflow_id": str(workflow_id)})
-
 
 def _error_out(row: dict[str, Any]) -> RunErrorOut | None:
     if row["error_message"] is None and row["error_code"] is None:
@@ -74,15 +81,18 @@ def _error_out(row: dict[str, Any]) -> RunErrorOut | None:
     return RunErrorOut(code=row["error_code"] or INTERRUPTED, message=row["error_message"] or "",
                        node_id=row["error_node_id"])
 
+def _chat_out(row: dict[str, Any]) -> ChatRunOut | None:
+    if row.get("query") is None:
+        return None
+    return ChatRunOut(conversation_id=row["conversation_id"], message_id=row["message_id"], query=row["query"],
+                      dialogue_count=row["dialogue_count"] or 1)
 
 def summary_out(row: dict[str, Any]) -> WorkflowRunSummary:
-    fields = {k: v for k, v in row.items() if k in WorkflowRunSummary.model_fields and k != "error"}
-    return WorkflowRunSummary(**fields, error=_error_out(row))
-
+    fields = {k: v for k, v in row.items() if k in WorkflowRunSummary.model_fields and k not in ("error", "chat")}
+    return WorkflowRunSummary(**fields, error=_error_out(row), chat=_chat_out(row))
 
 # Each use case is a subsegment of the function's trace; responses (node outputs) stay out of it.
 _traced = tracer.capture_method(capture_response=False)
-
 
 class WorkflowRunService:
     def __init__(self, db: Database, workflows: WorkflowResolver, store: PostgresRunStore,
@@ -119,14 +129,19 @@ class WorkflowRunService:
                 raise WorkflowDraftNotAllowed()
             require(principal, "workflow:write")
         runnable = self._workflows.resolve_for_run(tenant, workflow_id, body.version)
+        chat = None
+        if runnable.document.mode == "chatflow":
+            chat = ChatRun(query=body.query or "")
+        elif body.query is not None:
+            raise ValidationFailed("query is a chatflow's user message; this workflow is not a chatflow",
+                                   code="workflow_query_unexpected", details={"fields": [{
+                                       "field": "query", "type": "unexpected",
+                                       "message": "only a chatflow takes a query; remove it"}]})
         inputs = validate_inputs(runnable.document, body.inputs)
         run_id = uuid.uuid4()
-        with self._db.transaction(tenant) as conn:
-            conn.execute(
-                """INSERT INTO workflow_runs (id, tenant_id, workflow_id, version, document, mode, inputs, created_by,
-                                              api_key_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-                (run_id, tenant, workflow_id, runnable.version, Jsonb(runnable.document.model_dump(mode="json")),
-                 body.mode, Jsonb(inputs), principal.user_id, principal.token_id))
+        self._store.create(run_id, tenant_id=tenant, workflow_id=workflow_id, version=runnable.version,
+                           document=runnable.document, mode=body.mode, inputs=inputs, created_by=principal.user_id,
+                           api_key_id=principal.token_id, chat=chat)
         ref = RunRef(str(tenant), str(run_id))
         try:
             arn = self._executor().start(execution_name(str(run_id), 0), start_state(ref))
@@ -155,7 +170,8 @@ class WorkflowRunService:
                 return False
             events = self._events.read(stream_name(run_id), after, count=200, block_ms=min(remaining_ms, 5000))
             for event in events:
-                if event.type == FINAL_EVENT:
+                if event.type in (FINAL_EVENT, PAUSED_EVENT):
+                    # Over, or waiting for a person: either way nothing more comes soon.
                     return True
             if events:
                 after = events[-1].id
@@ -183,11 +199,48 @@ class WorkflowRunService:
                               attempts=n["attempts"], tokens=n["tokens"], started_at=n["started_at"],
                               finished_at=n["finished_at"], elapsed_ms=n["elapsed_ms"],
                               children=(self._store.outputs(n, "children") or {}).get("children"))
-                   for n in nodes])
+                   for n in nodes],
+            pause=PauseOut(node_id=row["pause_node_id"], form=row["pause_form"], paused_at=row["paused_at"],
+                           expires_at=row["pause_expires_at"]) if row["status"] == "paused" else None)
 
     @_traced
     def get_run(self, principal: Principal, run_id: uuid.UUID) -> WorkflowRunOut:
         return self._run_out(principal.tenant, run_id, principal)
+
+    # Following ------------------------------------------------------------------------------
+    def follow_run(self, principal: Principal, run_id: uuid.UUID, after_id: str | None,
+                   bounds: Follow) -> Iterator[list[StreamEvent]]:
+        """The run's events after ``after_id`` (all without), then live, as streaming clients
+        receive them, until ``done`` (docs/adr/0035-workflow-run-streaming.md). A run of another
+        tenant, or of another workflow than a bound key's, is 404; a run whose events expired 410."""
+        from shared.chat.events import valid_event_id
+
+        if after_id is not None and not valid_event_id(after_id):
+            raise WorkflowRunEventIdInvalid()
+        tenant = principal.tenant
+        with self._db.transaction(tenant) as conn:
+            row = run_row(conn, tenant, run_id)
+        if row is None or bound_workflow(principal) not in (None, row["workflow_id"]):
+            raise WorkflowRunNotFound(details={"run_id": str(run_id)})
+        follower = RunFollower(self._events, lambda: self._status(tenant, run_id), self._closer(run_id),
+                               clock=self._clock)
+        first = follower.first(str(run_id), after_id)
+        if not first and row["status"] in FINAL_STATUSES:
+            if after_id is None:
+                raise WorkflowRunEventsExpired(details={"run_id": str(run_id), "status": row["status"]})
+            # Over, and nothing after the client's position: close it for good at once (an SSE
+            # client would otherwise reconnect with the same id for ever).
+            first = [self._closer(run_id)(row["status"])]
+        return follower.follow(str(run_id), after_id, first, bounds)
+
+    def _closer(self, run_id: uuid.UUID) -> Callable[[str], StreamEvent]:
+        def close(status: str) -> StreamEvent:
+            # The run ended without ``done`` reaching its stream (or the client had it already).
+            data = {"status": status}
+            return StreamEvent(self._events.append(stream_name(str(run_id)), FINAL_EVENT, data,
+                                                   ttl_s=self._settings.events_ttl_s), FINAL_EVENT, data)
+
+        return close
 
     @_traced
     def list_runs(self, principal: Principal, workflow_id: uuid.UUID, status: str | None,
@@ -200,11 +253,69 @@ class WorkflowRunService:
                                    {"tenant": tenant, "workflow": workflow_id, "status": status}, page)
         return Page.of([summary_out(row) for row in found], page, total)
 
+    # Resuming -------------------------------------------------------------------------------
+    @_traced
+    def resume_run(self, principal: Principal, run_id: uuid.UUID, body: ResumeRun) -> WorkflowRunOut:
+        """Answer the form a paused run waits on: the answer is checked against it (422 naming
+        each field), recorded as the node's outputs, and the execution resumed with the token kept
+        at the pause. A run not paused at ``body.node_id`` (never paused, answered already, timed
+        out, finished, paused elsewhere) answers 409 and changes nothing."""
+        from shared.workflows.configs import HumanInputConfig
+        from shared.workflows.definition import WorkflowDocument
+        from shared.workflows.engine.runner import NodeRunResult, finished_event
+        from shared.workflows.human_input import check_answer
+
+        tenant = principal.tenant
+        with self._db.transaction(tenant) as conn:
+            row = run_row(conn, tenant, run_id)
+            if row is None or bound_workflow(principal) not in (None, row["workflow_id"]):
+                raise WorkflowRunNotFound(details={"run_id": str(run_id)})
+            stored = one(conn, "SELECT document FROM workflow_runs WHERE id = %s AND tenant_id = %s", (run_id, tenant))
+        details = {"run_id": str(run_id), "status": row["status"], "node_id": row["pause_node_id"]}
+        if row["status"] != "paused":
+            raise WorkflowRunNotPaused(f"The run is {row['status']}, not waiting for input: there is nothing to "
+                                       "answer (GET the run for its status)", details=details)
+        if row["pause_node_id"] != body.node_id:
+            raise WorkflowRunNotPaused(f"The run waits at node {row['pause_node_id']!r}, not {body.node_id!r}: "
+                                       "answer the node in the run's pause", details=details)
+        node = WorkflowDocument.model_validate(stored["document"] if stored else {}).node(body.node_id)
+        outputs, handle = check_answer(HumanInputConfig.model_validate(node.config), body.answer, body.action)
+        paused_at: datetime = row["paused_at"] or datetime.now(UTC)
+        elapsed = max(0, int((datetime.now(UTC) - paused_at).total_seconds() * 1000))
+        form = dict(row["pause_form"] or {})
+        result = NodeRunResult("succeeded", outputs, handle, {"form_content": form.get("content", "")}, None, 1, 0,
+                               elapsed)
+        ref = RunRef(str(tenant), str(run_id))
+        token = self._store.resume(ref, node, result)
+        if not token:
+            raise WorkflowRunNotPaused("The run stopped waiting for this answer meanwhile (answered, timed out or "
+                                       "ended); GET the run for its status", details=details)
+        self._run_events.emit(ref, "workflow.resumed", {"node_id": node.id, "timed_out": False})
+        self._run_events.emit(ref, "node.finished", finished_event(node, result))
+        try:
+            delivered = self._executor().succeed_task(token, {})
+        except Exception as exc:
+            # The execution did not hear of it: the run waits again for the same answer.
+            self._store.reopen(ref, node.id)
+            self._run_events.emit(ref, PAUSED_EVENT, {
+                "node_id": node.id, "form": form,
+                "expires_at": row["pause_expires_at"].isoformat() if row["pause_expires_at"] else None})
+            if isinstance(exc, Unavailable):
+                raise
+            raise Unavailable("The workflow engine could not resume the run; send the answer again",
+                              code="workflow_resume_failed") from exc
+        if not delivered:
+            # Its wait timed out just now: the timeout's step finds the answer recorded and goes on with it.
+            logger.info("a resumed run's task token had timed out; its answer stands",
+                        extra={"run_id": ref.run_id, "tenant_id": ref.tenant_id, "node_id": node.id})
+        return self._run_out(tenant, run_id)
+
     # Cancelling -----------------------------------------------------------------------------
     @_traced
     def cancel_run(self, principal: Principal, run_id: uuid.UUID) -> WorkflowRunOut:
-        """The run and its running nodes end ``cancelled`` and its execution stops; a node still
-        running in its own invocation finishes unrecorded (its result is dropped)."""
+        """The run (pending, running or paused) and its running nodes end ``cancelled`` and its
+        execution stops; a node still running in its own invocation finishes unrecorded (its
+        result is dropped)."""
         tenant = principal.tenant
         with self._db.transaction(tenant) as conn:
             row = run_row(conn, tenant, run_id)
@@ -250,7 +361,6 @@ class WorkflowRunService:
                 logger.warning("reconciled a workflow run whose execution ended",
                                extra={"run_id": ref.run_id, "tenant_id": ref.tenant_id, "execution_status": status})
         return ended
-
 
 def is_final(run: WorkflowRunSummary) -> bool:
     return run.status in FINAL_STATUSES

@@ -49,6 +49,7 @@ from shared.workflows.errors import (
     WorkflowVersionConflict,
     WorkflowVersionNotFound,
 )
+from shared.workflows.sub_workflows import sub_workflow_problems
 
 if TYPE_CHECKING:
     from shared.models.resolver import ModelResolver
@@ -142,6 +143,14 @@ def _field(node_id: str, field: str, code: str, message: str) -> WorkflowProblem
 
 # Node types that call a chat model (their config's ``model`` names it).
 MODEL_NODE_TYPES = ("llm", "question_classifier", "parameter_extractor")
+
+
+def end_outputs(document: WorkflowDocument) -> list[str]:
+    """The output names a document's top-level end nodes answer, in document order."""
+    names: list[str] = []
+    for _, config in _configs(document, "end"):
+        names += [output.variable for output in config.outputs if output.variable not in names]
+    return names
 
 
 def _configs(document: WorkflowDocument, *node_types: str) -> Iterable[tuple[str, Any]]:
@@ -313,6 +322,7 @@ class WorkflowService:
                 raise WorkflowVersionConflict("The draft changed while it was being published; publish again",
                                               details={"version": workflow["version"]})
             problems += self._knowledge_problems(conn, tenant_id, document)
+            problems += sub_workflow_problems(conn, tenant_id, workflow_id, document)
             if problems:
                 raise invalid(problems, "published")
             number = repo.next_version_number(conn, tenant_id, workflow_id)
@@ -361,7 +371,19 @@ class WorkflowService:
             # time: the file's reference is substituted (and listed) instead.
             return name.lower() in model_names and configured(resolver.get(tenant_id, name, Capability.CHAT))
 
-        result = import_dify(body.content, model_names=usable, default_model=default_model)
+        def workflow_named(name: str) -> tuple[str, list[str]] | None:
+            # A Dify workflow tool: the tenant's workflow of that id or name, with the outputs of
+            # its published version (its draft's when it has none yet).
+            with self._db.transaction(tenant_id) as conn:
+                found = repo.find_workflow(conn, tenant_id, name)
+                if found is None:
+                    return None
+                snapshot = (repo.get_version(conn, tenant_id, found["id"], found["published_version"])
+                            if found["published_version"] else None)
+            called = load_document(snapshot["document"] if snapshot else found["draft"])
+            return str(found["id"]), end_outputs(called)
+
+        result = import_dify(body.content, model_names=usable, default_model=default_model, workflows=workflow_named)
         try:
             check_document_size(result.document)
         except ValueError as exc:
@@ -423,6 +445,7 @@ class WorkflowService:
         problems = document_problems(document) + self._model_problems(tenant_id, document)
         with self._db.transaction(tenant_id) as conn:
             problems += self._knowledge_problems(conn, tenant_id, document)
+            problems += sub_workflow_problems(conn, tenant_id, workflow_id, document)
         if problems:
             raise invalid(problems, "run")
         return RunnableWorkflow(workflow_id, workflow["name"], None, document)

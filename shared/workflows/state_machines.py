@@ -11,6 +11,7 @@ from shared.stepfunctions.asl import (
     DISCARD,
     EXCEEDED_TOLERATED_FAILURES,
     MAP_ITEM_VALUE,
+    TIMEOUT,
     catch,
     chain,
     choice,
@@ -30,7 +31,7 @@ from shared.stepfunctions.asl import (
     when_boolean,
     when_string,
 )
-from shared.stepfunctions.policies import lambda_retries
+from shared.stepfunctions.policies import LAMBDA_TRANSIENT_ERRORS, lambda_retries
 
 # Parallel branches of one run at a time: each is a Lambda invocation, and a wide fan-out of
 # one run should not take the account's concurrency from every other run.
@@ -41,6 +42,12 @@ ITERATION_STOPPED = "IterationStopped"
 # The engine's transient infrastructure failures (shared.workflows.interpreter.TaskInterrupted):
 # the database or the cache away for a moment. Every task is idempotent, so it runs again.
 INTERRUPTED = retry(["TaskInterrupted"], interval_s=1, max_attempts=5, backoff_rate=2.0)
+
+
+# The await task's Lambda failures, but not its timeout: that is the person's time running out,
+# handled by InputTimedOut, never a reason to pause again.
+AWAIT_RETRY = retry([error for error in LAMBDA_TRANSIENT_ERRORS if error != TIMEOUT], interval_s=2, max_attempts=4,
+                    backoff_rate=2.0)
 
 
 def run_definition() -> dict[str, Any]:
@@ -92,9 +99,16 @@ def run_definition() -> dict[str, Any]:
         # The step again, told which iteration to join first (the Step state passes ids only).
         ("JoinItems", goto(lambda_task("workflow-step", payload={**ids, "next": "items", "node_id.$": "$.node_id"},
                                        retry_policy=lambda_retries(INTERRUPTED), catch_rules=gave_up), "Next?")),
-        ("AwaitInput", goto(wait_for_task_token("workflow-await", payload={**ids, "node_id.$": "$.node_id"},
-                                                result_path=DISCARD, retry_policy=lambda_retries(),
-                                                catch_rules=gave_up), "Step")),
+        # Human input (docs/adr/0036): the execution waits on the task token (costing nothing)
+        # until the runs API answers it, or the node's timeout passes.
+        ("AwaitInput", goto(wait_for_task_token(
+            "workflow-await", payload={**ids, "node_id.$": "$.node_id"}, result_path=DISCARD,
+            timeout_path="$.timeout_s", retry_policy=[AWAIT_RETRY],
+            catch_rules=[catch([TIMEOUT], "InputTimedOut", result_path=DISCARD), *gave_up]), "Step")),
+        # The step again, told which pause timed out (its defaults, or its failure, first).
+        ("InputTimedOut", goto(lambda_task("workflow-step", payload={**ids, "next": "timeout",
+                                                                      "node_id.$": "$.node_id"},
+                                           retry_policy=lambda_retries(INTERRUPTED), catch_rules=gave_up), "Next?")),
         ("ContinueAsNew", lambda_task("workflow-continue", payload=ids, result_path=DISCARD,
                                       retry_policy=lambda_retries(), catch_rules=gave_up)),
         ("Continued", succeed()),

@@ -29,4 +29,5 @@ def workflow_run_service() -> WorkflowRunService:
     settings = get_settings()
     return WorkflowRunService(get_database(), workflow_service(), run_store(), executions, get_event_stream(),
                               run_events(), RunSettings(settings.workflow_sync_wait_s,
-                                                        settings.workflow_stale_after_s))
+                                                        settings.workflow_stale_after_s,
+                                                        settings.workflow_events_ttl_s))

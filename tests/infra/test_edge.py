@@ -34,7 +34,7 @@ ALL_METHODS = {"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "POST", "DELETE"}
 
 
 def test_the_catalog_has_a_streaming_function() -> None:
-    assert [fn.name for fn in STREAMING] == ["chat"]
+    assert [fn.name for fn in STREAMING] == ["chat", "workflow-stream"]
 
 
 def _function_url(synth: Synth, fn: catalog.Function) -> tuple[str, dict[str, Any]]:
@@ -77,8 +77,10 @@ def test_streaming_function_runs_its_asgi_app_under_the_web_adapter(synth: Synth
     assert env["AWS_LAMBDA_EXEC_WRAPPER"] == "/opt/bootstrap"
     assert env["AWS_LWA_INVOKE_MODE"] == "response_stream"
     assert env[WEB_PORT_ENV] == "8080"
-    assert env["AWS_LWA_READINESS_CHECK_PATH"] == fn.trigger.path_prefixes[0] + READINESS_SUFFIX == (
-        "/api/v1/chat/_ready")
+    assert env["AWS_LWA_READINESS_CHECK_PATH"] == {
+        "chat": "/api/v1/chat" + READINESS_SUFFIX,
+        # A prefix's parameters are written "_" in the readiness path (no request has it).
+        "workflow-stream": "/api/v1/workflows/_/runs" + READINESS_SUFFIX}[fn.name]
     # The path the app's builder answers (shared/http/stream.py) is the one the adapter polls.
     assert fn.trigger.readiness_path == env["AWS_LWA_READINESS_CHECK_PATH"]
     assert env[ASGI_APP_ENV] == asgi_target(fn) == f"{fn.module}:{fn.trigger.app}"
@@ -222,7 +224,11 @@ def test_stream_prefixes_go_to_the_function_url_uncompressed(synth: Synth, fn: c
     config = _distribution(synth)
     behaviors = {b["PathPattern"]: b for b in config["CacheBehaviors"]}
     patterns = stream_path_patterns(fn.trigger)
-    assert patterns == ["/api/v1/chat", "/api/v1/chat/*"]
+    assert patterns == {
+        "chat": ["/api/v1/chat", "/api/v1/chat/*"],
+        # Parameters become CloudFront's "*" (docs/adr/0035-workflow-run-streaming.md).
+        "workflow-stream": ["/api/v1/workflows/*/runs", "/api/v1/workflows/*/runs/*", "/api/v1/workflow-runs/*/events",
+                            "/api/v1/workflow-runs/*/events/*"]}[fn.name]
     url_id, _ = _function_url(synth, fn)
     nested = synth.root.domain_stacks[fn.domain].nested_stack_resource
     assert nested is not None
@@ -298,9 +304,19 @@ def test_the_catalog_passes_the_streaming_rules() -> None:
     ([_streaming("a", ("/api/v1/chat",), "/api/v1/chat"), _streaming("b", ("/api/v1/chat",), "/api/v1/chat/x")],
      "belongs to both"),
     ([_streaming("a", ("/api/v1/chat",), "/api/v1/chat"), _streaming("b", ("/api/v1/chat/x",), "/api/v1/chat/x")],
-     "contains another"),
+     "contains or lies under"),
     ([_streaming("a", ("/api/v1/chat",), "/api/v1/chat"), _http("/api/v1/chat/{id}")], "lies under"),
     ([_streaming("a", ("/api/v1/chat",), "/api/v1/chat", "/api/v1/chat")], "duplicate streaming route"),
+    # Parameters: whole segments, never first; the edge's "*" still sees HTTP routes below them.
+    ([_streaming("a", ("/{tenant}/runs",), "/{tenant}/runs")], "must look like"),
+    ([_streaming("a", ("/api/v1/x{id}/runs",), "/api/v1/x{id}/runs")], "must look like"),
+    ([_streaming("a", ("/api/v1/w/{id}/runs",), "/api/v1/w/{id}/runs"), _http("/api/v1/w/{workflow_id}/runs")],
+     "lies under"),
+    ([_streaming("a", ("/api/v1/w/{id}/runs",), "/api/v1/w/{id}/runs"), _http("/api/v1/w/import/runs/{n}")],
+     "lies under"),
+    ([_streaming("a", ("/api/v1/w/{id}/runs",), "/api/v1/w/{id}/runs"),
+      _streaming("b", ("/api/v1/w/{wid}/runs/{run}",), "/api/v1/w/{wid}/runs/{run}")], "contains or lies under"),
+    ([_streaming("a", ("/api/v1/w/{id}/runs",), "/api/v1/w/{id}/other")], "outside its path prefixes"),
 ])
 def test_streaming_rules_refuse(functions: list[catalog.Function], message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -309,3 +325,7 @@ def test_streaming_rules_refuse(functions: list[catalog.Function], message: str)
 
 def test_a_sibling_path_is_not_under_a_prefix() -> None:
     validate_streaming([_streaming("a", ("/api/v1/chat",), "/api/v1/chat"), _http("/api/v1/chats")])
+    # Beside a prefix with a parameter: the resource itself and its other sub-resources.
+    validate_streaming([_streaming("a", ("/api/v1/w/{id}/runs",), "/api/v1/w/{id}/runs",
+                                   "/api/v1/w/{workflow}/runs/{run}/x"),
+                        _http("/api/v1/w/{id}"), _http("/api/v1/w/{id}/versions"), _http("/api/v1/w/import")])

@@ -9,7 +9,7 @@ from typing import Any
 from functions import catalog
 from infra.state_machines import physical_name, reaches_itself
 from shared.workflows.sandbox.ports import MAX_MEMORY_MB, MAX_WALL_SECONDS
-from tests.infra.support import Synth, as_list, ref_logical_id, render, statements
+from tests.infra.support import Synth, as_list, points_at, ref_logical_id, render, statements
 
 RUN = "workflow-run"
 
@@ -102,12 +102,16 @@ def test_the_run_routes_and_the_reconciler_control_only_what_they_need(synth: Sy
     def states(name: str) -> set[str]:
         return {action for action, _ in _grants(synth, name) if action.startswith("states:")}
 
-    assert states("workflow-runs-create") == {"states:StartExecution"}
+    # Starting (every mode) and listing runs, following their events: the streaming function.
+    assert states("workflow-stream") == {"states:StartExecution"}
     assert states("workflow-runs-cancel") == {"states:StopExecution"}
-    assert states("workflow-runs-get") == states("workflow-runs-list") == set()
+    # Resuming a paused run answers its task token, and controls nothing else.
+    assert states("workflow-runs-resume") == {"states:SendTaskSuccess", "states:SendTaskFailure",
+                                              "states:SendTaskHeartbeat"}
+    assert states("workflow-runs-get") == set()
     assert states("workflow-runs-reconcile") == {"states:DescribeExecution", "states:GetExecutionHistory"}
-    # Sync runs wait up to 25 s: the function outlives the wait and stays under the HTTP API's 30 s.
-    assert 25 < synth.function("workflow-runs-create").props["Timeout"] <= 28
+    # A follower ends within WORKFLOW_STREAM_FOLLOW_S (840 s): the function outlives it.
+    assert synth.function("workflow-stream").props["Timeout"] == 900
 
 
 # The code sandbox (docs/adr/0032-code-sandbox.md) ----------------------------------------------
@@ -149,19 +153,23 @@ def test_the_code_sandbox_reaches_nothing_beyond_its_logs(synth: Synth) -> None:
 
 def test_only_the_node_running_tasks_may_invoke_the_code_sandbox(synth: Synth) -> None:
     sandbox = synth.function(CODE)
-    for name in ("workflow-branch", "workflow-items"):
-        invokes = [(action, _logical_id_of(resource)) for action, resource in _grants(synth, name)
-                   if action.startswith("lambda:")]
-        # The sandbox, by its own ARN (the fetch function is the other one they may invoke).
-        assert ("lambda:InvokeFunction", sandbox.logical_id) in invokes, name
-        assert {action for action, _ in invokes} == {"lambda:InvokeFunction"}, name
-        assert ref_logical_id(synth.function(name).env["WORKFLOW_CODE_FUNCTION_NAME"]) == sandbox.logical_id
+    # Workflow branches and items, and chat (a chatflow agent's turn runs its nodes, ADR 0037).
+    for name in ("workflow-branch", "workflow-items", "chat"):
+        grants = [(action, resource) for action, resource in _grants(synth, name) if action.startswith("lambda:")]
+        # The sandbox, by its own ARN (the fetch function is the other one they may invoke); from
+        # the chat domain's stack, as the workflows stack passes it down.
+        assert any(action == "lambda:InvokeFunction" and points_at(resource, sandbox.logical_id, "WorkflowCode")
+                   for action, resource in grants), name
+        assert {action for action, _ in grants} == {"lambda:InvokeFunction"}, name
+        told = ref_logical_id(synth.function(name).env["WORKFLOW_CODE_FUNCTION_NAME"])
+        assert told == sandbox.logical_id or "WorkflowCode" in str(told), name
     # No one else: no other role may invoke it, and no resource policy (URL, event source, trigger) exposes it.
     owners = synth.role_owners()
     invokers = {owners.get((stack, role), role) for stack, role, statement in synth.role_statements()
                 if any(a.startswith("lambda:Invoke") for a in as_list(statement["Action"]))
-                and sandbox.logical_id in json.dumps(statement["Resource"])}
-    assert invokers == {"workflow-branch", "workflow-items"}
+                and (sandbox.logical_id in json.dumps(statement["Resource"])
+                     or any(points_at(r, sandbox.logical_id, "WorkflowCode") for r in as_list(statement["Resource"])))}
+    assert invokers == {"workflow-branch", "workflow-items", "chat"}
     permissions = [p for _, _, p in synth.resources("AWS::Lambda::Permission")
                    if sandbox.logical_id in json.dumps(p["Properties"]["FunctionName"])]
     mappings = [m for _, _, m in synth.resources("AWS::Lambda::EventSourceMapping")

@@ -105,7 +105,7 @@ def test_parallel_branches_join_and_the_run_succeeds(aws: LocalAws, use: type[Po
     assert ports_.code.calls == 2
     # The state carried identifiers only: the final state is the run's ids, cursor and verdict.
     output = json.loads(execution["output"])
-    assert set(output) == {"run_id", "tenant_id", "cursor", "next", "nodes", "node_id", "reader"}
+    assert set(output) == {"run_id", "tenant_id", "cursor", "next", "nodes", "node_id", "reader", "timeout_s"}
     assert output["next"] == "done" and output["run_id"] == ref.run_id
     assert stored.transitions >= 8
 

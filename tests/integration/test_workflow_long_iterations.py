@@ -118,7 +118,7 @@ def test_a_500_item_iteration_runs_through_the_map_and_answers_as_in_process(aws
     assert len(types) < 60
     # The state carried identifiers only, never an item.
     output = json.loads(execution["output"])
-    assert set(output) == {"run_id", "tenant_id", "cursor", "next", "nodes", "node_id", "reader"}
+    assert set(output) == {"run_id", "tenant_id", "cursor", "next", "nodes", "node_id", "reader", "timeout_s"}
     assert output["next"] == "done" and output["reader"] is None
     map_input = next(json.loads(event["stateEnteredEventDetails"]["input"]) for event in execution["history"]
                      if event["type"] == "MapStateEntered")

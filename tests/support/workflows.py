@@ -13,7 +13,7 @@ from typing import Any, Literal
 from shared.workflows.definition import Node, WorkflowDocument
 from shared.workflows.engine.runner import Emit, ItemsRun, NodeRunner, NodeRunResult, RunContext
 from shared.workflows.iterations import Batches, WrittenItems
-from shared.workflows.ports import FINAL_STATUSES, LoadedRun, NodeRecord, RunError, RunRef, RunStatus
+from shared.workflows.ports import FINAL_STATUSES, LoadedRun, NodeRecord, PendingInput, RunError, RunRef, RunStatus
 from shared.workflows.variables import VariablePool
 
 
@@ -28,6 +28,8 @@ class StoredRun:
     writes: list[tuple[str, str]] = field(default_factory=list)
     # Each settled node's whole result (children included), as the store was handed it.
     results: dict[str, NodeRunResult] = field(default_factory=dict)
+    # The run's pending form (kept after it resumed, as the PostgreSQL store keeps it).
+    pending: PendingInput | None = None
 
 
 class MemoryRunStore:
@@ -86,10 +88,34 @@ class MemoryRunStore:
                                       result.outputs, result.error.to_dict() if result.error else None))
             return live
 
-    def save_task_token(self, run: RunRef, node_id: str, task_token: str) -> None:
+    def pause(self, run: RunRef, node: Node, pending: PendingInput) -> None:
         with self._lock:
-            self.runs[run].tokens[node_id] = task_token
+            stored = self.runs[run]
+            if node.id not in stored.run.nodes:
+                self._set(run, NodeRecord(node.id, "running"))
+            if stored.run.status == "running":
+                stored.pending = pending
+
+    def save_task_token(self, run: RunRef, node_id: str, task_token: str) -> PendingInput | None:
+        with self._lock:
+            stored = self.runs[run]
+            stored.tokens[node_id] = task_token
             self.token_saved.notify_all()
+            if stored.run.status != "running" or stored.pending is None or stored.pending.node_id != node_id:
+                return None
+            self._status(run, "paused")
+            return stored.pending
+
+    def resume(self, run: RunRef, node: Node, result: NodeRunResult) -> str | None:
+        with self._lock:
+            stored = self.runs[run]
+            if stored.run.status != "paused" or stored.pending is None or stored.pending.node_id != node.id:
+                return None
+            self._status(run, "running")
+            stored.results[node.id] = result
+            self._set(run, NodeRecord(node.id, result.status, result.handle if result.status == "succeeded" else None,
+                                      result.outputs, result.error.to_dict() if result.error else None))
+            return stored.tokens.get(node.id, "")
 
     def count(self, run: RunRef, transitions: int) -> None:
         with self._lock:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from functions.catalog import (
     domains,
     streaming_functions,
 )
+from shared.catalog import under_prefix
 
 # The catalog package itself (entries, not use cases).
 CATALOG_PACKAGE = "functions.catalog"
@@ -58,7 +60,7 @@ def test_every_catalog_entry_has_a_handler() -> None:
 
 
 def _under(path: str, prefix: str) -> bool:
-    return path == prefix or path.startswith(prefix + "/")
+    return under_prefix(path, prefix)
 
 
 def test_streaming_routes_lie_under_their_prefixes_and_apart_from_http_routes() -> None:
@@ -78,9 +80,24 @@ def test_streaming_routes_lie_under_their_prefixes_and_apart_from_http_routes() 
     assert len(prefixes) == len(set(prefixes))
     assert len(stream_keys) == len(set(stream_keys))
     assert not set(stream_keys) & http_keys
-    # The edge sends everything under a streaming prefix to the function URL: no HTTP API
-    # route may live there.
+    # The edge sends everything under a streaming prefix to the function URL, whatever the
+    # method: no HTTP API route may live there (a parameter stands for any one segment).
     assert not [path for path in http_paths for prefix in prefixes if _under(path, prefix)]
+    owners = [fn.trigger for fn in streaming_functions() if isinstance(fn.trigger, FunctionUrl)]
+    assert not [path for path in http_paths for trigger in owners if trigger.owns(re.sub(r"{\w+}", "x", path))]
+
+
+def test_prefixes_with_parameters_match_whole_segments() -> None:
+    trigger = by_name()["workflow-stream"].trigger
+    assert isinstance(trigger, FunctionUrl)
+    for path in ("/api/v1/workflows/0b0d/runs", "/api/v1/workflow-runs/1/events", "/api/v1/workflows/x/runs/_ready"):
+        assert trigger.owns(path), path
+    for path in ("/api/v1/workflows/0b0d", "/api/v1/workflows/0b0d/runsx", "/api/v1/workflows/a/b/runs",
+                 "/api/v1/workflow-runs/1", "/api/v1/workflow-runs/1/cancel", "/api/v1/workflows/runs"):
+        assert not trigger.owns(path), path
+    assert trigger.readiness_path == "/api/v1/workflows/_/runs/_ready"
+    assert under_prefix("/api/v1/workflow-runs/{run_id}/events", "/api/v1/workflow-runs/{id}/events")
+    assert not under_prefix("/api/v1/workflow-runs/{run_id}", "/api/v1/workflow-runs/{run_id}/events")
 
 
 def test_names_and_routes_are_unique() -> None:

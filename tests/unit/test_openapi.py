@@ -70,7 +70,9 @@ def _refs(node: Any) -> list[str]:
 
 
 def _ok(operation: dict) -> dict:
-    (status,) = [s for s in operation["responses"] if s.startswith("2")]
+    # The one success answer, or the 200 of a route that may also accept (202) its work.
+    statuses = [s for s in operation["responses"] if s.startswith("2")]
+    (status,) = ["200"] if statuses == ["200", "202"] else statuses
     return dict(operation["responses"][status]["content"])
 
 
@@ -115,7 +117,8 @@ def test_event_streams_document_each_event_type_and_the_heartbeat(doc: dict[str,
         items = _event_items(doc, path, method)
         # The turn's event types (shared/chat/events.py), and the heartbeat.
         assert set(items) == {*get_args(EventType), "heartbeat"}
-        data = {name: _schema(doc, item["properties"]["data"]) for name, item in items.items() if name != "heartbeat"}
+        data = {name: _schema(doc, item["properties"]["data"]["contentSchema"])
+                for name, item in items.items() if name != "heartbeat"}
         assert data["message.delta"]["required"] == ["text"]
         assert {"conversation_id", "message_id", "question_id", "agent_id"} <= set(data["message.start"]["required"])
         assert data["message.complete"]["title"] == "MessageOut"
@@ -126,15 +129,52 @@ def test_event_streams_document_each_event_type_and_the_heartbeat(doc: dict[str,
     heartbeat = _event_items(doc, "/api/v1/chat", "post")["heartbeat"]
     lines = dict(line.split(": ", 1) for line in STRATUS.heartbeat().decode().strip().split("\n"))
     assert lines == {"event": heartbeat["properties"]["event"]["const"], "data": "{}"}
-    assert "id" not in heartbeat["properties"] and heartbeat["properties"]["data"]["maxProperties"] == 0
+    assert "id" not in heartbeat["properties"]
+    assert heartbeat["properties"]["data"]["contentSchema"]["maxProperties"] == 0
     sent = STRATUS.heartbeat().decode().replace("\n", "\\n")
     assert f"`{sent}`" in doc["paths"]["/api/v1/chat"]["post"]["responses"]["200"]["description"]
 
 
+def test_workflow_runs_stream_their_events_and_keep_their_json_answers(doc: dict[str, Any]) -> None:
+    start = doc["paths"]["/api/v1/workflows/{workflow_id}/runs"]["post"]
+    assert start["operationId"] == "workflow-runs-create" and start["x-stratus-streaming"] is True
+    assert _schema(doc, start["requestBody"]["content"]["application/json"]["schema"])["properties"]["mode"][
+        "enum"] == ["sync", "async", "stream"]
+    # One path, three answers: the event stream, the finished run (sync), 202 with Location.
+    assert set(start["responses"]["200"]["content"]) == {"text/event-stream", "application/json"}
+    accepted = start["responses"]["202"]
+    assert "Location" in accepted["headers"]
+    data = accepted["content"]["application/json"]["schema"]["properties"]["data"]
+    assert _schema(doc, data)["title"] == "WorkflowRunOut"
+    for path, method in (("/api/v1/workflows/{workflow_id}/runs", "post"),
+                         ("/api/v1/workflow-runs/{run_id}/events", "get")):
+        items = _event_items(doc, path, method)
+        assert list(items) == ["workflow.started", "node.started", "node.delta", "node.finished", "iteration.next",
+                               "loop.next", "workflow.paused", "workflow.resumed", "workflow.finished", "error",
+                               "done", "heartbeat"]
+        events = {name: _schema(doc, item["properties"]["data"]["contentSchema"])
+                for name, item in items.items() if name != "heartbeat"}
+        # Each data line is text holding JSON, described by its content schema (SSE item schemas).
+        assert {(item["properties"]["data"]["type"], item["properties"]["data"]["contentMediaType"])
+                for item in items.values()} == {("string", "application/json")}
+        finished = events["node.finished"]["properties"]
+        assert {"status", "outputs", "outputs_truncated", "elapsed_ms", "tokens", "finished_at"} <= set(finished)
+        assert set(events["workflow.paused"]["required"]) == {"node_id"}
+    replay = doc["paths"]["/api/v1/workflow-runs/{run_id}/events"]["get"]
+    assert {p["name"] for p in replay["parameters"]} == {"run_id", "last_event_id", "Last-Event-ID"}
+    listed = doc["paths"]["/api/v1/workflows/{workflow_id}/runs"]["get"]
+    assert listed["operationId"] == "workflow-runs-list" and "text/event-stream" not in listed["responses"]["200"][
+        "content"]
+    page = listed["responses"]["200"]["content"]["application/json"]["schema"]
+    assert "pagination" in page["required"] and page["properties"]["data"]["type"] == "array"
+    assert {p["name"] for p in listed["parameters"]} == {"workflow_id", "status", "page", "limit", "sort"}
+
+
 def test_streaming_paths_need_no_handler_module() -> None:
     paths, components = streaming_paths(FUNCTIONS)
-    assert set(paths) == {"/api/v1/chat", "/api/v1/chat/{message_id}/events", "/api/v1/chat/{message_id}/cancel"}
-    assert {"ChatBody", "MessageOut", "CancelOut", "MessageStart"} <= set(components)
+    assert set(paths) == {"/api/v1/chat", "/api/v1/chat/{message_id}/events", "/api/v1/chat/{message_id}/cancel",
+                          "/api/v1/workflows/{workflow_id}/runs", "/api/v1/workflow-runs/{run_id}/events"}
+    assert {"ChatBody", "MessageOut", "CancelOut", "MessageStart", "StartRun", "NodeFinishedEvent"} <= set(components)
     # Built from the catalog alone (the StreamRoutes and the models they name), without the
     # apps; and importing the catalog imports none of those models (cold start).
     probe = ("import sys\n"
@@ -184,7 +224,8 @@ def test_error_statuses_follow_the_route(doc: dict[str, Any]) -> None:
     for method, path, operation in _operations(doc):
         responses = operation["responses"]
         assert ("415" in responses) is ("requestBody" in operation), (method, path)
-        assert ("410" in responses) is (path == "/api/v1/chat/{message_id}/events"), (method, path)
+        assert ("410" in responses) is (path in ("/api/v1/chat/{message_id}/events",
+                                                 "/api/v1/workflow-runs/{run_id}/events")), (method, path)
         authenticated = bool(operation["security"])
         for status in ("401", "403", "429"):
             assert (status in responses) is authenticated, (method, path, status)

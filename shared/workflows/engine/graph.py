@@ -26,8 +26,9 @@ NodeStatus = Literal["pending", "running", "succeeded", "failed", "skipped", "ca
 EdgeState = Literal["taken", "dead", "unsettled"]
 
 # inline: cheap, run inside the step invocation (consecutive ones fused); branch: its own
-# invocation, in parallel with the other ready nodes (the Map).
-MODES: dict[str, Literal["inline", "branch"]] = {
+# invocation, in parallel with the other ready nodes (the Map); input: the run pauses for a
+# person's answer (.waitForTaskToken).
+MODES: dict[str, Literal["inline", "branch", "input"]] = {
     "start": "inline", "end": "inline", "if_else": "inline", "template": "inline", "variable_aggregator": "inline",
     "llm": "branch", "code": "branch", "http_request": "branch", "knowledge_retrieval": "branch",
     # A container runs its whole sub-graph in its own invocation.
@@ -36,6 +37,11 @@ MODES: dict[str, Literal["inline", "branch"]] = {
     "iteration_start": "inline", "loop_start": "inline", "loop_end": "inline", "assigner": "inline",
     "list_operator": "inline", "question_classifier": "branch", "parameter_extractor": "branch",
     "document_extractor": "branch",
+    "human_input": "input",
+    # A sub-workflow runs the called workflow's whole graph in its own invocation.
+    "sub_workflow": "branch",
+    # A chatflow's reply: rendering its template is cheap.
+    "answer": "inline",
 }
 
 _PENDING = "pending"

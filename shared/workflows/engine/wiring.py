@@ -1,5 +1,6 @@
 """The engine's production ports: the model gateway, the knowledge retrieval service, the code
-sandbox, the fetch path and the uploads bucket, each the container's own. Built on first use; nothing here does I/O
+sandbox, the fetch path, the uploads bucket and the tenant's published workflows (sub-workflow
+nodes), each the container's own. Built on first use; nothing here does I/O
 at import time."""
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ def engine_ports() -> EnginePorts:
     from shared.workflows.engine.runner import EnginePorts
     from shared.workflows.fetch.wiring import http_fetcher
     from shared.workflows.sandbox.wiring import code_runner
+    from shared.workflows.wiring_api import workflow_service
 
     bucket = get_settings().uploads_bucket
     return EnginePorts(models=model_gateway(), retriever=retrieval_service(), code_runner=code_runner(),
-                       fetcher=http_fetcher(), files=S3FileStore(client, bucket) if bucket else None)
+                       fetcher=http_fetcher(), files=S3FileStore(client, bucket) if bucket else None,
+                       workflows=workflow_service())
 
 
 def node_runner() -> NodeRunner:

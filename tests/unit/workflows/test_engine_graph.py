@@ -89,8 +89,10 @@ def test_every_node_type_has_an_execution_mode() -> None:
     assert set(MODES) == set(NODE_TYPES)
     assert {t for t, mode in MODES.items() if mode == "branch"} == {
         "llm", "code", "http_request", "knowledge_retrieval", "question_classifier", "parameter_extractor",
-        "document_extractor", "iteration", "loop"}
+        "document_extractor", "iteration", "loop", "sub_workflow"}
     assert MODES["list_operator"] == "inline"
+    # The only node that waits for a person.
+    assert {t for t, mode in MODES.items() if mode == "input"} == {"human_input"}
 
 
 def test_graph_order_is_topological_with_document_order_between_peers() -> None:

@@ -6,12 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from shared.workflows.engine.nodes import (
+    answer,
     assigner,
     code,
     container_start,
     document_extractor,
     end,
     http_request,
+    human_input,
     if_else,
     iteration,
     knowledge_retrieval,
@@ -21,6 +23,7 @@ from shared.workflows.engine.nodes import (
     parameter_extractor,
     question_classifier,
     start,
+    sub_workflow,
     template,
     variable_aggregator,
 )
@@ -46,4 +49,7 @@ EXECUTORS: dict[str, NodeExecutor[Any]] = {
     "parameter_extractor": parameter_extractor.EXECUTOR,
     "list_operator": list_operator.EXECUTOR,
     "document_extractor": document_extractor.EXECUTOR,
+    "human_input": human_input.EXECUTOR,
+    "sub_workflow": sub_workflow.EXECUTOR,
+    "answer": answer.EXECUTOR,
 }

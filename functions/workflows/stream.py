@@ -1,0 +1,67 @@
+"""The workflow-stream function: an ASGI app behind a function URL (the Lambda Web Adapter runs
+it in AWS; the local gateway mounts it), serving the paths the edge sends it
+(docs/adr/0035-workflow-run-streaming.md):
+
+- ``POST /api/v1/workflows/{workflow_id}/runs`` — start a run in any mode: ``stream`` answers the
+  run's events as Server-Sent Events until ``done``; ``sync`` and ``async`` answer as they always
+  have (200 with the finished run, or 202 with ``Location``). The edge routes by path, so the
+  streaming form brings the whole path here.
+- ``GET /api/v1/workflows/{workflow_id}/runs`` — the workflow's runs (the same path).
+- ``GET /api/v1/workflow-runs/{run_id}/events`` — replay after ``Last-Event-ID``, then follow live.
+
+A client that leaves stops only its stream: the run goes on in Step Functions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from functions.catalog import function_for_module
+from shared.config import get_settings
+from shared.db.paging import page_request
+from shared.http.stream import Answer, StreamCall, blocking, stream_app
+from shared.workflows.paths import run_id as path_run_id
+from shared.workflows.paths import workflow_id as path_workflow_id
+from shared.workflows.run_stream import Follow
+from shared.workflows.runs_api import RUN_SORTS, RunEventsQuery, RunListQuery, StartRun
+from shared.workflows.runs_service import is_final
+from shared.workflows.wiring_api import workflow_run_service
+
+api = stream_app(function_for_module(__name__), heartbeat_s=lambda: get_settings().workflow_stream_heartbeat_s)
+_RUNS = "/api/v1/workflows/{workflow_id}/runs"
+
+
+def _bounds(call: StreamCall[Any, Any]) -> Follow:
+    return Follow(block_ms=int(call.heartbeat_s * 1000), follow_s=get_settings().workflow_stream_follow_s)
+
+
+@api.route("POST", _RUNS)
+async def start_run(call: StreamCall[StartRun, None]) -> Answer:
+    service = workflow_run_service()
+    workflow_id = path_workflow_id(call.path_params["workflow_id"])
+    run = await blocking(lambda: service.start_run(call.principal, workflow_id, call.body))
+    location = {"Location": f"/api/v1/workflow-runs/{run.id}"}
+    if call.body.mode != "stream":
+        return call.ok(run) if is_final(run) else call.ok(run, 202, location)
+    batches = await blocking(lambda: service.follow_run(call.principal, run.id, None, _bounds(call)))
+    return call.follow(batches, "workflow-run-stream", headers=location, until_gone=True)
+
+
+@api.route("GET", _RUNS)
+async def list_runs(call: StreamCall[None, RunListQuery]) -> Answer:
+    workflow_id = path_workflow_id(call.path_params["workflow_id"])
+    query = call.query
+    listed = await blocking(lambda: workflow_run_service().list_runs(
+        call.principal, workflow_id, query.status, page_request(query.page, query.limit, query.sort, RUN_SORTS)))
+    return call.page(listed)
+
+
+@api.route("GET", "/api/v1/workflow-runs/{run_id}/events")
+async def events(call: StreamCall[None, RunEventsQuery]) -> Answer:
+    run_id = path_run_id(call.path_params["run_id"])
+    after = call.last_event_id
+    batches = await blocking(lambda: workflow_run_service().follow_run(call.principal, run_id, after, _bounds(call)))
+    return call.follow(batches, "workflow-run-events", until_gone=True)
+
+
+app = api.asgi()
