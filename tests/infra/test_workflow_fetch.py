@@ -17,8 +17,9 @@ from tests.infra.support import Synth, as_list, points_at, ref_logical_id, state
 FETCH = "workflow-fetch"
 # HTTP-request nodes run as branches (shared/workflows/engine/graph.py MODES), or as children of
 # a long iteration's items (docs/adr/0038).
-# The functions that run nodes: workflow branches and items, and chat (a chatflow agent's turn, ADR 0037).
-CALLERS = ("workflow-branch", "workflow-items", "chat")
+# The functions that run nodes: workflow branches and items, and chat (a chatflow agent's turn, ADR 0037);
+# and the tools API's test calls (OpenAPI tools and web_fetch, docs/tools.md).
+CALLERS = ("workflow-branch", "workflow-items", "chat", "tools-test")
 # What every role gets for its own log group and X-Ray (tracing is on everywhere).
 LOGS_AND_TRACES = {"logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTelemetryRecords", "xray:PutTraceSegments"}
 
