@@ -28,12 +28,19 @@ from typing import Any
 from shared.tools.contract import ToolSpec
 
 # A marker at the start of a line: optional markdown emphasis around the word and the colon.
-_MARK = r"(?:^|\n)[ \t]*[*_]{0,2}[ \t]*{word}[ \t]*[*_]{0,2}[ \t]*:[*_]{0,2}[ \t]*"
-FINAL = re.compile(_MARK.format(word=r"final[ \t_]*answer"), re.IGNORECASE)
-ACTION = re.compile(_MARK.format(word=r"action"), re.IGNORECASE)
-ACTION_INPUT = re.compile(_MARK.format(word=r"action[ \t_]*input"), re.IGNORECASE)
-OBSERVATION = re.compile(_MARK.format(word=r"observation"), re.IGNORECASE)
-THOUGHT = re.compile(r"^\s*" + _MARK.format(word=r"thought").removeprefix(r"(?:^|\n)"), re.IGNORECASE)
+_EMPHASIS = r"[ \t]*[*_]{0,2}[ \t]*"
+
+
+def _mark(word: str) -> str:
+    return r"(?:^|\n)" + _EMPHASIS + word + r"[ \t]*[*_]{0,2}[ \t]*:[*_]{0,2}[ \t]*"
+
+
+FINAL = re.compile(_mark(r"final[ \t_]*answer"), re.IGNORECASE)
+# "Action:" but not "Action Input:".
+ACTION = re.compile(_mark(r"action"), re.IGNORECASE)
+ACTION_INPUT = re.compile(_mark(r"action[ \t_]*input"), re.IGNORECASE)
+OBSERVATION = re.compile(_mark(r"observation"), re.IGNORECASE)
+THOUGHT = re.compile(r"^\s*" + _EMPHASIS + r"thought[ \t]*[*_]{0,2}[ \t]*:[*_]{0,2}[ \t]*", re.IGNORECASE)
 _FENCE = re.compile(r"^```[a-zA-Z0-9_-]*\s*\n?(.*?)\n?```", re.DOTALL)
 STOP = ["\nObservation:"]
 _SCHEMA_CHARS = 1500
