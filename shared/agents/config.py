@@ -135,7 +135,8 @@ class AgentBudget(RequestModel):
     (past either, the model is asked for its final answer without tools)."""
 
     tool_timeout_s: float = Field(default=30.0, gt=0, le=300)
-    turn_timeout_s: float = Field(default=300.0, ge=5, le=900)
+    # At most 540 s: the chat function's own timeout is 600 s.
+    turn_timeout_s: float = Field(default=300.0, ge=5, le=540)
     turn_tokens: int = Field(default=200_000, ge=1000, le=10_000_000)
     # Tool calls of one model step run at once, at most this many together.
     parallel_tool_calls: int = Field(default=4, ge=1, le=16)

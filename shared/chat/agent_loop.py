@@ -243,6 +243,7 @@ class SmartReasoning:
                     slot["name"] = slot["name"] or event.name
                     slot["arguments"].append(event.arguments)
                     ctx.check_cancelled()
+                    ctx.checkpoint()  # nothing is said meanwhile: keep the reaper away
                 elif isinstance(event, StreamEnd):
                     stop_reason = event.stop_reason
                     if event.usage is not None:
