@@ -147,7 +147,7 @@ def test_a_document_with_many_problems_reports_all_of_them() -> None:
 
 # -- the document's shape ----------------------------------------------------------------------
 def test_shape_errors_are_located_by_node_id_and_field() -> None:
-    document = {"nodes": [start(), {"id": "x", "type": "agent"}, {"id": "bad id!", "type": "end"},
+    document = {"nodes": [start(), {"id": "x", "type": "robot"}, {"id": "bad id!", "type": "end"},
                           {"id": "t", "type": "template", "timeout_s": 0}],
                 "edges": [{"source": "start"}]}
     found = problems(document)
