@@ -405,7 +405,14 @@ class WorkflowService:
             called = load_document(snapshot["document"] if snapshot else found["draft"])
             return str(found["id"]), end_outputs(called)
 
-        result = import_dify(body.content, model_names=usable, default_model=default_model, workflows=workflow_named)
+        tools = self._tools
+
+        def tenant_tools() -> list[Any]:
+            # A Dify tool node names a tool provider of the tenant (or a built-in) by name.
+            return list(tools().list(tenant_id)) if tools is not None else []
+
+        result = import_dify(body.content, model_names=usable, default_model=default_model, workflows=workflow_named,
+                             tools=tenant_tools)
         try:
             check_document_size(result.document)
         except ValueError as exc:

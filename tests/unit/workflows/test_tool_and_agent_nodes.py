@@ -5,6 +5,7 @@ does under each error strategy."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import uuid
@@ -124,7 +125,8 @@ def test_a_failing_tool_takes_the_fail_branch_or_its_default_values() -> None:
         {"id": "start", "type": "start", "config": {"variables": [{"variable": "city"}]}},
         {"id": "weather", "type": "tool", "error_strategy": "fail_branch", "config": {
             "tool": str(FORECAST), "arguments": {"city": {"type": "selector", "value": ["start", "city"]}}}},
-        {"id": "ok", "type": "end", "config": {"outputs": [{"variable": "text", "value_selector": ["weather", "text"]}]}},
+        {"id": "ok", "type": "end", "config": {"outputs": [
+            {"variable": "text", "value_selector": ["weather", "text"]}]}},
         {"id": "sorry", "type": "end", "config": {"outputs": [
             {"variable": "why", "value_selector": ["weather", "error_type"]}]}},
     ], [("start", "weather"), ("weather", "ok"), ("weather", "fail-branch", "sorry")])
@@ -285,3 +287,156 @@ def test_publishing_checks_the_agent_exists_is_published_and_answers_outside_a_c
     chatflow = AgentConfig.model_validate({"mode": "chatflow"})
     assert codes(agent_node_problems(Agents(chatflow), tenant, agent_workflow())) == [
         ("helper", "config.agent_id", "agent_mode_unsupported")]
+
+
+# --- Dify ------------------------------------------------------------------------------------------
+
+WORKFLOW_TOOL = ToolSpec(ToolRef("workflow", str(uuid.uuid4())), "daily_report", "Runs it", {
+    "type": "object", "properties": {"day": {"type": "string"}}, "additionalProperties": False}, "workflow",
+    "Built-in tools")
+SEARCH = ToolSpec(ToolRef(str(uuid.uuid4()), "perplexity"), "perplexity", "Search", {
+    "type": "object", "properties": {"query": {"type": "string"}, "top_k": {"type": "integer"}},
+    "additionalProperties": False}, "openapi", "langgenius/perplexity/perplexity")
+TENANT_TOOLS = [*SPECS, WORKFLOW_TOOL, SEARCH]
+
+
+def dify_app(*nodes: dict[str, Any], mode: str = "workflow") -> str:
+    import yaml
+
+    start = {"id": "start", "data": {"type": "start", "title": "Start", "variables": [
+        {"variable": "q", "type": "text-input", "label": "q"}]}}
+    ids = ["start", *[n["id"] for n in nodes]]
+    edges = [{"source": a, "target": b, "sourceHandle": "source"} for a, b in itertools.pairwise(ids)]
+    return str(yaml.safe_dump({"app": {"mode": mode, "name": "tools"}, "kind": "app", "version": "0.3.1",
+                               "workflow": {"graph": {"nodes": [start, *nodes], "edges": edges}}}))
+
+
+def test_a_dify_tool_of_a_tenant_provider_of_the_same_name_imports_as_a_tool_node() -> None:
+    from shared.workflows.dify import import_dify
+
+    search = {"id": "search", "data": {
+        "type": "tool", "title": "Search", "provider_type": "builtin", "tool_name": "perplexity",
+        "provider_id": "langgenius/perplexity/perplexity", "provider_name": "langgenius/perplexity/perplexity",
+        "tool_parameters": {"query": {"type": "mixed", "value": "Dify {{#start.q#}}"}},
+        "tool_configurations": {"top_k": {"type": "constant", "value": 5}, "model": {"type": "constant",
+                                                                                      "value": "sonar"},
+                                "search_domain_filter": {"type": "mixed", "value": ""}}}}
+    clock = {"id": "clock", "data": {"type": "tool", "provider_type": "builtin", "provider_id": "time",
+                                     "provider_name": "time", "tool_name": "current_time",
+                                     "tool_configurations": {"timezone": {"type": "constant", "value": "UTC"},
+                                                             "format": {"type": "mixed", "value": "%Y"}},
+                                     "tool_parameters": {}}}
+    end = {"id": "end", "data": {"type": "end", "outputs": [
+        {"variable": "a", "value_selector": ["search", "text"]},
+        {"variable": "b", "value_selector": ["search", "result", "items"]},
+        {"variable": "c", "value_selector": ["clock", "json"]}]}}
+    result = import_dify(dify_app(search, clock, end), model_names=set(), default_model=None,
+                         tools=lambda: TENANT_TOOLS)
+    nodes = {node.id: node for node in result.document.nodes}
+    assert nodes["search"].type == "tool" and nodes["search"].config == {
+        "tool": str(SEARCH.ref), "provider_name": "langgenius/perplexity/perplexity",
+        "arguments": {"top_k": {"type": "constant", "value": 5},
+                      "query": {"type": "template", "value": "Dify {{#start.q#}}"}},
+        "outputs": [{"variable": "result", "type": None}]}
+    assert nodes["clock"].config["tool"] == "builtin/current_time"
+    assert nodes["clock"].config["arguments"] == {"timezone": {"type": "constant", "value": "UTC"}}
+    assert "node search: perplexity takes no argument 'model'; its value was dropped" in result.warnings
+    assert "node clock: current_time takes no argument 'format'; its value was dropped" in result.warnings
+    assert validate_document(result.document) == []
+    assert tool_node_problems(FakeTools(specs=TENANT_TOOLS), uuid.uuid4(), result.document) == []
+
+
+def test_dify_tool_parameters_of_every_form_become_arguments() -> None:
+    from shared.workflows.dify import _tool_argument
+
+    assert _tool_argument({"type": "variable", "value": ["a", "b"]}) == {"type": "selector", "value": ["a", "b"]}
+    assert _tool_argument({"type": "mixed", "value": "x {{#a.b#}}"}) == {"type": "template", "value": "x {{#a.b#}}"}
+    assert _tool_argument({"type": "constant", "value": False}) == {"type": "constant", "value": False}
+    assert _tool_argument("{{#http.body#}}") == {"type": "template", "value": "{{#http.body#}}"}
+    assert _tool_argument(3) == {"type": "constant", "value": 3}
+    assert _tool_argument({"type": "mixed", "value": ""}) is None
+    assert _tool_argument("") is None
+
+
+def test_a_dify_tool_no_provider_of_the_tenant_has_stays_a_located_422() -> None:
+    from shared.workflows.dify import import_dify
+    from shared.workflows.errors import DslImportUnsupported
+
+    tool = {"id": "parse", "data": {"type": "tool", "provider_type": "builtin", "provider_id": "builtin",
+                                    "provider_name": "Builtin Tools", "tool_name": "json_parse",
+                                    "tool_parameters": {"json_string": "{{#start.q#}}"}}}
+    with pytest.raises(DslImportUnsupported) as caught:
+        import_dify(dify_app(tool), model_names=set(), default_model=None, tools=lambda: TENANT_TOOLS)
+    assert [(p["node_id"], p["field"], p["code"]) for p in caught.value.details["problems"]] == [
+        ("parse", "data.provider_id", "unsupported_node_type")]
+    assert "tool 'json_parse' of 'Builtin Tools'" in caught.value.message
+    # A provider of that name without that tool is no match either.
+    other = ToolSpec(ToolRef(str(uuid.uuid4()), "json_dump"), "json_dump", "", {}, "openapi", "Builtin Tools")
+    with pytest.raises(DslImportUnsupported):
+        import_dify(dify_app(tool), model_names=set(), default_model=None, tools=lambda: [other])
+    parse = ToolSpec(ToolRef(str(uuid.uuid4()), "json_parse"), "json_parse", "", {
+        "type": "object", "properties": {"json_string": {"type": "string"}}}, "openapi", "builtin tools")
+    result = import_dify(dify_app(tool), model_names=set(), default_model=None, tools=lambda: [other, parse])
+    assert result.document.node("parse").config["arguments"] == {
+        "json_string": {"type": "template", "value": "{{#start.q#}}"}}
+
+
+def test_difys_own_agent_nodes_are_refused() -> None:
+    from shared.workflows.dify import import_dify
+    from shared.workflows.errors import DslImportUnsupported
+
+    agent = {"id": "agent", "data": {"type": "agent", "agent_strategy_provider_name": "langgenius/agent/agent",
+                                     "agent_strategy_name": "function_calling", "agent_parameters": {}}}
+    with pytest.raises(DslImportUnsupported) as caught:
+        import_dify(dify_app(agent), model_names=set(), default_model=None)
+    assert [(p["node_id"], p["field"]) for p in caught.value.details["problems"]] == [("agent", "data.type")]
+    assert "Dify agent nodes" in caught.value.message
+
+
+def test_tool_and_agent_nodes_survive_export_and_import() -> None:
+    import yaml
+
+    from shared.workflows.configs import parse_config
+    from shared.workflows.dify import EXTENSION_KEY, export_dify, import_dify
+
+    original = document([
+        {"id": "start", "type": "start", "config": {"variables": [{"variable": "city"}]}},
+        {"id": "weather", "type": "tool", "timeout_s": 20, "error_strategy": "default_value",
+         "default_value": {"text": "?"}, "config": {
+             "tool": str(FORECAST), "provider_name": "weather",
+             "arguments": {"city": {"type": "selector", "value": ["start", "city"]},
+                           "days": {"type": "template", "value": "{{#start.city#}}"},
+                           "units": {"type": "constant", "value": "metric"}},
+             "outputs": [{"variable": "summary", "type": "string"}]}},
+        {"id": "clock", "type": "tool", "config": {"tool": "builtin/current_time"}},
+        {"id": "report", "type": "tool", "config": {
+            "tool": str(WORKFLOW_TOOL.ref), "arguments": {"day": {"type": "template", "value": "{{#clock.text#}}"}}}},
+        {"id": "helper", "type": "agent", "config": {"agent_id": "builtin-quick-answer",
+                                                     "prompt": "Say {{#weather.summary#}}",
+                                                     "inputs": {"lang": "{{#start.city#}}"}}},
+        {"id": "end", "type": "end", "config": {"outputs": [
+            {"variable": "a", "value_selector": ["helper", "text"]},
+            {"variable": "r", "value_selector": ["report", "json"]}]}},
+    ], [("start", "weather"), ("weather", "clock"), ("clock", "report"), ("report", "helper"), ("helper", "end")])
+    assert validate_document(original) == []
+    exported = export_dify(original, name="tools")
+    data = {n["id"]: n["data"] for n in yaml.safe_load(exported)["workflow"]["graph"]["nodes"]}
+    assert data["weather"]["type"] == "tool" and data["weather"]["provider_type"] == "api"
+    assert (data["weather"]["provider_id"], data["weather"]["tool_name"]) == (str(PROVIDER), "forecast")
+    assert data["weather"]["tool_parameters"] == {"city": {"type": "variable", "value": ["start", "city"]},
+                                                  "days": {"type": "mixed", "value": "{{#start.city#}}"},
+                                                  "units": {"type": "constant", "value": "metric"}}
+    assert data["clock"]["provider_type"] == "builtin" and EXTENSION_KEY not in data["clock"]
+    assert data["helper"]["type"] == "agent" and data["helper"]["agent_strategy_provider_name"] == "stratus"
+    again = import_dify(exported, model_names=set(), default_model=None, tools=lambda: TENANT_TOOLS)
+    canonical = original.model_copy(deep=True)
+    for item in canonical.nodes:
+        item.config = parse_config(item.type, item.config).model_dump(mode="json", by_alias=True)
+    # The export lays out a document without positions; everything else comes back as it was.
+    for mine, theirs in zip(again.document.nodes, canonical.nodes, strict=True):
+        assert mine.model_dump(exclude={"position"}) == theirs.model_dump(exclude={"position"}), mine.id
+    assert again.document.edges == canonical.edges
+    assert again.warnings == []
+
+
+
