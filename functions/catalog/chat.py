@@ -3,7 +3,19 @@
 from __future__ import annotations
 
 from functions.catalog._common import EMBED_ACCESS
-from shared.catalog import DATABASE, REDIS, Function, FunctionUrl, Http, Schedule, SseEvent, StreamRoute, bucket, invoke
+from shared.catalog import (
+    DATABASE,
+    REDIS,
+    Function,
+    FunctionUrl,
+    Http,
+    Schedule,
+    SseEvent,
+    StreamRoute,
+    bucket,
+    invoke,
+    state_machine,
+)
 
 _C = "chat"
 _CHAT = "/api/v1/chat"
@@ -60,11 +72,13 @@ FUNCTIONS += (
                              "Stop a running turn; the answer keeps what was generated", tag="chat",
                              query=f"{_API}:UserQuery", response=f"{_API}:CancelOut", status=202),
              )),
-             memory_mb=1024, timeout_s=600, layers=("base", "aws", "web", "search", "embed", "llm"),
+             memory_mb=1024, timeout_s=600, layers=("base", "aws", "web", "search", "embed", "llm", "tools"),
              # A chatflow agent's turn runs its chatflow here (docs/adr/0037): the workflow run store
-             # (payloads), and what nodes call (uploads for document extractors, fetch and sandbox).
+             # (payloads), and what nodes call (uploads for document extractors, fetch and sandbox;
+             # tools: MCP servers through the MCP function, workflow tools as runs of the interpreter).
              access=(*EMBED_ACCESS, bucket("payloads", "read", "write"), bucket("uploads", "read"),
-                     invoke("workflow-fetch"), invoke("workflow-code")),
+                     invoke("workflow-fetch"), invoke("workflow-code"), invoke("tools-mcp"),
+                     state_machine("workflow-run", "start")),
              description="Chat turns (retrieval, prompt, streamed answer; a chatflow agent's chatflow run) served by "
                          "a function URL"),
     Function("chat-reap-turns", "functions.chat.reap_turns", _C,
