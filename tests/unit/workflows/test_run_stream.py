@@ -128,6 +128,10 @@ def test_a_finished_run_replays_whole_and_resuming_anywhere_loses_and_repeats_no
     # reconnect with the same id for ever), never an old event again.
     (after_done,) = run.follow(everything[-1].id, block_ms=5)
     assert after_done.type == "done" and after_done.id not in ids and run.closed == ["succeeded"]
+    # That closing done (or anything a late writer appends) never makes a replay repeat done.
+    run.emit("workflow.paused", node_id="late", form={})
+    assert [event.id for event in run.follow()] == ids
+    assert [event.id for event in run.follow(everything[-2].id)] == ids[-1:]
 
 
 def test_a_live_run_is_followed_until_done_with_heartbeat_slots_between() -> None:
