@@ -159,7 +159,10 @@ def test_workflow_runs_stream_their_events_and_keep_their_json_answers(doc: dict
                 for item in items.values()} == {("string", "application/json")}
         finished = events["node.finished"]["properties"]
         assert {"status", "outputs", "outputs_truncated", "elapsed_ms", "tokens", "finished_at"} <= set(finished)
-        assert set(events["workflow.paused"]["required"]) == {"node_id"}
+        # The form a paused run waits on, typed as the run's pause shows it.
+        assert set(events["workflow.paused"]["required"]) == {"node_id", "form"}
+        form = _schema(doc, events["workflow.paused"]["properties"]["form"])
+        assert set(form["properties"]) == {"content", "fields", "actions"}
     replay = doc["paths"]["/api/v1/workflow-runs/{run_id}/events"]["get"]
     assert {p["name"] for p in replay["parameters"]} == {"run_id", "last_event_id", "Last-Event-ID"}
     listed = doc["paths"]["/api/v1/workflows/{workflow_id}/runs"]["get"]

@@ -70,7 +70,9 @@ def test_engine_and_interpreter_names_map_to_the_wire_types_with_their_ids() -> 
         "text_chunk": ("node.delta", {"node_id": "a", "text": "x"}),
         "iteration.next": ("iteration.next", {"node_id": "it", "index": 0}),
         "loop.next": ("loop.next", {"node_id": "lp", "index": 4}),
-        "workflow.paused": ("workflow.paused", {"node_id": "ask", "form": {"fields": [{"name": "ok"}]}}),
+        "workflow.paused": ("workflow.paused", {"node_id": "ask", "form": {"content": "Ok?", "actions": [], "fields": [
+            {"name": "ok", "label": "", "type": "boolean", "required": True, "default": None, "options": [],
+             "max_length": None}]}}),
         "workflow.resumed": ("workflow.resumed", {"node_id": "ask"}),
         "error": ("error", {"code": "node_failed", "message": "boom", "node_id": "a"}),
         "done": ("done", {"status": "failed"}),
