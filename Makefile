@@ -14,7 +14,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[local,infra,dev,llm,embed,parse,search]'
+	$(BIN)/python -m pip install --quiet -e '.[local,infra,dev,llm,embed,parse,search,tools]'
 	touch $(STAMP)
 
 ## Run the whole platform locally on embedded defaults (http://127.0.0.1:8000).

@@ -6,6 +6,7 @@ import sys
 
 from benchmarks import (
     chat,
+    chatflow,
     cold_import,
     gateway_overhead,
     ingestion_e2e,
@@ -25,6 +26,7 @@ def main() -> int:
                         ("local-embedding", local_embedding.run), ("ingestion-parse", ingestion_parse.run),
                         ("ingestion-e2e", ingestion_e2e.run), ("retrieval", retrieval.run),
                         ("chat-overhead", chat.run_overhead), ("chat-concurrency", chat.run_concurrency),
+                        ("chatflow-overhead", chatflow.run_overhead),
                         ("workflows", workflows.run), ("workflow-stream", workflow_stream.run)):
         if not only or name in only:
             bench()

@@ -145,6 +145,10 @@ class Settings(BaseSettings):
     workflow_code_function_name: str | None = None
     workflow_code_wipe_dir: str | None = None
 
+    # Tools (docs/tools.md). The MCP function MCP servers are called through (set by CDK); unset
+    # (locally): in-process through the same egress policy.
+    tools_mcp_function_name: str | None = None
+
     # Chat (docs/adr/0027-chat.md). An idle stream gets a heartbeat at least this often.
     chat_heartbeat_s: float = Field(default=10.0, gt=0, le=15)
     # A running answer saves what it holds this often (and so shows the reaper it is alive).

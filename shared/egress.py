@@ -12,7 +12,8 @@ It is checked twice:
 
 - on the URL when it is saved (:meth:`EgressPolicy.check_url`): literal addresses and
   ``localhost`` are refused at once, with the rule named;
-- on every connection (:func:`guarded_transport`): the host is resolved once, every address
+- on every connection (:func:`guarded_transport`, :func:`guarded_async_transport` for async
+  clients such as the MCP SDK's): the host is resolved once, every address
   checked, and the socket connects to the checked address, not to the name again, so DNS
   rebinding cannot swap it between check and connect (TLS still verifies, and SNI and
   ``Host`` still name, the original host). Every request, each redirect included, goes
@@ -326,3 +327,78 @@ def guarded_client_kwargs(policy: EgressPolicy, *,
     through the policy: the guarded transport, and no proxies from the environment (a proxy
     would make the connection, and reach what the policy refuses)."""
     return {"transport": guarded_transport(policy, refused=refused), "trust_env": False}
+
+
+def guarded_async_transport(policy: EgressPolicy, *,
+                            refused: Callable[[EgressRefused], Exception] | None = None,
+                            resolver: Resolver | None = None) -> httpx2.AsyncBaseTransport:
+    """:func:`guarded_transport` for an ``httpx2.AsyncClient`` (the MCP SDK's): the same checks
+    on every request and every connection; the name is resolved once (in a worker thread,
+    getaddrinfo blocks) and the socket connects to the checked address."""
+    return _async_transport_class()(policy, refused or (lambda exc: exc), resolver or system_resolver)
+
+
+@lru_cache(maxsize=1)
+def _async_transport_class() -> type[Any]:
+    import anyio.to_thread
+    import httpcore2
+    import httpx2
+
+    class PinnedAsyncBackend(httpcore2.AsyncNetworkBackend):
+        def __init__(self, policy: EgressPolicy, refused: Callable[[EgressRefused], Exception],
+                     resolver: Resolver) -> None:
+            self._policy = policy
+            self._refused = refused
+            self._resolver = resolver
+            self._backend = httpcore2.AnyIOBackend()
+
+        async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                              local_address: str | None = None,
+                              socket_options: Iterable[Any] | None = None) -> httpcore2.AsyncNetworkStream:
+            try:
+                addresses = await anyio.to_thread.run_sync(self._policy.resolve, host, port, self._resolver)
+            except EgressRefused as exc:
+                raise self._refused(exc) from None
+            except OSError as exc:
+                raise httpcore2.ConnectError(str(exc)) from exc
+            failure: Exception | None = None
+            for address in addresses:
+                try:
+                    # The checked address, never the name: no second lookup to rebind.
+                    return await self._backend.connect_tcp(address, port, timeout=timeout,
+                                                           local_address=local_address,
+                                                           socket_options=socket_options)
+                except httpcore2.ConnectError as exc:
+                    failure = exc
+            raise failure or httpcore2.ConnectError(f"{host} resolves to no address")
+
+        async def connect_unix_socket(self, path: str, timeout: float | None = None,
+                                      socket_options: Iterable[Any] | None = None) -> httpcore2.AsyncNetworkStream:
+            raise httpcore2.ConnectError("unix sockets are not an allowed destination")
+
+        async def sleep(self, seconds: float) -> None:
+            await self._backend.sleep(seconds)
+
+    class GuardedAsyncTransport(httpx2.AsyncHTTPTransport):
+        def __init__(self, policy: EgressPolicy, refused: Callable[[EgressRefused], Exception],
+                     resolver: Resolver, limits: httpx2.Limits | None = None) -> None:
+            # As GuardedTransport: no proxies, every connection through the pinned backend.
+            limits = limits or httpx2.Limits(max_connections=100, max_keepalive_connections=20)
+            self._policy = policy
+            self._refused = refused
+            self._pool = httpcore2.AsyncConnectionPool(
+                max_connections=limits.max_connections,
+                max_keepalive_connections=limits.max_keepalive_connections,
+                keepalive_expiry=limits.keepalive_expiry,
+                network_backend=PinnedAsyncBackend(policy, refused, resolver))
+
+        async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+            try:
+                if request.url.scheme not in _SCHEMES:
+                    raise EgressRefused("scheme", str(request.url))
+                self._policy.check_host(request.url.host)
+            except EgressRefused as exc:
+                raise self._refused(exc) from None
+            return await super().handle_async_request(request)
+
+    return GuardedAsyncTransport

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from functions.catalog import agents, chat, knowledge, models, platform, workflows
+from functions.catalog import agents, chat, knowledge, models, platform, tools, workflows
 from functions.catalog.layers import LAYERS
 from shared.catalog import (
     Access,
@@ -62,7 +62,7 @@ __all__ = [
     "streaming_functions",
 ]
 
-_DOMAINS = (platform, models, knowledge, agents, chat, workflows)
+_DOMAINS = (platform, models, knowledge, agents, chat, workflows, tools)
 
 FUNCTIONS: tuple[Function, ...] = tuple(fn for domain in _DOMAINS for fn in domain.FUNCTIONS)
 QUEUES: tuple[QueueSpec, ...] = tuple(q for domain in _DOMAINS for q in getattr(domain, "QUEUES", ()))

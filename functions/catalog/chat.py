@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functions.catalog._common import EMBED_ACCESS
-from shared.catalog import DATABASE, REDIS, Function, FunctionUrl, Http, Schedule, SseEvent, StreamRoute
+from shared.catalog import DATABASE, REDIS, Function, FunctionUrl, Http, Schedule, SseEvent, StreamRoute, bucket, invoke
 
 _C = "chat"
 _CHAT = "/api/v1/chat"
@@ -61,8 +61,12 @@ FUNCTIONS += (
                              query=f"{_API}:UserQuery", response=f"{_API}:CancelOut", status=202),
              )),
              memory_mb=1024, timeout_s=600, layers=("base", "aws", "web", "search", "embed", "llm"),
-             access=EMBED_ACCESS,
-             description="Chat turns (retrieval, prompt, streamed answer) served by a function URL"),
+             # A chatflow agent's turn runs its chatflow here (docs/adr/0037): the workflow run store
+             # (payloads), and what nodes call (uploads for document extractors, fetch and sandbox).
+             access=(*EMBED_ACCESS, bucket("payloads", "read", "write"), bucket("uploads", "read"),
+                     invoke("workflow-fetch"), invoke("workflow-code")),
+             description="Chat turns (retrieval, prompt, streamed answer; a chatflow agent's chatflow run) served by "
+                         "a function URL"),
     Function("chat-reap-turns", "functions.chat.reap_turns", _C,
              Schedule("rate(1 minute)", "End chat turns stuck in running past the bound"),
              access=(DATABASE, REDIS),

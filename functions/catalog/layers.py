@@ -42,6 +42,9 @@ LAYERS: dict[str, Layer] = {
         # Provider SDKs, imported by the adapters on first call.
         Layer("llm", requirements=("openai==3.54.0", "anthropic==2.12.0", "httpx2==2.16.2"),
               baseline_imports=()),
+        # Tools (docs/tools.md): the official MCP SDK (its client over httpx2, from "llm") and the
+        # JSON Schema validator of tool arguments; imported on first use.
+        Layer("tools", requirements=("mcp==2.3.0", "jsonschema==4.26.0"), baseline_imports=()),
         # Document parsers with native code (PDF); the other formats parse with the standard library.
         Layer("parse", requirements=("pypdfium2==5.15.2",), baseline_imports=()),
         # The OpenSearch client, for deployments that chose OpenSearch as the vector store.

@@ -16,7 +16,9 @@ from shared.knowledge.contract import RetrievalSettings
 from shared.models.spec import NAME_PATTERN
 from shared.validation import LaxUUID, RequestModel
 
-AgentMode = Literal["quick-answer", "smart-reasoning"]
+# quick-answer: retrieval, then one streamed completion; chatflow: each turn runs a published
+# chatflow of the tenant (docs/workflows.md §12), whose answer nodes' text is the answer.
+AgentMode = Literal["quick-answer", "smart-reasoning", "chatflow"]
 VARIABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 # {{name}} with optional spaces inside the braces.
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]{0,63})\s*\}\}")
@@ -65,6 +67,13 @@ class MemorySettings(RequestModel):
     max_tokens: int = Field(default=4000, ge=0, le=128_000)
 
 
+class ChatflowSettings(RequestModel):
+    """The chatflow a ``chatflow`` agent runs for each turn: its latest published version (a
+    workflow with ``mode: chatflow``; publishing the agent checks it)."""
+
+    workflow_id: LaxUUID | None = None
+
+
 class AgentConfig(RequestModel):
     schema_version: Literal[1] = 1
     mode: AgentMode = "quick-answer"
@@ -79,6 +88,9 @@ class AgentConfig(RequestModel):
     memory: MemorySettings = Field(default_factory=MemorySettings)
     # Rewrite a follow-up question into a standalone one before retrieval.
     query_rewrite: bool = False
+    # mode "chatflow": the chatflow each turn runs (the fields above, but opening_message and
+    # suggested_questions, are then the chatflow's business and ignored).
+    chatflow: ChatflowSettings = Field(default_factory=ChatflowSettings)
 
     @model_validator(mode="after")
     def _placeholders_declared(self) -> AgentConfig:

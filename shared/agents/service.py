@@ -32,6 +32,7 @@ from shared.observability import tracer
 
 if TYPE_CHECKING:
     from shared.models.resolver import ModelResolver
+    from shared.workflows.contract import WorkflowResolver
 
 COPY_SUFFIX = " (copy)"
 _MAX_NAME = 100
@@ -68,9 +69,11 @@ _traced = tracer.capture_method(capture_response=False)
 
 
 class AgentService:
-    def __init__(self, db: Database, resolver: Callable[[], ModelResolver]) -> None:
+    def __init__(self, db: Database, resolver: Callable[[], ModelResolver],
+                 workflows: Callable[[], WorkflowResolver] | None = None) -> None:
         self._db = db
         self._resolver = resolver
+        self._workflows = workflows
 
     # Helpers -------------------------------------------------------------------------------
     @staticmethod
@@ -211,6 +214,30 @@ class AgentService:
                   "config.knowledge.retrieval.rerank_model")
         return problems
 
+    def _chatflow_problems(self, tenant_id: uuid.UUID, config: AgentConfig) -> list[dict[str, str]]:
+        """A chatflow agent's workflow: of the tenant, published, and a chatflow."""
+        from shared.errors import Conflict
+        from shared.workflows.contract import CHATFLOW
+
+        field = "config.chatflow.workflow_id"
+        workflow_id = config.chatflow.workflow_id
+        if workflow_id is None:
+            return [_field(field, "A chatflow agent names the chatflow it runs: set config.chatflow.workflow_id",
+                           "missing")]
+        if self._workflows is None:
+            return [_field(field, "Chatflows are not available here", "chatflow_unavailable")]
+        try:
+            runnable = self._workflows().resolve_for_run(tenant_id, workflow_id, None)
+        except NotFound:
+            return [_field(field, f"Workflow {workflow_id} does not exist", "workflow_not_found")]
+        except Conflict as exc:  # never published
+            return [_field(field, f"Workflow {workflow_id} has no published version: publish it first", exc.code)]
+        if runnable.document.mode != CHATFLOW:
+            return [_field(field, f"Workflow {workflow_id} is a workflow, not a chatflow (its mode is "
+                                  f"{runnable.document.mode!r}): an agent chats through a chatflow",
+                           "workflow_not_chatflow")]
+        return []
+
     @_traced
     def publish_agent(self, principal: Principal, ref: AgentRef, body: PublishAgent) -> AgentVersionOut:
         """Validate the draft (models usable for chat, knowledge bases live in the tenant) and
@@ -221,7 +248,9 @@ class AgentService:
         if body.version is not None and body.version != draft["version"]:
             raise AgentVersionConflict(details={"version": draft["version"]})
         config = load_config(draft["config"])
-        problems = self._model_problems(tenant_id, config)
+        # A chatflow agent's models are its chatflow's, checked when the chatflow was published.
+        problems = (self._chatflow_problems(tenant_id, config) if config.mode == "chatflow"
+                    else self._model_problems(tenant_id, config))
         with self._db.transaction(tenant_id) as conn:
             # Locked: publishes of one agent take numbers one at a time.
             agent = self._own(conn, tenant_id, draft["id"], lock=True)

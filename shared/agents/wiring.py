@@ -1,5 +1,6 @@
-"""The container's agent service, wired to its database and the model resolver (read-only:
-publishing checks models without loading a provider SDK)."""
+"""The container's agent service, wired to its database, the model resolver (read-only:
+publishing checks models without loading a provider SDK) and the workflows (a chatflow agent's
+chatflow)."""
 
 from __future__ import annotations
 
@@ -13,5 +14,6 @@ def agent_service() -> AgentService:
     from shared.agents.service import AgentService
     from shared.db.database import get_database
     from shared.models.wiring import model_resolver
+    from shared.workflows.wiring_api import workflow_service
 
-    return AgentService(get_database(), model_resolver)
+    return AgentService(get_database(), model_resolver, workflow_service)

@@ -3,8 +3,9 @@
 The turn's lifecycle (:mod:`shared.chat.turn`: admit, publish events, checkpoint, cancel,
 finish, reap) is the same for every agent mode; what differs is the generation: a strategy
 chosen by the agent's mode. Quick-answer (retrieve, then one streamed completion) is the
-first; function calling (ReAct) and chatflow come next, each a strategy registered here,
-touching nothing else. A strategy sees the turn only through :class:`TurnContext`."""
+first, chatflow (the agent's chatflow run for the turn, :mod:`shared.chat.chatflow`) the second;
+function calling (ReAct) comes next, each a strategy registered here, touching nothing else.
+A strategy sees the turn only through :class:`TurnContext`."""
 
 from __future__ import annotations
 
@@ -47,6 +48,24 @@ class TurnContext(Protocol):
 
     @property
     def question(self) -> str: ...
+
+    @property
+    def conversation_id(self) -> uuid.UUID: ...
+
+    @property
+    def dialogue_count(self) -> int:
+        """The turn's number in its conversation (1: the first)."""
+        ...
+
+    @property
+    def end_user(self) -> str:
+        """The conversation's end user (the client's ``user``, or ``member:<id>``)."""
+        ...
+
+    @property
+    def member_id(self) -> uuid.UUID | None:
+        """The member whose token started the turn."""
+        ...
 
     @property
     def system_prompt(self) -> str: ...
@@ -112,6 +131,8 @@ class GenerationStrategy(Protocol):
 def default_strategies() -> dict[str, GenerationStrategy]:
     """The generation of each agent mode that can chat; a mode missing here is refused before
     the turn starts (``agent_mode_unavailable``)."""
+    from shared.chat.chatflow import ChatflowAnswer
     from shared.chat.quick_answer import QuickAnswer
+    from shared.workflows.wiring import chatflow_turns
 
-    return {"quick-answer": QuickAnswer()}
+    return {"quick-answer": QuickAnswer(), "chatflow": ChatflowAnswer(chatflow_turns)}

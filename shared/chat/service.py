@@ -24,7 +24,7 @@ from shared.chat.api import CancelOut, ChatBody
 from shared.chat.events import cancel_key, stream_key, valid_event_id
 from shared.chat.generation import GenerationStrategy, default_strategies
 from shared.chat.turn import Emit, TurnLifecycle
-from shared.conversations.contract import MessageOut, TurnStore, chat_agent_for, check_agent_allowed
+from shared.conversations.contract import MessageOut, TurnStore, chat_agent_for, check_agent_allowed, end_user_of
 from shared.conversations.errors import AgentModeUnavailable, ChatEventsExpired, ConversationAgentMismatch
 from shared.errors import Conflict, StratusError, ValidationFailed
 from shared.models.context_windows import ContextWindows
@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CANCEL_TTL_S = 3600
+# A chatflow turn's answer may hold several models' answers: its event stream keeps this many.
+CHATFLOW_STREAM_EVENTS = 50_000
 TIMED_OUT = "chat_turn_timed_out"
 
 
@@ -84,6 +86,8 @@ class Turn:
     output_tokens: int
     created_conversation: bool
     started: float
+    # The conversation's end user (sys.user_id of a chatflow's run).
+    end_user: str = ""
 
 
 class TurnFailed(StratusError):
@@ -126,10 +130,14 @@ class ChatService:
             raise AgentModeUnavailable(details={"mode": chat_agent.config.mode})
         inputs = {**(conversation.inputs if conversation is not None else {}), **body.inputs}
         system_prompt = render_system_prompt(chat_agent.config, inputs)
-        context_tokens, output_tokens = self._model_limits(tenant_id, chat_agent)
-        ok, needed, available = prompts.fits(system_prompt=system_prompt, question=body.message,
-                                             context_tokens=context_tokens, output_tokens=output_tokens,
-                                             count=self._d.count_tokens)
+        if chat_agent.config.mode == "chatflow":
+            # The chatflow's nodes call their own models, each sized by the engine.
+            context_tokens, output_tokens, ok, needed, available = 0, CHATFLOW_STREAM_EVENTS, True, 0, 0
+        else:
+            context_tokens, output_tokens = self._model_limits(tenant_id, chat_agent)
+            ok, needed, available = prompts.fits(system_prompt=system_prompt, question=body.message,
+                                                 context_tokens=context_tokens, output_tokens=output_tokens,
+                                                 count=self._d.count_tokens)
         if not ok:
             raise ValidationFailed("The message and the system prompt do not fit the model's context window",
                                    code="chat_message_too_long",
@@ -143,7 +151,8 @@ class ChatService:
                     question_id=opened.question_id, answer_id=opened.answer_id,
                     answer_position=opened.answer_position, chat_agent=chat_agent, system_prompt=system_prompt,
                     question=body.message, context_tokens=context_tokens, output_tokens=output_tokens,
-                    created_conversation=opened.created_conversation, started=started)
+                    created_conversation=opened.created_conversation, started=started,
+                    end_user=end_user_of(principal, body.user))
 
     def _model_limits(self, tenant_id: uuid.UUID, chat_agent: ChatAgent) -> tuple[int, int]:
         resolver = self._d.resolver()

@@ -72,6 +72,23 @@ class TurnLifecycle:
         return self._t.question
 
     @property
+    def conversation_id(self) -> uuid.UUID:
+        return self._t.conversation_id
+
+    @property
+    def dialogue_count(self) -> int:
+        # A turn is a question and its answer: the answer's position is twice the turn's number.
+        return max(1, self._t.answer_position // 2)
+
+    @property
+    def end_user(self) -> str:
+        return self._t.end_user
+
+    @property
+    def member_id(self) -> uuid.UUID | None:
+        return self._t.principal.user_id
+
+    @property
     def system_prompt(self) -> str:
         return self._t.system_prompt
 

@@ -214,6 +214,16 @@ class TemplateConfig(RequestModel):
     variables: list[VariableBinding] = Field(default_factory=list, max_length=50)
 
 
+# -- answer (chatflows) ---------------------------------------------------------------------------
+class AnswerConfig(RequestModel):
+    """A chatflow's reply text: ``{{#node.field#}}`` references between literal text, streamed to
+    the chat as soon as what it names is known (docs/workflows.md §12)."""
+
+    model_config = VERBATIM
+
+    answer: str = Field(default="", max_length=MAX_TEMPLATE_CHARS)
+
+
 # -- http request ------------------------------------------------------------------------------
 class KeyValue(RequestModel):
     key: str = Field(min_length=1, max_length=500)
@@ -362,7 +372,8 @@ VALUELESS_OPERATIONS = frozenset({"clear", "remove-first", "remove-last"})
 class AssignItem(RequestModel):
     model_config = VERBATIM
 
-    # The variable changed: a loop variable of an enclosing loop (``[loop_id, label]``).
+    # The variable changed: a loop variable of an enclosing loop (``[loop_id, label]``), or in a
+    # chatflow a conversation variable (``["conversation", name]``).
     variable_selector: Selector = SelectorField
     operation: AssignOperation = "over-write"
     input_type: Literal["variable", "constant"] = "variable"
@@ -671,6 +682,7 @@ CONFIGS: dict[str, type[BaseModel]] = {
     "document_extractor": DocumentExtractorConfig,
     "human_input": HumanInputConfig,
     "sub_workflow": SubWorkflowConfig,
+    "answer": AnswerConfig,
 }
 
 # Seconds a node may run (an attempt) unless the node says otherwise. A container's covers all
@@ -681,7 +693,7 @@ DEFAULT_TIMEOUT_S: dict[str, int] = {
     "iteration": 900, "loop": 900, "iteration_start": 10, "loop_start": 10, "loop_end": 10, "assigner": 10,
     "list_operator": 10, "document_extractor": 120, "question_classifier": 300, "parameter_extractor": 300,
     # A human input's wait is its config's timeout_s, not a node attempt's.
-    "human_input": 10, "sub_workflow": 900,
+    "human_input": 10, "sub_workflow": 900, "answer": 10,
 }
 
 
@@ -742,6 +754,8 @@ def outputs_of(node: Node, config: BaseModel | None = None) -> dict[str, str | N
             return answered
         case SubWorkflowConfig():
             return {output.variable: output.type for output in config.outputs}
+        case AnswerConfig():
+            return {"answer": "string"}
     raise TypeError(f"no outputs known for {type(config).__name__}")
 
 

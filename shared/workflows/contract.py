@@ -9,10 +9,12 @@ from typing import Literal, NamedTuple, Protocol
 
 from shared.workflows.definition import WorkflowDocument
 
-__all__ = ["DRAFT", "RunnableWorkflow", "WorkflowResolver"]
+__all__ = ["CHATFLOW", "DRAFT", "RunnableWorkflow", "WorkflowResolver"]
 
 # The version a run names to execute the draft.
 DRAFT = "draft"
+# The document mode of a chatflow (what a chatflow agent runs).
+CHATFLOW = "chatflow"
 
 
 class RunnableWorkflow(NamedTuple):

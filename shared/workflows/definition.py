@@ -38,7 +38,7 @@ VARIABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 NodeType = Literal["start", "end", "llm", "knowledge_retrieval", "if_else", "code", "template",
                    "http_request", "variable_aggregator", "iteration", "iteration_start", "loop", "loop_start",
                    "loop_end", "assigner", "question_classifier", "parameter_extractor", "list_operator",
-                   "document_extractor", "human_input", "sub_workflow"]
+                   "document_extractor", "human_input", "sub_workflow", "answer"]
 NODE_TYPES: tuple[str, ...] = NodeType.__args__  # type: ignore[attr-defined]
 # Nodes that hold a sub-graph, and the type of each one's start child.
 CONTAINER_TYPES: dict[str, str] = {"iteration": "iteration_start", "loop": "loop_start"}
@@ -49,6 +49,15 @@ CONTAINED_TYPES: dict[str, str] = {"iteration_start": "iteration", "loop_start":
 VarType = Literal["string", "number", "boolean", "object", "array[string]", "array[number]",
                   "array[boolean]", "array[object]"]
 VAR_TYPES: tuple[str, ...] = VarType.__args__  # type: ignore[attr-defined]
+
+# workflow: a run takes inputs and answers the end nodes' outputs; chatflow (Dify's
+# ``advanced-chat``): a chat turn's run, which takes the user's message (``sys.query``), reads
+# and changes conversation variables, and answers with its ``answer`` nodes' text.
+WorkflowMode = Literal["workflow", "chatflow"]
+WORKFLOW_MODES: tuple[str, ...] = WorkflowMode.__args__  # type: ignore[attr-defined]
+# The selector head of conversation variables (``["conversation", name]``).
+CONVERSATION = "conversation"
+MAX_CONVERSATION_VARIABLES = 100
 
 # fail: the node's failure fails the run; default_value: the node succeeds with its declared
 # ``default_value`` outputs (plus ``error_message``/``error_type``); fail_branch: the run
@@ -97,7 +106,7 @@ class Node(RequestModel):
         "StartConfig, EndConfig, LlmConfig, KnowledgeRetrievalConfig, IfElseConfig, CodeConfig, TemplateConfig, "
         "HttpRequestConfig, VariableAggregatorConfig, IterationConfig, LoopConfig, AssignerConfig, "
         "QuestionClassifierConfig, ParameterExtractorConfig, ListOperatorConfig, DocumentExtractorConfig, "
-        "HumanInputConfig, SubWorkflowConfig; the start "
+        "HumanInputConfig, SubWorkflowConfig, AnswerConfig; the start "
         "and end nodes of containers take none; see docs/workflows.md). A draft may hold an incomplete "
         "configuration; publishing and running check it."))
     # On the canvas; a container's child is placed relative to its container, as in Dify.
@@ -136,12 +145,27 @@ class Edge(RequestModel):
     source_handle: str = Field(default=SOURCE_HANDLE, min_length=1, max_length=64)
 
 
+class ConversationVariable(RequestModel):
+    """A chatflow's variable that lives as long as a conversation: each conversation starts with
+    ``default`` (None: the type's empty value), ``assigner`` nodes change it, and a changed value
+    is what the conversation's next turn reads (Dify's conversation variables)."""
+
+    name: str = Field(pattern=VARIABLE_NAME)
+    type: VarType = "string"
+    default: Any = None
+    description: str = Field(default="", max_length=1000)
+
+
 class WorkflowDocument(RequestModel):
     """A workflow's graph. Structural checks beyond field shapes (one start, reachability,
     references, types) are :func:`shared.workflows.validation.validate_document`'s, which
     reports every problem at once."""
 
     schema_version: Literal[1] = SCHEMA_VERSION
+    mode: WorkflowMode = "workflow"
+    # Chatflows only (validation refuses them in a workflow).
+    conversation_variables: list[ConversationVariable] = Field(default_factory=list,
+                                                               max_length=MAX_CONVERSATION_VARIABLES)
     nodes: list[Node] = Field(default_factory=list, max_length=MAX_NODES)
     edges: list[Edge] = Field(default_factory=list, max_length=MAX_EDGES)
 

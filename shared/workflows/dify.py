@@ -32,6 +32,7 @@ from shared.workflows.configs import (
     ERROR_OUTPUTS,
     MAX_LOOP_COUNT,
     MAX_PARALLEL_ITEMS,
+    AnswerConfig,
     AssignerConfig,
     CodeConfig,
     ComparisonOperator,
@@ -60,12 +61,13 @@ from shared.workflows.definition import (
     NODE_ID,
     SOURCE_HANDLE,
     VAR_TYPES,
+    VARIABLE_NAME,
     Node,
     RetryPolicy,
     WorkflowDocument,
 )
 from shared.workflows.errors import DslImportFailed, DslImportUnsupported
-from shared.workflows.validation import Problem, document_problems, value_matches
+from shared.workflows.validation import Problem, document_problems, empty_value, value_matches
 from shared.workflows.variables import TEMPLATE_REFERENCE, template_references
 
 # Larger files are refused before parsing (a document holds at most 1 MB of JSON; the YAML of
@@ -104,6 +106,7 @@ DIFY_TYPES: dict[str, str] = {
     # Only a tool whose provider is a workflow of the tenant (provider_type: workflow); other
     # tools (builtin, API, plugin) are refused.
     "tool": "sub_workflow",
+    "answer": "answer",
 }
 STRATUS_TYPES: dict[str, str] = {stratus: dify for dify, stratus in DIFY_TYPES.items() if dify != "variable-assigner"}
 # Start variable types: Dify → Stratus.
@@ -119,10 +122,17 @@ PARAMETER_TYPES = {"string": "string", "select": "string", "number": "number", "
 LIST_TYPES = ("array[string]", "array[number]", "array[boolean]", "array[object]")
 # Dify's names for value types Stratus has under another name.
 TYPE_ALIASES = {"integer": "number", "array[integer]": "array[number]"}
-MODES_LATER = {"advanced-chat": "chatflows (advanced-chat apps) come with a later release of Stratus",
-               "chat": "chat apps are not workflows; Stratus imports Dify workflow apps (mode: workflow)",
-               "agent-chat": "agent apps are not workflows; Stratus imports Dify workflow apps (mode: workflow)",
-               "completion": "text generators are not workflows; Stratus imports Dify workflow apps (mode: workflow)"}
+MODES_LATER = {"chat": "chat apps are not workflows; Stratus imports Dify workflow and chatflow apps (mode: workflow, "
+                       "advanced-chat)",
+               "agent-chat": "agent apps are not workflows; Stratus imports Dify workflow and chatflow apps (mode: "
+                             "workflow, advanced-chat)",
+               "completion": "text generators are not workflows; Stratus imports Dify workflow and chatflow apps "
+                             "(mode: workflow, advanced-chat)"}
+# Dify's app modes Stratus imports, and the document mode each becomes.
+APP_MODES = {"workflow": "workflow", "advanced-chat": "chatflow"}
+STRATUS_APP_MODES = {stratus: dify for dify, stratus in APP_MODES.items()}
+# What Dify's chatflow prompts call the message's files (sys.files in later releases).
+_USER_FILES = "{{#userinput.files#}}"
 _VERSION = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?")
 # Node data fields every type has, or that only Dify's canvas reads.
 _COMMON_KEYS = frozenset({"type", "title", "desc", "selected", "error_strategy", "default_value", "retry_config",
@@ -169,6 +179,8 @@ _TYPE_KEYS: dict[str, frozenset[str]] = {
     "sub_workflow": frozenset({"provider_id", "provider_type", "provider_name", "tool_name", "tool_label",
                                "tool_parameters", "tool_configurations", "tool_node_version", "output_schema",
                                "paramSchemas", "params", "is_team_authorization", "plugin_unique_identifier"}),
+    # ``variables``: a list Dify's answer node keeps empty.
+    "answer": frozenset({"answer", "variables"}),
 }
 # Dify's human input timeout: 36 hours unless the node says otherwise.
 DIFY_FORM_TIMEOUT_S = 36 * 3600
@@ -330,8 +342,10 @@ def _app_graph(data: Mapping[str, Any], context: _Context) -> tuple[Mapping[str,
     if isinstance(mode, str) and mode in MODES_LATER:
         raise DslImportUnsupported(f"This Dify app's mode is {mode!r}: {MODES_LATER[mode]}",
                                    details={"mode": mode})
-    if mode != "workflow":
-        raise DslImportFailed(f"The app's mode is {mode!r}; a Dify workflow app has mode: workflow")
+    if not isinstance(mode, str) or mode not in APP_MODES:
+        raise DslImportFailed(f"The app's mode is {mode!r}; a Dify workflow app has mode: workflow, a chatflow "
+                              "mode: advanced-chat")
+    context.mode = APP_MODES[mode]
     version = data.get("version") or "0.1.0"
     match = _VERSION.match(str(version)) if isinstance(version, str | int | float) else None
     if match is None:
@@ -345,11 +359,15 @@ def _app_graph(data: Mapping[str, Any], context: _Context) -> tuple[Mapping[str,
     workflow = data.get("workflow")
     if not isinstance(workflow, Mapping) or not isinstance(workflow.get("graph"), Mapping):
         raise DslImportFailed("The app has no workflow.graph (nodes and edges); export the app from Dify again")
-    for kind in ("environment_variables", "conversation_variables"):
-        names = [str(v.get("name")) for v in _list(workflow.get(kind)) if isinstance(v, Mapping)]
-        if names:
-            context.warn(None, f"{kind.replace('_', ' ')} ({', '.join(names)}) are not imported: Stratus has none "
-                               "yet; validation reports each reference to them")
+    names = [str(v.get("name")) for v in _list(workflow.get("environment_variables")) if isinstance(v, Mapping)]
+    if names:
+        context.warn(None, f"environment variables ({', '.join(names)}) are not imported: Stratus has none yet; "
+                           "validation reports each reference to them")
+    conversation = _list(workflow.get("conversation_variables"))
+    if context.mode == "chatflow":
+        context.conversation_variables = _conversation_variables(conversation, context)
+    elif conversation:
+        context.warn(None, "conversation variables are a chatflow's; this workflow app's were not imported")
     if _mapping(_mapping(workflow.get("features")).get("file_upload")).get("enabled"):
         context.warn(None, "file upload is not imported: Stratus workflows take no files yet")
     name = app.get("name")
@@ -371,6 +389,9 @@ class _Context:
         self.unsupported: list[Problem] = []
         self._unsupported_kinds: list[tuple[str, str]] = []
         self.invalid: list[Problem] = []
+        # The document's mode (an advanced-chat app: chatflow) and its conversation variables.
+        self.mode = "workflow"
+        self.conversation_variables: list[dict[str, Any]] = []
 
     def warn(self, node_id: str | None, message: str) -> None:
         self.warnings.append(f"node {node_id}: {message}" if node_id else message)
@@ -406,11 +427,47 @@ def _graph(graph: Mapping[str, Any], context: _Context) -> WorkflowDocument | No
     if context.unsupported or context.invalid:
         return None
     _place(nodes, edges)
+    raw = {"mode": context.mode, "conversation_variables": context.conversation_variables, "nodes": nodes,
+           "edges": edges}
     try:
-        return WorkflowDocument.model_validate({"nodes": nodes, "edges": edges})
+        return WorkflowDocument.model_validate(raw)
     except ValidationError as exc:
-        context.invalid.extend(document_problems(exc, {"nodes": nodes, "edges": edges}))
+        context.invalid.extend(document_problems(exc, raw))
         return None
+
+
+def _conversation_variables(raw: list[Any], context: _Context) -> list[dict[str, Any]]:
+    """A chatflow's conversation variables: name, type (Dify's ``value_type``), default
+    (``value``) and description."""
+    declared = []
+    for index, item in enumerate(raw):
+        where = f"workflow.conversation_variables[{index}]"
+        if not isinstance(item, Mapping):
+            context.malformed(None, where, "a conversation variable must be a mapping with name and value_type")
+            continue
+        name = _text(item.get("name"))
+        dify_type = _text(item.get("value_type")) or "string"
+        kind = TYPE_ALIASES.get(dify_type, dify_type)
+        if kind not in VAR_TYPES:
+            context.refuse(name or where, f"{where}.value_type", "unsupported_feature",
+                           f"conversation variables of type {dify_type}")
+            continue
+        if not re.match(VARIABLE_NAME, name):
+            context.malformed(None, f"{where}.name", f"conversation variable name {name!r} must be letters, digits "
+                                                     "and _, not starting with a digit")
+            continue
+        default = item.get("value")
+        if kind == "number" and isinstance(default, str):
+            default = _number(default)
+        if default is not None and not value_matches(default, kind):
+            context.warn(None, f"conversation variable {name}: its value {default!r} is not a {kind}; it starts "
+                               "empty instead")
+            default = None
+        if default == empty_value(kind) and type(default) is type(empty_value(kind)):
+            default = None  # the type's empty value, which an absent default means
+        declared.append({"name": name, "type": kind, "default": default,
+                         "description": _bounded(name, "description", item.get("description"), 1000, context)})
+    return declared
 
 
 def _node(index: int, raw: Any, context: _Context, dropped: set[str]) -> dict[str, Any] | None:
@@ -771,6 +828,18 @@ def _llm_from_dify(node_id: str, data: Mapping[str, Any], context: _Context) -> 
         # "tagged" (the default) leaves a reasoning model's <think> part in the text.
         context.warn(node_id, f"reasoning_format {data.get('reasoning_format')!r} was dropped: Stratus has no "
                               "separate reasoning output")
+    memory = _mapping(data.get("memory"))
+    if memory and context.mode == "chatflow":
+        # Dify gives a chatflow's LLM with memory the user's message as its last prompt message.
+        query = _text(memory.get("query_prompt_template")) or "{{#sys.query#}}"
+        if _USER_FILES in query:
+            query = query.replace(_USER_FILES, "")
+            context.warn(node_id, "the message's files ({{#userinput.files#}}) were dropped from its query prompt: "
+                                  "chat messages carry no files yet")
+        messages.append({"role": "user", "text": query})
+        if _mapping(memory.get("window")).get("enabled") is not False:
+            context.warn(node_id, "memory (the conversation's past turns given to the model) is not imported: the "
+                                  "model gets the prompt and the user's message only")
     # ``memory`` (conversation history) only exists in chatflows: a workflow never had any.
     return {
         "model": reference,
@@ -1084,6 +1153,8 @@ def _classifier_from_dify(node_id: str, data: Mapping[str, Any], context: _Conte
         instruction = data.get("instructions")
     _vision_dropped(node_id, data, context)
     # ``memory`` (conversation history) only exists in chatflows, as for llm nodes.
+    if data.get("memory") and context.mode == "chatflow":
+        context.warn(node_id, "memory (the conversation's past turns) is not given to the classifier")
     return {"query_variable_selector": _selector(data.get("query_variable_selector")),
             "model": _model_from_dify(node_id, data.get("model"), context), "classes": classes,
             "instruction": _text(instruction)}
@@ -1232,6 +1303,10 @@ def _sub_workflow_from_dify(node_id: str, data: Mapping[str, Any], context: _Con
             "outputs": [{"variable": output, "type": None} for output in target[1]]}
 
 
+def _answer_from_dify(node_id: str, data: Mapping[str, Any], context: _Context) -> dict[str, Any]:
+    return {"answer": _text(data.get("answer"))}
+
+
 _CONFIG_FROM_DIFY: dict[str, Callable[[str, Mapping[str, Any], _Context], dict[str, Any]]] = {
     "start": _start_from_dify,
     "end": _end_from_dify,
@@ -1254,6 +1329,7 @@ _CONFIG_FROM_DIFY: dict[str, Callable[[str, Mapping[str, Any], _Context], dict[s
     "document_extractor": _document_extractor_from_dify,
     "human_input": _human_input_from_dify,
     "sub_workflow": _sub_workflow_from_dify,
+    "answer": _answer_from_dify,
 }
 
 
@@ -1364,13 +1440,17 @@ def export_dify(document: WorkflowDocument | Mapping[str, Any], *, name: str, de
             "target": edge.target, "targetHandle": "target", "type": "custom",
             "zIndex": CHILD_Z_INDEX if container is not None else 0, "data": data,
         })
+    conversation = [{"id": _stable_id("conversation", variable.name), "name": variable.name,
+                     "selector": ["conversation", variable.name], "value_type": variable.type,
+                     "value": variable.default if variable.default is not None else empty_value(variable.type),
+                     "description": variable.description} for variable in document.conversation_variables]
     app = {
-        "app": {"name": name, "description": description, "mode": "workflow", "icon": "🤖",
+        "app": {"name": name, "description": description, "mode": STRATUS_APP_MODES[document.mode], "icon": "🤖",
                 "icon_background": "#FFEAD5", "use_icon_as_answer_icon": False},
         "dependencies": [],
         "kind": "app",
         "version": EXPORT_VERSION,
-        "workflow": {"conversation_variables": [], "environment_variables": [], "features": {},
+        "workflow": {"conversation_variables": conversation, "environment_variables": [], "features": {},
                      "graph": {"nodes": nodes, "edges": edges, "viewport": {"x": 0, "y": 0, "zoom": 1}}},
     }
     return str(yaml.safe_dump(app, allow_unicode=True, sort_keys=False, width=120))
@@ -1652,6 +1732,11 @@ def _empty_to_dify(node: Node, config: Any, document: WorkflowDocument) -> dict[
     return {}
 
 
+def _answer_to_dify(node: Node, config: Any, document: WorkflowDocument) -> dict[str, Any]:
+    assert isinstance(config, AnswerConfig)
+    return {"answer": config.answer, "variables": []}
+
+
 def _assigner_to_dify(node: Node, config: Any, document: WorkflowDocument) -> dict[str, Any]:
     assert isinstance(config, AssignerConfig)
     return {"version": "2", "items": [
@@ -1727,6 +1812,7 @@ def _sub_workflow_to_dify(node: Node, config: Any, document: WorkflowDocument) -
 
 
 _CONFIG_TO_DIFY: dict[str, Callable[[Node, Any, WorkflowDocument], dict[str, Any]]] = {
+    "answer": _answer_to_dify,
     "start": _start_to_dify,
     "end": _end_to_dify,
     "llm": _llm_to_dify,

@@ -139,3 +139,12 @@ class WorkflowRunNotPaused(Conflict):
 
     code, default_message = ("workflow_run_not_paused",
                              "The run is not waiting for input; GET the run for its status")
+
+
+class ChatflowUnavailable(Conflict):
+    """An agent's chatflow whose latest published version is no chatflow (it was republished as
+    a workflow)."""
+
+    code = "agent_chatflow_unavailable"
+    default_message = ("The agent's workflow is not a chatflow any more: publish it as a chatflow (mode "
+                       "\"chatflow\") or bind the agent to another")

@@ -222,7 +222,8 @@ class Interpreter:
             if joined is not None:
                 run = replace(run, nodes={**run.nodes, state.node_id: NodeRecord(
                     state.node_id, joined.status, joined.handle, joined.outputs,
-                    joined.error.to_dict() if joined.error else None)})
+                    joined.error.to_dict() if joined.error else None, joined.answer)},
+                    conversation={**run.conversation, **joined.assigned})
         lost = [node_id for node_id, record in run.nodes.items() if record.status == "running"]
         if lost:
             # The Map is over: a dispatched node without a result gave up in its branch.
@@ -261,13 +262,16 @@ class Interpreter:
                 # The store said the run is live (record): carry the result on without reloading.
                 run = replace(run, nodes={**run.nodes, node.id: NodeRecord(
                     node.id, result.status, result.handle, result.outputs,
-                    result.error.to_dict() if result.error else None)})
+                    result.error.to_dict() if result.error else None, result.answer)},
+                    conversation={**run.conversation, **result.assigned})
                 continue
             waiting = [node for node in ready if mode_of(node.type) == "input"]
             if waiting:
                 # One pause at a time; the other ready nodes run after it.
                 return self._pause(state, cursor, run, waiting[0])
-            long = self._long_iteration(ready, run.pool())
+            # A chatflow's iterations stay in their node's invocation: what their children give the
+            # chat and the conversation variables they change are the node's to record.
+            long = self._long_iteration(ready, run.pool()) if run.document.mode != "chatflow" else None
             if long is not None:
                 # One long iteration at a time, as a pause; the other ready nodes run after it.
                 return self._items(state, cursor, run, *long)
@@ -286,7 +290,7 @@ class Interpreter:
     def _succeed(self, state: LoopState, cursor: Cursor, run: LoadedRun) -> LoopState:
         from shared.workflows.engine.runner import run_outputs
 
-        outputs = run_outputs(run.document, run.outcomes(), run.pool())
+        outputs = run_outputs(run.document, run.outcomes(), run.pool(), run.answers())
         if self._store.finish(state.run, "succeeded", outputs):
             self._emit(state.run, "workflow.finished", _finished(outputs))
             self._emit(state.run, "done", {"status": "succeeded"})

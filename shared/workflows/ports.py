@@ -62,6 +62,8 @@ class NodeRecord:
     outputs: Mapping[str, Any] | None = None
     # ``{code, message, details?}`` of a node that failed (or was handled by its error strategy).
     error: Mapping[str, Any] | None = None
+    # The text it gave the chat (a chatflow's answer node, or a container holding some).
+    answer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,8 @@ class LoadedRun:
     document: WorkflowDocument
     status: RunStatus
     nodes: Mapping[str, NodeRecord] = field(default_factory=dict)
+    # A chatflow's conversation variables as the run has them now (absent ones: their defaults).
+    conversation: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def finished(self) -> bool:
@@ -80,11 +84,16 @@ class LoadedRun:
 
         return {node_id: NodeOutcome(record.status, record.handle) for node_id, record in self.nodes.items()}
 
-    def pool(self) -> VariablePool:
-        """The run's variables: ``sys.*`` and the outputs of every node that succeeded."""
-        from shared.workflows.variables import VariablePool
+    def answers(self) -> dict[str, str | None]:
+        """What each node gave the chat (a chatflow's answer nodes and containers)."""
+        return {node_id: record.answer for node_id, record in self.nodes.items()}
 
-        pool = VariablePool(self.context.system())
+    def pool(self) -> VariablePool:
+        """The run's variables: ``sys.*``, a chatflow's conversation variables and the outputs
+        of every node that succeeded."""
+        from shared.workflows.engine.runner import run_pool
+
+        pool = run_pool(self.context, self.document, self.conversation)
         for record in self.nodes.values():
             if record.status == "succeeded":
                 pool.add(record.node_id, dict(record.outputs or {}))

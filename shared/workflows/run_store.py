@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -18,7 +19,7 @@ from shared.ids import new_id
 from shared.workflows.ports import LoadedRun, NodeRecord, PendingInput, RunError, RunRef
 
 if TYPE_CHECKING:
-    from shared.workflows.definition import Node
+    from shared.workflows.definition import Node, WorkflowDocument
     from shared.workflows.engine.runner import NodeRunResult
 
 # Outputs up to this many bytes (as JSON) stay in the row; larger ones go to the payloads bucket
@@ -44,6 +45,16 @@ class S3Payloads:
 
     def get(self, key: str) -> bytes:
         return bytes(self._client.get_object(Bucket=self._bucket, Key=key)["Body"].read())
+
+
+@dataclass(frozen=True)
+class ChatRun:
+    """A chatflow run's chat context, kept on the run."""
+
+    query: str
+    dialogue_count: int = 1
+    conversation_id: uuid.UUID | None = None
+    message_id: uuid.UUID | None = None
 
 
 def payload_key(tenant_id: str | uuid.UUID, run_id: str | uuid.UUID, name: str) -> str:
@@ -89,32 +100,73 @@ class PostgresRunStore:
         value = row.get(column)
         return dict(value) if value is not None else None
 
+    # Creating ----------------------------------------------------------------------------------
+    def create(self, run_id: uuid.UUID, *, tenant_id: uuid.UUID, workflow_id: uuid.UUID, version: int | None,
+               document: WorkflowDocument, mode: str, inputs: Mapping[str, Any], created_by: uuid.UUID | None,
+               api_key_id: uuid.UUID | None = None, chat: ChatRun | None = None,
+               conversation: Mapping[str, Any] | None = None, running: bool = False) -> None:
+        """Insert a run (``pending``; ``running`` when the caller runs it at once, in-process). A
+        chatflow's run keeps its chat context and its conversation variables' starting values."""
+        with self._db.transaction(tenant_id) as conn:
+            conn.execute(
+                """INSERT INTO workflow_runs (id, tenant_id, workflow_id, version, document, mode, inputs, created_by,
+                                              api_key_id, conversation_id, message_id, query, dialogue_count,
+                                              conversation, status, started_at)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
+                           CASE WHEN %s THEN now() END)""",
+                (run_id, tenant_id, workflow_id, version, Jsonb(document.model_dump(mode="json")), mode,
+                 Jsonb(json.loads(_encoded(inputs))), created_by, api_key_id,
+                 chat.conversation_id if chat else None, chat.message_id if chat else None,
+                 chat.query if chat else None, chat.dialogue_count if chat else None,
+                 Jsonb(json.loads(_encoded(conversation or {}))), "running" if running else "pending", running))
+
+    def conversation_values(self, tenant_id: uuid.UUID, conversation_id: uuid.UUID,
+                            document: WorkflowDocument) -> dict[str, Any]:
+        """The conversation variables a conversation holds for ``document``: each declared
+        variable's kept value when it was kept with the same type (else it is left out, so the
+        run takes its default)."""
+        declared = {variable.name: variable.type for variable in document.conversation_variables}
+        if not declared:
+            return {}
+        with self._db.transaction(tenant_id) as conn:
+            kept = rows(conn, """SELECT name, value_type, value FROM conversation_variables
+                                  WHERE conversation_id = %s AND tenant_id = %s""", (conversation_id, tenant_id))
+        return {row["name"]: row["value"] for row in kept
+                if declared.get(row["name"]) == row["value_type"]}
+
     # The interpreter's port ---------------------------------------------------------------------
     def load(self, run: RunRef) -> LoadedRun:
         from shared.workflows.definition import WorkflowDocument
-        from shared.workflows.engine.runner import RunContext
+        from shared.workflows.engine.runner import ChatContext, RunContext
 
         tenant = uuid.UUID(run.tenant_id)
         with self._db.transaction(tenant) as conn:
             row = one(conn, """SELECT id, workflow_id, version, document, status, inputs, created_by, created_at,
-                                      started_at FROM workflow_runs WHERE id = %s AND tenant_id = %s""",
+                                      started_at, conversation_id, query, dialogue_count, conversation
+                                 FROM workflow_runs WHERE id = %s AND tenant_id = %s""",
                       (uuid.UUID(run.run_id), tenant))
             if row is None:
                 raise LookupError(f"workflow run {run.run_id} does not exist")
-            nodes = rows(conn, """SELECT node_id, status, handle, outputs, outputs_ref, error FROM node_runs
+            nodes = rows(conn, """SELECT node_id, status, handle, outputs, outputs_ref, error, answer FROM node_runs
                                    WHERE run_id = %s AND tenant_id = %s ORDER BY seq""",
                          (uuid.UUID(run.run_id), tenant))
         started: datetime = row["started_at"] or row["created_at"]
+        document = WorkflowDocument.model_validate(row["document"])
+        chat = None
+        if document.mode == "chatflow":
+            chat = ChatContext(query=row["query"] or "",
+                               conversation_id=str(row["conversation_id"]) if row["conversation_id"] else None,
+                               dialogue_count=row["dialogue_count"] or 1)
         context = RunContext(tenant_id=tenant, run_id=run.run_id, workflow_id=str(row["workflow_id"]),
                              version=str(row["version"]) if row["version"] is not None else "draft",
                              user_id=str(row["created_by"]) if row["created_by"] else None,
-                             started_at=started, inputs=dict(row["inputs"] or {}))
+                             started_at=started, inputs=dict(row["inputs"] or {}), chat=chat)
         records = {
             node["node_id"]: NodeRecord(node["node_id"], node["status"], node["handle"],
                                         self.outputs(node) if node["status"] == "succeeded" else None,
-                                        node["error"])
+                                        node["error"], node["answer"])
             for node in nodes}
-        return LoadedRun(context, WorkflowDocument.model_validate(row["document"]), row["status"], records)
+        return LoadedRun(context, document, row["status"], records, dict(row["conversation"] or {}))
 
     def begin(self, run: RunRef) -> bool:
         with self._db.transaction(uuid.UUID(run.tenant_id)) as conn:
@@ -146,13 +198,18 @@ class PostgresRunStore:
         tenant, run_id = uuid.UUID(run.tenant_id), uuid.UUID(run.run_id)
         stored = self._node_values(tenant, run_id, node, result)
         with self._db.transaction(tenant) as conn:
-            state = one(conn, "SELECT status FROM workflow_runs WHERE id = %s AND tenant_id = %s FOR UPDATE",
+            state = one(conn, """SELECT status, workflow_id, conversation_id,
+                                        document->'conversation_variables' AS declared
+                                   FROM workflow_runs WHERE id = %s AND tenant_id = %s FOR UPDATE""",
                         (run_id, tenant))
             live = state is not None and state["status"] in ("pending", "running")
             _upsert_node(conn, {**stored, "status": result.status if live else "cancelled"})
             if live and result.tokens:
                 conn.execute("UPDATE workflow_runs SET tokens = tokens + %s WHERE id = %s AND tenant_id = %s",
                              (result.tokens, run_id, tenant))
+            if live and result.assigned:
+                assert state is not None
+                _keep_conversation(conn, tenant, run_id, state, result.assigned)
         return live
 
     def _node_values(self, tenant: uuid.UUID, run_id: uuid.UUID, node: Node, result: NodeRunResult) -> dict[str, Any]:
@@ -168,7 +225,7 @@ class PostgresRunStore:
                 "inputs": _recorded_inputs(result.inputs), "outputs": outputs, "ref": ref,
                 "error": Jsonb(result.error.to_dict()) if result.error else None, "attempts": result.attempts,
                 "tokens": result.tokens, "elapsed": result.elapsed_ms, "children": children,
-                "children_ref": children_ref}
+                "children_ref": children_ref, "answer": result.answer}
 
     # Pauses for human input -----------------------------------------------------------------
     def pause(self, run: RunRef, node: Node, pending: PendingInput) -> None:
@@ -253,18 +310,42 @@ def _upsert_node(conn: Any, values: Mapping[str, Any]) -> None:
     conn.execute(
         """INSERT INTO node_runs (id, tenant_id, run_id, node_id, node_type, title, status, handle, inputs,
                                   outputs, outputs_ref, error, attempts, tokens, started_at, finished_at,
-                                  elapsed_ms, children, children_ref)
+                                  elapsed_ms, children, children_ref, answer)
            VALUES (%(id)s, %(tenant)s, %(run)s, %(node)s, %(type)s, %(title)s, %(status)s, %(handle)s,
                    %(inputs)s, %(outputs)s, %(ref)s, %(error)s, %(attempts)s, %(tokens)s,
                    now() - make_interval(secs => %(elapsed)s / 1000.0), now(), %(elapsed)s, %(children)s,
-                   %(children_ref)s)
+                   %(children_ref)s, %(answer)s)
            ON CONFLICT (run_id, node_id) DO UPDATE
               SET status = excluded.status, handle = excluded.handle, inputs = excluded.inputs,
                   outputs = excluded.outputs, outputs_ref = excluded.outputs_ref, error = excluded.error,
                   attempts = excluded.attempts, tokens = excluded.tokens,
                   started_at = excluded.started_at, finished_at = now(), elapsed_ms = excluded.elapsed_ms,
-                  children = excluded.children, children_ref = excluded.children_ref
+                  children = excluded.children, children_ref = excluded.children_ref,
+                  answer = excluded.answer
             WHERE node_runs.status = 'running'""", values)
+
+
+def _keep_conversation(conn: Any, tenant_id: uuid.UUID, run_id: uuid.UUID, run: Mapping[str, Any],
+                       assigned: Mapping[str, Any]) -> None:
+    """A chatflow node changed conversation variables: on the run (what its next nodes read),
+    and, for a chat turn's run, on the conversation, at once (as Dify keeps them: a later
+    failure of the run does not undo an assignment that happened)."""
+    conn.execute("UPDATE workflow_runs SET conversation = conversation || %s WHERE id = %s AND tenant_id = %s",
+                 (Jsonb(json.loads(_encoded(assigned))), run_id, tenant_id))
+    if run["conversation_id"] is None:
+        return
+    types = {str(v.get("name")): str(v.get("type") or "string") for v in (run["declared"] or [])
+             if isinstance(v, dict)}
+    for name, value in assigned.items():
+        conn.execute(
+            """INSERT INTO conversation_variables (tenant_id, conversation_id, name, value_type, value, workflow_id,
+                                                   run_id)
+               VALUES (%s, %s, %s, %s, %s, %s, %s)
+               ON CONFLICT (conversation_id, name) DO UPDATE
+                  SET value_type = excluded.value_type, value = excluded.value, workflow_id = excluded.workflow_id,
+                      run_id = excluded.run_id, updated_at = now()""",
+            (tenant_id, run["conversation_id"], name, types.get(name, "string"),
+             Jsonb(json.loads(_encoded({"v": value}))["v"]), run["workflow_id"], run_id))
 
 
 def finish_running_nodes(conn: Any, tenant_id: uuid.UUID, run_id: uuid.UUID) -> None:
@@ -281,4 +362,5 @@ def run_row(conn: Any, tenant_id: uuid.UUID, run_id: uuid.UUID) -> Row | None:
 
 RUN_COLUMNS = """id, tenant_id, workflow_id, version, status, mode, inputs, outputs, outputs_ref, error_code,
     error_message, error_node_id, execution_arn, transitions, tokens, created_by, created_at, started_at, finished_at,
-    elapsed_ms, pause_node_id, pause_form, paused_at, pause_expires_at"""
+    elapsed_ms, pause_node_id, pause_form, paused_at, pause_expires_at,
+    conversation_id, message_id, query, dialogue_count"""

@@ -14,6 +14,8 @@ from shared.validation import INT4_MAX, RequestModel
 RunStatusOut = Literal["pending", "running", "paused", "succeeded", "failed", "cancelled"]
 NodeRunStatusOut = Literal["running", "succeeded", "failed", "skipped", "cancelled"]
 RUN_SORTS = frozenset({"created_at", "finished_at", "elapsed_ms"})
+# The longest user message a chatflow run takes (a chat message's bound).
+MAX_QUERY_CHARS = 32_000
 
 
 class StartRun(RequestModel):
@@ -30,6 +32,12 @@ class StartRun(RequestModel):
                                     "`Location: /api/v1/workflow-runs/{id}` to poll; `stream`: answer 200 "
                                     "`text/event-stream` with the run's events until `done` (resume with "
                                     "`GET /api/v1/workflow-runs/{id}/events` and `Last-Event-ID`)")
+    query: str | None = Field(
+        default=None, max_length=MAX_QUERY_CHARS,
+        description="A chatflow's user message (`sys.query`; omitted: empty). Such a run is outside any "
+                    "conversation: its conversation variables start from their defaults and what it changes is "
+                    "kept on the run only (chat with an agent bound to the chatflow to keep them). Refused for a "
+                    "workflow")
 
 
 _SORT_FIELD = "-?(?:" + "|".join(sorted(RUN_SORTS)) + ")"
@@ -148,6 +156,16 @@ class NodeRunOut(BaseModel):
         default=None, description="A container's (iteration, loop) children's runs, by item or round")
 
 
+class ChatRunOut(BaseModel):
+    """A chatflow run's chat context."""
+
+    conversation_id: uuid.UUID | None = Field(description="The conversation whose turn it ran (null: a run "
+                                                          "started through the runs API)")
+    message_id: uuid.UUID | None = Field(description="The answer message it wrote")
+    query: str = Field(description="The user's message (sys.query)")
+    dialogue_count: int = Field(description="The turn's number in the conversation (sys.dialogue_count)")
+
+
 class WorkflowRunSummary(BaseModel):
     id: uuid.UUID
     workflow_id: uuid.UUID
@@ -162,11 +180,14 @@ class WorkflowRunSummary(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    chat: ChatRunOut | None = Field(default=None, description="A chatflow run's chat context (null for a "
+                                                              "workflow's run)")
 
 
 class WorkflowRunOut(WorkflowRunSummary):
     inputs: dict[str, Any] = Field(description="The inputs as validated (defaults applied)")
-    outputs: dict[str, Any] | None = Field(description="The end nodes' outputs (null until it succeeds)")
+    outputs: dict[str, Any] | None = Field(description="The end nodes' outputs; a chatflow's `answer` (null until "
+                                                       "it succeeds)")
     nodes: list[NodeRunOut] = Field(description="Every node it settled, in the order it settled them")
     pause: PauseOut | None = Field(default=None, description="While `paused`: the node waiting and its form (answer "
                                                              "it with POST /api/v1/workflow-runs/{id}/resume)")

@@ -14,14 +14,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from psycopg.types.json import Jsonb
-
 from shared.auth.principal import Principal
 from shared.cache.ports import EventStream, StreamEvent
 from shared.db.database import Database
 from shared.db.paging import Page, PageRequest
 from shared.db.queries import one, page_of, rows
-from shared.errors import Unavailable
+from shared.errors import Unavailable, ValidationFailed
 from shared.observability import tracer
 from shared.workflows.contract import DRAFT, WorkflowResolver
 from shared.workflows.errors import (
@@ -36,9 +34,10 @@ from shared.workflows.errors import (
 from shared.workflows.interpreter import execution_name, start_state
 from shared.workflows.ports import FINAL_STATUSES, Executions, RunError, RunEvents, RunRef
 from shared.workflows.run_events import FINAL_EVENT, stream_name
-from shared.workflows.run_store import PostgresRunStore, run_row
+from shared.workflows.run_store import ChatRun, PostgresRunStore, run_row
 from shared.workflows.run_stream import Follow, RunFollower
 from shared.workflows.runs_api import (
+    ChatRunOut,
     NodeErrorOut,
     NodeRunOut,
     PauseOut,
@@ -56,10 +55,10 @@ PAUSED_EVENT = "workflow.paused"
 # What a run's error says when the local runtime's restart (reconcile_interrupted_work) ended it.
 INTERRUPTED = "workflow_run_interrupted"
 _SUMMARY_COLUMNS = """id, tenant_id, workflow_id, version, status, mode, error_code, error_message, error_node_id,
-    transitions, tokens, created_by, created_at, started_at, finished_at, elapsed_ms"""
+    transitions, tokens, created_by, created_at, started_at, finished_at, elapsed_ms, conversation_id, message_id,
+    query, dialogue_count"""
 # Runs' own sort keys (the list's ``sort``).
 _LIVE = "tenant_id = %(tenant)s AND workflow_id = %(workflow)s AND (%(status)s::text IS NULL OR status = %(status)s)"
-
 
 @dataclass(frozen=True)
 class RunSettings:
@@ -68,16 +67,13 @@ class RunSettings:
     # How long a run's events are kept (a ``done`` a follower appends lives as long).
     events_ttl_s: int = 86_400
 
-
 def bound_workflow(principal: Principal) -> uuid.UUID | None:
     return principal.resource_id if principal.resource_type == WORKFLOW_RESOURCE else None
-
 
 def check_workflow_allowed(principal: Principal, workflow_id: uuid.UUID) -> None:
     bound = bound_workflow(principal)
     if bound is not None and bound != workflow_id:
         raise WorkflowNotAllowed(details={"workflow_id": str(workflow_id)})
-
 
 def _error_out(row: dict[str, Any]) -> RunErrorOut | None:
     if row["error_message"] is None and row["error_code"] is None:
@@ -85,15 +81,18 @@ def _error_out(row: dict[str, Any]) -> RunErrorOut | None:
     return RunErrorOut(code=row["error_code"] or INTERRUPTED, message=row["error_message"] or "",
                        node_id=row["error_node_id"])
 
+def _chat_out(row: dict[str, Any]) -> ChatRunOut | None:
+    if row.get("query") is None:
+        return None
+    return ChatRunOut(conversation_id=row["conversation_id"], message_id=row["message_id"], query=row["query"],
+                      dialogue_count=row["dialogue_count"] or 1)
 
 def summary_out(row: dict[str, Any]) -> WorkflowRunSummary:
-    fields = {k: v for k, v in row.items() if k in WorkflowRunSummary.model_fields and k != "error"}
-    return WorkflowRunSummary(**fields, error=_error_out(row))
-
+    fields = {k: v for k, v in row.items() if k in WorkflowRunSummary.model_fields and k not in ("error", "chat")}
+    return WorkflowRunSummary(**fields, error=_error_out(row), chat=_chat_out(row))
 
 # Each use case is a subsegment of the function's trace; responses (node outputs) stay out of it.
 _traced = tracer.capture_method(capture_response=False)
-
 
 class WorkflowRunService:
     def __init__(self, db: Database, workflows: WorkflowResolver, store: PostgresRunStore,
@@ -130,14 +129,19 @@ class WorkflowRunService:
                 raise WorkflowDraftNotAllowed()
             require(principal, "workflow:write")
         runnable = self._workflows.resolve_for_run(tenant, workflow_id, body.version)
+        chat = None
+        if runnable.document.mode == "chatflow":
+            chat = ChatRun(query=body.query or "")
+        elif body.query is not None:
+            raise ValidationFailed("query is a chatflow's user message; this workflow is not a chatflow",
+                                   code="workflow_query_unexpected", details={"fields": [{
+                                       "field": "query", "type": "unexpected",
+                                       "message": "only a chatflow takes a query; remove it"}]})
         inputs = validate_inputs(runnable.document, body.inputs)
         run_id = uuid.uuid4()
-        with self._db.transaction(tenant) as conn:
-            conn.execute(
-                """INSERT INTO workflow_runs (id, tenant_id, workflow_id, version, document, mode, inputs, created_by,
-                                              api_key_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-                (run_id, tenant, workflow_id, runnable.version, Jsonb(runnable.document.model_dump(mode="json")),
-                 body.mode, Jsonb(inputs), principal.user_id, principal.token_id))
+        self._store.create(run_id, tenant_id=tenant, workflow_id=workflow_id, version=runnable.version,
+                           document=runnable.document, mode=body.mode, inputs=inputs, created_by=principal.user_id,
+                           api_key_id=principal.token_id, chat=chat)
         ref = RunRef(str(tenant), str(run_id))
         try:
             arn = self._executor().start(execution_name(str(run_id), 0), start_state(ref))
@@ -358,7 +362,6 @@ class WorkflowRunService:
                 logger.warning("reconciled a workflow run whose execution ended",
                                extra={"run_id": ref.run_id, "tenant_id": ref.tenant_id, "execution_status": status})
         return ended
-
 
 def is_final(run: WorkflowRunSummary) -> bool:
     return run.status in FINAL_STATUSES

@@ -13,8 +13,13 @@ join nodes of one scope; each container's start child is where its children are 
 a child may read what its container gives it (``[container, "item"]``...), its upstream
 siblings and whatever is upstream of the container, while a node outside reads only the
 container's outputs, never its children's. Cycles are refused everywhere: repeating is a loop
-container's work, round after round. An ``assigner`` changes only the variables of the loop it
-is in (conversation variables come with chatflows).
+container's work, round after round. An ``assigner`` changes the variables of the loop it is in
+and, in a chatflow, the conversation variables.
+
+Chatflows (``mode: chatflow``): ``answer`` nodes instead of end nodes (at least one reachable),
+``sys.query``/``sys.conversation_id``/``sys.dialogue_count``/``sys.files`` and the declared
+conversation variables (``["conversation", name]``, typed, with defaults of their type). A
+workflow has none of these.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from pydantic import BaseModel, ValidationError
 from shared.validation import nul_paths
 from shared.workflows.configs import (
     ERROR_OUTPUTS,
+    AnswerConfig,
     AssignerConfig,
     CodeConfig,
     Condition,
@@ -62,6 +68,7 @@ from shared.workflows.configs import (
 from shared.workflows.definition import (
     CONTAINED_TYPES,
     CONTAINER_TYPES,
+    CONVERSATION,
     ELSE_HANDLE,
     FAIL_BRANCH_HANDLE,
     MAX_DEFINITION_BYTES,
@@ -73,7 +80,7 @@ from shared.workflows.definition import (
 )
 from shared.workflows.errors import WorkflowInputInvalid, WorkflowInvalid
 from shared.workflows.human_input import field_value
-from shared.workflows.variables import SYS, SYS_FIELDS, TEMPLATE_REFERENCE, template_references
+from shared.workflows.variables import SYS, TEMPLATE_REFERENCE, sys_fields, template_references
 
 # if_else operators that compare numbers, and those that need a list value.
 NUMERIC_OPERATORS = frozenset({"=", "≠", ">", "<", "≥", "≤"})
@@ -224,17 +231,41 @@ class _Checker:
         self.reachable: set[str] = set()
         # Each node's scope: the container it is in (None: the top level).
         self.scope: dict[str, str | None] = {}
+        self.chatflow = document.mode == "chatflow"
+        self.sys_fields = sys_fields(document.mode)
+        # A chatflow's conversation variables: name → type.
+        self.conversation = {variable.name: variable.type for variable in document.conversation_variables}
 
     def add(self, node_id: str | None, field: str, code: str, message: str) -> None:
         self.problems.append(Problem(node_id, field, code, message))
 
     def run(self) -> list[Problem]:
+        self._conversation_variables()
         self._nodes()
         self._containers()
         self._edges()
         self._structure()
         self._references()
         return self.problems
+
+    # -- chatflows ------------------------------------------------------------------------------
+    def _conversation_variables(self) -> None:
+        declared = self.document.conversation_variables
+        if declared and not self.chatflow:
+            self.add(None, "conversation_variables", "conversation_variables_in_workflow",
+                     "only a chatflow (mode \"chatflow\") has conversation variables; remove them or make the "
+                     "document a chatflow")
+            return
+        seen: set[str] = set()
+        for index, variable in enumerate(declared):
+            field = f"conversation_variables[{index}]"
+            if variable.name in seen:
+                self.add(None, f"{field}.name", "duplicate_variable",
+                         f"conversation variable {variable.name!r} is declared more than once")
+            seen.add(variable.name)
+            if variable.default is not None and not value_matches(variable.default, variable.type):
+                self.add(None, f"{field}.default", "invalid_default",
+                         f"the default of {variable.name!r} is not a value of its type {variable.type}")
 
     # -- nodes ---------------------------------------------------------------------------------
     def _nodes(self) -> None:
@@ -256,7 +287,14 @@ class _Checker:
             self._node_rules(node, config)
 
     def _node_rules(self, node: Node, config: BaseModel) -> None:
-        if node.type in ("start", "end", *CONTAINED_TYPES) and node.error_strategy != "fail":
+        if node.type == "answer" and not self.chatflow:
+            self.add(node.id, "type", "answer_in_workflow",
+                     "an answer node replies in a chat: only a chatflow (mode \"chatflow\") has them; a workflow "
+                     "answers with its end nodes")
+        if node.type == "end" and self.chatflow:
+            self.add(node.id, "type", "end_in_chatflow",
+                     "a chatflow replies with answer nodes, not end nodes: replace it with an answer node")
+        if node.type in ("start", "end", "answer", *CONTAINED_TYPES) and node.error_strategy != "fail":
             self.add(node.id, "error_strategy", "unsupported_error_strategy",
                      f"a {node.type} node cannot fail; its error_strategy must be \"fail\"")
         if node.error_strategy == "default_value":
@@ -532,7 +570,12 @@ class _Checker:
         for extra in starts[1:]:
             self.add(extra.id, "type", "multiple_starts",
                      f"the workflow has more than one start node (the first is {starts[0].id!r})")
-        if not ends:
+        answers = [node for node in self.nodes.values() if node.type == "answer"]
+        if self.chatflow:
+            if not answers:
+                self.add(None, "nodes", "missing_answer", "the chatflow needs an answer node (it says what the chat "
+                                                          "replies)")
+        elif not ends:
             self.add(None, "nodes", "missing_end", "the workflow needs an end node (it says what the run answers)")
         if starts:
             reachable = self.reachable = _reach(starts[0].id, successors)
@@ -540,9 +583,11 @@ class _Checker:
                 if node_id not in reachable and self.nodes[node_id].type != "start" and self.scope[node_id] is None:
                     self.add(node_id, "", "unreachable_node",
                              f"no path leads to it from the start node {starts[0].id!r}; connect it or remove it")
-            if ends and not any(end.id in reachable for end in ends):
+            if ends and not self.chatflow and not any(end.id in reachable for end in ends):
                 self.add(None, "nodes", "no_reachable_end", "no end node can be reached from the start node")
         self._container_reach(successors)
+        if self.chatflow and answers and starts and not any(answer.id in self.reachable for answer in answers):
+            self.add(None, "nodes", "no_reachable_answer", "no answer node can be reached from the start node")
         for component in _cycles(list(self.nodes), successors):
             path = " → ".join([*component, component[0]])
             self.add(component[0], "", "cycle",
@@ -626,10 +671,18 @@ class _Checker:
             field = f"config.items[{index}].variable_selector"
             text = ".".join(item.variable_selector)
             head, name = item.variable_selector[0], item.variable_selector[-1]
-            if head == "conversation":
-                self.add(node.id, field, "conversation_variable_unsupported",
-                         f"{text}: conversation variables come with chatflows, which Stratus does not run yet; in a "
-                         "workflow an assigner changes the variables of the loop it is in")
+            if head == CONVERSATION:
+                if not self.chatflow:
+                    self.add(node.id, field, "conversation_variable_unsupported",
+                             f"{text}: only a chatflow has conversation variables; in a workflow an assigner changes "
+                             "the variables of the loop it is in")
+                    continue
+                if len(item.variable_selector) != 2 or name not in self.conversation:
+                    self.add(node.id, field, "unknown_conversation_variable",
+                             f"{text}: the chatflow declares no conversation variable {name!r} (it has "
+                             f"{', '.join(self.conversation) or 'none'})")
+                    continue
+                self._assignment(node, index, text, self.conversation[name], item)
                 continue
             if loop is None or head != loop.id or len(item.variable_selector) != 2 or name not in variables:
                 where = (f"the variables of loop {loop.id!r} ({', '.join(variables) or 'none'})"
@@ -639,16 +692,18 @@ class _Checker:
                          f"{text} is no variable this node can change: an assigner changes {where}, "
                          "as [loop_id, variable]")
                 continue
-            var_type = variables[name]
-            problem = assignment_rule_problem(var_type, item.operation, item.input_type)
-            if problem is None and item.input_type == "constant":
-                value = item.value
-                if item.operation == "set" and var_type == "object" and isinstance(value, str):
-                    with contextlib.suppress(ValueError):
-                        value = json.loads(value)
-                problem = assignment_value_problem(var_type, item.operation, value)
-            if problem is not None:
-                self.add(node.id, f"config.items[{index}]", "invalid_assignment", f"{text}: {problem}")
+            self._assignment(node, index, text, variables[name], item)
+
+    def _assignment(self, node: Node, index: int, text: str, var_type: str, item: Any) -> None:
+        problem = assignment_rule_problem(var_type, item.operation, item.input_type)
+        if problem is None and item.input_type == "constant":
+            value = item.value
+            if item.operation == "set" and var_type == "object" and isinstance(value, str):
+                with contextlib.suppress(ValueError):
+                    value = json.loads(value)
+            problem = assignment_value_problem(var_type, item.operation, value)
+        if problem is not None:
+            self.add(node.id, f"config.items[{index}]", "invalid_assignment", f"{text}: {problem}")
 
     def _resolve(self, node: Node, field: str, selector: Sequence[str],
                  inside: str | None = None) -> tuple[bool, str | None]:
@@ -662,14 +717,37 @@ class _Checker:
             return False, None
         head, name, *path = selector
         if head == SYS:
-            if name not in SYS_FIELDS:
+            if name not in self.sys_fields:
+                chat = " (sys.query, sys.conversation_id, sys.dialogue_count and sys.files are a chatflow's)"
                 self.add(node.id, field, "unknown_sys_variable",
-                         f"{text}: sys has {', '.join(sorted(SYS_FIELDS))}")
+                         f"{text}: sys has {', '.join(sorted(self.sys_fields))}"
+                         + ("" if self.chatflow else chat))
                 return False, None
-            if path:
-                self.add(node.id, field, "invalid_path", f"{text}: sys.{name} is a string; it has no fields")
+            sys_type = self.sys_fields[name]
+            if path and not (sys_type.startswith("array[") and len(path) == 1 and path[0].isdigit()):
+                self.add(node.id, field, "invalid_path", f"{text}: sys.{name} is a {sys_type}; it has no fields")
                 return False, None
-            return True, SYS_FIELDS[name]
+            return True, sys_type[6:-1] if path else sys_type
+        if head == CONVERSATION:
+            if not self.chatflow:
+                self.add(node.id, field, "conversation_variable_unsupported",
+                         f"{text}: only a chatflow (mode \"chatflow\") has conversation variables")
+                return False, None
+            if name not in self.conversation:
+                self.add(node.id, field, "unknown_conversation_variable",
+                         f"{text}: the chatflow declares no conversation variable {name!r} (it has "
+                         f"{', '.join(self.conversation) or 'none'})")
+                return False, None
+            declared: str | None = self.conversation[name]
+            for part in path:
+                if declared is None or declared == "object":
+                    declared = None
+                elif declared.startswith("array[") and part.isdigit():
+                    declared = declared[6:-1]
+                else:
+                    self.add(node.id, field, "invalid_path", f"{text}: conversation.{name} has no field {part!r}")
+                    return False, None
+            return True, declared
         container = inside if inside is not None else self.scope.get(node.id)
         if head == node.id and inside is None:
             self.add(node.id, field, "self_reference", f"{text}: a node cannot read its own outputs")
@@ -820,6 +898,8 @@ def _reference_checks(config: BaseModel) -> Iterator[_Check]:
         case SubWorkflowConfig():
             for i, binding in enumerate(config.inputs):
                 yield f"config.inputs[{i}].value_selector", binding.value_selector, None
+        case AnswerConfig():
+            yield from _templates("config.answer", config.answer)
 
 
 def _condition_checks(where: str, conditions: Sequence[Condition]) -> Iterator[_Check]:

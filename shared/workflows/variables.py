@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 SYS = "sys"
@@ -23,6 +23,19 @@ SYS_FIELDS: dict[str, str] = {
     "app_id": "string",
 }
 SYS_ALIASES = {"workflow_run_id": "run_id", "app_id": "workflow_id"}
+# What a chatflow's runs also hold (Dify's names): the user's message, the conversation, the
+# turn's number in it (1 for the first), and the message's files (chat takes none yet: []).
+CHAT_SYS_FIELDS: dict[str, str] = {
+    "query": "string",
+    "conversation_id": "string",
+    "dialogue_count": "number",
+    "files": "array[object]",
+}
+
+
+def sys_fields(mode: str) -> dict[str, str]:
+    """The ``sys.*`` fields a document of ``mode`` (workflow, chatflow) may read, with their types."""
+    return {**SYS_FIELDS, **CHAT_SYS_FIELDS} if mode == "chatflow" else dict(SYS_FIELDS)
 
 # {{#node_id.field(.path)*#}}: node ids are [A-Za-z0-9_-]; fields and paths are names or indexes.
 TEMPLATE_REFERENCE = re.compile(r"\{\{#([A-Za-z0-9_-]{1,64}(?:\.[A-Za-z0-9_]{1,64}){1,8})#\}\}")
@@ -60,7 +73,8 @@ class VariablePool:
 
     def __init__(self, system: Mapping[str, Any], outputs: Mapping[str, Mapping[str, Any]] | None = None,
                  *, parent: VariablePool | None = None,
-                 writable: Mapping[str, Mapping[str, str]] | None = None) -> None:
+                 writable: Mapping[str, Mapping[str, str]] | None = None,
+                 observer: Callable[[Sequence[str], Any], None] | None = None) -> None:
         self._system = dict(system)
         for alias, name in SYS_ALIASES.items():
             self._system.setdefault(alias, self._system.get(name))
@@ -68,12 +82,17 @@ class VariablePool:
         self._parent = parent
         # node id → variable name → declared type, of the variables this layer lets nodes change.
         self._writable = {node_id: dict(names) for node_id, names in (writable or {}).items()}
+        # Told of every assignment made through this layer (or a layer over it) to a variable
+        # owned below it: how a node's run learns which conversation variables it changed.
+        self._observer = observer
 
     def layer(self, outputs: Mapping[str, Mapping[str, Any]],
-              writable: Mapping[str, Mapping[str, str]] | None = None) -> VariablePool:
+              writable: Mapping[str, Mapping[str, str]] | None = None,
+              observer: Callable[[Sequence[str], Any], None] | None = None) -> VariablePool:
         """A pool over this one holding ``outputs`` (which hide this pool's values of the same
-        node ids); ``writable`` names the variables among them that nodes may assign."""
-        return VariablePool(self._system, outputs, parent=self, writable=writable)
+        node ids); ``writable`` names the variables among them that nodes may assign;
+        ``observer`` is told of assignments made through it to variables owned below it."""
+        return VariablePool(self._system, outputs, parent=self, writable=writable, observer=observer)
 
     def add(self, node_id: str, outputs: Mapping[str, Any]) -> None:
         self._outputs[node_id] = outputs
@@ -128,6 +147,11 @@ class VariablePool:
             raise VariableNotWritable(".".join(selector))
         node_id, name = selector
         owner._outputs[node_id] = {**owner._outputs.get(node_id, {}), name: value}
+        pool: VariablePool | None = self
+        while pool is not None and pool is not owner:
+            if pool._observer is not None:
+                pool._observer(selector, value)
+            pool = pool._parent
 
     def render(self, template: str) -> str:
         """``template`` with each ``{{#...#}}`` replaced by its value's text (an unresolved

@@ -12,6 +12,7 @@ from shared.workflows.interpreter import Interpreter, Limits
 from shared.workflows.ports import IterationFiles, NodeRunnerPort, RunEvents, RunStore
 
 if TYPE_CHECKING:
+    from shared.workflows.chatflows import ChatflowTurns
     from shared.workflows.executions import StepFunctionsExecutions
     from shared.workflows.run_store import PostgresRunStore
 
@@ -133,3 +134,12 @@ def executions() -> StepFunctionsExecutions | None:
     from shared.workflows.executions import StepFunctionsExecutions
 
     return StepFunctionsExecutions(client("stepfunctions"), arn)
+
+
+def chatflow_turns() -> ChatflowTurns:
+    """Chat turns' chatflow runs, in the chat function's own invocation (docs/adr/0037): the run
+    store, the run's events and the engine's node runner, as the interpreter has them."""
+    from shared.workflows.chatflows import ChatflowTurns
+    from shared.workflows.wiring_api import workflow_service
+
+    return ChatflowTurns(workflow_service, run_store, run_events, _Runner)

@@ -1,6 +1,7 @@
 """Workflows through the whole local runtime over HTTP: every Dify fixture case in scope is
 imported from its YAML, published and run on the Step Functions interpreter (moto), and must
-give the outputs Dify's own tests assert. The model is a local OpenAI-protocol server and the
+give the outputs Dify's own tests assert; a chatflow's (advanced-chat) with its case's query, its
+``answer`` output the streamed answer the test asserts. The model is a local OpenAI-protocol server and the
 HTTP node's target a local HTTP server, each answering what the case mocks."""
 
 from __future__ import annotations
@@ -76,14 +77,20 @@ def test_dify_fixture_case(client: Client, fake: FakeOpenAI, http_mock: HttpMock
     fake.enqueue(*llm_replies(case, node_ids(case.fixture, "llm")))
     http_mock.use(case)
     workflow = _imported(client, case, http_mock)
-    run = client.call("POST", f"/api/v1/workflows/{workflow['id']}/runs", 200,
-                      json={"inputs": case.inputs, "mode": "sync"})
+    body: dict[str, Any] = {"inputs": case.inputs, "mode": "sync"}
+    if case.chatflow:
+        body["query"] = case.query
+    run = client.call("POST", f"/api/v1/workflows/{workflow['id']}/runs", 200, json=body)
     if case.expected_status == "failed":
         assert run["status"] == "failed", run["nodes"]
         assert run["error"]["node_id"], run
         return
     assert run["status"] == "succeeded", (run["error"], [n for n in run["nodes"] if n.get("error")])
     assert outputs_match(case, run["outputs"]), (case.description, case.expected_outputs, run["outputs"])
+    if case.chatflow:
+        assert run["chat"]["query"] == case.query and run["chat"]["conversation_id"] is None
+        if case.expected_answer is not None:
+            assert run["outputs"]["answer"].strip() == case.expected_answer.strip(), run["outputs"]
     if case.expected_status == "partial_succeeded":
         # Dify's partial success: a node failed and its error strategy carried the run on.
         failed = [node for node in run["nodes"] if node.get("error")]

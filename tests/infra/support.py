@@ -143,6 +143,17 @@ def ref_logical_id(value: Any) -> str | None:
     return None
 
 
+def points_at(value: Any, logical_id: str, construct: str) -> bool:
+    """Whether ``value`` names the resource ``logical_id`` of its own stack, or, from another
+    domain's nested stack, that resource's ARN as the parameter CDK passes down (named after the
+    construct ``construct``, e.g. ``WorkflowFetch``, and ending in ``Arn``)."""
+    target = ref_logical_id(value)
+    if target is None:
+        return False
+    return target == logical_id or (target.startswith("referenceto") and target.endswith("Arn")
+                                    and f"{construct}" in target.removeprefix("referenceto").split("Outputs")[-1])
+
+
 def statements(resource: Resource) -> list[dict[str, Any]]:
     document = resource["Properties"]["PolicyDocument"]
     found = document["Statement"]

@@ -9,7 +9,7 @@ from typing import Any
 from functions import catalog
 from infra.state_machines import physical_name, reaches_itself
 from shared.workflows.sandbox.ports import MAX_MEMORY_MB, MAX_WALL_SECONDS
-from tests.infra.support import Synth, as_list, ref_logical_id, render, statements
+from tests.infra.support import Synth, as_list, points_at, ref_logical_id, render, statements
 
 RUN = "workflow-run"
 
@@ -158,19 +158,23 @@ def test_the_code_sandbox_reaches_nothing_beyond_its_logs(synth: Synth) -> None:
 
 def test_only_the_node_running_tasks_may_invoke_the_code_sandbox(synth: Synth) -> None:
     sandbox = synth.function(CODE)
-    for name in ("workflow-branch", "workflow-items"):
-        invokes = [(action, _logical_id_of(resource)) for action, resource in _grants(synth, name)
-                   if action.startswith("lambda:")]
-        # The sandbox, by its own ARN (the fetch function is the other one they may invoke).
-        assert ("lambda:InvokeFunction", sandbox.logical_id) in invokes, name
-        assert {action for action, _ in invokes} == {"lambda:InvokeFunction"}, name
-        assert ref_logical_id(synth.function(name).env["WORKFLOW_CODE_FUNCTION_NAME"]) == sandbox.logical_id
+    # Workflow branches and items, and chat (a chatflow agent's turn runs its nodes, ADR 0037).
+    for name in ("workflow-branch", "workflow-items", "chat"):
+        grants = [(action, resource) for action, resource in _grants(synth, name) if action.startswith("lambda:")]
+        # The sandbox, by its own ARN (the fetch function is the other one they may invoke); from
+        # the chat domain's stack, as the workflows stack passes it down.
+        assert any(action == "lambda:InvokeFunction" and points_at(resource, sandbox.logical_id, "WorkflowCode")
+                   for action, resource in grants), name
+        assert {action for action, _ in grants} == {"lambda:InvokeFunction"}, name
+        told = ref_logical_id(synth.function(name).env["WORKFLOW_CODE_FUNCTION_NAME"])
+        assert told == sandbox.logical_id or "WorkflowCode" in str(told), name
     # No one else: no other role may invoke it, and no resource policy (URL, event source, trigger) exposes it.
     owners = synth.role_owners()
     invokers = {owners.get((stack, role), role) for stack, role, statement in synth.role_statements()
                 if any(a.startswith("lambda:Invoke") for a in as_list(statement["Action"]))
-                and sandbox.logical_id in json.dumps(statement["Resource"])}
-    assert invokers == {"workflow-branch", "workflow-items"}
+                and (sandbox.logical_id in json.dumps(statement["Resource"])
+                     or any(points_at(r, sandbox.logical_id, "WorkflowCode") for r in as_list(statement["Resource"])))}
+    assert invokers == {"workflow-branch", "workflow-items", "chat"}
     permissions = [p for _, _, p in synth.resources("AWS::Lambda::Permission")
                    if sandbox.logical_id in json.dumps(p["Properties"]["FunctionName"])]
     mappings = [m for _, _, m in synth.resources("AWS::Lambda::EventSourceMapping")

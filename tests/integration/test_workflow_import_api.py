@@ -214,8 +214,7 @@ def test_an_import_stratus_cannot_run_is_refused_and_creates_nothing(api: Api, a
     tool = GREETER.replace("type: llm", "type: tool")
     payload = api.error("POST", IMPORT, {"format": "dify", "content": tool}, 422, "workflow_import_unsupported")
     assert [p["node_id"] for p in payload["details"]["problems"]] == ["1711000000002"]
-    for content in ("just: [unclosed", "- a list", "kind: dataset\n", "app:\x17 {}",
-                    GREETER.replace("mode: workflow", "mode: advanced-chat")):
+    for content in ("just: [unclosed", "- a list", "kind: dataset\n", "app:\x17 {}"):
         payload = api.call("POST", IMPORT, {"format": "dify", "content": content})
         assert payload.status_code == 422 and payload.json()["code"].startswith("workflow_import_"), payload.text
     for body, field in (({"format": "coze", "content": GREETER}, "body.format"),
@@ -226,6 +225,16 @@ def test_an_import_stratus_cannot_run_is_refused_and_creates_nothing(api: Api, a
         payload = api.error("POST", IMPORT, body, 422, "biz_validation_failed")
         assert field in [f["field"] for f in payload["details"]["fields"]], body
     assert count(admin_sql, api) == (0, 0)
+
+
+def test_an_advanced_chat_app_with_an_end_node_imports_as_a_chatflow_draft_listing_what_to_fix(api: Api) -> None:
+    imported = api.data("POST", IMPORT, {"format": "dify",
+                                         "content": GREETER.replace("mode: workflow", "mode: advanced-chat")}, 201)
+    workflow = imported["workflow"]
+    assert workflow["document"]["mode"] == "chatflow"
+    assert {(p["node_id"], p["code"]) for p in workflow["problems"]} == {("1711000000003", "end_in_chatflow"),
+                                                                        (None, "missing_answer")}
+    api.error("POST", f"{WORKFLOWS}/{workflow['id']}/publish", {}, 422, "workflow_invalid")
 
 
 # Export ------------------------------------------------------------------------------------------

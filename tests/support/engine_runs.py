@@ -15,8 +15,15 @@ from typing import Any
 from shared.knowledge.contract import Retrieval, RetrievalQuery, RetrievedPassage
 from shared.workflows.definition import WorkflowDocument
 from shared.workflows.engine.graph import NodeOutcome, plan
-from shared.workflows.engine.runner import EnginePorts, NodeRunner, NodeRunResult, RunContext, run_outputs
-from shared.workflows.variables import VariablePool
+from shared.workflows.engine.runner import (
+    ChatContext,
+    EnginePorts,
+    NodeRunner,
+    NodeRunResult,
+    RunContext,
+    run_outputs,
+    run_pool,
+)
 
 
 @dataclass
@@ -28,6 +35,10 @@ class DrivenRun:
     events: list[tuple[str, dict[str, Any]]]
     # Node ids in the order they ran.
     order: list[str] = field(default_factory=list)
+    # A chatflow's answer as it streamed, piece by piece.
+    streamed: list[str] = field(default_factory=list)
+    # A chatflow's conversation variables at the end.
+    conversation: dict[str, Any] = field(default_factory=dict)
 
     def chunks(self, node_id: str | None = None) -> list[str]:
         return [data["text"] for kind, data in self.events
@@ -37,29 +48,41 @@ class DrivenRun:
         return {node_id for node_id, outcome in self.outcomes.items() if outcome.status == "skipped"}
 
 
-def context_for(inputs: dict[str, Any], tenant_id: uuid.UUID | None = None) -> RunContext:
+def context_for(inputs: dict[str, Any], tenant_id: uuid.UUID | None = None, chat: ChatContext | None = None,
+                ) -> RunContext:
     return RunContext(tenant_id=tenant_id or uuid.uuid4(), run_id=f"run-{uuid.uuid4().hex[:12]}",
                       workflow_id=str(uuid.uuid4()), version="draft", user_id="user-1",
-                      started_at=datetime.now(UTC), inputs=inputs)
+                      started_at=datetime.now(UTC), inputs=inputs, chat=chat)
 
 
 def drive(document: WorkflowDocument, runner: NodeRunner, inputs: dict[str, Any] | None = None, *,
-          tenant_id: uuid.UUID | None = None) -> DrivenRun:
-    """Run every ready node until the plan is finished (a failed node fails the run)."""
-    context = context_for(inputs or {}, tenant_id)
-    pool = VariablePool({"run_id": context.run_id, "workflow_id": context.workflow_id, "version": context.version,
-                         "user_id": context.user_id, "tenant_id": str(context.tenant_id),
-                         "time": context.started_at.isoformat()})
+          tenant_id: uuid.UUID | None = None, query: str = "", conversation: dict[str, Any] | None = None,
+          ) -> DrivenRun:
+    """Run every ready node until the plan is finished (a failed node fails the run). A
+    chatflow's answer streams through the engine's AnswerStream into ``streamed``."""
+    from shared.workflows.engine.answers import AnswerStream
+
+    chat = ChatContext(query=query, conversation_id="conversation-1") if document.mode == "chatflow" else None
+    context = context_for(inputs or {}, tenant_id, chat)
+    pool = run_pool(context, document, conversation)
     events: list[tuple[str, dict[str, Any]]] = []
     run = DrivenRun("succeeded", {}, {}, {}, events)
+    answers = AnswerStream(document, pool, run.streamed.append)
+
+    def emit(kind: str, data: dict[str, Any]) -> None:
+        events.append((kind, data))
+        answers.event(kind, data)
+
+    answers.started()
     while True:
         step = plan(document, run.outcomes)
         for node_id in step.skipped:
             run.outcomes[node_id] = NodeOutcome("skipped")
+            answers.settled(node_id, NodeOutcome("skipped"))
         if step.finished:
             break
         for node_id in step.ready:
-            result = runner.run(context, document, node_id, pool, lambda kind, data: events.append((kind, data)))
+            result = runner.run(context, document, node_id, pool, emit)
             run.results[node_id] = result
             run.order.append(node_id)
             run.outcomes[node_id] = result.outcome
@@ -67,7 +90,9 @@ def drive(document: WorkflowDocument, runner: NodeRunner, inputs: dict[str, Any]
                 run.status = "failed"
                 return run
             pool.add(node_id, result.outputs)
-    run.outputs = run_outputs(document, run.outcomes, pool)
+            answers.settled(node_id, result.outcome)
+    run.outputs = run_outputs(document, run.outcomes, pool, {key: value.answer for key, value in run.results.items()})
+    run.conversation = dict(pool.get_or_none(["conversation"]) or {}) if document.mode == "chatflow" else {}
     return run
 
 

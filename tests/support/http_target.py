@@ -9,6 +9,8 @@ node would call it). Every request is recorded (``server.requests``); paths:
   declares them; ``gzip`` sends N zero bytes gzip-compressed. ``server.streams`` records, per
   response, how much was written and whether the client went away first.
 - ``/slow?delay=S``: sleeps S seconds before the status line.
+- ``/page``: a small HTML page (a title, a heading, a paragraph, a script and a style).
+- ``/status?code=N``: answers status N with a short JSON body.
 - ``/drip?every=S&count=N``: one byte every S seconds.
 """
 
@@ -125,6 +127,16 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:  # the client closed the connection (reset or broken pipe)
             stream.aborted = True
             self.close_connection = True
+
+    def _route_page(self, params: dict[str, str], query: list[tuple[str, str]], body: bytes) -> None:
+        page = (b"<html><head><title>Tide tables</title><style>p {color: red}</style></head><body>"
+                b"<h1>High tide</h1><script>alert('x')</script><p>High tide is at <b>06:42</b> today.</p>"
+                b"</body></html>")
+        self._answer(200, page, content_type="text/html; charset=utf-8")
+
+    def _route_status(self, params: dict[str, str], query: list[tuple[str, str]], body: bytes) -> None:
+        code = int(params.get("code", "200"))
+        self._answer(code, json.dumps({"status": code}).encode(), content_type="application/json")
 
     def _route_slow(self, params: dict[str, str], query: list[tuple[str, str]], body: bytes) -> None:
         time.sleep(float(params["delay"]))

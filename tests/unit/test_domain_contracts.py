@@ -9,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 DOMAINS = ("agents", "chat", "conversations", "knowledge", "models", "tenancy", "platform", "maintenance",
-           "workflows")
+           "workflows", "tools")
 INTERNAL = ("repository", "service", "api")
 # The one known crossing: the platform bootstrap seeds the model catalog as an operator.
 EXCEPTIONS = {"shared/platform/bootstrap.py"}

@@ -123,3 +123,12 @@ def _html_blocks(path: Path) -> Iterator[Block]:
     parser.close()
     yield from parser.blocks
 
+
+
+def html_text(html: str) -> str:
+    """Readable text of an HTML page held in memory (the web_fetch tool's): its blocks as
+    paragraphs, headings marked as in Markdown, scripts, styles and the head left out."""
+    parser = _HtmlBlocks()
+    parser.feed(html)
+    parser.close()
+    return "\n\n".join(f"# {block.text}" if block.heading else block.text for block in parser.blocks)

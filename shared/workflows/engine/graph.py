@@ -40,6 +40,8 @@ MODES: dict[str, Literal["inline", "branch", "input"]] = {
     "human_input": "input",
     # A sub-workflow runs the called workflow's whole graph in its own invocation.
     "sub_workflow": "branch",
+    # A chatflow's reply: rendering its template is cheap.
+    "answer": "inline",
 }
 
 _PENDING = "pending"

@@ -47,7 +47,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -104,6 +104,20 @@ class EnginePorts:
 
 
 @dataclass(frozen=True)
+class ChatContext:
+    """What a chatflow's run knows of its chat turn (``sys.query``, ``sys.conversation_id``,
+    ``sys.dialogue_count``, ``sys.files``)."""
+
+    query: str = ""
+    # None: a run outside a conversation (the runs API): conversation variables start from
+    # their defaults and their changes stay on the run.
+    conversation_id: str | None = None
+    # The turn's number in the conversation (1: the first).
+    dialogue_count: int = 1
+    files: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
 class RunContext:
     tenant_id: uuid.UUID
     run_id: str
@@ -116,11 +130,35 @@ class RunContext:
     inputs: Mapping[str, Any] = field(default_factory=dict)
     # The workflows that called this one as a sub-workflow, outermost first (empty: the run's own).
     lineage: tuple[str, ...] = ()
+    # A chatflow's turn; None for a workflow.
+    chat: ChatContext | None = None
 
     def system(self) -> dict[str, Any]:
         """The ``sys`` namespace of a run in this context."""
         return {"run_id": self.run_id, "workflow_id": self.workflow_id, "version": self.version,
                 "user_id": self.user_id, "tenant_id": str(self.tenant_id), "time": self.started_at.isoformat()}
+
+
+def run_pool(context: RunContext, document: WorkflowDocument,
+             conversation: Mapping[str, Any] | None = None) -> VariablePool:
+    """A run's variable pool before any node ran: ``sys.*`` (with a chatflow's chat fields) and,
+    in a chatflow, its conversation variables (``conversation``: their current values; a
+    variable absent from it takes its default), which ``assigner`` nodes may change."""
+    from shared.workflows.definition import CONVERSATION
+    from shared.workflows.validation import empty_value
+
+    system = context.system()
+    if document.mode != "chatflow":
+        return VariablePool(system)
+    chat = context.chat or ChatContext()
+    system.update({"query": chat.query, "conversation_id": chat.conversation_id,
+                   "dialogue_count": chat.dialogue_count, "files": list(chat.files)})
+    current = dict(conversation or {})
+    values = {variable.name: current[variable.name] if variable.name in current else
+              (variable.default if variable.default is not None else empty_value(variable.type))
+              for variable in document.conversation_variables}
+    types = {variable.name: variable.type for variable in document.conversation_variables}
+    return VariablePool(system, {CONVERSATION: values}, writable={CONVERSATION: types})
 
 
 @dataclass(frozen=True)
@@ -179,6 +217,12 @@ class NodeRunResult:
     elapsed_ms: int
     # A container's children's runs (item or round order; within one, the order they ran).
     children: tuple[ChildRun, ...] = ()
+    # The conversation variables the node changed (a chatflow's assigner, or a container
+    # holding one), by name: their values after it.
+    assigned: dict[str, Any] = field(default_factory=dict)
+    # The text it gave the chat (a chatflow): an answer node's, or a container's answer
+    # children's, in the order they ran. None: it answers nothing.
+    answer: str | None = None
 
     @property
     def outcome(self) -> NodeOutcome:
@@ -242,8 +286,21 @@ class NodeRunner:
             emit: Emit | None = None) -> NodeRunResult:
         """Run ``node_id`` against ``pool`` (the outputs of the nodes that ran before it). Raises
         only what is not the node's failure: transient infrastructure errors (see the module)."""
+        from shared.workflows.definition import CONVERSATION
+
         node = document.node(node_id)
         emit = emit or _discard
+        assigned: dict[str, Any] = {}
+        assigning = threading.Lock()
+
+        def observe(selector: Sequence[str], value: Any) -> None:
+            if len(selector) == 2 and selector[0] == CONVERSATION:
+                with assigning:
+                    assigned[selector[1]] = value
+
+        # Reads go through to ``pool``; conversation variables changed by the node (or its
+        # children) are noted for the record.
+        pool = pool.layer({}, observer=observe) if document.mode == "chatflow" else pool
         emit("node_started", {"node_id": node.id, "node_type": node.type, "title": node.title})
         started = self._clock()
         attempts, tokens = 0, 0
@@ -266,6 +323,9 @@ class NodeRunner:
                                    "error_code": attempt.error.code})
                 self._sleep(node.retry.interval_ms / 1000)
         result = _settle(node, attempt, attempts, tokens, int((self._clock() - started) * 1000))
+        if document.mode == "chatflow":
+            with assigning:
+                result = replace(result, assigned=dict(assigned), answer=answered(document, node, result))
         emit("node_finished", finished_event(node, result))
         return result
 
@@ -401,15 +461,43 @@ def settled(node: Node, inputs: dict[str, Any], outcome: NodeOutput | NodeError,
     return _settle(node, attempt, attempts, tokens, elapsed_ms)
 
 
+def answered(document: WorkflowDocument, node: Node, result: NodeRunResult) -> str | None:
+    """The text a node gave the chat: an answer node's, or its answer children's in the order
+    they ran (a container); None when it holds no answer node."""
+    if node.type == "answer":
+        return str(result.outputs.get("answer") or "") if result.status == "succeeded" else None
+    answers = {child.id for child in document.children(node.id) if child.type == "answer"}
+    if not answers:
+        return None
+    return "".join(str(child.result.outputs.get("answer") or "") for child in result.children
+                   if child.node_id in answers and child.result.status == "succeeded")
+
+
+def chat_answer(document: WorkflowDocument, outcomes: Mapping[str, NodeOutcome],
+                answers: Mapping[str, str | None]) -> str:
+    """A chatflow run's answer: the text its top-level answer nodes (and containers holding
+    some) gave, in graph order, which is the order the chat streams them in."""
+    parts = []
+    for node_id in graph_order(document):
+        outcome = outcomes.get(node_id)
+        if outcome is not None and outcome.status == "succeeded" and document.node(node_id).parent_id is None:
+            parts.append(answers.get(node_id) or "")
+    return "".join(parts)
+
+
 def _first_problem(exc: ValidationError) -> str:
     error = exc.errors()[0]
     where = ".".join(str(part) for part in error.get("loc", ())) or "config"
     return f"{where}: {error.get('msg', '')}"
 
 
-def run_outputs(document: WorkflowDocument, outcomes: Mapping[str, NodeOutcome], pool: VariablePool) -> dict[str, Any]:
+def run_outputs(document: WorkflowDocument, outcomes: Mapping[str, NodeOutcome], pool: VariablePool,
+                answers: Mapping[str, str | None] | None = None) -> dict[str, Any]:
     """The run's outputs: the outputs of the end nodes that ran, merged in graph order (a later
-    end node's output of the same name wins, as the last answer does in Dify)."""
+    end node's output of the same name wins, as the last answer does in Dify). A chatflow's:
+    ``answer``, the text of its answer nodes (``answers``: each node's, :func:`chat_answer`)."""
+    if document.mode == "chatflow":
+        return {"answer": chat_answer(document, outcomes, answers or {})}
     produced = dict(pool.iter_outputs())
     merged: dict[str, Any] = {}
     for node_id in graph_order(document):

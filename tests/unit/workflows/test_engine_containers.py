@@ -376,7 +376,7 @@ def test_a_value_of_the_wrong_type_fails_the_assigner_at_run_time() -> None:
     assert "takes a value of type string" in error.details["error"]["message"]
 
 
-def test_a_conversation_variable_is_a_clear_error_until_chatflows() -> None:
+def test_a_conversation_variable_is_a_clear_error_in_a_workflow() -> None:
     assigner = {"id": "set", "type": "assigner", "config": {"items": [
         {"variable_selector": ["conversation", "answer"], "input_type": "variable", "value": ["start", "word"]}]}}
     doc = document([
@@ -386,8 +386,8 @@ def test_a_conversation_variable_is_a_clear_error_until_chatflows() -> None:
     [problem] = validate_document(doc)
     assert (problem.node_id, problem.field, problem.code) == (
         "set", "config.items[0].variable_selector", "conversation_variable_unsupported")
-    assert "chatflows" in problem.message
+    assert "only a chatflow has conversation variables" in problem.message
     result = drive(doc, NodeRunner(ports()), {"word": "hi"})
     error = result.results["set"].error
     assert result.status == "failed" and error is not None and error.code == "assigner_conversation_variable"
-    assert "conversation variables come with chatflows" in error.message
+    assert "only a chatflow has conversation variables" in error.message

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.workflows.engine.nodes import (
+    answer,
     assigner,
     code,
     container_start,
@@ -50,4 +51,5 @@ EXECUTORS: dict[str, NodeExecutor[Any]] = {
     "document_extractor": document_extractor.EXECUTOR,
     "human_input": human_input.EXECUTOR,
     "sub_workflow": sub_workflow.EXECUTOR,
+    "answer": answer.EXECUTOR,
 }

@@ -5,8 +5,10 @@ after the other, with Dify's operations and rules (``api/core/workflow/nodes/var
 leaves the variable as it is (Dify skips it).
 
 What it may change is what the scope it runs in declares writable: the variables of the loop
-it is in. A conversation variable (``["conversation", name]``) is a chatflow's, which Stratus
-does not run yet: the node fails naming that (``assigner_conversation_variable``), as
+it is in and, in a chatflow, the conversation variables (``["conversation", name]``), which the
+run's pool declares. A changed conversation variable is noted on the node's run (``assigned``)
+and kept for the conversation's next turn. A conversation variable the document does not
+declare (or any in a workflow) fails the node (``assigner_conversation_variable``), as
 validation already reports. It answers no outputs; its recorded inputs are each target's and
 source's value before the change.
 """
@@ -17,6 +19,7 @@ import json
 from typing import Any
 
 from shared.workflows.configs import AssignerConfig
+from shared.workflows.definition import CONVERSATION
 from shared.workflows.engine.errors import NodeFailure
 from shared.workflows.engine.nodes.base import NodeCall, NodeExecutor, NodeOutput, selector_key
 from shared.workflows.validation import (
@@ -25,8 +28,6 @@ from shared.workflows.validation import (
     assignment_value_problem,
 )
 from shared.workflows.variables import UnresolvedVariable
-
-CONVERSATION = "conversation"
 
 
 def _takes_variable(item: Any) -> bool:
@@ -54,9 +55,8 @@ def execute(call: NodeCall[AssignerConfig], inputs: dict[str, Any]) -> NodeOutpu
         if var_type is None:
             if item.variable_selector[0] == CONVERSATION:
                 raise NodeFailure("assigner_conversation_variable",
-                                  f"Item {index}: {target} is a conversation variable; conversation variables come "
-                                  "with chatflows, which Stratus does not run yet. In a workflow an assigner "
-                                  "changes the variables of the loop it is in")
+                                  f"Item {index}: {target} is no conversation variable of this run: only a chatflow "
+                                  "has conversation variables, each declared in its conversation_variables")
             raise NodeFailure("assigner_target_not_writable",
                               f"Item {index}: {target} is not a variable this node can change; an assigner changes "
                               "the variables of the loop it is in ([loop_id, variable])")

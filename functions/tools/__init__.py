@@ -1,0 +1,1 @@
+"""Tool provider functions (docs/tools.md)."""
