@@ -9,6 +9,7 @@ from shared.catalog import (
     CHILD_EXECUTIONS,
     DATABASE,
     REDIS,
+    Access,
     Function,
     FunctionUrl,
     Http,
@@ -79,12 +80,12 @@ def _api(name: str, module: str, method: str, path: str, permission: str, summar
 
 
 def _runs_api(name: str, module: str, method: str, path: str, summary: str, *, timeout_s: int = 10,
-              control: tuple[str, ...] = ("stop",)) -> Function:
+              control: tuple[str, ...] = ("stop",), payloads: Access = _PAYLOADS_READ) -> Function:
     # Reads runs (large outputs from the payloads bucket) and starts or stops their executions.
     return Function(name, f"functions.workflows.{module}", _W,
                     Http(method, path, permission="workflow:run", summary=summary, tag="workflow-runs"),
                     timeout_s=timeout_s, layers=("base", "aws"),
-                    access=(DATABASE, REDIS, _PAYLOADS_READ,
+                    access=(DATABASE, REDIS, payloads,
                             *((state_machine(_RUN, *control),) if control else ())))  # type: ignore[arg-type]
 
 
@@ -125,10 +126,12 @@ FUNCTIONS: tuple[Function, ...] = (
               control=()),
     _runs_api("workflow-runs-cancel", "cancel_run", "POST", _RUNS + "/cancel",
               "Cancel a pending, running or paused run"),
-    # Human input (docs/adr/0036): the answer is recorded, then the execution waiting on the
+    # Human input (docs/adr/0036): the answer is recorded (an answer past the inline bound is
+    # written to the payloads bucket, under the runs' prefix), then the execution waiting on the
     # pause's task token is resumed (SendTaskSuccess).
     _runs_api("workflow-runs-resume", "resume_run", "POST", _RUNS + "/resume",
-              "Answer the form a paused run waits on (human input) and resume it", control=("signal",)),
+              "Answer the form a paused run waits on (human input) and resume it", control=("signal",),
+              payloads=bucket("payloads", "read", "write", prefix="workflow-runs/")),
     # The streaming function (docs/adr/0035-workflow-run-streaming.md): every mode of starting a
     # run (a sync run waits up to WORKFLOW_SYNC_WAIT_S, 25 s, as on the HTTP API), the list of
     # runs on the same path, and the replay of a run's events. It only reads the run's stream:

@@ -115,6 +115,11 @@ def test_the_run_routes_and_the_reconciler_control_only_what_they_need(synth: Sy
     # Resuming a paused run answers its task token, and controls nothing else.
     assert states("workflow-runs-resume") == {"states:SendTaskSuccess", "states:SendTaskFailure",
                                               "states:SendTaskHeartbeat"}
+    # An answer past the run store's inline bound is written to the payloads bucket: the resume
+    # route writes there, under the runs' prefix only; reading a run never writes.
+    assert {(action, _shown(resource)) for action, resource in _grants(synth, "workflow-runs-resume")
+            if action == "s3:PutObject"} == {("s3:PutObject", "<PayloadsBucketArn>/workflow-runs/*")}
+    assert "s3:PutObject" not in {action for action, _ in _grants(synth, "workflow-runs-get")}
     assert states("workflow-runs-get") == set()
     assert states("workflow-runs-reconcile") == {"states:DescribeExecution", "states:GetExecutionHistory"}
     # A follower ends within WORKFLOW_STREAM_FOLLOW_S (840 s): the function outlives it.

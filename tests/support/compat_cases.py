@@ -160,9 +160,25 @@ def tool_providers(case: CompatCase, http_origin: str) -> list[dict[str, Any]]:
     return providers
 
 
+def _prompt_markers(fixture: str, llm_node_ids: list[str]) -> dict[str, str]:
+    """Each LLM node's literal prompt text, when it tells the nodes apart (no references, and
+    no other node's the same): what its request holds, so that parallel nodes get their own reply."""
+    content = yaml.safe_load((FIXTURES / fixture).read_text())
+    texts: dict[str, str] = {}
+    for node in _graph(content)["nodes"]:
+        data = node.get("data", {})
+        if str(node.get("id")) in llm_node_ids and isinstance(data.get("prompt_template"), list):
+            literal = " ".join(str(m.get("text", "")) for m in data["prompt_template"] if isinstance(m, dict))
+            if literal.strip() and "{{" not in literal:
+                texts[str(node["id"])] = literal.strip()
+    return {node_id: text for node_id, text in texts.items() if list(texts.values()).count(text) == 1}
+
+
 def llm_replies(case: CompatCase, llm_node_ids: list[str]) -> list[ChatScript | RawReply]:
-    """The model server's replies, one per LLM node in the order given."""
+    """The model server's replies, one per LLM node in the order given (each bound to its node's
+    prompt when the prompt tells it apart)."""
     replies: list[ChatScript | RawReply] = []
+    markers = _prompt_markers(case.fixture, llm_node_ids) if len(llm_node_ids) > 1 else {}
     for node_id in llm_node_ids:
         mock = case.mocks.get(f"node:{node_id}") or case.mocks.get("type:llm")
         if mock is None:
@@ -176,7 +192,7 @@ def llm_replies(case: CompatCase, llm_node_ids: list[str]) -> list[ChatScript | 
             replies.append(ChatScript(
                 text=[mock.get("text", "")],
                 usage=(int(usage.get("prompt_tokens", 12)), int(usage.get("completion_tokens", 7))),
-                first_byte_delay_s=float(mock.get("__delay_s__", 0.0))))
+                first_byte_delay_s=float(mock.get("__delay_s__", 0.0)), when=markers.get(node_id)))
     return replies
 
 
