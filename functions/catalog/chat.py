@@ -79,10 +79,9 @@ FUNCTIONS += (
              )),
              memory_mb=1024, timeout_s=600, layers=("base", "aws", "web", "search", "embed", "llm", "tools"),
              # A chatflow agent's turn runs its chatflow here (docs/adr/0037): the workflow run store
-             # (payloads), and what nodes call (uploads for document extractors, fetch and sandbox).
-             # A smart-reasoning turn calls tools (docs/adr/0040): tenant URLs through the fetch
-             # function, MCP servers through the MCP function (secrets decrypted with KMS), workflow
-             # tools as runs of the interpreter.
+             # (payloads), and what nodes call (uploads for document extractors, fetch and sandbox;
+             # tools: MCP servers through the MCP function, workflow tools as runs of the interpreter).
+             # A smart-reasoning turn calls tools the same way (docs/adr/0040).
              access=(*EMBED_ACCESS, bucket("payloads", "read", "write"), bucket("uploads", "read"),
                      invoke("workflow-fetch"), invoke("workflow-code"), invoke("tools-mcp"),
                      state_machine("workflow-run", "start")),

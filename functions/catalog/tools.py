@@ -50,7 +50,10 @@ FUNCTIONS: tuple[Function, ...] = (
     # MCP servers' requests (docs/tools.md): outside the VPC, with no access at all (its role only
     # logs) and no secrets beyond the bearer token a request carries, as the fetch function.
     # Its timeout is shared.tools.wiring.MCP_FUNCTION_TIMEOUT_S (the callers wait that long).
-    Function(_MCP, "functions.tools.call_mcp", _T, Invoked(), in_vpc=False, layers=("base", "llm", "tools"),
+    # Deployed in the workflows stack, beside the fetch function: workflow tool nodes call it and
+    # the tools stack already depends on the workflows stack (a stack per domain would cycle).
+    Function(_MCP, "functions.tools.call_mcp", "workflows", Invoked(), in_vpc=False,
+             layers=("base", "llm", "tools"),
              memory_mb=512, timeout_s=330,
              description="Lists or calls the tools of a tenant's MCP server, outside the VPC, through the egress "
                          "policy"),

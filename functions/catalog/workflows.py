@@ -4,11 +4,12 @@ interpreter's state machine and its task functions
 
 from __future__ import annotations
 
-from functions.catalog._common import EMBED_ACCESS, EMBED_LAYERS, PROVIDER_KEYS
+from functions.catalog._common import EMBED_ACCESS, EMBED_LAYERS, KMS, PROVIDER_KEYS
 from shared.catalog import (
     CHILD_EXECUTIONS,
     DATABASE,
     REDIS,
+    Access,
     Function,
     FunctionUrl,
     Http,
@@ -31,6 +32,19 @@ _CODE = "workflow-code"
 _WORKFLOW = "/api/v1/workflows/{workflow_id}"
 _RUNS = "/api/v1/workflow-runs/{run_id}"
 _STREAM = "workflow-stream"
+_MCP = "tools-mcp"
+# Checking tool nodes against the tenant's tools (publishing, running a draft, importing a Dify
+# tool): the argument schemas (jsonschema, the "tools" layer) and an MCP server's tool list
+# through the MCP function (its bearer token decrypted first).
+_TOOL_CHECKS = (KMS, invoke(_MCP))
+_TOOL_CHECK_LAYERS = ("base", "aws", "tools")
+# What tool and agent nodes call (docs/workflows.md §13): tools through the tools' runtime —
+# tenant URLs through the fetch function, MCP servers through the MCP function, workflow tools as
+# runs of the interpreter —, agents through the chat's generation (the model gateway, retrieval).
+_PAYLOADS = bucket("payloads", "read", "write")
+_NODE_ACCESS = (*EMBED_ACCESS, _PAYLOADS, bucket("uploads", "read"), invoke(_FETCH), invoke(_CODE), invoke(_MCP),
+                state_machine(_RUN, "start"))
+_NODE_LAYERS = (*EMBED_LAYERS, "tools")
 _RUNS_API = "shared.workflows.runs_api"
 _DATA = "shared.workflows.run_event_data"
 # What a run sends, in order: started, then per node started, deltas (LLM text) and finished,
@@ -54,7 +68,6 @@ _RUN_EVENTS = (
 )
 # Node outputs past the inline bound (shared/workflows/run_store.py) live in the payloads bucket.
 _PAYLOADS_READ = bucket("payloads", "read")
-_PAYLOADS = bucket("payloads", "read", "write")
 # The run store (PostgreSQL, the payloads bucket) and the run's event stream (Redis).
 _RUN_STORE = (DATABASE, REDIS, _PAYLOADS)
 
@@ -67,12 +80,12 @@ def _api(name: str, module: str, method: str, path: str, permission: str, summar
 
 
 def _runs_api(name: str, module: str, method: str, path: str, summary: str, *, timeout_s: int = 10,
-              control: tuple[str, ...] = ("stop",)) -> Function:
+              control: tuple[str, ...] = ("stop",), payloads: Access = _PAYLOADS_READ) -> Function:
     # Reads runs (large outputs from the payloads bucket) and starts or stops their executions.
     return Function(name, f"functions.workflows.{module}", _W,
                     Http(method, path, permission="workflow:run", summary=summary, tag="workflow-runs"),
                     timeout_s=timeout_s, layers=("base", "aws"),
-                    access=(DATABASE, REDIS, _PAYLOADS_READ,
+                    access=(DATABASE, REDIS, payloads,
                             *((state_machine(_RUN, *control),) if control else ())))  # type: ignore[arg-type]
 
 
@@ -91,13 +104,15 @@ FUNCTIONS: tuple[Function, ...] = (
     Function("workflows-import", "functions.workflows.import_workflow", _W,
              Http("POST", "/api/v1/workflows/import", permission="workflow:write",
                   summary="Create a workflow from a Dify app DSL file", tag="workflows"),
-             access=(DATABASE, REDIS, PROVIDER_KEYS)),
+             layers=_TOOL_CHECK_LAYERS, access=(DATABASE, REDIS, PROVIDER_KEYS, *_TOOL_CHECKS)),
     _api("workflows-get", "get_workflow", "GET", _WORKFLOW, "workflow:read",
          "One workflow with its draft and the draft's problems"),
     _api("workflows-update", "update_workflow", "PATCH", _WORKFLOW, "workflow:write", "Change a workflow's draft"),
     _api("workflows-delete", "delete_workflow", "DELETE", _WORKFLOW, "workflow:write", "Delete a workflow"),
-    _api("workflows-publish", "publish_workflow", "POST", _WORKFLOW + "/publish", "workflow:write",
-         "Validate the draft and publish it as the next version"),
+    Function("workflows-publish", "functions.workflows.publish_workflow", _W,
+             Http("POST", _WORKFLOW + "/publish", permission="workflow:write",
+                  summary="Validate the draft and publish it as the next version", tag="workflows"),
+             layers=_TOOL_CHECK_LAYERS, access=(DATABASE, REDIS, *_TOOL_CHECKS)),
     _api("workflows-versions-list", "list_workflow_versions", "GET", _WORKFLOW + "/versions", "workflow:read",
          "A workflow's published versions, newest first"),
     _api("workflows-versions-get", "get_workflow_version", "GET", _WORKFLOW + "/versions/{number}", "workflow:read",
@@ -111,10 +126,12 @@ FUNCTIONS: tuple[Function, ...] = (
               control=()),
     _runs_api("workflow-runs-cancel", "cancel_run", "POST", _RUNS + "/cancel",
               "Cancel a pending, running or paused run"),
-    # Human input (docs/adr/0036): the answer is recorded, then the execution waiting on the
+    # Human input (docs/adr/0036): the answer is recorded (an answer past the inline bound is
+    # written to the payloads bucket, under the runs' prefix), then the execution waiting on the
     # pause's task token is resumed (SendTaskSuccess).
     _runs_api("workflow-runs-resume", "resume_run", "POST", _RUNS + "/resume",
-              "Answer the form a paused run waits on (human input) and resume it", control=("signal",)),
+              "Answer the form a paused run waits on (human input) and resume it", control=("signal",),
+              payloads=bucket("payloads", "read", "write", prefix="workflow-runs/")),
     # The streaming function (docs/adr/0035-workflow-run-streaming.md): every mode of starting a
     # run (a sync run waits up to WORKFLOW_SYNC_WAIT_S, 25 s, as on the HTTP API), the list of
     # runs on the same path, and the replay of a run's events. It only reads the run's stream:
@@ -136,8 +153,9 @@ FUNCTIONS: tuple[Function, ...] = (
                              tag="workflow-runs", query=f"{_RUNS_API}:RunEventsQuery", events=_RUN_EVENTS,
                              operation_id="workflow-run-events"),
              )),
-             memory_mb=512, timeout_s=900, layers=("base", "aws", "web"),
-             access=(DATABASE, REDIS, _PAYLOADS_READ, state_machine(_RUN, "start")),
+             # Running a draft checks it as publishing does (its tool nodes against the tenant's tools).
+             memory_mb=512, timeout_s=900, layers=("base", "aws", "web", "tools"),
+             access=(DATABASE, REDIS, _PAYLOADS_READ, state_machine(_RUN, "start"), *_TOOL_CHECKS),
              description="Starts workflow runs (streamed, sync or async), lists them and streams their events, "
                          "served by a function URL"),
     Function("workflow-runs-reconcile", "functions.workflows.reconcile_runs", _W,
@@ -151,14 +169,12 @@ FUNCTIONS: tuple[Function, ...] = (
     # Long nodes (model calls, retrieval, code, HTTP requests) run as branches, one invocation
     # each: the model gateway and retrieval (as chat has them), the fetch and sandbox functions.
     _task("workflow-branch", "branch", "Runs one node of a workflow run (a parallel branch)", memory_mb=1024,
-          timeout_s=900, layers=EMBED_LAYERS,
           # Document extractors read files under the tenant's prefix of the uploads bucket.
-          access=(*EMBED_ACCESS, _PAYLOADS, bucket("uploads", "read"), invoke(_FETCH), invoke(_CODE))),
+          timeout_s=900, layers=_NODE_LAYERS, access=_NODE_ACCESS),
     # A long iteration's items (docs/adr/0038): a batch per child execution of the Distributed
     # Map, through the same node runner as a branch, so the same access.
     _task("workflow-items", "items", "Runs a batch of a long iteration's items (a Distributed Map child)",
-          memory_mb=1024, timeout_s=900, layers=EMBED_LAYERS,
-          access=(*EMBED_ACCESS, _PAYLOADS, bucket("uploads", "read"), invoke(_FETCH), invoke(_CODE))),
+          memory_mb=1024, timeout_s=900, layers=_NODE_LAYERS, access=_NODE_ACCESS),
     _task("workflow-await", "await_input", "Keeps the task token of a run paused for human input",
           access=(DATABASE, REDIS)),
     _task("workflow-continue", "continue_run", "Carries a workflow run on in a fresh execution",

@@ -60,7 +60,9 @@ async def list_runs(call: StreamCall[None, RunListQuery]) -> Answer:
 async def events(call: StreamCall[None, RunEventsQuery]) -> Answer:
     run_id = path_run_id(call.path_params["run_id"])
     after = call.last_event_id
-    batches = await blocking(lambda: workflow_run_service().follow_run(call.principal, run_id, after, _bounds(call)))
+    field = "headers.last-event-id" if call.request.headers.get("last-event-id") else "query.last_event_id"
+    batches = await blocking(lambda: workflow_run_service().follow_run(call.principal, run_id, after, _bounds(call),
+                                                                        after_field=field))
     return call.follow(batches, "workflow-run-events", until_gone=True)
 
 

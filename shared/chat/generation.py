@@ -70,8 +70,9 @@ class TurnContext(Protocol):
         ...
 
     @property
-    def principal(self) -> Principal:
-        """Who started the turn (a workflow a tool runs is recorded for them)."""
+    def principal(self) -> Principal | None:
+        """Who started the turn (a workflow a tool runs is recorded for them); None outside a
+        chat (a workflow's agent node)."""
         ...
 
     @property

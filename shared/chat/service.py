@@ -101,6 +101,36 @@ class TurnFailed(StratusError):
         self.status = error.status
 
 
+def model_limits(deps: ChatDeps, tenant_id: uuid.UUID, chat_agent: ChatAgent) -> tuple[int, int]:
+    """The context window and output tokens an agent's answer is sized for: its model's (and its
+    fallback's, the smaller of the two)."""
+    resolver = deps.resolver()
+    config = chat_agent.config
+    name = config.model.name or resolver.default_name(tenant_id, Capability.CHAT)
+    if not name:
+        from shared.models.errors import ModelNotConfigured
+
+        raise ModelNotConfigured("No chat model is configured: set the agent's model or a tenant default "
+                                 "(PUT /api/v1/models/defaults)", details={"capability": "chat"})
+    models = [resolver.get(tenant_id, name, Capability.CHAT)]
+    fallback = config.fallback_model or resolver.fallback_name(tenant_id)
+    if fallback and fallback.lower() != name.lower():
+        try:
+            models.append(resolver.get(tenant_id, fallback, Capability.CHAT))
+        except StratusError:
+            # A fallback that cannot be resolved is the gateway's to report if it is needed.
+            logger.warning("the fallback chat model cannot be resolved", extra={"model": fallback})
+    # The prompt must fit whichever model answers: size it for the smaller of the two, and
+    # for the window a provider reported when it is smaller than the declared one.
+    windows = ContextWindows(deps.kv())
+    context = min(windows.effective(model) for model in models)
+    output = min(model.spec.max_output_tokens for model in models)
+    if config.model.max_tokens:
+        output = min(output, config.model.max_tokens)
+    # A model declaring an output limit near its context would leave no room for the prompt.
+    return context, min(output, context // 2)
+
+
 class ChatService:
     def __init__(self, deps: ChatDeps) -> None:
         self._d = deps
@@ -134,7 +164,7 @@ class ChatService:
             # The chatflow's nodes call their own models, each sized by the engine.
             context_tokens, output_tokens, ok, needed, available = 0, CHATFLOW_STREAM_EVENTS, True, 0, 0
         else:
-            context_tokens, output_tokens = self._model_limits(tenant_id, chat_agent)
+            context_tokens, output_tokens = model_limits(self._d, tenant_id, chat_agent)
             ok, needed, available = prompts.fits(system_prompt=system_prompt, question=body.message,
                                                  context_tokens=context_tokens, output_tokens=output_tokens,
                                                  count=self._d.count_tokens)
@@ -153,33 +183,6 @@ class ChatService:
                     question=body.message, context_tokens=context_tokens, output_tokens=output_tokens,
                     created_conversation=opened.created_conversation, started=started,
                     end_user=end_user_of(principal, body.user))
-
-    def _model_limits(self, tenant_id: uuid.UUID, chat_agent: ChatAgent) -> tuple[int, int]:
-        resolver = self._d.resolver()
-        config = chat_agent.config
-        name = config.model.name or resolver.default_name(tenant_id, Capability.CHAT)
-        if not name:
-            from shared.models.errors import ModelNotConfigured
-
-            raise ModelNotConfigured("No chat model is configured: set the agent's model or a tenant default "
-                                     "(PUT /api/v1/models/defaults)", details={"capability": "chat"})
-        models = [resolver.get(tenant_id, name, Capability.CHAT)]
-        fallback = config.fallback_model or resolver.fallback_name(tenant_id)
-        if fallback and fallback.lower() != name.lower():
-            try:
-                models.append(resolver.get(tenant_id, fallback, Capability.CHAT))
-            except StratusError:
-                # A fallback that cannot be resolved is the gateway's to report if it is needed.
-                logger.warning("the fallback chat model cannot be resolved", extra={"model": fallback})
-        # The prompt must fit whichever model answers: size it for the smaller of the two, and
-        # for the window a provider reported when it is smaller than the declared one.
-        windows = ContextWindows(self._d.kv())
-        context = min(windows.effective(model) for model in models)
-        output = min(model.spec.max_output_tokens for model in models)
-        if config.model.max_tokens:
-            output = min(output, config.model.max_tokens)
-        # A model declaring an output limit near its context would leave no room for the prompt.
-        return context, min(output, context // 2)
 
     # Running a turn ----------------------------------------------------------------------------
     @tracer.capture_method(capture_response=False)

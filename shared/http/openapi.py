@@ -57,6 +57,7 @@ _GATEWAY_MESSAGE_SCHEMA = {
 }
 _REQUEST_ID_HEADER = {"X-Request-Id": {"description": "The request's id (also in the body)",
                                        "schema": {"type": "string"}}}
+_LOCATION_HEADER = {"Location": {"description": "Where to poll the work", "schema": {"type": "string"}}}
 _RATE_LIMIT_HEADERS = {
     "Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "string"}},
     "RateLimit-Limit": {"description": "The token's burst", "schema": {"type": "string"}},
@@ -203,8 +204,7 @@ def _stream_operation(fn: Function, route: StreamRoute, operation_id: str, schem
     if route.response and route.accepted:
         responses["202"] = {
             "description": "Accepted: the work goes on; poll the resource `Location` names",
-            "headers": {**_REQUEST_ID_HEADER, "Location": {"description": "Where to poll the work",
-                                                           "schema": {"type": "string"}}},
+            "headers": {**_REQUEST_ID_HEADER, **_LOCATION_HEADER},
             "content": {"application/json": {"schema": dialect.success_schema(
                 schemas.ref(route.response, "serialization"))}}}
     operation: dict[str, Any] = {
@@ -232,10 +232,12 @@ class _HandlerFacts(ast.NodeVisitor):
     """What an HTTP function's module answers, read from its source (the handler's calls on its
     app are the only place the success status and the sortable fields are written down):
     ``app.created`` 201, ``app.no_content`` 204, ``app.ok(..., status=N)`` N, anything else
-    200; and the sortable set handed to ``page_request``."""
+    200; the statuses answered with a ``Location`` header (``headers={"Location": ...}``); and
+    the sortable set handed to ``page_request``."""
 
     def __init__(self, module: ModuleType) -> None:
         self.statuses: set[int] = set()
+        self.located: set[int] = set()
         self.sorts: frozenset[str] | None = None
         self._module = module
         self.visit(ast.parse(inspect.getsource(module)))
@@ -256,6 +258,10 @@ class _HandlerFacts(ast.NodeVisitor):
                     # The document could not say which status this is.
                     raise ValueError(f"{self._module.__name__}: app.{func.attr}(status=...) must be an int literal")
                 self.statuses.add(status)
+                headers = next((kw.value for kw in node.keywords if kw.arg == "headers"), None)
+                if isinstance(headers, ast.Dict) and any(
+                        isinstance(key, ast.Constant) and key.value == "Location" for key in headers.keys):
+                    self.located.add(status)
         elif isinstance(func, ast.Name) and func.id == "page_request" and len(node.args) == 4:
             allowed = node.args[3]
             if isinstance(allowed, ast.Name) and isinstance(getattr(self._module, allowed.id, None), frozenset):
@@ -268,9 +274,9 @@ def _sort_pattern(fields: frozenset[str]) -> str:
     return f"^{field}(?:,{field})*$"
 
 
-def _document_success(responses: dict[str, Any], statuses: set[int]) -> None:
+def _document_success(responses: dict[str, Any], statuses: set[int], located: set[int] | None = None) -> None:
     """Powertools documents every success as 200: move it to the statuses the handler answers
-    (a 204 has no body)."""
+    (a 204 has no body), with ``Location`` where the handler sets it."""
     ok = responses.pop("200", None) or {}
     for status in sorted(statuses):
         if status == 204:
@@ -278,7 +284,8 @@ def _document_success(responses: dict[str, Any], statuses: set[int]) -> None:
         else:
             description = {201: "Created", 202: "Accepted; the work goes on in the background"}.get(
                 status, ok.get("description", "Successful Response"))
-            responses[str(status)] = {**ok, "description": description, "headers": _REQUEST_ID_HEADER}
+            headers = {**_REQUEST_ID_HEADER, **(_LOCATION_HEADER if status in (located or ()) else {})}
+            responses[str(status)] = {**ok, "description": description, "headers": headers}
 
 
 def _document_sort(operation: dict[str, Any], sorts: frozenset[str] | None) -> None:
@@ -331,7 +338,7 @@ def build_openapi(functions: Iterable[Function]) -> dict[str, Any]:
                 operation.setdefault("description", fn.description or fn.trigger.summary)
                 responses = operation.setdefault("responses", {})
                 responses.pop("422", None)
-                _document_success(responses, facts.statuses)
+                _document_success(responses, facts.statuses, facts.located)
                 _document_sort(operation, facts.sorts)
                 errors = _error_responses(dialect, body="requestBody" in operation, auth=fn.trigger.auth, gateway=True)
                 for status, answer in errors.items():

@@ -213,14 +213,18 @@ class _Run:
     def _settle(self, node_id: str, result: NodeRunResult) -> ChatflowOutcome | None:
         """Record a node's result; the run's outcome when it ended the run."""
         node = self._document.node(node_id)
+        if result.status == "failed" and self._stop.is_set():
+            # Stopped by the cancel (its stream closed under it): the run ends cancelled first, so
+            # the node is recorded cancelled, not failed.
+            outcome = self._cancel()
+            self._store.record(self._ref, node, result)
+            return outcome
         if not self._store.record(self._ref, node, result):
             return self._outcome("cancelled", RunError(CANCELLED, "The run was cancelled"))
         self._tokens += result.tokens
         self._results[node_id] = result
         self._outcomes[node_id] = result.outcome
         if result.status == "failed":
-            if self._stop.is_set():
-                return self._cancel()
             error = result.error
             return self._fail(RunError(error.code if error else "node_failed",
                                        f"Node {node.id} ({node.type}) failed: "

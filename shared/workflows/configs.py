@@ -660,6 +660,73 @@ class SubWorkflowConfig(RequestModel):
     outputs: list[SubWorkflowOutput] = Field(default_factory=list, max_length=100)
 
 
+# -- tool and agent ----------------------------------------------------------------------------
+# A tool's answer kept on the node (the tools' own cap for agents is smaller: a model reads it).
+MAX_TOOL_OUTPUT_CHARS = 1_000_000
+# What a tool node answers besides the fields it declares (docs/workflows.md §13).
+TOOL_OUTPUTS: dict[str, str | None] = {"text": "string", "json": None, "status": "string"}
+# What an agent node answers.
+AGENT_OUTPUTS: dict[str, str | None] = {"text": "string", "tokens": "number"}
+# An argument's name: a JSON schema property name (OpenAPI parameter names may hold "-" or ".").
+ARGUMENT_NAME = r"^[A-Za-z0-9_.\-]{1,64}$"
+
+
+class ToolArgument(RequestModel):
+    """One argument of a tool call: a ``constant`` (any JSON value), a ``selector`` (a variable of
+    the run, as it is) or a ``template`` (text with ``{{#node.field#}}`` references; given as
+    text, or as the number, boolean, object or array the tool's schema asks for when the rendered
+    text reads as one)."""
+
+    model_config = VERBATIM
+
+    type: Literal["constant", "selector", "template"] = "constant"
+    value: Any = None
+
+    @model_validator(mode="after")
+    def _value_fits(self) -> ToolArgument:
+        if self.type == "selector":
+            if not (isinstance(self.value, list) and 2 <= len(self.value) <= 10
+                    and all(isinstance(part, str) and part for part in self.value)):
+                raise ValueError("a selector argument's value is a selector: [node id, output, path...]")
+        elif self.type == "template" and not (isinstance(self.value, str) and len(self.value) <= MAX_TEMPLATE_CHARS):
+            raise ValueError(f"a template argument's value is text (at most {MAX_TEMPLATE_CHARS} characters)")
+        return self
+
+
+class ToolOutputField(RequestModel):
+    """A field of the tool's JSON object answer that the node answers as an output of its own
+    (None when the answer has no such field)."""
+
+    variable: str = Field(pattern=VARIABLE_NAME)
+    type: VarType | None = None
+
+
+class ToolConfig(RequestModel):
+    """Calls one tool of the tenant's (docs/tools.md): an OpenAPI or MCP provider's
+    (``<provider id>/<tool>``), a built-in (``builtin/<name>``) or a published workflow
+    (``workflow/<workflow id>``), with ``arguments`` by name."""
+
+    tool: str = Field(min_length=1, max_length=300)
+    arguments: dict[Annotated[str, Field(pattern=ARGUMENT_NAME)], ToolArgument] = Field(
+        default_factory=dict, max_length=100)
+    outputs: list[ToolOutputField] = Field(default_factory=list, max_length=50)
+    # For editors and the Dify export: the provider's name when the node was made.
+    provider_name: str = Field(default="", max_length=200)
+
+
+class AgentNodeConfig(RequestModel):
+    """A published agent of the tenant answers ``prompt`` (a template) as it answers a chat
+    message, without a conversation; ``inputs`` fill its system prompt's variables (templates)."""
+
+    model_config = VERBATIM
+
+    # The agent: its id, or a built-in agent's slug.
+    agent_id: str = Field(min_length=1, max_length=100)
+    prompt: str = Field(default="", max_length=MAX_TEMPLATE_CHARS)
+    inputs: dict[Annotated[str, Field(pattern=VARIABLE_NAME)], Annotated[str, Field(max_length=10_000)]] = Field(
+        default_factory=dict, max_length=20)
+
+
 CONFIGS: dict[str, type[BaseModel]] = {
     "start": StartConfig,
     "end": EndConfig,
@@ -683,6 +750,8 @@ CONFIGS: dict[str, type[BaseModel]] = {
     "human_input": HumanInputConfig,
     "sub_workflow": SubWorkflowConfig,
     "answer": AnswerConfig,
+    "tool": ToolConfig,
+    "agent": AgentNodeConfig,
 }
 
 # Seconds a node may run (an attempt) unless the node says otherwise. A container's covers all
@@ -694,6 +763,8 @@ DEFAULT_TIMEOUT_S: dict[str, int] = {
     "list_operator": 10, "document_extractor": 120, "question_classifier": 300, "parameter_extractor": 300,
     # A human input's wait is its config's timeout_s, not a node attempt's.
     "human_input": 10, "sub_workflow": 900, "answer": 10,
+    # A tool's own timeout (30 s by default, at most 300) bounds its call too.
+    "tool": 300, "agent": 300,
 }
 
 
@@ -756,6 +827,10 @@ def outputs_of(node: Node, config: BaseModel | None = None) -> dict[str, str | N
             return {output.variable: output.type for output in config.outputs}
         case AnswerConfig():
             return {"answer": "string"}
+        case ToolConfig():
+            return {**{field.variable: field.type for field in config.outputs}, **TOOL_OUTPUTS}
+        case AgentNodeConfig():
+            return dict(AGENT_OUTPUTS)
     raise TypeError(f"no outputs known for {type(config).__name__}")
 
 

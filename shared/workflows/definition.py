@@ -38,7 +38,7 @@ VARIABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 NodeType = Literal["start", "end", "llm", "knowledge_retrieval", "if_else", "code", "template",
                    "http_request", "variable_aggregator", "iteration", "iteration_start", "loop", "loop_start",
                    "loop_end", "assigner", "question_classifier", "parameter_extractor", "list_operator",
-                   "document_extractor", "human_input", "sub_workflow", "answer"]
+                   "document_extractor", "human_input", "sub_workflow", "answer", "tool", "agent"]
 NODE_TYPES: tuple[str, ...] = NodeType.__args__  # type: ignore[attr-defined]
 # Nodes that hold a sub-graph, and the type of each one's start child.
 CONTAINER_TYPES: dict[str, str] = {"iteration": "iteration_start", "loop": "loop_start"}
@@ -106,7 +106,7 @@ class Node(RequestModel):
         "StartConfig, EndConfig, LlmConfig, KnowledgeRetrievalConfig, IfElseConfig, CodeConfig, TemplateConfig, "
         "HttpRequestConfig, VariableAggregatorConfig, IterationConfig, LoopConfig, AssignerConfig, "
         "QuestionClassifierConfig, ParameterExtractorConfig, ListOperatorConfig, DocumentExtractorConfig, "
-        "HumanInputConfig, SubWorkflowConfig, AnswerConfig; the start "
+        "HumanInputConfig, SubWorkflowConfig, AnswerConfig, ToolConfig, AgentNodeConfig; the start "
         "and end nodes of containers take none; see docs/workflows.md). A draft may hold an incomplete "
         "configuration; publishing and running check it."))
     # On the canvas; a container's child is placed relative to its container, as in Dify.

@@ -19,19 +19,22 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, get_args
 
 import yaml
 from pydantic import ValidationError
 
+from shared.tools.contract import ToolSpec
 from shared.validation import MAX_JSON_DEPTH
 from shared.workflows.configs import (
     ARRAY_TYPE,
     ERROR_OUTPUTS,
     MAX_LOOP_COUNT,
     MAX_PARALLEL_ITEMS,
+    TOOL_OUTPUTS,
+    AgentNodeConfig,
     AnswerConfig,
     AssignerConfig,
     CodeConfig,
@@ -52,6 +55,7 @@ from shared.workflows.configs import (
     StartConfig,
     SubWorkflowConfig,
     TemplateConfig,
+    ToolConfig,
     VariableAggregatorConfig,
     outputs_of,
     parse_config,
@@ -103,12 +107,21 @@ DIFY_TYPES: dict[str, str] = {
     "list-operator": "list_operator",
     "document-extractor": "document_extractor",
     "human-input": "human_input",
-    # Only a tool whose provider is a workflow of the tenant (provider_type: workflow); other
-    # tools (builtin, API, plugin) are refused.
-    "tool": "sub_workflow",
+    # A tool whose provider is a workflow of the tenant (provider_type: workflow) is a
+    # sub-workflow; another, a tool of the tenant's provider of the same name (or a Stratus
+    # built-in of the same name), is a tool node; others are refused.
+    "tool": "tool",
+    # Only an agent node Stratus exported (a published agent of the tenant); Dify's own agent
+    # nodes (a strategy, model and tools defined inline) are refused.
+    "agent": "agent",
     "answer": "answer",
 }
 STRATUS_TYPES: dict[str, str] = {stratus: dify for dify, stratus in DIFY_TYPES.items() if dify != "variable-assigner"}
+STRATUS_TYPES["sub_workflow"] = "tool"
+# How an exported agent node says it is Stratus's (Dify's agent nodes name a strategy plugin).
+STRATUS_AGENT_STRATEGY = "stratus"
+# Outputs every Dify tool node has (Dify's ``files`` has no Stratus counterpart).
+DIFY_TOOL_OUTPUTS = frozenset({*TOOL_OUTPUTS, "files"})
 # Start variable types: Dify → Stratus.
 INPUT_TYPES = {"text-input": "string", "paragraph": "string", "select": "string", "number": "number",
                "checkbox": "boolean", "json_object": "object", "file": "object", "file-list": "array[object]"}
@@ -179,6 +192,14 @@ _TYPE_KEYS: dict[str, frozenset[str]] = {
     "sub_workflow": frozenset({"provider_id", "provider_type", "provider_name", "tool_name", "tool_label",
                                "tool_parameters", "tool_configurations", "tool_node_version", "output_schema",
                                "paramSchemas", "params", "is_team_authorization", "plugin_unique_identifier"}),
+    # The same, and the tool's description and credentials (the Stratus provider holds its own).
+    "tool": frozenset({"provider_id", "provider_type", "provider_name", "tool_name", "tool_label",
+                       "tool_parameters", "tool_configurations", "tool_node_version", "output_schema",
+                       "paramSchemas", "params", "is_team_authorization", "plugin_unique_identifier",
+                       "tool_description", "credential_id", "provider_icon"}),
+    "agent": frozenset({"agent_strategy_provider_name", "agent_strategy_name", "agent_strategy_label",
+                        "agent_parameters", "agent_id", "agent_inputs", "output_schema", "plugin_unique_identifier",
+                        "memory", "tool_node_version"}),
     # ``variables``: a list Dify's answer node keeps empty.
     "answer": frozenset({"answer", "variables"}),
 }
@@ -219,21 +240,25 @@ ModelNames = Callable[[str], bool] | set[str] | frozenset[str]
 # A workflow of the tenant a Dify workflow tool names (by provider id or name): its id and the
 # outputs its published version answers; None: the tenant has none of that id or name.
 WorkflowTargets = Callable[[str], tuple[str, list[str]] | None]
+# The tenant's tools (listed once, when a Dify tool node asks): what a Dify tool node may name.
+ToolTargets = Callable[[], Sequence[ToolSpec]]
 
 
 # -- import ------------------------------------------------------------------------------------
 def import_dify(content: str, *, model_names: ModelNames, default_model: str | None,
-                workflows: WorkflowTargets | None = None) -> ImportResult:
+                workflows: WorkflowTargets | None = None, tools: ToolTargets | None = None) -> ImportResult:
     """A Dify app DSL (or a bare graph) as a Stratus document. ``model_names`` says whether the
     tenant has a chat model of a name; ``default_model`` is the tenant's default chat model
     (None: leave the node on the default, whichever it is at run time); ``workflows`` finds the
-    tenant's workflow a Dify workflow tool names (None: such tools are refused). Raises
+    tenant's workflow a Dify workflow tool names (None: such tools are refused); ``tools`` lists
+    the tenant's tools, which other Dify tool nodes name by provider and tool (None: such tools
+    are refused). Raises
     :class:`DslImportUnsupported` (422 ``workflow_import_unsupported``) naming every node or
     feature Stratus does not run yet, :class:`DslImportFailed` (422 ``workflow_import_invalid``)
     when the file is not a Dify workflow."""
     data = _load(content)
     exists = model_names if callable(model_names) else model_names.__contains__
-    context = _Context(exists, default_model, workflows)
+    context = _Context(exists, default_model, workflows, tools)
     if data.get("kind") not in (None, "app"):
         raise DslImportFailed(f"The file's kind is {data['kind']!r}: only Dify app exports (kind: app) are imported")
     name = description = ""
@@ -379,11 +404,16 @@ class _Context:
     """What an import collects: warnings, substitutions and the problems that stop it."""
 
     def __init__(self, model_exists: Callable[[str], bool], default_model: str | None,
-                 workflows: WorkflowTargets | None = None) -> None:
+                 workflows: WorkflowTargets | None = None, tools: ToolTargets | None = None,
+                 exporting: bool = False) -> None:
         self.model_exists = model_exists
         self.default_model = default_model
         # None while exporting: a workflow tool maps back to the id it names.
         self.workflows = workflows
+        # Exporting: a tool maps back to the reference it names.
+        self.exporting = exporting
+        self._tools = tools
+        self._tool_specs: list[ToolSpec] | None = None
         self.warnings: list[str] = []
         self.substitutions: list[ModelSubstitution] = []
         self.unsupported: list[Problem] = []
@@ -411,6 +441,15 @@ class _Context:
     def malformed(self, node_id: str | None, field: str, message: str) -> None:
         self.invalid.append(Problem(node_id, field, "invalid_dsl", message))
 
+    def tool_specs(self) -> list[ToolSpec]:
+        """The tenant's tools, listed on first use (the built-ins alone when no lister was given)."""
+        if self._tool_specs is None:
+            from shared.tools.builtins import builtin_specs
+            from shared.tools.contract import DEFAULT_TIMEOUT_S
+
+            self._tool_specs = list(self._tools()) if self._tools is not None else builtin_specs(DEFAULT_TIMEOUT_S)
+        return self._tool_specs
+
 
 def _graph(graph: Mapping[str, Any], context: _Context) -> WorkflowDocument | None:
     raw_nodes, raw_edges = graph.get("nodes"), graph.get("edges")
@@ -426,6 +465,7 @@ def _graph(graph: Mapping[str, Any], context: _Context) -> WorkflowDocument | No
     edges = _edges(raw_edges or [], context, dropped)
     if context.unsupported or context.invalid:
         return None
+    _declare_tool_outputs(nodes)
     _place(nodes, edges)
     raw = {"mode": context.mode, "conversation_variables": context.conversation_variables, "nodes": nodes,
            "edges": edges}
@@ -491,8 +531,13 @@ def _node(index: int, raw: Any, context: _Context, dropped: set[str]) -> dict[st
         context.malformed(None, f"{where}.id", f"node id {raw.get('id')!r} must be 1 to 64 letters, digits, _ or -")
         return None
     kind = DIFY_TYPES.get(dify_type) if isinstance(dify_type, str) else None
-    if kind == "sub_workflow" and data.get("provider_type") != "workflow":
-        kind = None  # a builtin, API or plugin tool
+    if kind == "tool" and data.get("provider_type") == "workflow":
+        kind = "sub_workflow"
+    if kind == "agent" and data.get("agent_strategy_provider_name") != STRATUS_AGENT_STRATEGY:
+        context.refuse(node_id, "data.type", "unsupported_node_type",
+                       "Dify agent nodes (their strategy, model and tools are defined in the node; a Stratus agent "
+                       "node calls a published agent of the tenant: create the agent, then use an agent node)")
+        return None
     if kind is None:
         context.refuse(node_id, "data.type", "unsupported_node_type", f"{dify_type} nodes")
         return None
@@ -1303,6 +1348,124 @@ def _sub_workflow_from_dify(node_id: str, data: Mapping[str, Any], context: _Con
             "outputs": [{"variable": output, "type": None} for output in target[1]]}
 
 
+def match_tool(specs: Sequence[ToolSpec], provider_keys: Sequence[str], tool_name: str) -> ToolSpec | None:
+    """The tool a Dify tool node names: a tool ``tool_name`` of the tenant's provider whose name
+    (ignoring case) or id is one of ``provider_keys`` (Dify's provider_name, provider_id), else the
+    Stratus built-in of that name."""
+    keys = {key.lower() for key in provider_keys if key}
+    for spec in specs:
+        if spec.kind in ("openapi", "mcp", "workflow") and tool_name in (spec.name, spec.ref.name) \
+                and (spec.provider_name.lower() in keys or spec.ref.source.lower() in keys):
+            return spec
+    return next((spec for spec in specs if spec.kind == "builtin" and spec.name == tool_name), None)
+
+
+def _tool_argument(value: Any) -> dict[str, Any] | None:
+    """A Dify tool parameter (``{type: variable | mixed | constant, value}``, or the older bare
+    value) as an argument; None when it is unset."""
+    if isinstance(value, Mapping) and "value" in value and value.get("type") in ("variable", "mixed", "constant"):
+        kind, raw = value.get("type"), value.get("value")
+        if kind == "variable":
+            return {"type": "selector", "value": _selector(raw)} if isinstance(raw, list) and raw else None
+        if raw is None or raw == "":
+            return None
+        if kind == "mixed":
+            return {"type": "template", "value": raw if isinstance(raw, str) else json.dumps(raw)}
+        return {"type": "constant", "value": raw}
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and template_references(value):
+        return {"type": "template", "value": value}
+    return {"type": "constant", "value": value}
+
+
+def _tool_from_dify(node_id: str, data: Mapping[str, Any], context: _Context) -> dict[str, Any]:
+    """A Dify tool (builtin, API or plugin) whose provider is a tool provider of the tenant of the
+    same name (or id), with a tool of that name, or a Stratus built-in of that name; else the
+    import is refused, naming the node. Its parameters and configurations become arguments (those
+    the tool does not take are dropped, with a warning); the fields other nodes read of it become
+    its declared outputs (:func:`_declare_tool_outputs`)."""
+    provider_id, provider_name = _text(data.get("provider_id")), _text(data.get("provider_name"))
+    tool_name = _text(data.get("tool_name"))
+    properties: Mapping[str, Any] | None = None
+    if context.exporting:
+        ref, shown = f"{provider_id}/{tool_name}", "" if provider_name == provider_id else provider_name
+    else:
+        spec = match_tool(context.tool_specs(), [provider_name, provider_id], tool_name)
+        if spec is None:
+            context.refuse(node_id, "data.provider_id", "unsupported_node_type",
+                           f"tool {tool_name!r} of {provider_name or provider_id!r} nodes (no tool provider of this "
+                           "tenant has that name and that tool, and no built-in has that name: create the provider "
+                           "(POST /api/v1/tools), then import this file again)")
+            return {}
+        # The provider's name, for editors; none for a built-in or workflow, or when the file named
+        # the provider by its id alone (as an export of a node without one does).
+        ref = str(spec.ref)
+        named = provider_name and provider_name != spec.ref.source
+        shown = spec.provider_name if spec.kind in ("openapi", "mcp") and named else ""
+        declared = spec.parameters.get("properties") if isinstance(spec.parameters, dict) else None
+        closed = isinstance(spec.parameters, dict) and spec.parameters.get("additionalProperties") is False
+        properties = declared if isinstance(declared, dict) and closed else None
+    arguments: dict[str, Any] = {}
+    for source in ("tool_configurations", "tool_parameters"):
+        for name, value in _mapping(data.get(source)).items():
+            argument = _tool_argument(value)
+            if argument is None:
+                continue
+            if properties is not None and str(name) not in properties:
+                context.warn(node_id, f"{tool_name} takes no argument {name!r}; its value was dropped")
+                continue
+            arguments[str(name)] = argument
+    return {"tool": ref, "arguments": arguments, "outputs": [], "provider_name": shown}
+
+
+def _declare_tool_outputs(nodes: list[dict[str, Any]]) -> None:
+    """Each tool node answers, as outputs of its own, the fields of its JSON answer that other
+    nodes read of it (Dify's tool output variables, e.g. ``{{#tool.result#}}``)."""
+    tools = {node["id"]: node for node in nodes if node["type"] == "tool"}
+    if not tools:
+        return
+    read: dict[str, list[str]] = {node_id: [] for node_id in tools}
+
+    def note(selector: Sequence[Any]) -> None:
+        if len(selector) >= 2 and selector[0] in read and isinstance(selector[1], str) \
+                and selector[1] not in DIFY_TOOL_OUTPUTS and selector[1] not in read[selector[0]]:
+            read[selector[0]].append(selector[1])
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            if value and all(isinstance(part, str) for part in value):
+                note(value)
+            for item in value:
+                walk(item)
+        elif isinstance(value, str):
+            for selector in template_references(value):
+                note(selector)
+
+    for node in nodes:
+        walk(node["config"])
+    for node_id, fields in read.items():
+        config = tools[node_id]["config"]
+        declared = {output.get("variable") for output in config.get("outputs", []) if isinstance(output, Mapping)}
+        added = [{"variable": name, "type": None} for name in fields
+                 if name not in declared and re.match(VARIABLE_NAME, name)]
+        if added:
+            config["outputs"] = [*config.get("outputs", []), *added]
+            tools[node_id]["config"] = _canonical("tool", config)
+
+
+def _agent_from_dify(node_id: str, data: Mapping[str, Any], context: _Context) -> dict[str, Any]:
+    """An agent node as Stratus exports it (``agent_strategy_provider_name: stratus``)."""
+    parameters = _mapping(data.get("agent_parameters"))
+    query = _mapping(parameters.get("query"))
+    return {"agent_id": _text(data.get("agent_id")), "prompt": _text(query.get("value")),
+            "inputs": {str(name): _text(_mapping(value).get("value"))
+                       for name, value in _mapping(data.get("agent_inputs")).items()}}
+
+
 def _answer_from_dify(node_id: str, data: Mapping[str, Any], context: _Context) -> dict[str, Any]:
     return {"answer": _text(data.get("answer"))}
 
@@ -1330,6 +1493,8 @@ _CONFIG_FROM_DIFY: dict[str, Callable[[str, Mapping[str, Any], _Context], dict[s
     "human_input": _human_input_from_dify,
     "sub_workflow": _sub_workflow_from_dify,
     "answer": _answer_from_dify,
+    "tool": _tool_from_dify,
+    "agent": _agent_from_dify,
 }
 
 
@@ -1492,7 +1657,7 @@ def _node_to_dify(node: Node, positions: Mapping[str, Mapping[str, float]],
         data["retry_config"] = {"retry_enabled": node.retry.max_attempts > 1,
                                 "max_retries": node.retry.max_attempts - 1, "retry_interval": node.retry.interval_ms}
     # What the mapping back loses travels in the extension: the difference, field by field.
-    context = _Context(lambda _name: True, None)
+    context = _Context(lambda _name: True, None, exporting=True)
     mapped = _node_from_dify(node.id, node.type, data, None, context)
     original = node.model_dump(mode="json")
     original["config"] = _canonical(node.type, original["config"])
@@ -1811,6 +1976,32 @@ def _sub_workflow_to_dify(node: Node, config: Any, document: WorkflowDocument) -
                                 for binding in config.inputs}}
 
 
+_DIFY_ARGUMENT_TYPES = {"selector": "variable", "template": "mixed", "constant": "constant"}
+
+
+def _tool_to_dify(node: Node, config: Any, document: WorkflowDocument) -> dict[str, Any]:
+    """A tool node as a Dify tool: its provider's id (``builtin``, ``workflow``, or the tenant
+    provider's id) and name, the tool's name, its arguments as tool parameters. In Dify, pick a
+    tool of your own; imported back into Stratus it names the same tool."""
+    assert isinstance(config, ToolConfig)
+    source, _, name = config.tool.partition("/")
+    return {"provider_id": source, "provider_type": "builtin" if source == "builtin" else "api",
+            "provider_name": config.provider_name or source, "tool_name": name, "tool_label": node.title,
+            "tool_configurations": {}, "tool_node_version": "2",
+            "tool_parameters": {arg_name: {"type": _DIFY_ARGUMENT_TYPES[argument.type], "value": argument.value}
+                                for arg_name, argument in config.arguments.items()}}
+
+
+def _agent_to_dify(node: Node, config: Any, document: WorkflowDocument) -> dict[str, Any]:
+    """An agent node as a Dify agent node naming Stratus's "strategy": Dify cannot run it (pick a
+    strategy of your own there); Stratus imports it back."""
+    assert isinstance(config, AgentNodeConfig)
+    return {"agent_strategy_provider_name": STRATUS_AGENT_STRATEGY, "agent_strategy_name": "published-agent",
+            "agent_strategy_label": "Stratus agent", "agent_id": config.agent_id,
+            "agent_parameters": {"query": {"type": "mixed", "value": config.prompt}},
+            "agent_inputs": {name: {"type": "mixed", "value": text} for name, text in config.inputs.items()}}
+
+
 _CONFIG_TO_DIFY: dict[str, Callable[[Node, Any, WorkflowDocument], dict[str, Any]]] = {
     "answer": _answer_to_dify,
     "start": _start_to_dify,
@@ -1834,4 +2025,6 @@ _CONFIG_TO_DIFY: dict[str, Callable[[Node, Any, WorkflowDocument], dict[str, Any
     "document_extractor": _document_extractor_to_dify,
     "human_input": _human_input_to_dify,
     "sub_workflow": _sub_workflow_to_dify,
+    "tool": _tool_to_dify,
+    "agent": _agent_to_dify,
 }

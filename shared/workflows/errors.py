@@ -114,8 +114,9 @@ class WorkflowRunEventIdInvalid(ValidationFailed):
                              "Last-Event-ID is not an event id of this run's stream: send the `id` of the last event "
                              "you received (<milliseconds>-<sequence>), or none to replay from the start")
 
-    def __init__(self) -> None:
-        super().__init__(details={"fields": [{"field": "headers.last-event-id", "type": "value_error",
+    def __init__(self, field: str = "headers.last-event-id") -> None:
+        # ``field``: where the id came from (the header, or ``query.last_event_id``).
+        super().__init__(details={"fields": [{"field": field, "type": "value_error",
                                               "message": "expected <milliseconds>-<sequence>"}]})
 
 

@@ -5,7 +5,7 @@ run's internal stream (what the interpreter and the engine append, shared/workfl
 to these types (docs/adr/0035-workflow-run-streaming.md).
 
 Each event keeps the id the run's stream gave it, so ``Last-Event-ID`` resumes exactly after it.
-Import-light: pydantic only.
+Import-light: pydantic and the runs API's shapes only.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared.cache.ports import StreamEvent
+from shared.workflows.runs_api import FormOut
 
 logger = logging.getLogger(__name__)
 
@@ -114,8 +115,8 @@ class WorkflowPausedEvent(_Event):
     (``POST /api/v1/workflow-runs/{id}/resume``); the stream stays open."""
 
     node_id: str
-    form: dict[str, Any] = Field(default_factory=dict, description="The form to answer (`content`, typed `fields`, "
-                                                                   "`actions`), as the run's `pause` shows it")
+    form: FormOut = Field(description="The form to answer (`content`, typed `fields`, `actions`), as the run's "
+                                      "`pause` shows it")
     expires_at: datetime | None = Field(default=None, description="When the pause times out (its default or a "
                                                                   "failure, as the node says); null: never")
 

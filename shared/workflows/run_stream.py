@@ -59,9 +59,13 @@ class RunFollower:
         while True:
             if batch:
                 last = batch[-1].id
-                yield _wire(batch)
-                if any(event.type == FINAL_EVENT for event in batch):
+                ended = next((index for index, event in enumerate(batch) if event.type == FINAL_EVENT), None)
+                if ended is not None:
+                    # Nothing after the first ``done`` is sent: a ``done`` closing a reconnect
+                    # past the end (and anything a late writer appended) is never a second one.
+                    yield _wire(batch[:ended + 1])
                     return
+                yield _wire(batch)
                 idle = 0
             else:
                 yield []

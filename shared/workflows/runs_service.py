@@ -209,14 +209,15 @@ class WorkflowRunService:
 
     # Following ------------------------------------------------------------------------------
     def follow_run(self, principal: Principal, run_id: uuid.UUID, after_id: str | None,
-                   bounds: Follow) -> Iterator[list[StreamEvent]]:
+                   bounds: Follow, *, after_field: str = "headers.last-event-id") -> Iterator[list[StreamEvent]]:
         """The run's events after ``after_id`` (all without), then live, as streaming clients
         receive them, until ``done`` (docs/adr/0035-workflow-run-streaming.md). A run of another
-        tenant, or of another workflow than a bound key's, is 404; a run whose events expired 410."""
+        tenant, or of another workflow than a bound key's, is 404; a run whose events expired 410;
+        a malformed ``after_id`` 422 naming ``after_field`` (where the client sent it)."""
         from shared.chat.events import valid_event_id
 
         if after_id is not None and not valid_event_id(after_id):
-            raise WorkflowRunEventIdInvalid()
+            raise WorkflowRunEventIdInvalid(after_field)
         tenant = principal.tenant
         with self._db.transaction(tenant) as conn:
             row = run_row(conn, tenant, run_id)

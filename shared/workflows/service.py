@@ -52,7 +52,9 @@ from shared.workflows.errors import (
 from shared.workflows.sub_workflows import sub_workflow_problems
 
 if TYPE_CHECKING:
+    from shared.agents.contract import AgentResolver
     from shared.models.resolver import ModelResolver
+    from shared.tools.contract import ToolCatalog
 
 _MAX_NAME = 100
 IMPORTED_NAME = "Imported workflow"
@@ -170,9 +172,15 @@ _traced = tracer.capture_method(capture_response=False)
 
 
 class WorkflowService:
-    def __init__(self, db: Database, resolver: Callable[[], ModelResolver]) -> None:
+    def __init__(self, db: Database, resolver: Callable[[], ModelResolver], *,
+                 tools: Callable[[], ToolCatalog] | None = None,
+                 agents: Callable[[], AgentResolver] | None = None) -> None:
         self._db = db
         self._resolver = resolver
+        # The tenant's tools and agents, which tool and agent nodes name (None: such nodes are
+        # not checked against the tenant, as where no tools domain is wired).
+        self._tools = tools
+        self._agents = agents
 
     # Helpers -------------------------------------------------------------------------------
     @staticmethod
@@ -302,6 +310,19 @@ class WorkflowService:
                                            f"Knowledge base {kb} does not exist in this tenant, or is not active"))
         return problems
 
+    def _target_problems(self, tenant_id: uuid.UUID, document: WorkflowDocument) -> list[WorkflowProblem]:
+        """Each tool node's tool exists in the tenant and takes its arguments; each agent node's
+        agent exists and is published. Outside any transaction: the ports open their own."""
+        from shared.workflows.node_targets import agent_node_problems, tool_node_problems
+
+        types = {node.type for node in document.nodes}
+        problems: list[WorkflowProblem] = []
+        if "tool" in types and self._tools is not None:
+            problems += tool_node_problems(self._tools(), tenant_id, document)
+        if "agent" in types and self._agents is not None:
+            problems += agent_node_problems(self._agents(), tenant_id, document)
+        return problems
+
     # Publishing ----------------------------------------------------------------------------
     @_traced
     def publish_workflow(self, principal: Principal, workflow_id: uuid.UUID,
@@ -314,7 +335,8 @@ class WorkflowService:
         if body.version is not None and body.version != draft["version"]:
             raise WorkflowVersionConflict(details={"version": draft["version"]})
         document = load_document(draft["draft"])
-        problems = document_problems(document) + self._model_problems(tenant_id, document)
+        problems = (document_problems(document) + self._model_problems(tenant_id, document)
+                    + self._target_problems(tenant_id, document))
         with self._db.transaction(tenant_id) as conn:
             # Locked: publishes of one workflow take numbers one at a time.
             workflow = self._live(conn, tenant_id, workflow_id, lock=True)
@@ -383,7 +405,14 @@ class WorkflowService:
             called = load_document(snapshot["document"] if snapshot else found["draft"])
             return str(found["id"]), end_outputs(called)
 
-        result = import_dify(body.content, model_names=usable, default_model=default_model, workflows=workflow_named)
+        tools = self._tools
+
+        def tenant_tools() -> list[Any]:
+            # A Dify tool node names a tool provider of the tenant (or a built-in) by name.
+            return list(tools().list(tenant_id)) if tools is not None else []
+
+        result = import_dify(body.content, model_names=usable, default_model=default_model, workflows=workflow_named,
+                             tools=tenant_tools)
         try:
             check_document_size(result.document)
         except ValueError as exc:
@@ -442,7 +471,8 @@ class WorkflowService:
             return RunnableWorkflow(workflow_id, workflow["name"], snapshot["number"],
                                     load_document(snapshot["document"]))
         document = load_document(workflow["draft"])
-        problems = document_problems(document) + self._model_problems(tenant_id, document)
+        problems = (document_problems(document) + self._model_problems(tenant_id, document)
+                    + self._target_problems(tenant_id, document))
         with self._db.transaction(tenant_id) as conn:
             problems += self._knowledge_problems(conn, tenant_id, document)
             problems += sub_workflow_problems(conn, tenant_id, workflow_id, document)

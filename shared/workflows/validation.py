@@ -39,6 +39,8 @@ from pydantic import BaseModel, ValidationError
 from shared.validation import nul_paths
 from shared.workflows.configs import (
     ERROR_OUTPUTS,
+    TOOL_OUTPUTS,
+    AgentNodeConfig,
     AnswerConfig,
     AssignerConfig,
     CodeConfig,
@@ -59,6 +61,7 @@ from shared.workflows.configs import (
     StartConfig,
     SubWorkflowConfig,
     TemplateConfig,
+    ToolConfig,
     VariableAggregatorConfig,
     inner_outputs_of,
     iteration_output_type,
@@ -81,6 +84,10 @@ from shared.workflows.definition import (
 from shared.workflows.errors import WorkflowInputInvalid, WorkflowInvalid
 from shared.workflows.human_input import field_value
 from shared.workflows.variables import SYS, TEMPLATE_REFERENCE, sys_fields, template_references
+
+# An agent node's agent: an id, or a built-in agent's slug (shared/agents/paths.py).
+_AGENT_REF = re.compile(r"^([0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
+                        r"|builtin-[a-z0-9-]{1,60})$")
 
 # if_else operators that compare numbers, and those that need a list value.
 NUMERIC_OPERATORS = frozenset({"=", "≠", ">", "<", "≥", "≤"})
@@ -373,6 +380,33 @@ class _Checker:
                     self.add(node.id, "config.workflow_id", "invalid_workflow_id",
                              f"{config.workflow_id!r} is not a workflow id (a UUID); pick one of the tenant's "
                              "published workflows")
+            case ToolConfig():
+                self._tool(node, config)
+            case AgentNodeConfig():
+                if not _AGENT_REF.match(config.agent_id):
+                    self.add(node.id, "config.agent_id", "invalid_agent_id",
+                             f"{config.agent_id!r} is not an agent id (a UUID) nor a built-in agent's slug "
+                             "(builtin-...); pick one of the tenant's published agents")
+                if not config.prompt.strip():
+                    self.add(node.id, "config.prompt", "missing_prompt",
+                             "give the agent the message it answers (text with {{#node.field#}} references)")
+
+    def _tool(self, node: Node, config: ToolConfig) -> None:
+        """A tool node names a tool by reference; the fields it answers are distinct names that
+        do not hide its own outputs. (Whether the tool exists and takes the arguments is checked
+        against the tenant's tools when publishing.)"""
+        from shared.tools.contract import ToolRef, ToolRefInvalid
+
+        try:
+            ToolRef.parse(config.tool)
+        except ToolRefInvalid as exc:
+            self.add(node.id, "config.tool", "invalid_tool", str(exc))
+        self._unique(node, [o.variable for o in config.outputs], "config.outputs", "variable", "duplicate_output")
+        for index, output in enumerate(config.outputs):
+            if output.variable in TOOL_OUTPUTS:
+                self.add(node.id, f"config.outputs[{index}].variable", "invalid_output_name",
+                         f"{output.variable!r} is already an output of every tool node ({', '.join(TOOL_OUTPUTS)}); "
+                         "read it as it is, or pick another name")
 
     def _form(self, node: Node, config: HumanInputConfig) -> None:
         """A human input form's fields: options only on select (and required there), defaults of
@@ -900,6 +934,16 @@ def _reference_checks(config: BaseModel) -> Iterator[_Check]:
                 yield f"config.inputs[{i}].value_selector", binding.value_selector, None
         case AnswerConfig():
             yield from _templates("config.answer", config.answer)
+        case ToolConfig():
+            for name, argument in config.arguments.items():
+                if argument.type == "selector":
+                    yield f"config.arguments.{name}.value", argument.value, None
+                elif argument.type == "template":
+                    yield from _templates(f"config.arguments.{name}.value", argument.value)
+        case AgentNodeConfig():
+            yield from _templates("config.prompt", config.prompt)
+            for name, text in config.inputs.items():
+                yield from _templates(f"config.inputs.{name}", text)
 
 
 def _condition_checks(where: str, conditions: Sequence[Condition]) -> Iterator[_Check]:

@@ -12,11 +12,13 @@ if TYPE_CHECKING:
 
 
 def workflow_service() -> WorkflowService:
+    from shared.agents.wiring import agent_service
     from shared.db.database import get_database
     from shared.models.wiring import model_resolver
+    from shared.tools.wiring import tool_runtime
     from shared.workflows.service import WorkflowService
 
-    return WorkflowService(get_database(), model_resolver)
+    return WorkflowService(get_database(), model_resolver, tools=tool_runtime, agents=agent_service)
 
 
 def workflow_run_service() -> WorkflowRunService:

@@ -220,6 +220,9 @@ def test_other_tenants_bound_keys_and_bad_positions(runtime: RunningRuntime, cli
     invalid = client.http.get(events, headers={**client.headers, "Last-Event-ID": "yesterday"})
     assert invalid.status_code == 422 and invalid.json()["code"] == "workflow_run_event_id_invalid"
     assert invalid.json()["details"]["fields"][0]["field"] == "headers.last-event-id"
+    # Sent as the query parameter, the error names the query parameter.
+    queried = client.http.get(f"{events}?last_event_id=yesterday", headers=client.headers)
+    assert queried.status_code == 422 and queried.json()["details"]["fields"][0]["field"] == "query.last_event_id"
     wrong_mode = client.http.post(f"/api/v1/workflows/{workflow}/runs", headers=client.headers,
                                   json={"inputs": {"q": "x"}, "mode": "live"})
     assert wrong_mode.status_code == 422 and wrong_mode.json()["details"]["fields"][0]["field"] == "body.mode"

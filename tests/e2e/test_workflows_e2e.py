@@ -2,7 +2,9 @@
 imported from its YAML, published and run on the Step Functions interpreter (moto), and must
 give the outputs Dify's own tests assert; a chatflow's (advanced-chat) with its case's query, its
 ``answer`` output the streamed answer the test asserts. The model is a local OpenAI-protocol server and the
-HTTP node's target a local HTTP server, each answering what the case mocks."""
+HTTP node's target a local HTTP server, each answering what the case mocks; a tool node's tool is an
+OpenAPI tool of a provider the test creates under the Dify provider's name, served by the same local
+server (or Stratus's built-in current_time)."""
 
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ from tests.support.compat_cases import (
     node_ids,
     outputs_match,
     prepared_fixture,
+    prepared_inputs,
+    tool_providers,
 )
 from tests.support.fake_openai import FakeOpenAI
 
@@ -64,6 +68,9 @@ def client(runtime: RunningRuntime, fake: FakeOpenAI) -> Client:
 
 
 def _imported(client: Client, case: CompatCase, http_mock: HttpMockServer) -> dict[str, Any]:
+    for provider in tool_providers(case, http_mock.origin):
+        created = client.http.post("/api/v1/tools", headers=client.headers, json=provider)
+        assert created.status_code in (201, 409), created.text  # 409: made for an earlier case
     content = prepared_fixture(case, http_mock.origin)
     created = client.call("POST", "/api/v1/workflows/import", 201,
                           json={"format": "dify", "content": content, "name": f"compat {case.id}"})["workflow"]
@@ -77,7 +84,7 @@ def test_dify_fixture_case(client: Client, fake: FakeOpenAI, http_mock: HttpMock
     fake.enqueue(*llm_replies(case, node_ids(case.fixture, "llm")))
     http_mock.use(case)
     workflow = _imported(client, case, http_mock)
-    body: dict[str, Any] = {"inputs": case.inputs, "mode": "sync"}
+    body: dict[str, Any] = {"inputs": prepared_inputs(case, http_mock.origin), "mode": "sync"}
     if case.chatflow:
         body["query"] = case.query
     run = client.call("POST", f"/api/v1/workflows/{workflow['id']}/runs", 200, json=body)

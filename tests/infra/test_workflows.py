@@ -84,7 +84,9 @@ def test_the_node_running_tasks_reach_the_run_store_and_nothing_to_control_execu
     for name in ("workflow-step", "workflow-branch", "workflow-items"):
         actions = {action for action, _ in _grants(synth, name)}
         assert payloads <= actions, name
-        assert not {a for a in actions if a.startswith(("states:", "sqs:"))}, name
+        # A tool node calling a workflow tool starts a run of it (docs/tools.md): that only.
+        started = {"states:StartExecution"} if name != "workflow-step" else set()
+        assert {a for a in actions if a.startswith(("states:", "sqs:"))} == started, name
         assert "VpcConfig" in synth.function(name).props, "the run store is in the VPC"
         assert {"DATABASE_SECRET_ARN", "REDIS_URL", "PAYLOADS_BUCKET"} <= set(synth.function(name).env)
     # The step runs cheap nodes only: no provider keys, no KMS; the branch calls providers.
@@ -93,6 +95,11 @@ def test_the_node_running_tasks_reach_the_run_store_and_nothing_to_control_execu
     for name in ("workflow-branch", "workflow-items"):
         branch = {action for action, _ in _grants(synth, name)}
         assert "kms:Decrypt" in branch and "lambda:InvokeFunction" in branch, name
+    # Tool nodes run where nodes run; publishing, importing and running a draft check them.
+    for name in ("workflow-branch", "workflow-items", "chat", "workflows-publish", "workflows-import",
+                 "workflow-stream"):
+        assert "TOOLS_MCP_FUNCTION_NAME" in synth.function(name).env, name
+        assert "kms:Decrypt" in {action for action, _ in _grants(synth, name)}, name
     for name in ("workflow-await", "workflow-fail"):
         actions = {action for action, _ in _grants(synth, name)}
         assert not {a for a in actions if a.startswith(("states:", "s3:", "sqs:", "lambda:"))}, name
@@ -108,6 +115,11 @@ def test_the_run_routes_and_the_reconciler_control_only_what_they_need(synth: Sy
     # Resuming a paused run answers its task token, and controls nothing else.
     assert states("workflow-runs-resume") == {"states:SendTaskSuccess", "states:SendTaskFailure",
                                               "states:SendTaskHeartbeat"}
+    # An answer past the run store's inline bound is written to the payloads bucket: the resume
+    # route writes there, under the runs' prefix only; reading a run never writes.
+    assert {(action, _shown(resource)) for action, resource in _grants(synth, "workflow-runs-resume")
+            if action == "s3:PutObject"} == {("s3:PutObject", "<PayloadsBucketArn>/workflow-runs/*")}
+    assert "s3:PutObject" not in {action for action, _ in _grants(synth, "workflow-runs-get")}
     assert states("workflow-runs-get") == set()
     assert states("workflow-runs-reconcile") == {"states:DescribeExecution", "states:GetExecutionHistory"}
     # A follower ends within WORKFLOW_STREAM_FOLLOW_S (840 s): the function outlives it.

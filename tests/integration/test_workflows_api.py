@@ -91,7 +91,7 @@ def test_bad_input_answers_422_or_400_and_changes_nothing(api: Api, admin_sql: S
         ({"name": "a" * 101}, "body.name"),
         ({"name": "a", "description": "d" * 2001}, "body.description"),
         ({"name": "a", "document": {"schema_version": 2}}, "body.document.schema_version"),
-        ({"name": "a", "document": {"nodes": [{"id": "x", "type": "agent"}]}}, "body.document.nodes.0.type"),
+        ({"name": "a", "document": {"nodes": [{"id": "x", "type": "robot"}]}}, "body.document.nodes.0.type"),
         ({"name": "a", "document": {"nodes": [{"id": "bad id!", "type": "start"}]}}, "body.document.nodes.0.id"),
         ({"name": "a", "document": {"nodes": [{"id": "s", "type": "start", "retry": {"max_attempts": 11}}]}},
          "body.document.nodes.0.retry.max_attempts"),

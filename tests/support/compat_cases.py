@@ -4,7 +4,15 @@
 A case's mocks become what a real boundary answers, never patched internals: an LLM mock is a
 reply of the local OpenAI-protocol server, an HTTP mock a reply of a local HTTP server. The one
 change made to a fixture is where its HTTP node points (``https://sample.invalid`` → that local
-server), plus the ``fixture_overrides`` the Dify test itself applied.
+server), plus the ``fixture_overrides`` the Dify test itself applied; a case whose HTTP node's URL
+is an input (``https://api.example.com/...``) has that input pointed at the local server too.
+
+Tool nodes (Dify's marketplace and built-in tools): ``time``/``current_time`` is Stratus's
+built-in ``current_time``; another tool is served by a tool provider the test creates in the
+tenant under the Dify provider's name (:func:`tool_providers`): an OpenAPI document with one
+operation per tool, whose parameters are the tool node's, at ``/tools/<tool>`` of the local HTTP
+server, which answers the case's tool mock (``{"text": ...}`` as that text, anything else as
+JSON). So the tool node really calls an OpenAPI tool through the safe fetch path.
 """
 
 from __future__ import annotations
@@ -22,13 +30,19 @@ from tests.support.fake_openai import ChatScript, RawReply
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "dify"
 # Node types the workflow engine runs (issue 12; containers, the assigner and chatflows' answer
-# nodes, issue 13); fixtures using others (tool nodes) come later.
+# nodes, issue 13; tool nodes, issue 14).
 SUPPORTED_DIFY_TYPES = frozenset({"start", "end", "llm", "knowledge-retrieval", "if-else", "code",
                                   "template-transform", "http-request", "variable-aggregator",
                                   "iteration", "iteration-start", "loop", "loop-start", "loop-end", "assigner",
                                   "question-classifier", "parameter-extractor", "list-operator",
-                                  "document-extractor", "answer"})
+                                  "document-extractor", "answer", "tool"})
 SAMPLE_HOST = "https://sample.invalid"
+# The host of an HTTP node's URL given as a case's input (http_request_with_json_tool_workflow.yml).
+EXAMPLE_HOST = "https://api.example.com"
+# Dify tools that are Stratus built-ins (tool name → built-in): no provider to create.
+BUILTIN_TOOLS = {"current_time": "current_time"}
+# Where the local HTTP server serves a case's tools.
+TOOLS_PATH = "/tools"
 # Cases of supported fixtures that do not run, each for a reason of its own: what the Dify test
 # asserts holds only because its mock replaces the node it names, and a real model (behind
 # Stratus's engine or Dify's own) would not give it.
@@ -114,9 +128,57 @@ def prepared_fixture(case: CompatCase, http_origin: str) -> str:
     return yaml.safe_dump(content, allow_unicode=True, sort_keys=False)
 
 
+def prepared_inputs(case: CompatCase, http_origin: str) -> dict[str, Any]:
+    """The case's inputs, an HTTP node's URL given as an input pointed at ``http_origin``."""
+    return {name: value.replace(EXAMPLE_HOST, http_origin) if isinstance(value, str) else value
+            for name, value in case.inputs.items()}
+
+
+def _tool_nodes(fixture: str) -> list[dict[str, Any]]:
+    content = yaml.safe_load((FIXTURES / fixture).read_text())
+    return [dict(node["data"]) for node in _graph(content)["nodes"] if node.get("data", {}).get("type") == "tool"
+            and node["data"].get("provider_type") != "workflow"]
+
+
+def tool_providers(case: CompatCase, http_origin: str) -> list[dict[str, Any]]:
+    """The tool providers (``POST /api/v1/tools`` bodies) that serve the case's tools: one per
+    Dify provider, named as it, an OpenAPI operation per tool (its parameters in the query), at
+    the local HTTP server. Built-in tools need none."""
+    by_provider: dict[str, dict[str, list[str]]] = {}
+    for data in _tool_nodes(case.fixture):
+        if data["tool_name"] in BUILTIN_TOOLS:
+            continue
+        parameters = sorted(str(name) for name in (data.get("tool_parameters") or {}))
+        by_provider.setdefault(str(data["provider_name"]), {})[str(data["tool_name"])] = parameters
+    providers = []
+    for name, tools in by_provider.items():
+        paths = {f"/{tool}": {"get": {"operationId": tool, "summary": f"{tool} (the case's mock)", "parameters": [
+            {"name": parameter, "in": "query", "schema": {"type": "string"}} for parameter in parameters],
+            "responses": {"200": {"description": "the mocked output"}}}} for tool, parameters in tools.items()}
+        providers.append({"name": name, "kind": "openapi", "base_url": http_origin + TOOLS_PATH, "schema": {
+            "openapi": "3.0.3", "info": {"title": name, "version": "1"}, "paths": paths}})
+    return providers
+
+
+def _prompt_markers(fixture: str, llm_node_ids: list[str]) -> dict[str, str]:
+    """Each LLM node's literal prompt text, when it tells the nodes apart (no references, and
+    no other node's the same): what its request holds, so that parallel nodes get their own reply."""
+    content = yaml.safe_load((FIXTURES / fixture).read_text())
+    texts: dict[str, str] = {}
+    for node in _graph(content)["nodes"]:
+        data = node.get("data", {})
+        if str(node.get("id")) in llm_node_ids and isinstance(data.get("prompt_template"), list):
+            literal = " ".join(str(m.get("text", "")) for m in data["prompt_template"] if isinstance(m, dict))
+            if literal.strip() and "{{" not in literal:
+                texts[str(node["id"])] = literal.strip()
+    return {node_id: text for node_id, text in texts.items() if list(texts.values()).count(text) == 1}
+
+
 def llm_replies(case: CompatCase, llm_node_ids: list[str]) -> list[ChatScript | RawReply]:
-    """The model server's replies, one per LLM node in the order given."""
+    """The model server's replies, one per LLM node in the order given (each bound to its node's
+    prompt when the prompt tells it apart)."""
     replies: list[ChatScript | RawReply] = []
+    markers = _prompt_markers(case.fixture, llm_node_ids) if len(llm_node_ids) > 1 else {}
     for node_id in llm_node_ids:
         mock = case.mocks.get(f"node:{node_id}") or case.mocks.get("type:llm")
         if mock is None:
@@ -130,7 +192,7 @@ def llm_replies(case: CompatCase, llm_node_ids: list[str]) -> list[ChatScript | 
             replies.append(ChatScript(
                 text=[mock.get("text", "")],
                 usage=(int(usage.get("prompt_tokens", 12)), int(usage.get("completion_tokens", 7))),
-                first_byte_delay_s=float(mock.get("__delay_s__", 0.0))))
+                first_byte_delay_s=float(mock.get("__delay_s__", 0.0)), when=markers.get(node_id)))
     return replies
 
 
@@ -162,10 +224,12 @@ class HttpMock:
 
 
 class HttpMockServer:
-    """A loopback HTTP server answering every request with the current mock."""
+    """A loopback HTTP server answering every request with the current mock, and requests under
+    ``/tools/<tool>`` with that tool's mock."""
 
     def __init__(self) -> None:
         self.mock = HttpMock()
+        self.tools: dict[str, HttpMock] = {}
         self.requests: list[tuple[str, str, bytes]] = []
         server = self
 
@@ -176,7 +240,9 @@ class HttpMockServer:
             def _answer(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 server.requests.append((self.command, self.path, self.rfile.read(length) if length else b""))
-                mock = server.mock
+                path = self.path.split("?", 1)[0]
+                tool = path[len(TOOLS_PATH) + 1:] if path.startswith(TOOLS_PATH + "/") else None
+                mock = server.tools.get(tool, server.mock) if tool is not None else server.mock
                 if mock.fail:
                     self.close_connection = True
                     self.connection.close()
@@ -206,6 +272,19 @@ class HttpMockServer:
         else:
             self.mock = HttpMock(int(mock.get("status_code", 200)), str(mock.get("body", "")),
                                  dict(mock.get("headers") or {}))
+        self.tools = {}
+        content = yaml.safe_load((FIXTURES / case.fixture).read_text())
+        for node in _graph(content)["nodes"]:
+            data = node.get("data", {})
+            if data.get("type") != "tool":
+                continue
+            answer = case.mocks.get(f"node:{node['id']}") or case.mocks.get("type:tool") or {}
+            if set(answer) == {"text"}:
+                self.tools[str(data["tool_name"])] = HttpMock(200, str(answer["text"]),
+                                                              {"Content-Type": "text/plain; charset=utf-8"})
+            else:
+                self.tools[str(data["tool_name"])] = HttpMock(200, json.dumps(answer),
+                                                              {"Content-Type": "application/json"})
         self.requests.clear()
 
     def __enter__(self) -> HttpMockServer:

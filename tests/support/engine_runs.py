@@ -109,7 +109,8 @@ class Unused:
 def ports(**given: Any) -> EnginePorts:
     return EnginePorts(models=given.get("models", Unused()), retriever=given.get("retriever", Unused()),
                        code_runner=given.get("code_runner", Unused()), fetcher=given.get("fetcher", Unused()),
-                       files=given.get("files"), workflows=given.get("workflows"))
+                       files=given.get("files"), workflows=given.get("workflows"), tools=given.get("tools"),
+                       agents=given.get("agents"))
 
 
 class ScriptedRetriever:

@@ -75,6 +75,9 @@ class ChatScript:
     omit_finish: bool = False
     # After the last event, keep the response open this long before ending its body.
     hold_open_s: float = 0.0
+    # Answer only a request whose body holds this text (e.g. a node's prompt): parallel callers
+    # then get their own reply whatever order their requests arrive in. None: any request.
+    when: str | None = None
 
 
 @dataclass
@@ -299,10 +302,14 @@ class ScriptedHTTPServer:
         with self._lock:
             self.requests.append(request)
 
-    def take(self, path: str, kind: type[ChatScript] | type[EmbeddingScript]) -> Reply | None:
-        """The first queued reply meant for ``path``: a script of ``kind``, or a RawReply."""
+    def take(self, path: str, kind: type[ChatScript] | type[EmbeddingScript], body: Any = None) -> Reply | None:
+        """The first queued reply meant for ``path``: a script of ``kind`` (whose ``when``, if
+        any, is in the request's ``body``), or a RawReply."""
+        text = json.dumps(body, ensure_ascii=False) if body is not None else ""
         with self._lock:
             for reply in self._replies:
+                if isinstance(reply, ChatScript) and reply.when is not None and reply.when not in text:
+                    continue
                 if isinstance(reply, kind) or (isinstance(reply, RawReply) and reply.path in (None, path)):
                     self._replies.remove(reply)
                     return reply
@@ -343,7 +350,7 @@ class FakeOpenAI(ScriptedHTTPServer):
 
     def respond(self, exchange: Exchange, request: RecordedRequest) -> None:
         if request.path == self.CHAT_PATH and request.method == "POST":
-            reply = self.take(request.path, ChatScript) or ChatScript()
+            reply = self.take(request.path, ChatScript, request.body) or ChatScript()
         elif request.path == self.EMBEDDINGS_PATH and request.method == "POST":
             reply = self.take(request.path, EmbeddingScript) or EmbeddingScript()
         else:

@@ -159,7 +159,10 @@ def test_workflow_runs_stream_their_events_and_keep_their_json_answers(doc: dict
                 for item in items.values()} == {("string", "application/json")}
         finished = events["node.finished"]["properties"]
         assert {"status", "outputs", "outputs_truncated", "elapsed_ms", "tokens", "finished_at"} <= set(finished)
-        assert set(events["workflow.paused"]["required"]) == {"node_id"}
+        # The form a paused run waits on, typed as the run's pause shows it.
+        assert set(events["workflow.paused"]["required"]) == {"node_id", "form"}
+        form = _schema(doc, events["workflow.paused"]["properties"]["form"])
+        assert set(form["properties"]) == {"content", "fields", "actions"}
     replay = doc["paths"]["/api/v1/workflow-runs/{run_id}/events"]["get"]
     assert {p["name"] for p in replay["parameters"]} == {"run_id", "last_event_id", "Last-Event-ID"}
     listed = doc["paths"]["/api/v1/workflows/{workflow_id}/runs"]["get"]
@@ -168,6 +171,18 @@ def test_workflow_runs_stream_their_events_and_keep_their_json_answers(doc: dict
     page = listed["responses"]["200"]["content"]["application/json"]["schema"]
     assert "pagination" in page["required"] and page["properties"]["data"]["type"] == "array"
     assert {p["name"] for p in listed["parameters"]} == {"workflow_id", "status", "page", "limit", "sort"}
+
+
+def test_resuming_a_paused_run_is_described_with_its_body_and_answers(doc: dict[str, Any]) -> None:
+    resume = doc["paths"]["/api/v1/workflow-runs/{run_id}/resume"]["post"]
+    body = _schema(doc, resume["requestBody"]["content"]["application/json"]["schema"])
+    assert set(body["properties"]) == {"node_id", "answer", "action"} and body["required"] == ["node_id"]
+    responses = resume["responses"]
+    assert {"200", "202", "404", "409", "422"} <= set(responses)
+    # The run going on answers 202 with where to poll it, as the handler sets it.
+    assert "Location" in responses["202"]["headers"] and "Location" not in responses["200"]["headers"]
+    envelope = _schema(doc, responses["202"]["content"]["application/json"]["schema"])
+    assert "pause" in _schema(doc, envelope["properties"]["data"])["properties"]
 
 
 def test_streaming_paths_need_no_handler_module() -> None:

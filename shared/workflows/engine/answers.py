@@ -37,6 +37,9 @@ from shared.workflows.variables import SYS, TEMPLATE_REFERENCE, VariablePool
 
 # Nodes whose exits are chosen when they run.
 _BRANCHING = frozenset({"if_else", "question_classifier"})
+# Nodes whose ``text`` streams as they produce it (``text_chunk`` events): an LLM's, and an agent
+# node's answer.
+STREAMED_TYPES = frozenset({"llm", "agent"})
 
 
 @dataclass(frozen=True)
@@ -144,7 +147,7 @@ class AnswerStream:
                 if child.type != "answer":
                     return
                 self._child_texts.setdefault(str(container), []).append(str(data.get("text") or ""))
-            elif node_id in self._nodes and self._nodes[node_id].type == "llm":
+            elif node_id in self._nodes and self._nodes[node_id].type in STREAMED_TYPES:
                 self._chunks.setdefault(node_id, []).append(str(data.get("text") or ""))
             else:
                 return
@@ -227,7 +230,7 @@ class AnswerStream:
             return True
         outcome = self._outcomes.get(head)
         node = self._nodes.get(head)
-        if node is not None and node.type == "llm" and selector[1:] == ("text",):
+        if node is not None and node.type in STREAMED_TYPES and selector[1:] == ("text",):
             chunks = self._chunks.get(head, [])
             key = f"{slot}:{self._segment}"
             written = self._written_chunks.get(key, 0)

@@ -42,6 +42,9 @@ MODES: dict[str, Literal["inline", "branch", "input"]] = {
     "sub_workflow": "branch",
     # A chatflow's reply: rendering its template is cheap.
     "answer": "inline",
+    # A tool call (network I/O, up to the tool's timeout) and an agent's answer (a model, maybe
+    # retrieval): their own invocation.
+    "tool": "branch", "agent": "branch",
 }
 
 _PENDING = "pending"

@@ -63,9 +63,11 @@ from shared.workflows.engine.nodes.base import NodeCall, NodeOutput
 from shared.workflows.variables import VariablePool
 
 if TYPE_CHECKING:
+    from shared.chat.headless import AgentAnswer
     from shared.knowledge.contract import Retriever
     from shared.models.spec import Capability
     from shared.models.types import ChatEvent, ChatRequest
+    from shared.tools.contract import CallContext, ToolRef, ToolResult, ToolSelection, ToolSpec
     from shared.workflows.contract import WorkflowResolver
     from shared.workflows.engine.files import FileStore
     from shared.workflows.engine.nodes.iteration import ItemResult
@@ -77,7 +79,7 @@ logger = logging.getLogger(__name__)
 Emit = Callable[[str, dict[str, Any]], None]
 # Extra seconds a port that enforces the node's timeout itself gets to report it.
 PORT_GRACE_S = 2.0
-_PORT_TIMED = frozenset({"code", "http_request"})
+_PORT_TIMED = frozenset({"code", "http_request", "tool"})
 
 
 class ChatModels(Protocol):
@@ -87,6 +89,25 @@ class ChatModels(Protocol):
                     fallback_model: str | None = None) -> tuple[Iterator[ChatEvent], Any, str]: ...
 
     def target(self, tenant_id: uuid.UUID, name: str | None, capability: Capability) -> Any: ...
+
+
+class Tools(Protocol):
+    """What tool nodes need of the tools domain (shared.tools.contract: its ToolCatalog and
+    ToolExecutor, which shared.tools.runtime.ToolRuntime both is)."""
+
+    def list(self, tenant_id: uuid.UUID, selections: Sequence[ToolSelection] | None = None, *,
+             refresh: bool = False) -> list[ToolSpec]: ...
+
+    def call(self, tenant_id: uuid.UUID, ref: ToolRef | str, arguments: Mapping[str, Any],
+             timeout_s: float | None = None, *, context: CallContext | None = None) -> ToolResult: ...
+
+
+class AgentAnswers(Protocol):
+    """What agent nodes need: a published agent's answer to a prompt, outside any conversation
+    (shared.chat.headless.AgentAnswerer)."""
+
+    def answer(self, tenant_id: uuid.UUID, agent_id: str, prompt: str, inputs: Mapping[str, str], *,
+               user: str | None, cancelled: threading.Event, on_text: Callable[[str], None]) -> AgentAnswer: ...
 
 
 @dataclass(frozen=True)
@@ -101,6 +122,10 @@ class EnginePorts:
     # The tenant's published workflows, for sub-workflow nodes; None: not available (such a
     # node fails).
     workflows: WorkflowResolver | None = None
+    # The tenant's tools (tool nodes) and agents (agent nodes); None: not available (such a
+    # node fails).
+    tools: Tools | None = None
+    agents: AgentAnswers | None = None
 
 
 @dataclass(frozen=True)

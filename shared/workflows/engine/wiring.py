@@ -1,7 +1,7 @@
 """The engine's production ports: the model gateway, the knowledge retrieval service, the code
-sandbox, the fetch path, the uploads bucket and the tenant's published workflows (sub-workflow
-nodes), each the container's own. Built on first use; nothing here does I/O
-at import time."""
+sandbox, the fetch path, the uploads bucket, the tenant's published workflows (sub-workflow
+nodes), its tools (tool nodes) and agents (agent nodes), each the container's own. Built on
+first use; nothing here does I/O at import time."""
 
 from __future__ import annotations
 
@@ -15,9 +15,11 @@ if TYPE_CHECKING:
 @cache
 def engine_ports() -> EnginePorts:
     from shared.aws.clients import client
+    from shared.chat.wiring import agent_answerer
     from shared.config import get_settings
     from shared.knowledge.wiring import retrieval_service
     from shared.models.wiring import model_gateway
+    from shared.tools.wiring import tool_runtime
     from shared.workflows.engine.files import S3FileStore
     from shared.workflows.engine.runner import EnginePorts
     from shared.workflows.fetch.wiring import http_fetcher
@@ -27,7 +29,7 @@ def engine_ports() -> EnginePorts:
     bucket = get_settings().uploads_bucket
     return EnginePorts(models=model_gateway(), retriever=retrieval_service(), code_runner=code_runner(),
                        fetcher=http_fetcher(), files=S3FileStore(client, bucket) if bucket else None,
-                       workflows=workflow_service())
+                       workflows=workflow_service(), tools=tool_runtime(), agents=agent_answerer())
 
 
 def node_runner() -> NodeRunner:

@@ -131,10 +131,12 @@ def test_every_imported_fixture_survives_export_and_import_unchanged(name: str) 
 
 
 def _unsupported(name: str) -> list[tuple[str, str]]:
-    # A tool imports only as a workflow of the tenant (a sub-workflow); these fixtures' tools are not.
+    # A tool imports as a workflow of the tenant (a sub-workflow), a tool of the tenant's provider of
+    # the same name, or a Stratus built-in of that name; with no tenant tools, only the built-ins.
     return [(str(n["id"]), n["data"]["type"]) for n in graph_of(raw(name))["nodes"]
             if n["data"]["type"] not in DIFY_TYPES
-            or (n["data"]["type"] == "tool" and n["data"].get("provider_type") != "workflow")]
+            or (n["data"]["type"] == "tool" and n["data"].get("provider_type") != "workflow"
+                and n["data"].get("tool_name") != "current_time")]
 
 
 UNSUPPORTED_WORKFLOWS = sorted(
@@ -156,27 +158,36 @@ def test_fixtures_with_node_types_stratus_does_not_run_are_one_422_naming_each(n
     expected = _unsupported(name)
     assert expected
     assert [(p["node_id"], p["field"], p["code"]) for p in error.details["problems"]] == [
-        (node_id, "data.type", "unsupported_node_type") for node_id, _ in expected]
+        (node_id, "data.provider_id" if dify_type == "tool" else "data.type", "unsupported_node_type")
+        for node_id, dify_type in expected]
     for node_id, dify_type in expected:
-        assert f"{dify_type} nodes" in error.message and node_id in error.message
+        assert node_id in error.message
+        assert ("no tool provider of this tenant has that name" if dify_type == "tool" else f"{dify_type} nodes") \
+            in error.message
     assert "Nothing was imported" in error.message
 
 
 def test_the_unsupported_message_groups_nodes_by_type() -> None:
+    tool = {"type": "tool", "provider_type": "builtin", "provider_name": "acme", "tool_name": "search"}
     with pytest.raises(DslImportUnsupported) as caught:
-        load(app(START, {"id": "t1", "data": {"type": "tool"}}, {"id": "a1", "data": {"type": "agent"}},
-                 {"id": "t2", "data": {"type": "tool"}}))
-    assert caught.value.message.startswith(
-        "Stratus does not run these yet: tool nodes (nodes t1, t2); agent nodes (node a1).")
-    assert caught.value.details["problems"][0]["message"] == "Stratus does not run tool nodes yet"
+        load(app(START, {"id": "t1", "data": tool}, {"id": "a1", "data": {"type": "agent"}},
+                 {"id": "t2", "data": tool}))
+    message = caught.value.message
+    assert message.startswith("Stratus does not run these yet: tool 'search' of 'acme' nodes (no tool provider of "
+                              "this tenant has that name and that tool")
+    assert "(nodes t1, t2); Dify agent nodes (their strategy, model and tools are defined in the node" in message
+    assert message.endswith("(node a1). Nothing was imported: remove or replace them in Dify and export again")
+    assert caught.value.details["problems"][0]["message"].startswith("Stratus does not run tool 'search' of 'acme'")
 
 
 CHATFLOWS = sorted(str(path.relative_to(FIXTURES)) for path in FIXTURES.rglob("*.yml")
                    if yaml.safe_load(path.read_text()).get("app", {}).get("mode") == "advanced-chat")
 
 
-# Chatflows with marketplace tools: refused naming the tool nodes (a later issue runs them).
-CHATFLOWS_WITH_TOOLS = ("chatflow_time_tool_static_output_workflow.yml", "search_dify_from_2023_to_2025.yml")
+# A chatflow with a marketplace tool: refused naming the tool node while the tenant has no tool
+# provider of its name (tests/integration/test_workflow_compat_engine.py creates one). Dify's
+# time/current_time is Stratus's built-in current_time.
+CHATFLOWS_WITH_TOOLS = ("search_dify_from_2023_to_2025.yml",)
 
 
 @pytest.mark.parametrize("name", CHATFLOWS)
@@ -184,7 +195,7 @@ def test_chatflows_import_as_chatflows_that_round_trip(name: str) -> None:
     if name in CHATFLOWS_WITH_TOOLS:
         with pytest.raises(DslImportUnsupported) as caught:
             load(fixture(name))
-        assert caught.value.code == "workflow_import_unsupported" and "tool nodes" in caught.value.message
+        assert caught.value.code == "workflow_import_unsupported" and "'perplexity'" in caught.value.message
         return
     document = load(fixture(name)).document
     assert document.mode == "chatflow" and any(n.type == "answer" for n in document.nodes)
@@ -460,7 +471,7 @@ def test_features_stratus_does_not_run_are_refused_all_at_once() -> None:
         ("start", "data.variables[0].type"), ("llm", "data.prompt_template[0].edition_type"),
         ("code", "data.code_language"), ("code", "data.outputs.r.type"), ("http", "data.body.type"),
         ("if", "data.cases[0].conditions[0].comparison_operator"),
-        ("if", "data.cases[0].conditions[0].sub_variable_condition"), ("tool", "data.type")]
+        ("if", "data.cases[0].conditions[0].sub_variable_condition"), ("tool", "data.provider_id")]
     assert "external_data_tool inputs (node start)" in caught.value.message
     assert "javascript code (it runs Python 3) (node code)" in caught.value.message
 

@@ -89,7 +89,7 @@ def test_every_node_type_has_an_execution_mode() -> None:
     assert set(MODES) == set(NODE_TYPES)
     assert {t for t, mode in MODES.items() if mode == "branch"} == {
         "llm", "code", "http_request", "knowledge_retrieval", "question_classifier", "parameter_extractor",
-        "document_extractor", "iteration", "loop", "sub_workflow"}
+        "document_extractor", "iteration", "loop", "sub_workflow", "tool", "agent"}
     assert MODES["list_operator"] == "inline"
     # The only node that waits for a person.
     assert {t for t, mode in MODES.items() if mode == "input"} == {"human_input"}

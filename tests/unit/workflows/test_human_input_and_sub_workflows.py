@@ -272,6 +272,12 @@ def test_depth_and_cycles_are_checked_at_run_time_too() -> None:
     assert error.details["error"]["code"] == "sub_workflow_cycle"
     deep = context_for({})
     assert deep.lineage == ()
+    # However the call spells the id (upper case): still the same workflow, still a cycle.
+    b = uuid.uuid4()
+    store.publish(caller(str(b).upper()), b)
+    run = drive(caller(str(b)), NodeRunner(ports(workflows=store), sleep=lambda _s: None), {"word": "x"})
+    error = run.results["call"].error
+    assert error is not None and error.details["error"]["code"] == "sub_workflow_cycle", error
 
 
 def test_a_store_error_keeps_no_internals() -> None:

@@ -70,7 +70,9 @@ def test_engine_and_interpreter_names_map_to_the_wire_types_with_their_ids() -> 
         "text_chunk": ("node.delta", {"node_id": "a", "text": "x"}),
         "iteration.next": ("iteration.next", {"node_id": "it", "index": 0}),
         "loop.next": ("loop.next", {"node_id": "lp", "index": 4}),
-        "workflow.paused": ("workflow.paused", {"node_id": "ask", "form": {"fields": [{"name": "ok"}]}}),
+        "workflow.paused": ("workflow.paused", {"node_id": "ask", "form": {"content": "Ok?", "actions": [], "fields": [
+            {"name": "ok", "label": "", "type": "boolean", "required": True, "default": None, "options": [],
+             "max_length": None}]}}),
         "workflow.resumed": ("workflow.resumed", {"node_id": "ask"}),
         "error": ("error", {"code": "node_failed", "message": "boom", "node_id": "a"}),
         "done": ("done", {"status": "failed"}),
@@ -128,6 +130,10 @@ def test_a_finished_run_replays_whole_and_resuming_anywhere_loses_and_repeats_no
     # reconnect with the same id for ever), never an old event again.
     (after_done,) = run.follow(everything[-1].id, block_ms=5)
     assert after_done.type == "done" and after_done.id not in ids and run.closed == ["succeeded"]
+    # That closing done (or anything a late writer appends) never makes a replay repeat done.
+    run.emit("workflow.paused", node_id="late", form={})
+    assert [event.id for event in run.follow()] == ids
+    assert [event.id for event in run.follow(everything[-2].id)] == ids[-1:]
 
 
 def test_a_live_run_is_followed_until_done_with_heartbeat_slots_between() -> None:

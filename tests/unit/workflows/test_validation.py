@@ -147,7 +147,7 @@ def test_a_document_with_many_problems_reports_all_of_them() -> None:
 
 # -- the document's shape ----------------------------------------------------------------------
 def test_shape_errors_are_located_by_node_id_and_field() -> None:
-    document = {"nodes": [start(), {"id": "x", "type": "agent"}, {"id": "bad id!", "type": "end"},
+    document = {"nodes": [start(), {"id": "x", "type": "robot"}, {"id": "bad id!", "type": "end"},
                           {"id": "t", "type": "template", "timeout_s": 0}],
                 "edges": [{"source": "start"}]}
     found = problems(document)
@@ -156,7 +156,7 @@ def test_shape_errors_are_located_by_node_id_and_field() -> None:
     assert ("t", "timeout_s", "invalid_field") in found
     assert (None, "edges[0].target", "invalid_field") in found
     message = next(p.message for p in validate_document(document) if p.code == "unknown_node_type")
-    assert "'agent'" in message and "variable_aggregator" in message and "loop" in message
+    assert "'robot'" in message and "variable_aggregator" in message and "loop" in message
 
 
 def test_limits_on_nodes_and_on_the_documents_size() -> None:

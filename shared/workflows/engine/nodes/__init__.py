@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.workflows.engine.nodes import (
+    agent,
     answer,
     assigner,
     code,
@@ -25,6 +26,7 @@ from shared.workflows.engine.nodes import (
     start,
     sub_workflow,
     template,
+    tool,
     variable_aggregator,
 )
 from shared.workflows.engine.nodes.base import NodeExecutor
@@ -52,4 +54,6 @@ EXECUTORS: dict[str, NodeExecutor[Any]] = {
     "human_input": human_input.EXECUTOR,
     "sub_workflow": sub_workflow.EXECUTOR,
     "answer": answer.EXECUTOR,
+    "tool": tool.EXECUTOR,
+    "agent": agent.EXECUTOR,
 }

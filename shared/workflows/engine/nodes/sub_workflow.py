@@ -44,14 +44,15 @@ def execute(call: NodeCall[SubWorkflowConfig], inputs: dict[str, Any]) -> NodeOu
         raise NodeFailure("sub_workflow_too_deep",
                           f"Sub-workflows nest at most {MAX_SUB_WORKFLOW_DEPTH} deep; this call would be "
                           f"{len(lineage) + 1}", details={"lineage": list(lineage)})
-    if config.workflow_id in lineage:
-        raise NodeFailure("sub_workflow_cycle", f"Workflow {config.workflow_id} is already running on this call "
-                                                f"path ({' → '.join([*lineage, config.workflow_id])})",
-                          details={"lineage": list(lineage)})
     try:
         target = uuid.UUID(config.workflow_id)
     except ValueError:
         raise NodeFailure("sub_workflow_not_found", f"{config.workflow_id!r} is not a workflow id") from None
+    # The lineage holds canonical ids; the config may spell one otherwise (upper case, braces).
+    if str(target) in lineage:
+        raise NodeFailure("sub_workflow_cycle", f"Workflow {target} is already running on this call "
+                                                f"path ({' → '.join([*lineage, str(target)])})",
+                          details={"lineage": list(lineage)})
     try:
         called = workflows.resolve_for_run(context.tenant_id, target, config.version)
     except StratusError as exc:
