@@ -132,11 +132,12 @@ class Loop:
         self.principal = Principal(kind="api_key", token_id=uuid.uuid4(), tenant_id=uuid.uuid4(),
                                    user_id=uuid.uuid4(), role="owner", scopes=frozenset({"agent:run"}))
         self.strategy = SmartReasoning(lambda: tools, poll_s=0.01)  # type: ignore[arg-type,return-value]
-        self.service = ChatService(ChatDeps(
+        self.deps = ChatDeps(
             conversations=lambda: self.store, agents=lambda: self.agents, resolver=lambda: Models(),  # type: ignore[arg-type,return-value]
             gateway=lambda: gateway, retrieval=lambda: Retriever(), kv=lambda: self.kv,  # type: ignore[arg-type,return-value]
             events=lambda: self.events, count_tokens=lambda t: len(t.split()),
-            settings=ChatSettings(checkpoint_s=0), strategies={"smart-reasoning": self.strategy}))
+            settings=ChatSettings(checkpoint_s=0), strategies={"smart-reasoning": self.strategy})
+        self.service = ChatService(self.deps)
 
     def run(self, message: str = "What is the weather in Brest?") -> tuple[Any, list[Any]]:
         turn = self.service.start(self.principal, ChatBody(agent_id=str(self.agent.id), message=message))
@@ -324,3 +325,17 @@ def test_a_long_answer_streams_as_it_comes() -> None:
     gateway = Gateway([text(*pieces)])
     final, seen = Loop(gateway, Tools({"forecast": lambda args: "x"})).run()
     assert kinds(seen).count("message.delta") > 1 and final.content == "".join(pieces)
+
+
+def test_a_workflow_agent_node_runs_the_loop_outside_a_conversation() -> None:
+    from shared.chat.headless import AgentAnswerer
+
+    gateway = Gateway([calls(("forecast", {"city": "Brest"})), text("Rain.")])
+    tools = Tools({"forecast": lambda args: "rain"})
+    loop = Loop(gateway, tools)
+    pieces: list[str] = []
+    answer = AgentAnswerer(loop.deps).answer(loop.principal.tenant, str(loop.agent.id), "Weather?", {},
+                                                   user=None, cancelled=threading.Event(), on_text=pieces.append)
+    assert answer.text == "Rain." and pieces == ["Rain."] and answer.tokens == 30
+    assert tools.calls[0][3] is not None and tools.calls[0][3].principal is None
+    assert [step["index"] for step in answer.kept["steps"]] == [1, 2]
