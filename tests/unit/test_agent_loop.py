@@ -131,7 +131,7 @@ class Loop:
         self.agent = agent
         self.principal = Principal(kind="api_key", token_id=uuid.uuid4(), tenant_id=uuid.uuid4(),
                                    user_id=uuid.uuid4(), role="owner", scopes=frozenset({"agent:run"}))
-        self.strategy = SmartReasoning(lambda: tools, poll_s=0.01)  # type: ignore[arg-type,return-value]
+        self.strategy = SmartReasoning(lambda: tools, poll_s=0.01)
         self.deps = ChatDeps(
             conversations=lambda: self.store, agents=lambda: self.agents, resolver=lambda: Models(),  # type: ignore[arg-type,return-value]
             gateway=lambda: gateway, retrieval=lambda: Retriever(), kv=lambda: self.kv,  # type: ignore[arg-type,return-value]
@@ -235,7 +235,11 @@ def test_parallel_calls_of_one_step_run_at_once_within_the_bound() -> None:
     assert sorted(e.data["output"] for e in seen if e.type == "tool.result") == ["done 0", "done 1", "done 2"]
     # The bound holds: two at a time.
     gateway = Gateway([calls(*(("nap", {"n": n}) for n in range(4))), text("ok")])
-    tools = Tools({"nap": lambda args: time.sleep(0.05) or "z"})
+    def nap(args: dict[str, Any]) -> str:
+        time.sleep(0.05)
+        return "z"
+
+    tools = Tools({"nap": nap})
     Loop(gateway, tools, budget={"parallel_tool_calls": 2}).run()
     assert tools.most_at_once == 2 and len(tools.calls) == 4
 
