@@ -24,8 +24,10 @@ def end_user_of(principal: Principal, user: str | None) -> str:
 
 
 def bound_agent(principal: Principal) -> uuid.UUID | None:
-    """The one agent a token may use, when it is bound to one."""
-    return principal.resource_id if principal.resource_type == AGENT_RESOURCE else None
+    """The one agent a token may use, when it is bound to one. A key bound to another kind of
+    app (a workflow) is an app key too: its binding, which no agent's id matches, reaches no
+    agent or conversation."""
+    return principal.resource_id if principal.resource_type is not None else None
 
 
 def check_agent_allowed(principal: Principal, agent_id: uuid.UUID) -> None:

@@ -94,7 +94,8 @@ class WorkflowRunFinished(Conflict):
 
 class WorkflowNotAllowed(Forbidden):
     code, default_message = ("auth_workflow_not_allowed",
-                             "This token is bound to another workflow: use a key of this workflow, or a member token")
+                             "This token is bound to another app (a workflow or an agent): use a key of this "
+                             "workflow, or a member token")
 
 
 class WorkflowDraftNotAllowed(Forbidden):

@@ -68,7 +68,9 @@ class RunSettings:
     events_ttl_s: int = 86_400
 
 def bound_workflow(principal: Principal) -> uuid.UUID | None:
-    return principal.resource_id if principal.resource_type == WORKFLOW_RESOURCE else None
+    """The one workflow a bound key reaches. A key bound to another kind of app (an agent) is
+    an app key too: its binding, which no workflow's id matches, reaches no workflow run."""
+    return principal.resource_id if principal.resource_type is not None else None
 
 def check_workflow_allowed(principal: Principal, workflow_id: uuid.UUID) -> None:
     bound = bound_workflow(principal)

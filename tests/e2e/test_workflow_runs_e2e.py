@@ -264,6 +264,16 @@ def test_inputs_tenants_and_bound_keys(runtime: RunningRuntime, tenant: Tenant) 
     tenant.call("POST", f"/api/v1/workflows/{other_workflow}/runs", 403, headers=bound, json={"version": "draft"})
     own = tenant.call("POST", f"/api/v1/workflows/{other_workflow}/runs", 200, headers=bound, json={}).json()
     assert own["data"]["status"] == "succeeded"
+    # A key bound to an agent is an app key of that agent: it reaches no workflow, whatever its scopes.
+    agent = tenant.call("POST", "/api/v1/agents", 201, json={"name": "not a workflow"}).json()["data"]
+    agent_key = tenant.call("POST", "/api/v1/api-keys", 201, json={
+        "name": "agent app", "resource_type": "agent", "resource_id": agent["id"],
+        "scopes": ["workflow:run", "workflow:read", "agent:run"]}).json()["data"]
+    agent_bound = {"Authorization": f"Bearer {agent_key['token']}"}
+    tenant.call("POST", f"/api/v1/workflows/{other_workflow}/runs", 403, headers=agent_bound, json={})
+    tenant.call("GET", f"/api/v1/workflow-runs/{own['data']['id']}", 404, headers=agent_bound)
+    # And the workflow's key reaches no conversation or chat.
+    tenant.call("POST", "/api/v1/chat", 403, headers=bound, json={"agent_id": agent["id"], "message": "hi"})
 
 
 def test_log_carries_no_secrets(runtime: RunningRuntime) -> None:
