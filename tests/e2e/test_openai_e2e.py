@@ -224,3 +224,18 @@ def test_a_dropped_stream_still_stores_the_answer(setup: dict[str, Any], fake: F
     answer = _stored_answer(tenant, "leaver")
     assert answer["status"] == "completed" and answer["content"] == "".join(words)
     assert seen[0].id == f"chatcmpl-{answer['id']}"
+
+
+def test_the_agent_s_memory_limit_applies_to_the_client_s_history(setup: dict[str, Any], fake: FakeOpenAI) -> None:
+    tenant: Tenant = setup["tenant"]
+    agent = tenant.post("/api/v1/agents", {"name": "Short memory", "config": {"model": {"name": "scripted"},
+                                                                             "memory": {"turns": 1}}})
+    tenant.post(f"/api/v1/agents/{agent['id']}/publish", {})
+    fake.reset()
+    fake.enqueue(ChatScript(text=["Noted."]))
+    tenant.sdk().chat.completions.create(model=agent["id"], messages=[
+        {"role": "user", "content": "one"}, {"role": "assistant", "content": "1"},
+        {"role": "user", "content": "two"}, {"role": "assistant", "content": "2"},
+        {"role": "user", "content": "three"}])
+    sent = fake.chat_requests()[-1]["messages"]
+    assert [(m["role"], m["content"]) for m in sent[1:]] == [("user", "two"), ("assistant", "2"), ("user", "three")]
