@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from benchmarks import (
+    agent_loop,
     chat,
     chatflow,
     cold_import,
@@ -27,7 +28,7 @@ def main() -> int:
                         ("local-embedding", local_embedding.run), ("ingestion-parse", ingestion_parse.run),
                         ("ingestion-e2e", ingestion_e2e.run), ("retrieval", retrieval.run),
                         ("chat-overhead", chat.run_overhead), ("chat-concurrency", chat.run_concurrency),
-                        ("chatflow-overhead", chatflow.run_overhead),
+                        ("chatflow-overhead", chatflow.run_overhead), ("agent-loop", agent_loop.run),
                         ("openai-overhead", openai_facade.run),
                         ("workflows", workflows.run), ("workflow-stream", workflow_stream.run)):
         if not only or name in only:

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from shared.catalog import DATABASE, REDIS, Function, Http
+from functions.catalog._common import KMS
+from shared.catalog import DATABASE, REDIS, Function, Http, invoke
 
 _A = "agents"
 _AGENT = "/api/v1/agents/{agent_id}"
 
 
-def _agent(name: str, module: str, method: str, path: str, permission: str, summary: str) -> Function:
+def _agent(name: str, module: str, method: str, path: str, permission: str, summary: str,
+           **kwargs: object) -> Function:
     # Plain CRUD on PostgreSQL: publishing reads the model catalog but never calls a provider.
     return Function(name, f"functions.agents.{module}", _A,
                     Http(method, path, permission=permission, summary=summary, tag="agents"),
-                    access=(DATABASE, REDIS))
+                    **{"access": (DATABASE, REDIS), **kwargs})  # type: ignore[arg-type]
 
 
 FUNCTIONS: tuple[Function, ...] = (
@@ -22,8 +24,11 @@ FUNCTIONS: tuple[Function, ...] = (
     _agent("agents-get", "get_agent", "GET", _AGENT, "agent:read", "One agent (by id, or a built-in's slug)"),
     _agent("agents-update", "update_agent", "PATCH", _AGENT, "agent:write", "Change an agent's draft"),
     _agent("agents-delete", "delete_agent", "DELETE", _AGENT, "agent:write", "Delete an agent"),
+    # A smart-reasoning agent's tools are checked against the tenant's: an MCP server's list read
+    # through the MCP function (its token decrypted with KMS), cached in Redis.
     _agent("agents-publish", "publish_agent", "POST", _AGENT + "/publish", "agent:write",
-           "Validate the draft and publish it as the next version"),
+           "Validate the draft and publish it as the next version", layers=("base", "aws", "llm", "tools"),
+           access=(DATABASE, REDIS, KMS, invoke("tools-mcp")), timeout_s=29, memory_mb=512),
     _agent("agents-versions-list", "list_agent_versions", "GET", _AGENT + "/versions", "agent:read",
            "An agent's published versions, newest first"),
     _agent("agents-versions-get", "get_agent_version", "GET", _AGENT + "/versions/{number}", "agent:read",

@@ -25,12 +25,17 @@ _CONV = "/api/v1/conversations/{conversation_id}"
 _API = "shared.chat.api"
 _EVENTS = "shared.chat.event_data"
 _MESSAGE = "shared.conversations.api:MessageOut"
-# What a turn sends, in order: start, references (with knowledge), deltas, then complete or
-# error, and done last. A replay sends the same events from where the client left.
+# What a turn sends, in order: start, references (with knowledge), a smart-reasoning agent's
+# steps (thought, tool calls and their results), deltas, then complete or error, and done last.
+# A replay sends the same events from where the client left.
 _TURN_EVENTS = (
     SseEvent("message.start", f"{_EVENTS}:MessageStart", "The turn is admitted: its conversation and message ids"),
     SseEvent("retrieval.references", f"{_EVENTS}:RetrievalReferences",
              "The knowledge the prompt kept (agents with knowledge bases)"),
+    SseEvent("agent.thought", f"{_EVENTS}:AgentThought",
+             "A smart-reasoning step's thought, given with its tool calls"),
+    SseEvent("tool.call", f"{_EVENTS}:ToolCallStarted", "A smart-reasoning step calls a tool"),
+    SseEvent("tool.result", f"{_EVENTS}:ToolCallFinished", "What a tool call answered (its status, output, time)"),
     SseEvent("message.delta", f"{_EVENTS}:MessageDelta", "A piece of the answer's text"),
     SseEvent("message.complete", _MESSAGE, "The stored answer (completed or cancelled)"),
     SseEvent("error", f"{_EVENTS}:TurnError", "The turn failed (the answer is stored failed)"),
@@ -79,6 +84,7 @@ FUNCTIONS += (
              # A chatflow agent's turn runs its chatflow here (docs/adr/0037): the workflow run store
              # (payloads), and what nodes call (uploads for document extractors, fetch and sandbox;
              # tools: MCP servers through the MCP function, workflow tools as runs of the interpreter).
+             # A smart-reasoning turn calls tools the same way (docs/adr/0040).
              access=(*EMBED_ACCESS, bucket("payloads", "read", "write"), bucket("uploads", "read"),
                      invoke("workflow-fetch"), invoke("workflow-code"), invoke("tools-mcp"),
                      state_machine("workflow-run", "start")),

@@ -9,15 +9,16 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import BeforeValidator, Field, StringConstraints, model_validator
 
 from shared.errors import ValidationFailed
 from shared.knowledge.contract import RetrievalSettings
 from shared.models.spec import NAME_PATTERN
 from shared.validation import LaxUUID, RequestModel
 
-# quick-answer: retrieval, then one streamed completion; chatflow: each turn runs a published
-# chatflow of the tenant (docs/workflows.md §12), whose answer nodes' text is the answer.
+# quick-answer: retrieval, then one streamed completion; smart-reasoning: a tool-calling loop
+# (docs/agents.md, ADR 0040); chatflow: each turn runs a published chatflow of the tenant
+# (docs/workflows.md §12), whose answer nodes' text is the answer.
 AgentMode = Literal["quick-answer", "smart-reasoning", "chatflow"]
 VARIABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 # {{name}} with optional spaces inside the braces.
@@ -74,6 +75,73 @@ class ChatflowSettings(RequestModel):
     workflow_id: LaxUUID | None = None
 
 
+BUILTIN_TOOL_NAMES = ("knowledge_search", "web_fetch", "current_time")
+# A tool's name as a model calls it (OpenAI's and Anthropic's function name rule).
+TOOL_NAME = r"^[a-zA-Z0-9_-]{1,64}$"
+ReasoningMode = Literal["auto", "function_calling", "react"]
+
+
+class ToolUse(RequestModel):
+    """Tools an agent may call (WeKnora's ``AllowedTools``): a tenant tool provider's (``tool_id``
+    its id; ``operations`` some of its tools, else all), the built-ins (``tool_id: "builtin"``)
+    or published workflows (``tool_id: "workflow"``, ``operations`` naming workflow ids; none:
+    every published workflow)."""
+
+    tool_id: str = Field(min_length=1, max_length=100,
+                         description="A tool provider's id, `builtin` or `workflow`")
+    operations: list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] | None = Field(
+        default=None, max_length=100)
+
+    @model_validator(mode="after")
+    def _known_source(self) -> ToolUse:
+        import uuid
+
+        if self.tool_id not in ("builtin", "workflow"):
+            try:
+                self.tool_id = str(uuid.UUID(self.tool_id))
+            except ValueError:
+                raise ValueError(f"tool_id {self.tool_id!r} is not a tool provider id, \"builtin\" or "
+                                 "\"workflow\"") from None
+        if self.tool_id == "builtin" and self.operations:
+            unknown = [n for n in self.operations if n not in BUILTIN_TOOL_NAMES]
+            if unknown:
+                raise ValueError(f"{', '.join(map(repr, unknown))} is not a built-in tool (built-ins: "
+                                 f"{', '.join(BUILTIN_TOOL_NAMES)})")
+        if self.operations is not None and len(set(self.operations)) != len(self.operations):
+            raise ValueError("operations must not repeat a name")
+        return self
+
+
+def _tool_use(value: Any) -> Any:
+    """A built-in's name (``"web_fetch"``) or a tool reference (``"builtin/web_fetch"``,
+    ``"workflow/<id>"``, ``"<provider id>/<tool>"``) is shorthand for a :class:`ToolUse`."""
+    if isinstance(value, str):
+        if value in BUILTIN_TOOL_NAMES:
+            return {"tool_id": "builtin", "operations": [value]}
+        source, sep, name = value.partition("/")
+        if sep and source and name:
+            return {"tool_id": source, "operations": [name]}
+        raise ValueError(f"{value!r} is not a built-in tool ({', '.join(BUILTIN_TOOL_NAMES)}) nor a tool "
+                         "reference (<provider id>/<tool>, workflow/<workflow id>); use {\"tool_id\", "
+                         "\"operations\"} for a provider's tools")
+    return value
+
+
+ToolEntry = Annotated[ToolUse, BeforeValidator(_tool_use, json_schema_input_type=ToolUse | str)]
+
+
+class AgentBudget(RequestModel):
+    """Bounds of a smart-reasoning turn: each tool call, and the whole turn in time and tokens
+    (past either, the model is asked for its final answer without tools)."""
+
+    tool_timeout_s: float = Field(default=30.0, gt=0, le=300)
+    # At most 540 s: the chat function's own timeout is 600 s.
+    turn_timeout_s: float = Field(default=300.0, ge=5, le=540)
+    turn_tokens: int = Field(default=200_000, ge=1000, le=10_000_000)
+    # Tool calls of one model step run at once, at most this many together.
+    parallel_tool_calls: int = Field(default=4, ge=1, le=16)
+
+
 class AgentConfig(RequestModel):
     schema_version: Literal[1] = 1
     mode: AgentMode = "quick-answer"
@@ -91,6 +159,18 @@ class AgentConfig(RequestModel):
     # mode "chatflow": the chatflow each turn runs (the fields above, but opening_message and
     # suggested_questions, are then the chatflow's business and ignored).
     chatflow: ChatflowSettings = Field(default_factory=ChatflowSettings)
+    # mode "smart-reasoning": the tools the agent may call (a built-in's name, a tool reference,
+    # or {"tool_id", "operations"}); with knowledge bases, knowledge_search is always among them.
+    tools: list[ToolEntry] = Field(default_factory=list, max_length=50)
+    # Rounds of tool calls in a turn; then the model answers without tools.
+    max_iterations: int = Field(default=10, ge=1, le=50)
+    # auto: the model decides; none: no tools; required: the first step must call one; or a
+    # tool's name: the first step calls that tool.
+    tool_choice: str = Field(default="auto", pattern=TOOL_NAME)
+    # function_calling: the model's native tool calls; react: the Thought/Action/Observation
+    # text protocol; auto: native when the model declares function_calling, else ReAct.
+    reasoning: ReasoningMode = "auto"
+    budget: AgentBudget = Field(default_factory=AgentBudget)
 
     @model_validator(mode="after")
     def _placeholders_declared(self) -> AgentConfig:

@@ -32,6 +32,7 @@ from shared.observability import tracer
 
 if TYPE_CHECKING:
     from shared.models.resolver import ModelResolver
+    from shared.tools.contract import ToolCatalog
     from shared.workflows.contract import WorkflowResolver
 
 COPY_SUFFIX = " (copy)"
@@ -70,10 +71,12 @@ _traced = tracer.capture_method(capture_response=False)
 
 class AgentService:
     def __init__(self, db: Database, resolver: Callable[[], ModelResolver],
-                 workflows: Callable[[], WorkflowResolver] | None = None) -> None:
+                 workflows: Callable[[], WorkflowResolver] | None = None,
+                 tools: Callable[[], ToolCatalog] | None = None) -> None:
         self._db = db
         self._resolver = resolver
         self._workflows = workflows
+        self._tools = tools
 
     # Helpers -------------------------------------------------------------------------------
     @staticmethod
@@ -212,7 +215,22 @@ class AgentService:
         if config.knowledge.retrieval.rerank_model:
             check(config.knowledge.retrieval.rerank_model, Capability.RERANK,
                   "config.knowledge.retrieval.rerank_model")
+        if config.mode == "smart-reasoning" and model is not None and config.reasoning == "function_calling" \
+                and not model.spec.has(Capability.FUNCTION_CALLING):
+            problems.append(_field("config.reasoning", f"{model.name} does not declare function_calling: choose "
+                                                       "\"react\" (or \"auto\"), or a model that calls tools",
+                                   "model_capability_missing"))
         return problems
+
+    def _tool_problems(self, tenant_id: uuid.UUID, config: AgentConfig) -> list[dict[str, str]]:
+        """A smart-reasoning agent's tools: each exists in the tenant (a provider and the
+        operations named, a published workflow), and a forced ``tool_choice`` names one of them."""
+        from shared.agents.tooling import tool_problems
+
+        if self._tools is None:
+            return [_field("config.tools", "Tools are not available here", "tools_unavailable")] \
+                if config.tools else []
+        return tool_problems(self._tools(), tenant_id, config)
 
     def _chatflow_problems(self, tenant_id: uuid.UUID, config: AgentConfig) -> list[dict[str, str]]:
         """A chatflow agent's workflow: of the tenant, published, and a chatflow."""
@@ -251,6 +269,8 @@ class AgentService:
         # A chatflow agent's models are its chatflow's, checked when the chatflow was published.
         problems = (self._chatflow_problems(tenant_id, config) if config.mode == "chatflow"
                     else self._model_problems(tenant_id, config))
+        if config.mode == "smart-reasoning":
+            problems += self._tool_problems(tenant_id, config)
         with self._db.transaction(tenant_id) as conn:
             # Locked: publishes of one agent take numbers one at a time.
             agent = self._own(conn, tenant_id, draft["id"], lock=True)

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from shared.conversations.contract import MessageStatus, Reference
+from shared.conversations.contract import MessageStatus, Reference, ToolCallStatus
 
 
 class MessageStart(BaseModel):
@@ -34,6 +34,37 @@ class RetrievalReferences(BaseModel):
 
 class MessageDelta(BaseModel):
     text: str
+
+
+class AgentThought(BaseModel):
+    """A smart-reasoning step's thought: what the model said along with its tool calls."""
+
+    step: int = Field(ge=1, description="The step (model call) it belongs to, from 1")
+    text: str
+
+
+class ToolCallStarted(BaseModel):
+    """A smart-reasoning step calls a tool (calls of one step run at once)."""
+
+    step: int = Field(ge=1)
+    id: str = Field(description="The call's id; its `tool.result` carries the same")
+    name: str = Field(description="The tool's name as the model called it")
+    ref: str | None = Field(description="The tool (`<provider id>/<tool>`, `builtin/<name>`, `workflow/<id>`); "
+                                        "null when the model named no tool of the agent")
+    arguments: Any = Field(description="The arguments (an object; the model's text when it was not JSON)")
+
+
+class ToolCallFinished(BaseModel):
+    """What a tool call answered (also a failure: it goes back to the model as an observation)."""
+
+    step: int = Field(ge=1)
+    id: str
+    name: str
+    status: ToolCallStatus
+    output: str = Field(description="The tool's output, cut at 4,000 characters")
+    truncated: bool
+    elapsed_ms: int
+    error_code: str | None = None
 
 
 class TurnError(BaseModel):

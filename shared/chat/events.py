@@ -7,7 +7,8 @@ import re
 import uuid
 from typing import Literal
 
-EventType = Literal["message.start", "retrieval.references", "message.delta", "message.complete", "error", "done"]
+EventType = Literal["message.start", "retrieval.references", "agent.thought", "tool.call", "tool.result",
+                    "message.delta", "message.complete", "error", "done"]
 
 
 def stream_key(message_id: uuid.UUID) -> str:

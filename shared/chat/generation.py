@@ -3,8 +3,9 @@
 The turn's lifecycle (:mod:`shared.chat.turn`: admit, publish events, checkpoint, cancel,
 finish, reap) is the same for every agent mode; what differs is the generation: a strategy
 chosen by the agent's mode. Quick-answer (retrieve, then one streamed completion) is the
-first, chatflow (the agent's chatflow run for the turn, :mod:`shared.chat.chatflow`) the second;
-function calling (ReAct) comes next, each a strategy registered here, touching nothing else.
+first, chatflow (the agent's chatflow run for the turn, :mod:`shared.chat.chatflow`) the second,
+smart-reasoning (a tool-calling loop, :mod:`shared.chat.agent_loop`) the third: each a strategy
+registered here, touching nothing else.
 A strategy sees the turn only through :class:`TurnContext`."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from shared.agents.contract import AgentConfig
+    from shared.auth.principal import Principal
     from shared.knowledge.contract import Retriever
     from shared.models.gateway import ModelGateway
 
@@ -68,6 +70,12 @@ class TurnContext(Protocol):
         ...
 
     @property
+    def principal(self) -> Principal | None:
+        """Who started the turn (a workflow a tool runs is recorded for them); None outside a
+        chat (a workflow's agent node)."""
+        ...
+
+    @property
     def system_prompt(self) -> str: ...
 
     @property
@@ -116,7 +124,8 @@ class TurnContext(Protocol):
         ...
 
     def keep(self, *, references: list[dict[str, Any]] | None = None, rewritten_query: str | None = None,
-             context: dict[str, Any] | None = None, model: str | None = None) -> None:
+             context: dict[str, Any] | None = None, model: str | None = None,
+             steps: list[dict[str, Any]] | None = None) -> None:
         """What the answer keeps however it ends (completed, cancelled or failed)."""
         ...
 
@@ -131,8 +140,11 @@ class GenerationStrategy(Protocol):
 def default_strategies() -> dict[str, GenerationStrategy]:
     """The generation of each agent mode that can chat; a mode missing here is refused before
     the turn starts (``agent_mode_unavailable``)."""
+    from shared.chat.agent_loop import SmartReasoning
     from shared.chat.chatflow import ChatflowAnswer
     from shared.chat.quick_answer import QuickAnswer
+    from shared.tools.wiring import tool_runtime
     from shared.workflows.wiring import chatflow_turns
 
-    return {"quick-answer": QuickAnswer(), "chatflow": ChatflowAnswer(chatflow_turns)}
+    return {"quick-answer": QuickAnswer(), "chatflow": ChatflowAnswer(chatflow_turns),
+            "smart-reasoning": SmartReasoning(tool_runtime)}

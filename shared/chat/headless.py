@@ -98,6 +98,11 @@ class _HeadlessTurn:
         return None
 
     @property
+    def principal(self) -> None:
+        # No caller of its own: a workflow tool's run is recorded for the tenant's service principal.
+        return None
+
+    @property
     def system_prompt(self) -> str:
         return self.prompt_system
 
@@ -146,8 +151,10 @@ class _HeadlessTurn:
         self.check_cancelled()
 
     def keep(self, *, references: list[dict[str, Any]] | None = None, rewritten_query: str | None = None,
-             context: dict[str, Any] | None = None, model: str | None = None) -> None:
-        given = {"references": references, "rewritten_query": rewritten_query, "context": context, "model": model}
+             context: dict[str, Any] | None = None, model: str | None = None,
+             steps: list[dict[str, Any]] | None = None) -> None:
+        given = {"references": references, "rewritten_query": rewritten_query, "context": context, "model": model,
+                 "steps": steps}
         self.kept.update({name: value for name, value in given.items() if value is not None})
 
 

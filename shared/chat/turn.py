@@ -22,6 +22,7 @@ from shared.errors import StratusError
 
 if TYPE_CHECKING:
     from shared.agents.contract import AgentConfig
+    from shared.auth.principal import Principal
     from shared.chat.service import ChatDeps, Turn
     from shared.knowledge.contract import Retriever
     from shared.models.gateway import ModelGateway
@@ -87,6 +88,10 @@ class TurnLifecycle:
     @property
     def member_id(self) -> uuid.UUID | None:
         return self._t.principal.user_id
+
+    @property
+    def principal(self) -> Principal:
+        return self._t.principal
 
     @property
     def system_prompt(self) -> str:
@@ -157,8 +162,10 @@ class TurnLifecycle:
             raise TurnCancelled  # reaped: stop generating for nobody
 
     def keep(self, *, references: list[dict[str, Any]] | None = None, rewritten_query: str | None = None,
-             context: dict[str, Any] | None = None, model: str | None = None) -> None:
-        given = {"references": references, "rewritten_query": rewritten_query, "context": context, "model": model}
+             context: dict[str, Any] | None = None, model: str | None = None,
+             steps: list[dict[str, Any]] | None = None) -> None:
+        given = {"references": references, "rewritten_query": rewritten_query, "context": context, "model": model,
+                 "steps": steps}
         self._kept.update({name: value for name, value in given.items() if value is not None})
 
     def _ms(self, since: float) -> int:

@@ -98,6 +98,39 @@ class MessageError(BaseModel):
     message: str
 
 
+ToolCallStatus = Literal["ok", "error", "timeout", "refused", "invalid_arguments", "not_found", "cancelled"]
+
+
+class ToolCallStep(BaseModel):
+    """One tool call of a smart-reasoning step and what it answered."""
+
+    id: str = Field(description="The call's id (the model's, or made up for a ReAct action)")
+    name: str = Field(description="The tool's name as the model called it")
+    ref: str | None = Field(description="The tool: `<provider id>/<tool>`, `builtin/<name>` or `workflow/<id>` "
+                                        "(null: the model named no tool of the agent)")
+    arguments: Any = Field(description="The arguments the model gave (an object; text when it was not JSON)")
+    status: ToolCallStatus = Field(description="As a tool call's status (docs/tools.md); `cancelled`: the turn "
+                                               "was cancelled while the tool ran")
+    output: str = Field(description="What the tool answered, cut at 4,000 characters")
+    truncated: bool
+    elapsed_ms: int
+    error_code: str | None = None
+
+
+class AgentStep(BaseModel):
+    """A step of a smart-reasoning answer: one model call, the thought it gave, and the tools it
+    called (the last step, the answer, calls none)."""
+
+    index: int = Field(ge=1)
+    reasoning: Literal["function_calling", "react"]
+    thought: str = ""
+    tool_calls: list[ToolCallStep] = Field(default_factory=list)
+    # The step's model call: {input_tokens, output_tokens, total_tokens, estimated}.
+    usage: dict[str, Any] | None = None
+    model_ms: int = 0
+    tools_ms: int = 0
+
+
 class MessageOut(BaseModel):
     id: uuid.UUID
     conversation_id: uuid.UUID
@@ -123,3 +156,5 @@ class MessageOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
+    # A smart-reasoning answer's steps (thoughts, tool calls and results), in order; empty otherwise.
+    steps: list[AgentStep] = Field(default_factory=list)

@@ -14,7 +14,7 @@ from typing import Any, Literal, Protocol
 
 from shared.auth.principal import Principal
 from shared.conversations.access import chat_agent_for, check_agent_allowed, end_user_of
-from shared.conversations.api import EndUser, MessageOut, MessageStatus, Reference
+from shared.conversations.api import EndUser, MessageOut, MessageStatus, Reference, ToolCallStatus
 
 __all__ = [
     "AnswerOutcome",
@@ -24,6 +24,7 @@ __all__ = [
     "OpenedTurn",
     "Reference",
     "StuckAnswer",
+    "ToolCallStatus",
     "TurnConversation",
     "TurnStore",
     "chat_agent_for",
@@ -70,6 +71,8 @@ class AnswerOutcome:
     latency: dict[str, Any] | None = None
     error_code: str | None = None
     error: str | None = None
+    # A smart-reasoning answer's steps (shared.conversations.api.AgentStep, as JSON).
+    steps: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ CONVERSATION_COLUMNS = """id, tenant_id, agent_id, end_user, name, draft, inputs
     created_by, created_at, updated_at, version"""
 MESSAGE_COLUMNS = """id, tenant_id, conversation_id, position, role, reply_to, content, status, agent_id,
     agent_version, refs, rewritten_query, model, stop_reason, usage, latency, context, error_code, error,
-    feedback_rating, feedback_content, feedback_at, created_at, updated_at, finished_at"""
+    feedback_rating, feedback_content, feedback_at, created_at, updated_at, finished_at, steps"""
 # Answers that count as history: finished, with something said.
 _HISTORY_STATUSES = ("completed", "cancelled")
 # Conversation names made from the first question.

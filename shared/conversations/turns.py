@@ -106,6 +106,6 @@ def _columns(outcome: AnswerOutcome) -> dict[str, Any]:
     optional = {"stop_reason": outcome.stop_reason, "refs": outcome.references,
                 "rewritten_query": outcome.rewritten_query, "context": outcome.context, "model": outcome.model,
                 "usage": outcome.usage, "latency": outcome.latency, "error_code": outcome.error_code,
-                "error": outcome.error}
+                "error": outcome.error, "steps": outcome.steps}
     values.update({column: value for column, value in optional.items() if value is not None})
     return values

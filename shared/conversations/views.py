@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.conversations.api import ConversationOut, Feedback, MessageError, MessageOut, Reference
+from shared.conversations.api import AgentStep, ConversationOut, Feedback, MessageError, MessageOut, Reference
 
 # A turn failed by the local runtime's restart reconciler carries a reason but no code.
 INTERRUPTED = "chat_turn_interrupted"
@@ -32,4 +32,5 @@ def message_out(row: dict[str, Any]) -> MessageOut:
                       rewritten_query=row["rewritten_query"], model=row["model"], stop_reason=row["stop_reason"],
                       usage=row["usage"], latency=row["latency"], context=row["context"], error=error,
                       feedback=feedback, created_at=row["created_at"], updated_at=row["updated_at"],
-                      finished_at=row["finished_at"])
+                      finished_at=row["finished_at"],
+                      steps=[AgentStep.model_validate(step) for step in row.get("steps") or []])

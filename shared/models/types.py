@@ -38,10 +38,14 @@ class Tool(BaseModel):
     parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
 
 
+TOOL_CHOICES = ("auto", "none", "required")
+
+
 class ChatRequest(BaseModel):
     messages: list[Message]
     tools: list[Tool] = Field(default_factory=list)
-    tool_choice: Literal["auto", "none", "required"] | None = None
+    # auto, none, required (some tool), or the name of one of ``tools`` that must be called.
+    tool_choice: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9_-]{1,64}$")
     # JSON Schema the answer must follow (structured output), with a name for providers
     # that need one.
     response_schema: dict[str, Any] | None = None

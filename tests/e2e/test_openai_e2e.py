@@ -15,7 +15,7 @@ import openai
 import pytest
 
 from tests.e2e.conftest import RunningRuntime
-from tests.support.fake_openai import ChatScript, FakeOpenAI
+from tests.support.fake_openai import ChatScript, FakeOpenAI, ToolCallScript
 
 SYSTEM = "You answer questions about Stratus billing."
 
@@ -239,3 +239,24 @@ def test_the_agent_s_memory_limit_applies_to_the_client_s_history(setup: dict[st
         {"role": "user", "content": "three"}])
     sent = fake.chat_requests()[-1]["messages"]
     assert [(m["role"], m["content"]) for m in sent[1:]] == [("user", "two"), ("assistant", "2"), ("user", "three")]
+
+
+def test_a_smart_reasoning_agent_s_tool_steps_stay_out_of_openai_s_stream(setup: dict[str, Any],
+                                                                        fake: FakeOpenAI) -> None:
+    tenant: Tenant = setup["tenant"]
+    tenant.post("/api/v1/models", {"name": "caller", "protocol": "openai", "provider_model": "gpt-caller",
+                                   "base_url": fake.base_url, "api_key": "sk-e2e-" + "x" * 24, "test": False,
+                                   "capabilities": ["chat", "function_calling"]})
+    agent = tenant.post("/api/v1/agents", {"name": "Clock", "config": {
+        "mode": "smart-reasoning", "model": {"name": "caller"}, "tools": ["current_time"]}})
+    tenant.post(f"/api/v1/agents/{agent['id']}/publish", {})
+    fake.reset()
+    fake.enqueue(ChatScript(text=[], tool_calls=[ToolCallScript("current_time", ['{"timezone": "UTC"}'])]),
+                 ChatScript(text=["It is ", "noon."]))
+    chunks = list(tenant.sdk().chat.completions.create(
+        model=agent["id"], stream=True, messages=[{"role": "user", "content": "What time is it?"}]))
+    # The tool call and its result are the agent's business: the client sees the answer only.
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "It is noon."
+    assert all(c.choices[0].delta.tool_calls is None for c in chunks)
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    assert fake.chat_requests()[-1]["messages"][-1]["role"] == "tool"

@@ -129,6 +129,13 @@ def test_plain_chat_maps_the_request_and_the_answer(fake, provider, creds):
     assert "temperature" not in body and "top_p" not in body
 
 
+def test_a_tool_choice_naming_a_tool_forces_that_tool(fake, provider, creds):
+    request = ChatRequest(messages=HELLO.messages, tools=[Tool(name="weather")], tool_choice="weather")
+    provider.chat("claude-test", request, creds, TIMEOUTS)
+    [sent] = fake.requests_to(FakeAnthropic.MESSAGES_PATH)
+    assert sent.body["tool_choice"] == {"type": "tool", "name": "weather"}
+
+
 def test_max_tokens_from_the_request(fake, provider, creds):
     provider.chat("m", ChatRequest(messages=HELLO.messages, max_tokens=100), creds, TIMEOUTS)
     assert fake.message_requests()[0]["max_tokens"] == 100

@@ -123,6 +123,12 @@ def test_plain_chat_maps_the_request_and_the_answer(fake, provider, creds):
     assert "stream" not in body and "response_format" not in body
 
 
+def test_a_tool_choice_naming_a_tool_forces_that_function(fake, provider, creds):
+    request = ChatRequest(messages=HELLO.messages, tools=[Tool(name="weather")], tool_choice="weather")
+    provider.chat("m", request, creds, TIMEOUTS)
+    assert fake.chat_requests()[0]["tool_choice"] == {"type": "function", "function": {"name": "weather"}}
+
+
 def test_minimal_request_sends_no_optional_fields(fake, provider, creds):
     provider.chat("m", HELLO, creds, TIMEOUTS)
     assert set(fake.chat_requests()[0]) == {"model", "messages"}

@@ -188,6 +188,15 @@ def test_tool_choice_none_leaves_the_tools_out(provider, stub):
     provider.chat(MODEL, request, CREDS, TIMEOUTS)
 
 
+def test_a_tool_choice_naming_a_tool_forces_that_tool(provider, stub):
+    request = ChatRequest(messages=HELLO.messages, tools=[Tool(name="search")], tool_choice="search")
+    stub.add_response("converse", converse_response([{"text": "x"}]), {
+        "modelId": MODEL, "messages": [{"role": "user", "content": [{"text": "Hello"}]}],
+        "toolConfig": {"tools": [{"toolSpec": {"name": "search", "inputSchema": {"json": {
+            "type": "object", "properties": {}}}}}], "toolChoice": {"tool": {"name": "search"}}}})
+    provider.chat(MODEL, request, CREDS, TIMEOUTS)
+
+
 @pytest.mark.parametrize(("code", "status", "error"), [
     ("ThrottlingException", 429, ProviderRateLimited),
     ("ServiceQuotaExceededException", 400, ProviderRateLimited),

@@ -39,6 +39,7 @@ from shared.models.errors import (
 from shared.models.providers.base import tenant_http_client
 from shared.models.resilience import parse_retry_after
 from shared.models.types import (
+    TOOL_CHOICES,
     ChatEvent,
     ChatRequest,
     ChatResult,
@@ -239,8 +240,10 @@ def _params(model: str, request: ChatRequest) -> dict[str, Any]:
     elif request.tools:
         params["tools"] = [{"name": tool.name, "description": tool.description, "input_schema": tool.parameters}
                            for tool in request.tools]
-        if request.tool_choice is not None:
+        if request.tool_choice in TOOL_CHOICES:
             params["tool_choice"] = {"type": {"auto": "auto", "required": "any", "none": "none"}[request.tool_choice]}
+        elif request.tool_choice is not None:
+            params["tool_choice"] = {"type": "tool", "name": request.tool_choice}
     # temperature and top_p are not sent: from API version 2026-10-21 (the one SDK 2.x sends)
     # any sampling parameter, even at its default, is a 400 on every model, and the SDK no
     # longer accepts them. Requests carry them for other providers; here they are ignored.

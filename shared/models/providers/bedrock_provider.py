@@ -292,6 +292,8 @@ def converse_params(model: str, request: ChatRequest) -> dict[str, Any]:
             tool_config["toolChoice"] = {"auto": {}}
         elif request.tool_choice == "required":
             tool_config["toolChoice"] = {"any": {}}
+        elif request.tool_choice is not None and request.tool_choice != "none":
+            tool_config["toolChoice"] = {"tool": {"name": request.tool_choice}}
         params["toolConfig"] = tool_config
     inference: dict[str, Any] = {}
     if request.max_tokens is not None:

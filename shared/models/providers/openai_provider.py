@@ -37,6 +37,7 @@ from shared.models.errors import (
 from shared.models.providers.base import tenant_http_client
 from shared.models.resilience import parse_retry_after
 from shared.models.types import (
+    TOOL_CHOICES,
     ChatEvent,
     ChatRequest,
     ChatResult,
@@ -229,8 +230,10 @@ def _chat_params(model: str, request: ChatRequest) -> dict[str, Any]:
             for tool in request.tools
         ]
         # Only with tools: OpenAI rejects a tool_choice without them.
-        if request.tool_choice is not None:
+        if request.tool_choice in TOOL_CHOICES:
             params["tool_choice"] = request.tool_choice
+        elif request.tool_choice is not None:
+            params["tool_choice"] = {"type": "function", "function": {"name": request.tool_choice}}
     if request.response_schema is not None:
         params["response_format"] = {
             "type": "json_schema",
