@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.conversations.contract import EndUser
-from shared.validation import RequestModel
+from shared.validation import INT4_MAX, RequestModel
 
 MAX_MESSAGES = 2000
 
@@ -58,7 +58,7 @@ class ChatCompletionRequest(_Request):
     inputs: dict[str, Any] = Field(default_factory=dict,
                                    description="Stratus extension (the SDK's extra_body): values of the agent's "
                                                "system-prompt variables")
-    n: int | None = Field(default=None, description="Only 1: an agent gives one answer")
+    n: int | None = Field(default=None, ge=1, le=128, description="Only 1: an agent gives one answer")
     tools: list[dict[str, Any]] | None = None
     functions: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
@@ -66,16 +66,16 @@ class ChatCompletionRequest(_Request):
     parallel_tool_calls: bool | None = None
     response_format: dict[str, Any] | None = None
     logprobs: bool | None = None
-    top_logprobs: int | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
     modalities: list[str] | None = None
     audio: dict[str, Any] | None = None
     # Accepted and left to the agent, whose configuration sets them.
     temperature: float | None = None
     top_p: float | None = None
-    max_tokens: int | None = None
-    max_completion_tokens: int | None = None
+    max_tokens: int | None = Field(default=None, ge=1, le=INT4_MAX)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=INT4_MAX)
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=-(2**63), le=2**63 - 1)
     frequency_penalty: float | None = None
     presence_penalty: float | None = None
     logit_bias: dict[str, Any] | None = None
