@@ -14,6 +14,7 @@ from benchmarks import (
     ingestion_parse,
     local_embedding,
     local_latency,
+    openai_facade,
     retrieval,
     workflow_stream,
     workflows,
@@ -28,6 +29,7 @@ def main() -> int:
                         ("ingestion-e2e", ingestion_e2e.run), ("retrieval", retrieval.run),
                         ("chat-overhead", chat.run_overhead), ("chat-concurrency", chat.run_concurrency),
                         ("chatflow-overhead", chatflow.run_overhead), ("agent-loop", agent_loop.run),
+                        ("openai-overhead", openai_facade.run),
                         ("workflows", workflows.run), ("workflow-stream", workflow_stream.run)):
         if not only or name in only:
             bench()

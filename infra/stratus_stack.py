@@ -24,7 +24,7 @@ from infra.network import Network
 from infra.observability import FIVE_MINUTES, AlarmTopic, alarm
 from infra.packaging import stage_function_code
 from infra.state_machines import MachineRef, referenced_functions
-from infra.topology import validate_queues, validate_streaming
+from infra.topology import validate_facades, validate_queues, validate_streaming
 
 
 def validate_catalog() -> None:
@@ -43,6 +43,7 @@ def validate_catalog() -> None:
             raise ValueError(f"the catalog may hold one {trigger_type.__name__} entry, not {count}")
     validate_queues()
     validate_streaming()
+    validate_facades()
 
 
 class StratusStack(Stack):

@@ -166,3 +166,38 @@ def validate_streaming(functions: Iterable[Function] | None = None) -> None:
 
 
 _PATH_PARAMETER = re.compile(r"\{\w+\}")
+
+
+# --- Compatible API facades -------------------------------------------------------------------
+
+
+def validate_facades(functions: Iterable[Function] | None = None,
+                     facades: Iterable[catalog.Facade] | None = None) -> None:
+    """Each facade owns its prefix (one segment, apart from Stratus's ``/api`` and every other
+    facade's); every route under it answers in its dialect and every route in its dialect lies
+    under it, HTTP API and streaming routes alike (docs/adr/0042-compatible-api-facades.md)."""
+    entries = list(catalog.FUNCTIONS if functions is None else functions)
+    declared = list(catalog.FACADES if facades is None else facades)
+    by_prefix: dict[str, catalog.Facade] = {}
+    for facade in declared:
+        if not re.fullmatch(r"/[a-z][a-z0-9-]*", facade.prefix) or facade.prefix in ("/api", "/health"):
+            raise ValueError(f"facade {facade.name}: prefix {facade.prefix!r} must be one segment of its own "
+                             "(like /openai), not /api or /health")
+        if facade.prefix in by_prefix or facade.dialect in {f.dialect for f in by_prefix.values()}:
+            raise ValueError(f"facade {facade.name}: its prefix or dialect is another facade's")
+        if not under_prefix(facade.base_path, facade.prefix):
+            raise ValueError(f"facade {facade.name}: base path {facade.base_path!r} lies outside {facade.prefix!r}")
+        by_prefix[facade.prefix] = facade
+    routes: list[tuple[str, str, str]] = []
+    for fn in entries:
+        if isinstance(fn.trigger, Http):
+            routes.append((fn.name, fn.trigger.path, fn.trigger.dialect))
+        elif isinstance(fn.trigger, FunctionUrl):
+            routes += [(fn.name, route.path, route.dialect) for route in fn.trigger.routes]
+    for name, path, dialect in routes:
+        owner = next((f for prefix, f in by_prefix.items() if under_prefix(path, prefix)), None)
+        if owner is not None and dialect != owner.dialect:
+            raise ValueError(f"{name}: {path} lies under facade {owner.name} but answers in dialect {dialect!r}; "
+                             f"give it dialect {owner.dialect!r}")
+        if owner is None and dialect != catalog.DEFAULT_DIALECT:
+            raise ValueError(f"{name}: {path} answers in dialect {dialect!r} outside every facade's prefix")

@@ -200,6 +200,22 @@ def under_prefix(path: str, prefix: str) -> bool:
                                                                                           strict=False))
 
 
+@dataclass(frozen=True)
+class Facade:
+    """A compatible API (docs/adr/0042-compatible-api-facades.md): another platform's wire format
+    served over Stratus's services under a prefix of its own (``/openai``), so its paths never
+    meet ``/api/v1``'s. Every route under the prefix, HTTP API or streaming, answers in the
+    facade's dialect, and every route in that dialect lies under the prefix (checked by
+    ``infra.topology.validate_facades``); unknown paths under it answer in it too."""
+
+    name: str
+    prefix: str
+    dialect: str
+    # What a client sets as its base URL, below the deployment's (``/openai/v1``).
+    base_path: str
+    description: str = ""
+
+
 Trigger = Http | DefaultRoute | Authorizer | Schedule | StepFunctionsTask | Invoked | Deploy | Queue | FunctionUrl
 
 # --- Permissions (IAM), abstract: CDK turns each into grants -----------------------

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from functools import cache
 
-from functions.catalog import agents, chat, knowledge, models, platform, tools, workflows
+from functions.catalog import agents, chat, knowledge, models, openai, platform, tools, workflows
 from functions.catalog.layers import LAYERS
 from shared.catalog import (
+    DEFAULT_DIALECT,
     Access,
     Authorizer,
     DefaultRoute,
     Deploy,
+    Facade,
     Function,
     FunctionUrl,
     Http,
@@ -32,6 +34,8 @@ from shared.catalog import (
 )
 
 __all__ = [
+    "DEFAULT_DIALECT",
+    "FACADES",
     "FUNCTIONS",
     "LAYERS",
     "QUEUES",
@@ -40,6 +44,7 @@ __all__ = [
     "Authorizer",
     "DefaultRoute",
     "Deploy",
+    "Facade",
     "Function",
     "FunctionUrl",
     "Http",
@@ -62,12 +67,14 @@ __all__ = [
     "streaming_functions",
 ]
 
-_DOMAINS = (platform, models, knowledge, agents, chat, workflows, tools)
+_DOMAINS = (platform, models, knowledge, agents, chat, workflows, tools, openai)
 
 FUNCTIONS: tuple[Function, ...] = tuple(fn for domain in _DOMAINS for fn in domain.FUNCTIONS)
 QUEUES: tuple[QueueSpec, ...] = tuple(q for domain in _DOMAINS for q in getattr(domain, "QUEUES", ()))
 STATE_MACHINES: tuple[StateMachineSpec, ...] = tuple(
     sm for domain in _DOMAINS for sm in getattr(domain, "STATE_MACHINES", ()))
+# The compatible APIs (docs/adr/0042-compatible-api-facades.md), each under its own prefix.
+FACADES: tuple[Facade, ...] = tuple(f for domain in _DOMAINS for f in getattr(domain, "FACADES", ()))
 
 
 @cache

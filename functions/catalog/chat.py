@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functions.catalog import openai
 from functions.catalog._common import EMBED_ACCESS
 from shared.catalog import (
     DATABASE,
@@ -65,7 +66,8 @@ FUNCTIONS: tuple[Function, ...] = (
 
 FUNCTIONS += (
     Function("chat", "functions.chat.app", _C,
-             FunctionUrl((_CHAT,), routes=(
+             # The compatible APIs' chat routes are served here too (docs/adr/0042): the same turns.
+             FunctionUrl((_CHAT, openai.CHAT_COMPLETIONS), routes=(
                  StreamRoute("POST", _CHAT, "agent:run",
                              "Send a message to an agent: an SSE stream of the turn's events, or the final "
                              "message with \"stream\": false", tag="chat",
@@ -76,6 +78,7 @@ FUNCTIONS += (
                  StreamRoute("POST", _CHAT + "/{message_id}/cancel", "agent:run",
                              "Stop a running turn; the answer keeps what was generated", tag="chat",
                              query=f"{_API}:UserQuery", response=f"{_API}:CancelOut", status=202),
+                 *openai.CHAT_ROUTES,
              )),
              memory_mb=1024, timeout_s=600, layers=("base", "aws", "web", "search", "embed", "llm", "tools"),
              # A chatflow agent's turn runs its chatflow here (docs/adr/0037): the workflow run store

@@ -1,6 +1,8 @@
 """The chat function: an ASGI app behind a function URL (the Lambda Web Adapter runs it in AWS;
 the local gateway mounts it). Each handler serves one of the catalog entry's routes, which
-gives its permission, models and answer: parse → one service call → envelope or event stream."""
+gives its permission, models and answer: parse → one service call → envelope or event stream.
+OpenAI's chat completions are turns too (docs/adr/0042-compatible-api-facades.md): their route
+answers in OpenAI's dialect, through the facade's translation of the same turn."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from shared.chat.api import ChatBody, UserQuery
 from shared.chat.wiring import chat_service
 from shared.config import get_settings
 from shared.conversations import paths
+from shared.facades.openai.api import ChatCompletionRequest
 from shared.http.stream import Answer, StreamCall, blocking, in_own_thread, stream_app
 
 api = stream_app(function_for_module(__name__), heartbeat_s=lambda: get_settings().chat_heartbeat_s)
@@ -41,6 +44,17 @@ async def events(call: StreamCall[None, UserQuery]) -> Answer:
 async def cancel(call: StreamCall[None, UserQuery]) -> Answer:
     message_id = paths.message_id(call.path_params["message_id"])
     return call.ok(await blocking(lambda: chat_service().cancel(call.principal, message_id, call.query.user)))
+
+
+@api.route("POST", "/openai/v1/chat/completions")
+async def openai_chat_completions(call: StreamCall[ChatCompletionRequest, None]) -> Answer:
+    from shared.facades.openai.chat import openai_chat
+
+    facade = openai_chat()
+    completion = await blocking(lambda: facade.start(call.principal, call.body))
+    if not call.body.stream:
+        return call.ok(await in_own_thread(lambda: facade.complete(completion), "chat-turn"))
+    return call.stream(lambda emit: facade.run(completion, emit), "chat-turn", translator=facade.stream(completion))
 
 
 app = api.asgi()

@@ -1,5 +1,6 @@
 """The ``$default`` route: unknown paths answer 404 and known paths with the wrong method
-405 (with ``Allow``), both in the error shape of the path's routes (Stratus's by default)."""
+405 (with ``Allow``), both in the error shape of the path's routes (Stratus's by default; a
+compatible API's under its prefix, docs/adr/0042-compatible-api-facades.md)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
 
-from functions.catalog import http_functions
+from functions.catalog import FACADES, http_functions
 from shared.catalog import Http
 from shared.handler import powertools_handler
 from shared.http.context import request_id_of
 from shared.http.dialect import dialect_for
-from shared.http.routing import RouteTable, http_routes
+from shared.http.routing import RouteTable, facade_dialect, http_routes
 
 
 @cache
@@ -23,8 +24,8 @@ def _routes() -> RouteTable[Http]:
 
 def _answer(event: dict[str, Any], context: Any) -> dict[str, Any]:
     http = (event.get("requestContext") or {}).get("http") or {}
-    error, dialect = _routes().unmatched(str(http.get("method", "")),
-                                         str(event.get("rawPath") or http.get("path", "")))
+    path = str(event.get("rawPath") or http.get("path", ""))
+    error, dialect = _routes().unmatched(str(http.get("method", "")), path, facade_dialect(path, FACADES))
     return dialect_for(dialect).error_result(error, request_id_of(event))
 
 

@@ -11,7 +11,7 @@ from psycopg import Connection, sql
 from psycopg.types.json import Jsonb
 
 from shared.db.paging import PageRequest
-from shared.db.queries import Row, assignments, one, page_of
+from shared.db.queries import Row, assignments, one, page_of, rows
 
 Conn = Connection[Any]
 
@@ -32,6 +32,16 @@ def get_agent(conn: Conn, tenant_id: uuid.UUID, ref: uuid.UUID | str, *, lock: b
     scope = "tenant_id = %(tenant)s AND deleted_at IS NULL" if lock else _VISIBLE
     return one(conn, f"SELECT {_AGENT_COLUMNS} FROM agents WHERE {by} AND {scope}"
                       + (" FOR UPDATE" if lock else ""), {"ref": ref, "tenant": tenant_id})
+
+
+def chat_agents(conn: Conn, tenant_id: uuid.UUID, agent_id: uuid.UUID | None, limit: int) -> list[Row]:
+    """The live agents the tenant can chat with (published, or built-in), oldest first; only
+    ``agent_id`` when given."""
+    return rows(conn, f"""SELECT {_AGENT_COLUMNS} FROM agents
+                          WHERE {_VISIBLE} AND (tenant_id IS NULL OR published_version IS NOT NULL)
+                            AND (%(agent)s::uuid IS NULL OR id = %(agent)s::uuid)
+                          ORDER BY (tenant_id IS NOT NULL), created_at, id LIMIT %(limit)s""",
+                {"tenant": tenant_id, "agent": agent_id, "limit": limit})
 
 
 def insert_agent(conn: Conn, *, agent_id: uuid.UUID, tenant_id: uuid.UUID, name: str, description: str,

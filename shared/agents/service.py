@@ -312,6 +312,14 @@ class AgentService:
 
     # For other domains (shared.agents.contract.AgentResolver) ------------------------------------
     @_traced
+    def chat_agents(self, tenant_id: uuid.UUID, agent_id: uuid.UUID | None = None,
+                    limit: int = 1000) -> list[AgentOut]:
+        """The agents the tenant can chat with (built-ins first, then its published agents,
+        oldest first; at most ``limit``), or only ``agent_id`` among them."""
+        with self._db.transaction(tenant_id) as conn:
+            return [agent_out(row) for row in repo.chat_agents(conn, tenant_id, agent_id, limit)]
+
+    @_traced
     def agent_id(self, tenant_id: uuid.UUID, ref: AgentRef) -> uuid.UUID:
         with self._db.transaction(tenant_id) as conn:
             agent_id: uuid.UUID = self._visible(conn, tenant_id, ref)["id"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -88,6 +88,9 @@ class Turn:
     started: float
     # The conversation's end user (sys.user_id of a chatflow's run).
     end_user: str = ""
+    # The turns the model remembers when the client sent them itself (a stateless API such as
+    # OpenAI's chat completions), instead of the conversation's stored ones; oldest first.
+    history: list[tuple[str, str]] | None = None
 
 
 class TurnFailed(StratusError):
@@ -137,9 +140,14 @@ class ChatService:
 
     # Starting a turn ---------------------------------------------------------------------------
     @tracer.capture_method(capture_response=False)
-    def start(self, principal: Principal, body: ChatBody) -> Turn:
+    def start(self, principal: Principal, body: ChatBody, *, history: Sequence[tuple[str, str]] | None = None,
+              instructions: str = "") -> Turn:
         """Everything that can refuse the turn with an HTTP error happens here, before any
-        event: the conversation, the agent, the inputs, the model, the question's size."""
+        event: the conversation, the agent, the inputs, the model, the question's size.
+
+        ``history``: the (question, answer) turns before this one as the client holds them (a
+        stateless API): the model remembers them, within the agent's memory limits, instead of
+        the conversation's. ``instructions``: the client's own system text, after the agent's."""
         started = self._d.clock()
         tenant_id = principal.tenant
         store = self._d.conversations()
@@ -160,6 +168,8 @@ class ChatService:
             raise AgentModeUnavailable(details={"mode": chat_agent.config.mode})
         inputs = {**(conversation.inputs if conversation is not None else {}), **body.inputs}
         system_prompt = render_system_prompt(chat_agent.config, inputs)
+        if instructions:
+            system_prompt = f"{system_prompt}\n\n{instructions}" if system_prompt else instructions
         if chat_agent.config.mode == "chatflow":
             # The chatflow's nodes call their own models, each sized by the engine.
             context_tokens, output_tokens, ok, needed, available = 0, CHATFLOW_STREAM_EVENTS, True, 0, 0
@@ -182,7 +192,7 @@ class ChatService:
                     answer_position=opened.answer_position, chat_agent=chat_agent, system_prompt=system_prompt,
                     question=body.message, context_tokens=context_tokens, output_tokens=output_tokens,
                     created_conversation=opened.created_conversation, started=started,
-                    end_user=end_user_of(principal, body.user))
+                    end_user=end_user_of(principal, body.user), history=None if history is None else list(history))
 
     # Running a turn ----------------------------------------------------------------------------
     @tracer.capture_method(capture_response=False)

@@ -125,6 +125,9 @@ class TurnLifecycle:
 
     def memory(self, turns: int) -> list[tuple[str, str]]:
         t = self._t
+        if t.history is not None:
+            # The client's own history (a stateless API): the same memory limit applies.
+            return t.history[-turns:] if turns > 0 else []
         return self._store.history(t.tenant_id, t.conversation_id, t.answer_position, turns)
 
     def publish(self, event_type: str, data: dict[str, Any]) -> None:

@@ -6,7 +6,13 @@ A route names its dialect in the catalog (``Http.dialect``, ``StreamRoute.dialec
 HTTP stacks (``StratusApp`` and the streaming app) answer through it, errors raised before
 routing included. Stratus's own envelope is the default. A compatible API facade (Coze's
 ``{"code","msg"}``, Dify's ``{"code","message","status"}``, OpenAI's ``{"error":{...}}``) is a
-dialect registered here plus a translator of its requests, not a second HTTP stack.
+dialect registered here plus a translator of its requests, not a second HTTP stack
+(docs/adr/0042-compatible-api-facades.md).
+
+A stream is written by the dialect's :class:`StreamTranslator`, one per response: Stratus's
+writes each internal event as one frame; a facade's keeps what its wire format repeats in every
+frame (OpenAI's completion id and model) and maps each internal event to zero or more frames,
+skipping the events it has no word for.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from shared.cache.ports import StreamEvent
 from shared.db.paging import Page
@@ -51,6 +57,28 @@ def compact_json(data: Any) -> str:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
+class StreamTranslator(Protocol):
+    """Writes one response's stream: each internal event as zero or more wire frames, and the
+    heartbeat. Stateful where the wire format needs it (one instance per response)."""
+
+    def frames(self, event: StreamEvent) -> list[bytes]: ...
+
+    def heartbeat(self) -> bytes: ...
+
+
+class PerEventTranslator:
+    """A dialect whose frames depend on the event alone: one frame per event."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self._dialect = dialect
+
+    def frames(self, event: StreamEvent) -> list[bytes]:
+        return [self._dialect.event(event)]
+
+    def heartbeat(self) -> bytes:
+        return self._dialect.heartbeat()
+
+
 class Dialect(ABC):
     """What a route's answers look like on the wire. The transport (status line, the
     ``X-Request-Id`` header, rate-limit headers, streaming) is the HTTP layer's, shared by all."""
@@ -77,6 +105,11 @@ class Dialect(ABC):
     @abstractmethod
     def heartbeat(self) -> bytes:
         """What keeps an idle stream open (proxies close silent connections)."""
+
+    def translator(self) -> StreamTranslator:
+        """The writer of one response's stream (a route's handler may hand its own, built with
+        what the request said: a facade's model name, its usage option)."""
+        return PerEventTranslator(self)
 
     def error_result(self, error: StratusError, request_id: str) -> dict[str, Any]:
         """An API Gateway v2 result answering ``error`` (raised before a resolver ran)."""
@@ -197,12 +230,24 @@ def _json_line(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 STRATUS = StratusDialect()
-# Dialects by the name routes give in the catalog.
+# Dialects by the name routes give in the catalog; a facade's is imported when first needed
+# ("module:attribute"), so a function serving only Stratus's API never loads it.
 DIALECTS: dict[str, Dialect] = {STRATUS.name: STRATUS}
+FACADE_DIALECTS: dict[str, str] = {
+    "openai": "shared.facades.openai.dialect:OPENAI",
+}
 
 
 def dialect_for(name: str) -> Dialect:
-    try:
-        return DIALECTS[name]
-    except KeyError:
-        raise LookupError(f"no dialect named {name!r} (shared/http/dialect.py)") from None
+    found = DIALECTS.get(name)
+    if found is not None:
+        return found
+    where = FACADE_DIALECTS.get(name)
+    if where is None:
+        raise LookupError(f"no dialect named {name!r} (shared/http/dialect.py)")
+    import importlib
+
+    module, _, attribute = where.partition(":")
+    dialect: Dialect = getattr(importlib.import_module(module), attribute)
+    DIALECTS[name] = dialect
+    return dialect

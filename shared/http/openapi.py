@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from shared.catalog import Function, FunctionUrl, Http, StreamRoute, under_prefix
+from shared.catalog import DEFAULT_DIALECT, Function, FunctionUrl, Http, StreamRoute, under_prefix
 from shared.http.dialect import EVENT_STREAM, Dialect, EventDoc, dialect_for
 from shared.http.refs import model_of
 
@@ -195,7 +195,10 @@ def _stream_operation(fn: Function, route: StreamRoute, operation_id: str, schem
                                                                                         "serialization"))}
         # The heartbeat frame as the dialect writes it, newlines shown as \n.
         heartbeat = dialect.heartbeat().decode().replace("\n", "\\n")
-        responses["200"] = {"description": _EVENT_STREAM_DESCRIPTION.format(heartbeat=heartbeat), "content": content}
+        # A facade's stream is its API's (OpenAI: data lines only, no ids to resume from).
+        description = (_EVENT_STREAM_DESCRIPTION.format(heartbeat=heartbeat) if route.dialect == DEFAULT_DIALECT
+                       else content[EVENT_STREAM]["schema"].get("description", ""))
+        responses["200"] = {"description": description, "content": content}
     if route.response and str(route.status) not in responses:
         success = (dialect.page_schema(schemas.ref(route.response, "serialization")) if route.paged
                    else dialect.success_schema(schemas.ref(route.response, "serialization")))

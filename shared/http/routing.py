@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from shared.catalog import DEFAULT_DIALECT, Function, FunctionUrl, Http, StreamRoute
+from shared.catalog import DEFAULT_DIALECT, Facade, Function, FunctionUrl, Http, StreamRoute, prefix_pattern
 from shared.errors import MethodNotAllowed, NotFound, StratusError
 
 R = TypeVar("R", Http, StreamRoute)
@@ -48,7 +48,8 @@ class RouteTable(Generic[R]):
 
     def unmatched(self, method: str, path: str, default_dialect: str = DEFAULT_DIALECT) -> tuple[StratusError, str]:
         """The 405 (with ``Allow``) for a known path, else the 404; and the dialect answering it:
-        the path's routes' own, else ``default_dialect``."""
+        the path's routes' own, else ``default_dialect`` (:func:`facade_dialect` for the HTTP API:
+        a path under a facade's prefix answers in its dialect)."""
         same_path = [c.route for c in self.routes if c.pattern.match(path)]
         if same_path:
             allowed = sorted({route.method for route in same_path})
@@ -57,6 +58,12 @@ class RouteTable(Generic[R]):
                 details={"allowed": allowed}, headers={"Allow": ", ".join(allowed)})
             return error, same_path[0].dialect
         return NotFound(f"No route for {path}", code="biz_route_not_found"), default_dialect
+
+
+def facade_dialect(path: str, facades: Iterable[Facade]) -> str:
+    """The dialect a request for ``path`` is answered in when no route takes it: the facade's
+    whose prefix it lies under (``/openai/v1/embeddings`` answers like OpenAI), else Stratus's."""
+    return next((f.dialect for f in facades if prefix_pattern(f.prefix).match(path)), DEFAULT_DIALECT)
 
 
 def http_routes(functions: Iterable[Function]) -> RouteTable[Http]:

@@ -36,7 +36,7 @@ from starlette.responses import Response
 
 from shared.auth.principal import Principal
 from shared.cache.ports import StreamEvent
-from shared.catalog import DEFAULT_DIALECT, Function, FunctionUrl, StreamRoute
+from shared.catalog import DEFAULT_DIALECT, Function, FunctionUrl, StreamRoute, prefix_pattern, under_prefix
 from shared.config import MissingSettings, check_entry_settings
 from shared.db.paging import Page
 from shared.errors import (
@@ -47,7 +47,7 @@ from shared.errors import (
     ValidationFailed,
 )
 from shared.http.context import add_response_headers, request_id_of_headers, response_headers, set_request
-from shared.http.dialect import Dialect, dialect_for
+from shared.http.dialect import Dialect, StreamTranslator, dialect_for
 from shared.http.envelope import JSON
 from shared.http.refs import model_of
 from shared.http.routing import RouteTable, stream_routes
@@ -209,16 +209,17 @@ class EventSource:
         """No more events (a replay that ended without its last event)."""
         self._loop.call_soon_threadsafe(self._queue.put_nowait, None)
 
-    async def frames(self, dialect: Dialect, heartbeat_s: float) -> AsyncIterator[bytes]:
+    async def frames(self, translator: StreamTranslator, heartbeat_s: float) -> AsyncIterator[bytes]:
         while True:
             try:
                 event = await asyncio.wait_for(self._queue.get(), heartbeat_s)
             except TimeoutError:
-                yield dialect.heartbeat()
+                yield translator.heartbeat()
                 continue
             if event is None:
                 return
-            yield dialect.event(event)
+            for frame in translator.frames(event):
+                yield frame
             if event.type in self._last:
                 return
 
@@ -326,16 +327,19 @@ class StreamCall(Generic[B, Q]):
         return json_answer(self.dialect.page(page, self.request_id), self.request_id, self.route.status)
 
     def events(self, source: EventSource, headers: dict[str, str] | None = None,
-               on_gone: Callable[[], None] | None = None) -> SseResponse:
-        return SseResponse(source.frames(self.dialect, self.heartbeat_s), self.request_id,
-                           headers={**response_headers(), **(headers or {})}, on_gone=on_gone)
+               on_gone: Callable[[], None] | None = None, translator: StreamTranslator | None = None) -> SseResponse:
+        """The SSE answer of ``source``, written by ``translator`` (the route's dialect's by default)."""
+        frames = source.frames(translator or self.dialect.translator(), self.heartbeat_s)
+        return SseResponse(frames, self.request_id, headers={**response_headers(), **(headers or {})},
+                           on_gone=on_gone)
 
-    def stream(self, produce: Callable[[Callable[[StreamEvent], None]], Any], name: str) -> SseResponse:
+    def stream(self, produce: Callable[[Callable[[StreamEvent], None]], Any], name: str, *,
+               translator: StreamTranslator | None = None) -> SseResponse:
         """Stream what ``produce`` emits, producing on a thread of its own (it runs to its end
-        whether or not the client stays)."""
+        whether or not the client stays); ``translator`` writes it (the dialect's by default)."""
         source = EventSource()
         in_background(lambda: produce(source.emit), name)
-        return self.events(source)
+        return self.events(source, translator=translator)
 
     def follow(self, batches: Iterable[Iterable[StreamEvent]], name: str, *, headers: dict[str, str] | None = None,
                until_gone: bool = False) -> SseResponse:
@@ -434,9 +438,12 @@ class StreamAsgi:
         self._heartbeat_s = heartbeat_s
         # Infrastructure, not a user route: not in the catalog's routes nor in OpenAPI.
         self.readiness_path = function.trigger.readiness_path
-        dialects = {route.dialect for route in function.trigger.routes}
-        # Unknown paths answer in the function's dialect when all its routes share one.
-        self._default_dialect = dialects.pop() if len(dialects) == 1 else DEFAULT_DIALECT
+        # Unknown paths answer in the dialect of the routes under their prefix when those share
+        # one (a facade's prefix: its API's shape), else Stratus's.
+        self._prefix_dialects: dict[str, str] = {}
+        for prefix in function.trigger.path_prefixes:
+            dialects = {route.dialect for route in function.trigger.routes if under_prefix(route.path, prefix)}
+            self._prefix_dialects[prefix] = dialects.pop() if len(dialects) == 1 else DEFAULT_DIALECT
 
     @property
     def routes(self) -> list[StreamRoute]:
@@ -477,7 +484,9 @@ class StreamAsgi:
             return Response('{"status":"ok"}', media_type=JSON)
         found = self._table.match(method, path)
         if found is None:
-            error, dialect = self._table.unmatched(method, path, self._default_dialect)
+            default = next((dialect for prefix, dialect in self._prefix_dialects.items()
+                            if prefix_pattern(prefix).match(path)), DEFAULT_DIALECT)
+            error, dialect = self._table.unmatched(method, path, default)
             return error_answer(dialect_for(dialect), error, rid)
         compiled, params = found
         bound = self._bound[(compiled.route.method, compiled.route.path)]

@@ -15,7 +15,9 @@ another tenant; then the platform admin's operations with the admin token.
 Left out: ``POST /api/v1/chat`` and ``GET /api/v1/chat/{message_id}/events`` answer
 Server-Sent Events, which Schemathesis cannot read as a stream (it waits for the body to end:
 a chat answer or a replay that follows a live turn runs for minutes, with heartbeats); their
-JSON errors and events are held by tests/e2e/test_chat_e2e.py and tests/unit/test_openapi.py.
+JSON errors and events are held by tests/e2e/test_chat_e2e.py and tests/unit/test_openapi.py. So is
+``POST /openai/v1/chat/completions`` (``stream: true`` answers events), held by
+tests/e2e/test_openai_e2e.py through the official SDK; the OpenAI models routes are fuzzed.
 ``POST /api/v1/chat/{message_id}/cancel`` (JSON) is fuzzed.
 """
 
@@ -39,7 +41,7 @@ SEED = 20261203
 CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conformance",
           "response_headers_conformance", "response_schema_conformance")
 # Streaming answers (see the module docstring).
-SSE_ROUTES = r"^/api/v1/chat(/\{message_id\}/events)?$"
+SSE_ROUTES = r"^(/api/v1/chat(/\{message_id\}/events)?|/openai/v1/chat/completions)$"
 # Operations (by catalog name: the operation id) that destroy the seeded resources or can
 # revoke or demote the fuzzer's own token (pass 2), and those only the platform admin may call
 # (pass 3).

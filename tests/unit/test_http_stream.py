@@ -174,9 +174,16 @@ def test_the_chat_app_serves_exactly_its_catalog_routes() -> None:
     for route in entry.trigger.routes:
         answer = client.request(route.method, route.path.replace("/api/v1/chat/{message_id}", message))
         assert answer.status_code == 401, (route.path, answer.text)
+        if route.dialect == "openai":
+            # A facade's route answers in its API's error shape (docs/adr/0042).
+            assert answer.json()["error"]["code"] == "invalid_api_key" and answer.headers["x-request-id"]
+            continue
         assert answer.json()["code"] == "auth_missing_token"
         assert answer.headers["x-request-id"] == answer.json()["request_id"]
     assert client.get(f"{message}/answers").json()["code"] == "biz_route_not_found"
+    # An unknown path under a facade's prefix answers in the facade's shape.
+    unknown = client.get("/openai/v1/chat/completions/x")
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "biz_route_not_found"
     wrong = client.get("/api/v1/chat")
     assert wrong.status_code == 405 and wrong.headers["allow"] == "POST"
     # The Web Adapter's readiness check: infrastructure, answered without auth or a data store.
@@ -268,7 +275,7 @@ def test_the_event_source_ends_on_its_last_event_type() -> None:
         source.emit(StreamEvent("1-0", "done", {}))
         source.emit(StreamEvent("2-0", "end", {}))
         source.emit(StreamEvent("3-0", "never", {}))
-        return [frame async for frame in source.frames(STRATUS, 1.0)]
+        return [frame async for frame in source.frames(STRATUS.translator(), 1.0)]
 
     sent = asyncio.run(run())
     assert [frame.split(b"\n")[0] for frame in sent] == [b"event: done", b"event: end"]

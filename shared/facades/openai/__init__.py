@@ -1,0 +1,1 @@
+"""OpenAI's chat completions and models API over Stratus's agents (docs/compatible-apis.md)."""
