@@ -91,9 +91,12 @@ def knowledge_output(retrieval: Any) -> str:
     return json.dumps({"passages": passages}, ensure_ascii=False)
 
 
-def knowledge_base_ids(arguments: Mapping[str, Any], bound: tuple[uuid.UUID, ...]) -> list[uuid.UUID]:
-    """The bound knowledge bases (an agent's), else those the arguments name."""
-    if bound:
+def knowledge_base_ids(arguments: Mapping[str, Any], bound: tuple[uuid.UUID, ...] | None) -> list[uuid.UUID]:
+    """The bound knowledge bases (an agent's: the model cannot name others of the tenant), else
+    those the arguments name."""
+    if bound is not None:
+        if not bound:
+            raise ArgumentProblem("there is no knowledge base to search here (the agent has none)")
         return list(bound)
     named = arguments.get("knowledge_base_ids") or []
     ids: list[uuid.UUID] = []

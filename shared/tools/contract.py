@@ -117,11 +117,11 @@ class ToolSelection:
 
 @dataclass(frozen=True)
 class CallContext:
-    """What a caller binds: the knowledge bases ``knowledge_search`` searches (an agent's own;
-    empty: the arguments name them), who a workflow tool's run is recorded for, and how much
-    output to keep."""
+    """What a caller binds: the knowledge bases ``knowledge_search`` searches (an agent's own,
+    none when it has none; None: the arguments name them), who a workflow tool's run is recorded
+    for, and how much output to keep."""
 
-    knowledge_base_ids: tuple[uuid.UUID, ...] = ()
+    knowledge_base_ids: tuple[uuid.UUID, ...] | None = None
     principal: Principal | None = None
     max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS
 

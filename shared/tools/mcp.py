@@ -30,6 +30,9 @@ from shared.egress import EgressPolicy, EgressRefused, Resolver
 MAX_TOOLS = 200
 # An answer's text (an MCP result's content) is cut here before it travels on.
 MAX_RESULT_CHARS = 1_000_000
+# What one list or call may receive from the server in all (its responses' bodies, as sent):
+# past it the exchange stops, unread. Bodies are asked for, and accepted, uncompressed only.
+MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 _MAX_PAGES = 20
 _USER_AGENT = "Stratus-Tools/1 (MCP client)"
 
@@ -193,9 +196,11 @@ def _run(factory: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
 class SdkMcpClient:
     """The ``mcp`` SDK's streamable HTTP client over the egress policy's async transport."""
 
-    def __init__(self, policy: EgressPolicy, *, resolver: Resolver | None = None) -> None:
+    def __init__(self, policy: EgressPolicy, *, resolver: Resolver | None = None,
+                 max_response_bytes: int = MAX_RESPONSE_BYTES) -> None:
         self.policy = policy
         self._resolver = resolver
+        self._max_response_bytes = max_response_bytes
 
     def list_tools(self, server: McpServer, timeout_s: float) -> list[McpTool]:
         async def listing(client: Any) -> list[McpTool]:
@@ -226,6 +231,7 @@ class SdkMcpClient:
     def _session(self, server: McpServer, timeout_s: float, work: Callable[[Any], Coroutine[Any, Any, Any]]) -> Any:
         self._check(server.url)
         statuses: list[int] = []
+        overflow: list[str] = []
 
         async def main() -> Any:
             import anyio
@@ -235,15 +241,23 @@ class SdkMcpClient:
 
             from shared.egress import guarded_async_transport
 
-            transport = guarded_async_transport(self.policy, resolver=self._resolver)
-            headers = {"User-Agent": _USER_AGENT, **dict(server.headers)}
+            stop = anyio.CancelScope()
+
+            def over(reason: str) -> None:
+                # The SDK swallows its tasks' errors: the reason is kept here, the session stopped.
+                overflow.append(reason)
+                stop.cancel()
+
+            transport = _capped_transport(guarded_async_transport(self.policy, resolver=self._resolver),
+                                          self._max_response_bytes, over)
+            headers = {"User-Agent": _USER_AGENT, **dict(server.headers), "Accept-Encoding": "identity"}
 
             async def record(response: httpx2.Response) -> None:
                 # The SDK turns an HTTP error into a generic JSON-RPC one: the status is kept here.
                 if response.status_code >= 400:
                     statuses.append(response.status_code)
 
-            with anyio.fail_after(timeout_s):
+            with stop, anyio.fail_after(timeout_s):
                 async with httpx2.AsyncClient(transport=transport, trust_env=False, headers=headers,
                                               timeout=httpx2.Timeout(timeout_s), follow_redirects=False,
                                               event_hooks={"response": [record]}) as http, \
@@ -252,19 +266,70 @@ class SdkMcpClient:
                     return await work(client)
 
         try:
-            return _run(main)
+            result = _run(main)
         except McpError:
             raise
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt | SystemExit):
                 raise
+            if overflow:
+                raise McpError(McpError.FAILED, f"the MCP server {server.url} {overflow[0]}") from None
             raise _translated(exc, server.url, timeout_s, statuses) from None
+        if overflow:
+            raise McpError(McpError.FAILED, f"the MCP server {server.url} {overflow[0]}")
+        return result
 
     def _check(self, url: str) -> None:
         try:
             self.policy.check_url(url)
         except EgressRefused as exc:
             raise _refusal(exc) from None
+
+
+class _ResponseRefused(Exception):
+    """A response the client stops reading (over the size limit, or compressed)."""
+
+
+def _capped_transport(inner: Any, limit: int, over: Callable[[str], None]) -> Any:
+    """``inner`` with every response body counted against ``limit`` bytes (all the session's
+    responses together), a compressed one refused (it would inflate past any count)."""
+    import httpx2
+
+    received = [0]
+
+    class CappedStream(httpx2.AsyncByteStream):
+        def __init__(self, stream: Any) -> None:
+            self._stream = stream
+
+        async def __aiter__(self) -> Any:
+            async for chunk in self._stream:
+                received[0] += len(chunk)
+                if received[0] > limit:
+                    reason = f"sent more than {limit} bytes: a list or call's answers are capped there"
+                    over(reason)
+                    raise _ResponseRefused(reason)
+                yield chunk
+
+        async def aclose(self) -> None:
+            await self._stream.aclose()
+
+    class CappedTransport(httpx2.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+            response = await inner.handle_async_request(request)
+            encoding = response.headers.get("content-encoding", "identity").strip().lower()
+            if encoding not in ("", "identity"):
+                await response.aclose()
+                reason = (f"sent a {encoding}-compressed response, though asked for none: answers are read "
+                          "uncompressed only")
+                over(reason)
+                raise _ResponseRefused(reason)
+            response.stream = CappedStream(response.stream)
+            return response
+
+        async def aclose(self) -> None:
+            await inner.aclose()
+
+    return CappedTransport()
 
 
 def _refusal(exc: EgressRefused) -> McpError:

@@ -442,7 +442,12 @@ def build_call(operation: Operation, base_url: str, arguments: Mapping[str, Any]
         value = arguments[parameter.argument]
         if parameter.location == "path":
             text = ",".join(_text(v) for v in value) if isinstance(value, list) else _text(value)
-            path = path.replace("{" + parameter.name + "}", quote(text, safe=""))
+            encoded = quote(text, safe="")
+            if encoded.strip(".") == "":
+                # "." or "..": a dot segment, which the URL would resolve away (a value would
+                # climb out of the operation's path, the provider's credentials sent along).
+                encoded = encoded.replace(".", "%2E")
+            path = path.replace("{" + parameter.name + "}", encoded)
         elif parameter.location == "query":
             if isinstance(value, list) and parameter.explode:
                 params.extend((parameter.name, _text(v)) for v in value)

@@ -113,13 +113,18 @@ class _Outcome:
 
 def argument_problems(schema: Mapping[str, Any], arguments: Mapping[str, Any]) -> list[str]:
     """What is wrong with ``arguments`` for ``schema`` (JSON Schema 2020-12), each naming its
-    path; none when the schema itself is unusable (the tool's server then judges)."""
+    path; none when the schema itself is unusable (the tool's server then judges). A ``$ref`` is
+    resolved inside the schema only: jsonschema's default would fetch any other URL it names
+    (urllib, inside the VPC, past the egress policy), and schemas come from tenants' documents
+    and MCP servers."""
     import jsonschema
+    import referencing
+    import referencing.exceptions
 
     try:
-        validator = jsonschema.Draft202012Validator(dict(schema))
+        validator = jsonschema.Draft202012Validator(dict(schema), registry=referencing.Registry())
         errors = sorted(validator.iter_errors(dict(arguments)), key=lambda e: list(e.path))
-    except (jsonschema.SchemaError, jsonschema.exceptions.RefResolutionError, TypeError, ValueError):
+    except (jsonschema.SchemaError, referencing.exceptions.Unresolvable, TypeError, ValueError):
         return []
     problems = []
     for error in errors[:10]:

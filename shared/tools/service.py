@@ -360,7 +360,7 @@ class ToolProviderService:
                                                         "message": p.split(":", 1)[1].strip(),
                                                         "type": "invalid_argument"} for p in problems]})
         result = self._runtime.call(tenant_id, spec.ref, body.arguments, body.timeout_s,
-                                    context=CallContext(knowledge_base_ids=tuple(body.knowledge_base_ids),
+                                    context=CallContext(knowledge_base_ids=tuple(body.knowledge_base_ids) or None,
                                                         principal=principal, max_output_chars=TEST_OUTPUT_CHARS))
         return ToolResultOut(tool=spec.name, ref=str(spec.ref), status=result.status, output=result.output,
                              truncated=result.truncated, elapsed_ms=result.elapsed_ms, error_code=result.error_code,

@@ -5,8 +5,9 @@ node would call it). Every request is recorded (``server.requests``); paths:
 - ``/redirect?to=<url>&status=302``: a redirect (``Set-Cookie`` on it too).
 - ``/cookie``: sets a cookie.
 - ``/multi``: a header sent twice.
-- ``/bytes?size=N[&length=1][&gzip=1]``: N bytes in 64 KiB chunks, chunked unless ``length``
-  declares them; ``gzip`` sends N zero bytes gzip-compressed. ``server.streams`` records, per
+- ``/bytes?size=N[&length=1][&gzip=1][&type=T]``: N bytes in 64 KiB chunks, chunked unless
+  ``length`` declares them; ``gzip`` sends N zero bytes gzip-compressed; ``type`` is the
+  Content-Type (default application/octet-stream). ``server.streams`` records, per
   response, how much was written and whether the client went away first.
 - ``/slow?delay=S``: sleeps S seconds before the status line.
 - ``/page``: a small HTML page (a title, a heading, a paragraph, a script and a style).
@@ -103,11 +104,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _route_bytes(self, params: dict[str, str], query: list[tuple[str, str]], body: bytes) -> None:
         size = int(params["size"])
         if params.get("gzip"):
-            self._answer(200, gzip.compress(b"\0" * size), headers=[("Content-Encoding", "gzip")])
+            self._answer(200, gzip.compress(b"\0" * size), headers=[("Content-Encoding", "gzip")],
+                         content_type=params.get("type", "text/plain"))
             return
         stream = self.server.new_stream(size)
         self.send_response(200)
-        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Type", params.get("type", "application/octet-stream"))
         if params.get("length"):
             self.send_header("Content-Length", str(size))
         else:

@@ -254,6 +254,21 @@ def test_each_call_is_bounded_by_the_tool_timeout_and_the_agent_context_is_given
     assert ToolSelection(BUILTIN, ("knowledge_search",)) in (tools.listed[0] or [])
 
 
+def test_an_agent_without_knowledge_bases_lets_its_model_search_none() -> None:
+    from shared.tools.builtins import ArgumentProblem, knowledge_base_ids
+
+    gateway = Gateway([calls(("forecast", {})), text("ok")])
+    tools = Tools({"forecast": lambda args: "x"})
+    Loop(gateway, tools).run()
+    context = tools.calls[0][3]
+    assert context is not None and context.knowledge_base_ids == ()
+    # Bound to none: the knowledge bases a model names (any of the tenant's) are not searched.
+    other = str(uuid.UUID(int=11))
+    with pytest.raises(ArgumentProblem, match="no knowledge base"):
+        knowledge_base_ids({"query": "q", "knowledge_base_ids": [other]}, context.knowledge_base_ids)
+    assert knowledge_base_ids({"knowledge_base_ids": [other]}, None) == [uuid.UUID(other)]
+
+
 def test_a_tool_that_never_answers_is_given_up_as_a_timeout() -> None:
     release = threading.Event()
     gateway = Gateway([calls(("stuck", {})), text("It timed out.")])

@@ -11,6 +11,7 @@ import pytest
 
 from shared.egress import EgressPolicy
 from shared.tools.mcp import McpError, McpServer, SdkMcpClient, answer
+from tests.support.http_target import HttpTarget
 from tests.support.mcp_server import McpTestServer
 
 
@@ -58,3 +59,23 @@ def test_literal_addresses_are_refused_before_connecting_and_answers_carry_the_e
                     {"op": "call", "url": server.url, "headers": {}, "timeout_s": 10, "name": "add",
                      "arguments": {"a": 1, "b": 2}})
     assert listed == {"ok": True, "result": {"is_error": False, "text": "3"}}
+
+
+def test_answers_past_the_size_limit_stop_the_exchange_unread() -> None:
+    client = SdkMcpClient(EgressPolicy.parse("127.0.0.1"), max_response_bytes=1_000_000)
+    with HttpTarget() as target:
+        with pytest.raises(McpError) as info:
+            client.list_tools(McpServer(target.url("/bytes?size=50000000&type=application/json"), {}), 30)
+        assert info.value.code == McpError.FAILED
+        assert "more than 1000000 bytes" in info.value.message
+        # The server was not read to its end: the connection went once the limit was passed.
+        assert target.streams and not target.streams[0].done
+
+
+def test_a_compressed_answer_is_refused_before_it_is_inflated() -> None:
+    client = SdkMcpClient(EgressPolicy.parse("127.0.0.1"))
+    with HttpTarget() as target:
+        with pytest.raises(McpError) as info:
+            client.list_tools(McpServer(target.url("/bytes?size=50000000&gzip=1&type=application/json"), {}), 30)
+        assert info.value.code == McpError.FAILED and "gzip-compressed" in info.value.message
+        assert target.requests[0].header("Accept-Encoding") == "identity"

@@ -130,6 +130,11 @@ def test_a_call_builds_the_request_path_query_headers_cookie_and_body() -> None:
     assert call.body is None
     put = build_call(tools["put_pets_petId"], "https://api.example/v1/", {"petId": "a/b", "body": {"name": "Rex"}})
     assert put.url == "https://api.example/v1/pets/a%2Fb"  # a path value cannot add segments
+    for dots in ("..", "."):  # ...nor take any away
+        climbed = build_call(tools["put_pets_petId"], "https://api.example/v1/", {"petId": dots})
+        assert climbed.url == "https://api.example/v1/pets/" + "%2E" * len(dots)
+    assert build_call(tools["getPet"], "https://api.example/v1", {"petId": "a.b"}).url == \
+        "https://api.example/v1/pets/a.b"
     assert json.loads(put.body or b"") == {"name": "Rex"}
     assert ("Content-Type", "application/json") in put.headers
     document = {"openapi": "3.1.0", "paths": {"/s": {"get": {"operationId": "s", "parameters": [
