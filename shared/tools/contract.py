@@ -124,6 +124,9 @@ class CallContext:
     knowledge_base_ids: tuple[uuid.UUID, ...] | None = None
     principal: Principal | None = None
     max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS
+    # The workflows whose runs lead to this call (a tool node's run and the runs that started
+    # it through workflow tools), outermost first: a workflow tool refuses one already on it.
+    lineage: tuple[str, ...] = ()
 
 
 class ToolCatalog(Protocol):

@@ -88,9 +88,10 @@ class WorkflowTools(Protocol):
         ...
 
     def run(self, tenant_id: uuid.UUID, principal: Principal | None, workflow_id: uuid.UUID,
-            inputs: Mapping[str, Any], timeout_s: float) -> WorkflowOutcome:
-        """Run the published version and wait up to ``timeout_s``. Domain errors (inputs the
-        workflow refuses, a workflow gone) raise ``StratusError``."""
+            inputs: Mapping[str, Any], timeout_s: float, lineage: Sequence[str] = ()) -> WorkflowOutcome:
+        """Run the published version and wait up to ``timeout_s``; ``lineage``: the workflows on
+        the call path (a workflow already on it is refused). Domain errors (inputs the workflow
+        refuses, a workflow gone, a call cycle) raise ``StratusError``."""
         ...
 
 
@@ -442,7 +443,8 @@ class ToolRuntime:
 
         assert workflow_id is not None
         try:
-            outcome = self._workflows.run(tenant_id, context.principal, workflow_id, arguments, timeout_s)
+            outcome = self._workflows.run(tenant_id, context.principal, workflow_id, arguments, timeout_s,
+                                          lineage=context.lineage)
         except StratusError as exc:
             status: ToolStatus = "invalid_arguments" if exc.status == 422 else \
                 "not_found" if exc.status == 404 else "error"

@@ -6,7 +6,7 @@ the workflows (published versions, runs). Everything is reached on first use."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +39,7 @@ class _Workflows:
         return published_workflows(get_database(), tenant_id, workflow_ids)
 
     def run(self, tenant_id: uuid.UUID, principal: Principal | None, workflow_id: uuid.UUID,
-            inputs: Mapping[str, Any], timeout_s: float) -> WorkflowOutcome:
+            inputs: Mapping[str, Any], timeout_s: float, lineage: Sequence[str] = ()) -> WorkflowOutcome:
         import dataclasses
 
         from shared.auth.principal import Principal
@@ -60,7 +60,7 @@ class _Workflows:
         # A key bound to an agent runs the agent's tools: the binding is the agent's, not a workflow's.
         if caller.resource_type not in (None, "workflow"):
             caller = dataclasses.replace(caller, resource_type=None, resource_id=None)
-        run = service.start_run(caller, workflow_id, StartRun(inputs=dict(inputs), mode="sync"))
+        run = service.start_run(caller, workflow_id, StartRun(inputs=dict(inputs), mode="sync"), lineage=lineage)
         return WorkflowOutcome(status=run.status, run_id=str(run.id), outputs=run.outputs,
                                error_code=run.error.code if run.error else None,
                                error_message=run.error.message if run.error else None)

@@ -149,3 +149,11 @@ class ChatflowUnavailable(Conflict):
     code = "agent_chatflow_unavailable"
     default_message = ("The agent's workflow is not a chatflow any more: publish it as a chatflow (mode "
                        "\"chatflow\") or bind the agent to another")
+
+
+class WorkflowCallCycle(Conflict):
+    """A workflow tool asked to start a run of a workflow already on its call path (or too deep):
+    ``details.lineage`` spells the path."""
+
+    code, default_message = ("workflow_call_cycle",
+                             "A workflow tool cannot start the workflow that called it: remove the tool from it")

@@ -104,21 +104,23 @@ class PostgresRunStore:
     def create(self, run_id: uuid.UUID, *, tenant_id: uuid.UUID, workflow_id: uuid.UUID, version: int | None,
                document: WorkflowDocument, mode: str, inputs: Mapping[str, Any], created_by: uuid.UUID | None,
                api_key_id: uuid.UUID | None = None, chat: ChatRun | None = None,
-               conversation: Mapping[str, Any] | None = None, running: bool = False) -> None:
+               conversation: Mapping[str, Any] | None = None, running: bool = False,
+               lineage: Sequence[str] = ()) -> None:
         """Insert a run (``pending``; ``running`` when the caller runs it at once, in-process). A
         chatflow's run keeps its chat context and its conversation variables' starting values."""
         with self._db.transaction(tenant_id) as conn:
             conn.execute(
                 """INSERT INTO workflow_runs (id, tenant_id, workflow_id, version, document, mode, inputs, created_by,
                                               api_key_id, conversation_id, message_id, query, dialogue_count,
-                                              conversation, status, started_at)
+                                              conversation, status, started_at, lineage)
                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-                           CASE WHEN %s THEN now() END)""",
+                           CASE WHEN %s THEN now() END, %s)""",
                 (run_id, tenant_id, workflow_id, version, Jsonb(document.model_dump(mode="json")), mode,
                  Jsonb(json.loads(_encoded(inputs))), created_by, api_key_id,
                  chat.conversation_id if chat else None, chat.message_id if chat else None,
                  chat.query if chat else None, chat.dialogue_count if chat else None,
-                 Jsonb(json.loads(_encoded(conversation or {}))), "running" if running else "pending", running))
+                 Jsonb(json.loads(_encoded(conversation or {}))), "running" if running else "pending", running,
+                 Jsonb(list(lineage))))
 
     def conversation_values(self, tenant_id: uuid.UUID, conversation_id: uuid.UUID,
                             document: WorkflowDocument) -> dict[str, Any]:
@@ -142,7 +144,7 @@ class PostgresRunStore:
         tenant = uuid.UUID(run.tenant_id)
         with self._db.transaction(tenant) as conn:
             row = one(conn, """SELECT id, workflow_id, version, document, status, inputs, created_by, created_at,
-                                      started_at, conversation_id, query, dialogue_count, conversation
+                                      started_at, conversation_id, query, dialogue_count, conversation, lineage
                                  FROM workflow_runs WHERE id = %s AND tenant_id = %s""",
                       (uuid.UUID(run.run_id), tenant))
             if row is None:
@@ -160,7 +162,8 @@ class PostgresRunStore:
         context = RunContext(tenant_id=tenant, run_id=run.run_id, workflow_id=str(row["workflow_id"]),
                              version=str(row["version"]) if row["version"] is not None else "draft",
                              user_id=str(row["created_by"]) if row["created_by"] else None,
-                             started_at=started, inputs=dict(row["inputs"] or {}), chat=chat)
+                             started_at=started, inputs=dict(row["inputs"] or {}), chat=chat,
+                             lineage=tuple(str(item) for item in row["lineage"] or ()))
         records = {
             node["node_id"]: NodeRecord(node["node_id"], node["status"], node["handle"],
                                         self.outputs(node) if node["status"] == "succeeded" else None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +23,7 @@ from shared.errors import Unavailable, ValidationFailed
 from shared.observability import tracer
 from shared.workflows.contract import DRAFT, WorkflowResolver
 from shared.workflows.errors import (
+    WorkflowCallCycle,
     WorkflowDraftNotAllowed,
     WorkflowNotAllowed,
     WorkflowRunEventIdInvalid,
@@ -118,14 +119,24 @@ class WorkflowRunService:
 
     # Starting -------------------------------------------------------------------------------
     @_traced
-    def start_run(self, principal: Principal, workflow_id: uuid.UUID, body: StartRun) -> WorkflowRunOut:
+    def start_run(self, principal: Principal, workflow_id: uuid.UUID, body: StartRun, *,
+                  lineage: Sequence[str] = ()) -> WorkflowRunOut:
         """Start the run; with ``sync``, wait for it up to the sync bound. The answer's status
-        says whether it finished."""
+        says whether it finished. ``lineage``: the workflows whose runs started this one through
+        a workflow tool, outermost first; a workflow already on it, or a path deeper than
+        sub-workflows may nest, is refused (a workflow reaching itself through tools)."""
         from shared.auth.permissions import require
+        from shared.workflows.configs import MAX_SUB_WORKFLOW_DEPTH
         from shared.workflows.validation import validate_inputs
 
         tenant = principal.tenant
         check_workflow_allowed(principal, workflow_id)
+        if str(workflow_id) in lineage or len(lineage) >= MAX_SUB_WORKFLOW_DEPTH:
+            path = " → ".join([*lineage, str(workflow_id)])
+            raise WorkflowCallCycle(f"The workflow {workflow_id} is already running on this call path, or the path "
+                                    f"is deeper than {MAX_SUB_WORKFLOW_DEPTH} ({path}): a workflow tool cannot call "
+                                    "the workflow that called it; remove the tool from that workflow or agent",
+                                    details={"lineage": [*lineage, str(workflow_id)]})
         if body.version == DRAFT:
             if bound_workflow(principal) is not None:
                 raise WorkflowDraftNotAllowed()
@@ -143,7 +154,7 @@ class WorkflowRunService:
         run_id = uuid.uuid4()
         self._store.create(run_id, tenant_id=tenant, workflow_id=workflow_id, version=runnable.version,
                            document=runnable.document, mode=body.mode, inputs=inputs, created_by=principal.user_id,
-                           api_key_id=principal.token_id, chat=chat)
+                           api_key_id=principal.token_id, chat=chat, lineage=lineage)
         ref = RunRef(str(tenant), str(run_id))
         try:
             arn = self._executor().start(execution_name(str(run_id), 0), start_state(ref))

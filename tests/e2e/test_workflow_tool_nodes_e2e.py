@@ -201,3 +201,25 @@ def test_publishing_refuses_another_tenants_tool_missing_arguments_and_unknown_a
                         ("advisor", "config.agent_id", "agent_not_found")}
     # Nothing was published.
     assert stranger.call("GET", f"/api/v1/workflows/{workflow_id}", 200)["published_version"] is None
+
+
+def test_a_workflow_calling_itself_through_a_workflow_tool_is_refused_without_a_second_run(owner: Tenant) -> None:
+    # The tool node's call carries the run's call path ([W]); W is on it, so no run of W starts
+    # again (A → B → A is refused the same way, B's run recording [A] as its path).
+    quiet = [{"id": "start", "type": "start", "config": {"variables": []}},
+             {"id": "end", "type": "end", "config": {"outputs": []}}]
+    workflow_id = owner.workflow("loop on itself", quiet)
+    owner.call("POST", f"/api/v1/workflows/{workflow_id}/publish", 201, json={})
+    draft = owner.call("GET", f"/api/v1/workflows/{workflow_id}", 200)
+    owner.call("PATCH", f"/api/v1/workflows/{workflow_id}", 200, json={"version": draft["version"], "document": {
+        "nodes": [quiet[0], {"id": "call", "type": "tool", "config": {"tool": f"workflow/{workflow_id}"}},
+                  {"id": "end", "type": "end", "config": {"outputs": [
+                      {"variable": "text", "value_selector": ["call", "text"]}]}}],
+        "edges": [{"source": "start", "target": "call"}, {"source": "call", "target": "end"}]}})
+    owner.call("POST", f"/api/v1/workflows/{workflow_id}/publish", 201, json={})
+    run = owner.call("POST", f"/api/v1/workflows/{workflow_id}/runs", 200, json={"inputs": {}, "mode": "sync"})
+    assert run["status"] == "failed" and run["error"]["node_id"] == "call", run
+    [call] = [node for node in run["nodes"] if node["node_id"] == "call"]
+    assert call["error"]["code"] == "workflow_call_cycle", call["error"]
+    assert "already running on this call path" in call["error"]["message"]
+    assert len(owner.call("GET", f"/api/v1/workflows/{workflow_id}/runs", 200)) == 1, "no second run started"

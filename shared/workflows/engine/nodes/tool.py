@@ -98,7 +98,8 @@ def execute(call: NodeCall[ToolConfig], inputs: dict[str, Any]) -> NodeOutput:
         raise NodeFailure("tool_not_found", str(exc), details={"tool": config.tool}) from None
     arguments = _coerced(call, ref, dict(inputs["arguments"]))
     result = tools.call(call.context.tenant_id, ref, arguments, call.timeout_s,
-                        context=CallContext(max_output_chars=MAX_TOOL_OUTPUT_CHARS))
+                        context=CallContext(max_output_chars=MAX_TOOL_OUTPUT_CHARS,
+                                            lineage=(*call.context.lineage, call.context.workflow_id)))
     if not result.ok:
         quoted = result.output[:_ERROR_QUOTE_CHARS]
         raise NodeFailure(result.error_code or f"tool_{result.status}",
