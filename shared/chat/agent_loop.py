@@ -247,9 +247,7 @@ class SmartReasoning:
                 elif isinstance(event, StreamEnd):
                     stop_reason = event.stop_reason
                     if event.usage is not None:
-                        usage = {"input_tokens": event.usage.input_tokens,
-                                 "output_tokens": event.usage.output_tokens,
-                                 "total_tokens": event.usage.total_tokens, "estimated": event.usage.estimated}
+                        usage = event.usage.as_dict()
         finally:
             close = getattr(events, "close", None)
             if close is not None:

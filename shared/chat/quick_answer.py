@@ -65,9 +65,7 @@ class QuickAnswer:
                 elif isinstance(event, StreamEnd):
                     stop_reason = event.stop_reason
                     if event.usage is not None:
-                        usage = {"input_tokens": event.usage.input_tokens,
-                                 "output_tokens": event.usage.output_tokens,
-                                 "total_tokens": event.usage.total_tokens, "estimated": event.usage.estimated}
+                        usage = event.usage.as_dict()
         finally:
             # Closing the provider stream stops generation there (and accounts the tokens).
             close = getattr(events, "close", None)

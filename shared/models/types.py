@@ -67,6 +67,11 @@ class Usage:
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
 
+    def as_dict(self) -> dict[str, Any]:
+        """As a turn's stored usage."""
+        return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
+                "total_tokens": self.total_tokens, "estimated": self.estimated}
+
 
 @dataclass(frozen=True)
 class ChatResult:
