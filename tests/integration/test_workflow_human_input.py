@@ -7,7 +7,6 @@ fails the run (docs/adr/0036-human-input-and-sub-workflows.md)."""
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,9 +15,7 @@ from typing import Any
 import pytest
 
 from infra.local.aws import LocalAws
-from infra.local.invoker import LocalInvoker
-from shared.aws.clients import client, reset_clients
-from shared.config import reset_settings
+from shared.aws.clients import client
 from shared.workflows.configs import HumanInputConfig
 from shared.workflows.engine.runner import NodeRunner, NodeRunResult
 from shared.workflows.executions import StepFunctionsExecutions
@@ -28,24 +25,14 @@ from shared.workflows.ports import RunRef
 from shared.workflows.state_machines import RUN_FAILED
 from shared.workflows.wiring import WorkflowPorts, use_ports
 from tests.support.engine_runs import document, ports
-from tests.support.stepfunctions import wait_for_execution
+from tests.support.stepfunctions import running_local_aws, wait_for_execution
 from tests.support.workflows import FakeCodeRunner, MemoryRunEvents, MemoryRunStore, RecordingRunner
 
 
 @pytest.fixture(scope="module")
 def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAws]:
-    saved_env = dict(os.environ)
-    os.environ.setdefault("STRATUS_RUNTIME", "local")
-    local = LocalAws(tmp_path_factory.mktemp("human"), LocalInvoker())
-    local.start()
-    try:
+    with running_local_aws(tmp_path_factory.mktemp("human")) as local:
         yield local
-    finally:
-        local.stop()
-        os.environ.clear()
-        os.environ.update(saved_env)
-        reset_settings()
-        reset_clients()
 
 
 class Ports:

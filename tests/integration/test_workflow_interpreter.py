@@ -6,7 +6,6 @@ the stacks deploy."""
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -15,9 +14,8 @@ import psycopg
 import pytest
 
 from infra.local.aws import LocalAws
-from infra.local.invoker import LocalInvoker
-from shared.aws.clients import client, reset_clients
-from shared.config import get_settings, reset_settings
+from shared.aws.clients import client
+from shared.config import get_settings
 from shared.workflows.engine.runner import NodeRunner
 from shared.workflows.interpreter import Limits, execution_name, start_state
 from shared.workflows.ports import RunRef
@@ -25,24 +23,14 @@ from shared.workflows.sandbox.ports import CodeRaised
 from shared.workflows.state_machines import RUN_FAILED
 from shared.workflows.wiring import WorkflowPorts, use_ports
 from tests.support.engine_runs import document, ports
-from tests.support.stepfunctions import wait_for_execution
+from tests.support.stepfunctions import running_local_aws, wait_for_execution
 from tests.support.workflows import FakeCodeRunner, MemoryRunEvents, MemoryRunStore, RecordingRunner
 
 
 @pytest.fixture(scope="module")
 def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAws]:
-    saved_env = dict(os.environ)
-    os.environ.setdefault("STRATUS_RUNTIME", "local")
-    local = LocalAws(tmp_path_factory.mktemp("workflows"), LocalInvoker())
-    local.start()
-    try:
+    with running_local_aws(tmp_path_factory.mktemp("workflows")) as local:
         yield local
-    finally:
-        local.stop()
-        os.environ.clear()
-        os.environ.update(saved_env)
-        reset_settings()
-        reset_clients()
 
 
 class Ports:

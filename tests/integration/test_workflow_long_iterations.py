@@ -7,7 +7,6 @@ through the Map (the inline bound lowered), and both runs must answer the same."
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -15,33 +14,21 @@ from typing import Any
 import pytest
 
 from infra.local.aws import PAYLOADS_BUCKET, LocalAws
-from infra.local.invoker import LocalInvoker
-from shared.aws.clients import client, reset_clients
-from shared.config import reset_settings
+from shared.aws.clients import client
 from shared.workflows.engine.runner import NodeRunner
 from shared.workflows.interpreter import Limits, execution_name, start_state
 from shared.workflows.iterations import prefix
 from shared.workflows.ports import RunRef
 from shared.workflows.wiring import WorkflowPorts, use_ports
 from tests.support.engine_runs import document, ports
-from tests.support.stepfunctions import wait_for_execution
+from tests.support.stepfunctions import running_local_aws, wait_for_execution
 from tests.support.workflows import MemoryRunEvents, MemoryRunStore, RecordingRunner, StoredRun
 
 
 @pytest.fixture(scope="module")
 def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAws]:
-    saved_env = dict(os.environ)
-    os.environ.setdefault("STRATUS_RUNTIME", "local")
-    local = LocalAws(tmp_path_factory.mktemp("long-iterations"), LocalInvoker())
-    local.start()
-    try:
+    with running_local_aws(tmp_path_factory.mktemp("long-iterations")) as local:
         yield local
-    finally:
-        local.stop()
-        os.environ.clear()
-        os.environ.update(saved_env)
-        reset_settings()
-        reset_clients()
 
 
 @pytest.fixture(autouse=True)
