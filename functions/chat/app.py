@@ -11,7 +11,7 @@ from shared.chat.api import ChatBody, UserQuery
 from shared.chat.wiring import chat_service
 from shared.config import get_settings
 from shared.conversations import paths
-from shared.facades.coze.chat import ChatQuery, ChatRef, CozeChatRequest
+from shared.facades.coze.chat import CozeChatQuery, CozeChatRef, CozeChatRequest
 from shared.facades.openai.api import ChatCompletionRequest
 from shared.http.stream import Answer, StreamCall, blocking, in_own_thread, stream_app
 
@@ -59,7 +59,7 @@ async def openai_chat_completions(call: StreamCall[ChatCompletionRequest, None])
 
 
 @api.route("POST", "/coze/v3/chat")
-async def coze_chat(call: StreamCall[CozeChatRequest, ChatQuery]) -> Answer:
+async def coze_chat(call: StreamCall[CozeChatRequest, CozeChatQuery]) -> Answer:
     from shared.facades.coze.chat import CozeChatStream, coze_chats
 
     facade = coze_chats()
@@ -71,26 +71,26 @@ async def coze_chat(call: StreamCall[CozeChatRequest, ChatQuery]) -> Answer:
 
 
 @api.route("GET", "/coze/v3/chat/retrieve")
-async def coze_chat_retrieve(call: StreamCall[None, ChatRef]) -> Answer:
+async def coze_chat_retrieve(call: StreamCall[None, CozeChatRef]) -> Answer:
     from shared.facades.coze.chat import coze_chats
 
     return call.ok(await blocking(lambda: coze_chats().retrieve(call.principal, call.query)))
 
 
 @api.route("POST", "/coze/v3/chat/retrieve")
-async def coze_chat_retrieve_post(call: StreamCall[None, ChatRef]) -> Answer:
+async def coze_chat_retrieve_post(call: StreamCall[None, CozeChatRef]) -> Answer:
     return await coze_chat_retrieve(call)
 
 
 @api.route("GET", "/coze/v3/chat/message/list")
-async def coze_chat_messages(call: StreamCall[None, ChatRef]) -> Answer:
+async def coze_chat_messages(call: StreamCall[None, CozeChatRef]) -> Answer:
     from shared.facades.coze.chat import coze_chats
 
     return call.ok(await blocking(lambda: coze_chats().messages(call.principal, call.query)))
 
 
 @api.route("POST", "/coze/v3/chat/cancel")
-async def coze_chat_cancel(call: StreamCall[ChatRef, None]) -> Answer:
+async def coze_chat_cancel(call: StreamCall[CozeChatRef, None]) -> Answer:
     from shared.facades.coze.chat import coze_chats
 
     return call.ok(await blocking(lambda: coze_chats().cancel(call.principal, call.body)))

@@ -274,3 +274,76 @@ def test_an_unknown_coze_path_is_coze_s_not_found(setup: dict[str, Any]) -> None
     tenant: Tenant = setup["tenant"]
     raw = tenant.http.get("/coze/v1/audio/voices", headers=tenant.headers)
     assert raw.status_code == 404 and raw.json()["code"] == 4200 and raw.headers["x-tt-logid"]
+
+
+def test_conversations_and_their_messages(setup: dict[str, Any], fake: FakeOpenAI) -> None:
+    tenant: Tenant = setup["tenant"]
+    coze = tenant.coze()
+    created = coze.conversations.create(bot_id=setup["agent"], name="Billing")
+    assert created.name == "Billing" and created.last_section_id == created.id and created.created_at > 0
+    assert coze.conversations.retrieve(conversation_id=created.id).id == created.id
+    renamed = coze.conversations.update(conversation_id=created.id, name="Invoices")
+    assert renamed.name == "Invoices"
+    listed = coze.conversations.list(bot_id=setup["agent"], page_size=50)
+    assert created.id in [c.id for c in listed.items] and listed.has_more is False
+    # A chat in it, whoever user_id names: the conversation stays the token owner's.
+    fake.reset()
+    fake.enqueue(ChatScript(text=["Monthly."]), ChatScript(text=["The 1st."]))
+    first = coze.chat.create_and_poll(bot_id=setup["agent"], user_id="someone", conversation_id=created.id,
+                                      additional_messages=_question("When?"))
+    second = coze.chat.create_and_poll(bot_id=setup["agent"], user_id="someone", conversation_id=created.id,
+                                       additional_messages=_question("Which day?"))
+    assert first.chat.conversation_id == second.chat.conversation_id == created.id
+    # Paged by ids, newest first, one at a time: cozepy follows last_id to the end.
+    messages = list(coze.conversations.messages.list(conversation_id=created.id, limit=1))
+    assert [(m.type, m.content) for m in messages] == [
+        (MessageType.ANSWER, "The 1st."), (MessageType.QUESTION, "Which day?"),
+        (MessageType.ANSWER, "Monthly."), (MessageType.QUESTION, "When?")]
+    assert messages[0].chat_id == messages[1].chat_id == second.chat.id
+    oldest_first = coze.conversations.messages.list(conversation_id=created.id, order="asc", chat_id=first.chat.id)
+    assert [m.content for m in oldest_first.items] == ["When?", "Monthly."] and oldest_first.has_more is False
+    one = coze.conversations.messages.retrieve(conversation_id=created.id, message_id=messages[0].id or "")
+    assert one.content == "The 1st." and one.role == "assistant"
+    coze.conversations.delete(conversation_id=created.id)
+    with pytest.raises(CozeAPIError) as gone:
+        coze.conversations.retrieve(conversation_id=created.id)
+    assert gone.value.code == 4002
+
+
+def test_what_a_conversation_does_not_take_is_refused(setup: dict[str, Any], fake: FakeOpenAI) -> None:
+    from cozepy import MessageContentType, MessageRole
+
+    tenant: Tenant = setup["tenant"]
+    coze = tenant.coze()
+    conversation = coze.conversations.create(bot_id=setup["agent"])
+    refusals = [
+        lambda: coze.conversations.create(bot_id=setup["agent"], messages=_question("Seed")),
+        lambda: coze.conversations.create(),
+        lambda: coze.conversations.messages.create(conversation_id=conversation.id, role=MessageRole.USER,
+                                                   content="Hi", content_type=MessageContentType.TEXT),
+        lambda: coze.conversations.messages.update(conversation_id=conversation.id, message_id="m", content="x"),
+        lambda: coze.conversations.messages.delete(conversation_id=conversation.id, message_id="m"),
+        lambda: coze.conversations.clear(conversation_id=conversation.id),
+    ]
+    for refused_call in refusals:
+        with pytest.raises(CozeAPIError) as refused:
+            refused_call()
+        assert refused.value.code == 4000, refused.value
+    with pytest.raises(CozeAPIError) as refused:
+        coze.conversations.messages.retrieve(conversation_id=conversation.id, message_id="nope")
+    assert refused.value.code == 4005
+    # Another tenant's conversation is unknown here, whatever is asked of it.
+    stranger: Tenant = setup["stranger"]
+    theirs = stranger.coze().conversations.create(bot_id=setup["strangers_agent"])
+    for call in (lambda: coze.conversations.retrieve(conversation_id=theirs.id),
+                 lambda: coze.conversations.update(conversation_id=theirs.id, name="Mine"),
+                 lambda: coze.conversations.delete(conversation_id=theirs.id),
+                 lambda: list(coze.conversations.messages.list(conversation_id=theirs.id)),
+                 lambda: coze.conversations.clear(conversation_id=theirs.id)):
+        with pytest.raises(CozeAPIError) as unknown:
+            call()
+        assert unknown.value.code == 4002
+    with pytest.raises(CozeAPIError) as unknown_bot:
+        coze.conversations.list(bot_id=setup["strangers_agent"])
+    assert unknown_bot.value.code == 4006
+    assert stranger.coze().conversations.retrieve(conversation_id=theirs.id).name == ""

@@ -50,7 +50,7 @@ class _Request(RequestModel):
     model_config = ConfigDict(str_strip_whitespace=False)
 
 
-class EnterMessage(_Request):
+class CozeEnterMessage(_Request):
     """One of ``additional_messages``, as ``cozepy.Message.model_dump()`` sends it (the read-only
     fields included, ignored)."""
 
@@ -74,7 +74,7 @@ class CozeChatRequest(_Request):
 
     bot_id: str = Field(min_length=1, max_length=100, description="An agent's id, or a built-in agent's slug")
     user_id: EndUser = Field(description="The end user of a conversation this chat starts")
-    additional_messages: list[EnterMessage] = Field(default_factory=list, max_length=MAX_ADDITIONAL_MESSAGES,
+    additional_messages: list[CozeEnterMessage] = Field(default_factory=list, max_length=MAX_ADDITIONAL_MESSAGES,
                                                     description="History, then the question (the last, the "
                                                                 "user's)")
     stream: bool = False
@@ -87,12 +87,12 @@ class CozeChatRequest(_Request):
     enable_card: bool | None = Field(default=None, description="Accepted; answers are text")
 
 
-class ChatQuery(_Request):
+class CozeChatQuery(_Request):
     conversation_id: str | None = Field(default=None, max_length=100,
                                         description="The conversation to chat in (none: a new one)")
 
 
-class ChatRef(_Request):
+class CozeChatRef(_Request):
     """The chat a retrieve, message list or cancel names."""
 
     conversation_id: str = Field(min_length=1, max_length=100)
@@ -102,12 +102,12 @@ class ChatRef(_Request):
 # --- Answers (what cozepy's Chat and Message read) --------------------------------------------------
 
 
-class ChatError(BaseModel):
+class CozeChatError(BaseModel):
     code: int = 0
     msg: str = ""
 
 
-class ChatUsage(BaseModel):
+class CozeChatUsage(BaseModel):
     token_count: int = 0
     output_count: int = 0
     input_count: int = 0
@@ -123,9 +123,9 @@ class CozeChat(BaseModel):
     completed_at: int | None = None
     failed_at: int | None = None
     meta_data: dict[str, str] = Field(default_factory=dict)
-    last_error: ChatError = Field(default_factory=ChatError)
+    last_error: CozeChatError = Field(default_factory=CozeChatError)
     status: ChatStatus
-    usage: ChatUsage = Field(default_factory=ChatUsage)
+    usage: CozeChatUsage = Field(default_factory=CozeChatUsage)
     section_id: str
 
 
@@ -152,7 +152,7 @@ class CozeMessages(RootModel[list[CozeMessage]]):
     """A chat's messages (``data`` of ``/v3/chat/message/list``)."""
 
 
-class DoneData(RootModel[Literal["[DONE]"]]):
+class CozeDone(RootModel[Literal["[DONE]"]]):
     """The ``done`` event's data: the JSON string ``"[DONE]"``."""
 
 
@@ -169,7 +169,7 @@ def _invalid(field: str, message: str) -> ValidationFailed:
                                                                         "type": "value_error"}]})
 
 
-def _text(message: EnterMessage, index: int) -> str:
+def _text(message: CozeEnterMessage, index: int) -> str:
     """A message's text: ``text`` content, or the text parts of ``object_string`` (files and
     images have no place in a turn yet)."""
     if message.content_type == "text":
@@ -193,7 +193,7 @@ def _text(message: EnterMessage, index: int) -> str:
     return "\n".join(texts)
 
 
-def dialogue(messages: list[EnterMessage]) -> tuple[str, list[tuple[str, str]]]:
+def dialogue(messages: list[CozeEnterMessage]) -> tuple[str, list[tuple[str, str]]]:
     """The question (the trailing user messages, joined) and the (question, answer) turns before it."""
     history: list[tuple[str, str]] = []
     asked: list[str] = []
@@ -218,10 +218,10 @@ def dialogue(messages: list[EnterMessage]) -> tuple[str, list[tuple[str, str]]]:
     return question, history
 
 
-def _usage(usage: dict[str, Any] | None) -> ChatUsage:
+def _usage(usage: dict[str, Any] | None) -> CozeChatUsage:
     usage = usage or {}
     given, produced = int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0)
-    return ChatUsage(token_count=int(usage.get("total_tokens") or given + produced), output_count=produced,
+    return CozeChatUsage(token_count=int(usage.get("total_tokens") or given + produced), output_count=produced,
                      input_count=given)
 
 
@@ -298,7 +298,7 @@ class CozeChatStream:
             if not self._began:
                 return [sse("error", last_error)]
             return [sse("conversation.chat.failed", self._dump(chat.chat(
-                "failed", failed_at=int(time.time()), last_error=ChatError(**last_error))))]
+                "failed", failed_at=int(time.time()), last_error=CozeChatError(**last_error))))]
         if kind == "done":
             return [DONE]
         return []
@@ -312,12 +312,12 @@ class CozeChatStream:
 def answer_chat(message: MessageOut, bot_id: str, meta_data: dict[str, str] | None = None) -> CozeChat:
     """A stored answer as the chat it is."""
     status = _STATUS.get(message.status, "in_progress")
-    error = ChatError()
+    error = CozeChatError()
     if message.error is not None:
         from shared.facades.coze.dialect import coze_status
 
         code, _ = coze_status(StratusError(message.error.message, code=message.error.code))
-        error = ChatError(code=code, msg=message.error.message)
+        error = CozeChatError(code=code, msg=message.error.message)
     finished = wire.timestamp(message.finished_at) or None
     conversation = str(message.conversation_id)
     return CozeChat(id=str(message.id), conversation_id=conversation, bot_id=bot_id,
@@ -389,7 +389,7 @@ class CozeChats:
     def run(self, chat: CozeTurn, emit: Callable[[StreamEvent], None] | None = None) -> Any:
         return self._chat().run(chat.turn, emit)
 
-    def _answer(self, principal: Principal, ref: ChatRef) -> MessageOut:
+    def _answer(self, principal: Principal, ref: CozeChatRef) -> MessageOut:
         from shared.conversations.wiring import turn_store
 
         conversation, user = self.end_user(principal, ref.conversation_id)
@@ -402,16 +402,16 @@ class CozeChats:
             raise InvalidChat(ref.chat_id)
         return answer
 
-    def retrieve(self, principal: Principal, ref: ChatRef) -> CozeChat:
+    def retrieve(self, principal: Principal, ref: CozeChatRef) -> CozeChat:
         answer = self._answer(principal, ref)
         return answer_chat(answer, str(answer.agent_id))
 
-    def messages(self, principal: Principal, ref: ChatRef) -> list[CozeMessage]:
+    def messages(self, principal: Principal, ref: CozeChatRef) -> list[CozeMessage]:
         """The chat's messages besides the question: its tool calls and results, then the answer."""
         answer = self._answer(principal, ref)
         return [*step_messages(answer), message_out(answer)]
 
-    def cancel(self, principal: Principal, ref: ChatRef) -> CozeChat:
+    def cancel(self, principal: Principal, ref: CozeChatRef) -> CozeChat:
         """Ask the running answer to stop (it keeps what was generated): the chat, ``canceled``."""
         answer = self._answer(principal, ref)
         _, user = self.end_user(principal, ref.conversation_id)
