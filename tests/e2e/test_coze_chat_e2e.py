@@ -103,18 +103,20 @@ def test_a_streamed_chat_is_coze_s_events(setup: dict[str, Any], fake: FakeOpenA
 def test_a_chat_not_streamed_is_polled_to_its_answer(setup: dict[str, Any], fake: FakeOpenAI) -> None:
     tenant: Tenant = setup["tenant"]
     fake.reset()
-    fake.enqueue(ChatScript(text=["Twice ", "a year."], usage=(50, 3), chunk_delay_s=0.3))
+    fake.enqueue(ChatScript(text=["Twice ", "a ", "year."], usage=(50, 3), chunk_delay_s=1.0))
     coze = tenant.coze()
     started = time.monotonic()
     chat = coze.chat.create(bot_id=setup["agent"], user_id="bob", additional_messages=_question("How often?"))
-    # Answered at once, in progress; the turn goes on.
-    assert chat.status == ChatStatus.IN_PROGRESS and time.monotonic() - started < 0.6
+    # Answered at once, in progress, while the answer takes seconds to be written.
+    assert chat.status == ChatStatus.IN_PROGRESS and time.monotonic() - started < 1.5
+    assert coze.chat.retrieve(conversation_id=chat.conversation_id, chat_id=chat.id).status == ChatStatus.IN_PROGRESS
     while (chat := coze.chat.retrieve(conversation_id=chat.conversation_id, chat_id=chat.id)).status == \
             ChatStatus.IN_PROGRESS:
         time.sleep(0.2)
     assert chat.status == ChatStatus.COMPLETED and chat.usage is not None and chat.usage.output_count == 3
     messages = coze.chat.messages.list(conversation_id=chat.conversation_id, chat_id=chat.id)
     assert [(m.type, m.content) for m in messages] == [(MessageType.ANSWER, "Twice a year.")]
+    assert time.monotonic() - started >= 2.0
 
 
 def test_create_and_poll_continues_a_conversation(setup: dict[str, Any], fake: FakeOpenAI) -> None:

@@ -389,7 +389,8 @@ class CozeChats:
     def run(self, chat: CozeTurn, emit: Callable[[StreamEvent], None] | None = None) -> Any:
         return self._chat().run(chat.turn, emit)
 
-    def _answer(self, principal: Principal, ref: CozeChatRef) -> MessageOut:
+    def _answer(self, principal: Principal, ref: CozeChatRef) -> tuple[MessageOut, str]:
+        """The chat's stored answer, and the end user it is read as."""
         from shared.conversations.wiring import turn_store
 
         conversation, user = self.end_user(principal, ref.conversation_id)
@@ -400,21 +401,20 @@ class CozeChats:
             raise InvalidChat(ref.chat_id) from None
         if answer.conversation_id != conversation:
             raise InvalidChat(ref.chat_id)
-        return answer
+        return answer, user
 
     def retrieve(self, principal: Principal, ref: CozeChatRef) -> CozeChat:
-        answer = self._answer(principal, ref)
+        answer, _ = self._answer(principal, ref)
         return answer_chat(answer, str(answer.agent_id))
 
     def messages(self, principal: Principal, ref: CozeChatRef) -> list[CozeMessage]:
         """The chat's messages besides the question: its tool calls and results, then the answer."""
-        answer = self._answer(principal, ref)
+        answer, _ = self._answer(principal, ref)
         return [*step_messages(answer), message_out(answer)]
 
     def cancel(self, principal: Principal, ref: CozeChatRef) -> CozeChat:
         """Ask the running answer to stop (it keeps what was generated): the chat, ``canceled``."""
-        answer = self._answer(principal, ref)
-        _, user = self.end_user(principal, ref.conversation_id)
+        answer, user = self._answer(principal, ref)
         self._chat().cancel(principal, answer.id, user)
         return answer_chat(answer, str(answer.agent_id)).model_copy(update={"status": "canceled"})
 
