@@ -349,3 +349,49 @@ def test_what_a_conversation_does_not_take_is_refused(setup: dict[str, Any], fak
         coze.conversations.list(bot_id=setup["strangers_agent"])
     assert unknown_bot.value.code == 4006
     assert stranger.coze().conversations.retrieve(conversation_id=theirs.id).name == ""
+
+
+def test_a_key_bound_to_an_agent_chats_with_it_alone(setup: dict[str, Any], fake: FakeOpenAI) -> None:
+    tenant: Tenant = setup["tenant"]
+    key = tenant.post("/api/v1/api-keys", {"name": "billing app", "resource_type": "agent",
+                                           "resource_id": setup["agent"]})
+    bound = tenant.coze(key["token"])
+    fake.reset()
+    fake.enqueue(ChatScript(text=["Yes."]))
+    poll = bound.chat.create_and_poll(bot_id=setup["agent"], user_id="gus", additional_messages=_question("Hi"))
+    assert poll.chat.status == ChatStatus.COMPLETED
+    other_agent = tenant.agent("Other helper")
+    other = tenant.coze().conversations.create(bot_id=other_agent)
+    for call, code in ((lambda: bound.chat.create(bot_id=other_agent, user_id="gus",
+                                                  additional_messages=_question("Hi")), 4006),
+                       (lambda: bound.conversations.retrieve(conversation_id=other.id), 4002),
+                       (lambda: bound.conversations.list(bot_id=other_agent), 4006)):
+        with pytest.raises(CozeAPIError) as refused:
+            call()
+        assert refused.value.code == code
+    draft = tenant.agent("Not yet", publish=False)
+    with pytest.raises(CozeAPIError) as unpublished:
+        tenant.coze().chat.create(bot_id=draft, user_id="gus", additional_messages=_question("Hi"))
+    assert unpublished.value.code == 4015
+
+
+def test_a_smart_reasoning_agent_s_tool_calls_are_coze_messages(setup: dict[str, Any], fake: FakeOpenAI) -> None:
+    from tests.support.fake_openai import ToolCallScript
+
+    tenant: Tenant = setup["tenant"]
+    tenant.post("/api/v1/models", {"name": "caller", "protocol": "openai", "provider_model": "gpt-caller",
+                                   "base_url": fake.base_url, "api_key": "sk-e2e-" + "x" * 24, "test": False,
+                                   "capabilities": ["chat", "function_calling"]})
+    agent = tenant.agent("Clock", config={"mode": "smart-reasoning", "model": {"name": "caller"},
+                                          "tools": ["current_time"]})
+    fake.reset()
+    fake.enqueue(ChatScript(text=[], tool_calls=[ToolCallScript("current_time", ["{}"])]),
+                 ChatScript(text=["It is ", "now."]))
+    events = list(tenant.coze().chat.stream(bot_id=agent, user_id="hal", additional_messages=_question("Time?")))
+    completed = [e.message for e in events if e.event == ChatEventType.CONVERSATION_MESSAGE_COMPLETED and e.message]
+    assert [m.type for m in completed] == [MessageType.FUNCTION_CALL, MessageType.TOOL_RESPONSE, MessageType.ANSWER]
+    assert "current_time" in completed[0].content and completed[1].content and completed[2].content == "It is now."
+    chat = events[-1].chat
+    assert chat is not None and chat.status == ChatStatus.COMPLETED
+    listed = tenant.coze().chat.messages.list(conversation_id=chat.conversation_id, chat_id=chat.id)
+    assert [m.type for m in listed] == [MessageType.FUNCTION_CALL, MessageType.TOOL_RESPONSE, MessageType.ANSWER]
