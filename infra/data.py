@@ -88,6 +88,15 @@ class Data(Construct):
         self.cluster.connections.allow_default_port_from(network.database_admin_sg,
                                                          "Stratus migrations to the cluster")
         self.cache_sg.add_ingress_rule(network.functions_sg, CACHE_PORTS, "Stratus functions to Valkey (TLS)")
+        if config.retain_secrets:
+            self._retain_secrets()
+
+    def _retain_secrets(self) -> None:
+        # A production stack deleted by mistake must not take the passwords of a retained
+        # (snapshotted) database, the admin token or the provider keys with it.
+        owner = self.cluster.node.find_child("Secret")
+        for secret in (owner, self.app_secret, self.admin_token, self.provider_keys):
+            secret.node.default_child.apply_removal_policy(RemovalPolicy.RETAIN)  # type: ignore[union-attr]
 
     # --- Aurora PostgreSQL + RDS Proxy -------------------------------------------------
 
@@ -121,7 +130,10 @@ class Data(Construct):
             # Password auth is what the functions use (through the proxy); IAM auth stays
             # available for operators.
             iam_authentication=True,
-            deletion_protection=config.deletion_protection,
+            # Off at creation, whatever the profile says: a first deploy that fails must be able
+            # to roll the cluster back. infra/migrations.py turns it on (config.deletion_protection)
+            # once the whole stack exists (docs/adr/0048-prod-profile-and-safe-migrations.md).
+            deletion_protection=False,
             backup=rds.BackupProps(retention=Duration.days(7)),
             cloudwatch_logs_exports=["postgresql"],
             copy_tags_to_snapshot=True,

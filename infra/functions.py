@@ -12,7 +12,6 @@ from aws_cdk import (
     ArnFormat,
     Aws,
     CfnParameter,
-    CustomResource,
     Duration,
     NestedStack,
     RemovalPolicy,
@@ -29,7 +28,6 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
-from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from functions import catalog
@@ -62,7 +60,6 @@ from infra.packaging import (
     WEB_PORT_ENV,
     asgi_target,
     function_package_bytes,
-    migrations_hash,
 )
 from infra.topology import construct_id, env_name, validate_queue_trigger
 from shared.config import access_settings
@@ -611,20 +608,7 @@ def wire_trigger(scope: Construct, function: lambda_.Function, fn: Function, sha
 
 def _deploy_custom_resource(scope: Construct, cid: str, function: lambda_.Function, fn: Function,
                             shared: Shared) -> None:
-    provider_logs = logs.LogGroup(scope, f"{cid}ProviderLogs", retention=shared.config.log_retention,
-                                  removal_policy=RemovalPolicy.DESTROY)
-    provider = cr.Provider(scope, f"{cid}Provider", on_event_handler=function, log_group=provider_logs)
-    nag.provider_framework(provider, function)
-    resource = CustomResource(
-        scope, f"{cid}Resource",
-        service_token=provider.service_token,
-        resource_type=f"Custom::Stratus{cid}",
-        properties={
-            # A changed or added migration file changes this property, and CloudFormation
-            # then sends an Update: the function runs again exactly when there is work.
-            "MigrationsHash": migrations_hash(),
-            "Function": fn.name,
-        },
-    )
-    # The cluster (writer instance included) must be up before migrations connect.
-    resource.node.add_dependency(shared.data.cluster)
+    # The migration custom resource (onEvent + isComplete waiter): infra/migrations.py.
+    from infra.migrations import migration_resource
+
+    migration_resource(scope, cid, function, fn, shared)

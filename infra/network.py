@@ -8,7 +8,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from infra.config import StratusConfig
+from infra.config import AVAILABILITY_ZONES, StratusConfig
 
 # AWS APIs the functions (and the Parameters and Secrets extension) call from the VPC.
 INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
@@ -28,10 +28,10 @@ class Network(Construct):
                                   removal_policy=RemovalPolicy.DESTROY)
         self.vpc = ec2.Vpc(
             self, "Vpc",
-            max_azs=2,
-            # One NAT gateway: provider API calls tolerate an AZ outage better than the
-            # bill tolerates a NAT per AZ; raise it for production if needed.
-            nat_gateways=1,
+            max_azs=AVAILABILITY_ZONES,
+            # The stage's profile: one NAT gateway in dev (provider API calls tolerate an AZ
+            # outage better than the bill tolerates a NAT per AZ), one per AZ in prod.
+            nat_gateways=config.nat_gateways,
             subnet_configuration=[
                 ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24),
                 ec2.SubnetConfiguration(name="private", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS,

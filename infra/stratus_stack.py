@@ -20,6 +20,7 @@ from infra.dependency_layers import DependencyLayers
 from infra.domain_stack import DomainStack, domain_stack_id
 from infra.edge import Edge
 from infra.functions import Shared
+from infra.migrations import deploy_domains, protect_cluster
 from infra.network import Network
 from infra.observability import FIVE_MINUTES, AlarmTopic, alarm
 from infra.packaging import stage_function_code
@@ -76,6 +77,12 @@ class StratusStack(Stack):
             for domain in catalog.domains()
         }
         stacks = list(self.domain_stacks.values())
+        # Every domain stack waits for the schema: the migration's own stack comes first.
+        schema_stacks = [self.domain_stacks[domain] for domain in sorted(deploy_domains())]
+        for stack in stacks:
+            if stack not in schema_stacks:
+                for schema in schema_stacks:
+                    stack.add_dependency(schema)
         functions: dict[str, lambda_.IFunction] = {
             name: function for stack in stacks for name, function in stack.functions.items()}
         authorizers = [a for a in (stack.add_authorizer() for stack in stacks) if a is not None]
@@ -96,6 +103,10 @@ class StratusStack(Stack):
                          function_urls={name: url for stack in stacks for name, url in stack.function_urls.items()},
                          log_bucket=self.data.access_logs)
 
+        # Last: deletion protection once everything above exists (a failed first deploy can
+        # still roll the cluster back).
+        protect_cluster(self, self.data, enabled=config.deletion_protection, retention=config.log_retention,
+                        after=[*stacks, self.edge])
         self._data_alarms()
         nag.root_stack(self)
         CfnOutput(self, "BaseUrl", value=self.edge.url,

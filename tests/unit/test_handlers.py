@@ -99,11 +99,14 @@ def test_admin_token_secret_prefix_rule() -> None:
 
 
 def test_migration_custom_resource_delete_keeps_the_schema() -> None:
-    from functions.platform.db_migrate import PHYSICAL_ID, handler
+    from functions.platform.db_migrate import PHASE_KEY, PHYSICAL_ID, SKIP, handler
 
     event = load_event("cfn_custom_resource_create")
     event["RequestType"] = "Delete"
-    assert handler(event, context("db-migrate")) == {"PhysicalResourceId": PHYSICAL_ID}
+    answer = handler(event, context("db-migrate"))
+    assert answer == {"PhysicalResourceId": PHYSICAL_ID, PHASE_KEY: SKIP}
+    # The waiter's poll of a Delete is complete at once: nothing touched the database.
+    assert handler({**event, **answer}, context("db-migrate")) == {"IsComplete": True}
 
 
 def test_secrets_are_cached_for_a_bounded_time() -> None:
