@@ -87,6 +87,9 @@ class StratusConfig(BaseModel):
     # Valkey: stored bytes (percent of the cache's data-storage limit) and ECPU per second.
     cache_storage_alarm_percent: float = 80.0
     cache_ecpu_alarm_per_s: int = 50000
+    # RDS Proxy: milliseconds a client waits to borrow a database connection (the pool is
+    # exhausted well before the borrow timeout when this climbs).
+    proxy_borrow_latency_alarm_ms: int = 100
     api_throttle_rate: int = 200
     api_throttle_burst: int = 400
     # Who gets the alarms (an SNS e-mail subscription); required for a production stage.

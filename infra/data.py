@@ -31,6 +31,8 @@ APP_USER = "stratus_app"
 POSTGRES_PORT = 5432
 # ElastiCache Serverless: 6379 reads and writes the primary, 6380 reads from replicas.
 CACHE_PORTS = ec2.Port.tcp_range(6379, 6380)
+# The cache's data-storage limit (a cost ceiling; its alarm fires well before).
+CACHE_MAX_GB = 10
 ADMIN_TOKEN_PREFIX = "pat_"  # noqa: S105 - the public token prefix (shared.auth.tokens.PREFIX)
 # The encryption context key shared.models.credentials.KmsCipher binds every tenant
 # credential to ({"tenant_id": "<uuid>"}): a ciphertext decrypts only for its tenant.
@@ -185,7 +187,7 @@ class Data(Construct):
             security_group_ids=[self.cache_sg.security_group_id],
             subnet_ids=network.vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS).subnet_ids,
             cache_usage_limits=elasticache.CfnServerlessCache.CacheUsageLimitsProperty(
-                data_storage=elasticache.CfnServerlessCache.DataStorageProperty(maximum=10, unit="GB")),
+                data_storage=elasticache.CfnServerlessCache.DataStorageProperty(maximum=CACHE_MAX_GB, unit="GB")),
         )
         # rediss://: TLS is mandatory on ElastiCache Serverless.
         self.redis_url = Fn.join("", ["rediss://", self.cache.attr_endpoint_address, ":",

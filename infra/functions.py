@@ -51,7 +51,7 @@ from infra.config import StratusConfig
 from infra.data import DATABASE_NAME, KEY_ACTIONS, KEY_USER_TAG_VALUE, Data, key_user_tag
 from infra.dependency_layers import ARCHITECTURE, RUNTIME, DependencyLayers
 from infra.network import Network
-from infra.observability import FIVE_MINUTES, AlarmTopic, alarm
+from infra.observability import AlarmTopic, function_alarms
 from infra.opensearch import OPENSEARCH_ACTIONS, SIGV4_SERVICE
 from infra.packaging import (
     ASGI_APP_ENV,
@@ -267,9 +267,8 @@ def build_function(scope: Construct, fn: Function, shared: Shared) -> lambda_.Fu
     Tags.of(function).add(FUNCTION_TAG, fn.name)
     nag.function_role_wildcards(role, in_vpc=fn.in_vpc)
     nag.python_runtime(function)
-    alarm(scope, f"{cid}Errors", metric=function.metric_errors(period=FIVE_MINUTES, statistic="Sum"),
-          threshold=1, description=f"Stratus {config.stage}: function {fn.name} raised errors",
-          topic=shared.alarms)
+    # Errors, throttles, duration near the timeout: every function, from its entry.
+    function_alarms(scope, cid, function, fn, config, shared.alarms)
     return function
 
 
@@ -561,11 +560,14 @@ def wire_trigger(scope: Construct, function: lambda_.Function, fn: Function, sha
     elif isinstance(trigger, Authorizer):
         pass
     elif isinstance(trigger, Schedule):
+        from infra.queues import event_targets_dlq
+
         events.Rule(
             scope, f"{cid}Schedule",
             schedule=events.Schedule.expression(trigger.expression),
             description=(trigger.description or f"Runs {fn.name}")[:512],
-            targets=[targets.LambdaFunction(function, retry_attempts=2, max_event_age=Duration.hours(1))],
+            targets=[targets.LambdaFunction(function, retry_attempts=2, max_event_age=Duration.hours(1),
+                                            dead_letter_queue=event_targets_dlq(scope, shared))],
         )
     elif isinstance(trigger, StepFunctionsTask):
         # The invoke grant is made with the state machine (infra/state_machines.py); here

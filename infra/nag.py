@@ -246,3 +246,8 @@ def root_stack(stack: StratusStack) -> None:
                 "holds third-party provider API keys (OpenAI, Anthropic) that only the provider can issue: operators "
                 "rotate them in the provider's console and put the new value here; a rotation Lambda could not "
                 "(docs/adr/0020-model-access-infrastructure.md)")
+
+
+def dead_letter_queue(queue: IConstruct) -> None:
+    acknowledge(queue, "AwsSolutions-SQS3",
+                "this queue is itself a dead-letter queue (of EventBridge targets): it needs none of its own")

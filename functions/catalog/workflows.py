@@ -201,5 +201,8 @@ STATE_MACHINES: tuple[StateMachineSpec, ...] = (
     # item reader's file from the payloads bucket, under the runs' prefix only.
     StateMachineSpec(_RUN, _W, "shared.workflows.state_machines:run_definition",
                      "Runs any workflow version as data: a step loop with parallel branches and human input",
+                     # A run pauses for human input as long as its node says, without a timeout
+                     # up to a year (shared.workflows.interpreter.UNBOUNDED_WAIT_S): so may the run.
+                     timeout_s=365 * 24 * 3600,
                      access=(CHILD_EXECUTIONS, bucket("payloads", "read", prefix="workflow-runs/"))),
 )
