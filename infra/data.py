@@ -90,6 +90,7 @@ class Data(Construct):
         self.cluster.connections.allow_default_port_from(network.database_admin_sg,
                                                          "Stratus migrations to the cluster")
         self.cache_sg.add_ingress_rule(network.functions_sg, CACHE_PORTS, "Stratus functions to Valkey (TLS)")
+        network.functions_sg.add_egress_rule(self.cache_sg, CACHE_PORTS, "Stratus functions to Valkey (TLS)")
         if config.retain_secrets:
             self._retain_secrets()
 

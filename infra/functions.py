@@ -233,11 +233,8 @@ def build_function(scope: Construct, fn: Function, shared: Shared) -> lambda_.Fu
     vpc_props: dict[str, object] = {}
     if fn.in_vpc:
         role.add_to_policy(iam.PolicyStatement(actions=_ENI_ACTIONS, resources=["*"]))
-        security_groups = [shared.network.functions_sg]
-        if any(a.resource == "database_admin" for a in fn.access):
-            security_groups.append(shared.network.database_admin_sg)
         vpc_props = {"vpc": shared.network.vpc, "vpc_subnets": shared.network.private_subnets,
-                     "security_groups": security_groups}
+                     "security_groups": shared.network.security_groups_for(fn)}
     handler = fn.handler
     environment = _base_environment(fn, config)
     layers = shared.layers.for_function(fn)

@@ -175,7 +175,8 @@ def aws_custom_resource(stack: Stack) -> None:
     provider = stack.node.try_find_child(AWS_CUSTOM_RESOURCE_PROVIDER_ID)
     assert provider is not None, "AwsCustomResource creates its singleton provider in the stack"
     acknowledge(provider, _BASIC_EXECUTION_ROLE,
-                "CDK's AwsCustomResource provider (it applies the OpenSearch access policy) uses "
+                "CDK's AwsCustomResource provider (the S3 prefix-list lookup, the cluster's deletion protection, the "
+                "OpenSearch access policy) uses "
                 "AWSLambdaBasicExecutionRole for its own logs")
 
 
@@ -251,3 +252,9 @@ def root_stack(stack: StratusStack) -> None:
 def dead_letter_queue(queue: IConstruct) -> None:
     acknowledge(queue, "AwsSolutions-SQS3",
                 "this queue is itself a dead-letter queue (of EventBridge targets): it needs none of its own")
+
+
+def describe_only(custom_resource: IConstruct, action: str) -> None:
+    """An AwsCustomResource whose one call is a Describe action (no resource-level permissions)."""
+    acknowledge(custom_resource, "AwsSolutions-IAM5[Resource::*]",
+                f"{action} is a read-only Describe action that supports no resource-level permissions")
