@@ -22,6 +22,7 @@ from infra.edge import Edge
 from infra.functions import Shared
 from infra.migrations import deploy_domains, protect_cluster
 from infra.network import Network
+from infra.regions import PARAMS_AND_SECRETS_VERSION
 from infra.observability import FIVE_MINUTES, ONE_MINUTE, AlarmTopic, alarm, dashboard
 from infra.packaging import stage_function_code
 from infra.state_machines import MachineRef, referenced_functions
@@ -65,7 +66,7 @@ class StratusStack(Stack):
             # Secrets reach the functions through the extension's local HTTP endpoint
             # (shared/aws/secrets.py), so reading one does not import boto3.
             params_and_secrets=lambda_.ParamsAndSecretsLayerVersion.from_version(
-                lambda_.ParamsAndSecretsVersions.V1_0_103,
+                getattr(lambda_.ParamsAndSecretsVersions, "V" + PARAMS_AND_SECRETS_VERSION.replace(".", "_")),
                 cache_enabled=True,
                 http_port=2773,
                 secrets_manager_ttl=Duration.minutes(5),
