@@ -22,9 +22,9 @@ from infra.edge import Edge
 from infra.functions import Shared
 from infra.migrations import deploy_domains, protect_cluster
 from infra.network import Network
-from infra.regions import PARAMS_AND_SECRETS_VERSION
 from infra.observability import FIVE_MINUTES, ONE_MINUTE, AlarmTopic, alarm, dashboard
 from infra.packaging import stage_function_code
+from infra.regions import PARAMS_AND_SECRETS_VERSION
 from infra.state_machines import MachineRef, referenced_functions
 from infra.topology import validate_facades, validate_queues, validate_streaming
 
