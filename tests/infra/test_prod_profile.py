@@ -296,3 +296,30 @@ def test_the_cluster_is_protected_only_once_the_stack_exists(synth: Synth, prod:
 def test_the_schema_domain_holds_only_the_migration() -> None:
     (domain,) = deploy_domains()
     assert [fn.name for fn in catalog.FUNCTIONS if fn.domain == domain] == ["db-migrate"]
+
+
+# --- Deploying -----------------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_deploy_uses_the_cdk_cli_pinned_by_the_lockfile() -> None:
+    lock = json.loads((REPO / "infra/cdk-cli/package-lock.json").read_text())
+    cli = lock["packages"]["node_modules/aws-cdk"]
+    assert cli["version"].startswith("2.1148.") and cli["integrity"].startswith("sha512-")
+    package = json.loads((REPO / "infra/cdk-cli/package.json").read_text())
+    assert package["dependencies"]["aws-cdk"] == cli["version"]  # exact, no range
+    makefile = (REPO / "Makefile").read_text()
+    deploy = makefile.split("\ndeploy:", 1)[1].split("\n\n", 1)[0]
+    assert "npx" not in makefile and "$(CDK) deploy --all $(CDK_APP) --require-approval $(REQUIRE_APPROVAL)" in deploy
+    assert "npm ci --prefix $(CDK_CLI)" in makefile
+    assert "REQUIRE_APPROVAL ?= $(if $(filter prod,$(STAGE)),any-change,broadening)" in makefile
+
+
+def test_the_bootstrap_execution_policy_is_scoped() -> None:
+    policy = json.loads((REPO / "infra/bootstrap/execution-policy.json").read_text())
+    allowed = [s for s in policy["Statement"] if s["Effect"] == "Allow"]
+    actions = {a for s in allowed for a in as_list(s["Action"])}
+    assert "*" not in actions and "iam:*" not in actions
+    (iam_statement,) = [s for s in allowed if any(a.startswith("iam:") for a in as_list(s["Action"]))]
+    assert all(":role/Stratus-*" in r or "aws-service-role" in r for r in iam_statement["Resource"])
