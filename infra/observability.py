@@ -4,6 +4,7 @@ has them without an edit here), and the stage's dashboard."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from aws_cdk import Aws, Duration
@@ -113,9 +114,10 @@ def _search(namespace: str, dimension: str, metric: str, term: str, statistic: s
 
 
 def dashboard(scope: Construct, construct_id: str, *, config: StratusConfig, data: Data, api: Api,
-              distribution_id: str) -> cloudwatch.Dashboard:
-    """The stage at a glance: the edge, the API, every function, queue and state machine
-    (by search, from the stack's name), and the data stores."""
+              distribution_id: str, state_machine_arns: Mapping[str, str]) -> cloudwatch.Dashboard:
+    """The stage at a glance: the edge, the API, every function and queue (by search, from the
+    stack's name), every state machine (by ARN: CloudFormation names most without the stage),
+    and the data stores."""
     from aws_cdk import Stack
 
     term = Stack.of(scope).stack_name
@@ -155,8 +157,10 @@ def dashboard(scope: Construct, construct_id: str, *, config: StratusConfig, dat
         graph("Queues: age of the oldest message (s)",
               _search("AWS/SQS", "QueueName", "ApproximateAgeOfOldestMessage", term, "Maximum")),
         graph("State machines: failed and timed-out executions",
-              _search("AWS/States", "StateMachineArn", "ExecutionsFailed", config.prefix, "Sum"),
-              _search("AWS/States", "StateMachineArn", "ExecutionsTimedOut", config.prefix, "Sum")),
+              *(cloudwatch.Metric(namespace="AWS/States", metric_name=metric, dimensions_map={"StateMachineArn": arn},
+                                  statistic="Sum", period=FIVE_MINUTES, label=f"{name} {label}")
+                for name, arn in sorted(state_machine_arns.items())
+                for metric, label in (("ExecutionsFailed", "failed"), ("ExecutionsTimedOut", "timed out")))),
     )
     board.add_widgets(
         graph("RDS Proxy: connections (client, database, pinned)",

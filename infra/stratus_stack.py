@@ -110,7 +110,8 @@ class StratusStack(Stack):
                         after=[*stacks, self.edge])
         self._data_alarms()
         self.dashboard = dashboard(self, "Dashboard", config=config, data=self.data, api=self.api,
-                                   distribution_id=self.edge.distribution.distribution_id)
+                                   distribution_id=self.edge.distribution.distribution_id,
+                                   state_machine_arns={name: ref.arn for name, ref in state_machines.items()})
         nag.root_stack(self)
         CfnOutput(self, "BaseUrl", value=self.edge.url,
                   description="The clients' base URL (CloudFront): the API and its streaming paths")

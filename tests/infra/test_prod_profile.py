@@ -170,6 +170,8 @@ def test_a_dashboard_covers_the_stage(synth: Synth) -> None:
     for needle in ("AWS/Lambda,FunctionName", "ApproximateAgeOfOldestMessage", "ExecutionsFailed",
                    "DatabaseConnectionsBorrowLatency", "ElastiCacheProcessingUnits", "5xxErrorRate", "Stratus-dev"):
         assert needle in body, needle
+    # Every state machine by its ARN (failed and timed out): most have generated names.
+    assert body.count("StateMachineArn") == 2 * len(catalog.STATE_MACHINES)
 
 
 def test_the_alarm_key_admits_cloudwatch_of_this_account_only(synth: Synth) -> None:
