@@ -83,7 +83,7 @@ class StratusStack(Stack):
         for stack in stacks:
             if stack not in schema_stacks:
                 for schema in schema_stacks:
-                    stack.add_dependency(schema)
+                    stack.add_stack_dependency(schema)
         functions: dict[str, lambda_.IFunction] = {
             name: function for stack in stacks for name, function in stack.functions.items()}
         authorizers = [a for a in (stack.add_authorizer() for stack in stacks) if a is not None]
