@@ -216,3 +216,24 @@ def test_additional_messages_become_the_question_and_its_history() -> None:
         with pytest.raises(ValidationFailed) as invalid:
             dialogue(refused)
         assert _answer(invalid.value)[1]["code"] == 4000
+
+
+def test_a_delta_with_unicode_line_separators_reaches_cozepy_whole() -> None:
+    """cozepy reads the stream with httpx's ``iter_lines``, which splits like ``str.splitlines``:
+    on U+2028, U+2029 and NEL too, not only on ``\\n``. Model text carrying one must not break the
+    ``data:`` line in two (cozepy raises ``CozeInvalidEventError`` on the second half)."""
+    from cozepy.chat import _chat_stream_handler
+    from cozepy.model import Stream
+
+    from shared.cache.ports import StreamEvent
+    from shared.facades.coze.chat import CozeChatStream
+
+    text = "one\u2028two\u2029three\x85four"
+    stream = CozeChatStream(_chat_turn())
+    body = b"".join([*stream.frames(StreamEvent("1-0", "message.start", {})),
+                     *stream.frames(StreamEvent("1-1", "message.delta", {"text": text})),
+                     *stream.frames(StreamEvent("1-2", "done", {}))])
+    response = httpx.Response(200, content=body, request=httpx.Request("POST", "http://stratus/coze/v3/chat"))
+    events = list(Stream(response, response.iter_lines(), fields=["event", "data"], handler=_chat_stream_handler))
+    deltas = [e.message.content for e in events if e.message is not None]
+    assert deltas == [text]

@@ -86,9 +86,15 @@ def error_data(error: StratusError) -> dict[str, Any]:
     return {"code": code, "msg": _message(error)}
 
 
+# cozepy reads lines with httpx's ``iter_lines``, which splits like ``str.splitlines`` (on these
+# too, not only on CR and LF): escaped, they stay inside the one ``data:`` line.
+# JSON already escapes the control characters among them.
+_LINE_BREAKS = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"})
+
+
 def sse(event: str, data: Any) -> bytes:
     """One Coze event: ``event:`` and ``data:`` lines, as Coze writes them (no space)."""
-    text = data if isinstance(data, str) else compact_json(data)
+    text = data if isinstance(data, str) else compact_json(data).translate(_LINE_BREAKS)
     return f"event:{event}\ndata:{text}\n\n".encode()
 
 
