@@ -22,6 +22,7 @@ from shared.conversations.access import (
     visible_conversation,
 )
 from shared.conversations.api import (
+    MEMBER_PREFIX,
     ConversationOut,
     CreateConversation,
     MessageFeedback,
@@ -97,7 +98,12 @@ class ConversationService:
         bound = bound_agent(principal)
         if row is None or (bound is not None and row["agent_id"] != bound):
             raise ConversationNotFound(details={"conversation_id": str(conversation_id)})
-        return str(row["end_user"])
+        end_user = str(row["end_user"])
+        # A member's own conversations are theirs alone, as on Stratus's API (no client may name
+        # a ``member:`` end user): another member's key does not reach them by id either.
+        if end_user.startswith(MEMBER_PREFIX) and end_user != end_user_of(principal, None):
+            raise ConversationNotFound(details={"conversation_id": str(conversation_id)})
+        return end_user
 
     @tracer.capture_method(capture_response=False)
     def update_conversation(self, principal: Principal, conversation_id: uuid.UUID,

@@ -395,3 +395,40 @@ def test_a_smart_reasoning_agent_s_tool_calls_are_coze_messages(setup: dict[str,
     assert chat is not None and chat.status == ChatStatus.COMPLETED
     listed = tenant.coze().chat.messages.list(conversation_id=chat.conversation_id, chat_id=chat.id)
     assert [m.type for m in listed] == [MessageType.FUNCTION_CALL, MessageType.TOOL_RESPONSE, MessageType.ANSWER]
+
+
+def test_another_member_s_own_conversations_are_not_reachable(setup: dict[str, Any], fake: FakeOpenAI) -> None:
+    """A conversation of a member's own (``member:<user>``, which Stratus's API never lets a
+    client name) is unknown to another member's key, bound or not, as it is on /api/v1."""
+    tenant: Tenant = setup["tenant"]
+    developer = tenant.post("/api/v1/members", {"email": "dev@e2e-coze.test", "issue_token": True})
+    theirs = tenant.coze(developer["token"])
+    owners = tenant.post("/api/v1/conversations", {"agent_id": setup["agent"], "name": "Owner's own"})
+    assert owners["user"].startswith("member:")
+    for call in (lambda: theirs.conversations.retrieve(conversation_id=owners["id"]),
+                 lambda: theirs.conversations.update(conversation_id=owners["id"], name="Taken"),
+                 lambda: list(theirs.conversations.messages.list(conversation_id=owners["id"])),
+                 lambda: theirs.chat.create(bot_id=setup["agent"], user_id="x", conversation_id=owners["id"],
+                                            additional_messages=_question("Hi"))):
+        with pytest.raises(CozeAPIError) as unknown:
+            call()
+        assert unknown.value.code == 4002
+    # The owner still reaches it.
+    assert tenant.coze().conversations.retrieve(conversation_id=owners["id"]).name == "Owner's own"
+
+
+def test_a_chat_kept_out_of_its_conversation_keeps_its_variables(setup: dict[str, Any], fake: FakeOpenAI) -> None:
+    """The conversation's system-prompt variables, fixed when it started, hold for a chat kept
+    out of it (it runs in a conversation of its own, with the named one's history)."""
+    tenant: Tenant = setup["tenant"]
+    fake.reset()
+    fake.enqueue(ChatScript(text=["First."]), ChatScript(text=["Aside."]))
+    coze = tenant.coze()
+    first = coze.chat.create_and_poll(bot_id=setup["variables"], user_id="ivy", custom_variables={"product": "Stratus"},
+                                      additional_messages=_question("One"))
+    assert first.chat.status == ChatStatus.COMPLETED
+    events = list(coze.chat.stream(bot_id=setup["variables"], user_id="ivy",
+                                   conversation_id=first.chat.conversation_id, auto_save_history=False,
+                                   additional_messages=_question("Two")))
+    assert events[-1].event == ChatEventType.CONVERSATION_CHAT_COMPLETED
+    assert fake.chat_requests()[-1]["messages"][0]["content"] == "You support Stratus users."
