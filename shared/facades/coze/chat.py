@@ -370,8 +370,14 @@ class CozeChats:
         user: str = body.user_id
         named: uuid.UUID | None = None
         history: list[tuple[str, str]] | None = prior or None
+        draft = False
         if conversation_id:
             named, user = self.end_user(principal, conversation_id)
+            if not body.auto_save_history:
+                # The conversation of its own is the named one's stand-in: its variables (fixed
+                # when it started) and its draft or published agent, unless the chat says otherwise.
+                kept = self._conversations().get_conversation(principal, named, user)
+                inputs, draft = {**kept.inputs, **inputs}, kept.draft
             if prior or not body.auto_save_history:
                 # The client's history comes after the conversation's own (a chat kept out of
                 # the conversation runs in one of its own, which has none).
@@ -380,7 +386,7 @@ class CozeChats:
                 stored = turn_store().history(principal.tenant, named, 2**31 - 1, STORED_TURNS)
                 history = [*stored, *prior]
         request = ChatBody.model_construct(agent_id=body.bot_id, message=question, user=user, inputs=inputs,
-                                           stream=body.stream, draft=False,
+                                           stream=body.stream, draft=draft,
                                            conversation_id=named if body.auto_save_history else None)
         turn = self._chat().start(principal, request, history=history)
         return CozeTurn(turn, body.bot_id, str(named or turn.conversation_id), int(time.time()),
