@@ -96,6 +96,16 @@ def check_json_body(event: dict[str, Any]) -> None:
     check_json_payload(raw, content_type)
 
 
+def check_multipart_body(event: dict[str, Any]) -> None:
+    """A file upload's body must be multipart/form-data with its boundary (else 415 saying so)."""
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    content_type = headers.get("content-type") or ""
+    if content_type.split(";", 1)[0].strip().lower() != "multipart/form-data" or "boundary=" not in content_type:
+        raise UnsupportedMediaType("Send the file as multipart/form-data, in a part named \"file\"",
+                                   details={"expected_content_type": "multipart/form-data",
+                                            "content_type": content_type or None})
+
+
 def _validation_error(exc: RequestValidationError) -> StratusError:
     errors = exc.errors()
     if any(err.get("type") == "json_invalid" for err in errors):
@@ -208,8 +218,9 @@ class StratusApp:
         request_id = request_id_of(event)
         set_request(None, request_id)
         try:
-            if body_size(event) > get_settings().max_body_bytes:
-                raise payload_too_large(self.route, get_settings().max_body_bytes)
+            max_body = self.route.max_body_bytes or get_settings().max_body_bytes
+            if body_size(event) > max_body:
+                raise payload_too_large(self.route, max_body)
             principal = None
             if self.route.auth:
                 from shared.auth.guard import guard
@@ -218,7 +229,10 @@ class StratusApp:
                 principal = guard(event, self.route.permission, get_token_state())
                 set_request(principal, request_id)
                 add_response_headers(enforce_rate_limit(principal))
-            check_json_body(event)
+            if self.route.body == "multipart":
+                check_multipart_body(event)
+            else:
+                check_json_body(event)
         except StratusError as exc:
             result = self.dialect.error_result(exc, request_id)
             result["headers"] = {**response_headers(), **result["headers"]}
