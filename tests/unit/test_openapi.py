@@ -265,7 +265,7 @@ def test_api_gateway_s_own_401_is_documented_as_it_is_sent(doc: dict[str, Any]) 
             continue
         unauthorized = operation["responses"]["401"]["content"]["application/json"]["schema"]
         refs = [ref.rsplit("/", 1)[1] for ref in _refs(unauthorized)]
-        error = "OpenAIError" if path.startswith("/openai/") else "ErrorEnvelope"
+        error = {"openai": "OpenAIError", "coze": "CozeError"}.get(path.split("/")[1], "ErrorEnvelope")
         if operation.get("x-stratus-streaming"):
             # A function URL is not behind API Gateway: only the dialect's error.
             assert refs == [error], (method, path)
