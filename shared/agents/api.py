@@ -106,6 +106,7 @@ class AgentVariableValue(BaseModel):
     value: str = Field(description="The end user's value, else the declared default")
     default: str
     source: Literal["stored", "default"] = Field(description="`stored`: set for this end user; `default`: not set")
+    created_at: datetime | None = Field(description="When the end user's value was first set (None: never)")
     updated_at: datetime | None = Field(description="When the end user's value was last set (None: never)")
 
 

@@ -61,7 +61,7 @@ class AgentVariables:
             items.append(AgentVariableValue(
                 name=variable.name, description=variable.description, default=variable.default,
                 value=row["value"] if row else variable.default, source="stored" if row else "default",
-                updated_at=row["updated_at"] if row else None))
+                created_at=row["created_at"] if row else None, updated_at=row["updated_at"] if row else None))
         return AgentVariablesOut(agent_id=agent_id, user=user, variables=items)
 
     @_traced
