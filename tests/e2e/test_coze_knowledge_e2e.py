@@ -7,6 +7,7 @@ nothing."""
 from __future__ import annotations
 
 import io
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -275,3 +276,51 @@ def test_datasets_errors_change_nothing(setup: dict[str, Any]) -> None:
         kept.document_id]
     assert [d.name for d in coze.datasets.list(space_id="0", name="Errors")] == ["Errors"]
     assert not [d for d in coze.datasets.list(space_id="0", name="Sheets")]
+
+
+# Files as workflow inputs -------------------------------------------------------------------------
+def test_an_uploaded_file_is_a_workflow_input(setup: dict[str, Any]) -> None:
+    """A file uploaded through Coze, named by id in an object input (as Stratus, Coze's JSON
+    text, and Dify's upload_file_id), reaches a document extractor as its file reference."""
+    tenant: Tenant = setup["tenant"]
+    stranger: Tenant = setup["stranger"]
+    uploaded = tenant.coze().files.upload(file=("memo.txt", b"The office closes at six on Fridays."))
+    document = {"nodes": [
+        {"id": "start", "type": "start", "config": {"variables": [
+            {"variable": "doc", "type": "object", "required": True},
+            {"variable": "more", "type": "array[object]"}]}},
+        {"id": "read", "type": "document_extractor", "config": {"variable_selector": ["start", "doc"]}},
+        {"id": "end", "type": "end", "config": {"outputs": [
+            {"variable": "text", "value_selector": ["read", "text"]},
+            {"variable": "more", "value_selector": ["start", "more"]}]}},
+    ], "edges": [{"source": "start", "target": "read"}, {"source": "read", "target": "end"}]}
+    workflow = tenant.post("/api/v1/workflows", {"name": "read a memo", "document": document})
+    tenant.post(f"/api/v1/workflows/{workflow['id']}/publish", {})
+    runs = f"/api/v1/workflows/{workflow['id']}/runs"
+    for doc in ({"file_id": uploaded.id}, json.dumps({"file_id": uploaded.id})):
+        response = tenant.http.post(runs, headers=tenant.headers, json={"mode": "sync", "inputs": {
+            "doc": doc, "more": [{"upload_file_id": uploaded.id, "transfer_method": "local_file"}]}})
+        assert response.status_code in (200, 201), response.text
+        run = wait_run(tenant, response.json()["data"])
+        assert run["status"] == "succeeded", run
+        assert run["outputs"]["text"] == "The office closes at six on Fridays."
+        assert run["outputs"]["more"][0]["filename"] == "memo.txt"
+        assert run["outputs"]["more"][0]["s3_key"].endswith(f"/files/{uploaded.id}/content")
+    # A file the tenant does not have is a 422 naming the input; nothing runs.
+    for who, file_id in ((tenant, str(uuid.uuid4())), (stranger, uploaded.id)):
+        refused_run = who.http.post(runs, headers=who.headers, json={"inputs": {"doc": {"file_id": file_id}}})
+        if who is stranger:
+            assert refused_run.status_code == 404, refused_run.text
+            continue
+        assert refused_run.status_code == 422, refused_run.text
+        assert refused_run.json()["details"]["fields"][0]["field"] == "inputs.doc"
+    listed = tenant.http.get(f"{runs}", headers=tenant.headers).json()["data"]
+    assert len(listed) == 2
+
+
+def wait_run(tenant: Tenant, run: dict[str, Any]) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while run["status"] in ("pending", "running") and time.monotonic() < deadline:
+        time.sleep(0.2)
+        run = tenant.http.get(f"/api/v1/workflow-runs/{run['id']}", headers=tenant.headers).json()["data"]
+    return run
