@@ -67,7 +67,7 @@ class CozeChunkStrategy(RequestModel):
     model_config = ConfigDict(**{**RequestModel.model_config, "str_strip_whitespace": False})
 
     chunk_type: int | None = Field(default=None, ge=0, le=1)
-    caption_type: int | None = None
+    caption_type: int | None = Field(default=None, ge=0, le=10)
     max_tokens: int | None = Field(default=None, ge=16, le=8192)
     remove_extra_spaces: bool | None = None
     remove_urls_emails: bool | None = None
@@ -110,7 +110,7 @@ class CozeDatasetCreated(BaseModel):
 class CreateCozeDataset(RequestModel):
     name: Name
     space_id: str = Field(max_length=100, description="Accepted: the tenant is the space")
-    format_type: int = Field(description="0 (text) only")
+    format_type: int = Field(ge=0, le=2, description="0 (text) only: 1 (table) and 2 (image) are refused")
     description: str | None = Field(default=None, max_length=2000)
     file_id: str | None = Field(default=None, max_length=100, description="The icon: accepted, not kept")
 
@@ -130,12 +130,12 @@ class CozeSourceInfo(RequestModel):
     file_type: str | None = Field(default=None, pattern=r"^[A-Za-z0-9]{1,10}$")
     web_url: str | None = Field(default=None, max_length=2000)
     source_file_id: str | None = Field(default=None, max_length=100)
-    document_source: int | None = None
+    document_source: int | None = Field(default=None, ge=0, le=1000)
 
 
 class CozeUpdateRule(RequestModel):
     update_type: int = Field(ge=0, le=1)
-    update_interval: int = Field(ge=0)
+    update_interval: int = Field(ge=0, le=100_000)
 
 
 class CozeDocumentBase(RequestModel):
@@ -148,7 +148,7 @@ class CreateCozeDocuments(RequestModel):
     dataset_id: Id
     document_bases: list[CozeDocumentBase] = Field(min_length=1, max_length=MAX_DOCUMENTS)
     chunk_strategy: CozeChunkStrategy | None = None
-    format_type: int | None = None
+    format_type: int | None = Field(default=None, ge=0, le=2)
 
 
 class ListCozeDocuments(RequestModel):
