@@ -148,3 +148,24 @@ def test_the_prompt_reads_inputs_then_stored_values_then_defaults(tenant: Tenant
     systems = [request["messages"][0]["content"] for request in fake.chat_requests()[-3:]]
     assert systems == ["Call the user friend from Lyon.", "Call the user Al from Oslo.",
                        "Call the user friend from ."]
+
+
+def test_a_chatflow_reads_them_as_sys_user_variables(tenant: Tenant) -> None:
+    document = {"mode": "chatflow", "nodes": [
+        {"id": "start", "type": "start"},
+        {"id": "answer", "type": "answer", "config": {
+            "answer": "Hi {{#sys.user_variables.nickname#}} of {{#sys.user_variables.city#}}"}}],
+        "edges": [{"source": "start", "target": "answer"}]}
+    workflow = tenant.call("POST", "/api/v1/workflows", {"name": "greet", "document": document})
+    assert workflow.status_code == 201, workflow.text
+    workflow_id = workflow.json()["data"]["id"]
+    assert tenant.call("POST", f"/api/v1/workflows/{workflow_id}/publish", {}).status_code == 201
+    agent = tenant.agent(mode="chatflow", chatflow={"workflow_id": workflow_id}, system_prompt="")
+    tenant.call("PUT", f"/api/v1/agents/{agent['id']}/variables", {"values": {"nickname": "Ali"}}, user="alice")
+    answers = []
+    for user, inputs in (("alice", {}), ("alice", {"city": "Oslo"}), ("bob", {})):
+        response = tenant.call("POST", "/api/v1/chat", {"agent_id": agent["id"], "message": "hello", "user": user,
+                                                        "stream": False, "inputs": inputs})
+        assert response.status_code == 200, response.text
+        answers.append(response.json()["data"]["content"])
+    assert answers == ["Hi Ali of ", "Hi Ali of Oslo", "Hi friend of "]

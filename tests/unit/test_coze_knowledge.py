@@ -164,3 +164,16 @@ def test_coze_document_sources() -> None:
         datasets._content(principal, datasets.CozeDocumentBase(
             name="x", source_info=datasets.CozeSourceInfo(file_base64="aGk=", file_type="txt"),
             update_rule=datasets.CozeUpdateRule(update_type=1, update_interval=24)), 0)
+
+
+def test_the_upload_routes_take_what_the_service_allows() -> None:
+    from functions.catalog import by_name
+    from functions.catalog.files import MAX_UPLOAD_BODY_BYTES
+    from shared.catalog import Http
+    from shared.files import service
+
+    assert MAX_UPLOAD_BODY_BYTES == service.MAX_UPLOAD_BODY_BYTES > service.MAX_FILE_BYTES
+    for name in ("files-upload", "coze-files-upload"):
+        route = by_name()[name].trigger
+        assert isinstance(route, Http) and route.body == "multipart"
+        assert route.max_body_bytes == MAX_UPLOAD_BODY_BYTES
