@@ -203,11 +203,14 @@ class StratusApp:
 
     # -- invocation ------------------------------------------------------------------
     def dispatch(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        from shared.auth.origin import require_edge
         from shared.config import get_settings
 
         request_id = request_id_of(event)
         set_request(None, request_id)
         try:
+            # Before any work: only CloudFront's requests (docs/adr/0047); public routes included.
+            require_edge(event.get("headers"))
             if body_size(event) > get_settings().max_body_bytes:
                 raise payload_too_large(self.route, get_settings().max_body_bytes)
             principal = None
