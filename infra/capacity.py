@@ -91,17 +91,17 @@ def aurora_max_connections(min_acu: float, max_acu: float) -> int:
 # bounded as a whole by ``http_allowance``. Defaults for a dev stage; a stage overrides any of
 # them with the ``concurrency`` context (e.g. {"streaming": 100, "http_allowance": 400}).
 DEFAULT_RESERVED: dict[FunctionClass, int | None] = {
-    "streaming": 50,     # chat turns and workflow streams: long, one connection each
+    "streaming": 25,     # chat turns and workflow streams: long, one connection each
     "http": None,        # ~80 functions and more to come: one class allowance instead
     "ingestion": 10,     # the queue's MaximumConcurrency is the same figure
     "embedding": 10,
-    "workflow": 20,
+    "workflow": 15,
     "steps": 5,
     "scheduled": 2,      # schedules fire rarely; two keeps a retry beside a late run
     "invoked": None,     # outside the VPC, no database (the budget refuses one that has it)
     "deploy": 1,         # migrations: one at a time, straight to the cluster
 }
-DEFAULT_HTTP_ALLOWANCE = 300
+DEFAULT_HTTP_ALLOWANCE = 250
 
 
 @dataclass(frozen=True)
