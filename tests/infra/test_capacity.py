@@ -5,11 +5,13 @@ MaximumConcurrency, the RDS Proxy's limits, the budget sum, HTTP functions at mo
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from functions import catalog
+from infra.app import build_app
 from infra.capacity import (
     DEFAULT_RESERVED,
     HTTP_MAX_TIMEOUT_S,
@@ -23,7 +25,7 @@ from infra.capacity import (
 )
 from infra.config import StratusConfig
 from shared.catalog import DATABASE, DATABASE_ADMIN, Function, Http, Queue, Schedule, StepFunctionsTask
-from tests.infra.support import Synth, ref_logical_id
+from tests.infra.support import TEST_CONTEXT, Synth, ref_logical_id
 
 
 def _proxy_pool(synth: Synth) -> dict[str, Any]:
@@ -208,3 +210,12 @@ def test_aurora_max_connections_formula() -> None:
     assert aurora_max_connections(0.5, 4) == 901
     assert aurora_max_connections(0.5, 64) == 2000  # capped at 2000 with a 0.5 ACU minimum
     assert aurora_max_connections(2, 64) == 5000
+
+
+def test_a_synth_whose_budget_exceeds_fails(tmp_path: Path) -> None:
+    """The stack refuses the stage before building anything (the check runs first)."""
+    with pytest.raises(BudgetExceeded, match="over the proxy's 720"):
+        build_app({**TEST_CONTEXT, "concurrency": {"streaming": 400}}, outdir=str(tmp_path))
+    with pytest.raises(BudgetExceeded, match="max_connections 100"):
+        build_app({**TEST_CONTEXT, "database_max_connections": 100, "proxy_max_connections_percent": 100},
+                  outdir=str(tmp_path))
