@@ -104,7 +104,7 @@ class Data(Construct):
         # A production stack deleted by mistake must not take the passwords of a retained
         # (snapshotted) database, the admin token or the provider keys with it.
         owner = self.cluster.node.find_child("Secret")
-        for secret in (owner, self.app_secret, self.admin_token, self.provider_keys):
+        for secret in (owner, self.app_secret, self.admin_token, self.provider_keys, self.origin_secret):
             secret.node.default_child.apply_removal_policy(RemovalPolicy.RETAIN)  # type: ignore[union-attr]
 
     # --- Aurora PostgreSQL + RDS Proxy -------------------------------------------------
