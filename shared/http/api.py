@@ -178,7 +178,8 @@ class StratusApp:
         # OpenAPI document does not promise.
         request_id = current_request_id()
         return Response(status, JSON, self.dialect.success(data, request_id),
-                        headers={"X-Request-Id": request_id, **response_headers(), **(headers or {})})
+                        headers={"X-Request-Id": request_id, **self.dialect.answer_headers(request_id),
+                                 **response_headers(), **(headers or {})})
 
     def created(self, data: Any) -> Response[Any]:
         return self.ok(data, status=201)
@@ -187,7 +188,8 @@ class StratusApp:
         """A list answer: the page's items, and the envelope's ``pagination`` built from it."""
         request_id = current_request_id()
         return Response(200, JSON, self.dialect.page(page, request_id),
-                        headers={"X-Request-Id": request_id, **response_headers()})
+                        headers={"X-Request-Id": request_id, **self.dialect.answer_headers(request_id),
+                                 **response_headers()})
 
     def file(self, body: str, media_type: str, *, filename: str | None = None) -> Response[Any]:
         """A :meth:`file_endpoint`'s answer: ``body`` as it is, not the envelope; ``filename``:
@@ -199,7 +201,9 @@ class StratusApp:
     def no_content(self) -> Response[Any]:
         # No content type and no body: Powertools would serialise an empty JSON body as
         # ``null``, and a 204 with a body breaks HTTP (h11 refuses it).
-        return Response(204, None, None, headers={"X-Request-Id": current_request_id(), **response_headers()})
+        request_id = current_request_id()
+        return Response(204, None, None, headers={"X-Request-Id": request_id, **self.dialect.answer_headers(request_id),
+                                                  **response_headers()})
 
     # -- invocation ------------------------------------------------------------------
     def dispatch(self, event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -17,7 +17,9 @@ Server-Sent Events, which Schemathesis cannot read as a stream (it waits for the
 a chat answer or a replay that follows a live turn runs for minutes, with heartbeats); their
 JSON errors and events are held by tests/e2e/test_chat_e2e.py and tests/unit/test_openapi.py. So is
 ``POST /openai/v1/chat/completions`` (``stream: true`` answers events), held by
-tests/e2e/test_openai_e2e.py through the official SDK; the OpenAI models routes are fuzzed.
+tests/e2e/test_openai_e2e.py through the official SDK; the OpenAI models routes are fuzzed. So is
+``POST /coze/v3/chat`` (events, or a chat held open until its turn ends), held by
+tests/e2e/test_coze_chat_e2e.py through ``cozepy``; Coze's other routes are fuzzed.
 ``POST /api/v1/chat/{message_id}/cancel`` (JSON) is fuzzed.
 """
 
@@ -41,13 +43,13 @@ SEED = 20261203
 CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conformance",
           "response_headers_conformance", "response_schema_conformance")
 # Streaming answers (see the module docstring).
-SSE_ROUTES = r"^(/api/v1/chat(/\{message_id\}/events)?|/openai/v1/chat/completions)$"
+SSE_ROUTES = r"^(/api/v1/chat(/\{message_id\}/events)?|/openai/v1/chat/completions|/coze/v3/chat)$"
 # Operations (by catalog name: the operation id) that destroy the seeded resources or can
 # revoke or demote the fuzzer's own token (pass 2), and those only the platform admin may call
 # (pass 3).
 DESTRUCTIVE_OPERATIONS = ("api-keys-delete", "members-delete", "members-update", "knowledge-bases-delete",
                           "documents-delete", "agents-delete", "conversations-delete", "models-delete",
-                          "workflows-delete")
+                          "workflows-delete", "coze-conversations-delete")
 ADMIN_OPERATIONS = ("tenants-create", "tenants-set-quota", "models-refresh")
 # How often a seeded id is used for its path parameter (otherwise Schemathesis generates one).
 PROBABILITY = 0.8

@@ -226,8 +226,9 @@ def test_stream_prefixes_go_to_the_function_url_uncompressed(synth: Synth, fn: c
     behaviors = {b["PathPattern"]: b for b in config["CacheBehaviors"]}
     patterns = stream_path_patterns(fn.trigger)
     assert patterns == {
-        # The OpenAI facade's chat completions are chat turns too (docs/adr/0042-compatible-api-facades.md).
-        "chat": ["/api/v1/chat", "/api/v1/chat/*", "/openai/v1/chat/completions", "/openai/v1/chat/completions/*"],
+        # The OpenAI facade's chat completions and Coze's chats are chat turns too (docs/adr/0042, 0043).
+        "chat": ["/api/v1/chat", "/api/v1/chat/*", "/openai/v1/chat/completions", "/openai/v1/chat/completions/*",
+                 "/coze/v3/chat", "/coze/v3/chat/*"],
         # Parameters become CloudFront's "*" (docs/adr/0035-workflow-run-streaming.md).
         "workflow-stream": ["/api/v1/workflows/*/runs", "/api/v1/workflows/*/runs/*", "/api/v1/workflow-runs/*/events",
                             "/api/v1/workflow-runs/*/events/*"]}[fn.name]

@@ -53,7 +53,7 @@ def test_streaming_routes_are_operations_too(doc: dict[str, Any]) -> None:
             assert operation["tags"] == [route.tag]
             assert operation["x-stratus-streaming"] is True
             # Every answer in the route's dialect: a facade's route documents its API's error body.
-            error = "OpenAIError" if route.dialect == "openai" else "ErrorEnvelope"
+            error = {"openai": "OpenAIError", "coze": "CozeError"}.get(route.dialect, "ErrorEnvelope")
             assert operation["responses"]["401"]["content"]["application/json"]["schema"]["$ref"].endswith(error)
     ids = [op["operationId"] for ops in paths.values() for op in ops.values()]
     assert len(ids) == len(set(ids)), "operation ids are unique"
@@ -190,7 +190,8 @@ def test_streaming_paths_need_no_handler_module() -> None:
     paths, components = streaming_paths(FUNCTIONS)
     assert set(paths) == {"/api/v1/chat", "/api/v1/chat/{message_id}/events", "/api/v1/chat/{message_id}/cancel",
                           "/api/v1/workflows/{workflow_id}/runs", "/api/v1/workflow-runs/{run_id}/events",
-                          "/openai/v1/chat/completions"}
+                          "/openai/v1/chat/completions", "/coze/v3/chat", "/coze/v3/chat/retrieve",
+                          "/coze/v3/chat/message/list", "/coze/v3/chat/cancel"}
     assert {"ChatBody", "MessageOut", "CancelOut", "MessageStart", "StartRun", "NodeFinishedEvent"} <= set(components)
     # Built from the catalog alone (the StreamRoutes and the models they name), without the
     # apps; and importing the catalog imports none of those models (cold start).
@@ -265,7 +266,7 @@ def test_api_gateway_s_own_401_is_documented_as_it_is_sent(doc: dict[str, Any]) 
             continue
         unauthorized = operation["responses"]["401"]["content"]["application/json"]["schema"]
         refs = [ref.rsplit("/", 1)[1] for ref in _refs(unauthorized)]
-        error = "OpenAIError" if path.startswith("/openai/") else "ErrorEnvelope"
+        error = {"openai": "OpenAIError", "coze": "CozeError"}.get(path.split("/")[1], "ErrorEnvelope")
         if operation.get("x-stratus-streaming"):
             # A function URL is not behind API Gateway: only the dialect's error.
             assert refs == [error], (method, path)
