@@ -28,7 +28,7 @@ FUNCTIONS: tuple[Function, ...] = (
     # through the MCP function (its token decrypted with KMS), cached in Redis.
     _agent("agents-publish", "publish_agent", "POST", _AGENT + "/publish", "agent:write",
            "Validate the draft and publish it as the next version", layers=("base", "aws", "llm", "tools"),
-           access=(DATABASE, REDIS, KMS, invoke("tools-mcp")), timeout_s=29, memory_mb=512),
+           access=(DATABASE, REDIS, KMS, invoke("tools-mcp")), timeout_s=28, memory_mb=512),
     _agent("agents-versions-list", "list_agent_versions", "GET", _AGENT + "/versions", "agent:read",
            "An agent's published versions, newest first"),
     _agent("agents-versions-get", "get_agent_version", "GET", _AGENT + "/versions/{number}", "agent:read",

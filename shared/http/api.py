@@ -217,11 +217,16 @@ class StratusApp:
 
     # -- invocation ------------------------------------------------------------------
     def dispatch(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        from shared.auth.origin import require_edge
+        from shared.cache.factory import get_kv_store
         from shared.config import get_settings
+        from shared.http.idempotency import NO_CLAIM, claim, takes_idempotency_key
 
         request_id = request_id_of(event)
         set_request(None, request_id)
         try:
+            # Before any work: only CloudFront's requests (docs/adr/0047); public routes included.
+            require_edge(event.get("headers"))
             max_body = self.route.max_body_bytes or get_settings().max_body_bytes
             if body_size(event) > max_body:
                 raise payload_too_large(self.route, max_body)
@@ -237,6 +242,9 @@ class StratusApp:
                 check_multipart_body(event)
             else:
                 check_json_body(event)
+            # A slow POST retried with its Idempotency-Key gets the first answer (docs/adr/0047).
+            held = (claim(event, principal.tenant_id or principal.token_id, self.route.route_key, get_kv_store)
+                    if principal is not None and takes_idempotency_key(self.function) else NO_CLAIM)
         except StratusError as exc:
             result = self.dialect.error_result(exc, request_id)
             result["headers"] = {**response_headers(), **result["headers"]}
@@ -246,7 +254,15 @@ class StratusApp:
             # client gets the dialect's 500 rather than API Gateway's bare one.
             logger.exception("request failed before reaching its handler")
             return self.dialect.error_result(StratusError(), request_id)
-        return self.resolver.resolve(event, context)
+        if held.replay is not None:
+            return held.replay
+        try:
+            answer: dict[str, Any] = self.resolver.resolve(event, context)
+        except BaseException:
+            held.abandon()
+            raise
+        held.finish(answer)
+        return answer
 
     def lambda_handler(self) -> Handler:
         """The function's entry point, with the one fixed decorator stack."""

@@ -35,6 +35,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from shared.auth.origin import require_edge
 from shared.auth.principal import Principal
 from shared.cache.ports import StreamEvent
 from shared.catalog import DEFAULT_DIALECT, Function, FunctionUrl, StreamRoute, prefix_pattern, under_prefix
@@ -515,10 +516,15 @@ class StreamAsgi:
         if method == "GET" and path == self.readiness_path:
             # The Web Adapter's readiness check: answers without touching a data store.
             return Response('{"status":"ok"}', media_type=JSON)
+        default = next((dialect for prefix, dialect in self._prefix_dialects.items()
+                        if prefix_pattern(prefix).match(path)), DEFAULT_DIALECT)
+        try:
+            # Before any work: a function URL answers CloudFront only (docs/adr/0047).
+            require_edge(request.headers)
+        except StratusError as exc:
+            return error_answer(dialect_for(default), exc, rid)
         found = self._table.match(method, path)
         if found is None:
-            default = next((dialect for prefix, dialect in self._prefix_dialects.items()
-                            if prefix_pattern(prefix).match(path)), DEFAULT_DIALECT)
             error, dialect = self._table.unmatched(method, path, default)
             return error_answer(dialect_for(dialect), error, rid)
         compiled, params = found

@@ -5,6 +5,7 @@ and everything else to the HTTP API."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -267,12 +268,14 @@ def test_distribution_logs_to_the_access_log_bucket(synth: Synth) -> None:
     assert config["HttpVersion"] == "http2and3"
 
 
-def test_outputs_give_the_base_url_and_keep_the_api_url(synth: Synth) -> None:
+def test_outputs_give_the_base_url_and_not_the_api_url(synth: Synth) -> None:
     outputs = synth.json("root")["Outputs"]
     (distribution,) = synth.templates["root"].find_resources("AWS::CloudFront::Distribution")
     assert outputs["BaseUrl"]["Value"] == {"Fn::Join": ["", ["https://", {"Fn::GetAtt": [distribution,
                                                                                          "DomainName"]}]]}
-    assert "ApiUrl" in outputs
+    # The execute-api URL is no address of the API (it refuses requests without the edge's header).
+    assert "ApiUrl" not in outputs
+    assert not any("execute-api" in json.dumps(output) for output in outputs.values())
 
 
 def test_distribution_acknowledgments_carry_reasons(synth: Synth) -> None:
