@@ -235,6 +235,7 @@ STRATUS = StratusDialect()
 DIALECTS: dict[str, Dialect] = {STRATUS.name: STRATUS}
 FACADE_DIALECTS: dict[str, str] = {
     "openai": "shared.facades.openai.dialect:OPENAI",
+    "dify": "shared.facades.dify.dialect:DIFY",
 }
 
 
