@@ -49,6 +49,10 @@ class Http:
     dialect: str = DEFAULT_DIALECT
     # What a client whose body is over the limit should do instead (the 413 says it).
     too_large_hint: str = ""
+    # The body's form: JSON, or multipart/form-data (a file upload).
+    body: Literal["json", "multipart"] = "json"
+    # The largest body this route takes (bytes); None: the ``max_body_bytes`` setting.
+    max_body_bytes: int | None = None
 
     @property
     def route_key(self) -> str:

@@ -35,5 +35,10 @@ FUNCTIONS: tuple[Function, ...] = (
            "One published version of an agent"),
     _agent("agents-copy", "copy_agent", "POST", _AGENT + "/copy", "agent:write",
            "Copy an agent (built-ins included) into a new draft of the tenant"),
+    # Agent variables (docs/variables.md): values kept per end user, set by the apps that chat.
+    _agent("agents-variables-get", "get_agent_variables", "GET", _AGENT + "/variables", "agent:run",
+           "An end user's values of the agent's variables (unset ones: their defaults)"),
+    _agent("agents-variables-set", "set_agent_variables", "PUT", _AGENT + "/variables", "agent:run",
+           "Set an end user's values of the agent's variables (null: back to the default)"),
 )
 

@@ -70,6 +70,11 @@ class TurnContext(Protocol):
         ...
 
     @property
+    def user_variables(self) -> dict[str, str]:
+        """The agent variables' values for this turn (input, else stored, else default)."""
+        ...
+
+    @property
     def principal(self) -> Principal | None:
         """Who started the turn (a workflow a tool runs is recorded for them); None outside a
         chat (a workflow's agent node)."""

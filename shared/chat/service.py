@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from shared.agents.contract import ChatAgent, agent_ref, render_system_prompt
+from shared.agents.contract import ChatAgent, agent_ref, render_system_prompt, resolve_user_variables
 from shared.auth.principal import Principal
 from shared.cache.ports import EventStream, KeyValueStore, StreamEvent
 from shared.chat import prompt as prompts
@@ -32,7 +32,7 @@ from shared.models.spec import Capability
 from shared.observability import tracer
 
 if TYPE_CHECKING:
-    from shared.agents.contract import AgentResolver
+    from shared.agents.contract import AgentResolver, AgentVariableStore
     from shared.knowledge.contract import Retriever
     from shared.models.gateway import ModelGateway
     from shared.models.resolver import ModelResolver
@@ -63,6 +63,8 @@ class ChatDeps:
     events: Callable[[], EventStream]
     count_tokens: Callable[[str], int]
     settings: ChatSettings
+    # The agent variables' values kept per end user; None: every variable reads its default.
+    variables: Callable[[], AgentVariableStore] | None = None
     clock: Callable[[], float] = time.perf_counter
     # The generation of each agent mode (a mode missing here cannot chat).
     strategies: Mapping[str, GenerationStrategy] = field(default_factory=default_strategies)
@@ -91,6 +93,8 @@ class Turn:
     # The turns the model remembers when the client sent them itself (a stateless API such as
     # OpenAI's chat completions), instead of the conversation's stored ones; oldest first.
     history: list[tuple[str, str]] | None = None
+    # The agent variables' values for this turn (a chatflow's sys.user_variables).
+    user_variables: dict[str, str] = field(default_factory=dict)
 
 
 class TurnFailed(StratusError):
@@ -167,7 +171,11 @@ class ChatService:
         if chat_agent.config.mode not in self._d.strategies:
             raise AgentModeUnavailable(details={"mode": chat_agent.config.mode})
         inputs = {**(conversation.inputs if conversation is not None else {}), **body.inputs}
-        system_prompt = render_system_prompt(chat_agent.config, inputs)
+        end_user = end_user_of(principal, body.user)
+        stored = None
+        if chat_agent.config.user_variables and self._d.variables is not None:
+            stored = self._d.variables().stored_values(tenant_id, agent.id, end_user)
+        system_prompt = render_system_prompt(chat_agent.config, inputs, stored)
         if instructions:
             system_prompt = f"{system_prompt}\n\n{instructions}" if system_prompt else instructions
         if chat_agent.config.mode == "chatflow":
@@ -192,7 +200,8 @@ class ChatService:
                     answer_position=opened.answer_position, chat_agent=chat_agent, system_prompt=system_prompt,
                     question=body.message, context_tokens=context_tokens, output_tokens=output_tokens,
                     created_conversation=opened.created_conversation, started=started,
-                    end_user=end_user_of(principal, body.user), history=None if history is None else list(history))
+                    end_user=end_user, history=None if history is None else list(history),
+                    user_variables=resolve_user_variables(chat_agent.config, inputs, stored))
 
     # Running a turn ----------------------------------------------------------------------------
     @tracer.capture_method(capture_response=False)

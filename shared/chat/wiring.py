@@ -23,7 +23,7 @@ def _count_tokens(text: str) -> int:
 
 
 def chat_deps() -> ChatDeps:
-    from shared.agents.wiring import agent_service
+    from shared.agents.wiring import agent_service, agent_variables
     from shared.cache.factory import get_event_stream, get_kv_store
     from shared.chat.service import ChatDeps, ChatSettings
     from shared.config import get_settings
@@ -35,6 +35,7 @@ def chat_deps() -> ChatDeps:
     return ChatDeps(
         conversations=turn_store, agents=agent_service, resolver=model_resolver, gateway=model_gateway,
         retrieval=retrieval_service, kv=get_kv_store, events=get_event_stream, count_tokens=_count_tokens,
+        variables=agent_variables,
         settings=ChatSettings(checkpoint_s=settings.chat_checkpoint_s, events_ttl_s=settings.chat_events_ttl_s,
                               stuck_after_s=settings.chat_stuck_after_s))
 

@@ -96,6 +96,16 @@ def check_json_body(event: dict[str, Any]) -> None:
     check_json_payload(raw, content_type)
 
 
+def check_multipart_body(event: dict[str, Any]) -> None:
+    """A file upload's body must be multipart/form-data with its boundary (else 415 saying so)."""
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    content_type = headers.get("content-type") or ""
+    if content_type.split(";", 1)[0].strip().lower() != "multipart/form-data" or "boundary=" not in content_type:
+        raise UnsupportedMediaType("Send the file as multipart/form-data, in a part named \"file\"",
+                                   details={"expected_content_type": "multipart/form-data",
+                                            "content_type": content_type or None})
+
+
 def _validation_error(exc: RequestValidationError) -> StratusError:
     errors = exc.errors()
     if any(err.get("type") == "json_invalid" for err in errors):
@@ -178,7 +188,8 @@ class StratusApp:
         # OpenAPI document does not promise.
         request_id = current_request_id()
         return Response(status, JSON, self.dialect.success(data, request_id),
-                        headers={"X-Request-Id": request_id, **response_headers(), **(headers or {})})
+                        headers={"X-Request-Id": request_id, **self.dialect.answer_headers(request_id),
+                                 **response_headers(), **(headers or {})})
 
     def created(self, data: Any) -> Response[Any]:
         return self.ok(data, status=201)
@@ -187,7 +198,8 @@ class StratusApp:
         """A list answer: the page's items, and the envelope's ``pagination`` built from it."""
         request_id = current_request_id()
         return Response(200, JSON, self.dialect.page(page, request_id),
-                        headers={"X-Request-Id": request_id, **response_headers()})
+                        headers={"X-Request-Id": request_id, **self.dialect.answer_headers(request_id),
+                                 **response_headers()})
 
     def file(self, body: str, media_type: str, *, filename: str | None = None) -> Response[Any]:
         """A :meth:`file_endpoint`'s answer: ``body`` as it is, not the envelope; ``filename``:
@@ -199,7 +211,9 @@ class StratusApp:
     def no_content(self) -> Response[Any]:
         # No content type and no body: Powertools would serialise an empty JSON body as
         # ``null``, and a 204 with a body breaks HTTP (h11 refuses it).
-        return Response(204, None, None, headers={"X-Request-Id": current_request_id(), **response_headers()})
+        request_id = current_request_id()
+        return Response(204, None, None, headers={"X-Request-Id": request_id, **self.dialect.answer_headers(request_id),
+                                                  **response_headers()})
 
     # -- invocation ------------------------------------------------------------------
     def dispatch(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -208,8 +222,9 @@ class StratusApp:
         request_id = request_id_of(event)
         set_request(None, request_id)
         try:
-            if body_size(event) > get_settings().max_body_bytes:
-                raise payload_too_large(self.route, get_settings().max_body_bytes)
+            max_body = self.route.max_body_bytes or get_settings().max_body_bytes
+            if body_size(event) > max_body:
+                raise payload_too_large(self.route, max_body)
             principal = None
             if self.route.auth:
                 from shared.auth.guard import guard
@@ -218,7 +233,10 @@ class StratusApp:
                 principal = guard(event, self.route.permission, get_token_state())
                 set_request(principal, request_id)
                 add_response_headers(enforce_rate_limit(principal))
-            check_json_body(event)
+            if self.route.body == "multipart":
+                check_multipart_body(event)
+            else:
+                check_json_body(event)
         except StratusError as exc:
             result = self.dialect.error_result(exc, request_id)
             result["headers"] = {**response_headers(), **result["headers"]}

@@ -106,6 +106,11 @@ class Dialect(ABC):
     def heartbeat(self) -> bytes:
         """What keeps an idle stream open (proxies close silent connections)."""
 
+    def answer_headers(self, request_id: str) -> dict[str, str]:
+        """Headers every answer in this dialect carries besides ``X-Request-Id`` (Coze's
+        ``X-Tt-Logid``); errors carry them through :meth:`error`'s ``ErrorAnswer``."""
+        return {}
+
     def translator(self) -> StreamTranslator:
         """The writer of one response's stream (a route's handler may hand its own, built with
         what the request said: a facade's model name, its usage option)."""
@@ -235,6 +240,7 @@ STRATUS = StratusDialect()
 DIALECTS: dict[str, Dialect] = {STRATUS.name: STRATUS}
 FACADE_DIALECTS: dict[str, str] = {
     "openai": "shared.facades.openai.dialect:OPENAI",
+    "coze": "shared.facades.coze.dialect:COZE",
     "dify": "shared.facades.dify.dialect:DIFY",
 }
 

@@ -319,18 +319,21 @@ class StreamCall(Generic[B, Q]):
         """The JSON answer carrying ``data``, with the route's status unless told."""
         answer = json_answer(self.dialect.success(data, self.request_id), self.request_id,
                              status or self.route.status)
-        answer.headers.update(headers or {})
+        answer.headers.update({**self.dialect.answer_headers(self.request_id), **(headers or {})})
         return answer
 
     def page(self, page: Page[Any]) -> Response:
         """A list answer: the page's items and its pagination, in the route's dialect."""
-        return json_answer(self.dialect.page(page, self.request_id), self.request_id, self.route.status)
+        answer = json_answer(self.dialect.page(page, self.request_id), self.request_id, self.route.status)
+        answer.headers.update(self.dialect.answer_headers(self.request_id))
+        return answer
 
     def events(self, source: EventSource, headers: dict[str, str] | None = None,
                on_gone: Callable[[], None] | None = None, translator: StreamTranslator | None = None) -> SseResponse:
         """The SSE answer of ``source``, written by ``translator`` (the route's dialect's by default)."""
         frames = source.frames(translator or self.dialect.translator(), self.heartbeat_s)
-        return SseResponse(frames, self.request_id, headers={**response_headers(), **(headers or {})},
+        return SseResponse(frames, self.request_id, headers={**self.dialect.answer_headers(self.request_id),
+                                                             **response_headers(), **(headers or {})},
                            on_gone=on_gone)
 
     def stream(self, produce: Callable[[Callable[[StreamEvent], None]], Any], name: str, *,

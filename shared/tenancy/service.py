@@ -98,6 +98,15 @@ class TenancyService:
         return Page.of([Member(**r) for r in rows], page, total)
 
     @_traced
+    def current_member(self, principal: Principal) -> Member:
+        """The member the token belongs to (gone members' tokens are refused before this)."""
+        with self._db.transaction(principal.tenant) as conn:
+            row = repo.get_member_by_user(conn, principal.tenant, principal.user)
+        if row is None:
+            raise NotFound("Member not found", code="member_not_found")
+        return Member(**row)
+
+    @_traced
     def create_member(self, principal: Principal, request: CreateMember) -> MemberCreated:
         self._check_can_grant(principal, request.role)
         tenant_id = principal.tenant

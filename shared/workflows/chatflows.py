@@ -27,9 +27,9 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -63,6 +63,8 @@ class ChatflowTurn:
     end_user: str
     # The member whose token started the turn (the run's created_by).
     created_by: uuid.UUID | None = None
+    # The agent's variables for this end user (sys.user_variables).
+    user_variables: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,7 @@ class _Run:
             version=str(version) if version is not None else "draft", user_id=turn.end_user,
             started_at=datetime.now(UTC),
             chat=ChatContext(query=turn.query, conversation_id=str(turn.conversation_id),
-                             dialogue_count=turn.dialogue_count))
+                             dialogue_count=turn.dialogue_count, user_variables=dict(turn.user_variables)))
         self._store.create(self.run_id, tenant_id=turn.tenant_id, workflow_id=turn.workflow_id, version=version,
                            document=document, mode="sync", inputs={}, created_by=turn.created_by,
                            chat=ChatRun(query=turn.query, dialogue_count=turn.dialogue_count,

@@ -135,7 +135,7 @@ def test_a_failure_after_the_stream_began_is_openai_s_error_line() -> None:
 
 def test_the_catalog_s_facades_own_their_prefixes() -> None:
     validate_facades()
-    assert [(f.prefix, f.dialect) for f in catalog.FACADES] == [("/openai", "openai"), ("/dify", "dify")]
+    assert ("/openai", "openai") in [(f.prefix, f.dialect) for f in catalog.FACADES]
     assert facade_dialect("/openai/v1/embeddings", catalog.FACADES) == "openai"
     assert facade_dialect("/api/v1/nothing", catalog.FACADES) == "stratus"
     assert facade_dialect("/openaiz", catalog.FACADES) == "stratus"

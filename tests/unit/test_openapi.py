@@ -63,7 +63,7 @@ def test_streaming_routes_are_operations_too(doc: dict[str, Any]) -> None:
 
 
 # The error body of each facade's dialect (docs/adr/0042), by dialect (= the prefix's segment).
-_FACADE_ERRORS = {"openai": "OpenAIError", "dify": "DifyError"}
+_FACADE_ERRORS = {"openai": "OpenAIError", "coze": "CozeError", "dify": "DifyError"}
 
 
 def _refs(node: Any) -> list[str]:

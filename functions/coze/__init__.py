@@ -1,0 +1,1 @@
+"""Coze's OpenAPI over Stratus (the chat itself: ``functions.chat.app``)."""
