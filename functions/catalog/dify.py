@@ -7,6 +7,7 @@ routes."""
 
 from __future__ import annotations
 
+from functions.catalog.files import MAX_UPLOAD_BODY_BYTES
 from shared.catalog import DATABASE, REDIS, Facade, Function, Http, SseEvent, StreamRoute, bucket, state_machine
 
 DIALECT = "dify"
@@ -98,4 +99,12 @@ FUNCTIONS: tuple[Function, ...] = (
           "Dify: what the key's app takes (an agent's variables and opening; a workflow's start inputs)"),
     _http("dify-info", "get_info", "GET", "/dify/v1/info", "agent:run",
           "Dify: the key's app (name, description, mode)"),
+    # The files domain's upload (shared/files), answered as Dify's UploadFile.
+    Function("dify-files-upload", "functions.dify.upload_file", "files",
+             Http("POST", "/dify/v1/files/upload", permission="file:write", tag=_TAG, dialect=DIALECT,
+                  body="multipart", max_body_bytes=MAX_UPLOAD_BODY_BYTES,
+                  summary="Dify: upload a file for the key's app (multipart/form-data: part \"file\", field "
+                          "\"user\"; at most 4 MiB)",
+                  too_large_hint="files over 4 MiB go to a knowledge base as documents (presigned upload)"),
+             layers=("base", "aws"), access=(DATABASE, REDIS, bucket("uploads", "write", "delete"))),
 )

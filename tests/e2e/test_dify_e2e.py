@@ -426,3 +426,20 @@ def test_errors_are_dify_s_own(setup: dict[str, Any]) -> None:
     assert unknown.status_code == 404 and unknown.json()["code"] == "not_found" and unknown.json()["status"] == 404
     run = tenant.wire("GET", "/workflows/run/00000000-0000-4000-8000-000000000000", setup["workflow_key"])
     assert run.status_code == 404 and run.json()["message"] == "Workflow run not found."
+
+
+def test_files_upload_through_the_files_domain(setup: dict[str, Any]) -> None:
+    tenant: Tenant = setup["tenant"]
+    client = tenant.dify(DifyClient, setup["agent_key"])
+    uploaded = client.file_upload("alice", {"file": ("notes.md", b"# Billing\n\nMonthly.", "text/markdown")})
+    assert uploaded.status_code == 201, uploaded.text
+    body = uploaded.json()
+    assert (body["name"], body["size"], body["extension"], body["mime_type"]) == ("notes.md", 19, "md",
+                                                                                  "text/markdown")
+    # The files domain keeps it: Stratus's own API reads it back by the same id.
+    stored = tenant.http.get(f"/api/v1/files/{body['id']}", headers=tenant.headers)
+    assert stored.status_code == 200 and stored.json()["data"]["sha256"]
+    refused = client.file_upload("alice", {"file": ("tool.exe", b"MZ\x90\x00", "application/x-msdownload")})
+    assert refused.status_code == 415 and refused.json()["code"] == "unsupported_file_type"
+    unbound = tenant.dify(DifyClient, tenant.token).file_upload("alice", {"file": ("a.txt", b"a", "text/plain")})
+    assert unbound.status_code == 400 and unbound.json()["code"] == "app_unavailable"

@@ -288,6 +288,18 @@ class DifyParameters(BaseModel):
     system_parameters: dict[str, Any]
 
 
+class DifyUploadedFile(BaseModel):
+    """``POST /dify/v1/files/upload``: the stored file (its id is what Stratus's file inputs take)."""
+
+    id: str
+    name: str
+    size: int
+    extension: str
+    mime_type: str
+    created_by: str | None
+    created_at: int
+
+
 class DifyInfo(BaseModel):
     """``GET /dify/v1/info``: the app (agent or workflow) the key is bound to."""
 

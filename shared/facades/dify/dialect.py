@@ -44,6 +44,10 @@ _CODES: dict[str, tuple[int, str, str | None]] = {
     "biz_unsupported_media_type": (415, "unsupported_media_type", None),
     "biz_payload_too_large": (413, "request_entity_too_large", None),
     "sys_internal_error": (500, "internal_server_error", None),
+    "file_too_large": (413, "file_too_large", None),
+    "file_type_not_allowed": (415, "unsupported_file_type", None),
+    "file_upload_malformed": (400, "no_file_uploaded", None),
+    "file_empty": (400, "no_file_uploaded", None),
 }
 # Model provider failures Dify reports as a failed completion (its CompletionRequestError).
 _PROVIDER_FAILURES = frozenset({"model_provider_error", "model_unavailable", "model_timeout",

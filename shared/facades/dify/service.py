@@ -30,6 +30,7 @@ from shared.facades.dify.api import (
     DifyParameters,
     DifyRenameRequest,
     DifyResultOut,
+    DifyUploadedFile,
     DifyWorkflowRunDetail,
     DifyWorkflowRunOut,
     DifyWorkflowRunRequest,
@@ -412,6 +413,19 @@ class DifyService:
         with contextlib.suppress(WorkflowRunFinished):
             self._runs().cancel_run(principal, _id(task_id, lambda: _run_missing(task_id)))
         return DifyResultOut()
+
+    # Files --------------------------------------------------------------------------------------
+    def upload(self, principal: Principal, filename: str, content_type: str | None, data: bytes) -> DifyUploadedFile:
+        """Store a file for the key's app, through the files domain (its checks: size, type)."""
+        from shared.files.wiring import files_service
+
+        app_of(principal, "POST /dify/v1/files/upload")
+        stored = files_service().upload(principal, filename, content_type, data)
+        extension = stored.name.rsplit(".", 1)[-1].lower() if "." in stored.name else ""
+        return DifyUploadedFile(id=str(stored.id), name=stored.name, size=stored.size, extension=extension,
+                                mime_type=stored.content_type,
+                                created_by=str(principal.user_id) if principal.user_id else None,
+                                created_at=int(stored.created_at.timestamp()))
 
     # The app ------------------------------------------------------------------------------------
     def parameters(self, principal: Principal) -> DifyParameters:
