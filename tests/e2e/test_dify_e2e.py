@@ -443,3 +443,33 @@ def test_files_upload_through_the_files_domain(setup: dict[str, Any]) -> None:
     assert refused.status_code == 415 and refused.json()["code"] == "unsupported_file_type"
     unbound = tenant.dify(DifyClient, tenant.token).file_upload("alice", {"file": ("a.txt", b"a", "text/plain")})
     assert unbound.status_code == 400 and unbound.json()["code"] == "app_unavailable"
+
+
+def test_a_chatflow_agent_streams_its_run_as_dify_s_advanced_chat(setup: dict[str, Any], fake: FakeOpenAI) -> None:
+    tenant: Tenant = setup["tenant"]
+    flow = tenant.post("/api/v1/workflows", {"name": "flow", "document": {"mode": "chatflow", "nodes": [
+        {"id": "start", "type": "start"},
+        {"id": "llm", "type": "llm", "config": {"prompt_template": [{"role": "user", "text": "{{#sys.query#}}"}]}},
+        {"id": "reply", "type": "answer", "config": {"answer": "Sure: {{#llm.text#}}"}}],
+        "edges": [{"source": "start", "target": "llm"}, {"source": "llm", "target": "reply"}]}})
+    tenant.post(f"/api/v1/workflows/{flow['id']}/publish", {})
+    agent = tenant.agent("Flow bot", mode="chatflow", chatflow={"workflow_id": flow["id"]})
+    key = tenant.app_key("agent", agent)
+    fake.reset()
+    fake.enqueue(ChatScript(text=["Par", "is."], usage=(20, 3)))
+    events = stream_events(tenant.dify(ChatClient, key).create_chat_message(
+        inputs={}, query="Capital of France?", user="jo", response_mode="streaming"))
+    kinds = [event["event"] for event in events]
+    assert kinds[0] == "workflow_started" and kinds[-2:] == ["workflow_finished", "message_end"]
+    run_id = events[0]["workflow_run_id"]
+    nodes = [(e["event"], e["data"]["node_id"]) for e in events if e["event"] in ("node_started", "node_finished")]
+    assert nodes[:2] == [("node_started", "start"), ("node_finished", "start")]
+    assert {node for _, node in nodes} == {"start", "llm", "reply"} and len(nodes) == 6
+    assert all(e["workflow_run_id"] == run_id and e["task_id"] == events[-1]["task_id"]
+               for e in events if "workflow_run_id" in e)
+    assert events[-2]["data"]["status"] == "succeeded"
+    assert "".join(e["answer"] for e in events if e["event"] == "message") == "Sure: Paris."
+    # The run is Stratus's own, recorded with its chat context.
+    run = tenant.http.get(f"/api/v1/workflow-runs/{run_id}", headers=tenant.headers).json()["data"]
+    assert run["chat"]["message_id"] == events[-1]["message_id"]
+    assert tenant.wire("GET", "/info", key).json()["mode"] == "advanced-chat"

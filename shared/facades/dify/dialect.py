@@ -197,13 +197,19 @@ def stream_error(error: dict[str, Any]) -> dict[str, Any]:
     return error_detail(found)
 
 
+# A chatflow agent's run progress on its turn's stream (Dify's advanced-chat apps send it).
+_RUN_PROGRESS = frozenset({"workflow.started", "node.started", "node.finished", "workflow.finished"})
+
+
 class ChatMessageStream:
     """One chat message's stream (:class:`shared.http.dialect.StreamTranslator`): a turn's events
     as Dify's. Each ``message.delta`` is a ``message`` event (``agent_message`` for a
     smart-reasoning agent, as Dify's agent apps send); a step's thought, tool call and result are
     one ``agent_thought`` (the same id, resent as it grows, as Dify does); ``message.complete``
     is ``message_end`` with the usage and the retriever resources; ``error`` Dify's stream
-    error. The turn's start and ``done`` have no Dify counterpart (the stream just ends)."""
+    error; a chatflow agent's run is ``workflow_started``, ``node_started``, ``node_finished`` and
+    ``workflow_finished``, as Dify's advanced-chat apps send them. The turn's start and ``done``
+    have no Dify counterpart (the stream just ends)."""
 
     def __init__(self, *, task_id: str, message_id: str, conversation_id: str | None, agent: bool,
                  created_at: int) -> None:
@@ -213,6 +219,8 @@ class ChatMessageStream:
         self._message_event = "agent_message" if agent else "message"
         self._created_at = created_at
         self._thoughts: dict[int, dict[str, Any]] = {}
+        # A chatflow agent's run, once it started.
+        self._run: WorkflowRunStream | None = None
 
     def _line(self, event: str, **data: Any) -> bytes:
         return data_line({"event": event, **self._head, **data})
@@ -239,6 +247,12 @@ class ChatMessageStream:
                                   tool_input=compact_json({data.get("name", ""): arguments}))]
         if kind == "tool.result":
             return [self._thought(int(data.get("step") or 1), observation=str(data.get("output", "")))]
+        if kind == "workflow.started":
+            self._run = WorkflowRunStream(run_id=str(data.get("run_id")), workflow_id=str(data.get("workflow_id")),
+                                          inputs={}, created_at=self._created_at, task_id=self._head["task_id"],
+                                          head={k: v for k, v in self._head.items() if k != "task_id"})
+        if kind in _RUN_PROGRESS and self._run is not None:
+            return self._run.frames(event)
         if kind == "message.complete":
             return [self._line("message_end", metadata=metadata(data))]
         if kind == "error":
@@ -256,8 +270,12 @@ class WorkflowRunStream:
     failed without finishing (a failed run is a ``workflow_finished`` with ``status: failed``,
     as Dify sends it). Pauses, iterations and loops have no counterpart here and are skipped."""
 
-    def __init__(self, *, run_id: str, workflow_id: str, inputs: dict[str, Any], created_at: int) -> None:
+    def __init__(self, *, run_id: str, workflow_id: str, inputs: dict[str, Any], created_at: int,
+                 task_id: str | None = None, head: dict[str, Any] | None = None) -> None:
         self._run_id = run_id
+        # A chatflow agent's run inside a chat message: the message's task and ids head each event.
+        self._task_id = task_id or run_id
+        self._head = head or {}
         self._workflow_id = workflow_id
         self._inputs = inputs
         self._created_at = created_at
@@ -269,7 +287,8 @@ class WorkflowRunStream:
         self._nodes: dict[tuple[str, Any, Any], tuple[str, int, int]] = {}
 
     def _line(self, event: str, data: dict[str, Any]) -> bytes:
-        return data_line({"event": event, "task_id": self._run_id, "workflow_run_id": self._run_id, "data": data})
+        return data_line({"event": event, **self._head, "task_id": self._task_id, "workflow_run_id": self._run_id,
+                          "data": data})
 
     def _node(self, data: dict[str, Any], started: bool) -> tuple[str, int, int]:
         key = (str(data.get("node_id")), data.get("container_id"), data.get("index"))
@@ -318,7 +337,7 @@ class WorkflowRunStream:
                 "elapsed_time": round(time.monotonic() - self._started, 3), "total_tokens": self._tokens,
                 "total_steps": self._steps, "created_at": self._created_at, "finished_at": now()})]
         if kind == "error" and not self._finished:
-            return [data_line({"event": "error", "task_id": self._run_id, "workflow_run_id": self._run_id,
+            return [data_line({"event": "error", "task_id": self._task_id, "workflow_run_id": self._run_id,
                                **stream_error(data)})]
         return []
 
