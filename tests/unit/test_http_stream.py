@@ -178,6 +178,10 @@ def test_the_chat_app_serves_exactly_its_catalog_routes() -> None:
             # A facade's route answers in its API's error shape (docs/adr/0042).
             assert answer.json()["error"]["code"] == "invalid_api_key" and answer.headers["x-request-id"]
             continue
+        if route.dialect == "dify":
+            assert answer.json() == {"code": "unauthorized", "message": answer.json()["message"], "status": 401}
+            assert answer.headers["x-request-id"]
+            continue
         assert answer.json()["code"] == "auth_missing_token"
         assert answer.headers["x-request-id"] == answer.json()["request_id"]
     assert client.get(f"{message}/answers").json()["code"] == "biz_route_not_found"
