@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -194,6 +195,8 @@ def test_messages_page_back_with_first_id_and_feedback_shows(setup: dict[str, An
     oldest = chat.get_conversation_messages("carol", conversation_id=conversation, first_id=older["data"][0]["id"],
                                             limit=2).json()
     assert [m["query"] for m in oldest["data"]] == ["question 0"] and oldest["has_more"] is False
+    unknown = chat.get_conversation_messages("carol", conversation_id=conversation, first_id=str(uuid.uuid4()))
+    assert unknown.status_code == 404 and unknown.json()["message"] == "First Message Not Exists."
     # Feedback on an answer, then taken back.
     liked = chat.message_feedback(newest["data"][1]["id"], "like", "carol")
     assert liked.status_code == 200 and liked.json() == {"result": "success"}
@@ -223,6 +226,8 @@ def test_conversations_list_rename_and_delete(setup: dict[str, Any], fake: FakeO
     assert [c["id"] for c in first_page["data"]] == ids[:0:-1] and first_page["has_more"] is True
     rest = chat.get_conversations("dave", last_id=first_page["data"][-1]["id"], limit=2).json()
     assert [c["id"] for c in rest["data"]] == [ids[0]] and rest["has_more"] is False
+    unknown = chat.get_conversations("dave", last_id=str(uuid.uuid4()))
+    assert unknown.status_code == 404 and unknown.json()["message"] == "Last Conversation Not Exists."
     renamed = chat.rename_conversation(ids[0], "Billing dates", "dave")
     assert renamed.status_code == 200 and renamed.json()["name"] == "Billing dates"
     # Another end user sees none of them.
@@ -473,3 +478,30 @@ def test_a_chatflow_agent_streams_its_run_as_dify_s_advanced_chat(setup: dict[st
     run = tenant.http.get(f"/api/v1/workflow-runs/{run_id}", headers=tenant.headers).json()["data"]
     assert run["chat"]["message_id"] == events[-1]["message_id"]
     assert tenant.wire("GET", "/info", key).json()["mode"] == "advanced-chat"
+
+
+def test_retriever_resources_are_the_passages_the_answer_cites(setup: dict[str, Any], fake: FakeOpenAI) -> None:
+    tenant: Tenant = setup["tenant"]
+    kb = tenant.post("/api/v1/knowledge-bases", {"name": "policies"})
+    text = "# Refunds\n\nRefunds are paid back within five working days."
+    document = tenant.post(f"/api/v1/knowledge-bases/{kb['id']}/documents", {"name": "refunds.md", "text": text})
+    deadline = time.monotonic() + 120
+    path = f"/api/v1/knowledge-bases/{kb['id']}/documents/{document['id']}"
+    while (status := tenant.http.get(path, headers=tenant.headers).json()["data"]["status"]) != "indexed":
+        assert status != "failed" and time.monotonic() < deadline, status
+        time.sleep(0.25)
+    agent = tenant.agent("Policy helper", knowledge={"knowledge_base_ids": [kb["id"]], "retrieval": {"top_k": 1}})
+    chat = tenant.dify(ChatClient, tenant.app_key("agent", agent))
+    fake.reset()
+    fake.enqueue(ChatScript(text=["Five working days [1]."]), ChatScript(text=["Five days [1]."]))
+    blocking = chat.create_chat_message(inputs={}, query="How long do refunds take?", user="kim").json()
+    (resource,) = blocking["metadata"]["retriever_resources"]
+    assert (resource["position"], resource["dataset_id"], resource["document_id"], resource["document_name"]) == (
+        1, kb["id"], document["id"], "refunds.md")
+    assert "five working days" in resource["content"] and resource["score"] > 0
+    events = stream_events(chat.create_chat_message(inputs={}, query="Refund delay?", user="kim",
+                                                    response_mode="streaming",
+                                                    conversation_id=blocking["conversation_id"]))
+    assert events[-1]["metadata"]["retriever_resources"][0]["document_name"] == "refunds.md"
+    listed = chat.get_conversation_messages("kim", conversation_id=blocking["conversation_id"]).json()
+    assert [m["retriever_resources"][0]["segment_id"] for m in listed["data"]] == [resource["segment_id"]] * 2

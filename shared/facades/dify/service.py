@@ -167,11 +167,11 @@ class DifyTurn:
                                  agent=self.mode == "agent-chat", created_at=self.created_at)
 
     def answer(self, final: StratusMessage) -> DifyChatMessageOut:
-        data = final.model_dump(mode="json")
-        return DifyChatMessageOut(task_id=self.task_id, id=self.task_id, message_id=self.task_id,
-                              conversation_id=str(self.turn.conversation_id) if self.conversation else None,
-                              mode=self.mode if self.conversation else "completion", answer=final.content,
-                              metadata=metadata(data), created_at=self.created_at)  # type: ignore[arg-type]
+        return DifyChatMessageOut.model_validate({
+            "task_id": self.task_id, "id": self.task_id, "message_id": self.task_id,
+            "conversation_id": str(self.turn.conversation_id) if self.conversation else None,
+            "mode": self.mode if self.conversation else "completion", "answer": final.content,
+            "metadata": metadata(final.model_dump(mode="json")), "created_at": self.created_at})
 
 
 @dataclass(frozen=True)
@@ -306,7 +306,8 @@ class DifyService:
                 break
             picked.append((question, answer))
         if not found:
-            raise _message_missing(str(query.first_id))
+            # Dify's own words for a cursor that names nothing.
+            raise DifyError(404, "not_found", "First Message Not Exists.", first_id=query.first_id)
         data = [DifyMessageOut.model_validate({
             "id": str(answer.id), "conversation_id": str(conversation_id), "inputs": conversation.inputs,
             "query": question.content, "answer": answer.content, "status": answer.status,
@@ -353,7 +354,7 @@ class DifyService:
                 break
             page += 1
         if not found:
-            raise _conversation_missing(str(query.last_id))
+            raise DifyError(404, "not_found", "Last Conversation Not Exists.", last_id=query.last_id)
         return DifyConversationList(limit=query.limit, has_more=has_more, data=picked)
 
     def delete_conversation(self, principal: Principal, conversation_id: str, user: str | None) -> DifyResultOut:
