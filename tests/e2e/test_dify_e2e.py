@@ -505,3 +505,29 @@ def test_retriever_resources_are_the_passages_the_answer_cites(setup: dict[str, 
     assert events[-1]["metadata"]["retriever_resources"][0]["document_name"] == "refunds.md"
     listed = chat.get_conversation_messages("kim", conversation_id=blocking["conversation_id"]).json()
     assert [m["retriever_resources"][0]["segment_id"] for m in listed["data"]] == [resource["segment_id"]] * 2
+
+
+def test_an_uploaded_file_is_a_workflow_run_s_file_input(setup: dict[str, Any]) -> None:
+    tenant: Tenant = setup["tenant"]
+    document = {"nodes": [
+        {"id": "start", "type": "start", "config": {"variables": [{"variable": "doc", "type": "object",
+                                                                   "required": True}]}},
+        {"id": "extract", "type": "document_extractor", "config": {"variable_selector": ["start", "doc"]}},
+        {"id": "end", "type": "end", "config": {"outputs": [
+            {"variable": "text", "value_selector": ["extract", "text"]}]}}],
+        "edges": [{"source": "start", "target": "extract"}, {"source": "extract", "target": "end"}]}
+    workflow = tenant.post("/api/v1/workflows", {"name": "extractor", "document": document})
+    tenant.post(f"/api/v1/workflows/{workflow['id']}/publish", {})
+    key = tenant.app_key("workflow", workflow["id"])
+    uploaded = tenant.dify(DifyClient, key).file_upload(
+        "lee", {"file": ("policy.md", b"# Policy\n\nInvoices go out monthly.", "text/markdown")}).json()
+    run = tenant.wire("POST", "/workflows/run", key, json={"response_mode": "blocking", "user": "lee", "inputs": {
+        "doc": {"type": "document", "transfer_method": "local_file", "upload_file_id": uploaded["id"]}}})
+    assert run.status_code == 200, run.text
+    assert run.json()["data"]["status"] == "succeeded"
+    assert "Invoices go out monthly." in run.json()["data"]["outputs"]["text"]
+    # A file id that names no upload of this tenant: refused before any run, naming the input.
+    foreign = tenant.wire("POST", "/workflows/run", key, json={"inputs": {"doc": {
+        "transfer_method": "local_file", "upload_file_id": str(uuid.uuid4())}}})
+    assert foreign.status_code == 400 and foreign.json()["code"] == "invalid_param"
+    assert foreign.json()["message"].startswith("inputs.doc:")

@@ -97,7 +97,10 @@ class DifyRenameRequest(_Request):
 class DifyWorkflowRunRequest(_Request):
     """``POST /dify/v1/workflows/run``: a run of the key's workflow (its latest published version)."""
 
-    inputs: dict[str, Any] = Field(default_factory=dict, description="The start node's variables by name")
+    inputs: dict[str, Any] = Field(default_factory=dict,
+                                   description="The start node's variables by name; a file input (an `object`, "
+                                               "or `array[object]`) is Dify's `{\"transfer_method\": \"local_file\", "
+                                               "\"upload_file_id\": …}` of a file uploaded with POST /files/upload")
     response_mode: ResponseMode = "blocking"
     user: EndUser | None = Field(default=None, description="Accepted; runs belong to the key's workflow, "
                                                            "not to an end user")

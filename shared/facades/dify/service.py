@@ -381,7 +381,8 @@ class DifyService:
 
         workflow_id = workflow_of(principal, "POST /dify/v1/workflows/run")
         mode = "stream" if body.response_mode == "streaming" else "sync"
-        request = StartRun.model_construct(inputs=body.inputs, version=None, mode=mode, query=None)
+        inputs = {name: _files_named(principal, f"inputs.{name}", value) for name, value in body.inputs.items()}
+        request = StartRun.model_construct(inputs=inputs, version=None, mode=mode, query=None)
         return DifyRun(self._runs().start_run(principal, workflow_id, request))
 
     def finished_run(self, started: DifyRun, wait_s: float) -> DifyWorkflowRunOut:
@@ -479,6 +480,27 @@ class DifyService:
         workflow = self._workflows().get_workflow(principal, app_id)
         return DifyInfo(name=workflow.name, description=workflow.description, tags=[],
                     mode="advanced-chat" if workflow.document.mode == "chatflow" else "workflow", author_name="")
+
+
+def _files_named(principal: Principal, field: str, value: Any) -> Any:
+    """A run input as the workflow takes it: a Dify file input (``{"transfer_method":
+    "local_file", "upload_file_id": …}``, or a list of them) becomes the uploaded file's reference
+    (what document extractors read, docs/workflows.md); any other value is kept."""
+    from shared.files.contract import named_file_id
+
+    if isinstance(value, list):
+        return [_files_named(principal, f"{field}.{index}", item) for index, item in enumerate(value)]
+    file_id = named_file_id(value) if isinstance(value, dict) else None
+    if file_id is None:
+        return value
+    from shared.files.errors import FileNotFound
+    from shared.files.wiring import files_service
+
+    try:
+        return files_service().reference(principal.tenant, uuid.UUID(file_id))
+    except (ValueError, FileNotFound):
+        # Another tenant's file too: it names nothing here.
+        raise _invalid(field, f"{file_id} is no file uploaded with POST /dify/v1/files/upload") from None
 
 
 def _conversation_out(conversation: Any) -> DifyConversationOut:
