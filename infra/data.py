@@ -31,6 +31,8 @@ APP_USER = "stratus_app"
 POSTGRES_PORT = 5432
 # ElastiCache Serverless: 6379 reads and writes the primary, 6380 reads from replicas.
 CACHE_PORTS = ec2.Port.tcp_range(6379, 6380)
+# The cache's data-storage limit (a cost ceiling; its alarm fires well before).
+CACHE_MAX_GB = 10
 ADMIN_TOKEN_PREFIX = "pat_"  # noqa: S105 - the public token prefix (shared.auth.tokens.PREFIX)
 # The encryption context key shared.models.credentials.KmsCipher binds every tenant
 # credential to ({"tenant_id": "<uuid>"}): a ciphertext decrypts only for its tenant.
@@ -88,6 +90,16 @@ class Data(Construct):
         self.cluster.connections.allow_default_port_from(network.database_admin_sg,
                                                          "Stratus migrations to the cluster")
         self.cache_sg.add_ingress_rule(network.functions_sg, CACHE_PORTS, "Stratus functions to Valkey (TLS)")
+        network.functions_sg.add_egress_rule(self.cache_sg, CACHE_PORTS, "Stratus functions to Valkey (TLS)")
+        if config.retain_secrets:
+            self._retain_secrets()
+
+    def _retain_secrets(self) -> None:
+        # A production stack deleted by mistake must not take the passwords of a retained
+        # (snapshotted) database, the admin token or the provider keys with it.
+        owner = self.cluster.node.find_child("Secret")
+        for secret in (owner, self.app_secret, self.admin_token, self.provider_keys):
+            secret.node.default_child.apply_removal_policy(RemovalPolicy.RETAIN)  # type: ignore[union-attr]
 
     # --- Aurora PostgreSQL + RDS Proxy -------------------------------------------------
 
@@ -121,7 +133,10 @@ class Data(Construct):
             # Password auth is what the functions use (through the proxy); IAM auth stays
             # available for operators.
             iam_authentication=True,
-            deletion_protection=config.deletion_protection,
+            # Off at creation, whatever the profile says: a first deploy that fails must be able
+            # to roll the cluster back. infra/migrations.py turns it on (config.deletion_protection)
+            # once the whole stack exists (docs/adr/0048-prod-profile-and-safe-migrations.md).
+            deletion_protection=False,
             backup=rds.BackupProps(retention=Duration.days(7)),
             cloudwatch_logs_exports=["postgresql"],
             copy_tags_to_snapshot=True,
@@ -173,7 +188,7 @@ class Data(Construct):
             security_group_ids=[self.cache_sg.security_group_id],
             subnet_ids=network.vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS).subnet_ids,
             cache_usage_limits=elasticache.CfnServerlessCache.CacheUsageLimitsProperty(
-                data_storage=elasticache.CfnServerlessCache.DataStorageProperty(maximum=10, unit="GB")),
+                data_storage=elasticache.CfnServerlessCache.DataStorageProperty(maximum=CACHE_MAX_GB, unit="GB")),
         )
         # rediss://: TLS is mandatory on ElastiCache Serverless.
         self.redis_url = Fn.join("", ["rediss://", self.cache.attr_endpoint_address, ":",

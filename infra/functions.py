@@ -12,7 +12,6 @@ from aws_cdk import (
     ArnFormat,
     Aws,
     CfnParameter,
-    CustomResource,
     Duration,
     NestedStack,
     RemovalPolicy,
@@ -29,7 +28,6 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
-from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from functions import catalog
@@ -53,7 +51,7 @@ from infra.config import StratusConfig
 from infra.data import DATABASE_NAME, KEY_ACTIONS, KEY_USER_TAG_VALUE, Data, key_user_tag
 from infra.dependency_layers import ARCHITECTURE, RUNTIME, DependencyLayers
 from infra.network import Network
-from infra.observability import FIVE_MINUTES, AlarmTopic, alarm
+from infra.observability import AlarmTopic, function_alarms
 from infra.opensearch import OPENSEARCH_ACTIONS, SIGV4_SERVICE
 from infra.packaging import (
     ASGI_APP_ENV,
@@ -62,7 +60,6 @@ from infra.packaging import (
     WEB_PORT_ENV,
     asgi_target,
     function_package_bytes,
-    migrations_hash,
 )
 from infra.topology import construct_id, env_name, validate_queue_trigger
 from shared.config import access_settings
@@ -236,11 +233,8 @@ def build_function(scope: Construct, fn: Function, shared: Shared) -> lambda_.Fu
     vpc_props: dict[str, object] = {}
     if fn.in_vpc:
         role.add_to_policy(iam.PolicyStatement(actions=_ENI_ACTIONS, resources=["*"]))
-        security_groups = [shared.network.functions_sg]
-        if any(a.resource == "database_admin" for a in fn.access):
-            security_groups.append(shared.network.database_admin_sg)
         vpc_props = {"vpc": shared.network.vpc, "vpc_subnets": shared.network.private_subnets,
-                     "security_groups": security_groups}
+                     "security_groups": shared.network.security_groups_for(fn)}
     handler = fn.handler
     environment = _base_environment(fn, config)
     layers = shared.layers.for_function(fn)
@@ -270,9 +264,8 @@ def build_function(scope: Construct, fn: Function, shared: Shared) -> lambda_.Fu
     Tags.of(function).add(FUNCTION_TAG, fn.name)
     nag.function_role_wildcards(role, in_vpc=fn.in_vpc)
     nag.python_runtime(function)
-    alarm(scope, f"{cid}Errors", metric=function.metric_errors(period=FIVE_MINUTES, statistic="Sum"),
-          threshold=1, description=f"Stratus {config.stage}: function {fn.name} raised errors",
-          topic=shared.alarms)
+    # Errors, throttles, duration near the timeout: every function, from its entry.
+    function_alarms(scope, cid, function, fn, config, shared.alarms)
     return function
 
 
@@ -564,11 +557,14 @@ def wire_trigger(scope: Construct, function: lambda_.Function, fn: Function, sha
     elif isinstance(trigger, Authorizer):
         pass
     elif isinstance(trigger, Schedule):
+        from infra.queues import event_targets_dlq
+
         events.Rule(
             scope, f"{cid}Schedule",
             schedule=events.Schedule.expression(trigger.expression),
             description=(trigger.description or f"Runs {fn.name}")[:512],
-            targets=[targets.LambdaFunction(function, retry_attempts=2, max_event_age=Duration.hours(1))],
+            targets=[targets.LambdaFunction(function, retry_attempts=2, max_event_age=Duration.hours(1),
+                                            dead_letter_queue=event_targets_dlq(scope, shared))],
         )
     elif isinstance(trigger, StepFunctionsTask):
         # The invoke grant is made with the state machine (infra/state_machines.py); here
@@ -611,20 +607,7 @@ def wire_trigger(scope: Construct, function: lambda_.Function, fn: Function, sha
 
 def _deploy_custom_resource(scope: Construct, cid: str, function: lambda_.Function, fn: Function,
                             shared: Shared) -> None:
-    provider_logs = logs.LogGroup(scope, f"{cid}ProviderLogs", retention=shared.config.log_retention,
-                                  removal_policy=RemovalPolicy.DESTROY)
-    provider = cr.Provider(scope, f"{cid}Provider", on_event_handler=function, log_group=provider_logs)
-    nag.provider_framework(provider, function)
-    resource = CustomResource(
-        scope, f"{cid}Resource",
-        service_token=provider.service_token,
-        resource_type=f"Custom::Stratus{cid}",
-        properties={
-            # A changed or added migration file changes this property, and CloudFormation
-            # then sends an Update: the function runs again exactly when there is work.
-            "MigrationsHash": migrations_hash(),
-            "Function": fn.name,
-        },
-    )
-    # The cluster (writer instance included) must be up before migrations connect.
-    resource.node.add_dependency(shared.data.cluster)
+    # The migration custom resource (onEvent + isComplete waiter): infra/migrations.py.
+    from infra.migrations import migration_resource
+
+    migration_resource(scope, cid, function, fn, shared)

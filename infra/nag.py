@@ -137,7 +137,7 @@ def distribution(dist: IConstruct) -> None:
                 "enforce a minimum viewer TLS version; a custom domain brings an ACM certificate and TLSv1.2_2021")
 
 
-def provider_framework(provider: cr.Provider, handler: lambda_.IFunction) -> None:
+def provider_framework(provider: cr.Provider, handler: lambda_.IFunction, *, waiter: bool = False) -> None:
     """The CDK custom-resource Provider's own framework function (not our code)."""
     acknowledge(provider,
                 "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
@@ -148,6 +148,19 @@ def provider_framework(provider: cr.Provider, handler: lambda_.IFunction) -> Non
                 "(<fn>:* is that function's versions, not other functions)")
     acknowledge(provider, "AwsSolutions-L1",
                 "the CDK Provider framework function's Node.js runtime is chosen by aws-cdk-lib, not by us")
+    if not waiter:
+        return
+    # The isComplete waiter: a Step Functions state machine of aws-cdk-lib's own.
+    for part in ("isComplete", "onTimeout"):
+        framework = provider.node.find_child(f"framework-{part}")
+        acknowledge(provider, f"AwsSolutions-IAM5[Resource::<{logical_id(framework)}.Arn>:*]",
+                    f"the Provider framework's waiter may invoke any version of its own {part} function")
+    acknowledge(provider, "AwsSolutions-SF1",
+                "the Provider framework's waiter logs to its own log group (as aws-cdk-lib renders it); "
+                "the migration function logs every step itself")
+    acknowledge(provider, "AwsSolutions-SF2",
+                "the Provider framework's waiter is aws-cdk-lib's (no tracing option); the migration function is "
+                "traced")
 
 
 def notifications_handler(handler: IConstruct) -> None:
@@ -162,7 +175,8 @@ def aws_custom_resource(stack: Stack) -> None:
     provider = stack.node.try_find_child(AWS_CUSTOM_RESOURCE_PROVIDER_ID)
     assert provider is not None, "AwsCustomResource creates its singleton provider in the stack"
     acknowledge(provider, _BASIC_EXECUTION_ROLE,
-                "CDK's AwsCustomResource provider (it applies the OpenSearch access policy) uses "
+                "CDK's AwsCustomResource provider (the S3 prefix-list lookup, the cluster's deletion protection, the "
+                "OpenSearch access policy) uses "
                 "AWSLambdaBasicExecutionRole for its own logs")
 
 
@@ -219,9 +233,10 @@ def root_stack(stack: StratusStack) -> None:
     acknowledge(data.cluster, "AwsSolutions-RDS11",
                 "clients reach PostgreSQL only through RDS Proxy (endpoint port fixed at 5432) and the migration "
                 "function, from private subnets and named security groups: another port would hide nothing")
-    if not stack.config.deletion_protection:
-        acknowledge(data.cluster, "AwsSolutions-RDS10",
-                    f"deletion protection turned off by context for the throwaway stage {stack.config.stage!r}")
+    acknowledge(data.cluster, "AwsSolutions-RDS10",
+                "created without deletion protection so a failed first deploy can roll back; the "
+                "ClusterDeletionProtection custom resource turns it on (profile deletion_protection) once the whole "
+                "stack exists (docs/adr/0048-prod-profile-and-safe-migrations.md)")
     # The owner secret's resource sits under the cluster (Cluster/Secret), not under the
     # attachment that cluster.secret returns.
     for secret in (data.cluster, data.app_secret, data.admin_token):
@@ -232,3 +247,14 @@ def root_stack(stack: StratusStack) -> None:
                 "holds third-party provider API keys (OpenAI, Anthropic) that only the provider can issue: operators "
                 "rotate them in the provider's console and put the new value here; a rotation Lambda could not "
                 "(docs/adr/0020-model-access-infrastructure.md)")
+
+
+def dead_letter_queue(queue: IConstruct) -> None:
+    acknowledge(queue, "AwsSolutions-SQS3",
+                "this queue is itself a dead-letter queue (of EventBridge targets): it needs none of its own")
+
+
+def describe_only(custom_resource: IConstruct, action: str) -> None:
+    """An AwsCustomResource whose one call is a Describe action (no resource-level permissions)."""
+    acknowledge(custom_resource, "AwsSolutions-IAM5[Resource::*]",
+                f"{action} is a read-only Describe action that supports no resource-level permissions")

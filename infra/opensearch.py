@@ -47,6 +47,8 @@ class OpenSearchDomain(Construct):
             description="OpenSearch domain (vector store), HTTPS from Stratus functions only")
         self.security_group.add_ingress_rule(network.functions_sg, ec2.Port.tcp(HTTPS),
                                              "Stratus functions to OpenSearch (HTTPS)")
+        network.functions_sg.add_egress_rule(self.security_group, ec2.Port.tcp(HTTPS),
+                                             "Stratus functions to OpenSearch (HTTPS)")
         log_groups = {
             kind: logs.LogGroup(self, f"{kind}Logs", retention=config.log_retention,
                                 removal_policy=RemovalPolicy.DESTROY)

@@ -132,8 +132,11 @@ def stage_function_code() -> Path:
 
 def migrations_hash() -> str:
     """Hash of the SQL migrations: a custom resource property, so a deploy re-runs the
-    migration function exactly when a migration file is added or changed."""
-    return _digest(sorted(MIGRATIONS_DIR.glob("*.sql")))
+    migration function exactly when a migration file is added or changed. The function
+    computes the same hash of its own copy (shared.db.migrate) to recognise a rollback."""
+    from shared.db.migrate import migrations_hash as bundled_hash
+
+    return bundled_hash()
 
 
 def directory_bytes(path: Path) -> int:

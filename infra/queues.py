@@ -15,7 +15,7 @@ from constructs import Construct
 from functions.catalog import QueueSpec
 from infra import nag
 from infra.functions import Shared, construct_id
-from infra.observability import FIVE_MINUTES, alarm
+from infra.observability import FIVE_MINUTES, alarm, queue_age_alarm
 from infra.topology import DLQ_RETENTION_DAYS, visibility_timeout_s
 
 # How long an unconsumed message stays in the queue itself (SQS's default); its dead letters
@@ -45,6 +45,7 @@ def build_queue(scope: Construct, spec: QueueSpec, shared: Shared) -> sqs.Queue:
         **common,  # type: ignore[arg-type]
     )
     config = shared.config
+    queue_age_alarm(scope, cid, queue, spec.name, config, shared.alarms)
     alarm(scope, f"{cid}DeadLetters",
           metric=dlq.metric_approximate_number_of_messages_visible(period=FIVE_MINUTES, statistic="Maximum"),
           threshold=1,
@@ -75,3 +76,27 @@ def _notifications_handler(stack: Stack, shared: Shared) -> None:
     assert isinstance(function, CfnResource)
     function.add_property_override("LoggingConfig", {"LogGroup": log_group.log_group_name})
     nag.notifications_handler(handler)
+
+
+EVENT_DLQ_ID = "EventTargetsDlq"
+
+
+def event_targets_dlq(scope: Construct, shared: Shared) -> sqs.Queue:
+    """The stack's dead-letter queue for EventBridge targets (schedules): an event that still
+    fails after the target's retries lands here, and its alarm says so, instead of being
+    dropped. One per stack, made with the first schedule."""
+    stack = Stack.of(scope)
+    existing = stack.node.try_find_child(EVENT_DLQ_ID)
+    if isinstance(existing, sqs.Queue):
+        return existing
+    # SSE-SQS: EventBridge can send to it (an AWS-managed KMS key would refuse EventBridge).
+    dlq = sqs.Queue(stack, EVENT_DLQ_ID, encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
+                    retention_period=Duration.days(DLQ_RETENTION_DAYS), removal_policy=RemovalPolicy.DESTROY)
+    nag.dead_letter_queue(dlq)
+    config = shared.config
+    alarm(stack, f"{EVENT_DLQ_ID}Messages",
+          metric=dlq.metric_approximate_number_of_messages_visible(period=FIVE_MINUTES, statistic="Maximum"),
+          threshold=1,
+          description=f"Stratus {config.stage}: scheduled events failed every retry and wait in the dead-letter queue",
+          topic=shared.alarms)
+    return dlq

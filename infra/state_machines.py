@@ -30,6 +30,18 @@ from shared.stepfunctions.definitions import PLACEHOLDER, load_definition, waits
 from shared.stepfunctions.definitions import referenced_functions as referenced_functions
 
 _TYPES = {"STANDARD": sfn.StateMachineType.STANDARD, "EXPRESS": sfn.StateMachineType.EXPRESS}
+# An execution's TimeoutSeconds when the catalog gives none; and the most each type allows
+# (a Standard execution lasts at most a year, an Express one five minutes).
+DEFAULT_TIMEOUT_S = {"STANDARD": 24 * 3600, "EXPRESS": 300}
+MAX_TIMEOUT_S = {"STANDARD": 365 * 24 * 3600, "EXPRESS": 300}
+
+
+def execution_timeout_s(spec: StateMachineSpec) -> int:
+    timeout = spec.timeout_s if spec.timeout_s is not None else DEFAULT_TIMEOUT_S[spec.type]
+    if not 1 <= timeout <= MAX_TIMEOUT_S[spec.type]:
+        raise ValueError(f"state machine {spec.name!r}: timeout_s must be within 1..{MAX_TIMEOUT_S[spec.type]} "
+                         f"for {spec.type}, got {timeout}")
+    return timeout
 # A machine's own child executions (Distributed Map): what CHILD_EXECUTIONS grants.
 _CHILD_EXECUTION_ACTIONS = {"start": ("states:StartExecution",),
                             "describe": ("states:DescribeExecution",),
@@ -95,7 +107,10 @@ def validate_spec(spec: StateMachineSpec) -> None:
 def build_state_machine(scope: Construct, spec: StateMachineSpec, functions: Mapping[str, lambda_.IFunction],
                         shared: Shared) -> MachineRef:
     validate_spec(spec)
-    text = json.dumps(load_definition(spec))
+    definition = load_definition(spec)
+    # A stuck execution ends (failed, TimedOut alarm) instead of running until the type's limit.
+    definition["TimeoutSeconds"] = execution_timeout_s(spec)
+    text = json.dumps(definition)
     names = sorted(set(PLACEHOLDER.findall(text)))
     missing = [name for name in names if name not in functions]
     if missing:

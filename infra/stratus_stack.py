@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import Aws, CfnCondition, CfnOutput, CfnResource, Duration, Fn, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
@@ -15,14 +15,16 @@ from functions import catalog
 from infra import nag
 from infra.api import Api
 from infra.config import StratusConfig
-from infra.data import Data
+from infra.data import CACHE_MAX_GB, Data
 from infra.dependency_layers import DependencyLayers
 from infra.domain_stack import DomainStack, domain_stack_id
 from infra.edge import Edge
 from infra.functions import Shared
+from infra.migrations import deploy_domains, protect_cluster
 from infra.network import Network
-from infra.observability import FIVE_MINUTES, AlarmTopic, alarm
+from infra.observability import FIVE_MINUTES, ONE_MINUTE, AlarmTopic, alarm, dashboard
 from infra.packaging import stage_function_code
+from infra.regions import PARAMS_AND_SECRETS_VERSION
 from infra.state_machines import MachineRef, referenced_functions
 from infra.topology import validate_facades, validate_queues, validate_streaming
 
@@ -64,7 +66,7 @@ class StratusStack(Stack):
             # Secrets reach the functions through the extension's local HTTP endpoint
             # (shared/aws/secrets.py), so reading one does not import boto3.
             params_and_secrets=lambda_.ParamsAndSecretsLayerVersion.from_version(
-                lambda_.ParamsAndSecretsVersions.V1_0_103,
+                getattr(lambda_.ParamsAndSecretsVersions, "V" + PARAMS_AND_SECRETS_VERSION.replace(".", "_")),
                 cache_enabled=True,
                 http_port=2773,
                 secrets_manager_ttl=Duration.minutes(5),
@@ -76,6 +78,12 @@ class StratusStack(Stack):
             for domain in catalog.domains()
         }
         stacks = list(self.domain_stacks.values())
+        # Every domain stack waits for the schema: the migration's own stack comes first.
+        schema_stacks = [self.domain_stacks[domain] for domain in sorted(deploy_domains())]
+        for stack in stacks:
+            if stack not in schema_stacks:
+                for schema in schema_stacks:
+                    stack.add_stack_dependency(schema)
         functions: dict[str, lambda_.IFunction] = {
             name: function for stack in stacks for name, function in stack.functions.items()}
         authorizers = [a for a in (stack.add_authorizer() for stack in stacks) if a is not None]
@@ -96,7 +104,14 @@ class StratusStack(Stack):
                          function_urls={name: url for stack in stacks for name, url in stack.function_urls.items()},
                          log_bucket=self.data.access_logs)
 
+        # Last: deletion protection once everything above exists (a failed first deploy can
+        # still roll the cluster back).
+        protect_cluster(self, self.data, enabled=config.deletion_protection, retention=config.log_retention,
+                        after=[*stacks, self.edge])
         self._data_alarms()
+        self.dashboard = dashboard(self, "Dashboard", config=config, data=self.data, api=self.api,
+                                   distribution_id=self.edge.distribution.distribution_id,
+                                   state_machine_arns={name: ref.arn for name, ref in state_machines.items()})
         nag.root_stack(self)
         CfnOutput(self, "BaseUrl", value=self.edge.url,
                   description="The clients' base URL (CloudFront): the API and its streaming paths")
@@ -128,6 +143,52 @@ class StratusStack(Stack):
               threshold=config.acu_utilization_alarm_percent, evaluation_periods=3,
               description=f"Stratus {config.stage}: Aurora near its maximum capacity (ACU)",
               topic=self.alarms)
+        proxy = {"ProxyName": self.data.proxy.db_proxy_name}
+        alarm(self, "ProxyBorrowLatency",
+              metric=cloudwatch.Metric(namespace="AWS/RDS", metric_name="DatabaseConnectionsBorrowLatency",
+                                       dimensions_map=proxy, statistic="p99", period=FIVE_MINUTES),
+              threshold=config.proxy_borrow_latency_alarm_ms * 1000, evaluation_periods=3,  # microseconds
+              description=(f"Stratus {config.stage}: RDS Proxy p99 connection borrow latency above "
+                           f"{config.proxy_borrow_latency_alarm_ms} ms (the connection pool is exhausted)"),
+              topic=self.alarms)
+        alarm(self, "ProxyAvailability",
+              metric=cloudwatch.Metric(namespace="AWS/RDS", metric_name="AvailabilityPercentage",
+                                       dimensions_map={**proxy, "TargetGroup": "default", "TargetRole": "READ_WRITE"},
+                                       statistic="Minimum", period=ONE_MINUTE),
+              threshold=100, evaluation_periods=3, comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+              description=f"Stratus {config.stage}: RDS Proxy cannot reach the writer (availability below 100%)",
+              topic=self.alarms)
+        cache = {"clusterId": self.data.cache.serverless_cache_name}
+        alarm(self, "CacheStorage",
+              metric=cloudwatch.Metric(namespace="AWS/ElastiCache", metric_name="BytesUsedForCache",
+                                       dimensions_map=cache, statistic="Maximum", period=FIVE_MINUTES),
+              threshold=CACHE_MAX_GB * 2**30 * config.cache_storage_alarm_percent / 100,
+              description=(f"Stratus {config.stage}: Valkey storage above {config.cache_storage_alarm_percent:.0f}% "
+                           f"of its {CACHE_MAX_GB} GB limit"),
+              topic=self.alarms)
+        alarm(self, "CacheEcpu",
+              metric=cloudwatch.Metric(namespace="AWS/ElastiCache", metric_name="ElastiCacheProcessingUnits",
+                                       dimensions_map=cache, statistic="Sum", period=ONE_MINUTE),
+              threshold=config.cache_ecpu_alarm_per_s * 60, evaluation_periods=5,
+              description=(f"Stratus {config.stage}: Valkey above {config.cache_ecpu_alarm_per_s} ECPU/s "
+                           "(cost, and rate limits or revocation checks running hot)"),
+              topic=self.alarms)
+        # CloudFront publishes its metrics in us-east-1 only, and an alarm reads its own
+        # region's: the alarm exists where it can see them; elsewhere the dashboard shows the
+        # rate (cross-region widget) and Api5xx covers the API origin.
+        edge_5xx = alarm(
+            self, "Edge5xxRate",
+            metric=cloudwatch.Metric(namespace="AWS/CloudFront", metric_name="5xxErrorRate",
+                                     dimensions_map={"DistributionId": self.edge.distribution.distribution_id,
+                                                     "Region": "Global"},
+                                     statistic="Average", period=FIVE_MINUTES),
+            threshold=config.edge_5xx_alarm_percent, evaluation_periods=2,
+            description=f"Stratus {config.stage}: CloudFront 5xx rate above {config.edge_5xx_alarm_percent}%",
+            topic=self.alarms)
+        in_us_east_1 = CfnCondition(self, "InUsEast1", expression=Fn.condition_equals(Aws.REGION, "us-east-1"))
+        cfn_alarm = edge_5xx.node.default_child
+        assert isinstance(cfn_alarm, CfnResource)
+        cfn_alarm.cfn_options.condition = in_us_east_1
         alarm(self, "Api5xx",
               metric=self.api.http_api.metric_server_error(period=FIVE_MINUTES, statistic="Sum"),
               threshold=5, evaluation_periods=1,

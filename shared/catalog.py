@@ -353,6 +353,9 @@ class StateMachineSpec:
     # What the machine itself reaches beyond invoking its Lambda tasks: CHILD_EXECUTIONS for a
     # Distributed Map, ``bucket(name, "read")`` for an S3 item reader.
     access: tuple[Access, ...] = ()
+    # The execution's TimeoutSeconds (a stuck execution ends, failed, and its alarm fires).
+    # None: 24 hours for STANDARD, 5 minutes (the limit) for EXPRESS (infra/state_machines.py).
+    timeout_s: int | None = None
 
 
 # --- Lookup by name ------------------------------------------------------------------

@@ -92,7 +92,7 @@ FUNCTIONS += (
              # (payloads), and what nodes call (uploads for document extractors, fetch and sandbox;
              # tools: MCP servers through the MCP function, workflow tools as runs of the interpreter).
              # A smart-reasoning turn calls tools the same way (docs/adr/0040).
-             access=(*EMBED_ACCESS, bucket("payloads", "read", "write"), bucket("uploads", "read"),
+             access=(*EMBED_ACCESS, bucket("payloads", "read", "write"), bucket("uploads", "read", prefix="tenants/"),
                      invoke("workflow-fetch"), invoke("workflow-code"), invoke("tools-mcp"),
                      state_machine("workflow-run", "start")),
              description="Chat turns (retrieval, prompt, streamed answer; a chatflow agent's chatflow run) served by "

@@ -24,7 +24,13 @@ from shared.catalog import (
 _K = "knowledge"
 _KB = "/api/v1/knowledge-bases/{kb_id}"
 _DOC = _KB + "/documents/{document_id}"
-_UPLOADS = bucket("uploads", "read", "write", "delete")
+# The uploads bucket, per function: only the actions each one performs, and only on tenants'
+# objects (tenants/<tenant id>/..., shared.knowledge.storage): never the whole bucket.
+_UPLOADS_PREFIX = "tenants/"
+_UPLOADS_WRITE = bucket("uploads", "write", prefix=_UPLOADS_PREFIX)  # presigned forms, inline text
+_UPLOADS_READ = bucket("uploads", "read", prefix=_UPLOADS_PREFIX)  # download, exists
+_UPLOADS_DELETE = bucket("uploads", "delete", prefix=_UPLOADS_PREFIX)  # one document's file
+_UPLOADS_PURGE = bucket("uploads", "read", "delete", prefix=_UPLOADS_PREFIX)  # list, then delete a prefix
 
 
 def _kb(name: str, module: str, method: str, path: str, permission: str, summary: str, *,
@@ -51,7 +57,7 @@ FUNCTIONS: tuple[Function, ...] = (
         layers=("base", "aws"), access=(DATABASE, REDIS, state_machine("knowledge-base-delete", "start"))),
     _kb("documents-create", "create_document", "POST", _KB + "/documents", "knowledge:write",
         "Add a document: a presigned upload, or inline text", tag="documents",
-        layers=("base", "aws"), access=(DATABASE, REDIS, _UPLOADS),
+        layers=("base", "aws"), access=(DATABASE, REDIS, _UPLOADS_WRITE),
         too_large_hint="send the document as an upload instead: POST content_type and size (without text) to get a "
                        "presigned upload form, then POST the file to its url with its fields"),
     _kb("documents-list", "list_documents", "GET", _KB + "/documents", "knowledge:read", "List documents",
@@ -63,13 +69,13 @@ FUNCTIONS: tuple[Function, ...] = (
         "Change a document's name, metadata or tags", tag="documents"),
     _kb("documents-delete", "delete_document", "DELETE", _DOC, "knowledge:write",
         "Delete a document with its segments, vectors and file", tag="documents",
-        layers=("base", "aws", "search"), access=(DATABASE, REDIS, OPENSEARCH, _UPLOADS)),
+        layers=("base", "aws", "search"), access=(DATABASE, REDIS, OPENSEARCH, _UPLOADS_DELETE)),
     _kb("documents-reindex", "reindex_document", "POST", _DOC + "/reindex", "knowledge:write",
         "Index a document again (optionally with new chunking)", tag="documents",
         layers=("base", "aws", "search"), access=(DATABASE, REDIS, OPENSEARCH, queue("ingest", "send"))),
     _kb("documents-preview-chunks", "preview_chunks", "POST", _KB + "/documents/preview-chunks",
         "knowledge:read", "The segments a chunking configuration would produce", tag="documents",
-        layers=("base", "parse", "embed"), access=(DATABASE, REDIS), memory_mb=1024, timeout_s=29),
+        layers=("base", "parse", "embed"), access=(DATABASE, REDIS, _UPLOADS_READ), memory_mb=1024, timeout_s=29),
     _kb("segments-list", "list_segments", "GET", _DOC + "/segments", "knowledge:read",
         "A document's segments", tag="segments", layers=("base",), access=(DATABASE, REDIS)),
     _kb("segments-create", "create_segment", "POST", _DOC + "/segments", "knowledge:write",
@@ -87,7 +93,7 @@ FUNCTIONS: tuple[Function, ...] = (
     # Ingestion -------------------------------------------------------------------
     Function("documents-ingest", "functions.knowledge.ingest", _K, Queue("ingest", batch_size=1),
              memory_mb=2048, timeout_s=900, layers=("base", "aws", "search", "parse", "embed", "llm"),
-             access=(*EMBED_ACCESS, _UPLOADS, state_machine("ingest", "start")),
+             access=(*EMBED_ACCESS, _UPLOADS_READ, state_machine("ingest", "start")),
              description="Parses, chunks and embeds a document whose file landed in S3"),
     Function("documents-embed-batch", "functions.knowledge.embed_batch", _K, StepFunctionsTask("ingest"),
              memory_mb=2048, timeout_s=300, layers=EMBED_LAYERS, access=EMBED_ACCESS,
@@ -96,11 +102,11 @@ FUNCTIONS: tuple[Function, ...] = (
              access=(DATABASE, REDIS), description="Marks a fanned-out document indexed or failed"),
     Function("documents-sweep", "functions.knowledge.sweep_documents", _K,
              Schedule("rate(5 minutes)", "Retry or fail documents stuck in a non-final state"),
-             layers=("base", "aws"), access=(DATABASE, queue("ingest", "send")),
+             layers=("base", "aws"), access=(DATABASE, queue("ingest", "send"), _UPLOADS_READ),
              description="Retries (then fails) documents whose indexing stopped moving"),
     Function("knowledge-bases-purge", "functions.knowledge.purge_knowledge_base", _K,
              StepFunctionsTask("knowledge-base-delete"), timeout_s=300, layers=("base", "aws", "search"),
-             access=(DATABASE, OPENSEARCH, _UPLOADS),
+             access=(DATABASE, OPENSEARCH, _UPLOADS_PURGE),
              description="Removes one batch of a deleted knowledge base's documents, vectors and files"),
 )
 

@@ -21,6 +21,7 @@ from shared.catalog import (
 _T = "tenancy"
 _P = "platform"
 _M = "maintenance"
+_S = "schema"
 
 FUNCTIONS: tuple[Function, ...] = (
     # Platform -----------------------------------------------------------------
@@ -35,7 +36,10 @@ FUNCTIONS: tuple[Function, ...] = (
              description="Unknown paths (404) and methods (405) in the error envelope"),
     Function("authorizer", "functions.platform.authorizer", _P, Authorizer(),
              access=(DATABASE,), description="Resolves bearer tokens; never denies"),
-    Function("db-migrate", "functions.platform.db_migrate", _P, Deploy(), timeout_s=300,
+    # Its own domain (and nested stack), which every other stack waits for: no function serves
+    # before its schema exists (infra/migrations.py). 900 s: each isComplete poll applies the
+    # migrations that fit in one invocation, the waiter polls until none is left.
+    Function("db-migrate", "functions.platform.db_migrate", _S, Deploy(), timeout_s=900,
              layers=("base", "aws"), access=(DATABASE_ADMIN, secret("admin-token")),
              description="Applies SQL migrations and installs the platform admin token"),
     # Tenancy ------------------------------------------------------------------

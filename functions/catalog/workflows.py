@@ -43,8 +43,9 @@ _TOOL_CHECK_LAYERS = ("base", "aws", "tools")
 # tenant URLs through the fetch function, MCP servers through the MCP function, workflow tools as
 # runs of the interpreter —, agents through the chat's generation (the model gateway, retrieval).
 _PAYLOADS = bucket("payloads", "read", "write")
-_NODE_ACCESS = (*EMBED_ACCESS, _PAYLOADS, bucket("uploads", "read"), invoke(_FETCH), invoke(_CODE), invoke(_MCP),
-                state_machine(_RUN, "start"))
+# Uploaded files: tenants' objects only (a document extractor reads tenants/<its tenant>/...).
+_NODE_ACCESS = (*EMBED_ACCESS, _PAYLOADS, bucket("uploads", "read", prefix="tenants/"), invoke(_FETCH), invoke(_CODE),
+                invoke(_MCP), state_machine(_RUN, "start"))
 _NODE_LAYERS = (*EMBED_LAYERS, "tools")
 _RUNS_API = "shared.workflows.runs_api"
 _DATA = "shared.workflows.run_event_data"
@@ -204,5 +205,8 @@ STATE_MACHINES: tuple[StateMachineSpec, ...] = (
     # item reader's file from the payloads bucket, under the runs' prefix only.
     StateMachineSpec(_RUN, _W, "shared.workflows.state_machines:run_definition",
                      "Runs any workflow version as data: a step loop with parallel branches and human input",
+                     # A run pauses for human input as long as its node says, without a timeout
+                     # up to a year (shared.workflows.interpreter.UNBOUNDED_WAIT_S): so may the run.
+                     timeout_s=365 * 24 * 3600,
                      access=(CHILD_EXECUTIONS, bucket("payloads", "read", prefix="workflow-runs/"))),
 )

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
@@ -15,6 +16,15 @@ logger = logging.getLogger(__name__)
 
 # Serialises concurrent migrators (two local runtimes, a deploy racing a retry).
 _LOCK_KEY = 0x5752A705
+# Where the migrations sit in the repository and in the function's code asset: part of the
+# hash, so infra (which hashes the files at synth) and the function (which hashes its own
+# copy) compute the same value.
+MIGRATIONS_PATH = "shared/db/migrations"
+# A migration is started only with at least this much of the invocation left; with less,
+# the next invocation (the custom resource's next isComplete poll) takes it.
+MIN_WINDOW_S = 60.0
+# Kept back from a migration's statement timeout, for the commit and the answer.
+_MARGIN_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,30 @@ def load_migrations() -> list[Migration]:
     return found
 
 
+def migrations_hash() -> str:
+    """SHA-256 of the bundled migration files (relative path, NUL, content, NUL; sorted by
+    name): the migration custom resource's ``MigrationsHash`` (infra/packaging.py)."""
+    digest = hashlib.sha256()
+    entries = sorted((e for e in resources.files("shared.db.migrations").iterdir() if e.name.endswith(".sql")),
+                     key=lambda e: e.name)
+    for entry in entries:
+        digest.update(f"{MIGRATIONS_PATH}/{entry.name}".encode() + b"\0")
+        digest.update(entry.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+@dataclass
+class MigrationProgress:
+    """What one call applied, and what it left for the next (out of time)."""
+
+    applied: list[int] = field(default_factory=list)
+    pending: list[int] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return not self.pending
+
+
 def ensure_app_role(conn: Any, password: str | None) -> None:
     """Create the application role (non-owner, no BYPASSRLS) if missing."""
     from psycopg import sql
@@ -60,12 +94,30 @@ def ensure_app_role(conn: Any, password: str | None) -> None:
                      .format(sql.Identifier(APP_ROLE), sql.Literal(password)))
 
 
+def install_app_password(admin_conninfo: str, password: str) -> None:
+    """Set the application role's password (creating the role if missing)."""
+    import psycopg
+
+    with psycopg.connect(admin_conninfo, autocommit=True, prepare_threshold=None) as conn:
+        ensure_app_role(conn, password)
+
+
 def apply_migrations(admin_conninfo: str, *, app_password: str | None = None) -> list[int]:
     """Apply pending migrations; returns the versions applied. Idempotent."""
+    return apply_migrations_until(admin_conninfo, app_password=app_password, deadline=None).applied
+
+
+def apply_migrations_until(admin_conninfo: str, *, app_password: str | None,
+                           deadline: float | None) -> MigrationProgress:
+    """Apply pending migrations in order until ``deadline`` (``time.monotonic()``) is near:
+    each one starts only with MIN_WINDOW_S left and runs under a statement timeout that ends
+    before the deadline, so it commits whole or rolls back cleanly, never half-killed with
+    its invocation. The rest is left pending for the next call. Idempotent."""
     import psycopg
 
     migrations = load_migrations()
-    applied_now: list[int] = []
+    progress = MigrationProgress()
+    applied_now = progress.applied
     with psycopg.connect(admin_conninfo, autocommit=True, prepare_threshold=None) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
         try:
@@ -81,8 +133,21 @@ def apply_migrations(admin_conninfo: str, *, app_password: str | None = None) ->
                         raise MigrationError(
                             f"migration {migration.version} ({migration.name}) changed after it was applied")
                     continue
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and (left < MIN_WINDOW_S or progress.pending):
+                    progress.pending.append(migration.version)
+                    continue
                 with conn.transaction():
-                    conn.execute(migration.sql.encode())
+                    if left is not None:
+                        # SET LOCAL: the timeout ends with this migration's transaction.
+                        conn.execute("SELECT set_config('statement_timeout', %s, true)",
+                                     (f"{int((left - _MARGIN_S) * 1000)}ms",))
+                    try:
+                        conn.execute(migration.sql.encode())
+                    except psycopg.errors.QueryCanceled as exc:
+                        raise MigrationError(
+                            f"migration {migration.version} ({migration.name}) did not finish within one "
+                            f"invocation ({left:.0f} s left): split it into smaller migrations") from exc
                     conn.execute("INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
                                  (migration.version, migration.name, migration.checksum))
                 logger.info("applied migration %s %s", migration.version, migration.name,
@@ -90,4 +155,4 @@ def apply_migrations(admin_conninfo: str, *, app_password: str | None = None) ->
                 applied_now.append(migration.version)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
-    return applied_now
+    return progress

@@ -103,3 +103,33 @@ def test_definer_functions_work_when_the_owner_is_not_a_superuser(tmp_path: Path
             db.close()
     finally:
         server.stop()
+
+
+def test_migrations_spread_over_invocations(tmp_path: Path) -> None:
+    """The migration custom resource's polls: a call with too little of its invocation left
+    starts nothing and reports the rest pending; the next call applies them, in order."""
+    import time
+
+    from shared.db.migrate import MIN_WINDOW_S, apply_migrations_until
+
+    server = start_embedded_postgres(tmp_path / "pg", database="polls")
+    try:
+        versions = [m.version for m in load_migrations()]
+        short = apply_migrations_until(server.admin_url, app_password=None,
+                                       deadline=time.monotonic() + MIN_WINDOW_S - 5)
+        assert short.applied == [] and short.pending == versions and not short.complete
+        full = apply_migrations_until(server.admin_url, app_password=None, deadline=time.monotonic() + 600)
+        assert full.applied == versions and full.complete
+        again = apply_migrations_until(server.admin_url, app_password=None, deadline=time.monotonic() + 600)
+        assert again.applied == [] and again.complete
+    finally:
+        server.stop()
+
+
+def test_the_function_hashes_its_migrations_as_infra_does() -> None:
+    """A rollback is recognised by comparing the property (infra's hash at synth) with the
+    function's own hash of its bundled files: they must be computed alike."""
+    from infra.packaging import MIGRATIONS_DIR, _digest
+    from shared.db.migrate import migrations_hash
+
+    assert migrations_hash() == _digest(sorted(MIGRATIONS_DIR.glob("*.sql")))

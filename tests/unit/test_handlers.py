@@ -99,11 +99,14 @@ def test_admin_token_secret_prefix_rule() -> None:
 
 
 def test_migration_custom_resource_delete_keeps_the_schema() -> None:
-    from functions.platform.db_migrate import PHYSICAL_ID, handler
+    from functions.platform.db_migrate import PHASE_KEY, PHYSICAL_ID, SKIP, handler
 
     event = load_event("cfn_custom_resource_create")
     event["RequestType"] = "Delete"
-    assert handler(event, context("db-migrate")) == {"PhysicalResourceId": PHYSICAL_ID}
+    answer = handler(event, context("db-migrate"))
+    assert answer == {"PhysicalResourceId": PHYSICAL_ID, PHASE_KEY: SKIP}
+    # The waiter's poll of a Delete is complete at once: nothing touched the database.
+    assert handler({**event, **answer}, context("db-migrate")) == {"IsComplete": True}
 
 
 def test_secrets_are_cached_for_a_bounded_time() -> None:
@@ -124,3 +127,21 @@ def test_secrets_are_cached_for_a_bounded_time() -> None:
     assert cache.get("s") == "v2"
     cache.clear()
     assert cache.get("s") == "v3" and calls == ["s", "s", "s"]
+
+
+def test_migration_rollback_and_secret_changes_are_recognised() -> None:
+    from functions.platform.db_migrate import changed_secrets, is_rollback
+    from shared.db.migrate import migrations_hash
+
+    bundled = migrations_hash()
+    event = load_event("cfn_custom_resource_create")
+    props = {**event["ResourceProperties"], "MigrationsHash": bundled, "AppSecretArn": "arn:app-1"}
+    update = {**event, "RequestType": "Update", "ResourceProperties": props, "OldResourceProperties": dict(props)}
+    assert not is_rollback(update, bundled) and changed_secrets(update) == []
+    # The previous template's hash arrives while this code bundles another: a rollback.
+    rollback = {**update, "ResourceProperties": {**props, "MigrationsHash": "f" * 64}}
+    assert is_rollback(rollback, bundled)
+    # A Create is never a rollback, whatever it carries (a first deploy applies everything).
+    assert not is_rollback({**rollback, "RequestType": "Create"}, bundled)
+    replaced = {**update, "ResourceProperties": {**props, "AppSecretArn": "arn:app-2"}}
+    assert changed_secrets(replaced) == ["AppSecretArn"]
