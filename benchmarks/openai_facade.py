@@ -1,16 +1,18 @@
-"""``openai-overhead``: what the OpenAI facade adds to a chat turn before the client sees text.
+"""``openai-overhead``: what the compatible API facades (OpenAI's, Coze's) add to a chat turn
+before the client sees text.
 
 One local runtime (``python -m infra.local`` as a subprocess, real HTTP), one tenant, one
 published quick-answer agent without knowledge (so retrieval's variance stays out of a
 difference it does not belong to), and the scripted OpenAI-protocol model server of the chat
 benchmark running in this process (it measures its own time to first token). Pairs of turns,
 each pair the same agent through both APIs, one right after the other, their order alternating:
-``POST /api/v1/chat`` (t1: the first ``message.delta``) and ``POST /openai/v1/chat/completions``
+``POST /api/v1/chat`` (t1: the first ``message.delta``), ``POST /openai/v1/chat/completions``
 with ``stream: true`` (t1: the first ``chat.completion.chunk`` carrying content; the chunk
-before it only opens the assistant message). Both are read with the same raw SSE client (httpx),
-so the SDK's own parsing is not counted. Each turn's overhead is (t1 - t0) - the model server's
-TTFT for its question; the facade's added time is the OpenAI overhead minus the native one, as
-medians and per pair. Goal: <= 3 ms p50 added."""
+before it only opens the assistant message) and ``POST /coze/v3/chat`` with ``stream: true``
+(t1: the first ``conversation.message.delta``). All are read with the same raw SSE client
+(httpx), so the SDKs' own parsing is not counted. Each turn's overhead is (t1 - t0) - the model
+server's TTFT for its question; a facade's added time is its overhead minus the native one, as
+medians and per set. Goal: <= 3 ms p50 added by each."""
 
 from __future__ import annotations
 
@@ -81,6 +83,28 @@ def _first_chunk(http: httpx.Client, headers: dict[str, str], agent: str, questi
     return first
 
 
+def _first_coze_delta(http: httpx.Client, headers: dict[str, str], agent: str, question: str) -> float:
+    """Milliseconds from sending the Coze chat to its first ``conversation.message.delta`` (read to ``done``)."""
+    from httpx_sse import connect_sse
+
+    t0 = time.perf_counter()
+    first: float | None = None
+    names = []
+    with connect_sse(http, "POST", "/coze/v3/chat", headers=headers,
+                     json={"bot_id": agent, "user_id": "bench", "stream": True,
+                           "additional_messages": [{"role": "user", "content": question,
+                                                    "content_type": "text"}]}) as source:
+        if source.response.status_code != 200:
+            raise RuntimeError(f"/coze: {source.response.status_code} {source.response.read()!r}")
+        for event in source.iter_sse():
+            names.append(event.event)
+            if event.event == "conversation.message.delta" and first is None:
+                first = (time.perf_counter() - t0) * 1000
+    if first is None or names[-2:] != ["conversation.chat.completed", "done"]:
+        raise RuntimeError(f"/coze: events {names}")
+    return first
+
+
 def _stats(samples: list[float]) -> str:
     from benchmarks.chat import _percentile
 
@@ -91,8 +115,8 @@ def _stats(samples: list[float]) -> str:
 def run() -> None:
     from benchmarks.chat import TimedFakeOpenAI, _start_runtime
 
-    _out("== OpenAI facade: first chunk through /openai/v1/chat/completions vs first message.delta through "
-         "/api/v1/chat (same agent, same run) ==")
+    _out("== API facades: first chunk through /openai/v1/chat/completions and first conversation.message.delta "
+         "through /coze/v3/chat vs first message.delta through /api/v1/chat (same agent, same run) ==")
     fake = TimedFakeOpenAI().start()
     fake.chunks, fake.chunk_delay_s = CHUNKS, 0.0
     tmp = tempfile.TemporaryDirectory(prefix="stratus-bench-openai-")
@@ -113,29 +137,33 @@ def run() -> None:
             agent = post("/api/v1/agents", {"name": "Facade bench", "config": {"model": {"name": "bench"}}},
                          headers)["id"]
             post(f"/api/v1/agents/{agent}/publish", {}, headers)
-            native: list[float] = []
-            facade: list[float] = []
+            calls = {"native": _first_delta, "openai": _first_chunk, "coze": _first_coze_delta}
+            apis = list(calls)
+            samples: dict[str, list[float]] = {api: [] for api in apis}
             for n in range(WARMUP_PAIRS + MEASURED_PAIRS):
-                pair = {}
-                order = ("native", "openai") if n % 2 == 0 else ("openai", "native")
-                for api in order:
+                measured = {}
+                # Each API goes first, second and third in turn.
+                for api in apis[n % 3:] + apis[:n % 3]:
                     question = f"Question {n} through {api}: what is the refund window?"
-                    call = _first_delta if api == "native" else _first_chunk
-                    first = call(http, headers, agent, question)
+                    first = calls[api](http, headers, agent, question)
                     ttft = fake.take_ttft_ms(question)
                     assert ttft is not None, "the model server saw no streamed request"
-                    pair[api] = first - ttft
+                    measured[api] = first - ttft
                 if n >= WARMUP_PAIRS:
-                    native.append(pair["native"])
-                    facade.append(pair["openai"])
-        added = [o - n for o, n in zip(facade, native, strict=True)]
-        _out(f"  {MEASURED_PAIRS} pairs after {WARMUP_PAIRS} warm-up pairs; overhead = first text at the client - "
+                    for api in apis:
+                        samples[api].append(measured[api])
+        native = samples["native"]
+        _out(f"  {MEASURED_PAIRS} sets after {WARMUP_PAIRS} warm-up sets; overhead = first text at the client - "
              "model server TTFT")
-        _out(f"  /api/v1/chat first message.delta:          {_stats(native)}")
-        _out(f"  /openai/v1/chat/completions first chunk:   {_stats(facade)}")
-        _out(f"  added by the facade (p50 of OpenAI - p50 of native): "
-             f"{statistics.median(facade) - statistics.median(native):+.2f} ms   (goal <= 3 ms)")
-        _out(f"  added by the facade, per pair: {_stats(added)}")
+        _out(f"  /api/v1/chat first message.delta:                {_stats(native)}")
+        _out(f"  /openai/v1/chat/completions first chunk:         {_stats(samples['openai'])}")
+        _out(f"  /coze/v3/chat first conversation.message.delta:  {_stats(samples['coze'])}")
+        for api, name in (("openai", "OpenAI"), ("coze", "Coze")):
+            facade = samples[api]
+            added = [f - n for f, n in zip(facade, native, strict=True)]
+            _out(f"  added by the {name} facade (p50 of {name} - p50 of native): "
+                 f"{statistics.median(facade) - statistics.median(native):+.2f} ms   (goal <= 3 ms)")
+            _out(f"  added by the {name} facade, per set: {_stats(added)}")
     finally:
         proc.send_signal(signal.SIGINT)
         try:

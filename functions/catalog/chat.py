@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functions.catalog import dify, openai
+from functions.catalog import coze, dify, openai
 from functions.catalog._common import EMBED_ACCESS
 from shared.catalog import (
     DATABASE,
@@ -73,7 +73,8 @@ FUNCTIONS: tuple[Function, ...] = (
 FUNCTIONS += (
     Function("chat", "functions.chat.app", _C,
              # The compatible APIs' chat routes are served here too (docs/adr/0042): the same turns.
-             FunctionUrl((_CHAT, openai.CHAT_COMPLETIONS, dify.CHAT_MESSAGES, dify.COMPLETION_MESSAGES), routes=(
+             FunctionUrl((_CHAT, openai.CHAT_COMPLETIONS, coze.CHAT_PREFIX, dify.CHAT_MESSAGES,
+                          dify.COMPLETION_MESSAGES), routes=(
                  StreamRoute("POST", _CHAT, "agent:run",
                              "Send a message to an agent: an SSE stream of the turn's events, or the final "
                              "message with \"stream\": false", tag="chat",
@@ -85,6 +86,7 @@ FUNCTIONS += (
                              "Stop a running turn; the answer keeps what was generated", tag="chat",
                              query=f"{_API}:UserQuery", response=f"{_API}:CancelOut", status=202),
                  *openai.CHAT_ROUTES,
+                 *coze.CHAT_ROUTES,
                  *dify.CHAT_ROUTES,
              )),
              memory_mb=1024, timeout_s=600, layers=("base", "aws", "web", "search", "embed", "llm", "tools"),

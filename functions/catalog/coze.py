@@ -5,12 +5,54 @@ already serves the underlying service."""
 
 from __future__ import annotations
 
-from shared.catalog import DATABASE, REDIS, Access, Facade, Function, Http
+from shared.catalog import DATABASE, REDIS, Access, Facade, Function, Http, SseEvent, StreamRoute
 
 DIALECT = "coze"
 FACADES = (Facade("coze", "/coze", DIALECT, "/coze",
                   "Coze OpenAPI: a bot is an agent; chats, conversations and messages are Stratus's"),)
 TAG = "coze"
+_CHAT = "shared.facades.coze.chat"
+_CONV = "shared.facades.coze.conversations"
+
+# Served by the chat function (functions/catalog/chat.py adds the prefix and the routes): every
+# path under it reaches the function URL, so polling and cancel are its routes too.
+CHAT_PREFIX = "/coze/v3/chat"
+_CHAT_EVENTS = (
+    SseEvent("conversation.chat.created", f"{_CHAT}:CozeChat", "The chat is admitted (status created)"),
+    SseEvent("conversation.chat.in_progress", f"{_CHAT}:CozeChat", "The agent is answering"),
+    SseEvent("conversation.message.delta", f"{_CHAT}:CozeMessage", "A piece of the answer (type answer)"),
+    SseEvent("conversation.message.completed", f"{_CHAT}:CozeMessage",
+             "A whole message: a smart-reasoning agent's tool call (function_call) or its result "
+             "(tool_response), then the answer"),
+    SseEvent("conversation.chat.completed", f"{_CHAT}:CozeChat",
+             "The chat ended (status completed, or canceled) with its usage"),
+    SseEvent("conversation.chat.failed", f"{_CHAT}:CozeChat", "The chat failed: last_error (the answer is "
+                                                               "stored failed)"),
+    SseEvent("error", "shared.facades.coze.wire:CozeErrorBody", "The chat failed before it began"),
+    SseEvent("done", f"{_CHAT}:CozeDone", "The last event: data \"[DONE]\""),
+)
+CHAT_ROUTES = (
+    StreamRoute("POST", CHAT_PREFIX, "agent:run",
+                "Coze chat: the agent `bot_id` answers the last of additional_messages; stream: true answers Coze's "
+                "events, else the chat in_progress at once (poll /coze/v3/chat/retrieve)",
+                tag=TAG, body=f"{_CHAT}:CozeChatRequest", query=f"{_CHAT}:CozeChatQuery", response=f"{_CHAT}:CozeChat",
+                events=_CHAT_EVENTS, dialect=DIALECT, operation_id="coze-chat"),
+    StreamRoute("GET", CHAT_PREFIX + "/retrieve", "agent:run", "Coze: one chat (its answer's status and usage)",
+                tag=TAG, query=f"{_CHAT}:CozeChatRef", response=f"{_CHAT}:CozeChat", dialect=DIALECT,
+                operation_id="coze-chat-retrieve"),
+    # cozepy 0.20 sends the retrieve as a POST (with the same query string).
+    StreamRoute("POST", CHAT_PREFIX + "/retrieve", "agent:run", "Coze: one chat, as cozepy asks for it (POST)",
+                tag=TAG, query=f"{_CHAT}:CozeChatRef", response=f"{_CHAT}:CozeChat", dialect=DIALECT,
+                operation_id="coze-chat-retrieve-post"),
+    StreamRoute("GET", CHAT_PREFIX + "/message/list", "agent:run",
+                "Coze: a chat's messages besides the question (tool calls and results, then the answer)",
+                tag=TAG, query=f"{_CHAT}:CozeChatRef", response=f"{_CHAT}:CozeMessages", dialect=DIALECT,
+                operation_id="coze-chat-messages"),
+    StreamRoute("POST", CHAT_PREFIX + "/cancel", "agent:run",
+                "Coze: stop a running chat; the answer keeps what was generated", tag=TAG,
+                body=f"{_CHAT}:CozeChatRef", response=f"{_CHAT}:CozeChat", dialect=DIALECT,
+                operation_id="coze-chat-cancel"),
+)
 
 
 def coze_http(name: str, module: str, method: str, path: str, summary: str, *, permission: str = "agent:run",
@@ -24,4 +66,29 @@ def coze_http(name: str, module: str, method: str, path: str, summary: str, *, p
 FUNCTIONS: tuple[Function, ...] = (
     coze_http("coze-users-me", "users_me", "GET", "/coze/v1/users/me",
               "Coze: the user the token belongs to", domain="platform"),
+    # Conversations and their messages (the conversation service's).
+    coze_http("coze-conversations-create", "conversation_create", "POST", "/coze/v1/conversation/create",
+              "Coze: start a conversation with the agent bot_id (the token owner's own)"),
+    coze_http("coze-conversations-retrieve", "conversation_retrieve", "GET", "/coze/v1/conversation/retrieve",
+              "Coze: one conversation, by conversation_id"),
+    coze_http("coze-conversations-list", "conversations_list", "GET", "/coze/v1/conversations",
+              "Coze: the conversations with the agent bot_id (the token owner's, or user_id's), most recently "
+              "active first"),
+    coze_http("coze-conversations-update", "conversation_update", "PUT", "/coze/v1/conversations/{conversation_id}",
+              "Coze: rename a conversation"),
+    coze_http("coze-conversations-delete", "conversation_delete", "DELETE",
+              "/coze/v1/conversations/{conversation_id}", "Coze: delete a conversation"),
+    coze_http("coze-conversations-clear", "conversation_clear", "POST",
+              "/coze/v1/conversations/{conversation_id}/clear",
+              "Coze: clear a conversation's context (refused: not supported, docs/coze-api.md)"),
+    coze_http("coze-messages-create", "message_create", "POST", "/coze/v1/conversation/message/create",
+              "Coze: add a message outside a chat (refused: messages are written by chats)"),
+    coze_http("coze-messages-list", "message_list", "POST", "/coze/v1/conversation/message/list",
+              "Coze: a conversation's messages, paged by message ids (first_id, last_id, has_more)"),
+    coze_http("coze-messages-retrieve", "message_retrieve", "GET", "/coze/v1/conversation/message/retrieve",
+              "Coze: one message of a conversation"),
+    coze_http("coze-messages-modify", "message_modify", "POST", "/coze/v1/conversation/message/modify",
+              "Coze: edit a message (refused: messages are written by chats)"),
+    coze_http("coze-messages-delete", "message_delete", "POST", "/coze/v1/conversation/message/delete",
+              "Coze: delete a message (refused: messages are written by chats)"),
 )

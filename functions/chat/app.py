@@ -1,7 +1,7 @@
 """The chat function: an ASGI app behind a function URL (the Lambda Web Adapter runs it in AWS;
 the local gateway mounts it). Each handler serves one of the catalog entry's routes, which
 gives its permission, models and answer: parse → one service call → envelope or event stream.
-OpenAI's chat completions and Dify's chat and completion messages are turns too
+OpenAI's chat completions, Coze's chats and Dify's chat and completion messages are turns too
 (docs/adr/0042-compatible-api-facades.md, docs/adr/0046-dify-service-api.md): their routes answer
 in their API's dialect, through the facade's translation of the same turn."""
 
@@ -12,6 +12,7 @@ from shared.chat.api import ChatBody, UserQuery
 from shared.chat.wiring import chat_service
 from shared.config import get_settings
 from shared.conversations import paths
+from shared.facades.coze.chat import CozeChatQuery, CozeChatRef, CozeChatRequest
 from shared.facades.dify.api import DifyChatMessageRequest, DifyCompletionMessageRequest, DifyUserBody
 from shared.facades.openai.api import ChatCompletionRequest
 from shared.http.stream import Answer, StreamCall, blocking, in_own_thread, stream_app
@@ -57,6 +58,44 @@ async def openai_chat_completions(call: StreamCall[ChatCompletionRequest, None])
     if not call.body.stream:
         return call.ok(await in_own_thread(lambda: facade.complete(completion), "chat-turn"))
     return call.stream(lambda emit: facade.run(completion, emit), "chat-turn", translator=facade.stream(completion))
+
+
+@api.route("POST", "/coze/v3/chat")
+async def coze_chat(call: StreamCall[CozeChatRequest, CozeChatQuery]) -> Answer:
+    from shared.facades.coze.chat import CozeChatStream, coze_chats
+
+    facade = coze_chats()
+    chat = await blocking(lambda: facade.start(call.principal, call.body, call.query.conversation_id))
+    if not call.body.stream:
+        # Coze answers the chat in progress at once; the client polls /coze/v3/chat/retrieve.
+        return call.ok_then(chat.chat("in_progress"), in_own_thread(lambda: facade.run(chat), "chat-turn"))
+    return call.stream(lambda emit: facade.run(chat, emit), "chat-turn", translator=CozeChatStream(chat))
+
+
+@api.route("GET", "/coze/v3/chat/retrieve")
+async def coze_chat_retrieve(call: StreamCall[None, CozeChatRef]) -> Answer:
+    from shared.facades.coze.chat import coze_chats
+
+    return call.ok(await blocking(lambda: coze_chats().retrieve(call.principal, call.query)))
+
+
+@api.route("POST", "/coze/v3/chat/retrieve")
+async def coze_chat_retrieve_post(call: StreamCall[None, CozeChatRef]) -> Answer:
+    return await coze_chat_retrieve(call)
+
+
+@api.route("GET", "/coze/v3/chat/message/list")
+async def coze_chat_messages(call: StreamCall[None, CozeChatRef]) -> Answer:
+    from shared.facades.coze.chat import coze_chats
+
+    return call.ok(await blocking(lambda: coze_chats().messages(call.principal, call.query)))
+
+
+@api.route("POST", "/coze/v3/chat/cancel")
+async def coze_chat_cancel(call: StreamCall[CozeChatRef, None]) -> Answer:
+    from shared.facades.coze.chat import coze_chats
+
+    return call.ok(await blocking(lambda: coze_chats().cancel(call.principal, call.body)))
 
 
 async def _dify_message(call: StreamCall[DifyChatMessageRequest | DifyCompletionMessageRequest, None],

@@ -78,7 +78,7 @@ class ChatflowAnswer:
         outcome = self._turns().run(ChatflowTurn(
             tenant_id=ctx.tenant_id, workflow_id=workflow_id, conversation_id=ctx.conversation_id,
             message_id=ctx.answer_id, query=ctx.question, dialogue_count=ctx.dialogue_count, end_user=ctx.end_user,
-            created_by=ctx.member_id, user_variables=dict(ctx.user_variables)),
+            created_by=ctx.member_id, user_variables=dict(ctx.user_variables), files=tuple(ctx.files)),
             write, stop=stop, cancelled=cancelled, idle=idle, observe=observe)
         ctx.keep(context={"workflow_id": str(workflow_id), "workflow_run_id": str(outcome.run_id)})
         if outcome.status == "cancelled":

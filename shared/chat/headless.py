@@ -99,6 +99,10 @@ class _HeadlessTurn:
         return dict(self.variables)
 
     @property
+    def files(self) -> list[dict[str, Any]]:
+        return []
+
+    @property
     def member_id(self) -> uuid.UUID | None:
         return None
 

@@ -46,6 +46,12 @@ def get_conversation(conn: Conn, tenant_id: uuid.UUID, conversation_id: uuid.UUI
                      + (" FOR UPDATE" if lock else ""), (tenant_id, conversation_id, end_user))
 
 
+def find_conversation(conn: Conn, tenant_id: uuid.UUID, conversation_id: uuid.UUID) -> Row | None:
+    """A live conversation of the tenant, whichever end user's (the caller checks who may see it)."""
+    return one(conn, f"""SELECT {CONVERSATION_COLUMNS} FROM conversations
+                          WHERE tenant_id = %s AND id = %s AND deleted_at IS NULL""", (tenant_id, conversation_id))
+
+
 def update_conversation(conn: Conn, tenant_id: uuid.UUID, conversation_id: uuid.UUID, values: dict[str, Any],
                         expected_version: int | None = None) -> Row | None:
     """None when the conversation went away or (with ``expected_version``) changed."""

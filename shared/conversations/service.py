@@ -87,6 +87,17 @@ class ConversationService:
         with self._db.transaction(principal.tenant) as conn:
             return conversation_out(visible_conversation(conn, principal, conversation_id, user))
 
+    def end_user_of(self, principal: Principal, conversation_id: uuid.UUID) -> str:
+        """The end user of a live conversation of the tenant (of the token's agent, when bound),
+        for an API whose calls name a conversation but no user (Coze's): the caller then acts as
+        that end user. Anything else answers like a missing conversation."""
+        with self._db.transaction(principal.tenant) as conn:
+            row = repo.find_conversation(conn, principal.tenant, conversation_id)
+        bound = bound_agent(principal)
+        if row is None or (bound is not None and row["agent_id"] != bound):
+            raise ConversationNotFound(details={"conversation_id": str(conversation_id)})
+        return str(row["end_user"])
+
     @tracer.capture_method(capture_response=False)
     def update_conversation(self, principal: Principal, conversation_id: uuid.UUID,
                             body: UpdateConversation) -> ConversationOut:

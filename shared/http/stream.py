@@ -21,6 +21,7 @@ going when the client leaves (the work must still finish; events stay replayable
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import json
 import threading
@@ -277,7 +278,32 @@ class SseResponse:
             self._on_gone()
 
 
-Answer = Response | SseResponse
+class AnswerThenWork:
+    """A JSON answer sent whole at once (with its length, and ``Connection: close`` so the client
+    does not queue its next request behind it), the response held open until ``work`` ends: the
+    invocation (a Lambda behind a function URL) lasts until the work is done, as a stream does,
+    while the client already has its answer (a Coze chat that is not streamed: polled)."""
+
+    def __init__(self, answer: Response, work: Awaitable[Any]) -> None:
+        self._answer = answer
+        self._work = work
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        headers = [(k, v) for k, v in self._answer.raw_headers if k != b"connection"] + [(b"connection", b"close")]
+        await send({"type": "http.response.start", "status": self._answer.status_code, "headers": headers})
+        try:
+            await send({"type": "http.response.body", "body": self._answer.body, "more_body": True})
+        except OSError:
+            logger.info("client went away before its answer")
+        try:
+            await self._work
+        except Exception:
+            logger.exception("work after the answer failed")
+        with contextlib.suppress(OSError):
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+Answer = Response | SseResponse | AnswerThenWork
 
 
 def json_answer(body: Any, rid: str, status: int = 200) -> Response:
@@ -321,6 +347,10 @@ class StreamCall(Generic[B, Q]):
                              status or self.route.status)
         answer.headers.update({**self.dialect.answer_headers(self.request_id), **(headers or {})})
         return answer
+
+    def ok_then(self, data: Any, work: Awaitable[Any]) -> AnswerThenWork:
+        """The JSON answer carrying ``data`` at once, the invocation kept until ``work`` ends."""
+        return AnswerThenWork(self.ok(data), work)
 
     def page(self, page: Page[Any]) -> Response:
         """A list answer: the page's items and its pagination, in the route's dialect."""

@@ -65,6 +65,8 @@ class ChatflowTurn:
     created_by: uuid.UUID | None = None
     # The agent's variables for this end user (sys.user_variables).
     user_variables: Mapping[str, str] = field(default_factory=dict)
+    # The file references of the files the user's message names (sys.files).
+    files: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,8 @@ class _Run:
             version=str(version) if version is not None else "draft", user_id=turn.end_user,
             started_at=datetime.now(UTC),
             chat=ChatContext(query=turn.query, conversation_id=str(turn.conversation_id),
-                             dialogue_count=turn.dialogue_count, user_variables=dict(turn.user_variables)))
+                             dialogue_count=turn.dialogue_count, user_variables=dict(turn.user_variables),
+                             files=turn.files))
         self._store.create(self.run_id, tenant_id=turn.tenant_id, workflow_id=turn.workflow_id, version=version,
                            document=document, mode="sync", inputs={}, created_by=turn.created_by,
                            chat=ChatRun(query=turn.query, dialogue_count=turn.dialogue_count,

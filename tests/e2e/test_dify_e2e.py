@@ -531,3 +531,28 @@ def test_an_uploaded_file_is_a_workflow_run_s_file_input(setup: dict[str, Any]) 
         "transfer_method": "local_file", "upload_file_id": str(uuid.uuid4())}}})
     assert foreign.status_code == 400 and foreign.json()["code"] == "invalid_param"
     assert foreign.json()["message"].startswith("inputs.doc:")
+
+
+def test_message_files_reach_a_chatflow_agent_as_sys_files(setup: dict[str, Any]) -> None:
+    tenant: Tenant = setup["tenant"]
+    flow = tenant.post("/api/v1/workflows", {"name": "reader", "document": {"mode": "chatflow", "nodes": [
+        {"id": "start", "type": "start"},
+        {"id": "extract", "type": "document_extractor", "config": {"variable_selector": ["sys", "files"],
+                                                                    "is_array_file": True}},
+        {"id": "reply", "type": "answer", "config": {"answer": "Read: {{#extract.text#}}"}}],
+        "edges": [{"source": "start", "target": "extract"}, {"source": "extract", "target": "reply"}]}})
+    tenant.post(f"/api/v1/workflows/{flow['id']}/publish", {})
+    key = tenant.app_key("agent", tenant.agent("Reader", mode="chatflow", chatflow={"workflow_id": flow["id"]}))
+    uploaded = tenant.dify(DifyClient, key).file_upload(
+        "mo", {"file": ("terms.md", b"Payment is due in 30 days.", "text/markdown")}).json()
+    files = [{"type": "document", "transfer_method": "local_file", "upload_file_id": uploaded["id"]}]
+    answer = tenant.dify(ChatClient, key).create_chat_message({}, "What does it say?", "mo", files=files)
+    assert answer.status_code == 200, answer.text
+    assert "Payment is due in 30 days." in answer.json()["answer"]
+    # Another agent kind takes no files; a remote URL is not an upload: Dify's invalid_param naming files.
+    refused = _chat(setup).create_chat_message({"product": "Stratus"}, "Hi", "mo", files=files)
+    assert refused.status_code == 400 and refused.json()["code"] == "invalid_param"
+    assert refused.json()["message"].startswith("files")
+    remote = tenant.dify(ChatClient, key).create_chat_message({}, "Hi", "mo", files=[
+        {"type": "image", "transfer_method": "remote_url", "url": "https://example.com/a.png"}])
+    assert remote.status_code == 400 and remote.json()["message"].startswith("files")

@@ -17,7 +17,9 @@ Server-Sent Events, which Schemathesis cannot read as a stream (it waits for the
 a chat answer or a replay that follows a live turn runs for minutes, with heartbeats); their
 JSON errors and events are held by tests/e2e/test_chat_e2e.py and tests/unit/test_openapi.py. So is
 ``POST /openai/v1/chat/completions`` (``stream: true`` answers events), held by
-tests/e2e/test_openai_e2e.py through the official SDK; the OpenAI models routes are fuzzed.
+tests/e2e/test_openai_e2e.py through the official SDK; the OpenAI models routes are fuzzed. So is
+``POST /coze/v3/chat`` (events, or a chat held open until its turn ends), held by
+tests/e2e/test_coze_chat_e2e.py through ``cozepy``; Coze's other routes are fuzzed.
 ``POST /api/v1/chat/{message_id}/cancel`` (JSON) is fuzzed.
 
 Dify's routes (docs/dify-api.md) act for the app a key is bound to: the owner's own key reaches
@@ -45,7 +47,7 @@ SEED = 20261203
 CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conformance",
           "response_headers_conformance", "response_schema_conformance")
 # Streaming answers (see the module docstring).
-SSE_ROUTES = r"^(/api/v1/chat(/\{message_id\}/events)?|/openai/v1/chat/completions)$"
+SSE_ROUTES = r"^(/api/v1/chat(/\{message_id\}/events)?|/openai/v1/chat/completions|/coze/v3/chat)$"
 # Dify's streaming routes (answered with a bound key: the app's events).
 DIFY_SSE_ROUTES = r"^/dify/v1/(chat-messages|completion-messages|workflows/run)$"
 # Operations (by catalog name: the operation id) that destroy the seeded resources or can
@@ -53,7 +55,7 @@ DIFY_SSE_ROUTES = r"^/dify/v1/(chat-messages|completion-messages|workflows/run)$
 # (pass 3).
 DESTRUCTIVE_OPERATIONS = ("api-keys-delete", "members-delete", "members-update", "knowledge-bases-delete",
                           "documents-delete", "agents-delete", "conversations-delete", "models-delete",
-                          "workflows-delete")
+                          "workflows-delete", "coze-conversations-delete")
 ADMIN_OPERATIONS = ("tenants-create", "tenants-set-quota", "models-refresh")
 # How often a seeded id is used for its path parameter (otherwise Schemathesis generates one).
 PROBABILITY = 0.8

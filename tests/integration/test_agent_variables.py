@@ -5,6 +5,7 @@ value > default). Real PostgreSQL; the model is a fake OpenAI server."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -148,3 +149,79 @@ def test_the_prompt_reads_inputs_then_stored_values_then_defaults(tenant: Tenant
     systems = [request["messages"][0]["content"] for request in fake.chat_requests()[-3:]]
     assert systems == ["Call the user friend from Lyon.", "Call the user Al from Oslo.",
                        "Call the user friend from ."]
+
+
+def test_a_chatflow_reads_them_as_sys_user_variables(tenant: Tenant) -> None:
+    document = {"mode": "chatflow", "nodes": [
+        {"id": "start", "type": "start"},
+        {"id": "answer", "type": "answer", "config": {
+            "answer": "Hi {{#sys.user_variables.nickname#}} of {{#sys.user_variables.city#}}"}}],
+        "edges": [{"source": "start", "target": "answer"}]}
+    workflow = tenant.call("POST", "/api/v1/workflows", {"name": "greet", "document": document})
+    assert workflow.status_code == 201, workflow.text
+    workflow_id = workflow.json()["data"]["id"]
+    assert tenant.call("POST", f"/api/v1/workflows/{workflow_id}/publish", {}).status_code == 201
+    agent = tenant.agent(mode="chatflow", chatflow={"workflow_id": workflow_id}, system_prompt="")
+    tenant.call("PUT", f"/api/v1/agents/{agent['id']}/variables", {"values": {"nickname": "Ali"}}, user="alice")
+    answers = []
+    for user, inputs in (("alice", {}), ("alice", {"city": "Oslo"}), ("bob", {})):
+        response = tenant.call("POST", "/api/v1/chat", {"agent_id": agent["id"], "message": "hello", "user": user,
+                                                        "stream": False, "inputs": inputs})
+        assert response.status_code == 200, response.text
+        answers.append(response.json()["data"]["content"])
+    assert answers == ["Hi Ali of ", "Hi Ali of Oslo", "Hi friend of "]
+
+
+class _Objects:
+    """The files' object store, as a port: only the database row matters to a chat turn."""
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        self.key = key
+
+    def open(self, key: str) -> Any:
+        raise FileNotFoundError(key)
+
+    def delete(self, key: str) -> None:
+        raise AssertionError("nothing is deleted")
+
+
+def test_a_chatflow_turn_reads_uploaded_files_as_sys_files(tenant: Tenant, chat_client: TestClient,
+                                                           new_tenant: Callable[..., dict[str, Any]],
+                                                           fake: FakeOpenAI, admin_sql: Sql) -> None:
+    from shared.auth.principal import Principal
+    from shared.db.database import get_database
+    from shared.files.service import FilesService
+
+    principal = Principal(kind="api_key", token_id=uuid.uuid4(), tenant_id=uuid.UUID(tenant.id), role="owner")
+    file = FilesService(get_database(), _Objects).upload(principal, "memo.txt", "text/plain", b"hello")
+    document = {"mode": "chatflow", "nodes": [
+        {"id": "start", "type": "start"},
+        {"id": "answer", "type": "answer", "config": {"answer": "{{#sys.files#}}"}}],
+        "edges": [{"source": "start", "target": "answer"}]}
+    workflow_id = tenant.call("POST", "/api/v1/workflows", {"name": "files", "document": document}).json()["data"]["id"]
+    assert tenant.call("POST", f"/api/v1/workflows/{workflow_id}/publish", {}).status_code == 201
+    chatflow = tenant.agent(mode="chatflow", chatflow={"workflow_id": workflow_id}, system_prompt="")
+    answer = tenant.call("POST", "/api/v1/chat", {"agent_id": chatflow["id"], "message": "read it", "stream": False,
+                                                  "files": [str(file.id)]})
+    assert answer.status_code == 200, answer.text
+    # An answer shows a list as "- <item>" lines (Dify's markdown of a variable).
+    content = answer.json()["data"]["content"]
+    assert content.startswith("- ") and "\n" not in content
+    assert json.loads(content[2:]) == {
+        "file_id": str(file.id), "s3_key": f"tenants/{tenant.id}/files/{file.id}/content", "filename": "memo.txt",
+        "mime_type": "text/plain", "size": 5}
+    # Another tenant's file, an unknown one, or files for an agent that cannot read them: 422, no turn.
+    other = Tenant(chat_client, new_tenant(), fake)
+    theirs = FilesService(get_database(), _Objects).upload(
+        Principal(kind="api_key", token_id=uuid.uuid4(), tenant_id=uuid.UUID(other.id), role="owner"), "x.txt",
+        "text/plain", b"x")
+    before = admin_sql("SELECT count(*) FROM messages WHERE tenant_id = %s", (tenant.id,))
+    for agent_id, files, code, field in (
+            (chatflow["id"], [str(theirs.id)], "chat_file_not_found", "files[0]"),
+            (chatflow["id"], [str(file.id), str(uuid.uuid4())], "chat_file_not_found", "files[1]"),
+            (tenant.agent()["id"], [str(file.id)], "chat_files_unsupported", "files")):
+        response = tenant.call("POST", "/api/v1/chat", {"agent_id": agent_id, "message": "x", "stream": False,
+                                                        "files": files})
+        assert response.status_code == 422 and response.json()["code"] == code, response.text
+        assert [f["field"] for f in response.json()["details"]["fields"]] == [field]
+    assert admin_sql("SELECT count(*) FROM messages WHERE tenant_id = %s", (tenant.id,)) == before

@@ -123,3 +123,96 @@ def test_openapi_documents_coze_s_error_body() -> None:
     name, schema = COZE.error_schema()
     assert name == "CozeError" and schema["required"] == ["code", "msg", "detail"]
     assert COZE.success_schema({"type": "string"})["properties"]["data"] == {"type": "string"}
+
+
+def _chat_turn() -> Any:
+    from shared.facades.coze.chat import CozeTurn
+
+    turn = type("T", (), {"answer_id": uuid.UUID("00000000-0000-0000-0000-0000000000a1")})()
+    return CozeTurn(turn, "bot-1", "conv-1", 1700000000, {"k": "v"})  # type: ignore[arg-type]
+
+
+def _events(frames: list[bytes]) -> list[tuple[str, Any]]:
+    """The frames as cozepy's stream parser reads them: exactly an event and a data line each."""
+    parsed = []
+    for frame in frames:
+        lines = frame.decode().split("\n")
+        assert lines[2:] == ["", ""] and lines[0].startswith("event:") and lines[1].startswith("data:")
+        parsed.append((lines[0][len("event:"):], json.loads(lines[1][len("data:"):])))
+    return parsed
+
+
+def test_a_turn_s_events_become_coze_s_chat_events() -> None:
+    from cozepy.chat import ChatEventType, _chat_stream_handler
+
+    from shared.cache.ports import StreamEvent
+    from shared.facades.coze.chat import CozeChatStream
+
+    stream = CozeChatStream(_chat_turn())
+    frames = [*stream.frames(StreamEvent("1-0", "message.start", {"message_id": "x"})),
+              *stream.frames(StreamEvent("1-1", "retrieval.references", {"references": []})),
+              *stream.frames(StreamEvent("1-2", "tool.call", {"id": "call-1", "name": "clock", "arguments": {}})),
+              *stream.frames(StreamEvent("1-3", "tool.result", {"id": "call-1", "name": "clock", "output": "12:00"})),
+              *stream.frames(StreamEvent("1-4", "message.delta", {"text": "It is "})),
+              *stream.frames(StreamEvent("1-5", "message.complete", {
+                  "status": "completed", "content": "It is noon.",
+                  "usage": {"input_tokens": 10, "output_tokens": 4, "total_tokens": 14}})),
+              *stream.frames(StreamEvent("1-6", "done", {"status": "completed"}))]
+    events = _events(frames[:-1])
+    assert [name for name, _ in events] == [
+        "conversation.chat.created", "conversation.chat.in_progress", "conversation.message.completed",
+        "conversation.message.completed", "conversation.message.delta", "conversation.message.completed",
+        "conversation.chat.completed"]
+    assert frames[-1] == b'event:done\ndata:"[DONE]"\n\n'
+    parsed = [_chat_stream_handler({"event": name, "data": json.dumps(data)}, None) for name, data in events]  # type: ignore[arg-type]
+    created = parsed[0]
+    assert created is not None and created.chat is not None and created.chat.id == str(_chat_turn().turn.answer_id)
+    call, result, delta, answer = (e.message for e in parsed[2:6] if e is not None)
+    assert call is not None and call.type == "function_call" and json.loads(call.content)["name"] == "clock"
+    assert result is not None and result.type == "tool_response" and result.content == "12:00"
+    assert delta is not None and delta.content == "It is " and delta.chat_id == answer.chat_id  # type: ignore[union-attr]
+    assert answer is not None and answer.type == "answer" and answer.content == "It is noon."
+    completed = parsed[-1]
+    assert completed is not None and completed.event == ChatEventType.CONVERSATION_CHAT_COMPLETED
+    assert completed.chat is not None and completed.chat.usage is not None
+    assert (completed.chat.usage.input_count, completed.chat.usage.output_count,
+            completed.chat.usage.token_count) == (10, 4, 14)
+    assert completed.chat.meta_data == {"k": "v"} and completed.chat.conversation_id == "conv-1"
+    assert stream.heartbeat() == b"\n"
+
+
+def test_a_failed_turn_is_a_failed_chat_and_a_cancelled_one_canceled() -> None:
+    from shared.cache.ports import StreamEvent
+    from shared.facades.coze.chat import CozeChatStream
+
+    early = CozeChatStream(_chat_turn())
+    ((name, data),) = _events(early.frames(StreamEvent("1-0", "error", {"code": "model_not_configured",
+                                                                      "message": "No chat model"})))
+    assert (name, data) == ("error", {"code": 4012, "msg": "No chat model"})
+    stream = CozeChatStream(_chat_turn())
+    stream.frames(StreamEvent("1-0", "message.start", {}))
+    ((name, data),) = _events(stream.frames(StreamEvent("1-1", "error", {"code": "model_provider_error",
+                                                                       "message": "down"})))
+    assert name == "conversation.chat.failed" and data["status"] == "failed"
+    assert data["last_error"] == {"code": 4013, "msg": "down"} and data["failed_at"] > 0
+    cancelled = _events(stream.frames(StreamEvent("1-2", "message.complete", {"status": "cancelled",
+                                                                               "content": "It"})))
+    assert cancelled[-1][0] == "conversation.chat.completed" and cancelled[-1][1]["status"] == "canceled"
+
+
+def test_additional_messages_become_the_question_and_its_history() -> None:
+    from shared.facades.coze.chat import CozeEnterMessage, dialogue
+
+    def message(role: str, content: str, content_type: str = "text") -> CozeEnterMessage:
+        return CozeEnterMessage.model_validate({"role": role, "content": content, "content_type": content_type})
+
+    question, history = dialogue([message("assistant", "Welcome"), message("user", "Hi"),
+                                  message("assistant", "Hello"), message("user", "Refunds?"),
+                                  message("user", '[{"type": "text", "text": "And shipping?"}]', "object_string")])
+    assert (question, history) == ("Refunds?\n\nAnd shipping?", [("Hi", "Hello")])
+    for refused in ([message("user", "Hi"), message("assistant", "Hello")], [],
+                    [message("user", '[{"type": "image", "file_id": "f"}]', "object_string")],
+                    [message("user", "   ")]):
+        with pytest.raises(ValidationFailed) as invalid:
+            dialogue(refused)
+        assert _answer(invalid.value)[1]["code"] == 4000

@@ -194,7 +194,8 @@ def test_streaming_paths_need_no_handler_module() -> None:
     paths, components = streaming_paths(FUNCTIONS)
     assert set(paths) == {"/api/v1/chat", "/api/v1/chat/{message_id}/events", "/api/v1/chat/{message_id}/cancel",
                           "/api/v1/workflows/{workflow_id}/runs", "/api/v1/workflow-runs/{run_id}/events",
-                          "/openai/v1/chat/completions", "/dify/v1/chat-messages",
+                          "/openai/v1/chat/completions", "/coze/v3/chat", "/coze/v3/chat/retrieve",
+                          "/coze/v3/chat/message/list", "/coze/v3/chat/cancel", "/dify/v1/chat-messages",
                           "/dify/v1/chat-messages/{task_id}/stop",
                           "/dify/v1/completion-messages", "/dify/v1/completion-messages/{task_id}/stop",
                           "/dify/v1/workflows/run", "/dify/v1/workflows/run/{workflow_run_id}"}

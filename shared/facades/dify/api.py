@@ -28,6 +28,26 @@ def _blank_is_none(value: Any) -> Any:
     return None if value == "" else value
 
 
+_FILES = ("Files the message comes with, each `{\"type\", \"transfer_method\": \"local_file\", \"upload_file_id\"}` "
+          "of a file uploaded with POST /dify/v1/files/upload: a chatflow agent's run reads them as sys.files; "
+          "other agents refuse files")
+
+
+def _uploaded_files(value: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+    """Dify's message files: uploads only (``local_file`` with an ``upload_file_id``)."""
+    import uuid
+
+    for item in value or []:
+        if item.get("transfer_method", "local_file") != "local_file":
+            raise ValueError("only uploaded files are taken (transfer_method local_file, upload_file_id from "
+                             "POST /dify/v1/files/upload)")
+        try:
+            uuid.UUID(str(item.get("upload_file_id")))
+        except ValueError:
+            raise ValueError("upload_file_id must be the id POST /dify/v1/files/upload answered") from None
+    return value
+
+
 class DifyChatMessageRequest(_Request):
     """``POST /dify/v1/chat-messages``: a message to the key's agent, in a new conversation or
     ``conversation_id``'s."""
@@ -41,18 +61,12 @@ class DifyChatMessageRequest(_Request):
     user: EndUser | None = Field(default=None, description="The end user (their conversations are theirs alone)")
     conversation_id: str | None = Field(default=None, max_length=64,
                                         description="Continue this conversation (empty or omitted: a new one)")
-    files: list[dict[str, Any]] | None = Field(default=None, description="Not served yet: null or empty")
+    files: list[dict[str, Any]] | None = Field(default=None, max_length=10, description=_FILES)
     auto_generate_name: bool = Field(default=True, description="Accepted; conversations keep the name given "
                                                                "with POST /conversations/{id}/name")
 
     _conversation = field_validator("conversation_id", mode="before")(_blank_is_none)
-
-    @field_validator("files")
-    @classmethod
-    def _no_files(cls, value: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
-        if value:
-            raise ValueError("files are not supported on this route yet: send the text in query")
-        return value
+    _files = field_validator("files")(_uploaded_files)
 
 
 class DifyCompletionMessageRequest(_Request):
@@ -66,14 +80,9 @@ class DifyCompletionMessageRequest(_Request):
     query: str | None = Field(default=None, max_length=MAX_MESSAGE_CHARS)
     response_mode: ResponseMode = "blocking"
     user: EndUser | None = None
-    files: list[dict[str, Any]] | None = Field(default=None, description="Not served yet: null or empty")
+    files: list[dict[str, Any]] | None = Field(default=None, max_length=10, description=_FILES)
 
-    @field_validator("files")
-    @classmethod
-    def _no_files(cls, value: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
-        if value:
-            raise ValueError("files are not supported on this route yet: send the text in query")
-        return value
+    _files = field_validator("files")(_uploaded_files)
 
 
 class DifyUserBody(_Request):

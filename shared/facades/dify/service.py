@@ -223,7 +223,8 @@ class DifyService:
             conversation_id = _id(body.conversation_id, lambda: _conversation_missing(str(body.conversation_id)))
         request = ChatBody.model_construct(agent_id=str(agent_id), conversation_id=conversation_id,
                                            message=body.query, user=body.user, inputs=body.inputs,
-                                           stream=body.response_mode == "streaming", draft=False)
+                                           stream=body.response_mode == "streaming", draft=False,
+                                           files=_file_ids(body.files))
         turn = self._chat().start(principal, request)
         return DifyTurn(turn, _MODES.get(turn.chat_agent.config.mode, "chat"), now(), conversation=True)
 
@@ -240,7 +241,7 @@ class DifyService:
         inputs = {name: value for name, value in body.inputs.items() if name != "query"}
         request = ChatBody.model_construct(agent_id=str(agent_id), conversation_id=None, message=question,
                                            user=body.user, inputs=inputs, stream=body.response_mode == "streaming",
-                                           draft=False)
+                                           draft=False, files=_file_ids(body.files))
         turn = self._chat().start(principal, request, history=[])
         return DifyTurn(turn, "completion", now(), conversation=False)
 
@@ -381,8 +382,8 @@ class DifyService:
 
         workflow_id = workflow_of(principal, "POST /dify/v1/workflows/run")
         mode = "stream" if body.response_mode == "streaming" else "sync"
-        inputs = {name: _files_named(principal, f"inputs.{name}", value) for name, value in body.inputs.items()}
-        request = StartRun.model_construct(inputs=inputs, version=None, mode=mode, query=None)
+        # File inputs in Dify's form (upload_file_id): the run service resolves them (shared/workflows/file_inputs).
+        request = StartRun.model_construct(inputs=body.inputs, version=None, mode=mode, query=None)
         return DifyRun(self._runs().start_run(principal, workflow_id, request))
 
     def finished_run(self, started: DifyRun, wait_s: float) -> DifyWorkflowRunOut:
@@ -482,25 +483,10 @@ class DifyService:
                     mode="advanced-chat" if workflow.document.mode == "chatflow" else "workflow", author_name="")
 
 
-def _files_named(principal: Principal, field: str, value: Any) -> Any:
-    """A run input as the workflow takes it: a Dify file input (``{"transfer_method":
-    "local_file", "upload_file_id": …}``, or a list of them) becomes the uploaded file's reference
-    (what document extractors read, docs/workflows.md); any other value is kept."""
-    from shared.files.contract import named_file_id
-
-    if isinstance(value, list):
-        return [_files_named(principal, f"{field}.{index}", item) for index, item in enumerate(value)]
-    file_id = named_file_id(value) if isinstance(value, dict) else None
-    if file_id is None:
-        return value
-    from shared.files.errors import FileNotFound
-    from shared.files.wiring import files_service
-
-    try:
-        return files_service().reference(principal.tenant, uuid.UUID(file_id))
-    except (ValueError, FileNotFound):
-        # Another tenant's file too: it names nothing here.
-        raise _invalid(field, f"{file_id} is no file uploaded with POST /dify/v1/files/upload") from None
+def _file_ids(files: list[dict[str, Any]] | None) -> list[uuid.UUID]:
+    """Dify's message files (``{"transfer_method": "local_file", "upload_file_id"}``, checked by
+    the request model) as the turn's file ids: a chatflow agent's run reads them as sys.files."""
+    return [uuid.UUID(str(item["upload_file_id"])) for item in files or []]
 
 
 def _conversation_out(conversation: Any) -> DifyConversationOut:
