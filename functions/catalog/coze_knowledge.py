@@ -17,12 +17,12 @@ MAX_DOCUMENT_BODY_BYTES = 5_000_000
 
 def _dataset(name: str, module: str, method: str, path: str, permission: str, summary: str, *,
              layers: tuple[str, ...] = _SEARCH, access: tuple[Access, ...] = (DATABASE, REDIS, OPENSEARCH),
-             max_body_bytes: int | None = None) -> Function:
+             max_body_bytes: int | None = None, timeout_s: int = 10) -> Function:
     """A Coze knowledge route: the knowledge domain's layers and access, Coze's dialect."""
     return Function(name, f"functions.coze.{module}", "knowledge",
                     Http(method, path, permission=permission, tag=TAG, dialect=DIALECT, summary=summary,
                          max_body_bytes=max_body_bytes),
-                    layers=layers, access=access)
+                    layers=layers, access=access, timeout_s=timeout_s)
 
 
 FUNCTIONS: tuple[Function, ...] = (
@@ -52,7 +52,8 @@ FUNCTIONS: tuple[Function, ...] = (
              access=(DATABASE, REDIS)),
     _dataset("coze-documents-create", "create_documents", "POST", _DOCUMENT + "/create", "knowledge:write",
              "Coze: add documents to a dataset (base64 files or uploaded file ids; indexed asynchronously)",
-             layers=("base", "aws"), access=(DATABASE, REDIS, _UPLOADS), max_body_bytes=MAX_DOCUMENT_BODY_BYTES),
+             layers=("base", "aws"), access=(DATABASE, REDIS, _UPLOADS), max_body_bytes=MAX_DOCUMENT_BODY_BYTES,
+             timeout_s=28),
     _dataset("coze-documents-list", "list_documents", "POST", _DOCUMENT + "/list", "knowledge:read",
              "Coze: a dataset's documents, by page", layers=("base",), access=(DATABASE, REDIS)),
     _dataset("coze-documents-update", "update_document", "POST", _DOCUMENT + "/update", "knowledge:write",

@@ -87,6 +87,7 @@ class ConversationService:
         with self._db.transaction(principal.tenant) as conn:
             return conversation_out(visible_conversation(conn, principal, conversation_id, user))
 
+    @tracer.capture_method(capture_response=False)
     def end_user_of(self, principal: Principal, conversation_id: uuid.UUID) -> str:
         """The end user of a live conversation of the tenant (of the token's agent, when bound),
         for an API whose calls name a conversation but no user (Coze's): the caller then acts as

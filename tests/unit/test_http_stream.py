@@ -179,7 +179,9 @@ def test_the_chat_app_serves_exactly_its_catalog_routes() -> None:
             assert answer.json()["error"]["code"] == "invalid_api_key" and answer.headers["x-request-id"]
             continue
         if route.dialect == "coze":
-            assert answer.json()["code"] == 4100 and answer.headers["x-request-id"]
+            # Coze's error shape, its logid the request's id (docs/adr/0043).
+            assert answer.json()["code"] == 4100 and answer.json()["detail"]["stratus_code"] == "auth_missing_token"
+            assert answer.headers["x-tt-logid"] == answer.headers["x-request-id"] == answer.json()["detail"]["logid"]
             continue
         if route.dialect == "dify":
             assert answer.json() == {"code": "unauthorized", "message": answer.json()["message"], "status": 401}
@@ -191,6 +193,8 @@ def test_the_chat_app_serves_exactly_its_catalog_routes() -> None:
     # An unknown path under a facade's prefix answers in the facade's shape.
     unknown = client.get("/openai/v1/chat/completions/x")
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "biz_route_not_found"
+    unknown_coze = client.get("/coze/v3/chat/submit_tool_outputs")
+    assert unknown_coze.status_code == 404 and unknown_coze.json()["code"] == 4200
     wrong = client.get("/api/v1/chat")
     assert wrong.status_code == 405 and wrong.headers["allow"] == "POST"
     # The Web Adapter's readiness check: infrastructure, answered without auth or a data store.

@@ -64,8 +64,8 @@ class CozeEnterMessage(_Request):
     section_id: str | None = None
     bot_id: str | None = None
     chat_id: str | None = None
-    created_at: int | None = None
-    updated_at: int | None = None
+    created_at: int | None = Field(default=None, ge=0, le=10**12)
+    updated_at: int | None = Field(default=None, ge=0, le=10**12)
     reasoning_content: str | None = None
 
 
