@@ -185,7 +185,8 @@ def prefix_pattern(prefix: str) -> re.Pattern[str]:
     """A request path that is ``prefix`` or lies below it; a ``{parameter}`` is one segment."""
     regex = _PARAMETER.sub("[^/]+", "/".join(re.escape(seg) if not _PARAMETER.fullmatch(seg) else seg
                                            for seg in prefix.split("/")))
-    return re.compile(f"^{regex}(?:/.*)?$")
+    # DOTALL: a path below the prefix may hold any character (an encoded newline too).
+    return re.compile(f"^{regex}(?:/.*)?$", re.DOTALL)
 
 
 def prefix_glob(prefix: str) -> str:

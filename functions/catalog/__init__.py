@@ -14,6 +14,7 @@ from functions.catalog import (
     chat,
     coze,
     coze_knowledge,
+    dify,
     files,
     knowledge,
     models,
@@ -79,7 +80,7 @@ __all__ = [
     "streaming_functions",
 ]
 
-_DOMAINS = (platform, models, knowledge, files, agents, chat, workflows, tools, openai, coze, coze_knowledge)
+_DOMAINS = (platform, models, knowledge, files, agents, chat, workflows, tools, openai, coze, coze_knowledge, dify)
 
 FUNCTIONS: tuple[Function, ...] = tuple(fn for domain in _DOMAINS for fn in domain.FUNCTIONS)
 QUEUES: tuple[QueueSpec, ...] = tuple(q for domain in _DOMAINS for q in getattr(domain, "QUEUES", ()))

@@ -376,11 +376,12 @@ class StreamCall(Generic[B, Q]):
         return self.events(source, translator=translator)
 
     def follow(self, batches: Iterable[Iterable[StreamEvent]], name: str, *, headers: dict[str, str] | None = None,
-               until_gone: bool = False) -> SseResponse:
+               until_gone: bool = False, translator: StreamTranslator | None = None) -> SseResponse:
         """Stream stored events (a replay after ``Last-Event-ID``, then following live): the
         blocking reads on a thread of their own, since a follower may wait minutes. With
         ``until_gone`` the reads stop when the client leaves (work done elsewhere, such as a
-        workflow run in Step Functions, needs no reader to go on)."""
+        workflow run in Step Functions, needs no reader to go on); ``translator`` writes it
+        (the dialect's by default)."""
         source = EventSource()
         gone = threading.Event()
 
@@ -395,7 +396,7 @@ class StreamCall(Generic[B, Q]):
                 source.finish()
 
         in_background(pump, name)
-        return self.events(source, headers, gone.set if until_gone else None)
+        return self.events(source, headers, gone.set if until_gone else None, translator)
 
 
 StreamHandler = Callable[[StreamCall[Any, Any]], Awaitable[Answer]]

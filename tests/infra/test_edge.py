@@ -226,12 +226,16 @@ def test_stream_prefixes_go_to_the_function_url_uncompressed(synth: Synth, fn: c
     behaviors = {b["PathPattern"]: b for b in config["CacheBehaviors"]}
     patterns = stream_path_patterns(fn.trigger)
     assert patterns == {
-        # The OpenAI facade's chat completions and Coze's chats are chat turns too (docs/adr/0042, 0043).
+        # The OpenAI facade's chat completions are chat turns too (docs/adr/0042-compatible-api-facades.md).
+        # Coze's chats and Dify's chat and completion messages too (docs/adr/0043, 0046).
         "chat": ["/api/v1/chat", "/api/v1/chat/*", "/openai/v1/chat/completions", "/openai/v1/chat/completions/*",
-                 "/coze/v3/chat", "/coze/v3/chat/*"],
+                 "/coze/v3/chat", "/coze/v3/chat/*", "/dify/v1/chat-messages", "/dify/v1/chat-messages/*",
+                 "/dify/v1/completion-messages", "/dify/v1/completion-messages/*"],
         # Parameters become CloudFront's "*" (docs/adr/0035-workflow-run-streaming.md).
         "workflow-stream": ["/api/v1/workflows/*/runs", "/api/v1/workflows/*/runs/*", "/api/v1/workflow-runs/*/events",
-                            "/api/v1/workflow-runs/*/events/*"]}[fn.name]
+                            "/api/v1/workflow-runs/*/events/*",
+                            # Dify's workflow runs (docs/adr/0046-dify-service-api.md).
+                            "/dify/v1/workflows/run", "/dify/v1/workflows/run/*"]}[fn.name]
     url_id, _ = _function_url(synth, fn)
     nested = synth.root.domain_stacks[fn.domain].nested_stack_resource
     assert nested is not None
