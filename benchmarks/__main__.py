@@ -9,6 +9,7 @@ from benchmarks import (
     chat,
     chatflow,
     cold_import,
+    dify_facade,
     gateway_overhead,
     ingestion_e2e,
     ingestion_parse,
@@ -29,7 +30,7 @@ def main() -> int:
                         ("ingestion-e2e", ingestion_e2e.run), ("retrieval", retrieval.run),
                         ("chat-overhead", chat.run_overhead), ("chat-concurrency", chat.run_concurrency),
                         ("chatflow-overhead", chatflow.run_overhead), ("agent-loop", agent_loop.run),
-                        ("openai-overhead", openai_facade.run),
+                        ("openai-overhead", openai_facade.run), ("dify-overhead", dify_facade.run),
                         ("workflows", workflows.run), ("workflow-stream", workflow_stream.run)):
         if not only or name in only:
             bench()

@@ -13,6 +13,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.config import StratusConfig
+from shared.auth.origin import ORIGIN_HEADER
 
 # An HTTP API holds at most 300 integrations (one per route here).
 MAX_ROUTES = 300
@@ -60,6 +61,8 @@ class Api(Construct):
 
     @property
     def url(self) -> str:
+        """The execute-api URL: CloudFront's origin only, never given to clients (it refuses
+        requests without the edge's origin header)."""
         return self.stage.url
 
     def count_route(self) -> None:
@@ -80,7 +83,11 @@ def add_request_authorizer(scope: Construct, api: Api, handler: lambda_.IFunctio
     the authorizer runs on every request and the middleware answers in the envelope.
     """
     ttl = api.config.authorizer_cache_ttl_s
-    identity_source = [f"$request.header.{identity_header}"] if ttl > 0 else []
+    # The edge's origin header is an identity source too: API Gateway answers a request without
+    # it itself (401) and never caches an answer across origin values; the authorizer checks
+    # its value (docs/adr/0047-concurrency-budget-and-side-doors.md).
+    identity_source = ([f"$request.header.{identity_header}", f"$request.header.{ORIGIN_HEADER}"]
+                       if ttl > 0 else [])
     stack = Stack.of(scope)
     authorizer = apigwv2.HttpAuthorizer(
         scope, "HttpApiAuthorizer",

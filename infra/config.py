@@ -10,13 +10,17 @@ the model parses them (pydantic's lax mode, plus the list readers below).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_cdk import aws_logs as logs
 from constructs import Node
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+
+if TYPE_CHECKING:
+    from infra.capacity import Budget
 
 _STAGE = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
 _ENGINE_VERSION = re.compile(r"^\d+\.\d+$")
@@ -111,6 +115,36 @@ class StratusConfig(BaseModel):
     # endpoints, HTTP-request nodes) may reach, comma-separated hosts and CIDRs (an on-premise
     # vLLM, an intranet API). Empty: public addresses only (docs/adr/0030-egress-policy.md).
     egress_allow: str = ""
+    # The concurrency budget (infra/capacity.py, docs/adr/0047): per-class overrides of the reserved
+    # concurrency ({"streaming": 100, "http_allowance": 400}); the database's max_connections
+    # (None: from the Aurora formula at aurora_max_acu); the proxy's share of it; the account's
+    # Lambda concurrency limit.
+    concurrency: tuple[tuple[str, int | None], ...] = ()
+    database_max_connections: int | None = None
+    proxy_max_connections_percent: int = 80
+    lambda_account_concurrency: int = 1000
+    # A CloudFront WAF (rate-based rule per client IP, AWS managed common rules): a web ACL ARN
+    # made in us-east-1 (waf_web_acl_arn), or waf=true to make it in this stack, which must then
+    # be deployed in us-east-1 (docs/adr/0047).
+    waf: bool = False
+    waf_web_acl_arn: str | None = None
+    # Requests per client IP in any 5 minutes before the WAF blocks it.
+    waf_rate_limit: int = 2000
+
+    @field_validator("concurrency", mode="before")
+    @classmethod
+    def _concurrency(cls, value: Any) -> tuple[tuple[str, int | None], ...]:
+        """{"streaming": 100} from cdk.json, or '{"streaming": 100}' from the command line."""
+        if isinstance(value, str):
+            value = json.loads(value)
+        if isinstance(value, Mapping):
+            value = value.items()
+        return tuple(sorted((str(k), None if v is None else int(v)) for k, v in value))
+
+    @field_validator("waf_web_acl_arn", mode="before")
+    @classmethod
+    def _web_acl(cls, value: Any) -> str | None:
+        return str(value).strip() or None if value is not None else None
 
     @field_validator("upload_cors_origins", mode="before")
     @classmethod
@@ -165,6 +199,11 @@ class StratusConfig(BaseModel):
             raise ValueError("opensearch_data_nodes must be at least 1, and even with zone awareness (two zones)")
         if not 10 <= self.opensearch_volume_gb <= 16384:
             raise ValueError("opensearch_volume_gb must be between 10 and 16384")
+        if not 1 <= self.proxy_max_connections_percent <= 100:
+            raise ValueError("proxy_max_connections_percent must be between 1 and 100")
+        if not 100 <= self.waf_rate_limit <= 2_000_000_000:
+            raise ValueError("waf_rate_limit must be at least 100 (WAF's minimum per 5 minutes)")
+        self.budget  # noqa: B018 - an unknown class fails the synth here
         if self.production:
             missing = self.production_gaps()
             if missing:
@@ -201,6 +240,17 @@ class StratusConfig(BaseModel):
     @property
     def opensearch(self) -> bool:
         return self.vector_store == "opensearch"
+
+    @property
+    def budget(self) -> Budget:
+        from infra.capacity import Budget, aurora_max_connections
+
+        return Budget.from_overrides(
+            dict(self.concurrency),
+            database_max_connections=(self.database_max_connections
+                                      or aurora_max_connections(self.aurora_min_acu, self.aurora_max_acu)),
+            proxy_max_connections_percent=self.proxy_max_connections_percent,
+            account_concurrency=self.lambda_account_concurrency)
 
     @property
     def log_retention(self) -> logs.RetentionDays:

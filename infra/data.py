@@ -29,6 +29,11 @@ OWNER_USER = "stratus_owner"
 # password from the app secret; RDS Proxy logs it in with the same secret.
 APP_USER = "stratus_app"
 POSTGRES_PORT = 5432
+# RDS Proxy (docs/adr/0047): below the shortest database function timeout (10 s) and the
+# client's connect timeout (shared.config db_connect_timeout_s, 5 s).
+PROXY_BORROW_TIMEOUT = Duration.seconds(4)
+PROXY_IDLE_CLIENT_TIMEOUT = Duration.minutes(5)
+PROXY_MAX_IDLE_PERCENT = 40
 # ElastiCache Serverless: 6379 reads and writes the primary, 6380 reads from replicas.
 CACHE_PORTS = ec2.Port.tcp_range(6379, 6380)
 # The cache's data-storage limit (a cost ceiling; its alarm fires well before).
@@ -79,6 +84,7 @@ class Data(Construct):
         self._admin_token()
         self._provider_keys()
         self._credentials_key()
+        self._origin_secret()
         # The vector store: PostgreSQL (pgvector) by default, nothing more to run; a managed
         # OpenSearch domain when the deployment chose it (-c vector_store=opensearch).
         self.opensearch = (OpenSearchDomain(self, "OpenSearch", config=config, network=network)
@@ -98,7 +104,7 @@ class Data(Construct):
         # A production stack deleted by mistake must not take the passwords of a retained
         # (snapshotted) database, the admin token or the provider keys with it.
         owner = self.cluster.node.find_child("Secret")
-        for secret in (owner, self.app_secret, self.admin_token, self.provider_keys):
+        for secret in (owner, self.app_secret, self.admin_token, self.provider_keys, self.origin_secret):
             secret.node.default_child.apply_removal_policy(RemovalPolicy.RETAIN)  # type: ignore[union-attr]
 
     # --- Aurora PostgreSQL + RDS Proxy -------------------------------------------------
@@ -163,8 +169,16 @@ class Data(Construct):
             require_tls=True,
             iam_auth=False,
             client_password_auth_type=rds.ClientPasswordAuthType.POSTGRES_SCRAM_SHA_256,
-            # Lambda containers hold one connection each and may idle between invocations.
-            idle_client_timeout=Duration.minutes(30),
+            # The connection budget (infra/capacity.py, docs/adr/0047): every container pins one
+            # connection, so the proxy may open this share of max_connections (the rest stays
+            # for migrations and operators); a client waits at most PROXY_BORROW_TIMEOUT for one,
+            # well inside every function's timeout; a frozen container's connection (and the
+            # database connection it pins) is dropped after PROXY_IDLE_CLIENT_TIMEOUT, and the
+            # container reconnects on its next transaction (shared/db/database.py).
+            max_connections_percent=config.proxy_max_connections_percent,
+            max_idle_connections_percent=min(config.proxy_max_connections_percent, PROXY_MAX_IDLE_PERCENT),
+            borrow_timeout=PROXY_BORROW_TIMEOUT,
+            idle_client_timeout=PROXY_IDLE_CLIENT_TIMEOUT,
             debug_logging=False,
         )
         self.cluster.connections.allow_default_port_from(self.proxy_sg, "RDS Proxy to the cluster")
@@ -313,3 +327,17 @@ class Data(Construct):
         )
         self.keys: dict[str, CustomerKey] = {
             name: CustomerKey(self.credentials_key, context_keys=(CREDENTIALS_CONTEXT_KEY,))}
+
+    # --- The edge's origin secret ----------------------------------------------------------
+
+    def _origin_secret(self) -> None:
+        # CloudFront adds it as a custom origin header on every origin; the authorizer and the
+        # apps refuse a request without it, so the execute-api endpoint and the function URLs
+        # are no side door past CloudFront (and its WAF). The template holds a dynamic
+        # reference, never the value (docs/adr/0047-concurrency-budget-and-side-doors.md).
+        self.origin_secret = secretsmanager.Secret(
+            self, "OriginSecret",
+            description="Stratus edge origin secret: CloudFront sends it in x-stratus-origin-verify",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                password_length=48, exclude_punctuation=True, include_space=False),
+        )

@@ -47,6 +47,7 @@ from functions.catalog import (
 )
 from infra import nag
 from infra.api import Api
+from infra.capacity import function_class
 from infra.config import StratusConfig
 from infra.data import DATABASE_NAME, KEY_ACTIONS, KEY_USER_TAG_VALUE, Data, key_user_tag
 from infra.dependency_layers import ARCHITECTURE, RUNTIME, DependencyLayers
@@ -62,7 +63,7 @@ from infra.packaging import (
     function_package_bytes,
 )
 from infra.topology import construct_id, env_name, validate_queue_trigger
-from shared.config import access_settings
+from shared.config import ORIGIN_SECRET_ARN, access_settings, trigger_settings
 
 if TYPE_CHECKING:
     from infra.state_machines import MachineRef
@@ -259,8 +260,15 @@ def build_function(scope: Construct, fn: Function, shared: Shared) -> lambda_.Fu
         log_group=log_group,
         role=role,
         params_and_secrets=shared.params_and_secrets,
+        # The function's class budget (infra/capacity.py, docs/adr/0047): a spike of one class
+        # cannot take the database's connections (or the account's concurrency) from the rest.
+        reserved_concurrent_executions=config.budget.reserved_for(fn),
         **vpc_props,  # type: ignore[arg-type]
     )
+    if any(r.variable == ORIGIN_SECRET_ARN for r in trigger_settings(fn)):
+        # An edge-facing function checks CloudFront's origin header against this secret.
+        function.add_environment(ORIGIN_SECRET_ARN, shared.data.origin_secret.secret_arn)
+        shared.data.origin_secret.grant_read(function)
     Tags.of(function).add(FUNCTION_TAG, fn.name)
     nag.function_role_wildcards(role, in_vpc=fn.in_vpc)
     nag.python_runtime(function)
@@ -591,6 +599,9 @@ def wire_trigger(scope: Construct, function: lambda_.Function, fn: Function, sha
             batch_size=trigger.batch_size,
             max_batching_window=Duration.seconds(window) if window else None,
             report_batch_item_failures=True,
+            # The poller never invokes past the class budget: beyond it messages wait in the
+            # queue instead of being throttled back (and counted as receives toward the DLQ).
+            max_concurrency=queue_max_concurrency(fn, shared.config),
         ))
     elif isinstance(trigger, FunctionUrl):
         # Streaming (SSE) answers need RESPONSE_STREAM. AuthType NONE: API Gateway's
@@ -603,6 +614,18 @@ def wire_trigger(scope: Construct, function: lambda_.Function, fn: Function, sha
     else:  # pragma: no cover - the catalog's Trigger union is closed
         raise TypeError(f"{fn.name}: unsupported trigger {trigger!r}")
     return None
+
+
+def queue_max_concurrency(fn: Function, config: StratusConfig) -> int | None:
+    """The event source's MaximumConcurrency: the function's reserved concurrency (SQS allows 2 to
+    1000; AWS advises reserved concurrency at least this)."""
+    reserved = config.budget.reserved_for(fn)
+    if reserved is None:
+        return None
+    if reserved < 2:
+        raise ValueError(f"{fn.name}: a queue consumer ({function_class(fn)}) needs reserved concurrency of at "
+                         "least 2 (the event source's MaximumConcurrency minimum)")
+    return min(reserved, 1000)
 
 
 def _deploy_custom_resource(scope: Construct, cid: str, function: lambda_.Function, fn: Function,

@@ -124,14 +124,15 @@ def public_function_url(url: IConstruct, function: str) -> None:
                 "the route's permission) with the same shared code as the API's handlers")
 
 
-def distribution(dist: IConstruct) -> None:
+def distribution(dist: IConstruct, *, waf: bool = False) -> None:
     """The CloudFront distribution in front of the HTTP API and the function URLs (docs/architecture.md §2.1)."""
     acknowledge(dist, "AwsSolutions-CFR1",
                 "no geo restriction: the API serves tenants wherever they are; access is per token, and a "
                 "deployment that must restrict countries adds a GeoRestriction to the distribution")
-    acknowledge(dist, "AwsSolutions-CFR2",
-                "no WAF web ACL: a CLOUDFRONT-scope web ACL must live in us-east-1, outside this regional stack; "
-                "API Gateway throttling, per-tenant rate limits and quotas bound abuse (docs/adr/0028-chat-edge.md)")
+    if not waf:
+        acknowledge(dist, "AwsSolutions-CFR2",
+                    "no WAF web ACL on this stage (waf / waf_web_acl_arn, docs/adr/0047): a CLOUDFRONT-scope web ACL "
+                    "lives in us-east-1; API Gateway throttling, per-tenant rate limits and quotas bound abuse")
     acknowledge(dist, "AwsSolutions-CFR4",
                 "the default *.cloudfront.net certificate (no custom domain yet), with which CloudFront cannot "
                 "enforce a minimum viewer TLS version; a custom domain brings an ACM certificate and TLSv1.2_2021")
@@ -243,6 +244,10 @@ def root_stack(stack: StratusStack) -> None:
         acknowledge(secret, "AwsSolutions-SMG4",
                     "no rotation yet: a rotated owner/app password must be re-set on the role and a rotated admin "
                     "token re-hashed by the migration function (docs/adr/0013-custom-resource-migrations.md)")
+    acknowledge(data.origin_secret, "AwsSolutions-SMG4",
+                "the edge's origin secret is copied into CloudFront's origin headers at deploy time (a dynamic "
+                "reference): a rotation outside a deploy would lock CloudFront out; rotating is putting a new value "
+                "and redeploying (docs/adr/0047-concurrency-budget-and-side-doors.md)")
     acknowledge(data.provider_keys, "AwsSolutions-SMG4",
                 "holds third-party provider API keys (OpenAI, Anthropic) that only the provider can issue: operators "
                 "rotate them in the provider's console and put the new value here; a rotation Lambda could not "

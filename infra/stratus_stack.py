@@ -14,6 +14,7 @@ from constructs import Construct
 from functions import catalog
 from infra import nag
 from infra.api import Api
+from infra.capacity import check_budget, validate_http_timeouts
 from infra.config import StratusConfig
 from infra.data import CACHE_MAX_GB, Data
 from infra.dependency_layers import DependencyLayers
@@ -46,6 +47,7 @@ def validate_catalog() -> None:
     validate_queues()
     validate_streaming()
     validate_facades()
+    validate_http_timeouts(catalog.FUNCTIONS)
 
 
 class StratusStack(Stack):
@@ -53,6 +55,8 @@ class StratusStack(Stack):
         super().__init__(scope, construct_id,
                          description=f"Stratus {config.stage}: serverless LLM application platform", **kwargs)
         validate_catalog()
+        # Every function's class budget fits the database and the account (docs/adr/0047).
+        check_budget(catalog.FUNCTIONS, config.budget)
         self.config = config
         self.network = Network(self, "Network", config=config)
         self.data = Data(self, "Data", config=config, network=self.network)
@@ -102,7 +106,7 @@ class StratusStack(Stack):
         # One base URL: the streaming paths to their function URLs, the rest to the API.
         self.edge = Edge(self, "Edge", config=config, api=self.api,
                          function_urls={name: url for stack in stacks for name, url in stack.function_urls.items()},
-                         log_bucket=self.data.access_logs)
+                         log_bucket=self.data.access_logs, origin_secret=self.data.origin_secret)
 
         # Last: deletion protection once everything above exists (a failed first deploy can
         # still roll the cluster back).
@@ -115,8 +119,6 @@ class StratusStack(Stack):
         nag.root_stack(self)
         CfnOutput(self, "BaseUrl", value=self.edge.url,
                   description="The clients' base URL (CloudFront): the API and its streaming paths")
-        CfnOutput(self, "ApiUrl", value=self.api.url,
-                  description="HTTP API base URL (direct; without the streaming paths)")
         CfnOutput(self, "AdminTokenSecretArn", value=self.data.admin_token.secret_arn,
                   description="Platform admin token: prefix + token from this secret")
         CfnOutput(self, "ProviderKeysSecretArn", value=self.data.provider_keys.secret_arn,

@@ -49,6 +49,10 @@ class Http:
     dialect: str = DEFAULT_DIALECT
     # What a client whose body is over the limit should do instead (the 413 says it).
     too_large_hint: str = ""
+    # The body's form: JSON, or multipart/form-data (a file upload).
+    body: Literal["json", "multipart"] = "json"
+    # The largest body this route takes (bytes); None: the ``max_body_bytes`` setting.
+    max_body_bytes: int | None = None
 
     @property
     def route_key(self) -> str:
@@ -181,7 +185,8 @@ def prefix_pattern(prefix: str) -> re.Pattern[str]:
     """A request path that is ``prefix`` or lies below it; a ``{parameter}`` is one segment."""
     regex = _PARAMETER.sub("[^/]+", "/".join(re.escape(seg) if not _PARAMETER.fullmatch(seg) else seg
                                            for seg in prefix.split("/")))
-    return re.compile(f"^{regex}(?:/.*)?$")
+    # DOTALL: a path below the prefix may hold any character (an encoded newline too).
+    return re.compile(f"^{regex}(?:/.*)?$", re.DOTALL)
 
 
 def prefix_glob(prefix: str) -> str:

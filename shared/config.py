@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     database_admin_secret_arn: str | None = None
     admin_token_secret_arn: str | None = None
     database_host: str | None = None
+    # The edge's origin header secret (shared/auth/origin.py): its ARN in AWS, required of every
+    # edge-facing function; or the value itself (a test, an on-premise proxy). Neither: the
+    # header is not enforced (the local runtime has no edge).
+    origin_secret_arn: str | None = None
+    origin_secret: SecretStr | None = None
     database_name: str = "stratus"
     db_pool_max: int = Field(default=16, ge=1, le=256)
     db_connect_timeout_s: int = Field(default=5, ge=1, le=60)
@@ -244,9 +249,23 @@ def access_settings(access: Access) -> tuple[Required, ...]:
                  for template, when in templates)
 
 
+# What the trigger itself requires: an edge-facing function (HTTP API route, authorizer,
+# function URL) checks CloudFront's origin header, so it must know the secret in AWS.
+ORIGIN_SECRET_ARN = "ORIGIN_SECRET_ARN"  # noqa: S105 - a variable name, not a secret
+EDGE_ACCESS = "the edge's origin header"
+
+
+def trigger_settings(function: Function) -> tuple[Required, ...]:
+    from shared.catalog import Authorizer, DefaultRoute, FunctionUrl, Http
+
+    if isinstance(function.trigger, (Http, DefaultRoute, Authorizer, FunctionUrl)):
+        return (Required(ORIGIN_SECRET_ARN, EDGE_ACCESS),)
+    return ()
+
+
 def required_settings(function: Function) -> tuple[Required, ...]:
     """Every setting ``function``'s catalog entry requires in AWS, without repeats."""
-    seen: dict[str, Required] = {}
+    seen: dict[str, Required] = {r.variable: r for r in trigger_settings(function)}
     for access in function.access:
         for required in access_settings(access):
             seen.setdefault(required.variable, required)

@@ -9,7 +9,20 @@ from __future__ import annotations
 
 from functools import cache
 
-from functions.catalog import agents, chat, coze, knowledge, models, openai, platform, tools, workflows
+from functions.catalog import (
+    agents,
+    chat,
+    coze,
+    coze_knowledge,
+    dify,
+    files,
+    knowledge,
+    models,
+    openai,
+    platform,
+    tools,
+    workflows,
+)
 from functions.catalog.layers import LAYERS
 from shared.catalog import (
     DEFAULT_DIALECT,
@@ -67,7 +80,7 @@ __all__ = [
     "streaming_functions",
 ]
 
-_DOMAINS = (platform, models, knowledge, agents, chat, workflows, tools, openai, coze)
+_DOMAINS = (platform, models, knowledge, files, agents, chat, workflows, tools, openai, coze, coze_knowledge, dify)
 
 FUNCTIONS: tuple[Function, ...] = tuple(fn for domain in _DOMAINS for fn in domain.FUNCTIONS)
 QUEUES: tuple[QueueSpec, ...] = tuple(q for domain in _DOMAINS for q in getattr(domain, "QUEUES", ()))

@@ -28,12 +28,17 @@ FUNCTIONS: tuple[Function, ...] = (
     # through the MCP function (its token decrypted with KMS), cached in Redis.
     _agent("agents-publish", "publish_agent", "POST", _AGENT + "/publish", "agent:write",
            "Validate the draft and publish it as the next version", layers=("base", "aws", "llm", "tools"),
-           access=(DATABASE, REDIS, KMS, invoke("tools-mcp")), timeout_s=29, memory_mb=512),
+           access=(DATABASE, REDIS, KMS, invoke("tools-mcp")), timeout_s=28, memory_mb=512),
     _agent("agents-versions-list", "list_agent_versions", "GET", _AGENT + "/versions", "agent:read",
            "An agent's published versions, newest first"),
     _agent("agents-versions-get", "get_agent_version", "GET", _AGENT + "/versions/{number}", "agent:read",
            "One published version of an agent"),
     _agent("agents-copy", "copy_agent", "POST", _AGENT + "/copy", "agent:write",
            "Copy an agent (built-ins included) into a new draft of the tenant"),
+    # Agent variables (docs/variables.md): values kept per end user, set by the apps that chat.
+    _agent("agents-variables-get", "get_agent_variables", "GET", _AGENT + "/variables", "agent:run",
+           "An end user's values of the agent's variables (unset ones: their defaults)"),
+    _agent("agents-variables-set", "set_agent_variables", "PUT", _AGENT + "/variables", "agent:run",
+           "Set an end user's values of the agent's variables (null: back to the default)"),
 )
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functions.catalog import coze, openai
+from functions.catalog import coze, dify, openai
 from functions.catalog._common import EMBED_ACCESS
 from shared.catalog import (
     DATABASE,
@@ -24,9 +24,11 @@ _CONV = "/api/v1/conversations/{conversation_id}"
 # The chat function's models (imported by the HTTP layer when it needs them).
 _API = "shared.chat.api"
 _EVENTS = "shared.chat.event_data"
+_RUN = "shared.workflows.run_event_data"
 _MESSAGE = "shared.conversations.api:MessageOut"
 # What a turn sends, in order: start, references (with knowledge), a smart-reasoning agent's
-# steps (thought, tool calls and their results), deltas, then complete or error, and done last.
+# steps (thought, tool calls and their results), a chatflow agent's run progress (its start, its
+# nodes' starts and ends, its end, among the deltas), deltas, then complete or error, and done last.
 # A replay sends the same events from where the client left.
 _TURN_EVENTS = (
     SseEvent("message.start", f"{_EVENTS}:MessageStart", "The turn is admitted: its conversation and message ids"),
@@ -36,6 +38,10 @@ _TURN_EVENTS = (
              "A smart-reasoning step's thought, given with its tool calls"),
     SseEvent("tool.call", f"{_EVENTS}:ToolCallStarted", "A smart-reasoning step calls a tool"),
     SseEvent("tool.result", f"{_EVENTS}:ToolCallFinished", "What a tool call answered (its status, output, time)"),
+    SseEvent("workflow.started", f"{_RUN}:WorkflowStartedEvent", "A chatflow agent's run began (its run id)"),
+    SseEvent("node.started", f"{_RUN}:NodeStartedEvent", "A node of a chatflow agent's run began"),
+    SseEvent("node.finished", f"{_RUN}:NodeFinishedEvent", "A node of a chatflow agent's run settled"),
+    SseEvent("workflow.finished", f"{_RUN}:WorkflowFinishedEvent", "A chatflow agent's run ended"),
     SseEvent("message.delta", f"{_EVENTS}:MessageDelta", "A piece of the answer's text"),
     SseEvent("message.complete", _MESSAGE, "The stored answer (completed or cancelled)"),
     SseEvent("error", f"{_EVENTS}:TurnError", "The turn failed (the answer is stored failed)"),
@@ -67,7 +73,8 @@ FUNCTIONS: tuple[Function, ...] = (
 FUNCTIONS += (
     Function("chat", "functions.chat.app", _C,
              # The compatible APIs' chat routes are served here too (docs/adr/0042): the same turns.
-             FunctionUrl((_CHAT, openai.CHAT_COMPLETIONS, coze.CHAT_PREFIX), routes=(
+             FunctionUrl((_CHAT, openai.CHAT_COMPLETIONS, coze.CHAT_PREFIX, dify.CHAT_MESSAGES,
+                          dify.COMPLETION_MESSAGES), routes=(
                  StreamRoute("POST", _CHAT, "agent:run",
                              "Send a message to an agent: an SSE stream of the turn's events, or the final "
                              "message with \"stream\": false", tag="chat",
@@ -80,6 +87,7 @@ FUNCTIONS += (
                              query=f"{_API}:UserQuery", response=f"{_API}:CancelOut", status=202),
                  *openai.CHAT_ROUTES,
                  *coze.CHAT_ROUTES,
+                 *dify.CHAT_ROUTES,
              )),
              memory_mb=1024, timeout_s=600, layers=("base", "aws", "web", "search", "embed", "llm", "tools"),
              # A chatflow agent's turn runs its chatflow here (docs/adr/0037): the workflow run store

@@ -31,12 +31,12 @@ FUNCTIONS: tuple[Function, ...] = (
          access=(DATABASE, REDIS)),
     _api("tools-get", "get_tool_provider", "GET", _PROVIDER, "tool:read",
          "One tool provider with its tools and their argument schemas (`builtin`: the built-in tools and the "
-         "tenant's published workflows)", access=_READ, timeout_s=29, memory_mb=512),
+         "tenant's published workflows)", access=_READ, timeout_s=28, memory_mb=512),
     _api("tools-update", "update_tool_provider", "PATCH", _PROVIDER, "tool:write", "Change a tool provider"),
     _api("tools-delete", "delete_tool_provider", "DELETE", _PROVIDER, "tool:write", "Delete a tool provider",
          access=(DATABASE, REDIS)),
     _api("tools-refresh", "refresh_tool_provider", "POST", _PROVIDER + "/refresh", "tool:write",
-         "List an MCP server's tools again (the cached list is replaced)", access=_READ, timeout_s=29,
+         "List an MCP server's tools again (the cached list is replaced)", access=_READ, timeout_s=28,
          memory_mb=512),
     # A test call reaches whatever a tool reaches: tenant URLs through the fetch function, MCP
     # servers through the MCP function, the retrieval service (embedding the query), and the
@@ -44,7 +44,7 @@ FUNCTIONS: tuple[Function, ...] = (
     Function("tools-test", "functions.tools.call_tool", _T,
              Http("POST", _PROVIDER + "/test", permission="tool:write",
                   summary="Call one tool with sample arguments and show the result", tag="tools"),
-             memory_mb=1024, timeout_s=29, layers=(*EMBED_LAYERS, "tools"),
+             memory_mb=1024, timeout_s=28, layers=(*EMBED_LAYERS, "tools"),
              access=(*EMBED_ACCESS, invoke(_FETCH), invoke(_MCP), state_machine("workflow-run", "start"),
                      bucket("payloads", "read"))),
     # MCP servers' requests (docs/tools.md): outside the VPC, with no access at all (its role only

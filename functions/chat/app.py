@@ -1,8 +1,9 @@
 """The chat function: an ASGI app behind a function URL (the Lambda Web Adapter runs it in AWS;
 the local gateway mounts it). Each handler serves one of the catalog entry's routes, which
 gives its permission, models and answer: parse → one service call → envelope or event stream.
-OpenAI's chat completions and Coze's chats are turns too (docs/adr/0042-compatible-api-facades.md): their route
-answers in OpenAI's dialect, through the facade's translation of the same turn."""
+OpenAI's chat completions, Coze's chats and Dify's chat and completion messages are turns too
+(docs/adr/0042-compatible-api-facades.md, docs/adr/0046-dify-service-api.md): their routes answer
+in their API's dialect, through the facade's translation of the same turn."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from shared.chat.wiring import chat_service
 from shared.config import get_settings
 from shared.conversations import paths
 from shared.facades.coze.chat import CozeChatQuery, CozeChatRef, CozeChatRequest
+from shared.facades.dify.api import DifyChatMessageRequest, DifyCompletionMessageRequest, DifyUserBody
 from shared.facades.openai.api import ChatCompletionRequest
 from shared.http.stream import Answer, StreamCall, blocking, in_own_thread, stream_app
 
@@ -94,6 +96,45 @@ async def coze_chat_cancel(call: StreamCall[CozeChatRef, None]) -> Answer:
     from shared.facades.coze.chat import coze_chats
 
     return call.ok(await blocking(lambda: coze_chats().cancel(call.principal, call.body)))
+
+
+async def _dify_message(call: StreamCall[DifyChatMessageRequest | DifyCompletionMessageRequest, None],
+                        start: str) -> Answer:
+    from shared.facades.dify.service import dify_service
+
+    facade = dify_service()
+    body = call.body
+    started = await blocking(lambda: getattr(facade, start)(call.principal, body))
+    if body.response_mode == "blocking":
+        return call.ok(await in_own_thread(lambda: facade.complete(started), "chat-turn"))
+    return call.stream(lambda emit: facade.run(started, emit), "chat-turn", translator=started.stream())
+
+
+@api.route("POST", "/dify/v1/chat-messages")
+async def dify_chat_messages(call: StreamCall[DifyChatMessageRequest, None]) -> Answer:
+    return await _dify_message(call, "start_chat")  # type: ignore[arg-type]
+
+
+@api.route("POST", "/dify/v1/completion-messages")
+async def dify_completion_messages(call: StreamCall[DifyCompletionMessageRequest, None]) -> Answer:
+    return await _dify_message(call, "start_completion")  # type: ignore[arg-type]
+
+
+async def _dify_stop(call: StreamCall[DifyUserBody, None], route: str) -> Answer:
+    from shared.facades.dify.service import dify_service
+
+    task_id, user = call.path_params["task_id"], call.body.user
+    return call.ok(await blocking(lambda: dify_service().stop_message(call.principal, route, task_id, user)))
+
+
+@api.route("POST", "/dify/v1/chat-messages/{task_id}/stop")
+async def dify_chat_messages_stop(call: StreamCall[DifyUserBody, None]) -> Answer:
+    return await _dify_stop(call, "POST /dify/v1/chat-messages/{task_id}/stop")
+
+
+@api.route("POST", "/dify/v1/completion-messages/{task_id}/stop")
+async def dify_completion_messages_stop(call: StreamCall[DifyUserBody, None]) -> Answer:
+    return await _dify_stop(call, "POST /dify/v1/completion-messages/{task_id}/stop")
 
 
 app = api.asgi()

@@ -9,6 +9,9 @@ it in AWS; the local gateway mounts it), serving the paths the edge sends it
 - ``GET /api/v1/workflows/{workflow_id}/runs`` — the workflow's runs (the same path).
 - ``GET /api/v1/workflow-runs/{run_id}/events`` — replay after ``Last-Event-ID``, then follow live.
 
+- ``POST /dify/v1/workflows/run`` and ``GET /dify/v1/workflows/run/{workflow_run_id}`` — the same
+  runs in Dify's shape, of the workflow the key is bound to (docs/adr/0046-dify-service-api.md).
+
 A client that leaves stops only its stream: the run goes on in Step Functions.
 """
 
@@ -19,6 +22,7 @@ from typing import Any
 from functions.catalog import function_for_module
 from shared.config import get_settings
 from shared.db.paging import page_request
+from shared.facades.dify.api import DifyWorkflowRunRequest
 from shared.http.stream import Answer, StreamCall, blocking, stream_app
 from shared.workflows.paths import run_id as path_run_id
 from shared.workflows.paths import workflow_id as path_workflow_id
@@ -64,6 +68,27 @@ async def events(call: StreamCall[None, RunEventsQuery]) -> Answer:
     batches = await blocking(lambda: workflow_run_service().follow_run(call.principal, run_id, after, _bounds(call),
                                                                         after_field=field))
     return call.follow(batches, "workflow-run-events", until_gone=True)
+
+
+@api.route("POST", "/dify/v1/workflows/run")
+async def dify_run(call: StreamCall[DifyWorkflowRunRequest, None]) -> Answer:
+    from shared.facades.dify.service import dify_service
+
+    facade = dify_service()
+    started = await blocking(lambda: facade.start_run(call.principal, call.body))
+    if call.body.response_mode == "blocking":
+        return call.ok(facade.finished_run(started, get_settings().workflow_sync_wait_s))
+    bounds = _bounds(call)
+    batches = await blocking(lambda: facade.follow(call.principal, started, bounds.block_ms, bounds.follow_s))
+    return call.follow(batches, "workflow-run-stream", until_gone=True, translator=started.stream())
+
+
+@api.route("GET", "/dify/v1/workflows/run/{workflow_run_id}")
+async def dify_get_run(call: StreamCall[None, None]) -> Answer:
+    from shared.facades.dify.service import dify_service
+
+    run_id = call.path_params["workflow_run_id"]
+    return call.ok(await blocking(lambda: dify_service().get_run(call.principal, run_id)))
 
 
 app = api.asgi()

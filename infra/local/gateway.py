@@ -210,17 +210,17 @@ class LocalGateway:
         await send({"type": "http.response.start", "status": status, "headers": raw_headers})
         await send({"type": "http.response.body", "body": body})
 
-    async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
+    async def _read_body(self, scope: Scope, receive: Receive, max_body: int) -> bytes | None:
         """The body, or None once it exceeds the limit (stop reading: 413)."""
         declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self._max_body:
+        if declared is not None and declared.isdigit() and int(declared) > max_body:
             return None
         chunks, size = [], 0
         while True:
             message = await receive()
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self._max_body:
+            if size > max_body:
                 return None
             chunks.append(chunk)
             if not message.get("more_body"):
@@ -228,7 +228,9 @@ class LocalGateway:
 
     async def _handle(self, scope: Scope, receive: Receive) -> tuple[int, dict[str, str], list[str], bytes]:
         found = self._routes.match(scope["method"], scope["path"])
-        body = await self._read_body(scope, receive)
+        # A route may take more than the default (a file upload).
+        max_body = (found[0].route.max_body_bytes if found is not None else None) or self._max_body
+        body = await self._read_body(scope, receive, max_body)
         if found is None:
             event = build_event(scope, body or b"", "$default", None)
             return await self._invoke(self._default, event)
@@ -236,7 +238,7 @@ class LocalGateway:
         event = build_event(scope, body or b"", compiled.route.route_key, params or None)
         if body is None:
             dialect = dialect_for(compiled.route.dialect)
-            return result_to_http(dialect.error_result(payload_too_large(compiled.route, self._max_body),
+            return result_to_http(dialect.error_result(payload_too_large(compiled.route, max_body),
                                                        request_id_of(event)))
         if compiled.route.auth:
             denied = await self._authorize(event)

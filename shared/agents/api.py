@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, StringConstraints, field_validator
 
-from shared.agents.config import AgentConfig
+from shared.agents.config import MAX_INPUT_CHARS, MAX_USER_VARIABLES, VARIABLE_NAME, AgentConfig
 from shared.validation import INT4_MAX, RequestModel
 
 _URL = re.compile(r"^https://[^\s]{1,492}$")
@@ -97,3 +98,27 @@ class AgentVersionOut(BaseModel):
     note: str
     published_by: uuid.UUID | None
     created_at: datetime
+
+
+class AgentVariableValue(BaseModel):
+    name: str
+    description: str
+    value: str = Field(description="The end user's value, else the declared default")
+    default: str
+    source: Literal["stored", "default"] = Field(description="`stored`: set for this end user; `default`: not set")
+    created_at: datetime | None = Field(description="When the end user's value was first set (None: never)")
+    updated_at: datetime | None = Field(description="When the end user's value was last set (None: never)")
+
+
+class AgentVariablesOut(BaseModel):
+    agent_id: uuid.UUID
+    user: str = Field(description="The end user the values are kept for")
+    variables: list[AgentVariableValue]
+
+
+class SetAgentVariables(RequestModel):
+    """New values by name (each a declared agent variable); ``null`` takes a value back to its default."""
+
+    values: dict[Annotated[str, StringConstraints(pattern=VARIABLE_NAME)],
+                 Annotated[str, StringConstraints(max_length=MAX_INPUT_CHARS)] | None] = Field(
+        min_length=1, max_length=MAX_USER_VARIABLES)

@@ -26,6 +26,7 @@ PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]{0,63})\s*\}\}")
 # Anything that looks like a placeholder, to report malformed ones ({{ 1x }}, {{a-b}}).
 _ANY_PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 MAX_INPUT_CHARS = 10_000
+MAX_USER_VARIABLES = 50
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 
@@ -48,6 +49,16 @@ class PromptVariable(RequestModel):
     label: str = Field(default="", max_length=100)
     required: bool = False
     default: str | None = Field(default=None, max_length=MAX_INPUT_CHARS)
+
+
+class UserVariable(RequestModel):
+    """An agent variable (Coze's "memory"): a value kept per end user, read in the system prompt as
+    ``{{name}}`` and by a chatflow as ``sys.user_variables.<name>``; set through the variables API
+    (``PUT /api/v1/agents/{agent_id}/variables``). Until set, it is ``default``."""
+
+    name: str = Field(pattern=VARIABLE_NAME)
+    description: str = Field(default="", max_length=500)
+    default: str = Field(default="", max_length=MAX_INPUT_CHARS)
 
 
 class KnowledgeSettings(RequestModel):
@@ -150,6 +161,9 @@ class AgentConfig(RequestModel):
     fallback_model: str | None = Field(default=None, pattern=NAME_PATTERN)
     system_prompt: str = Field(default=DEFAULT_SYSTEM_PROMPT, max_length=20_000)
     variables: list[PromptVariable] = Field(default_factory=list, max_length=20)
+    # Values kept per end user (docs/variables.md); names distinct from ``variables`` (checked
+    # when the agent is published).
+    user_variables: list[UserVariable] = Field(default_factory=list, max_length=MAX_USER_VARIABLES)
     opening_message: str = Field(default="", max_length=2000)
     suggested_questions: list[Question] = Field(default_factory=list, max_length=10)
     knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
@@ -181,10 +195,11 @@ class AgentConfig(RequestModel):
             if not re.fullmatch(r"\s*[A-Za-z_][A-Za-z0-9_]{0,63}\s*", raw):
                 raise ValueError(f"system_prompt: {{{{{raw}}}}} is not a valid placeholder "
                                  "(letters, digits and _; not starting with a digit)")
-        undeclared = sorted(set(placeholders(self.system_prompt)) - set(names))
+        undeclared = sorted(set(placeholders(self.system_prompt)) - set(names)
+                            - {v.name for v in self.user_variables})
         if undeclared:
             raise ValueError("system_prompt uses undeclared variables: " + ", ".join(undeclared)
-                             + " (declare each in variables)")
+                             + " (declare each in variables or user_variables)")
         return self
 
 
@@ -207,12 +222,60 @@ def _input_error(name: str, message: str, kind: str) -> ValidationFailed:
                             details={"fields": [{"field": f"inputs.{name}", "type": kind, "message": message}]})
 
 
-def render_system_prompt(config: AgentConfig, inputs: Mapping[str, Any] | None = None) -> str:
-    """The system prompt with each ``{{variable}}`` filled from ``inputs`` (else its default;
-    else empty). A required variable without a value is a 422 naming ``inputs.<name>``.
-    Values are inserted as they are, in one pass: a value holding ``{{x}}`` is not expanded."""
+def user_variable_problems(config: AgentConfig) -> list[dict[str, str]]:
+    """What publishing refuses in the agent variables, each naming its field: a name declared
+    twice, or also a prompt variable (one ``{{name}}`` must mean one thing)."""
+    problems: list[dict[str, str]] = []
+    prompt_names = {v.name for v in config.variables}
+    seen: set[str] = set()
+    for index, variable in enumerate(config.user_variables):
+        field = f"config.user_variables[{index}].name"
+        if variable.name in seen:
+            problems.append({"field": field, "type": "duplicate",
+                             "message": f"The agent variable {variable.name!r} is declared twice"})
+        elif variable.name in prompt_names:
+            problems.append({"field": field, "type": "duplicate",
+                             "message": f"{variable.name!r} is also a prompt variable (config.variables): "
+                                        "rename one of them"})
+        seen.add(variable.name)
+    return problems
+
+
+def user_variable_values(config: AgentConfig, stored: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Each declared agent variable's value: the one kept for the end user, else its default."""
+    stored = stored or {}
+    return {v.name: stored.get(v.name, v.default) for v in config.user_variables}
+
+
+def resolve_user_variables(config: AgentConfig, inputs: Mapping[str, Any] | None = None,
+                           stored: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Each agent variable's value for a turn: the request's ``inputs`` (a non-empty string or
+    number), else the value stored for the end user, else the default. A bad input is a 422
+    naming ``inputs.<name>``."""
     inputs = inputs or {}
     values: dict[str, str] = {}
+    for name, kept in user_variable_values(config, stored).items():
+        raw = inputs.get(name)
+        if raw is None or raw == "":
+            values[name] = kept
+            continue
+        if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+            raise _input_error(name, f"{name} must be a string or a number", "type_error")
+        if len(str(raw)) > MAX_INPUT_CHARS:
+            raise _input_error(name, f"{name} is longer than {MAX_INPUT_CHARS} characters", "string_too_long")
+        values[name] = str(raw)
+    return values
+
+
+def render_system_prompt(config: AgentConfig, inputs: Mapping[str, Any] | None = None,
+                         stored: Mapping[str, str] | None = None) -> str:
+    """The system prompt with each ``{{variable}}`` filled. A prompt variable: from ``inputs``
+    (else its default; else empty); a required one without a value is a 422 naming
+    ``inputs.<name>``. An agent variable: from ``inputs`` (the request), else the value
+    ``stored`` for the end user, else its default. Values are inserted as they are, in one pass:
+    a value holding ``{{x}}`` is not expanded."""
+    inputs = inputs or {}
+    values = resolve_user_variables(config, inputs, stored)
     for variable in config.variables:
         raw = inputs.get(variable.name)
         if raw is None or raw == "":

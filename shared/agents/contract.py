@@ -8,11 +8,11 @@ import uuid
 from typing import NamedTuple, Protocol
 
 from shared.agents.api import AgentOut
-from shared.agents.config import AgentConfig, AgentMode, render_system_prompt
+from shared.agents.config import AgentConfig, AgentMode, render_system_prompt, resolve_user_variables
 from shared.agents.paths import AgentRef, agent_ref, is_builtin_slug
 
-__all__ = ["AgentConfig", "AgentMode", "AgentOut", "AgentRef", "AgentResolver", "ChatAgent", "agent_ref",
-           "is_builtin_slug", "render_system_prompt"]
+__all__ = ["AgentConfig", "AgentMode", "AgentOut", "AgentRef", "AgentResolver", "AgentVariableStore", "ChatAgent",
+           "agent_ref", "is_builtin_slug", "render_system_prompt", "resolve_user_variables"]
 
 
 class ChatAgent(NamedTuple):
@@ -32,4 +32,10 @@ class AgentResolver(Protocol):
 
     def agent_id(self, tenant_id: uuid.UUID, ref: AgentRef) -> uuid.UUID:
         """The id of an agent the tenant sees (a built-in's slug resolved); 404 otherwise."""
+        ...
+
+
+class AgentVariableStore(Protocol):
+    def stored_values(self, tenant_id: uuid.UUID, agent_id: uuid.UUID, user: str) -> dict[str, str]:
+        """The values kept for the end user ``user`` of the agent, by name (declared or not)."""
         ...

@@ -121,3 +121,24 @@ def get_version(conn: Conn, tenant_id: uuid.UUID, agent_id: uuid.UUID, number: i
 def list_versions(conn: Conn, tenant_id: uuid.UUID, agent_id: uuid.UUID, page: PageRequest) -> tuple[list[Row], int]:
     return page_of(conn, "agent_versions", _VERSION_COLUMNS, "tenant_id = %(tenant)s AND agent_id = %(agent)s",
                  {"tenant": tenant_id, "agent": agent_id}, page)
+
+
+# Agent variables' values, per end user (docs/variables.md) -------------------------------------
+def variable_values(conn: Conn, tenant_id: uuid.UUID, agent_id: uuid.UUID, end_user: str) -> list[Row]:
+    return rows(conn, """SELECT name, value, created_at, updated_at FROM agent_variable_values
+                          WHERE tenant_id = %s AND agent_id = %s AND end_user = %s ORDER BY name""",
+                (tenant_id, agent_id, end_user))
+
+
+def set_variable_value(conn: Conn, tenant_id: uuid.UUID, agent_id: uuid.UUID, end_user: str, name: str,
+                       value: str) -> None:
+    conn.execute("""INSERT INTO agent_variable_values (tenant_id, agent_id, end_user, name, value)
+                    VALUES (%s, %s, %s, %s, %s)
+                    ON CONFLICT (agent_id, end_user, name)
+                    DO UPDATE SET value = EXCLUDED.value, updated_at = now()""",
+                 (tenant_id, agent_id, end_user, name, value))
+
+
+def clear_variable_value(conn: Conn, tenant_id: uuid.UUID, agent_id: uuid.UUID, end_user: str, name: str) -> None:
+    conn.execute("DELETE FROM agent_variable_values WHERE tenant_id = %s AND agent_id = %s AND end_user = %s "
+                 "AND name = %s", (tenant_id, agent_id, end_user, name))

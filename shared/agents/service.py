@@ -11,7 +11,7 @@ from psycopg.errors import UniqueViolation
 
 from shared.agents import repository as repo
 from shared.agents.api import AgentOut, AgentVersionOut, CopyAgent, CreateAgent, PublishAgent, UpdateAgent
-from shared.agents.config import AgentConfig, dump_config, load_config
+from shared.agents.config import AgentConfig, dump_config, load_config, user_variable_problems
 from shared.agents.contract import ChatAgent
 from shared.agents.errors import (
     AgentBuiltinReadonly,
@@ -271,6 +271,7 @@ class AgentService:
                     else self._model_problems(tenant_id, config))
         if config.mode == "smart-reasoning":
             problems += self._tool_problems(tenant_id, config)
+        problems += user_variable_problems(config)
         with self._db.transaction(tenant_id) as conn:
             # Locked: publishes of one agent take numbers one at a time.
             agent = self._own(conn, tenant_id, draft["id"], lock=True)

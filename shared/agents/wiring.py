@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from shared.agents.service import AgentService
+    from shared.agents.variables import AgentVariables
 
 
 def agent_service() -> AgentService:
@@ -18,3 +19,10 @@ def agent_service() -> AgentService:
     from shared.workflows.wiring_api import workflow_service
 
     return AgentService(get_database(), model_resolver, workflow_service, tool_runtime)
+
+
+def agent_variables() -> AgentVariables:
+    from shared.agents.variables import AgentVariables
+    from shared.db.database import get_database
+
+    return AgentVariables(get_database())

@@ -30,12 +30,13 @@ TENANT_PERMISSIONS: frozenset[str] = frozenset({
     "workflow:read", "workflow:write", "workflow:run",
     "model:read", "model:manage",
     "tool:read", "tool:write",
+    "file:read", "file:write",
     "usage:read",
 })
 
 _READ = frozenset(p for p in TENANT_PERMISSIONS if p.endswith(":read"))
 _BUILD = _READ | {"apikey:manage", "agent:write", "agent:run", "knowledge:write",
-                  "workflow:write", "workflow:run", "tool:write"}
+                  "workflow:write", "workflow:run", "tool:write", "file:write"}
 
 ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     Role.OWNER: TENANT_PERMISSIONS,

@@ -24,6 +24,9 @@ class ChatBody(RequestModel):
     stream: bool = True
     # A new conversation with the agent's draft (debug) instead of its latest published version.
     draft: bool = False
+    files: list[LaxUUID] = Field(default_factory=list, max_length=10, description=(
+        "Uploaded files (POST /api/v1/files) this turn reads: a chatflow agent's run gets their file references as "
+        "sys.files (docs/files.md); other agents refuse files (422 chat_files_unsupported)"))
 
 
 class UserQuery(RequestModel):

@@ -14,13 +14,19 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from shared.cache.ports import StreamEvent
 from shared.chat.generation import Generation, TurnCancelled, TurnContext
 from shared.errors import StratusError, ValidationFailed
 
 if TYPE_CHECKING:
     from shared.workflows.chatflows import ChatflowTurns
+
+
+# The run's events a turn's stream repeats (node text is the answer's deltas already).
+RUN_PROGRESS = frozenset({"workflow.started", "node_started", "node.started", "node_finished", "node.finished",
+                          "workflow.finished"})
 
 
 class ChatflowAnswer:
@@ -29,6 +35,7 @@ class ChatflowAnswer:
 
     def generate(self, ctx: TurnContext) -> Generation:
         from shared.workflows.chatflows import ChatflowTurn
+        from shared.workflows.run_event_data import wire_event
 
         workflow_id = ctx.config.chatflow.workflow_id
         if workflow_id is None:  # a draft chat of an agent not yet bound
@@ -59,11 +66,20 @@ class ChatflowAnswer:
             except TurnCancelled:
                 stop.set()
 
+        def observe(kind: str, data: dict[str, Any]) -> None:
+            # The run's progress on the turn's stream too (Dify's chatflow apps show it): its
+            # start, each node's start and end, its end, as the run's own stream sends them.
+            if kind in RUN_PROGRESS:
+                wired = wire_event(StreamEvent("", kind, data))
+                if wired is not None:
+                    ctx.publish(wired.type, wired.data)
+
         ctx.check_cancelled()
         outcome = self._turns().run(ChatflowTurn(
             tenant_id=ctx.tenant_id, workflow_id=workflow_id, conversation_id=ctx.conversation_id,
             message_id=ctx.answer_id, query=ctx.question, dialogue_count=ctx.dialogue_count, end_user=ctx.end_user,
-            created_by=ctx.member_id), write, stop=stop, cancelled=cancelled, idle=idle)
+            created_by=ctx.member_id, user_variables=dict(ctx.user_variables), files=tuple(ctx.files)),
+            write, stop=stop, cancelled=cancelled, idle=idle, observe=observe)
         ctx.keep(context={"workflow_id": str(workflow_id), "workflow_run_id": str(outcome.run_id)})
         if outcome.status == "cancelled":
             raise TurnCancelled

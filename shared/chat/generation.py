@@ -70,6 +70,16 @@ class TurnContext(Protocol):
         ...
 
     @property
+    def user_variables(self) -> dict[str, str]:
+        """The agent variables' values for this turn (input, else stored, else default)."""
+        ...
+
+    @property
+    def files(self) -> list[dict[str, Any]]:
+        """The file references of the files the turn names (a chatflow's sys.files)."""
+        ...
+
+    @property
     def principal(self) -> Principal | None:
         """Who started the turn (a workflow a tool runs is recorded for them); None outside a
         chat (a workflow's agent node)."""

@@ -59,6 +59,7 @@ class _HeadlessTurn:
     user: str
     cancelled: threading.Event
     on_text: Callable[[str], None]
+    variables: dict[str, str] = field(default_factory=dict)
     answer: uuid.UUID = field(default_factory=uuid.uuid4)
     conversation: uuid.UUID = field(default_factory=uuid.uuid4)
     text: list[str] = field(default_factory=list)
@@ -92,6 +93,14 @@ class _HeadlessTurn:
     @property
     def end_user(self) -> str:
         return self.user
+
+    @property
+    def user_variables(self) -> dict[str, str]:
+        return dict(self.variables)
+
+    @property
+    def files(self) -> list[dict[str, Any]]:
+        return []
 
     @property
     def member_id(self) -> uuid.UUID | None:
@@ -170,7 +179,7 @@ class AgentAnswerer:
         Raises the agents' and models' errors (404 ``agent_not_found``, 409
         ``agent_not_published``, 422 ``agent_mode_unavailable`` / ``agent_input_invalid`` /
         ``agent_prompt_too_long``, the gateway's)."""
-        from shared.agents.contract import agent_ref, render_system_prompt
+        from shared.agents.contract import agent_ref, render_system_prompt, resolve_user_variables
         from shared.chat import prompt as prompts
         from shared.chat.service import model_limits
         from shared.conversations.errors import AgentModeUnavailable
@@ -184,7 +193,11 @@ class AgentAnswerer:
         strategy = self._d.strategies.get(config.mode)
         if strategy is None:
             raise AgentModeUnavailable(details={"mode": config.mode})
-        system_prompt = render_system_prompt(config, inputs)
+        # The run's end user's agent variables, when the run names one.
+        stored = None
+        if user and config.user_variables and self._d.variables is not None:
+            stored = self._d.variables().stored_values(tenant_id, chat_agent.agent.id, user)
+        system_prompt = render_system_prompt(config, inputs, stored)
         context_tokens, output_tokens = model_limits(self._d, tenant_id, chat_agent)
         ok, needed, available = prompts.fits(system_prompt=system_prompt, question=prompt,
                                              context_tokens=context_tokens, output_tokens=output_tokens,
@@ -194,7 +207,7 @@ class AgentAnswerer:
                                    f"takes {available}: shorten the prompt", code="agent_prompt_too_long",
                                    details={"needed": needed, "available": available})
         turn = _HeadlessTurn(self._d, tenant_id, config, prompt, system_prompt, context_tokens, output_tokens,
-                             user or "", cancelled, on_text)
+                             user or "", cancelled, on_text, resolve_user_variables(config, inputs, stored))
         try:
             generation = strategy.generate(turn)
         except TurnCancelled:

@@ -14,9 +14,9 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from shared.agents.contract import ChatAgent, agent_ref, render_system_prompt
+from shared.agents.contract import ChatAgent, agent_ref, render_system_prompt, resolve_user_variables
 from shared.auth.principal import Principal
 from shared.cache.ports import EventStream, KeyValueStore, StreamEvent
 from shared.chat import prompt as prompts
@@ -32,7 +32,8 @@ from shared.models.spec import Capability
 from shared.observability import tracer
 
 if TYPE_CHECKING:
-    from shared.agents.contract import AgentResolver
+    from shared.agents.contract import AgentResolver, AgentVariableStore
+    from shared.files.contract import FileReferences
     from shared.knowledge.contract import Retriever
     from shared.models.gateway import ModelGateway
     from shared.models.resolver import ModelResolver
@@ -63,6 +64,10 @@ class ChatDeps:
     events: Callable[[], EventStream]
     count_tokens: Callable[[str], int]
     settings: ChatSettings
+    # The agent variables' values kept per end user; None: every variable reads its default.
+    variables: Callable[[], AgentVariableStore] | None = None
+    # Uploaded files a turn names (a chatflow's sys.files); None: files are refused.
+    files: Callable[[], FileReferences] | None = None
     clock: Callable[[], float] = time.perf_counter
     # The generation of each agent mode (a mode missing here cannot chat).
     strategies: Mapping[str, GenerationStrategy] = field(default_factory=default_strategies)
@@ -91,6 +96,10 @@ class Turn:
     # The turns the model remembers when the client sent them itself (a stateless API such as
     # OpenAI's chat completions), instead of the conversation's stored ones; oldest first.
     history: list[tuple[str, str]] | None = None
+    # The agent variables' values for this turn (a chatflow's sys.user_variables).
+    user_variables: dict[str, str] = field(default_factory=dict)
+    # The file references of the files the turn names (a chatflow's sys.files).
+    files: list[dict[str, Any]] = field(default_factory=list)
 
 
 class TurnFailed(StratusError):
@@ -167,7 +176,12 @@ class ChatService:
         if chat_agent.config.mode not in self._d.strategies:
             raise AgentModeUnavailable(details={"mode": chat_agent.config.mode})
         inputs = {**(conversation.inputs if conversation is not None else {}), **body.inputs}
-        system_prompt = render_system_prompt(chat_agent.config, inputs)
+        end_user = end_user_of(principal, body.user)
+        stored = None
+        if chat_agent.config.user_variables and self._d.variables is not None:
+            stored = self._d.variables().stored_values(tenant_id, agent.id, end_user)
+        system_prompt = render_system_prompt(chat_agent.config, inputs, stored)
+        files = self._files(tenant_id, chat_agent, body.files)
         if instructions:
             system_prompt = f"{system_prompt}\n\n{instructions}" if system_prompt else instructions
         if chat_agent.config.mode == "chatflow":
@@ -192,7 +206,32 @@ class ChatService:
                     answer_position=opened.answer_position, chat_agent=chat_agent, system_prompt=system_prompt,
                     question=body.message, context_tokens=context_tokens, output_tokens=output_tokens,
                     created_conversation=opened.created_conversation, started=started,
-                    end_user=end_user_of(principal, body.user), history=None if history is None else list(history))
+                    end_user=end_user, history=None if history is None else list(history),
+                    user_variables=resolve_user_variables(chat_agent.config, inputs, stored), files=files)
+
+    def _files(self, tenant_id: uuid.UUID, chat_agent: ChatAgent,
+               file_ids: Sequence[uuid.UUID]) -> list[dict[str, Any]]:
+        """The file references of the files a turn names: a chatflow's only (other agents have no
+        way to read them yet); an id the tenant has no file of is a 422 naming it."""
+        from shared.errors import NotFound
+
+        if not file_ids:
+            return []
+        if chat_agent.config.mode != "chatflow" or self._d.files is None:
+            raise ValidationFailed("Only a chatflow agent reads files (as sys.files); send the text instead",
+                                   code="chat_files_unsupported", details={"fields": [{
+                                       "field": "files", "type": "unsupported",
+                                       "message": f"a {chat_agent.config.mode} agent takes no files"}]})
+        references, problems = [], []
+        for index, file_id in enumerate(file_ids):
+            try:
+                references.append(self._d.files().reference(tenant_id, file_id))
+            except NotFound:
+                problems.append({"field": f"files[{index}]", "type": "file_not_found",
+                                 "message": f"there is no uploaded file {file_id}"})
+        if problems:
+            raise ValidationFailed(problems[0]["message"], code="chat_file_not_found", details={"fields": problems})
+        return references
 
     # Running a turn ----------------------------------------------------------------------------
     @tracer.capture_method(capture_response=False)

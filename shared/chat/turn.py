@@ -86,6 +86,14 @@ class TurnLifecycle:
         return self._t.end_user
 
     @property
+    def user_variables(self) -> dict[str, str]:
+        return self._t.user_variables
+
+    @property
+    def files(self) -> list[dict[str, Any]]:
+        return self._t.files
+
+    @property
     def member_id(self) -> uuid.UUID | None:
         return self._t.principal.user_id
 

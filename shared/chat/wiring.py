@@ -23,11 +23,12 @@ def _count_tokens(text: str) -> int:
 
 
 def chat_deps() -> ChatDeps:
-    from shared.agents.wiring import agent_service
+    from shared.agents.wiring import agent_service, agent_variables
     from shared.cache.factory import get_event_stream, get_kv_store
     from shared.chat.service import ChatDeps, ChatSettings
     from shared.config import get_settings
     from shared.conversations.wiring import turn_store
+    from shared.files.wiring import files_service
     from shared.knowledge.wiring import retrieval_service
     from shared.models.wiring import model_gateway, model_resolver
 
@@ -35,6 +36,7 @@ def chat_deps() -> ChatDeps:
     return ChatDeps(
         conversations=turn_store, agents=agent_service, resolver=model_resolver, gateway=model_gateway,
         retrieval=retrieval_service, kv=get_kv_store, events=get_event_stream, count_tokens=_count_tokens,
+        variables=agent_variables, files=files_service,
         settings=ChatSettings(checkpoint_s=settings.chat_checkpoint_s, events_ttl_s=settings.chat_events_ttl_s,
                               stuck_after_s=settings.chat_stuck_after_s))
 

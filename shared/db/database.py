@@ -8,6 +8,7 @@ tenant, which row-level security enforces (``app.tenant_id``).
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool
 
 APP_ROLE = "stratus_app"
+logger = logging.getLogger(__name__)
 
 
 class Database(Protocol):
@@ -80,7 +82,27 @@ class SingleConnectionDatabase:
 
     @contextmanager
     def transaction(self, tenant_id: uuid.UUID | None = None) -> Iterator[psycopg.Connection[Any]]:
+        """One transaction. A kept connection found broken when the transaction starts (RDS
+        Proxy dropped an idle client, a failover, a terminated backend) is replaced and the start
+        tried once more: nothing of the caller's ran yet. Once the caller has the connection, a
+        failure is the caller's: never replayed, a COMMIT that failed may have committed."""
+        import psycopg
+
         with _not_nested(), self._lock:
+            reused = self._conn is not None and not self._conn.closed and not self._conn.broken
+            conn = self._connection()
+            started = False
+            try:
+                with conn.transaction():
+                    _begin(conn, tenant_id)
+                    started = True
+                    yield conn
+                return
+            except psycopg.OperationalError:
+                if started or not reused or not (conn.broken or conn.closed):
+                    raise
+                logger.warning("database connection broken at transaction start; reconnecting once")
+            self.close()
             conn = self._connection()
             with conn.transaction():
                 _begin(conn, tenant_id)

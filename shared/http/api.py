@@ -96,6 +96,16 @@ def check_json_body(event: dict[str, Any]) -> None:
     check_json_payload(raw, content_type)
 
 
+def check_multipart_body(event: dict[str, Any]) -> None:
+    """A file upload's body must be multipart/form-data with its boundary (else 415 saying so)."""
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    content_type = headers.get("content-type") or ""
+    if content_type.split(";", 1)[0].strip().lower() != "multipart/form-data" or "boundary=" not in content_type:
+        raise UnsupportedMediaType("Send the file as multipart/form-data, in a part named \"file\"",
+                                   details={"expected_content_type": "multipart/form-data",
+                                            "content_type": content_type or None})
+
+
 def _validation_error(exc: RequestValidationError) -> StratusError:
     errors = exc.errors()
     if any(err.get("type") == "json_invalid" for err in errors):
@@ -207,13 +217,19 @@ class StratusApp:
 
     # -- invocation ------------------------------------------------------------------
     def dispatch(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        from shared.auth.origin import require_edge
+        from shared.cache.factory import get_kv_store
         from shared.config import get_settings
+        from shared.http.idempotency import NO_CLAIM, claim, takes_idempotency_key
 
         request_id = request_id_of(event)
         set_request(None, request_id)
         try:
-            if body_size(event) > get_settings().max_body_bytes:
-                raise payload_too_large(self.route, get_settings().max_body_bytes)
+            # Before any work: only CloudFront's requests (docs/adr/0047); public routes included.
+            require_edge(event.get("headers"))
+            max_body = self.route.max_body_bytes or get_settings().max_body_bytes
+            if body_size(event) > max_body:
+                raise payload_too_large(self.route, max_body)
             principal = None
             if self.route.auth:
                 from shared.auth.guard import guard
@@ -222,7 +238,13 @@ class StratusApp:
                 principal = guard(event, self.route.permission, get_token_state())
                 set_request(principal, request_id)
                 add_response_headers(enforce_rate_limit(principal))
-            check_json_body(event)
+            if self.route.body == "multipart":
+                check_multipart_body(event)
+            else:
+                check_json_body(event)
+            # A slow POST retried with its Idempotency-Key gets the first answer (docs/adr/0047).
+            held = (claim(event, principal.tenant_id or principal.token_id, self.route.route_key, get_kv_store)
+                    if principal is not None and takes_idempotency_key(self.function) else NO_CLAIM)
         except StratusError as exc:
             result = self.dialect.error_result(exc, request_id)
             result["headers"] = {**response_headers(), **result["headers"]}
@@ -232,7 +254,15 @@ class StratusApp:
             # client gets the dialect's 500 rather than API Gateway's bare one.
             logger.exception("request failed before reaching its handler")
             return self.dialect.error_result(StratusError(), request_id)
-        return self.resolver.resolve(event, context)
+        if held.replay is not None:
+            return held.replay
+        try:
+            answer: dict[str, Any] = self.resolver.resolve(event, context)
+        except BaseException:
+            held.abandon()
+            raise
+        held.finish(answer)
+        return answer
 
     def lambda_handler(self) -> Handler:
         """The function's entry point, with the one fixed decorator stack."""

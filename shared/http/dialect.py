@@ -241,6 +241,7 @@ DIALECTS: dict[str, Dialect] = {STRATUS.name: STRATUS}
 FACADE_DIALECTS: dict[str, str] = {
     "openai": "shared.facades.openai.dialect:OPENAI",
     "coze": "shared.facades.coze.dialect:COZE",
+    "dify": "shared.facades.dify.dialect:DIFY",
 }
 
 

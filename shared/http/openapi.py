@@ -19,6 +19,7 @@ from pydantic.json_schema import models_json_schema
 
 from shared.catalog import DEFAULT_DIALECT, Function, FunctionUrl, Http, StreamRoute, under_prefix
 from shared.http.dialect import EVENT_STREAM, Dialect, EventDoc, dialect_for
+from shared.http.idempotency import MAX_KEY_LENGTH, REPLAYED_HEADER, takes_idempotency_key
 from shared.http.refs import model_of
 
 __all__ = ["EVENT_STREAM", "build_openapi", "streaming_paths"]
@@ -291,6 +292,20 @@ def _document_success(responses: dict[str, Any], statuses: set[int], located: se
             responses[str(status)] = {**ok, "description": description, "headers": headers}
 
 
+def _document_idempotency(operation: dict[str, Any], responses: dict[str, Any], dialect: Dialect) -> None:
+    """A slow POST's ``Idempotency-Key`` (shared/http/idempotency.py, docs/adr/0047)."""
+    operation.setdefault("parameters", []).append({
+        "name": "Idempotency-Key", "in": "header", "required": False,
+        "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
+        "description": ("Retrying after a timeout? Send the same key and body: the first answer comes back "
+                        f"(with {REPLAYED_HEADER}: true) instead of a second write; kept for a day per tenant")})
+    error_name, _ = dialect.error_schema()
+    responses.setdefault("409", {
+        "description": "Conflict (also: the Idempotency-Key was used with another body, or its first request "
+                       "still runs)",
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{error_name}"}}}})
+
+
 def _document_sort(operation: dict[str, Any], sorts: frozenset[str] | None) -> None:
     """The ``sort`` query parameter names only the fields the route sorts by."""
     for parameter in operation.get("parameters", ()):
@@ -346,6 +361,8 @@ def build_openapi(functions: Iterable[Function]) -> dict[str, Any]:
                 errors = _error_responses(dialect, body="requestBody" in operation, auth=fn.trigger.auth, gateway=True)
                 for status, answer in errors.items():
                     responses.setdefault(status, answer)
+                if app.route.auth and takes_idempotency_key(fn):
+                    _document_idempotency(operation, responses, dialect)
                 if app.route.auth:
                     operation["security"] = [{"bearerAuth": []}]
                     operation["x-stratus-permission"] = app.route.permission

@@ -35,6 +35,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from shared.auth.origin import require_edge
 from shared.auth.principal import Principal
 from shared.cache.ports import StreamEvent
 from shared.catalog import DEFAULT_DIALECT, Function, FunctionUrl, StreamRoute, prefix_pattern, under_prefix
@@ -375,11 +376,12 @@ class StreamCall(Generic[B, Q]):
         return self.events(source, translator=translator)
 
     def follow(self, batches: Iterable[Iterable[StreamEvent]], name: str, *, headers: dict[str, str] | None = None,
-               until_gone: bool = False) -> SseResponse:
+               until_gone: bool = False, translator: StreamTranslator | None = None) -> SseResponse:
         """Stream stored events (a replay after ``Last-Event-ID``, then following live): the
         blocking reads on a thread of their own, since a follower may wait minutes. With
         ``until_gone`` the reads stop when the client leaves (work done elsewhere, such as a
-        workflow run in Step Functions, needs no reader to go on)."""
+        workflow run in Step Functions, needs no reader to go on); ``translator`` writes it
+        (the dialect's by default)."""
         source = EventSource()
         gone = threading.Event()
 
@@ -394,7 +396,7 @@ class StreamCall(Generic[B, Q]):
                 source.finish()
 
         in_background(pump, name)
-        return self.events(source, headers, gone.set if until_gone else None)
+        return self.events(source, headers, gone.set if until_gone else None, translator)
 
 
 StreamHandler = Callable[[StreamCall[Any, Any]], Awaitable[Answer]]
@@ -515,10 +517,15 @@ class StreamAsgi:
         if method == "GET" and path == self.readiness_path:
             # The Web Adapter's readiness check: answers without touching a data store.
             return Response('{"status":"ok"}', media_type=JSON)
+        default = next((dialect for prefix, dialect in self._prefix_dialects.items()
+                        if prefix_pattern(prefix).match(path)), DEFAULT_DIALECT)
+        try:
+            # Before any work: a function URL answers CloudFront only (docs/adr/0047).
+            require_edge(request.headers)
+        except StratusError as exc:
+            return error_answer(dialect_for(default), exc, rid)
         found = self._table.match(method, path)
         if found is None:
-            default = next((dialect for prefix, dialect in self._prefix_dialects.items()
-                            if prefix_pattern(prefix).match(path)), DEFAULT_DIALECT)
             error, dialect = self._table.unmatched(method, path, default)
             return error_answer(dialect_for(dialect), error, rid)
         compiled, params = found

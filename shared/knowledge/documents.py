@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import tempfile
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from shared.auth.principal import Principal
@@ -25,8 +26,9 @@ from shared.knowledge.api import (
     UpdateDocument,
     UploadForm,
 )
+from shared.knowledge.errors import DocumentNotFound as DocumentNotFoundError
 from shared.knowledge.errors import DocumentTooLarge
-from shared.knowledge.service import KnowledgeCore
+from shared.knowledge.service import KnowledgeCore, field_error
 from shared.knowledge.storage import IngestQueue, document_key
 from shared.knowledge.types import INDEXING_STATUSES, ChunkingConfig, DocumentStatus
 from shared.observability import tracer
@@ -85,20 +87,72 @@ class DocumentService(KnowledgeCore):
                                        chunking=chunking.model_dump(mode="json"))
         upload = None
         if body.text is not None:
-            # After the commit: the S3 event that follows must find the document. If the text
-            # cannot be stored, the document is taken back: nothing is left half-made.
-            try:
-                self._files().put_text(key, body.text)
-            except Exception:
-                with self._db.transaction(tenant_id) as conn:
-                    repo.delete_document_row(conn, tenant_id, document_id)
-                raise
-            with self._db.transaction(tenant_id) as conn:
-                row = repo.mark_uploaded(conn, tenant_id, document_id) or row
+            text = body.text
+            row = self._store_content(tenant_id, document_id, row, lambda: self._files().put_text(key, text))
         else:
             form = self._files().presigned_upload(key, content_type, size, settings.upload_url_ttl_s)
             upload = UploadForm(url=form.url, fields=form.fields, expires_at=form.expires_at)
         return DocumentCreated(**document_out(row).model_dump(), upload=upload)
+
+    def _store_content(self, tenant_id: uuid.UUID, document_id: uuid.UUID, row: dict[str, Any],
+                       put: Callable[[], None]) -> dict[str, Any]:
+        """Store a document's content (``put``) after its row's commit: the S3 event that follows
+        must find the document. If the content cannot be stored, the document is taken back:
+        nothing is left half-made."""
+        try:
+            put()
+        except Exception:
+            with self._db.transaction(tenant_id) as conn:
+                repo.delete_document_row(conn, tenant_id, document_id)
+            raise
+        with self._db.transaction(tenant_id) as conn:
+            return repo.mark_uploaded(conn, tenant_id, document_id) or row
+
+    @tracer.capture_method(capture_response=False)
+    def create_document_content(self, principal: Principal, kb_id: uuid.UUID, name: str, content_type: str,
+                                data: bytes, chunking: ChunkingConfig | None = None,
+                                metadata: dict[str, Any] | None = None) -> DocumentOut:
+        """A document whose bytes the caller holds (a compatible API's inline file, an uploaded
+        file): checked as an upload is (type, size), stored at once, then indexed like any
+        upload (the S3 event). ``chunking`` None: the knowledge base's."""
+        from shared.knowledge.parsing import SUPPORTED_CONTENT_TYPES, detect_format
+
+        tenant_id = principal.tenant
+        settings = self._d.settings
+        with self._db.transaction(tenant_id) as conn:
+            kb = self._knowledge_base(conn, tenant_id, kb_id)
+        content_type = content_type.split(";", 1)[0].strip().lower()
+        if content_type not in SUPPORTED_CONTENT_TYPES:
+            detect_format(content_type, name)  # raises document_unsupported_type (422)
+        if not data:
+            raise field_error("file", "The file is empty", "document_empty")
+        if len(data) > settings.max_document_bytes:
+            raise DocumentTooLarge(f"The file is larger than the {settings.max_document_bytes} bytes allowed",
+                                   details={"max_bytes": settings.max_document_bytes, "size": len(data)})
+        if chunking is not None:
+            _, spec = self._embedding_spec(tenant_id, kb["embedding_model"], "chunking")
+            self._check_chunking(chunking, spec, "chunking")
+        document_id = new_id()
+        key = document_key(tenant_id, kb_id, document_id)
+        with self._db.transaction(tenant_id) as conn:
+            row = repo.insert_document(conn, document_id=document_id, tenant_id=tenant_id, kb_id=kb_id, name=name,
+                                       content_type=content_type, size=len(data), source="upload", s3_key=key,
+                                       metadata=dict(metadata or {}), tags=[],
+                                       chunking=(chunking or ChunkingConfig.model_validate(kb["chunking"]))
+                                       .model_dump(mode="json"))
+        row = self._store_content(tenant_id, document_id, row,
+                                  lambda: self._files().put_bytes(key, data, content_type))
+        return document_out(row)
+
+    @tracer.capture_method(capture_response=False)
+    def find_document(self, principal: Principal, document_id: uuid.UUID) -> DocumentOut:
+        """A document of the tenant by its id alone, whatever its knowledge base (APIs that name
+        documents without their knowledge base)."""
+        with self._db.transaction(principal.tenant) as conn:
+            row = repo.get_document(conn, principal.tenant, document_id)
+        if row is None:
+            raise DocumentNotFoundError(details={"document_id": str(document_id)})
+        return document_out(row)
 
     @tracer.capture_method(capture_response=False)
     def list_documents(self, principal: Principal, kb_id: uuid.UUID, status: DocumentStatus | None,

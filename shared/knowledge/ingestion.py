@@ -83,6 +83,12 @@ def parse_document_key(key: str) -> tuple[uuid.UUID, uuid.UUID] | None:
         return None
 
 
+def _is_file_key(key: str) -> bool:
+    """``tenants/<t>/files/…``: an uploaded file (docs/files.md), not a document."""
+    parts = unquote_plus(key).split("/")
+    return len(parts) > 3 and parts[0] == "tenants" and parts[2] == "files"
+
+
 class _Timed:
     """Wraps the parser's iterator to measure the time spent parsing (chunking is the rest)."""
 
@@ -134,7 +140,8 @@ class IngestionService:
             key = record.get("s3", {}).get("object", {}).get("key", "")
             ids = parse_document_key(key)
             if ids is None:
-                logger.warning("object outside the document layout ignored", extra={"key": key})
+                if not _is_file_key(key):  # uploaded files share the prefix; they are no documents
+                    logger.warning("object outside the document layout ignored", extra={"key": key})
                 continue
             self.index(ids[0], ids[1], None)
 

@@ -57,9 +57,11 @@ class KnowledgeBaseService(KnowledgeCore):
         return knowledge_base_out(row)
 
     @tracer.capture_method(capture_response=False)
-    def list_knowledge_bases(self, principal: Principal, page: PageRequest) -> Page[KnowledgeBaseOut]:
+    def list_knowledge_bases(self, principal: Principal, page: PageRequest,
+                             name: str | None = None) -> Page[KnowledgeBaseOut]:
+        """``name``: only those whose name contains it, ignoring case."""
         with self._db.transaction(principal.tenant) as conn:
-            rows, total = repo.list_knowledge_bases(conn, principal.tenant, page)
+            rows, total = repo.list_knowledge_bases(conn, principal.tenant, page, name)
         return Page.of([knowledge_base_out(r) for r in rows], page, total)
 
     @tracer.capture_method(capture_response=False)

@@ -66,9 +66,15 @@ def get_knowledge_bases(conn: Conn, tenant_id: uuid.UUID, kb_ids: Sequence[uuid.
                           WHERE tenant_id = %s AND id = ANY(%s) AND deleted_at IS NULL""", (tenant_id, list(kb_ids)))
 
 
-def list_knowledge_bases(conn: Conn, tenant_id: uuid.UUID, page: PageRequest) -> tuple[list[Row], int]:
-    return page_of(conn, "knowledge_bases", _KB_COLUMNS, "tenant_id = %(tenant)s AND deleted_at IS NULL",
-                   {"tenant": tenant_id}, page)
+def list_knowledge_bases(conn: Conn, tenant_id: uuid.UUID, page: PageRequest,
+                         name: str | None = None) -> tuple[list[Row], int]:
+    """``name``: only those whose name contains it, ignoring case."""
+    where = "tenant_id = %(tenant)s AND deleted_at IS NULL"
+    params: dict[str, Any] = {"tenant": tenant_id}
+    if name:
+        where += " AND strpos(lower(name), lower(%(name)s)) > 0"
+        params["name"] = name
+    return page_of(conn, "knowledge_bases", _KB_COLUMNS, where, params, page)
 
 
 def update_knowledge_base(conn: Conn, tenant_id: uuid.UUID, kb_id: uuid.UUID, values: dict[str, Any],

@@ -48,6 +48,8 @@ class DocumentFiles(Protocol):
 
     def put_text(self, key: str, text: str) -> None: ...
 
+    def put_bytes(self, key: str, data: bytes, content_type: str) -> None: ...
+
     def download(self, key: str, dest: IO[bytes], max_bytes: int) -> Downloaded: ...
 
     def delete(self, key: str) -> None: ...
@@ -87,6 +89,9 @@ class S3DocumentFiles:
     def put_text(self, key: str, text: str) -> None:
         self._client("s3").put_object(Bucket=self._bucket, Key=key, Body=text.encode(),
                                       ContentType="text/plain; charset=utf-8")
+
+    def put_bytes(self, key: str, data: bytes, content_type: str) -> None:
+        self._client("s3").put_object(Bucket=self._bucket, Key=key, Body=data, ContentType=content_type)
 
     def download(self, key: str, dest: IO[bytes], max_bytes: int) -> Downloaded:
         """Stream the object into ``dest`` (a temporary file), hashing as it goes: the

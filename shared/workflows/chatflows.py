@@ -27,9 +27,9 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -63,6 +63,10 @@ class ChatflowTurn:
     end_user: str
     # The member whose token started the turn (the run's created_by).
     created_by: uuid.UUID | None = None
+    # The agent's variables for this end user (sys.user_variables).
+    user_variables: Mapping[str, str] = field(default_factory=dict)
+    # The file references of the files the user's message names (sys.files).
+    files: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -86,19 +90,22 @@ class ChatflowTurns:
         self._clock = clock
 
     def run(self, turn: ChatflowTurn, write: Callable[[str], None], *, stop: threading.Event,
-            cancelled: Callable[[], bool] = lambda: False, idle: Callable[[], None] = lambda: None) -> ChatflowOutcome:
+            cancelled: Callable[[], bool] = lambda: False, idle: Callable[[], None] = lambda: None,
+            observe: Callable[[str, dict[str, Any]], None] | None = None) -> ChatflowOutcome:
         """Run the turn's chatflow (its latest published version), streaming its answer to
-        ``write``. ``idle`` is called while nodes run without text (the turn's checkpoint)."""
+        ``write``. ``idle`` is called while nodes run without text (the turn's checkpoint);
+        ``observe`` is handed each event the run's stream gets, as it gets it (the turn shows
+        the run's progress)."""
         runnable = self._workflows().resolve_for_run(turn.tenant_id, turn.workflow_id, None)
         if runnable.document.mode != "chatflow":
             raise ChatflowUnavailable(details={"workflow_id": str(turn.workflow_id)})
-        return _Run(self, turn, runnable.document, runnable.version, write, stop, cancelled, idle).run()
+        return _Run(self, turn, runnable.document, runnable.version, write, stop, cancelled, idle, observe).run()
 
 
 class _Run:
     def __init__(self, turns: ChatflowTurns, turn: ChatflowTurn, document: Any, version: int | None,
                  write: Callable[[str], None], stop: threading.Event, cancelled: Callable[[], bool],
-                 idle: Callable[[], None]) -> None:
+                 idle: Callable[[], None], observe: Callable[[str, dict[str, Any]], None] | None = None) -> None:
         from shared.workflows.engine.answers import AnswerStream
         from shared.workflows.engine.runner import ChatContext, RunContext, run_pool
         from shared.workflows.run_store import ChatRun
@@ -112,6 +119,7 @@ class _Run:
         self._stop = stop
         self._cancelled = cancelled
         self._idle = idle
+        self._observe = observe
         self.run_id = uuid.uuid4()
         self._ref = RunRef(str(turn.tenant_id), str(self.run_id))
         conversation = self._store.conversation_values(turn.tenant_id, turn.conversation_id, document)
@@ -120,7 +128,8 @@ class _Run:
             version=str(version) if version is not None else "draft", user_id=turn.end_user,
             started_at=datetime.now(UTC),
             chat=ChatContext(query=turn.query, conversation_id=str(turn.conversation_id),
-                             dialogue_count=turn.dialogue_count))
+                             dialogue_count=turn.dialogue_count, user_variables=dict(turn.user_variables),
+                             files=turn.files))
         self._store.create(self.run_id, tenant_id=turn.tenant_id, workflow_id=turn.workflow_id, version=version,
                            document=document, mode="sync", inputs={}, created_by=turn.created_by,
                            chat=ChatRun(query=turn.query, dialogue_count=turn.dialogue_count,
@@ -133,11 +142,16 @@ class _Run:
         self._tokens = 0
 
     # -- events -----------------------------------------------------------------------------------
+    def _run_event(self, kind: str, data: dict[str, Any]) -> None:
+        self._events.emit(self._ref, kind, data)
+        if self._observe is not None:
+            self._observe(kind, data)
+
     def _emit(self, kind: str, data: dict[str, Any]) -> None:
         # The chat first (what the user waits for), then the run's stream.
         if data.get("container_id") is None or kind == "text_chunk":
             self._answers.event(kind, data)
-        self._events.emit(self._ref, _EVENT_NAMES.get(kind, kind.replace("_", ".")), data)
+        self._run_event(_EVENT_NAMES.get(kind, kind.replace("_", ".")), data)
         if kind == "text_chunk" and self._stop.is_set():
             from shared.workflows.engine.errors import NodeFailure
 
@@ -149,7 +163,7 @@ class _Run:
         from shared.workflows.engine.graph import NodeOutcome, plan
         from shared.workflows.interpreter import mode_of
 
-        self._events.emit(self._ref, "workflow.started", {"run_id": self._ref.run_id,
+        self._run_event("workflow.started", {"run_id": self._ref.run_id,
                                                           "workflow_id": self._context.workflow_id,
                                                           "version": self._context.version})
         self._answers.started()
@@ -241,8 +255,8 @@ class _Run:
         outputs = run_outputs(self._document, self._outcomes, self._pool, answers)
         if not self._store.finish(self._ref, "succeeded", outputs):
             return self._outcome("cancelled", RunError(CANCELLED, "The run was cancelled"))
-        self._events.emit(self._ref, "workflow.finished", {"status": "succeeded", "outputs": {"names": ["answer"]}})
-        self._events.emit(self._ref, "done", {"status": "succeeded"})
+        self._run_event("workflow.finished", {"status": "succeeded", "outputs": {"names": ["answer"]}})
+        self._run_event("done", {"status": "succeeded"})
         if self._answers.text != outputs["answer"]:
             logger.warning("a chatflow's streamed answer differs from its answer nodes' text",
                            extra={"run_id": self._ref.run_id})
@@ -251,17 +265,17 @@ class _Run:
     def _fail(self, error: RunError) -> ChatflowOutcome:
         if self._store.finish(self._ref, "failed", error=error):
             data = {"code": error.code, "message": error.message, "node_id": error.node_id}
-            self._events.emit(self._ref, "workflow.finished", {"status": "failed", "error": data})
-            self._events.emit(self._ref, "error", data)
-            self._events.emit(self._ref, "done", {"status": "failed"})
+            self._run_event("workflow.finished", {"status": "failed", "error": data})
+            self._run_event("error", data)
+            self._run_event("done", {"status": "failed"})
         return self._outcome("failed", error)
 
     def _cancel(self) -> ChatflowOutcome:
         error = RunError(CANCELLED, "The chat turn was cancelled")
         if self._store.finish(self._ref, "cancelled", error=error):
-            self._events.emit(self._ref, "workflow.finished", {"status": "cancelled", "error": {
+            self._run_event("workflow.finished", {"status": "cancelled", "error": {
                 "code": error.code, "message": error.message, "node_id": None}})
-            self._events.emit(self._ref, "done", {"status": "cancelled"})
+            self._run_event("done", {"status": "cancelled"})
         return self._outcome("cancelled", error)
 
     def _outcome(self, status: Literal["succeeded", "failed", "cancelled"], error: RunError | None) -> ChatflowOutcome:

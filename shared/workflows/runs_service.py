@@ -20,6 +20,7 @@ from shared.db.database import Database
 from shared.db.paging import Page, PageRequest
 from shared.db.queries import one, page_of, rows
 from shared.errors import Unavailable, ValidationFailed
+from shared.files.contract import FileReferences
 from shared.observability import tracer
 from shared.workflows.contract import DRAFT, WorkflowResolver
 from shared.workflows.errors import (
@@ -100,7 +101,8 @@ _traced = tracer.capture_method(capture_response=False)
 class WorkflowRunService:
     def __init__(self, db: Database, workflows: WorkflowResolver, store: PostgresRunStore,
                  executions: Callable[[], Executions | None], events: EventStream, run_events: RunEvents,
-                 settings: RunSettings, *, clock: Callable[[], float] = time.monotonic) -> None:
+                 settings: RunSettings, *, clock: Callable[[], float] = time.monotonic,
+                 files: Callable[[], FileReferences] | None = None) -> None:
         self._db = db
         self._workflows = workflows
         self._store = store
@@ -109,6 +111,8 @@ class WorkflowRunService:
         self._run_events = run_events
         self._settings = settings
         self._clock = clock
+        # Uploaded files named by id in object inputs (docs/files.md); None: no file resolves.
+        self._files = files
 
     def _executor(self) -> Executions:
         executions = self._executions()
@@ -150,7 +154,10 @@ class WorkflowRunService:
                                    code="workflow_query_unexpected", details={"fields": [{
                                        "field": "query", "type": "unexpected",
                                        "message": "only a chatflow takes a query; remove it"}]})
-        inputs = validate_inputs(runnable.document, body.inputs)
+        from shared.workflows.file_inputs import resolve_file_inputs
+
+        inputs = validate_inputs(runnable.document,
+                                 resolve_file_inputs(runnable.document, body.inputs, tenant, self._files))
         run_id = uuid.uuid4()
         self._store.create(run_id, tenant_id=tenant, workflow_id=workflow_id, version=runnable.version,
                            document=runnable.document, mode=body.mode, inputs=inputs, created_by=principal.user_id,

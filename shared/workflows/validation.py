@@ -758,6 +758,9 @@ class _Checker:
                          + ("" if self.chatflow else chat))
                 return False, None
             sys_type = self.sys_fields[name]
+            if sys_type == "object":
+                # sys.user_variables.<name>: names the agent declares, unknown to the document.
+                return True, ("string" if len(path) == 1 else None) if path else sys_type
             if path and not (sys_type.startswith("array[") and len(path) == 1 and path[0].isdigit()):
                 self.add(node.id, field, "invalid_path", f"{text}: sys.{name} is a {sys_type}; it has no fields")
                 return False, None

@@ -24,12 +24,15 @@ SYS_FIELDS: dict[str, str] = {
 }
 SYS_ALIASES = {"workflow_run_id": "run_id", "app_id": "workflow_id"}
 # What a chatflow's runs also hold (Dify's names): the user's message, the conversation, the
-# turn's number in it (1 for the first), and the message's files (chat takes none yet: []).
+# turn's number in it (1 for the first), the message's files (their file references), and the
+# chatting agent's variables for the end user by name (sys.user_variables.<name>, strings;
+# docs/variables.md).
 CHAT_SYS_FIELDS: dict[str, str] = {
     "query": "string",
     "conversation_id": "string",
     "dialogue_count": "number",
     "files": "array[object]",
+    "user_variables": "object",
 }
 
 

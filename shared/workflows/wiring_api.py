@@ -25,6 +25,7 @@ def workflow_run_service() -> WorkflowRunService:
     from shared.cache.factory import get_event_stream
     from shared.config import get_settings
     from shared.db.database import get_database
+    from shared.files.wiring import files_service
     from shared.workflows.runs_service import RunSettings, WorkflowRunService
     from shared.workflows.wiring import executions, run_events, run_store
 
@@ -32,4 +33,4 @@ def workflow_run_service() -> WorkflowRunService:
     return WorkflowRunService(get_database(), workflow_service(), run_store(), executions, get_event_stream(),
                               run_events(), RunSettings(settings.workflow_sync_wait_s,
                                                         settings.workflow_stale_after_s,
-                                                        settings.workflow_events_ttl_s))
+                                                        settings.workflow_events_ttl_s), files=files_service)

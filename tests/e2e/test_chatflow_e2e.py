@@ -61,8 +61,12 @@ def test_a_chatflow_agent_streams_and_keeps_its_conversation_variable(setup: dic
     fake.enqueue(ChatScript(text=["Hello", " there"]), ChatScript(text=["Again"]))
     first = client.events("POST", "/api/v1/chat", json={"agent_id": setup["agent"]["id"], "message": "Hi",
                                                         "user": "u-1"})
-    assert [e.event for e in first][:2] == ["message.start", "message.delta"]
-    assert [e.event for e in first][-2:] == ["message.complete", "done"]
+    assert [e.event for e in first][:2] == ["message.start", "workflow.started"]
+    assert [e.event for e in first][-3:] == ["workflow.finished", "message.complete", "done"]
+    # The run's progress comes along: its nodes' starts and ends, each of the run itself.
+    run_id = first[1].json()["run_id"]
+    nodes = [(e.event, e.json()["node_id"]) for e in first if e.event in ("node.started", "node.finished")]
+    assert nodes[:2] == [("node.started", "start"), ("node.finished", "start")] and len(nodes) % 2 == 0
     # The answer's text as it became known, then the model's pieces as they came.
     assert said(first) == "#1 Hello there"
     assert [e.json()["text"] for e in first if e.event == "message.delta"][-2:] == ["Hello", " there"]
@@ -71,7 +75,7 @@ def test_a_chatflow_agent_streams_and_keeps_its_conversation_variable(setup: dic
         "agent_id": setup["agent"]["id"], "conversation_id": conversation, "message": "Hi again", "user": "u-1"})
     assert said(second) == "#2 Again" and second[-2].json()["content"] == "#2 Again"
     runs = client.http.get(f"/api/v1/workflows/{setup['workflow']['id']}/runs", headers=client.headers).json()
-    assert [run["chat"]["dialogue_count"] for run in runs["data"]] == [2, 1]
+    assert [run["chat"]["dialogue_count"] for run in runs["data"]] == [2, 1] and runs["data"][1]["id"] == run_id
 
 
 def test_resume_and_cancel(setup: dict[str, Any], fake: FakeOpenAI) -> None:

@@ -21,6 +21,10 @@ tests/e2e/test_openai_e2e.py through the official SDK; the OpenAI models routes 
 ``POST /coze/v3/chat`` (events, or a chat held open until its turn ends), held by
 tests/e2e/test_coze_chat_e2e.py through ``cozepy``; Coze's other routes are fuzzed.
 ``POST /api/v1/chat/{message_id}/cancel`` (JSON) is fuzzed.
+
+Dify's routes (docs/dify-api.md) act for the app a key is bound to: the owner's own key reaches
+them only as far as Dify's ``app_unavailable``, so a fourth pass fuzzes them with a key bound to
+a published agent, streaming routes left out (held by tests/e2e/test_dify_e2e.py).
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conform
           "response_headers_conformance", "response_schema_conformance")
 # Streaming answers (see the module docstring).
 SSE_ROUTES = r"^(/api/v1/chat(/\{message_id\}/events)?|/openai/v1/chat/completions|/coze/v3/chat)$"
+# Dify's streaming routes (answered with a bound key: the app's events).
+DIFY_SSE_ROUTES = r"^/dify/v1/(chat-messages|completion-messages|workflows/run)$"
 # Operations (by catalog name: the operation id) that destroy the seeded resources or can
 # revoke or demote the fuzzer's own token (pass 2), and those only the platform admin may call
 # (pass 3).
@@ -104,6 +110,19 @@ def _seed(client: httpx.Client, headers: dict[str, str]) -> dict[str, list[str]]
     }
 
 
+def _dify_app(client: httpx.Client, headers: dict[str, str]) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """A Dify app key (a key bound to a published agent) and a conversation of that agent."""
+    agent = client.post("/api/v1/agents", json={"name": "fuzzed app"}, headers=headers).json()["data"]
+    assert client.post(f"/api/v1/agents/{agent['id']}/publish", json={}, headers=headers).status_code == 201
+    key = client.post("/api/v1/api-keys", json={"name": "fuzzed app", "resource_type": "agent",
+                                                "resource_id": agent["id"]}, headers=headers)
+    assert key.status_code == 201, key.text
+    conversation = client.post("/api/v1/conversations", json={"agent_id": agent["id"]}, headers=headers)
+    assert conversation.status_code == 201, conversation.text
+    return ({"Authorization": f"Bearer {key.json()['data']['token']}"},
+            {"conversation_id": [conversation.json()["data"]["id"]]})
+
+
 def _config(path: Path, ids: dict[str, list[str]]) -> Path:
     """A Schemathesis config binding each path parameter to its seeded ids."""
     lines = []
@@ -138,6 +157,7 @@ def test_the_api_answers_as_its_openapi_document_says(runtime: RunningRuntime, t
         owner_ids = _seed(client, owner)
         other, other_tenant = _owner(client, runtime, "fuzzed-destructive")
         other_ids = _seed(client, other)
+        app_key, app_ids = _dify_app(client, owner)
     admin = {"Authorization": f"Bearer {runtime.admin_token}"}
     passes = {
         "tenant owner": (owner, owner_ids, (
@@ -146,6 +166,8 @@ def test_the_api_answers_as_its_openapi_document_says(runtime: RunningRuntime, t
         "tenant owner, destructive": (other, other_ids, _each("--include-operation-id", DESTRUCTIVE_OPERATIONS)),
         "platform admin": (admin, {"tenant_id": [tenant, other_tenant]},
                            _each("--include-operation-id", ADMIN_OPERATIONS)),
+        "dify app key": (app_key, app_ids, ("--include-path-regex", "^/dify/", "--exclude-path-regex",
+                                            DIFY_SSE_ROUTES)),
     }
     failed = []
     for name, (headers, ids, filters) in passes.items():

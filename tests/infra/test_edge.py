@@ -5,6 +5,7 @@ and everything else to the HTTP API."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -225,12 +226,16 @@ def test_stream_prefixes_go_to_the_function_url_uncompressed(synth: Synth, fn: c
     behaviors = {b["PathPattern"]: b for b in config["CacheBehaviors"]}
     patterns = stream_path_patterns(fn.trigger)
     assert patterns == {
-        # The OpenAI facade's chat completions and Coze's chats are chat turns too (docs/adr/0042, 0043).
+        # The OpenAI facade's chat completions are chat turns too (docs/adr/0042-compatible-api-facades.md).
+        # Coze's chats and Dify's chat and completion messages too (docs/adr/0043, 0046).
         "chat": ["/api/v1/chat", "/api/v1/chat/*", "/openai/v1/chat/completions", "/openai/v1/chat/completions/*",
-                 "/coze/v3/chat", "/coze/v3/chat/*"],
+                 "/coze/v3/chat", "/coze/v3/chat/*", "/dify/v1/chat-messages", "/dify/v1/chat-messages/*",
+                 "/dify/v1/completion-messages", "/dify/v1/completion-messages/*"],
         # Parameters become CloudFront's "*" (docs/adr/0035-workflow-run-streaming.md).
         "workflow-stream": ["/api/v1/workflows/*/runs", "/api/v1/workflows/*/runs/*", "/api/v1/workflow-runs/*/events",
-                            "/api/v1/workflow-runs/*/events/*"]}[fn.name]
+                            "/api/v1/workflow-runs/*/events/*",
+                            # Dify's workflow runs (docs/adr/0046-dify-service-api.md).
+                            "/dify/v1/workflows/run", "/dify/v1/workflows/run/*"]}[fn.name]
     url_id, _ = _function_url(synth, fn)
     nested = synth.root.domain_stacks[fn.domain].nested_stack_resource
     assert nested is not None
@@ -267,12 +272,14 @@ def test_distribution_logs_to_the_access_log_bucket(synth: Synth) -> None:
     assert config["HttpVersion"] == "http2and3"
 
 
-def test_outputs_give_the_base_url_and_keep_the_api_url(synth: Synth) -> None:
+def test_outputs_give_the_base_url_and_not_the_api_url(synth: Synth) -> None:
     outputs = synth.json("root")["Outputs"]
     (distribution,) = synth.templates["root"].find_resources("AWS::CloudFront::Distribution")
     assert outputs["BaseUrl"]["Value"] == {"Fn::Join": ["", ["https://", {"Fn::GetAtt": [distribution,
                                                                                          "DomainName"]}]]}
-    assert "ApiUrl" in outputs
+    # The execute-api URL is no address of the API (it refuses requests without the edge's header).
+    assert "ApiUrl" not in outputs
+    assert not any("execute-api" in json.dumps(output) for output in outputs.values())
 
 
 def test_distribution_acknowledgments_carry_reasons(synth: Synth) -> None:

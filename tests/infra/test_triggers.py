@@ -75,7 +75,8 @@ def test_authorizer_is_the_catalog_request_authorizer(synth: Synth) -> None:
     assert props["AuthorizerType"] == "REQUEST"
     assert props["AuthorizerPayloadFormatVersion"] == "2.0"
     assert props["EnableSimpleResponses"] is True
-    assert props["IdentitySource"] == ["$request.header.Authorization"]
+    # The token, and the edge's origin header (docs/adr/0047-concurrency-budget-and-side-doors.md).
+    assert props["IdentitySource"] == ["$request.header.Authorization", "$request.header.x-stratus-origin-verify"]
     assert props["AuthorizerResultTtlInSeconds"] == 300
     uri_parts = props["AuthorizerUri"]["Fn::Join"][1]
     assert any(ref_logical_id(part) == deployed.logical_id for part in uri_parts)

@@ -98,7 +98,17 @@ def test_a_chatflow_agent_streams_its_answer_and_records_the_run(tenant: Tenant,
     agent_id, workflow_id = tenant.chatflow_agent(llm_chatflow())
     fake.enqueue(ChatScript(text=["Par", "is", "."], usage=(20, 3)))
     events = tenant.stream({"agent_id": agent_id, "message": "Capital of France?", "user": "ann"})
-    assert [e["type"] for e in events] == ["message.start", *["message.delta"] * 4, "message.complete", "done"]
+    progress = {"workflow.started", "node.started", "node.finished", "workflow.finished"}
+    assert [e["type"] for e in events if e["type"] not in progress] == [
+        "message.start", *["message.delta"] * 4, "message.complete", "done"]
+    # The run's progress comes along (Dify's advanced-chat shows it): its start, each node's start
+    # and end, its end, before the answer completes.
+    run_events = [(e["type"], e["data"].get("node_id")) for e in events if e["type"] in progress]
+    assert run_events[0] == ("workflow.started", None) and run_events[-1] == ("workflow.finished", None)
+    assert sorted(run_events[1:-1]) == sorted((kind, node) for node in ("start", "llm", "answer")
+                                              for kind in ("node.started", "node.finished"))
+    assert [e["type"] for e in events].index("workflow.finished") < [e["type"] for e in events].index(
+        "message.complete")
     # The answer's literal text first (before the model answered), then the model's pieces as they came.
     assert deltas(events) == ["Sure: ", "Par", "is", "."]
     complete = events[-2]["data"]

@@ -8,7 +8,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-DOMAINS = ("agents", "chat", "conversations", "knowledge", "models", "tenancy", "platform", "maintenance",
+DOMAINS = ("agents", "chat", "conversations", "files", "knowledge", "models", "tenancy", "platform", "maintenance",
            "workflows", "tools")
 INTERNAL = ("repository", "service", "api")
 # The one known crossing: the platform bootstrap seeds the model catalog as an operator.

@@ -19,7 +19,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT / "shared"
 # shared/<name>/ packages that hold a domain (its models, services, repositories, ports).
-DOMAINS = ("agents", "chat", "conversations", "knowledge", "models", "tenancy", "maintenance", "platform",
+DOMAINS = ("agents", "chat", "conversations", "files", "knowledge", "models", "tenancy", "maintenance", "platform",
            "workflows", "tools")
 
 

@@ -53,13 +53,17 @@ def test_streaming_routes_are_operations_too(doc: dict[str, Any]) -> None:
             assert operation["tags"] == [route.tag]
             assert operation["x-stratus-streaming"] is True
             # Every answer in the route's dialect: a facade's route documents its API's error body.
-            error = {"openai": "OpenAIError", "coze": "CozeError"}.get(route.dialect, "ErrorEnvelope")
+            error = _FACADE_ERRORS.get(route.dialect, "ErrorEnvelope")
             assert operation["responses"]["401"]["content"]["application/json"]["schema"]["$ref"].endswith(error)
     ids = [op["operationId"] for ops in paths.values() for op in ops.values()]
     assert len(ids) == len(set(ids)), "operation ids are unique"
     # Every reference resolves to a component.
     for ref in _refs(doc["paths"]):
         assert ref.rsplit("/", 1)[1] in doc["components"]["schemas"], ref
+
+
+# The error body of each facade's dialect (docs/adr/0042), by dialect (= the prefix's segment).
+_FACADE_ERRORS = {"openai": "OpenAIError", "coze": "CozeError", "dify": "DifyError"}
 
 
 def _refs(node: Any) -> list[str]:
@@ -191,7 +195,10 @@ def test_streaming_paths_need_no_handler_module() -> None:
     assert set(paths) == {"/api/v1/chat", "/api/v1/chat/{message_id}/events", "/api/v1/chat/{message_id}/cancel",
                           "/api/v1/workflows/{workflow_id}/runs", "/api/v1/workflow-runs/{run_id}/events",
                           "/openai/v1/chat/completions", "/coze/v3/chat", "/coze/v3/chat/retrieve",
-                          "/coze/v3/chat/message/list", "/coze/v3/chat/cancel"}
+                          "/coze/v3/chat/message/list", "/coze/v3/chat/cancel", "/dify/v1/chat-messages",
+                          "/dify/v1/chat-messages/{task_id}/stop",
+                          "/dify/v1/completion-messages", "/dify/v1/completion-messages/{task_id}/stop",
+                          "/dify/v1/workflows/run", "/dify/v1/workflows/run/{workflow_run_id}"}
     assert {"ChatBody", "MessageOut", "CancelOut", "MessageStart", "StartRun", "NodeFinishedEvent"} <= set(components)
     # Built from the catalog alone (the StreamRoutes and the models they name), without the
     # apps; and importing the catalog imports none of those models (cold start).
@@ -266,7 +273,7 @@ def test_api_gateway_s_own_401_is_documented_as_it_is_sent(doc: dict[str, Any]) 
             continue
         unauthorized = operation["responses"]["401"]["content"]["application/json"]["schema"]
         refs = [ref.rsplit("/", 1)[1] for ref in _refs(unauthorized)]
-        error = {"openai": "OpenAIError", "coze": "CozeError"}.get(path.split("/")[1], "ErrorEnvelope")
+        error = _FACADE_ERRORS.get(path.split("/")[1], "ErrorEnvelope")
         if operation.get("x-stratus-streaming"):
             # A function URL is not behind API Gateway: only the dialect's error.
             assert refs == [error], (method, path)

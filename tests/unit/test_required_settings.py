@@ -124,7 +124,12 @@ def test_the_check_needs_to_know_which_function_it_is(deployed_env: pytest.Monke
         check_function_settings()
     deployed_env.setenv("STRATUS_FUNCTION", "default-route")
     reset_settings()
-    check_function_settings()  # needs nothing
+    # An edge-facing function needs only the origin secret (docs/adr/0047).
+    with pytest.raises(MissingSettings, match="ORIGIN_SECRET_ARN"):
+        check_function_settings()
+    deployed_env.setenv("ORIGIN_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:1:secret:origin")
+    reset_settings()
+    check_function_settings()
 
 
 def test_the_local_runtime_checks_nothing() -> None:

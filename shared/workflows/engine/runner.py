@@ -140,6 +140,9 @@ class ChatContext:
     # The turn's number in the conversation (1: the first).
     dialogue_count: int = 1
     files: tuple[Any, ...] = ()
+    # The chatting agent's variables for the conversation's end user (sys.user_variables; a run
+    # of the runs API has none).
+    user_variables: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -177,7 +180,8 @@ def run_pool(context: RunContext, document: WorkflowDocument,
         return VariablePool(system)
     chat = context.chat or ChatContext()
     system.update({"query": chat.query, "conversation_id": chat.conversation_id,
-                   "dialogue_count": chat.dialogue_count, "files": list(chat.files)})
+                   "dialogue_count": chat.dialogue_count, "files": list(chat.files),
+                   "user_variables": dict(chat.user_variables)})
     current = dict(conversation or {})
     values = {variable.name: current[variable.name] if variable.name in current else
               (variable.default if variable.default is not None else empty_value(variable.type))

@@ -1,0 +1,20 @@
+"""POST /coze/v1/datasets/{dataset_id}/process — indexing progress of some documents."""
+
+from aws_lambda_powertools.event_handler import Response
+
+from functions.catalog import function_for_module
+from shared.facades.coze import datasets
+from shared.facades.coze.wire import CozeEnvelope
+from shared.http.api import http_app
+from shared.http.context import current_principal
+
+app = http_app(function_for_module(__name__))
+
+
+@app.endpoint
+def dataset_process(dataset_id: str, body: datasets.DatasetProcess
+                    ) -> Response[CozeEnvelope[datasets.CozeProgressList]]:
+    return app.ok(datasets.dataset_process(current_principal(), dataset_id, body))
+
+
+handler = app.lambda_handler()

@@ -1,0 +1,19 @@
+"""POST /coze/open_api/knowledge/document/delete — delete documents (all found first, or none)."""
+
+from aws_lambda_powertools.event_handler import Response
+
+from functions.catalog import function_for_module
+from shared.facades.coze import datasets
+from shared.facades.coze.wire import CozeEnvelope
+from shared.http.api import http_app
+from shared.http.context import current_principal
+
+app = http_app(function_for_module(__name__))
+
+
+@app.endpoint
+def delete_documents(body: datasets.DeleteCozeDocuments) -> Response[CozeEnvelope[datasets.CozeEmpty]]:
+    return app.ok(datasets.delete_documents(current_principal(), body))
+
+
+handler = app.lambda_handler()
