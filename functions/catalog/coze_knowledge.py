@@ -7,7 +7,7 @@ from functions.catalog.coze import DIALECT, TAG, coze_http
 from functions.catalog.files import MAX_UPLOAD_BODY_BYTES
 from shared.catalog import DATABASE, OPENSEARCH, REDIS, Access, Function, Http, bucket, state_machine
 
-_UPLOADS = bucket("uploads", "read", "write", "delete")
+_UPLOADS = bucket("uploads", "read", "write", "delete", prefix="tenants/")
 _SEARCH = ("base", "aws", "search")
 _DOCUMENT = "/coze/open_api/knowledge/document"
 # Coze sends a document's bytes base64 in the JSON body: up to ~3.7 MB of file within a Lambda
@@ -34,7 +34,7 @@ FUNCTIONS: tuple[Function, ...] = (
              Http("POST", "/coze/v1/files/upload", permission="file:write", tag=TAG, dialect=DIALECT,
                   body="multipart", max_body_bytes=MAX_UPLOAD_BODY_BYTES,
                   summary="Coze: upload a file (multipart/form-data, part \"file\"; at most 4 MiB)"),
-             layers=("base", "aws"), access=(DATABASE, REDIS, bucket("uploads", "write", "delete"))),
+             layers=("base", "aws"), access=(DATABASE, REDIS, bucket("uploads", "write", "delete", prefix="tenants/"))),
     coze_http("coze-files-retrieve", "retrieve_file", "GET", "/coze/v1/files/retrieve",
               "Coze: an uploaded file's name, size and upload time", permission="file:read", domain="files"),
     # Datasets: knowledge bases ------------------------------------------------------------------

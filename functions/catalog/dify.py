@@ -106,5 +106,5 @@ FUNCTIONS: tuple[Function, ...] = (
                   summary="Dify: upload a file for the key's app (multipart/form-data: part \"file\", field "
                           "\"user\"; at most 4 MiB)",
                   too_large_hint="files over 4 MiB go to a knowledge base as documents (presigned upload)"),
-             layers=("base", "aws"), access=(DATABASE, REDIS, bucket("uploads", "write", "delete"))),
+             layers=("base", "aws"), access=(DATABASE, REDIS, bucket("uploads", "write", "delete", prefix="tenants/"))),
 )

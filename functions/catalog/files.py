@@ -16,7 +16,7 @@ FUNCTIONS: tuple[Function, ...] = (
                   summary="Upload a file (multipart/form-data, part \"file\"; at most 4 MiB): documents, images, "
                           "audio, video",
                   too_large_hint="files over 4 MiB go to a knowledge base as documents (presigned upload)"),
-             layers=("base", "aws"), access=(DATABASE, REDIS, bucket("uploads", "write", "delete"))),
+             layers=("base", "aws"), access=(DATABASE, REDIS, bucket("uploads", "write", "delete", prefix="tenants/"))),
     Function("files-get", "functions.files.get_file", _F,
              Http("GET", "/api/v1/files/{file_id}", permission="file:read", tag="files",
                   summary="One uploaded file's name, type, size and checksum"),

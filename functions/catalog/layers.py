@@ -40,13 +40,16 @@ LAYERS: dict[str, Layer] = {
         # same as in the tests.
         Layer("aws", requirements=("boto3==1.44.5",), baseline_imports=("boto3",)),
         # Provider SDKs, imported by the adapters on first call.
-        Layer("llm", requirements=("openai==3.54.0", "anthropic==2.12.0", "httpx2==2.16.2"),
+        # httpcore2 is pinned here and in "tools" (mcp's httpx2): a function carrying both layers
+        # must unpack one version of it, and only pins keep two resolutions agreeing.
+        Layer("llm", requirements=("openai==3.54.0", "anthropic==2.12.0", "httpx2==2.16.2", "httpcore2==2.16.2"),
               baseline_imports=()),
         # Tools (docs/tools.md): the official MCP SDK (its client over httpx2, from "llm") and the
         # JSON Schema validator of tool arguments; imported on first use.
         # The SDK's server side (uvicorn, starlette), never imported by the client, is pinned as
         # "web" ships it: the streaming functions (chat, workflow-stream) carry both layers.
-        Layer("tools", requirements=("mcp==2.3.0", "jsonschema==4.26.0", "uvicorn==0.54.0", "starlette==1.10.0"),
+        Layer("tools", requirements=("mcp==2.3.0", "jsonschema==4.26.0", "uvicorn==0.54.0", "starlette==1.10.0",
+                                      "httpx2==2.16.2", "httpcore2==2.16.2"),
               baseline_imports=()),
         # Document parsers with native code (PDF); the other formats parse with the standard library.
         Layer("parse", requirements=("pypdfium2==5.15.2",), baseline_imports=()),
