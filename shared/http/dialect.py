@@ -84,6 +84,9 @@ class Dialect(ABC):
     ``X-Request-Id`` header, rate-limit headers, streaming) is the HTTP layer's, shared by all."""
 
     name: str
+    # The status a validation error answers with: Stratus's 422, or a facade's API's own
+    # (Coze, Dify and OpenAI all answer 400); the OpenAPI document shows the same.
+    validation_status: int = 422
 
     # -- answers ------------------------------------------------------------------------------
     @abstractmethod
@@ -124,6 +127,10 @@ class Dialect(ABC):
                 "body": answer.body, "isBase64Encoded": False}
 
     # -- OpenAPI ------------------------------------------------------------------------------
+    def answer_header_docs(self) -> dict[str, Any]:
+        """The OpenAPI description of :meth:`answer_headers`, put on every answer of the dialect."""
+        return {}
+
     @abstractmethod
     def error_schema(self) -> tuple[str, dict[str, Any]]:
         """The error body's component name and JSON schema."""

@@ -84,6 +84,11 @@ def _error_responses(dialect: Dialect, *, body: bool, auth: bool, gateway: bool,
     name, _ = dialect.error_schema()
     error = {"$ref": _REF.format(model=name)}
     statuses = {**_ERROR_STATUSES, **(_REPLAY_EXPIRED if replay else {})}
+    if dialect.validation_status != 422:
+        # The dialect's API answers validation errors with its own status (400 for the facades).
+        folded = str(dialect.validation_status)
+        statuses[folded] = f"{statuses[folded]}; or validation failed (the fields are named)"
+        del statuses["422"]
     responses: dict[str, Any] = {}
     for status, text in sorted(statuses.items()):
         if (status in _BODY_ONLY and not body) or (status in _AUTH_ONLY and not auth):
@@ -93,10 +98,19 @@ def _error_responses(dialect: Dialect, *, body: bool, auth: bool, gateway: bool,
             schema = {"oneOf": [error, {"$ref": _REF.format(model=_GATEWAY_MESSAGE)}]}
             text += (" (API Gateway answers `{\"message\":\"Unauthorized\"}` itself when there is no Authorization "
                      "header)" if status == "401" else "")
-        headers = {**_REQUEST_ID_HEADER, **(_RATE_LIMIT_HEADERS if status == "429" else {})}
+        headers = {**_REQUEST_ID_HEADER, **dialect.answer_header_docs(),
+                   **(_RATE_LIMIT_HEADERS if status == "429" else {})}
         responses[status] = {"description": text, "headers": headers,
                              "content": {"application/json": {"schema": schema}}}
     return responses
+
+
+def _document_dialect_headers(responses: dict[str, Any], dialect: Dialect) -> None:
+    """Every answer carries the dialect's own headers (Coze's ``X-Tt-Logid``)."""
+    docs = dialect.answer_header_docs()
+    for answer in responses.values():
+        if docs and isinstance(answer, dict):
+            answer["headers"] = {**answer.get("headers", {}), **docs}
 
 
 def _merge_schemas(into: dict[str, Any], new: dict[str, Any]) -> None:
@@ -224,6 +238,7 @@ def _stream_operation(fn: Function, route: StreamRoute, operation_id: str, schem
         # Served by a Lambda function URL behind the edge (CloudFront), not by API Gateway.
         "x-stratus-streaming": True,
     }
+    _document_dialect_headers(operation["responses"], dialect)
     if route.tag:
         operation["tags"] = [route.tag]
     if route.body:
@@ -363,6 +378,7 @@ def build_openapi(functions: Iterable[Function]) -> dict[str, Any]:
                     responses.setdefault(status, answer)
                 if app.route.auth and takes_idempotency_key(fn):
                     _document_idempotency(operation, responses, dialect)
+                _document_dialect_headers(responses, dialect)
                 if app.route.auth:
                     operation["security"] = [{"bearerAuth": []}]
                     operation["x-stratus-permission"] = app.route.permission

@@ -254,8 +254,10 @@ def test_error_statuses_follow_the_route(doc: dict[str, Any]) -> None:
         authenticated = bool(operation["security"])
         for status in ("401", "403", "429"):
             assert (status in responses) is authenticated, (method, path, status)
-        for status in ("400", "404", "409", "413", "422", "500", "502", "503"):
+        for status in ("400", "404", "409", "413", "500", "502", "503"):
             assert status in responses, (method, path, status)
+        # The facades answer validation with their APIs' 400 (test_a_facade_documents_validation…).
+        assert ("422" in responses) is not path.startswith(("/coze/", "/dify/", "/openai/")), (method, path)
         if authenticated:
             assert {"Retry-After", "RateLimit-Remaining"} <= set(responses["429"]["headers"])
 
@@ -353,3 +355,28 @@ def test_one_of_rules_and_reserved_prefixes_are_in_the_schemas(doc: dict[str, An
     for body in bodies:
         # What the document accepts, the server accepts, and the other way round.
         assert accepts(body) is _valid(model, body), body
+
+
+def _prefixed(doc: dict[str, Any], prefix: str) -> list[tuple[str, dict[str, Any]]]:
+    return [(f"{method.upper()} {path}", operation) for path, operations in doc["paths"].items()
+            if path.startswith(prefix) for method, operation in operations.items()]
+
+
+@pytest.mark.parametrize("prefix", ["/coze/", "/dify/", "/openai/"])
+def test_a_facade_documents_validation_as_its_api_s_400(doc: dict[str, Any], prefix: str) -> None:
+    operations = _prefixed(doc, prefix)
+    assert operations
+    for name, operation in operations:
+        assert "422" not in operation["responses"], name
+        assert "validation failed" in operation["responses"]["400"]["description"], name
+    assert all("422" in operation["responses"] for _, operation in _prefixed(doc, "/api/v1/agents"))
+
+
+def test_every_coze_answer_documents_its_logid_header(doc: dict[str, Any]) -> None:
+    operations = _prefixed(doc, "/coze/")
+    assert any(operation.get("x-stratus-streaming") for _, operation in operations)
+    for name, operation in operations:
+        for status, answer in operation["responses"].items():
+            assert "X-Tt-Logid" in answer.get("headers", {}), (name, status)
+    assert all("X-Tt-Logid" not in answer.get("headers", {}) for _, operation in _prefixed(doc, "/dify/")
+               for answer in operation["responses"].values())

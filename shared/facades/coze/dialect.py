@@ -66,7 +66,7 @@ def coze_status(error: StratusError) -> tuple[int, int]:
     if status >= 500:
         return wire.INTERNAL, status
     # Validation (422 elsewhere in Stratus) is Coze's 400; other refusals keep their status.
-    return wire.INVALID_PARAM, 400 if status == 422 else status
+    return wire.INVALID_PARAM, CozeDialect.validation_status if status == 422 else status
 
 
 def _message(error: StratusError) -> str:
@@ -100,6 +100,7 @@ def sse(event: str, data: Any) -> bytes:
 
 class CozeDialect(Dialect):
     name = "coze"
+    validation_status = 400
 
     def success(self, data: Any, request_id: str) -> Any:
         return wire.envelope(wire.dump(data), request_id)
@@ -125,6 +126,10 @@ class CozeDialect(Dialect):
         return HEARTBEAT
 
     # -- OpenAPI ------------------------------------------------------------------------------
+    def answer_header_docs(self) -> dict[str, Any]:
+        return {LOGID_HEADER: {"description": "Coze's log id of the request (the same as `detail.logid`)",
+                               "schema": {"type": "string"}}}
+
     def error_schema(self) -> tuple[str, dict[str, Any]]:
         return "CozeError", {
             "type": "object",

@@ -64,7 +64,7 @@ def error_detail(error: StratusError) -> dict[str, Any]:
     status, code, message = error.status, error.code, error.message
     fields = error.details.get("fields") if isinstance(error.details, dict) else None
     if error.status == 422:
-        status, code = 400, "invalid_param"
+        status, code = DifyDialect.validation_status, "invalid_param"
         if isinstance(fields, list) and fields and all(isinstance(f, dict) for f in fields):
             message = "; ".join(f"{_field(str(f.get('field', ''))) or 'body'}: {f.get('message', '')}"
                                 for f in fields)
@@ -82,6 +82,7 @@ def error_detail(error: StratusError) -> dict[str, Any]:
 
 class DifyDialect(Dialect):
     name = "dify"
+    validation_status = 400
 
     def success(self, data: Any, request_id: str) -> Any:
         from pydantic import BaseModel

@@ -34,7 +34,7 @@ def _body_param(field: str) -> str:
 
 def error_detail(error: StratusError) -> tuple[int, dict[str, Any]]:
     """The HTTP status and the ``error`` object answering ``error``."""
-    status = 400 if error.status == 422 else error.status
+    status = OpenAIDialect.validation_status if error.status == 422 else error.status
     code = _CODES.get(error.code, error.code)
     message, param = error.message, None
     fields = error.details.get("fields") if isinstance(error.details, dict) else None
@@ -62,6 +62,7 @@ def error_detail(error: StratusError) -> tuple[int, dict[str, Any]]:
 
 class OpenAIDialect(Dialect):
     name = "openai"
+    validation_status = 400
 
     def success(self, data: Any, request_id: str) -> Any:
         from pydantic import BaseModel
