@@ -17,7 +17,7 @@ from shared.cache.ports import StreamEvent
 from shared.conversations.errors import ConversationNotFound
 from shared.errors import Conflict, NotFound, RateLimited, StratusError, Unauthenticated, ValidationFailed
 from shared.facades.dify.api import DifyChatMessageRequest, DifyCompletionMessageRequest
-from shared.facades.dify.dialect import DIFY, PING, ChatMessageStream, WorkflowRunStream
+from shared.facades.dify.dialect import DIFY, PING, ChatMessageStream, WorkflowRunStream, run_status
 from shared.facades.dify.service import agent_of, app_of, workflow_of
 from shared.http.routing import facade_dialect
 from shared.http.stream import validate
@@ -210,3 +210,9 @@ def test_the_dify_facade_owns_its_prefix() -> None:
         "/dify/v1/workflows/run/{workflow_run_id}", "/dify/v1/workflows/tasks/{task_id}/stop",
         "/dify/v1/completion-messages", "/dify/v1/parameters", "/dify/v1/info"}
     assert all(r.dialect == "dify" for r in [*routes, *streamed])
+
+
+@pytest.mark.parametrize(("stratus", "dify"), [("cancelled", "stopped"), ("pending", "running"), ("paused", "paused"),
+                                               ("running", "running"), ("succeeded", "succeeded")])
+def test_run_statuses_are_dify_s_words(stratus: str, dify: str) -> None:
+    assert run_status(stratus) == dify

@@ -249,7 +249,7 @@ class DifyConversationList(BaseModel):
 class DifyWorkflowRunData(BaseModel):
     id: str
     workflow_id: str
-    status: str = Field(description="running, succeeded, failed, stopped")
+    status: str = Field(description="running, paused (waiting for human input), succeeded, failed, stopped")
     outputs: dict[str, Any] | None
     error: str | None
     elapsed_time: float

@@ -347,8 +347,9 @@ class WorkflowRunStream:
 
 
 def run_status(status: str) -> str:
-    """A Stratus run or node status in Dify's words (``cancelled`` is Dify's ``stopped``)."""
-    return {"cancelled": "stopped", "pending": "running", "paused": "running"}.get(status, status)
+    """A Stratus run or node status in Dify's words (``cancelled`` is Dify's ``stopped``; a run
+    waiting for human input is Dify's ``paused``, as Dify ≥ 1.10 reports it)."""
+    return {"cancelled": "stopped", "pending": "running"}.get(status, status)
 
 
 def node_type(stratus_type: str) -> str:
