@@ -95,9 +95,10 @@ FUNCTIONS: tuple[Function, ...] = (
              # Cancelling reads the run (large outputs in the payloads bucket) and stops its execution.
              timeout_s=10, layers=("base", "aws"),
              access=(DATABASE, REDIS, bucket("payloads", "read"), state_machine("workflow-run", "stop"))),
-    _http("dify-parameters", "get_parameters", "GET", "/dify/v1/parameters", "agent:run",
+    # Either app's key reads its app: an agent's (agent:run) or a workflow's (workflow:run).
+    _http("dify-parameters", "get_parameters", "GET", "/dify/v1/parameters", "agent:run|workflow:run",
           "Dify: what the key's app takes (an agent's variables and opening; a workflow's start inputs)"),
-    _http("dify-info", "get_info", "GET", "/dify/v1/info", "agent:run",
+    _http("dify-info", "get_info", "GET", "/dify/v1/info", "agent:run|workflow:run",
           "Dify: the key's app (name, description, mode)"),
     # The files domain's upload (shared/files), answered as Dify's UploadFile.
     Function("dify-files-upload", "functions.dify.upload_file", "files",

@@ -67,7 +67,7 @@ def effective_permissions(principal: Principal) -> frozenset[str]:
 
 
 def require(principal: Principal, permission: str) -> None:
-    """Raise Forbidden unless the principal holds ``permission``."""
+    """Raise Forbidden unless the principal holds ``permission`` (or one of ``a|b``)."""
     if permission == PLATFORM_ADMIN:
         if not principal.is_platform_admin:
             raise Forbidden("Platform administrator token required", code="auth_platform_admin_required")
@@ -75,8 +75,10 @@ def require(principal: Principal, permission: str) -> None:
     if principal.is_platform_admin:
         raise Forbidden("This endpoint needs a tenant token; platform admin tokens belong to no tenant",
                         code="auth_tenant_token_required")
-    if permission not in effective_permissions(principal):
-        raise Forbidden(f"Missing permission {permission}", code="auth_permission_denied",
+    # "a|b": either will do (a Dify app route serves an agent app or a workflow app alike).
+    alternatives = permission.split("|")
+    if effective_permissions(principal).isdisjoint(alternatives):
+        raise Forbidden(f"Missing permission {' or '.join(alternatives)}", code="auth_permission_denied",
                         details={"permission": permission})
 
 

@@ -344,6 +344,13 @@ def test_parameters_and_info_describe_the_key_s_app(setup: dict[str, Any]) -> No
     assert workflow["user_input_form"] == [{"text-input": {"label": "q", "variable": "q", "required": True,
                                                            "default": "", "max_length": 0}}]
     assert tenant.wire("GET", "/info", setup["workflow_key"]).json()["mode"] == "workflow"
+    # A workflow app's key scoped to running workflows only still reads its app.
+    scoped = tenant.post("/api/v1/api-keys", {"name": "scoped workflow app", "resource_type": "workflow",
+                                             "resource_id": setup["workflow"], "scopes": ["workflow:run"]})["token"]
+    assert tenant.wire("GET", "/parameters", scoped).json()["user_input_form"] == workflow["user_input_form"]
+    assert tenant.wire("GET", "/info", scoped).json()["mode"] == "workflow"
+    upload = tenant.wire("POST", "/files/upload", scoped, files={"file": ("a.txt", b"hi", "text/plain")})
+    assert upload.status_code == 403 and upload.json()["code"] == "forbidden"
 
 
 def test_workflow_runs_blocking_streaming_and_stopped(setup: dict[str, Any], fake: FakeOpenAI) -> None:

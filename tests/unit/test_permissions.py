@@ -53,3 +53,13 @@ def test_principal_context_round_trip() -> None:
     assert Principal.from_context(context) == original
     assert not original.is_expired()
     assert Principal.from_context({**context, "expires_at": "2000-01-01T00:00:00+00:00"}).is_expired()
+
+
+def test_either_of_two_permissions_will_do_when_a_route_names_both() -> None:
+    require(principal("developer", frozenset({"workflow:run"})), "agent:run|workflow:run")
+    require(principal("developer", frozenset({"agent:run"})), "agent:run|workflow:run")
+    with pytest.raises(Forbidden) as err:
+        require(principal("developer", frozenset({"file:write"})), "agent:run|workflow:run")
+    assert err.value.message == "Missing permission agent:run or workflow:run"
+    with pytest.raises(Forbidden):
+        require(principal("viewer"), "agent:run|workflow:run")
