@@ -54,6 +54,53 @@ CHAT_ROUTES = (
                 operation_id="coze-chat-cancel"),
 )
 
+# Served by the workflow-stream function (functions/catalog/workflows.py adds the prefixes and the
+# routes): two prefixes, four CloudFront behaviours, for all ten workflow routes (docs/adr/0049).
+WORKFLOW_PREFIX = "/coze/v1/workflow"
+WORKFLOWS_PREFIX = "/coze/v1/workflows"
+_WF = "shared.facades.coze.workflows"
+_RUN_EVENTS = (
+    SseEvent("Message", f"{_WF}:CozeWorkflowMessage", "The end node's output: the run's outputs as a JSON string, "
+                                                      "with the run's usage"),
+    SseEvent("Error", f"{_WF}:CozeWorkflowErrorData", "The run failed or was cancelled"),
+    SseEvent("Interrupt", f"{_WF}:CozeWorkflowInterrupt",
+             "The run waits for a human-input node's answer: send interrupt_data to stream_resume; the stream ends"),
+    SseEvent("Done", f"{_WF}:CozeWorkflowDone", "The run is over; the stream ends"),
+)
+_WORKFLOW = WORKFLOWS_PREFIX + "/{workflow_id}"
+WORKFLOW_ROUTES = (
+    StreamRoute("POST", WORKFLOW_PREFIX + "/run", "workflow:run",
+                "Coze: run a workflow's latest published version with `parameters`; waits up to 25 s for its outputs "
+                "(`data`, a JSON string), or `is_async: true` answers its `execute_id` at once",
+                tag=TAG, body=f"{_WF}:CozeWorkflowRunRequest", response=f"{_WF}:CozeWorkflowRunData",
+                dialect=DIALECT, operation_id="coze-workflow-run"),
+    StreamRoute("POST", WORKFLOW_PREFIX + "/stream_run", "workflow:run",
+                "Coze: run a workflow, answering Coze's workflow events (each with an `id:` line)",
+                tag=TAG, body=f"{_WF}:CozeWorkflowStreamRequest", events=_RUN_EVENTS, dialect=DIALECT,
+                operation_id="coze-workflow-stream-run"),
+    StreamRoute("POST", WORKFLOW_PREFIX + "/stream_resume", "workflow:run",
+                "Coze: answer the form an Interrupt showed (`resume_data`) and stream the rest of the run",
+                tag=TAG, body=f"{_WF}:CozeWorkflowResumeRequest", events=_RUN_EVENTS, dialect=DIALECT,
+                operation_id="coze-workflow-stream-resume"),
+    StreamRoute("GET", WORKFLOWS_PREFIX, "workflow:run",
+                "Coze: the tenant's workflows (a bound key's one), most recently changed first",
+                tag=TAG, query=f"{_WF}:CozeWorkflowListQuery", response=f"{_WF}:CozeWorkflowList", dialect=DIALECT,
+                operation_id="coze-workflows-list"),
+    StreamRoute("POST", WORKFLOWS_PREFIX + "/chat", "workflow:run",
+                "Coze: a chatflow answers the last of additional_messages, as /v3/chat's events",
+                tag=TAG, body=f"{_WF}:CozeWorkflowChatRequest", events=_CHAT_EVENTS, dialect=DIALECT,
+                operation_id="coze-workflows-chat"),
+    StreamRoute("GET", _WORKFLOW, "workflow:run", "Coze: one workflow",
+                tag=TAG, response=f"{_WF}:CozeWorkflowInfo", dialect=DIALECT, operation_id="coze-workflows-get"),
+    StreamRoute("GET", _WORKFLOW + "/versions", "workflow:run", "Coze: a workflow's published versions, newest first",
+                tag=TAG, query=f"{_WF}:CozeWorkflowVersionsQuery", response=f"{_WF}:CozeWorkflowVersionList",
+                dialect=DIALECT, operation_id="coze-workflows-versions"),
+    StreamRoute("GET", _WORKFLOW + "/run_histories/{execute_id}", "workflow:run",
+                "Coze: one run of the workflow (execute_status Success, Running or Fail; output; error; usage)",
+                tag=TAG, response=f"{_WF}:CozeRunHistories", dialect=DIALECT,
+                operation_id="coze-workflows-run-history"),
+)
+
 
 def coze_http(name: str, module: str, method: str, path: str, summary: str, *, permission: str = "agent:run",
               access: tuple[Access, ...] = (DATABASE, REDIS), domain: str = "chat") -> Function:

@@ -4,7 +4,7 @@ interpreter's state machine and its task functions
 
 from __future__ import annotations
 
-from functions.catalog import dify
+from functions.catalog import coze, dify
 from functions.catalog._common import EMBED_ACCESS, EMBED_LAYERS, KMS, PROVIDER_KEYS
 from shared.catalog import (
     CHILD_EXECUTIONS,
@@ -140,7 +140,8 @@ FUNCTIONS: tuple[Function, ...] = (
     # the run goes on in Step Functions whether a client follows or not. A follower ends within
     # WORKFLOW_STREAM_FOLLOW_S (840 s), below the timeout; the client resumes by Last-Event-ID.
     Function(_STREAM, "functions.workflows.stream", _W,
-             FunctionUrl((_WORKFLOW + "/runs", _RUNS + "/events", dify.WORKFLOWS_RUN), routes=(
+             FunctionUrl((_WORKFLOW + "/runs", _RUNS + "/events", dify.WORKFLOWS_RUN, coze.WORKFLOW_PREFIX,
+                          coze.WORKFLOWS_PREFIX), routes=(
                  StreamRoute("POST", _WORKFLOW + "/runs", "workflow:run",
                              "Run a workflow: \"mode\": \"stream\" answers its events as SSE until done; sync waits "
                              "for the result within a bound (else 202); async answers 202 at once",
@@ -156,6 +157,8 @@ FUNCTIONS: tuple[Function, ...] = (
                              operation_id="workflow-run-events"),
                  # Dify's workflow runs (docs/adr/0046): the same runs, in Dify's shape.
                  *dify.WORKFLOW_ROUTES,
+                 # Coze's workflow API (docs/adr/0049): the same runs and workflows, in Coze's shape.
+                 *coze.WORKFLOW_ROUTES,
              )),
              # Running a draft checks it as publishing does (its tool nodes against the tenant's tools).
              memory_mb=512, timeout_s=900, layers=("base", "aws", "web", "tools"),

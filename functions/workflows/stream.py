@@ -12,11 +12,16 @@ it in AWS; the local gateway mounts it), serving the paths the edge sends it
 - ``POST /dify/v1/workflows/run`` and ``GET /dify/v1/workflows/run/{workflow_run_id}`` — the same
   runs in Dify's shape, of the workflow the key is bound to (docs/adr/0046-dify-service-api.md).
 
+- ``/coze/v1/workflow/...`` and ``/coze/v1/workflows...`` — Coze's workflow API: runs (sync,
+  async, streamed, resumed after an interrupt), run histories, chatflow chats, workflows and their
+  versions (docs/adr/0049-coze-workflows.md).
+
 A client that leaves stops only its stream: the run goes on in Step Functions.
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from functions.catalog import function_for_module
@@ -89,6 +94,89 @@ async def dify_get_run(call: StreamCall[None, None]) -> Answer:
 
     run_id = call.path_params["workflow_run_id"]
     return call.ok(await blocking(lambda: dify_service().get_run(call.principal, run_id)))
+
+
+# Coze's workflow API (docs/adr/0049-coze-workflows.md) ----------------------------------------------
+
+
+@api.route("POST", "/coze/v1/workflow/run")
+async def coze_run(call: StreamCall[Any, None]) -> Answer:
+    from shared.facades.coze.workflows import coze_workflows
+    from shared.http.stream import json_answer
+
+    facade, body = coze_workflows(), call.body
+    run = await blocking(lambda: facade.start(call.principal, body, "async" if body.is_async else "sync"))
+    answer = json_answer(facade.run_result(run, body.is_async, get_settings().workflow_sync_wait_s, call.request_id),
+                         call.request_id)
+    answer.headers.update(call.dialect.answer_headers(call.request_id))
+    return answer
+
+
+def _coze_follow(call: StreamCall[Any, Any], run_id: uuid.UUID, after: str | None) -> Answer:
+    from shared.facades.coze.workflows import CozeRunStream, coze_workflows
+
+    bounds = _bounds(call)
+    batches = coze_workflows().follow(call.principal, run_id, after, bounds.block_ms, bounds.follow_s)
+    return call.follow(batches, "coze-workflow-stream", until_gone=True, translator=CozeRunStream())
+
+
+@api.route("POST", "/coze/v1/workflow/stream_run")
+async def coze_stream_run(call: StreamCall[Any, None]) -> Answer:
+    from shared.facades.coze.workflows import coze_workflows
+
+    run = await blocking(lambda: coze_workflows().start(call.principal, call.body, "stream"))
+    return _coze_follow(call, run.id, None)
+
+
+@api.route("POST", "/coze/v1/workflow/stream_resume")
+async def coze_stream_resume(call: StreamCall[Any, None]) -> Answer:
+    from shared.facades.coze.workflows import coze_workflows
+
+    run_id, after = await blocking(lambda: coze_workflows().resume(call.principal, call.body))
+    return _coze_follow(call, run_id, after)
+
+
+@api.route("POST", "/coze/v1/workflows/chat")
+async def coze_workflow_chat(call: StreamCall[Any, None]) -> Answer:
+    from shared.facades.coze.workflows import CozeWorkflowChatStream, coze_workflows
+
+    facade = coze_workflows()
+    run, chat = await blocking(lambda: facade.start_chat(call.principal, call.body))
+    bounds = _bounds(call)
+    batches = facade.follow(call.principal, run.id, None, bounds.block_ms, bounds.follow_s)
+    return call.follow(batches, "coze-workflow-chat", until_gone=True, translator=CozeWorkflowChatStream(chat))
+
+
+@api.route("GET", "/coze/v1/workflows")
+async def coze_workflows_list(call: StreamCall[None, Any]) -> Answer:
+    from shared.facades.coze.workflows import coze_workflows
+
+    return call.ok(await blocking(lambda: coze_workflows().list_workflows(call.principal, call.query)))
+
+
+@api.route("GET", "/coze/v1/workflows/{workflow_id}")
+async def coze_workflow_get(call: StreamCall[None, None]) -> Answer:
+    from shared.facades.coze.workflows import coze_workflows
+
+    workflow_id = call.path_params["workflow_id"]
+    return call.ok(await blocking(lambda: coze_workflows().info(call.principal, workflow_id)))
+
+
+@api.route("GET", "/coze/v1/workflows/{workflow_id}/versions")
+async def coze_workflow_versions(call: StreamCall[None, Any]) -> Answer:
+    from shared.facades.coze.workflows import coze_workflows
+
+    workflow_id = call.path_params["workflow_id"]
+    return call.ok(await blocking(lambda: coze_workflows().versions(call.principal, workflow_id, call.query)))
+
+
+@api.route("GET", "/coze/v1/workflows/{workflow_id}/run_histories/{execute_id}")
+async def coze_run_history(call: StreamCall[None, None]) -> Answer:
+    from shared.facades.coze.workflows import coze_workflows
+
+    workflow_id, execute_id = call.path_params["workflow_id"], call.path_params["execute_id"]
+    return call.ok(await blocking(lambda: coze_workflows().history(call.principal, workflow_id, execute_id,
+                                                                   call.request_id)))
 
 
 app = api.asgi()

@@ -198,7 +198,11 @@ def test_streaming_paths_need_no_handler_module() -> None:
                           "/coze/v3/chat/message/list", "/coze/v3/chat/cancel", "/dify/v1/chat-messages",
                           "/dify/v1/chat-messages/{task_id}/stop",
                           "/dify/v1/completion-messages", "/dify/v1/completion-messages/{task_id}/stop",
-                          "/dify/v1/workflows/run", "/dify/v1/workflows/run/{workflow_run_id}"}
+                          "/dify/v1/workflows/run", "/dify/v1/workflows/run/{workflow_run_id}",
+                          "/coze/v1/workflow/run", "/coze/v1/workflow/stream_run", "/coze/v1/workflow/stream_resume",
+                          "/coze/v1/workflows", "/coze/v1/workflows/chat", "/coze/v1/workflows/{workflow_id}",
+                          "/coze/v1/workflows/{workflow_id}/versions",
+                          "/coze/v1/workflows/{workflow_id}/run_histories/{execute_id}"}
     assert {"ChatBody", "MessageOut", "CancelOut", "MessageStart", "StartRun", "NodeFinishedEvent"} <= set(components)
     # Built from the catalog alone (the StreamRoutes and the models they name), without the
     # apps; and importing the catalog imports none of those models (cold start).

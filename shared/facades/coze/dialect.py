@@ -40,6 +40,8 @@ _BY_CODE: dict[str, tuple[int, int | None]] = {
     "sys_rate_limited": (wire.SYSTEM_LIMIT, 429),
     "quota_exceeded": (wire.INSUFFICIENT_BALANCE, 429),
     "biz_route_not_found": (wire.NOT_FOUND, 404),
+    # A key bound to another workflow: as if the workflow did not exist (Coze's not-found).
+    "auth_workflow_not_allowed": (wire.NOT_FOUND, 404),
 }
 
 
