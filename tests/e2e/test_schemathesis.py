@@ -19,7 +19,9 @@ JSON errors and events are held by tests/e2e/test_chat_e2e.py and tests/unit/tes
 ``POST /openai/v1/chat/completions`` (``stream: true`` answers events), held by
 tests/e2e/test_openai_e2e.py through the official SDK; the OpenAI models routes are fuzzed. So is
 ``POST /coze/v3/chat`` (events, or a chat held open until its turn ends), held by
-tests/e2e/test_coze_chat_e2e.py through ``cozepy``; Coze's other routes are fuzzed.
+tests/e2e/test_coze_chat_e2e.py through ``cozepy``; so are Coze's workflow streams (``stream_run``,
+``stream_resume``, ``workflows/chat``), held by tests/e2e/test_coze_workflows_e2e.py; Coze's other
+routes are fuzzed.
 ``POST /api/v1/chat/{message_id}/cancel`` (JSON) is fuzzed.
 
 Dify's routes (docs/dify-api.md) act for the app a key is bound to: the owner's own key reaches
@@ -47,7 +49,8 @@ SEED = 20261203
 CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conformance",
           "response_headers_conformance", "response_schema_conformance")
 # Streaming answers (see the module docstring).
-SSE_ROUTES = r"^(/api/v1/chat(/\{message_id\}/events)?|/openai/v1/chat/completions|/coze/v3/chat)$"
+SSE_ROUTES = (r"^(/api/v1/chat(/\{message_id\}/events)?|/openai/v1/chat/completions|/coze/v3/chat"
+              r"|/coze/v1/workflow/stream_(run|resume)|/coze/v1/workflows/chat)$")
 # Dify's streaming routes (answered with a bound key: the app's events).
 DIFY_SSE_ROUTES = r"^/dify/v1/(chat-messages|completion-messages|workflows/run)$"
 # Operations (by catalog name: the operation id) that destroy the seeded resources or can

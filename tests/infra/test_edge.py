@@ -235,7 +235,10 @@ def test_stream_prefixes_go_to_the_function_url_uncompressed(synth: Synth, fn: c
         "workflow-stream": ["/api/v1/workflows/*/runs", "/api/v1/workflows/*/runs/*", "/api/v1/workflow-runs/*/events",
                             "/api/v1/workflow-runs/*/events/*",
                             # Dify's workflow runs (docs/adr/0046-dify-service-api.md).
-                            "/dify/v1/workflows/run", "/dify/v1/workflows/run/*"]}[fn.name]
+                            "/dify/v1/workflows/run", "/dify/v1/workflows/run/*",
+                            # Coze's ten workflow routes under two prefixes (docs/adr/0049-coze-workflows.md).
+                            "/coze/v1/workflow", "/coze/v1/workflow/*", "/coze/v1/workflows",
+                            "/coze/v1/workflows/*"]}[fn.name]
     url_id, _ = _function_url(synth, fn)
     nested = synth.root.domain_stacks[fn.domain].nested_stack_resource
     assert nested is not None
@@ -253,6 +256,19 @@ def test_stream_prefixes_go_to_the_function_url_uncompressed(synth: Synth, fn: c
     # Between two chunks of a stream (heartbeats come at least every 15 s) and for a whole
     # non-streamed answer.
     assert next(o for o in config["Origins"] if o["Id"] == origin)["CustomOriginConfig"]["OriginReadTimeout"] == 60
+
+
+# CloudFront's default quota of cache behaviours per distribution (adjustable, but a deployment
+# should not need a quota request): every streaming prefix costs two.
+MAX_BEHAVIORS = 25
+
+
+def test_the_distribution_stays_within_cloudfront_s_behavior_quota(synth: Synth) -> None:
+    behaviors = _distribution(synth)["CacheBehaviors"]
+    patterns = [p for fn in STREAMING if isinstance(fn.trigger, catalog.FunctionUrl)
+                for p in stream_path_patterns(fn.trigger)]
+    assert len(behaviors) == len(patterns) == 20
+    assert len(behaviors) <= MAX_BEHAVIORS
 
 
 def test_every_other_path_stays_on_the_api(synth: Synth) -> None:
