@@ -162,7 +162,10 @@ FUNCTIONS: tuple[Function, ...] = (
              )),
              # Running a draft checks it as publishing does (its tool nodes against the tenant's tools).
              memory_mb=512, timeout_s=900, layers=("base", "aws", "web", "tools"),
-             access=(DATABASE, REDIS, _PAYLOADS_READ, state_machine(_RUN, "start"), *_TOOL_CHECKS),
+             # Coze's stream_resume answers a pause as POST …/resume does: the answer may be written to
+             # the payloads bucket (the runs' prefix), then the execution's task token is answered.
+             access=(DATABASE, REDIS, _PAYLOADS_READ, bucket("payloads", "write", prefix="workflow-runs/"),
+                     state_machine(_RUN, "start", "signal"), *_TOOL_CHECKS),
              description="Starts workflow runs (streamed, sync or async), lists them and streams their events, "
                          "served by a function URL"),
     Function("workflow-runs-reconcile", "functions.workflows.reconcile_runs", _W,

@@ -110,7 +110,11 @@ def test_the_run_routes_and_the_reconciler_control_only_what_they_need(synth: Sy
         return {action for action, _ in _grants(synth, name) if action.startswith("states:")}
 
     # Starting (every mode) and listing runs, following their events: the streaming function.
-    assert states("workflow-stream") == {"states:StartExecution"}
+    # Coze's stream_resume answers a pause there too (docs/adr/0049-coze-workflows.md).
+    assert states("workflow-stream") == {"states:StartExecution", "states:SendTaskSuccess",
+                                         "states:SendTaskFailure", "states:SendTaskHeartbeat"}
+    assert {(action, _shown(resource)) for action, resource in _grants(synth, "workflow-stream")
+            if action == "s3:PutObject"} == {("s3:PutObject", "<PayloadsBucketArn>/workflow-runs/*")}
     assert states("workflow-runs-cancel") == {"states:StopExecution"}
     # Resuming a paused run answers its task token, and controls nothing else.
     assert states("workflow-runs-resume") == {"states:SendTaskSuccess", "states:SendTaskFailure",
