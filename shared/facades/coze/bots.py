@@ -397,7 +397,8 @@ def apply(config: AgentConfig, body: _BotFields) -> AgentConfig:
         problems = []
         for error in exc.errors():
             location = [str(part) for part in error.get("loc", ())]
-            where = _CONFIG_FIELDS.get(location[0], location[0]) if location else "body"
+            # The configuration's own checks (placeholders) are about the prompt.
+            where = _CONFIG_FIELDS.get(location[0], location[0]) if location else "prompt_info.prompt"
             if location[:2] == ["model", "name"]:
                 where = "model_info_config.model_id"
             problems.append(f"{where}: {error.get('msg', '')}")
