@@ -13,6 +13,7 @@ from functions.catalog import (
     agents,
     chat,
     coze,
+    coze_bots,
     coze_knowledge,
     dify,
     files,
@@ -80,7 +81,8 @@ __all__ = [
     "streaming_functions",
 ]
 
-_DOMAINS = (platform, models, knowledge, files, agents, chat, workflows, tools, openai, coze, coze_knowledge, dify)
+_DOMAINS = (platform, models, knowledge, files, agents, chat, workflows, tools, openai, coze, coze_knowledge,
+            coze_bots, dify)
 
 FUNCTIONS: tuple[Function, ...] = tuple(fn for domain in _DOMAINS for fn in domain.FUNCTIONS)
 QUEUES: tuple[QueueSpec, ...] = tuple(q for domain in _DOMAINS for q in getattr(domain, "QUEUES", ()))

@@ -53,9 +53,15 @@ def insert_agent(conn: Conn, *, agent_id: uuid.UUID, tenant_id: uuid.UUID, name:
     return row
 
 
-def list_agents(conn: Conn, tenant_id: uuid.UUID, builtin: bool | None, page: PageRequest) -> tuple[list[Row], int]:
-    where = _VISIBLE + " AND (%(builtin)s::boolean IS NULL OR (tenant_id IS NULL) = %(builtin)s::boolean)"
-    return page_of(conn, "agents", _AGENT_COLUMNS, where, {"tenant": tenant_id, "builtin": builtin}, page)
+def list_agents(conn: Conn, tenant_id: uuid.UUID, builtin: bool | None, page: PageRequest, *,
+                published: bool | None = None, agent_id: uuid.UUID | None = None) -> tuple[list[Row], int]:
+    """A page of the live agents the tenant sees; ``published``: only those with (or without) a
+    published version; ``agent_id``: only that one (a key bound to it)."""
+    where = (_VISIBLE + " AND (%(builtin)s::boolean IS NULL OR (tenant_id IS NULL) = %(builtin)s::boolean)"
+             " AND (%(published)s::boolean IS NULL OR (published_version IS NOT NULL) = %(published)s::boolean)"
+             " AND (%(agent)s::uuid IS NULL OR id = %(agent)s::uuid)")
+    return page_of(conn, "agents", _AGENT_COLUMNS, where,
+                   {"tenant": tenant_id, "builtin": builtin, "published": published, "agent": agent_id}, page)
 
 
 def update_agent(conn: Conn, tenant_id: uuid.UUID, agent_id: uuid.UUID, values: dict[str, Any],
@@ -116,6 +122,15 @@ def next_version_number(conn: Conn, tenant_id: uuid.UUID, agent_id: uuid.UUID) -
 def get_version(conn: Conn, tenant_id: uuid.UUID, agent_id: uuid.UUID, number: int) -> Row | None:
     return one(conn, f"""SELECT {_VERSION_COLUMNS} FROM agent_versions
                           WHERE tenant_id = %s AND agent_id = %s AND number = %s""", (tenant_id, agent_id, number))
+
+
+def published_versions(conn: Conn, tenant_id: uuid.UUID, agent_ids: list[uuid.UUID]) -> list[Row]:
+    """The version each of ``agent_ids`` currently publishes (agents never published: none)."""
+    return rows(conn, f"""SELECT {_VERSION_COLUMNS} FROM agent_versions
+                          WHERE tenant_id = %(tenant)s AND (agent_id, number) IN (
+                              SELECT id, published_version FROM agents
+                              WHERE tenant_id = %(tenant)s AND id = ANY(%(ids)s) AND published_version IS NOT NULL)""",
+                {"tenant": tenant_id, "ids": agent_ids})
 
 
 def list_versions(conn: Conn, tenant_id: uuid.UUID, agent_id: uuid.UUID, page: PageRequest) -> tuple[list[Row], int]:

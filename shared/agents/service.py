@@ -112,11 +112,11 @@ class AgentService:
         return agent_out(row)
 
     @_traced
-    def list_agents(self, principal: Principal, builtin: bool | None,
-                    page: PageRequest) -> Page[AgentOut]:
+    def list_agents(self, principal: Principal, builtin: bool | None, page: PageRequest, *,
+                    published: bool | None = None, agent_id: uuid.UUID | None = None) -> Page[AgentOut]:
         tenant_id = principal.tenant
         with self._db.transaction(tenant_id) as conn:
-            rows, total = repo.list_agents(conn, tenant_id, builtin, page)
+            rows, total = repo.list_agents(conn, tenant_id, builtin, page, published=published, agent_id=agent_id)
         return Page.of([agent_out(r) for r in rows], page, total)
 
     @_traced
@@ -300,6 +300,16 @@ class AgentService:
             agent = self._visible(conn, tenant_id, ref)
             rows, total = repo.list_versions(conn, tenant_id, agent["id"], page) if not agent["builtin"] else ([], 0)
         return Page.of([version_out(r) for r in rows], page, total)
+
+    @_traced
+    def published_versions(self, principal: Principal, agent_ids: list[uuid.UUID]) -> dict[uuid.UUID, AgentVersionOut]:
+        """The version each agent publishes now, by agent (one query for a page of agents)."""
+        if not agent_ids:
+            return {}
+        tenant_id = principal.tenant
+        with self._db.transaction(tenant_id) as conn:
+            found = repo.published_versions(conn, tenant_id, agent_ids)
+        return {row["agent_id"]: version_out(row) for row in found}
 
     @_traced
     def get_version(self, principal: Principal, ref: AgentRef, number: int) -> AgentVersionOut:

@@ -338,3 +338,33 @@ def test_resolve_for_chat_draft_versus_published(api: Api) -> None:
     api.call("DELETE", f"/api/v1/agents/{agent['id']}", expect=204)
     with pytest.raises(AgentNotFound):
         service.resolve_for_chat(api.tenant_id, agent["id"], draft=False)
+
+
+def test_list_filters_by_publication_and_agent_and_reads_the_published_versions(api: Api, other: Api) -> None:
+    """What Coze's bot lists read (shared/facades/coze/bots.py): the filters and, in one query,
+    the version each agent of a page publishes — within the tenant only."""
+    from shared.agents.repository import AGENT_SORTS
+    from shared.auth.principal import Principal
+    from shared.db.paging import page_request
+
+    service = agent_service()
+    principal = Principal(kind="api_key", token_id=uuid.uuid4(), tenant_id=api.tenant_id, role="owner")
+    online = api.agent("Online", config={"system_prompt": "One."})
+    api.data("POST", f"/api/v1/agents/{online['id']}/publish", {}, 201)
+    api.data("PATCH", f"/api/v1/agents/{online['id']}", {"name": "Online (edited)", "version": 1})
+    draft = api.agent("Draft")
+    theirs = other.agent("Theirs")
+    other.data("POST", f"/api/v1/agents/{theirs['id']}/publish", {}, 201)
+    page = page_request(1, 20, "-created_at", AGENT_SORTS)
+
+    def names(**filters: Any) -> list[str]:
+        return [a.name for a in service.list_agents(principal, False, page, **filters).items]
+
+    assert names() == ["Draft", "Online (edited)"]
+    assert names(published=True) == ["Online (edited)"] and names(published=False) == ["Draft"]
+    assert names(agent_id=uuid.UUID(draft["id"])) == ["Draft"]
+    assert names(agent_id=uuid.UUID(theirs["id"])) == []
+    versions = service.published_versions(principal, [uuid.UUID(a["id"]) for a in (online, draft, theirs)])
+    assert list(versions) == [uuid.UUID(online["id"])]
+    assert (versions[uuid.UUID(online["id"])].name, versions[uuid.UUID(online["id"])].number) == ("Online", 1)
+    assert service.published_versions(principal, []) == {}
