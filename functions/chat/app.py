@@ -7,8 +7,10 @@ in their API's dialect, through the facade's translation of the same turn."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from functions.catalog import function_for_module
-from shared.chat.api import ChatBody, UserQuery
+from shared.chat.api import ChatBody, ToolOutputsBody, UserQuery
 from shared.chat.wiring import chat_service
 from shared.config import get_settings
 from shared.conversations import paths
@@ -17,14 +19,29 @@ from shared.facades.dify.api import DifyChatMessageRequest, DifyCompletionMessag
 from shared.facades.openai.api import ChatCompletionRequest
 from shared.http.stream import Answer, StreamCall, blocking, in_own_thread, stream_app
 
+if TYPE_CHECKING:
+    from shared.chat.service import Turn
+
 api = stream_app(function_for_module(__name__), heartbeat_s=lambda: get_settings().chat_heartbeat_s)
 
 
 @api.route("POST", "/api/v1/chat")
 async def chat(call: StreamCall[ChatBody, None]) -> Answer:
     service = chat_service()
-    turn = await blocking(lambda: service.start(call.principal, call.body))
-    if not call.body.stream:
+    turn = await blocking(lambda: service.start(call.principal, call.body, client_tools=True))
+    return await _run_turn(call, turn, call.body.stream)
+
+
+@api.route("POST", "/api/v1/chat/{message_id}/tool-outputs")
+async def tool_outputs(call: StreamCall[ToolOutputsBody, None]) -> Answer:
+    message_id = paths.message_id(call.path_params["message_id"])
+    turn = await blocking(lambda: chat_service().resume(call.principal, message_id, call.body))
+    return await _run_turn(call, turn, call.body.stream)
+
+
+async def _run_turn(call: StreamCall[Any, None], turn: Turn, stream: bool) -> Answer:
+    service = chat_service()
+    if not stream:
         final, error = await in_own_thread(lambda: service.run(turn), "chat-turn")
         if error is not None:
             from shared.chat.service import TurnFailed
