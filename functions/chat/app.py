@@ -14,7 +14,7 @@ from shared.chat.api import ChatBody, ToolOutputsBody, UserQuery
 from shared.chat.wiring import chat_service
 from shared.config import get_settings
 from shared.conversations import paths
-from shared.facades.coze.chat import CozeChatQuery, CozeChatRef, CozeChatRequest
+from shared.facades.coze.chat import CozeChatQuery, CozeChatRef, CozeChatRequest, CozeSubmitToolOutputs
 from shared.facades.dify.api import DifyChatMessageRequest, DifyCompletionMessageRequest, DifyUserBody
 from shared.facades.openai.api import ChatCompletionRequest
 from shared.http.stream import Answer, StreamCall, blocking, in_own_thread, stream_app
@@ -87,6 +87,18 @@ async def coze_chat(call: StreamCall[CozeChatRequest, CozeChatQuery]) -> Answer:
         # Coze answers the chat in progress at once; the client polls /coze/v3/chat/retrieve.
         return call.ok_then(chat.chat("in_progress"), in_own_thread(lambda: facade.run(chat), "chat-turn"))
     return call.stream(lambda emit: facade.run(chat, emit), "chat-turn", translator=CozeChatStream(chat))
+
+
+@api.route("POST", "/coze/v3/chat/submit_tool_outputs")
+async def coze_chat_submit_tool_outputs(call: StreamCall[CozeSubmitToolOutputs, CozeChatRef]) -> Answer:
+    from shared.facades.coze.chat import CozeChatStream, coze_chats
+
+    facade = coze_chats()
+    chat = await blocking(lambda: facade.submit_tool_outputs(call.principal, call.query, call.body))
+    if not call.body.stream:
+        return call.ok_then(chat.chat("in_progress"), in_own_thread(lambda: facade.run(chat), "chat-turn"))
+    return call.stream(lambda emit: facade.run(chat, emit), "chat-turn",
+                       translator=CozeChatStream(chat, resumed=True))
 
 
 @api.route("GET", "/coze/v3/chat/retrieve")

@@ -183,3 +183,112 @@ def test_publishing_refuses_a_client_tool_named_like_an_agent_tool(tenant: Tenan
         "client_tools": [{"name": "current_time"}]}})
     refused = tenant.post(f"/api/v1/agents/{agent['id']}/publish", {}, expect=422)
     assert refused["details"]["fields"][0]["field"] == "config.client_tools[0].name"
+
+
+# Coze (docs/coze-api.md), through the official cozepy SDK ----------------------------------------
+def _coze(tenant: Tenant) -> Any:
+    from cozepy import Coze, TokenAuth
+
+    return Coze(auth=TokenAuth(tenant.token), base_url=f"{tenant.runtime.url}/coze")
+
+
+def _coze_pause(tenant: Tenant, fake: FakeOpenAI, agent: str, *then: ChatScript) -> tuple[Any, list[Any]]:
+    from cozepy import ChatEventType, Message
+
+    fake.reset()
+    fake.enqueue(ChatScript(text=[], tool_calls=[ToolCallScript("locate", ['{"precision": "city"}'])]), *then)
+    events = list(_coze(tenant).chat.stream(bot_id=agent, user_id="carol",
+                                            additional_messages=[Message.build_user_question_text("Weather?")]))
+    kinds = [e.event for e in events]
+    # cozepy ends the stream at done (it yields no event for it).
+    assert kinds[-1] == ChatEventType.CONVERSATION_CHAT_REQUIRES_ACTION, kinds
+    return events[-1].chat, events
+
+
+def test_coze_stream_requires_action_then_submit_tool_outputs_streams_the_rest(tenant: Tenant, fake: FakeOpenAI,
+                                                                               agent: str) -> None:
+    from cozepy import ChatEventType, ChatStatus, MessageType, ToolOutput
+
+    chat, events = _coze_pause(tenant, fake, agent, ChatScript(text=["Rain ", "in Brest."], usage=(30, 4)))
+    assert chat.status == ChatStatus.REQUIRES_ACTION and chat.required_action is not None
+    assert chat.required_action.type == "submit_tool_outputs"
+    calls = chat.required_action.submit_tool_outputs.tool_calls
+    assert [(c.type, c.function.name, c.function.arguments) for c in calls] == [
+        ("function", "locate", '{"precision": "city"}')]
+    # The call was told as Coze tells a function call, before the pause.
+    assert any(e.message is not None and e.message.type == MessageType.FUNCTION_CALL for e in events)
+    coze = _coze(tenant)
+    polled = coze.chat.retrieve(conversation_id=chat.conversation_id, chat_id=chat.id)
+    assert polled.status == ChatStatus.REQUIRES_ACTION
+    assert polled.required_action.submit_tool_outputs.tool_calls[0].id == calls[0].id
+    rest = list(coze.chat.submit_tool_outputs(conversation_id=chat.conversation_id, chat_id=chat.id, stream=True,
+                                              tool_outputs=[ToolOutput(tool_call_id=calls[0].id, output="Brest")]))
+    kinds = [e.event for e in rest]
+    assert kinds[0] == ChatEventType.CONVERSATION_CHAT_IN_PROGRESS
+    assert kinds[-2:] == [ChatEventType.CONVERSATION_MESSAGE_COMPLETED, ChatEventType.CONVERSATION_CHAT_COMPLETED]
+    assert "".join(e.message.content for e in rest if e.event == ChatEventType.CONVERSATION_MESSAGE_DELTA
+                   and e.message is not None) == "Rain in Brest."
+    completed = rest[-1].chat
+    assert completed.id == chat.id and completed.status == ChatStatus.COMPLETED
+    assert completed.usage.token_count >= 34
+    tool_message = [m for m in fake.chat_requests()[-1]["messages"] if m["role"] == "tool"]
+    assert tool_message == [{"role": "tool", "tool_call_id": calls[0].id, "content": "Brest"}]
+
+
+def test_coze_submit_not_streamed_answers_the_chat_in_progress_then_polls(tenant: Tenant, fake: FakeOpenAI,
+                                                                          agent: str) -> None:
+    import time
+
+    from cozepy import ChatStatus, ToolOutput
+
+    chat, _ = _coze_pause(tenant, fake, agent, ChatScript(text=["Sunny."]))
+    call_id = chat.required_action.submit_tool_outputs.tool_calls[0].id
+    coze = _coze(tenant)
+    answered = coze.chat.submit_tool_outputs(conversation_id=chat.conversation_id, chat_id=chat.id, stream=False,
+                                             tool_outputs=[ToolOutput(tool_call_id=call_id, output="Nice")])
+    assert answered.id == chat.id and answered.status == ChatStatus.IN_PROGRESS
+    deadline = time.monotonic() + 30
+    while (polled := coze.chat.retrieve(conversation_id=chat.conversation_id, chat_id=chat.id)).status \
+            == ChatStatus.IN_PROGRESS and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert polled.status == ChatStatus.COMPLETED and polled.required_action is None
+    listed = coze.chat.messages.list(conversation_id=chat.conversation_id, chat_id=chat.id)
+    assert [m.type for m in listed][-3:] == ["function_call", "tool_response", "answer"]
+    assert listed[-1].content == "Sunny." and listed[-2].content == "Nice"
+
+
+def test_coze_refusals_are_coze_errors(runtime: RunningRuntime, tenant: Tenant, fake: FakeOpenAI,
+                                       agent: str) -> None:
+    from cozepy import CozeAPIError, ToolOutput
+
+    chat, _ = _coze_pause(tenant, fake, agent, ChatScript(text=["Fine."]))
+    coze = _coze(tenant)
+    with pytest.raises(CozeAPIError) as wrong:
+        coze.chat.submit_tool_outputs(conversation_id=chat.conversation_id, chat_id=chat.id, stream=False,
+                                      tool_outputs=[ToolOutput(tool_call_id="call_nope", output="x")])
+    assert wrong.value.code == 4000 and "call_nope" in (wrong.value.msg or "")
+    stranger = Tenant(runtime, fake, "e2e-client-tools-coze-stranger")
+    call_id = chat.required_action.submit_tool_outputs.tool_calls[0].id
+    with pytest.raises(CozeAPIError) as other:
+        _coze(stranger).chat.submit_tool_outputs(conversation_id=chat.conversation_id, chat_id=chat.id,
+                                                 stream=False,
+                                                 tool_outputs=[ToolOutput(tool_call_id=call_id, output="x")])
+    assert other.value.code == 4002  # another tenant's conversation is not found
+    rest = list(coze.chat.submit_tool_outputs(conversation_id=chat.conversation_id, chat_id=chat.id, stream=True,
+                                              tool_outputs=[ToolOutput(tool_call_id=call_id, output="x")]))
+    assert rest[-1].chat.status == "completed"
+    with pytest.raises(CozeAPIError) as twice:
+        coze.chat.submit_tool_outputs(conversation_id=chat.conversation_id, chat_id=chat.id, stream=False,
+                                      tool_outputs=[ToolOutput(tool_call_id=call_id, output="x")])
+    assert twice.value.code == 4000 and "not waiting" in (twice.value.msg or "")
+
+
+def test_the_openai_facade_never_offers_client_tools(tenant: Tenant, fake: FakeOpenAI, agent: str) -> None:
+    import openai
+
+    fake.reset()
+    fake.enqueue(ChatScript(text=["No tools of yours."]))
+    client = openai.OpenAI(api_key=tenant.token, base_url=f"{tenant.runtime.url}/openai/v1")
+    answer = client.chat.completions.create(model=agent, messages=[{"role": "user", "content": "Hi"}])
+    assert answer.choices[0].message.content == "No tools of yours."
+    assert [t["function"]["name"] for t in fake.chat_requests()[0].get("tools", [])] == ["current_time"]

@@ -197,7 +197,8 @@ def test_streaming_paths_need_no_handler_module() -> None:
                           "/api/v1/chat/{message_id}/tool-outputs",
                           "/api/v1/workflows/{workflow_id}/runs", "/api/v1/workflow-runs/{run_id}/events",
                           "/openai/v1/chat/completions", "/coze/v3/chat", "/coze/v3/chat/retrieve",
-                          "/coze/v3/chat/message/list", "/coze/v3/chat/cancel", "/dify/v1/chat-messages",
+                          "/coze/v3/chat/message/list", "/coze/v3/chat/cancel", "/coze/v3/chat/submit_tool_outputs",
+                          "/dify/v1/chat-messages",
                           "/dify/v1/chat-messages/{task_id}/stop",
                           "/dify/v1/completion-messages", "/dify/v1/completion-messages/{task_id}/stop",
                           "/dify/v1/workflows/run", "/dify/v1/workflows/run/{workflow_run_id}"}
