@@ -257,3 +257,31 @@ def test_publishing_refuses_a_client_tool_named_like_one_of_the_agents_tools() -
     assert [(p["field"], p["type"]) for p in problems] == [("config.client_tools[0].name", "duplicate")]
     fine = config.model_copy(update={"client_tools": config.client_tools[1:]})
     assert tool_problems(tools, uuid.uuid4(), fine) == []  # type: ignore[arg-type]
+
+
+# Coze's wire format -------------------------------------------------------------------------------
+def test_coze_shows_a_pause_as_requires_action_with_its_tool_calls() -> None:
+    import json
+
+    from shared.cache.ports import StreamEvent
+    from shared.facades.coze.chat import CozeChatStream, CozeTurn, answer_chat
+
+    loop = _loop(Gateway([calls(("locate", {"precision": "city"}))]))
+    paused, seen = _paused(loop)
+    chat = answer_chat(paused, str(paused.agent_id))
+    assert chat.status == "requires_action" and chat.required_action is not None
+    wire = chat.model_dump(mode="json", exclude_none=True)["required_action"]
+    assert wire == {"type": "submit_tool_outputs", "submit_tool_outputs": {"tool_calls": [
+        {"id": paused.required_action.tool_calls[0].id, "type": "function",
+         "function": {"name": "locate", "arguments": '{"precision": "city"}'}}]}}
+    action = next(e for e in seen if e.type == "message.requires_action")
+    turn = CozeTurn(loop.service.start(loop.principal, ChatBody(agent_id=str(loop.agent.id), message="x")),
+                    "bot", str(paused.conversation_id), 0, {})
+    frame = CozeChatStream(turn).frames(StreamEvent(action.id, action.type, action.data))[0].decode()
+    assert frame.startswith("event:conversation.chat.requires_action\n")
+    data = json.loads(frame.split("data:", 1)[1])
+    assert data["status"] == "requires_action" and data["required_action"] == wire
+    # A continued chat only goes back in progress (it was created long ago).
+    start = next(e for e in seen if e.type == "message.start")
+    resumed = CozeChatStream(turn, resumed=True).frames(StreamEvent(start.id, start.type, start.data))
+    assert [f.decode().split("\n", 1)[0] for f in resumed] == ["event:conversation.chat.in_progress"]
