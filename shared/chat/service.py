@@ -336,7 +336,11 @@ class ChatService:
     # Cancel, replay, reaper ----------------------------------------------------------------------
     @tracer.capture_method(capture_response=False)
     def cancel(self, principal: Principal, message_id: uuid.UUID, user: str | None) -> CancelOut:
-        answer = self._d.conversations().visible_answer(principal, message_id, user)
+        store = self._d.conversations()
+        answer = store.visible_answer(principal, message_id, user)
+        if answer.status == "requires_action" and store.cancel_paused(principal.tenant, message_id):
+            # Nothing runs it: cancelled at once, keeping its steps (no output will be taken).
+            return CancelOut(message_id=message_id, status="cancelled", cancel_requested=True)
         if answer.status != "running":
             raise Conflict("The answer has already ended", code="chat_turn_finished",
                            details={"message_id": str(message_id), "status": answer.status})

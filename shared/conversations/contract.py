@@ -143,6 +143,10 @@ class TurnStore(Protocol):
         """Fail a paused answer (its offer expired); False when it was no longer paused."""
         ...
 
+    def cancel_paused(self, tenant_id: uuid.UUID, answer_id: uuid.UUID) -> bool:
+        """Cancel a paused answer (it keeps what it holds); False when it was no longer paused."""
+        ...
+
     def question_of(self, tenant_id: uuid.UUID, answer_id: uuid.UUID) -> str:
         """The text of the question an answer answers."""
         ...

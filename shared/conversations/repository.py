@@ -178,11 +178,14 @@ def claim_paused(conn: Conn, tenant_id: uuid.UUID, message_id: uuid.UUID) -> Row
                           RETURNING {MESSAGE_COLUMNS}""", (tenant_id, message_id))
 
 
-def fail_paused(conn: Conn, tenant_id: uuid.UUID, message_id: uuid.UUID, code: str, message: str) -> bool:
-    cur = conn.execute("""UPDATE messages SET status = 'failed', error_code = %s, error = %s, updated_at = now(),
+def end_paused(conn: Conn, tenant_id: uuid.UUID, message_id: uuid.UUID, status: str, code: str | None,
+               message: str | None) -> bool:
+    """End a paused answer (failed: its offer expired; cancelled: asked to); False when it was
+    no longer paused."""
+    cur = conn.execute("""UPDATE messages SET status = %s, error_code = %s, error = %s, updated_at = now(),
                               finished_at = now()
                            WHERE tenant_id = %s AND id = %s AND status = 'requires_action'""",
-                       (code, message, tenant_id, message_id))
+                       (status, code, message, tenant_id, message_id))
     return cur.rowcount == 1
 
 

@@ -89,7 +89,11 @@ class ConversationTurns:
 
     def fail_paused(self, tenant_id: uuid.UUID, answer_id: uuid.UUID, code: str, message: str) -> bool:
         with self._db.transaction(tenant_id) as conn:
-            return repo.fail_paused(conn, tenant_id, answer_id, code, message)
+            return repo.end_paused(conn, tenant_id, answer_id, "failed", code, message)
+
+    def cancel_paused(self, tenant_id: uuid.UUID, answer_id: uuid.UUID) -> bool:
+        with self._db.transaction(tenant_id) as conn:
+            return repo.end_paused(conn, tenant_id, answer_id, "cancelled", None, None)
 
     def question_of(self, tenant_id: uuid.UUID, answer_id: uuid.UUID) -> str:
         with self._db.transaction(tenant_id) as conn:

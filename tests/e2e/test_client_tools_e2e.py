@@ -162,6 +162,17 @@ def test_wrong_ids_and_another_tenant_change_nothing(runtime: RunningRuntime, te
     assert done["content"] == "Fine."
 
 
+def test_a_paused_answer_can_be_cancelled(tenant: Tenant, fake: FakeOpenAI, agent: str) -> None:
+    action, call_id = _pause(tenant, fake, agent)
+    cancelled = tenant.post(f"/api/v1/chat/{action['message_id']}/cancel", {}, expect=202)
+    assert cancelled["status"] == "cancelled"
+    stored = tenant.http.get(f"/api/v1/conversations/{action['conversation_id']}/messages").json()["data"][0]
+    assert stored["status"] == "cancelled"
+    late = tenant.post(f"/api/v1/chat/{action['message_id']}/tool-outputs",
+                       {"tool_outputs": [{"tool_call_id": call_id, "output": "x"}]}, expect=409)
+    assert late["code"] == "chat_not_awaiting_tool_outputs"
+
+
 def test_an_expired_offer_is_its_own_conflict_and_fails_the_answer(tenant: Tenant, fake: FakeOpenAI,
                                                                    agent: str) -> None:
     import time

@@ -125,6 +125,13 @@ class InMemoryTurnStore:
         row.update(status="failed", error_code=code, error=message, finished_at=datetime.now(UTC))
         return True
 
+    def cancel_paused(self, tenant_id: uuid.UUID, answer_id: uuid.UUID) -> bool:
+        row = self.messages[answer_id]
+        if row["status"] != "requires_action":
+            return False
+        row.update(status="cancelled", finished_at=datetime.now(UTC))
+        return True
+
     def question_of(self, tenant_id: uuid.UUID, answer_id: uuid.UUID) -> str:
         return str(self.messages[self.messages[answer_id]["reply_to"]]["content"])
 

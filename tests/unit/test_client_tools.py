@@ -285,3 +285,17 @@ def test_coze_shows_a_pause_as_requires_action_with_its_tool_calls() -> None:
     start = next(e for e in seen if e.type == "message.start")
     resumed = CozeChatStream(turn, resumed=True).frames(StreamEvent(start.id, start.type, start.data))
     assert [f.decode().split("\n", 1)[0] for f in resumed] == ["event:conversation.chat.in_progress"]
+
+
+def test_a_paused_answer_is_cancelled_at_once_and_frees_its_conversation() -> None:
+    loop = _loop(Gateway([calls(("locate", {}))]))
+    paused, seen = _paused(loop)
+    out = loop.service.cancel(loop.principal, paused.id, None)
+    assert (out.status, out.cancel_requested) == ("cancelled", True)
+    row = loop.store.messages[paused.id]
+    assert row["status"] == "cancelled" and row["steps"][0]["tool_calls"][0]["status"] == "pending"
+    body = ToolOutputsBody(tool_outputs=[{"tool_call_id": seen[1].data["id"], "output": "x"}])
+    with pytest.raises(ChatNotAwaitingToolOutputs):
+        loop.service.resume(loop.principal, paused.id, body)
+    again = ChatBody(agent_id=str(loop.agent.id), message="Next", conversation_id=paused.conversation_id)
+    loop.service.start(loop.principal, again, client_tools=True)
