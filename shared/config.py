@@ -162,6 +162,8 @@ class Settings(BaseSettings):
     chat_events_ttl_s: int = Field(default=86_400, ge=60)
     # The reaper fails a running answer that has written nothing for this long.
     chat_stuck_after_s: int = Field(default=300, ge=30)
+    # A turn paused on client tools waits this long for their outputs, then fails (docs/tools.md).
+    chat_tool_outputs_ttl_s: int = Field(default=600, ge=10, le=86_400)
 
     log_level: str = "INFO"
     powertools_metrics_disabled: bool = False

@@ -44,6 +44,8 @@ _TURN_EVENTS = (
     SseEvent("workflow.finished", f"{_RUN}:WorkflowFinishedEvent", "A chatflow agent's run ended"),
     SseEvent("message.delta", f"{_EVENTS}:MessageDelta", "A piece of the answer's text"),
     SseEvent("message.complete", _MESSAGE, "The stored answer (completed or cancelled)"),
+    SseEvent("message.requires_action", f"{_EVENTS}:MessageRequiresAction",
+             "The answer paused on client tools: submit their outputs to continue it (then done)"),
     SseEvent("error", f"{_EVENTS}:TurnError", "The turn failed (the answer is stored failed)"),
     SseEvent("done", f"{_EVENTS}:TurnDone", "The last event: the answer's final status"),
 )
@@ -79,6 +81,10 @@ FUNCTIONS += (
                              "Send a message to an agent: an SSE stream of the turn's events, or the final "
                              "message with \"stream\": false", tag="chat",
                              body=f"{_API}:ChatBody", response=_MESSAGE, events=_TURN_EVENTS),
+                 StreamRoute("POST", _CHAT + "/{message_id}/tool-outputs", "agent:run",
+                             "Continue an answer paused on client tools with their outputs: the rest of the "
+                             "turn's events, or the final message with \"stream\": false", tag="chat",
+                             body=f"{_API}:ToolOutputsBody", response=_MESSAGE, events=_TURN_EVENTS),
                  StreamRoute("GET", _CHAT + "/{message_id}/events", "agent:run",
                              "Replay a turn's events after Last-Event-ID, then follow it live", tag="chat",
                              query=f"{_API}:UserQuery", events=_TURN_EVENTS),

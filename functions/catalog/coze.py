@@ -26,6 +26,8 @@ _CHAT_EVENTS = (
              "(tool_response), then the answer"),
     SseEvent("conversation.chat.completed", f"{_CHAT}:CozeChat",
              "The chat ended (status completed, or canceled) with its usage"),
+    SseEvent("conversation.chat.requires_action", f"{_CHAT}:CozeChat",
+             "The chat waits on client tools: required_action lists the calls (submit_tool_outputs), then done"),
     SseEvent("conversation.chat.failed", f"{_CHAT}:CozeChat", "The chat failed: last_error (the answer is "
                                                                "stored failed)"),
     SseEvent("error", "shared.facades.coze.wire:CozeErrorBody", "The chat failed before it began"),
@@ -48,6 +50,12 @@ CHAT_ROUTES = (
                 "Coze: a chat's messages besides the question (tool calls and results, then the answer)",
                 tag=TAG, query=f"{_CHAT}:CozeChatRef", response=f"{_CHAT}:CozeMessages", dialect=DIALECT,
                 operation_id="coze-chat-messages"),
+    StreamRoute("POST", CHAT_PREFIX + "/submit_tool_outputs", "agent:run",
+                "Coze: continue a chat waiting on client tools (requires_action) with their outputs; stream: true "
+                "answers the rest as Coze's events, else the chat in_progress at once (poll /coze/v3/chat/retrieve)",
+                tag=TAG, body=f"{_CHAT}:CozeSubmitToolOutputs", query=f"{_CHAT}:CozeChatRef",
+                response=f"{_CHAT}:CozeChat", events=_CHAT_EVENTS, dialect=DIALECT,
+                operation_id="coze-chat-submit-tool-outputs"),
     StreamRoute("POST", CHAT_PREFIX + "/cancel", "agent:run",
                 "Coze: stop a running chat; the answer keeps what was generated", tag=TAG,
                 body=f"{_CHAT}:CozeChatRef", response=f"{_CHAT}:CozeChat", dialect=DIALECT,

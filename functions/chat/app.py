@@ -7,15 +7,20 @@ in their API's dialect, through the facade's translation of the same turn."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from functions.catalog import function_for_module
-from shared.chat.api import ChatBody, UserQuery
+from shared.chat.api import ChatBody, ToolOutputsBody, UserQuery
 from shared.chat.wiring import chat_service
 from shared.config import get_settings
 from shared.conversations import paths
-from shared.facades.coze.chat import CozeChatQuery, CozeChatRef, CozeChatRequest
+from shared.facades.coze.chat import CozeChatQuery, CozeChatRef, CozeChatRequest, CozeSubmitToolOutputs
 from shared.facades.dify.api import DifyChatMessageRequest, DifyCompletionMessageRequest, DifyUserBody
 from shared.facades.openai.api import ChatCompletionRequest
 from shared.http.stream import Answer, StreamCall, blocking, in_own_thread, stream_app
+
+if TYPE_CHECKING:
+    from shared.chat.service import Turn
 
 api = stream_app(function_for_module(__name__), heartbeat_s=lambda: get_settings().chat_heartbeat_s)
 
@@ -23,8 +28,20 @@ api = stream_app(function_for_module(__name__), heartbeat_s=lambda: get_settings
 @api.route("POST", "/api/v1/chat")
 async def chat(call: StreamCall[ChatBody, None]) -> Answer:
     service = chat_service()
-    turn = await blocking(lambda: service.start(call.principal, call.body))
-    if not call.body.stream:
+    turn = await blocking(lambda: service.start(call.principal, call.body, client_tools=True))
+    return await _run_turn(call, turn, call.body.stream)
+
+
+@api.route("POST", "/api/v1/chat/{message_id}/tool-outputs")
+async def tool_outputs(call: StreamCall[ToolOutputsBody, None]) -> Answer:
+    message_id = paths.message_id(call.path_params["message_id"])
+    turn = await blocking(lambda: chat_service().resume(call.principal, message_id, call.body))
+    return await _run_turn(call, turn, call.body.stream)
+
+
+async def _run_turn(call: StreamCall[Any, None], turn: Turn, stream: bool) -> Answer:
+    service = chat_service()
+    if not stream:
         final, error = await in_own_thread(lambda: service.run(turn), "chat-turn")
         if error is not None:
             from shared.chat.service import TurnFailed
@@ -70,6 +87,18 @@ async def coze_chat(call: StreamCall[CozeChatRequest, CozeChatQuery]) -> Answer:
         # Coze answers the chat in progress at once; the client polls /coze/v3/chat/retrieve.
         return call.ok_then(chat.chat("in_progress"), in_own_thread(lambda: facade.run(chat), "chat-turn"))
     return call.stream(lambda emit: facade.run(chat, emit), "chat-turn", translator=CozeChatStream(chat))
+
+
+@api.route("POST", "/coze/v3/chat/submit_tool_outputs")
+async def coze_chat_submit_tool_outputs(call: StreamCall[CozeSubmitToolOutputs, CozeChatRef]) -> Answer:
+    from shared.facades.coze.chat import CozeChatStream, coze_chats
+
+    facade = coze_chats()
+    chat = await blocking(lambda: facade.submit_tool_outputs(call.principal, call.query, call.body))
+    if not call.body.stream:
+        return call.ok_then(chat.chat("in_progress"), in_own_thread(lambda: facade.run(chat), "chat-turn"))
+    return call.stream(lambda emit: facade.run(chat, emit), "chat-turn",
+                       translator=CozeChatStream(chat, resumed=True))
 
 
 @api.route("GET", "/coze/v3/chat/retrieve")

@@ -5,6 +5,7 @@ upgrade step in :func:`load_config`)."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
@@ -27,6 +28,7 @@ PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]{0,63})\s*\}\}")
 _ANY_PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 MAX_INPUT_CHARS = 10_000
 MAX_USER_VARIABLES = 50
+MAX_CLIENT_TOOL_SCHEMA_CHARS = 20_000
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 
@@ -141,6 +143,34 @@ def _tool_use(value: Any) -> Any:
 ToolEntry = Annotated[ToolUse, BeforeValidator(_tool_use, json_schema_input_type=ToolUse | str)]
 
 
+class ClientTool(RequestModel):
+    """A tool the client runs itself (docs/tools.md, ADR 0051): offered to the model like the
+    agent's other tools, never executed by Stratus. A call to one pauses the turn
+    (``requires_action``) until the client submits the call's output."""
+
+    name: str = Field(pattern=TOOL_NAME, description="The name the model calls it by")
+    description: str = Field(default="", max_length=1000)
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}},
+                                       description="The arguments, as a JSON Schema (an object schema)")
+
+    @model_validator(mode="after")
+    def _object_schema(self) -> ClientTool:
+        # A structural check only: jsonschema lives in the tools layer, which the agents' CRUD
+        # functions do not carry; the model and the client read the schema, Stratus never does.
+        schema = self.parameters
+        if schema.get("type", "object") != "object":
+            raise ValueError("parameters must be a JSON Schema of an object (\"type\": \"object\")")
+        properties = schema.get("properties", {})
+        if not isinstance(properties, dict) or not all(isinstance(v, dict) for v in properties.values()):
+            raise ValueError("parameters.properties must map each argument's name to its schema (an object)")
+        required = schema.get("required", [])
+        if not isinstance(required, list) or not all(isinstance(n, str) and n in properties for n in required):
+            raise ValueError("parameters.required must list names of parameters.properties")
+        if len(json.dumps(schema)) > MAX_CLIENT_TOOL_SCHEMA_CHARS:
+            raise ValueError(f"parameters is over {MAX_CLIENT_TOOL_SCHEMA_CHARS} characters of JSON")
+        return self
+
+
 class AgentBudget(RequestModel):
     """Bounds of a smart-reasoning turn: each tool call, and the whole turn in time and tokens
     (past either, the model is asked for its final answer without tools)."""
@@ -184,10 +214,16 @@ class AgentConfig(RequestModel):
     # function_calling: the model's native tool calls; react: the Thought/Action/Observation
     # text protocol; auto: native when the model declares function_calling, else ReAct.
     reasoning: ReasoningMode = "auto"
+    # mode "smart-reasoning": tools the client runs (a call pauses the turn until the client
+    # submits its output); names distinct from each other and from the agent's tools.
+    client_tools: list[ClientTool] = Field(default_factory=list, max_length=20)
     budget: AgentBudget = Field(default_factory=AgentBudget)
 
     @model_validator(mode="after")
     def _placeholders_declared(self) -> AgentConfig:
+        client_names = [t.name for t in self.client_tools]
+        if len(set(client_names)) != len(client_names):
+            raise ValueError("client_tools must not repeat a name")
         names = [v.name for v in self.variables]
         if len(set(names)) != len(names):
             raise ValueError("variables must not repeat a name")

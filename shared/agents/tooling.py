@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING
 
 from shared.tools.contract import BUILTIN, WORKFLOW, ToolSelection, ToolSpec
@@ -30,10 +30,10 @@ def selections(config: AgentConfig) -> list[ToolSelection]:
     return chosen
 
 
-def model_names(specs: Sequence[ToolSpec]) -> dict[str, ToolSpec]:
+def model_names(specs: Sequence[ToolSpec], reserved: Collection[str] = ()) -> dict[str, ToolSpec]:
     """Each tool under a name a model can call (``[a-zA-Z0-9_-]{1,64}``), unique in the turn:
     two providers' ``search`` become ``search`` and ``search_2``. The same tool selected twice
-    is offered once."""
+    is offered once. ``reserved``: names taken already (the agent's client tools)."""
     named: dict[str, ToolSpec] = {}
     seen: set[str] = set()
     for spec in specs:
@@ -42,7 +42,7 @@ def model_names(specs: Sequence[ToolSpec]) -> dict[str, ToolSpec]:
         seen.add(str(spec.ref))
         base = _UNSAFE.sub("_", spec.name)[:64] or "tool"
         name, n = base, 1
-        while name in named:
+        while name in named or name in reserved:
             n += 1
             suffix = f"_{n}"
             name = base[:64 - len(suffix)] + suffix
@@ -86,10 +86,16 @@ def tool_problems(catalog: ToolCatalog, tenant_id: uuid.UUID, config: AgentConfi
                 problems.append(_field(f"{field}.operations[{j}]",
                                        f"Tool provider {everything[0].provider_name!r} has no tool {name!r} (it has: "
                                        + ", ".join(sorted(s.name for s in everything)[:20]) + ")", "tool_not_found"))
-    if config.tool_choice not in CHOICES and not problems:
-        offered = model_names(catalog.list(tenant_id, selections(config))) if config.tools or \
-            config.knowledge.knowledge_base_ids else {}
-        if config.tool_choice not in offered:
+    if problems or (not config.client_tools and config.tool_choice in CHOICES):
+        return problems
+    offered = model_names(catalog.list(tenant_id, selections(config))) if config.tools or \
+        config.knowledge.knowledge_base_ids else {}
+    for i, tool in enumerate(config.client_tools):
+        if tool.name in offered:
+            problems.append(_field(f"config.client_tools[{i}].name", f"The client tool {tool.name!r} has the name "
+                                   "of one of the agent's tools: rename it", "duplicate"))
+    client = {tool.name for tool in config.client_tools}
+    if config.tool_choice not in (*CHOICES, *offered, *client) and not problems:
             problems.append(_field("config.tool_choice", f"tool_choice {config.tool_choice!r} is none of the agent's "
                                    "tools (" + (", ".join(sorted(offered)) or "it has none")
                                    + "): give auto, none, required or one of their names", "tool_not_found"))

@@ -18,6 +18,7 @@ Events: ``agent.thought`` (the text a step gave with its tool calls), ``tool.cal
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import time
@@ -26,13 +27,14 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from shared.agents.config import ClientTool
 from shared.agents.tooling import model_names, selections
 from shared.chat import prompt as prompts
 from shared.chat import react
-from shared.chat.generation import Generation, TurnCancelled, TurnContext
+from shared.chat.generation import Generation, ResumeState, TurnCancelled, TurnContext
 from shared.models.spec import Capability
 from shared.models.types import ChatRequest, Message, StreamEnd, TextDelta, Tool, ToolCall, ToolCallDelta
-from shared.tools.contract import CallContext, ToolCatalog, ToolExecutor, ToolResult, ToolSpec
+from shared.tools.contract import CallContext, ToolCatalog, ToolExecutor, ToolRef, ToolResult, ToolSpec
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +48,8 @@ STORED_OUTPUT_CHARS = 4000
 POLL_S = 0.1
 # A tool call the runtime did not end by its own timeout is given up this much later.
 GRACE_S = 2.0
+# The source of a client tool's reference (``client/<name>``): the client runs it.
+CLIENT = "client"
 NO_ANSWER = "I could not finish the answer within the steps allowed."
 
 
@@ -113,13 +117,20 @@ class SmartReasoning:
         config = ctx.config
         started = self._clock()
         runtime = self._tools()
-        offered = model_names(runtime.list(ctx.tenant_id, selections(config))) \
+        # Client tools (ADR 0051): offered like the others when the caller can answer them;
+        # a call to one pauses the turn. Stratus's own tools never take their names.
+        client = {tool.name: tool for tool in config.client_tools} \
+            if ctx.client_tools and config.tool_choice != "none" else {}
+        offered = model_names(runtime.list(ctx.tenant_id, selections(config)), reserved=client) \
             if config.tool_choice != "none" else {}
-        reasoning = self._reasoning(ctx, bool(offered))
+        resume = ctx.resume
+        reasoning = self._reasoning(ctx, bool(offered or client)) if resume is None or not resume.steps \
+            else resume.steps[-1]["reasoning"]
         ctx.check_cancelled()
         system = ctx.system_prompt
-        if reasoning == "react" and offered:
-            system = system + "\n\n" + react.instructions(list(offered.items()), config.tool_choice)
+        if reasoning == "react" and (offered or client):
+            system = system + "\n\n" + react.instructions([*offered.items(), *_client_specs(client).items()],
+                                                          config.tool_choice)
         past = ctx.memory(config.memory.turns)
         plan = prompts.build_prompt(system_prompt=system, question=ctx.question, history=past, candidates=None,
                                     context_tokens=ctx.context_tokens, output_tokens=ctx.output_tokens,
@@ -127,18 +138,27 @@ class SmartReasoning:
         messages = list(plan.messages)
         tools = [Tool(name=name, description=spec.description[:1000], parameters=spec.parameters)
                  for name, spec in offered.items()]
+        tools += [Tool(name=name, description=tool.description, parameters=tool.parameters)
+                  for name, tool in client.items()]
         totals = _Totals()
         report: dict[str, Any] = {**plan.report, "reasoning": reasoning, "tools": sorted(offered)}
-        ctx.keep(context=report, steps=totals.steps)
+        if client:
+            report["client_tools"] = sorted(client)
         stop_reason = "stop"
         rounds = 0
         index = 0
+        if resume is not None:
+            messages += self._resumed(ctx, resume, totals)
+            index = len(totals.steps)
+            rounds = sum(1 for step in totals.steps if step["tool_calls"])
+        ctx.keep(context=report, steps=totals.steps)
+        has_tools = bool(offered or client)
         while True:
             index += 1
             ctx.check_cancelled()
             over = self._over_budget(config, started, totals)
-            last = not offered or rounds >= config.max_iterations or over is not None
-            if last and offered and (rounds >= config.max_iterations or over is not None):
+            last = not has_tools or rounds >= config.max_iterations or over is not None
+            if last and has_tools and (rounds >= config.max_iterations or over is not None):
                 stop_reason = over or "max_iterations"
                 if reasoning == "react":
                     messages.append(Message(role="user", content=react.FINISH_NOW))
@@ -148,9 +168,9 @@ class SmartReasoning:
             request = ChatRequest(messages=messages, tools=tools if reasoning == "function_calling" else [],
                                   tool_choice=choice, temperature=config.model.temperature, top_p=config.model.top_p,
                                   max_tokens=ctx.output_tokens,
-                                  stop=react.STOP if reasoning == "react" and offered and not last else [])
-            step = self._model_step(ctx, request, reasoning if offered else "function_calling", offered,
-                                    index, totals, final_only=last)
+                                  stop=react.STOP if reasoning == "react" and has_tools and not last else [])
+            step = self._model_step(ctx, request, reasoning if has_tools else "function_calling",
+                                    {**offered, **_client_specs(client)}, index, totals, final_only=last)
             if not step.calls or last:
                 self._record(totals, index, reasoning, step, [])
                 if not step.answered and step.text.strip():
@@ -163,9 +183,12 @@ class SmartReasoning:
             rounds += 1
             if step.text.strip() and not step.answered:
                 ctx.publish("agent.thought", {"step": index, "text": step.text.strip()})
+            waiting = [call for call in step.calls if call.spec is not None and call.spec.ref.source == CLIENT
+                       and call.arguments is not None and call.problem is None]
             tools_began = self._clock()
             try:
-                step.tools_s = self._run_tools(ctx, runtime, step.calls, index, started)
+                step.tools_s = self._run_tools(ctx, runtime, [c for c in step.calls if c not in waiting], index,
+                                               started, announce=waiting)
             except TurnCancelled:
                 step.tools_s = self._clock() - tools_began
                 self._record(totals, index, reasoning, step, step.calls)
@@ -173,6 +196,13 @@ class SmartReasoning:
                 raise
             self._record(totals, index, reasoning, step, step.calls)
             ctx.keep(steps=totals.steps)
+            if waiting:
+                # The client runs these: the turn pauses here, resumed by their outputs.
+                report["iterations"] = rounds
+                ctx.keep(context=report, steps=totals.steps)
+                return Generation(stop_reason="requires_action", usage=totals.usage(), required_action=[
+                    {"id": call.id, "name": call.name, "arguments": json.dumps(call.arguments, ensure_ascii=False)}
+                    for call in waiting])
             messages += self._observations(reasoning, step)
         report["iterations"] = rounds
         report["stopped_by"] = stop_reason
@@ -280,13 +310,18 @@ class SmartReasoning:
 
     # Tools -------------------------------------------------------------------------------------
     def _run_tools(self, ctx: TurnContext, runtime: ToolRuntime, calls: list[_Call], index: int,
-                   turn_started: float) -> float:
-        """Run the step's calls (each gets its ``result``); the seconds they took."""
+                   turn_started: float, *, announce: list[_Call] | None = None) -> float:
+        """Run the step's calls (each gets its ``result``); the seconds they took. ``announce``:
+        client tools' calls, published as calls but left to the client."""
         config = ctx.config
         budget = config.budget
         context = CallContext(knowledge_base_ids=tuple(config.knowledge.knowledge_base_ids), principal=ctx.principal,
                               max_output_chars=_observation_chars(ctx))
         runnable: list[_Call] = []
+        for call in announce or []:
+            call.status = "pending"
+            ctx.publish("tool.call", {"step": index, "id": call.id, "name": call.name,
+                                      "ref": str(call.spec.ref) if call.spec else None, "arguments": call.arguments})
         for call in calls:
             ctx.publish("tool.call", {"step": index, "id": call.id, "name": call.name,
                                       "ref": str(call.spec.ref) if call.spec else None,
@@ -360,13 +395,49 @@ class SmartReasoning:
     def _ms(self, since: float) -> int:
         return int((self._clock() - since) * 1000)
 
+    # Continuing a paused answer --------------------------------------------------------------------
+    def _resumed(self, ctx: TurnContext, resume: ResumeState, totals: _Totals) -> list[Message]:
+        """The messages the paused answer's steps had given the model, rebuilt from what is
+        stored (a tool's output as kept: at most 4,000 characters), with the client's outputs
+        as the pending calls' results; the steps go on in ``totals`` (the pending calls now ``ok``)."""
+        messages: list[Message] = []
+        limit = _observation_chars(ctx)
+        for stored in resume.steps:
+            record = copy.deepcopy(stored)
+            calls = []
+            for call in record["tool_calls"]:
+                arguments = call["arguments"]
+                if call["status"] == "pending":
+                    given = resume.outputs[call["id"]]
+                    result = ToolResult("ok", given[:limit], 0, truncated=len(given) > limit)
+                    output, cut = _stored(given)
+                    call.update(status="ok", output=output, truncated=cut or result.truncated)
+                    ctx.publish("tool.result", {"step": record["index"], "id": call["id"], "name": call["name"],
+                                                "status": "ok", "output": output, "truncated": call["truncated"],
+                                                "elapsed_ms": 0, "error_code": None})
+                else:
+                    status: Any = call["status"]  # a stored call's status, as the model saw it
+                    result = ToolResult(status, call["output"], call["elapsed_ms"], truncated=call["truncated"],
+                                        error_code=call.get("error_code"))
+                calls.append(_Call(id=call["id"], name=call["name"],
+                                   arguments_text=json.dumps(arguments, ensure_ascii=False)
+                                   if isinstance(arguments, dict) else str(arguments),
+                                   arguments=arguments if isinstance(arguments, dict) else None, problem=None,
+                                   spec=None, result=result))
+            totals.add(record.get("usage"))
+            totals.steps.append(record)
+            if calls:
+                step = _Step(record.get("thought") or "", calls, None, "tool_calls", answered=False)
+                messages += self._observations(record["reasoning"], step)
+        return messages
+
     # Steps and observations ----------------------------------------------------------------------
     def _record(self, totals: _Totals, index: int, reasoning: Reasoning, step: _Step, calls: list[_Call]) -> None:
         totals.tools_s += step.tools_s
         records = []
         for call in calls:
-            result = call.result or ToolResult("error", "The turn ended before the tool was called", 0,
-                                               error_code="tool_cancelled")
+            result = call.result or (ToolResult("ok", "", 0) if call.status == "pending" else ToolResult(
+                "error", "The turn ended before the tool was called", 0, error_code="tool_cancelled"))
             output, cut = _stored(result.output)
             records.append({"id": call.id, "name": call.name, "ref": str(call.spec.ref) if call.spec else None,
                             "arguments": call.arguments if call.arguments is not None else call.arguments_text,
@@ -398,6 +469,13 @@ class SmartReasoning:
             assert call.result is not None
             results.append(Message(role="tool", tool_call_id=call.id, content=_for_model(call.result)))
         return [assistant, *results]
+
+
+def _client_specs(client: dict[str, ClientTool]) -> dict[str, ToolSpec]:
+    """Client tools as specs (``client/<name>``): offered and parsed like the others, never run."""
+    return {name: ToolSpec(ref=ToolRef(CLIENT, name), name=name, description=tool.description,
+                           parameters=tool.parameters, kind="client", provider_name="client")
+            for name, tool in client.items()}
 
 
 def _events(events: Any) -> Iterator[Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.conversations.contract import EndUser
 from shared.validation import LaxUUID, RequestModel
@@ -27,6 +27,27 @@ class ChatBody(RequestModel):
     files: list[LaxUUID] = Field(default_factory=list, max_length=10, description=(
         "Uploaded files (POST /api/v1/files) this turn reads: a chatflow agent's run gets their file references as "
         "sys.files (docs/files.md); other agents refuse files (422 chat_files_unsupported)"))
+
+
+MAX_TOOL_OUTPUT_CHARS = 100_000
+
+
+class ToolOutput(RequestModel):
+    """What a client tool's call answered."""
+
+    model_config = ConfigDict(str_strip_whitespace=False)  # the output is given to the model as sent
+
+    tool_call_id: str = Field(min_length=1, max_length=200, description="The id of a pending call "
+                                                                        "(message.requires_action)")
+    output: str = Field(max_length=MAX_TOOL_OUTPUT_CHARS, description="The tool's output (text, often JSON)")
+
+
+class ToolOutputsBody(RequestModel):
+    """``POST /api/v1/chat/{message_id}/tool-outputs``: every pending call's output, each once."""
+
+    tool_outputs: list[ToolOutput] = Field(min_length=1, max_length=50)
+    user: EndUser | None = None
+    stream: bool = True
 
 
 class UserQuery(RequestModel):

@@ -5,11 +5,12 @@ publishes; a test holds them to what a streamed turn actually sends."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from shared.conversations.contract import MessageStatus, Reference, ToolCallStatus
+from shared.conversations.contract import MessageStatus, PendingToolCall, Reference, ToolCallStatus
 
 
 class MessageStart(BaseModel):
@@ -65,6 +66,19 @@ class ToolCallFinished(BaseModel):
     truncated: bool
     elapsed_ms: int
     error_code: str | None = None
+
+
+class MessageRequiresAction(BaseModel):
+    """The answer paused on client tools (stored ``requires_action``): the client runs each call
+    and submits the outputs (``POST /api/v1/chat/{message_id}/tool-outputs``) before
+    ``expires_at``; ``done`` follows."""
+
+    conversation_id: uuid.UUID
+    message_id: uuid.UUID
+    type: Literal["submit_tool_outputs"]
+    tool_calls: list[PendingToolCall]
+    expires_at: datetime
+    usage: dict[str, Any] | None = Field(default=None, description="The tokens used so far")
 
 
 class TurnError(BaseModel):

@@ -10,7 +10,7 @@ from typing import Literal
 # A chatflow agent's turn also repeats its run's progress (workflow.*, node.started/finished).
 EventType = Literal["message.start", "retrieval.references", "agent.thought", "tool.call", "tool.result",
                     "workflow.started", "node.started", "node.finished", "workflow.finished",
-                    "message.delta", "message.complete", "error", "done"]
+                    "message.delta", "message.complete", "message.requires_action", "error", "done"]
 
 
 def stream_key(message_id: uuid.UUID) -> str:

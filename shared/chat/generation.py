@@ -34,6 +34,17 @@ class Generation:
     stop_reason: str = "stop"
     # {input_tokens, output_tokens, total_tokens, estimated}
     usage: dict[str, Any] | None = None
+    # The turn pauses on client tools: [{id, name, arguments}] (arguments as JSON text).
+    required_action: list[dict[str, str]] | None = None
+
+
+@dataclass(frozen=True)
+class ResumeState:
+    """A paused smart-reasoning answer being continued: its stored steps (the last one holds
+    the client tools' calls, ``pending``) and the client's output of each, by call id."""
+
+    steps: list[dict[str, Any]]
+    outputs: dict[str, str]
 
 
 class TurnContext(Protocol):
@@ -87,6 +98,16 @@ class TurnContext(Protocol):
 
     @property
     def system_prompt(self) -> str: ...
+
+    @property
+    def client_tools(self) -> bool:
+        """Whether the agent's client tools may be offered (the caller can answer them)."""
+        ...
+
+    @property
+    def resume(self) -> ResumeState | None:
+        """A paused answer being continued (None: a turn from its start)."""
+        ...
 
     @property
     def context_tokens(self) -> int: ...

@@ -138,6 +138,14 @@ class _HeadlessTurn:
     def clock(self) -> float:
         return self.deps.clock()
 
+    @property
+    def client_tools(self) -> bool:
+        return False  # nobody could run them: a node's agent is offered its own tools only
+
+    @property
+    def resume(self) -> None:
+        return None
+
     def measure(self, name: str, since: float) -> None:
         self.latency[name] = int((self.deps.clock() - since) * 1000)
 

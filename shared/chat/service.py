@@ -14,18 +14,33 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from shared.agents.contract import ChatAgent, agent_ref, render_system_prompt, resolve_user_variables
 from shared.auth.principal import Principal
 from shared.cache.ports import EventStream, KeyValueStore, StreamEvent
 from shared.chat import prompt as prompts
-from shared.chat.api import CancelOut, ChatBody
+from shared.chat.api import CancelOut, ChatBody, ToolOutputsBody
 from shared.chat.events import cancel_key, stream_key, valid_event_id
-from shared.chat.generation import GenerationStrategy, default_strategies
+from shared.chat.generation import GenerationStrategy, ResumeState, default_strategies
 from shared.chat.turn import Emit, TurnLifecycle
-from shared.conversations.contract import MessageOut, TurnStore, chat_agent_for, check_agent_allowed, end_user_of
-from shared.conversations.errors import AgentModeUnavailable, ChatEventsExpired, ConversationAgentMismatch
+from shared.conversations.contract import (
+    TOOL_OUTPUTS_EXPIRED,
+    TOOL_OUTPUTS_EXPIRED_MESSAGE,
+    MessageOut,
+    TurnStore,
+    chat_agent_for,
+    check_agent_allowed,
+    end_user_of,
+)
+from shared.conversations.errors import (
+    AgentModeUnavailable,
+    ChatEventsExpired,
+    ChatNotAwaitingToolOutputs,
+    ChatToolOutputsExpired,
+    ConversationAgentMismatch,
+)
 from shared.errors import Conflict, StratusError, ValidationFailed
 from shared.models.context_windows import ContextWindows
 from shared.models.spec import Capability
@@ -51,6 +66,7 @@ class ChatSettings:
     checkpoint_s: float = 2.0
     events_ttl_s: int = 86_400
     stuck_after_s: int = 300
+    tool_outputs_ttl_s: int = 600
 
 
 @dataclass
@@ -100,6 +116,12 @@ class Turn:
     user_variables: dict[str, str] = field(default_factory=dict)
     # The file references of the files the turn names (a chatflow's sys.files).
     files: list[dict[str, Any]] = field(default_factory=list)
+    # The caller can run the agent's client tools (a call pauses the turn); other APIs never
+    # offer them.
+    client_tools: bool = False
+    # A paused answer being continued, and the text it held.
+    resume: ResumeState | None = None
+    content: str = ""
 
 
 class TurnFailed(StratusError):
@@ -143,6 +165,31 @@ def model_limits(deps: ChatDeps, tenant_id: uuid.UUID, chat_agent: ChatAgent) ->
     return context, min(output, context // 2)
 
 
+def _tool_outputs(body: ToolOutputsBody, pending: list[str]) -> dict[str, str]:
+    """The outputs by call id: each pending call answered exactly once (else a 422 naming the
+    calls missing, unknown or repeated)."""
+    given: dict[str, str] = {}
+    problems = []
+    for index, item in enumerate(body.tool_outputs):
+        field = f"tool_outputs[{index}].tool_call_id"
+        if item.tool_call_id not in pending:
+            problems.append({"field": field, "type": "unknown_tool_call",
+                             "message": f"{item.tool_call_id!r} is not a pending call of this answer"})
+        elif item.tool_call_id in given:
+            problems.append({"field": field, "type": "duplicate",
+                             "message": f"{item.tool_call_id!r} is answered twice"})
+        given.setdefault(item.tool_call_id, item.output)
+    missing = [call_id for call_id in pending if call_id not in given]
+    if missing:
+        problems.append({"field": "tool_outputs", "type": "missing",
+                         "message": "no output for the pending calls " + ", ".join(map(repr, missing))})
+    if problems:
+        raise ValidationFailed("Every pending tool call takes one output: " + problems[0]["message"],
+                               code="chat_tool_outputs_invalid",
+                               details={"fields": problems, "pending": pending, "missing": missing})
+    return given
+
+
 class ChatService:
     def __init__(self, deps: ChatDeps) -> None:
         self._d = deps
@@ -150,13 +197,14 @@ class ChatService:
     # Starting a turn ---------------------------------------------------------------------------
     @tracer.capture_method(capture_response=False)
     def start(self, principal: Principal, body: ChatBody, *, history: Sequence[tuple[str, str]] | None = None,
-              instructions: str = "") -> Turn:
+              instructions: str = "", client_tools: bool = False) -> Turn:
         """Everything that can refuse the turn with an HTTP error happens here, before any
         event: the conversation, the agent, the inputs, the model, the question's size.
 
         ``history``: the (question, answer) turns before this one as the client holds them (a
         stateless API): the model remembers them, within the agent's memory limits, instead of
-        the conversation's. ``instructions``: the client's own system text, after the agent's."""
+        the conversation's. ``instructions``: the client's own system text, after the agent's.
+        ``client_tools``: the caller can answer the agent's client tools (a call pauses the turn)."""
         started = self._d.clock()
         tenant_id = principal.tenant
         store = self._d.conversations()
@@ -207,7 +255,51 @@ class ChatService:
                     question=body.message, context_tokens=context_tokens, output_tokens=output_tokens,
                     created_conversation=opened.created_conversation, started=started,
                     end_user=end_user, history=None if history is None else list(history),
-                    user_variables=resolve_user_variables(chat_agent.config, inputs, stored), files=files)
+                    user_variables=resolve_user_variables(chat_agent.config, inputs, stored), files=files,
+                    client_tools=client_tools)
+
+    @tracer.capture_method(capture_response=False)
+    def resume(self, principal: Principal, message_id: uuid.UUID, body: ToolOutputsBody) -> Turn:
+        """Continue an answer paused on client tools with their outputs (ADR 0051). Everything
+        that can refuse it happens first, changing nothing: another's answer is 404; one not
+        waiting 409; an output missing, unknown or given twice 422. An offer that expired fails
+        the answer (409 ``chat_tool_outputs_expired``). Then a claim takes the answer back to
+        running, so of two submits one continues and the other gets 409."""
+        started = self._d.clock()
+        tenant_id = principal.tenant
+        store = self._d.conversations()
+        answer = store.visible_answer(principal, message_id, body.user)
+        pending = answer.required_action.tool_calls if answer.required_action is not None else []
+        if answer.status != "requires_action" or not pending:
+            raise ChatNotAwaitingToolOutputs(details={"message_id": str(message_id), "status": answer.status})
+        outputs = _tool_outputs(body, [call.id for call in pending])
+        assert answer.required_action is not None
+        if answer.required_action.expires_at <= datetime.now(UTC):
+            store.fail_paused(tenant_id, message_id, TOOL_OUTPUTS_EXPIRED, TOOL_OUTPUTS_EXPIRED_MESSAGE)
+            raise ChatToolOutputsExpired(details={"message_id": str(message_id),
+                                                  "expired_at": answer.required_action.expires_at.isoformat()})
+        conversation = store.find_conversation(principal, answer.conversation_id, body.user)
+        chat_agent = chat_agent_for(principal, self._d.agents(), str(answer.agent_id), conversation.draft)
+        if chat_agent.config.mode not in self._d.strategies:
+            raise AgentModeUnavailable(details={"mode": chat_agent.config.mode})
+        end_user = end_user_of(principal, body.user)
+        stored = None
+        if chat_agent.config.user_variables and self._d.variables is not None:
+            stored = self._d.variables().stored_values(tenant_id, chat_agent.agent.id, end_user)
+        system_prompt = render_system_prompt(chat_agent.config, conversation.inputs, stored)
+        context_tokens, output_tokens = model_limits(self._d, tenant_id, chat_agent)
+        question = store.question_of(tenant_id, message_id)
+        if not store.claim_paused(tenant_id, message_id):
+            raise ChatNotAwaitingToolOutputs(details={"message_id": str(message_id)})
+        return Turn(principal=principal, tenant_id=tenant_id, conversation_id=answer.conversation_id,
+                    question_id=answer.reply_to or answer.id, answer_id=answer.id,
+                    answer_position=answer.position, chat_agent=chat_agent, system_prompt=system_prompt,
+                    question=question, context_tokens=context_tokens, output_tokens=output_tokens,
+                    created_conversation=False, started=started, end_user=end_user,
+                    user_variables=resolve_user_variables(chat_agent.config, conversation.inputs, stored),
+                    client_tools=True, content=answer.content,
+                    resume=ResumeState(steps=[step.model_dump(mode="json") for step in answer.steps],
+                                       outputs=outputs))
 
     def _files(self, tenant_id: uuid.UUID, chat_agent: ChatAgent,
                file_ids: Sequence[uuid.UUID]) -> list[dict[str, Any]]:
@@ -244,7 +336,11 @@ class ChatService:
     # Cancel, replay, reaper ----------------------------------------------------------------------
     @tracer.capture_method(capture_response=False)
     def cancel(self, principal: Principal, message_id: uuid.UUID, user: str | None) -> CancelOut:
-        answer = self._d.conversations().visible_answer(principal, message_id, user)
+        store = self._d.conversations()
+        answer = store.visible_answer(principal, message_id, user)
+        if answer.status == "requires_action" and store.cancel_paused(principal.tenant, message_id):
+            # Nothing runs it: cancelled at once, keeping its steps (no output will be taken).
+            return CancelOut(message_id=message_id, status="cancelled", cancel_requested=True)
         if answer.status != "running":
             raise Conflict("The answer has already ended", code="chat_turn_finished",
                            details={"message_id": str(message_id), "status": answer.status})
@@ -314,15 +410,17 @@ class ChatService:
         stuck = store.stuck_answers(self._d.settings.stuck_after_s, limit)
         reaped = 0
         for item in stuck:
-            message = (f"The answer stopped without finishing (no progress for "
-                       f"{self._d.settings.stuck_after_s} s)")
-            if not store.fail_stuck(item, TIMED_OUT, message):  # it finished meanwhile
+            code, message = TIMED_OUT, (f"The answer stopped without finishing (no progress for "
+                                        f"{self._d.settings.stuck_after_s} s)")
+            if item.paused:
+                code, message = TOOL_OUTPUTS_EXPIRED, TOOL_OUTPUTS_EXPIRED_MESSAGE
+            if not store.fail_stuck(item, code, message):  # it finished (or was resumed) meanwhile
                 continue
             reaped += 1
             events = self._d.events()
             key = stream_key(item.message_id)
             ttl = self._d.settings.events_ttl_s
-            events.append(key, "error", {"code": TIMED_OUT, "message": message}, ttl_s=ttl)
+            events.append(key, "error", {"code": code, "message": message}, ttl_s=ttl)
             events.append(key, "done", {"status": "failed"}, ttl_s=ttl)
             logger.warning("reaped a stuck chat turn", extra={"message_id": str(item.message_id),
                                                                 "tenant_id": str(item.tenant_id)})

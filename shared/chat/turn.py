@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.cache.ports import StreamEvent
 from shared.chat.events import cancel_key, stream_key
-from shared.chat.generation import GenerationStrategy, TurnCancelled
+from shared.chat.generation import Generation, GenerationStrategy, ResumeState, TurnCancelled
 from shared.chat.metrics import record_turn
 from shared.conversations.contract import AnswerOutcome, MessageOut
 from shared.errors import StratusError
@@ -45,7 +45,8 @@ class TurnLifecycle:
         self._kv = deps.kv()
         self._key = stream_key(turn.answer_id)
         self._cancel_key = cancel_key(turn.answer_id)
-        self._text: list[str] = []
+        # A continued answer goes on from the text it held when it paused.
+        self._text: list[str] = [turn.content] if turn.content else []
         self._last_checkpoint = deps.clock()
         self._emit_failed = False
         # What the answer keeps however it ends (references, context report, model).
@@ -104,6 +105,14 @@ class TurnLifecycle:
     @property
     def system_prompt(self) -> str:
         return self._t.system_prompt
+
+    @property
+    def client_tools(self) -> bool:
+        return self._t.client_tools
+
+    @property
+    def resume(self) -> ResumeState | None:
+        return self._t.resume
 
     @property
     def context_tokens(self) -> int:
@@ -204,6 +213,8 @@ class TurnLifecycle:
         error: StratusError | None = None
         try:
             generation = self._strategy.generate(self)
+            if generation.required_action:
+                return self._pause(generation)
             outcome = self._outcome("completed", stop_reason=generation.stop_reason, usage=generation.usage)
         except TurnCancelled:
             outcome = self._outcome("cancelled", stop_reason="cancelled")
@@ -228,6 +239,28 @@ class TurnLifecycle:
             self.publish("message.complete", final.model_dump(mode="json"))
         self.publish("done", {"status": final.status})
         return final, error
+
+    def _pause(self, generation: Generation) -> tuple[MessageOut, StratusError | None]:
+        """The answer waits for the client tools' outputs: stored ``requires_action`` (nothing
+        waits here: the stream ends, a submit continues it), announced, and the stream closed."""
+        t = self._t
+        outcome = self._outcome("requires_action", stop_reason="requires_action", usage=generation.usage,
+                                required_action={"tool_calls": generation.required_action})
+        final = self._store.pause_answer(t.tenant_id, t.answer_id, outcome, self._d.settings.tool_outputs_ttl_s)
+        if final.status == "requires_action" and final.required_action is not None:
+            self.publish("message.requires_action", {
+                "conversation_id": str(t.conversation_id), "message_id": str(t.answer_id),
+                **final.required_action.model_dump(mode="json"), "usage": final.usage})
+        elif final.status == "failed":  # the reaper came first
+            error = StratusError(final.error.message if final.error else None,
+                                 code=final.error.code if final.error else None)
+            self.publish("error", {"code": error.code, "message": error.message, "details": error.details})
+            self.publish("done", {"status": final.status})
+            return final, error
+        else:
+            self.publish("message.complete", final.model_dump(mode="json"))
+        self.publish("done", {"status": final.status})
+        return final, None
 
     def _outcome(self, status: Any, **values: Any) -> AnswerOutcome:
         return AnswerOutcome(status=status, content="".join(self._text), **self._kept, **values,

@@ -38,7 +38,8 @@ def chat_deps() -> ChatDeps:
         retrieval=retrieval_service, kv=get_kv_store, events=get_event_stream, count_tokens=_count_tokens,
         variables=agent_variables, files=files_service,
         settings=ChatSettings(checkpoint_s=settings.chat_checkpoint_s, events_ttl_s=settings.chat_events_ttl_s,
-                              stuck_after_s=settings.chat_stuck_after_s))
+                              stuck_after_s=settings.chat_stuck_after_s,
+                              tool_outputs_ttl_s=settings.chat_tool_outputs_ttl_s))
 
 
 @cache

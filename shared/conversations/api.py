@@ -28,7 +28,11 @@ EndUser = Annotated[str, StringConstraints(strip_whitespace=True), Field(min_len
                                                                          json_schema_extra={"not": {
                                                                              "pattern": r"^\s*member:"}}),
                     AfterValidator(_not_reserved)]
-MessageStatus = Literal["running", "completed", "failed", "cancelled"]
+# requires_action: a smart-reasoning answer paused on client tools (docs/tools.md §client tools).
+# A pause on client tools whose offer ended unanswered: the answer's error code.
+TOOL_OUTPUTS_EXPIRED = "chat_tool_outputs_expired"
+TOOL_OUTPUTS_EXPIRED_MESSAGE = "The client tools' outputs were not submitted in time"
+MessageStatus = Literal["running", "requires_action", "completed", "failed", "cancelled"]
 Rating = Literal["like", "dislike"]
 
 
@@ -98,7 +102,9 @@ class MessageError(BaseModel):
     message: str
 
 
-ToolCallStatus = Literal["ok", "error", "timeout", "refused", "invalid_arguments", "not_found", "cancelled"]
+# pending: a client tool's call waiting for the client's output.
+ToolCallStatus = Literal["ok", "error", "timeout", "refused", "invalid_arguments", "not_found", "cancelled",
+                         "pending"]
 
 
 class ToolCallStep(BaseModel):
@@ -110,7 +116,8 @@ class ToolCallStep(BaseModel):
                                         "(null: the model named no tool of the agent)")
     arguments: Any = Field(description="The arguments the model gave (an object; text when it was not JSON)")
     status: ToolCallStatus = Field(description="As a tool call's status (docs/tools.md); `cancelled`: the turn "
-                                               "was cancelled while the tool ran")
+                                               "was cancelled while the tool ran; `pending`: a client tool's "
+                                               "call waiting for its output")
     output: str = Field(description="What the tool answered, cut at 4,000 characters")
     truncated: bool
     elapsed_ms: int
@@ -129,6 +136,23 @@ class AgentStep(BaseModel):
     usage: dict[str, Any] | None = None
     model_ms: int = 0
     tools_ms: int = 0
+
+
+class PendingToolCall(BaseModel):
+    """A client tool's call the answer waits on: the client runs it and submits its output."""
+
+    id: str = Field(description="The call's id: name it as tool_call_id when submitting the output")
+    name: str = Field(description="The client tool's name")
+    arguments: str = Field(description="The arguments the model gave, as JSON text")
+
+
+class RequiredAction(BaseModel):
+    """What a ``requires_action`` answer waits for: every call's output, submitted together
+    (``POST /api/v1/chat/{message_id}/tool-outputs``) before ``expires_at``."""
+
+    type: Literal["submit_tool_outputs"] = "submit_tool_outputs"
+    tool_calls: list[PendingToolCall]
+    expires_at: datetime
 
 
 class MessageOut(BaseModel):
@@ -158,3 +182,5 @@ class MessageOut(BaseModel):
     finished_at: datetime | None
     # A smart-reasoning answer's steps (thoughts, tool calls and results), in order; empty otherwise.
     steps: list[AgentStep] = Field(default_factory=list)
+    # A requires_action answer's pending client tool calls (the last pause's, kept after it).
+    required_action: RequiredAction | None = None

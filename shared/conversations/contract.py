@@ -14,14 +14,26 @@ from typing import Any, Literal, Protocol
 
 from shared.auth.principal import Principal
 from shared.conversations.access import chat_agent_for, check_agent_allowed, end_user_of
-from shared.conversations.api import EndUser, MessageOut, MessageStatus, Reference, ToolCallStatus
+from shared.conversations.api import (
+    TOOL_OUTPUTS_EXPIRED,
+    TOOL_OUTPUTS_EXPIRED_MESSAGE,
+    EndUser,
+    MessageOut,
+    MessageStatus,
+    PendingToolCall,
+    Reference,
+    ToolCallStatus,
+)
 
 __all__ = [
+    "TOOL_OUTPUTS_EXPIRED",
+    "TOOL_OUTPUTS_EXPIRED_MESSAGE",
     "AnswerOutcome",
     "EndUser",
     "MessageOut",
     "MessageStatus",
     "OpenedTurn",
+    "PendingToolCall",
     "Reference",
     "StuckAnswer",
     "ToolCallStatus",
@@ -60,7 +72,7 @@ class AnswerOutcome:
     """How an answer ended. Fields left None keep what the answer holds (nothing, for an answer
     that was running)."""
 
-    status: Literal["completed", "cancelled", "failed"]
+    status: Literal["completed", "cancelled", "failed", "requires_action"]
     content: str
     stop_reason: str | None = None
     references: list[dict[str, Any]] | None = None
@@ -73,6 +85,8 @@ class AnswerOutcome:
     error: str | None = None
     # A smart-reasoning answer's steps (shared.conversations.api.AgentStep, as JSON).
     steps: list[dict[str, Any]] | None = None
+    # status requires_action: {tool_calls: [{id, name, arguments}]} (the calls the client answers).
+    required_action: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +94,8 @@ class StuckAnswer:
     tenant_id: uuid.UUID
     message_id: uuid.UUID
     conversation_id: uuid.UUID
+    # A pause on client tools whose offer expired (not a generator that died).
+    paused: bool = False
 
 
 class TurnStore(Protocol):
@@ -111,6 +127,30 @@ class TurnStore(Protocol):
         first) the answer as it ended; ``MessageNotFound`` when it is gone."""
         ...
 
+    def pause_answer(self, tenant_id: uuid.UUID, answer_id: uuid.UUID, outcome: AnswerOutcome,
+                     expires_s: int) -> MessageOut:
+        """A running answer paused on client tools (``outcome.status`` requires_action, with its
+        ``required_action``), open to their outputs for ``expires_s``. When it had already ended
+        (reaped, cancelled), the answer as it ended."""
+        ...
+
+    def claim_paused(self, tenant_id: uuid.UUID, answer_id: uuid.UUID) -> bool:
+        """Take a paused answer, within its offer, back to running to continue it; False when it
+        is not (another submit took it first, it expired, it ended)."""
+        ...
+
+    def fail_paused(self, tenant_id: uuid.UUID, answer_id: uuid.UUID, code: str, message: str) -> bool:
+        """Fail a paused answer (its offer expired); False when it was no longer paused."""
+        ...
+
+    def cancel_paused(self, tenant_id: uuid.UUID, answer_id: uuid.UUID) -> bool:
+        """Cancel a paused answer (it keeps what it holds); False when it was no longer paused."""
+        ...
+
+    def question_of(self, tenant_id: uuid.UUID, answer_id: uuid.UUID) -> str:
+        """The text of the question an answer answers."""
+        ...
+
     def visible_answer(self, principal: Principal, message_id: uuid.UUID, user: str | None) -> MessageOut:
         """An answer the caller may follow or cancel; anything else is ``MessageNotFound``."""
         ...
@@ -120,9 +160,11 @@ class TurnStore(Protocol):
         ...
 
     def stuck_answers(self, older_than_s: int, limit: int) -> list[StuckAnswer]:
-        """Running answers without progress for ``older_than_s``, across tenants."""
+        """Running answers without progress for ``older_than_s``, and paused ones whose offer
+        expired, across tenants."""
         ...
 
     def fail_stuck(self, answer: StuckAnswer, code: str, message: str) -> bool:
-        """Fail a stuck answer; False when it finished meanwhile."""
+        """Fail a stuck answer (a paused one: through :meth:`fail_paused`); False when it
+        finished (or was resumed) meanwhile."""
         ...

@@ -40,6 +40,16 @@ class AgentNotAllowed(Forbidden):
     code, default_message = "auth_agent_not_allowed", "This token is bound to another agent"
 
 
+class ChatNotAwaitingToolOutputs(Conflict):
+    code, default_message = ("chat_not_awaiting_tool_outputs",
+                             "The answer is not waiting for tool outputs (it ended, or another submit continued it)")
+
+
+class ChatToolOutputsExpired(Conflict):
+    code, default_message = ("chat_tool_outputs_expired",
+                             "The client tools' outputs were not submitted in time: the answer failed; ask again")
+
+
 class ChatEventsExpired(StratusError):
     code, status, default_message = ("chat_events_expired", 410,
                                      "The turn's events are no longer kept; read the message instead")

@@ -9,6 +9,7 @@ from typing import Any
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
+from shared.conversations.api import TOOL_OUTPUTS_EXPIRED, TOOL_OUTPUTS_EXPIRED_MESSAGE
 from shared.db.paging import PageRequest
 from shared.db.queries import Row, assignments, one, page_of, rows
 
@@ -18,13 +19,15 @@ CONVERSATION_COLUMNS = """id, tenant_id, agent_id, end_user, name, draft, inputs
     created_by, created_at, updated_at, version"""
 MESSAGE_COLUMNS = """id, tenant_id, conversation_id, position, role, reply_to, content, status, agent_id,
     agent_version, refs, rewritten_query, model, stop_reason, usage, latency, context, error_code, error,
-    feedback_rating, feedback_content, feedback_at, created_at, updated_at, finished_at, steps"""
+    feedback_rating, feedback_content, feedback_at, created_at, updated_at, finished_at, steps, required_action,
+    action_expires_at"""
 # Answers that count as history: finished, with something said.
 _HISTORY_STATUSES = ("completed", "cancelled")
 # Conversation names made from the first question.
 NAME_FROM_QUESTION_CHARS = 60
 CONVERSATION_SORTS = frozenset({"updated_at", "created_at", "name"})
 MESSAGE_SORTS = frozenset({"position"})
+
 
 
 # Conversations ------------------------------------------------------------------------------
@@ -82,8 +85,16 @@ def soft_delete_conversation(conn: Conn, tenant_id: uuid.UUID, conversation_id: 
 
 # Turns ----------------------------------------------------------------------------------------
 def running_answer(conn: Conn, tenant_id: uuid.UUID, conversation_id: uuid.UUID) -> Row | None:
+    """The conversation's answer still under way: running, or paused on client tools within its
+    offer (one whose offer expired is failed here, so it no longer holds the conversation)."""
+    conn.execute("""UPDATE messages SET status = 'failed', error_code = %s, error = %s, updated_at = now(),
+                        finished_at = now()
+                     WHERE tenant_id = %s AND conversation_id = %s AND status = 'requires_action'
+                       AND action_expires_at <= now()""",
+                 (TOOL_OUTPUTS_EXPIRED, TOOL_OUTPUTS_EXPIRED_MESSAGE, tenant_id, conversation_id))
     return one(conn, f"""SELECT {MESSAGE_COLUMNS} FROM messages
-                          WHERE tenant_id = %s AND conversation_id = %s AND status = 'running' LIMIT 1""",
+                          WHERE tenant_id = %s AND conversation_id = %s AND status IN ('running', 'requires_action')
+                          LIMIT 1""",
                (tenant_id, conversation_id))
 
 
@@ -145,6 +156,46 @@ def finish_message(conn: Conn, tenant_id: uuid.UUID, message_id: uuid.UUID, valu
     return one(conn, query, {**params, "_tenant": tenant_id, "_id": message_id})
 
 
+def pause_message(conn: Conn, tenant_id: uuid.UUID, message_id: uuid.UUID, values: dict[str, Any],
+                  required_action: dict[str, Any], expires_s: int) -> Row | None:
+    """A running answer paused on client tools; None when it had already ended (reaped, cancelled)."""
+    from psycopg import sql
+
+    clause, params = assignments({k: Jsonb(v) if isinstance(v, list) else v for k, v in values.items()})
+    query = sql.SQL(f"""UPDATE messages SET {{}}, status = 'requires_action', required_action = %(_action)s,
+                            action_expires_at = now() + make_interval(secs => %(_expires)s), updated_at = now()
+                        WHERE tenant_id = %(_tenant)s AND id = %(_id)s AND status = 'running'
+                        RETURNING {MESSAGE_COLUMNS}""").format(clause)
+    return one(conn, query, {**params, "_action": Jsonb(required_action), "_expires": expires_s,
+                             "_tenant": tenant_id, "_id": message_id})
+
+
+def claim_paused(conn: Conn, tenant_id: uuid.UUID, message_id: uuid.UUID) -> Row | None:
+    """A paused answer, within its offer, back to running (one claimant wins); None otherwise."""
+    return one(conn, f"""UPDATE messages SET status = 'running', updated_at = now()
+                          WHERE tenant_id = %s AND id = %s AND status = 'requires_action'
+                            AND action_expires_at > now()
+                          RETURNING {MESSAGE_COLUMNS}""", (tenant_id, message_id))
+
+
+def end_paused(conn: Conn, tenant_id: uuid.UUID, message_id: uuid.UUID, status: str, code: str | None,
+               message: str | None) -> bool:
+    """End a paused answer (failed: its offer expired; cancelled: asked to); False when it was
+    no longer paused."""
+    cur = conn.execute("""UPDATE messages SET status = %s, error_code = %s, error = %s, updated_at = now(),
+                              finished_at = now()
+                           WHERE tenant_id = %s AND id = %s AND status = 'requires_action'""",
+                       (status, code, message, tenant_id, message_id))
+    return cur.rowcount == 1
+
+
+def question_of(conn: Conn, tenant_id: uuid.UUID, answer_id: uuid.UUID) -> str | None:
+    row = one(conn, """SELECT q.content FROM messages a
+                          JOIN messages q ON q.id = a.reply_to AND q.tenant_id = a.tenant_id
+                        WHERE a.tenant_id = %s AND a.id = %s""", (tenant_id, answer_id))
+    return row["content"] if row is not None else None
+
+
 _M_COLUMNS = ", ".join("m." + c.strip() for c in MESSAGE_COLUMNS.split(","))
 
 
@@ -160,7 +211,7 @@ def get_message(conn: Conn, tenant_id: uuid.UUID, message_id: uuid.UUID, *,
 
 
 def stuck_turns(conn: Conn, older_than_s: int, limit: int) -> list[Row]:
-    return rows(conn, """SELECT tenant_id, message_id, conversation_id
+    return rows(conn, """SELECT tenant_id, message_id, conversation_id, status
                          FROM chat_turns_stuck(make_interval(secs => %s), %s)""", (older_than_s, limit))
 
 

@@ -70,6 +70,38 @@ class ConversationTurns:
             raise MessageNotFound(details={"message_id": str(answer_id)})
         return message_out(row)
 
+    @tracer.capture_method(capture_response=False)
+    def pause_answer(self, tenant_id: uuid.UUID, answer_id: uuid.UUID, outcome: AnswerOutcome,
+                     expires_s: int) -> MessageOut:
+        assert outcome.required_action is not None
+        values = {k: v for k, v in _columns(outcome).items() if k != "status"}
+        with self._db.transaction(tenant_id) as conn:
+            row = repo.pause_message(conn, tenant_id, answer_id, values, outcome.required_action, expires_s)
+            if row is None:
+                row = repo.get_message(conn, tenant_id, answer_id, include_deleted=True)
+        if row is None:
+            raise MessageNotFound(details={"message_id": str(answer_id)})
+        return message_out(row)
+
+    def claim_paused(self, tenant_id: uuid.UUID, answer_id: uuid.UUID) -> bool:
+        with self._db.transaction(tenant_id) as conn:
+            return repo.claim_paused(conn, tenant_id, answer_id) is not None
+
+    def fail_paused(self, tenant_id: uuid.UUID, answer_id: uuid.UUID, code: str, message: str) -> bool:
+        with self._db.transaction(tenant_id) as conn:
+            return repo.end_paused(conn, tenant_id, answer_id, "failed", code, message)
+
+    def cancel_paused(self, tenant_id: uuid.UUID, answer_id: uuid.UUID) -> bool:
+        with self._db.transaction(tenant_id) as conn:
+            return repo.end_paused(conn, tenant_id, answer_id, "cancelled", None, None)
+
+    def question_of(self, tenant_id: uuid.UUID, answer_id: uuid.UUID) -> str:
+        with self._db.transaction(tenant_id) as conn:
+            question = repo.question_of(conn, tenant_id, answer_id)
+        if question is None:
+            raise MessageNotFound(details={"message_id": str(answer_id)})
+        return question
+
     def visible_answer(self, principal: Principal, message_id: uuid.UUID, user: str | None) -> MessageOut:
         tenant_id = principal.tenant
         with self._db.transaction(tenant_id) as conn:
@@ -90,10 +122,12 @@ class ConversationTurns:
     def stuck_answers(self, older_than_s: int, limit: int) -> list[StuckAnswer]:
         with self._db.transaction() as conn:
             found = repo.stuck_turns(conn, older_than_s, limit)
-        return [StuckAnswer(tenant_id=r["tenant_id"], message_id=r["message_id"], conversation_id=r["conversation_id"])
-                for r in found]
+        return [StuckAnswer(tenant_id=r["tenant_id"], message_id=r["message_id"], conversation_id=r["conversation_id"],
+                            paused=r["status"] == "requires_action") for r in found]
 
     def fail_stuck(self, answer: StuckAnswer, code: str, message: str) -> bool:
+        if answer.paused:
+            return self.fail_paused(answer.tenant_id, answer.message_id, code, message)
         with self._db.transaction(answer.tenant_id) as conn:
             row = repo.finish_message(conn, answer.tenant_id, answer.message_id,
                                       {"status": "failed", "error_code": code, "error": message})

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.conversations.api import AgentStep, ConversationOut, Feedback, MessageError, MessageOut, Reference
+from shared.conversations.api import (
+    AgentStep,
+    ConversationOut,
+    Feedback,
+    MessageError,
+    MessageOut,
+    Reference,
+    RequiredAction,
+)
 
 # A turn failed by the local runtime's restart reconciler carries a reason but no code.
 INTERRUPTED = "chat_turn_interrupted"
@@ -33,4 +41,12 @@ def message_out(row: dict[str, Any]) -> MessageOut:
                       usage=row["usage"], latency=row["latency"], context=row["context"], error=error,
                       feedback=feedback, created_at=row["created_at"], updated_at=row["updated_at"],
                       finished_at=row["finished_at"],
-                      steps=[AgentStep.model_validate(step) for step in row.get("steps") or []])
+                      steps=[AgentStep.model_validate(step) for step in row.get("steps") or []],
+                      required_action=_required_action(row))
+
+
+def _required_action(row: dict[str, Any]) -> RequiredAction | None:
+    action, expires = row.get("required_action"), row.get("action_expires_at")
+    if not action or expires is None:
+        return None
+    return RequiredAction(tool_calls=action.get("tool_calls") or [], expires_at=expires)

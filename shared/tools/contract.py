@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
 BUILTIN = "builtin"
 WORKFLOW = "workflow"
-ToolKind = Literal["openapi", "mcp", "builtin", "workflow"]
+# client: a tool the client runs (an agent's client_tools, docs/adr/0051): offered, never executed here.
+ToolKind = Literal["openapi", "mcp", "builtin", "workflow", "client"]
 # ok: the tool answered; error: it answered with a failure (an HTTP error status, an MCP error
 # result, a failed workflow run) or could not be reached; timeout: no answer in time; refused:
 # the egress policy refused the destination; invalid_arguments: the arguments do not fit the

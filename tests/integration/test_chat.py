@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from psycopg.types.json import Jsonb
 from starlette.testclient import TestClient
 
 from infra.local.gateway import LocalGateway, streaming_mounts
@@ -445,6 +446,28 @@ def test_reaper_fails_stuck_turns_and_closes_their_streams(tenant: Tenant, admin
     # The generator that comes back later cannot overwrite the reaper's verdict.
     final, _ = service.run(turn)
     assert final.status == "failed" and final.error is not None and final.error.code == "chat_turn_timed_out"
+
+
+def test_reaper_fails_expired_client_tool_pauses_only(tenant: Tenant, admin_sql: Sql) -> None:
+    """A pause on client tools (ADR 0051) is never stuck while its offer lasts, however long ago
+    it was written; past its expiry the reaper fails it with its own code."""
+    agent = tenant.agent()
+    service = service_for(FakeRetrieval([]), stuck_after_s=60)
+    principal = principal_of(tenant)
+    expired = service.start(principal, ChatBody(agent_id=agent["id"], message="paused, expired"))
+    waiting = service.start(principal, ChatBody(agent_id=agent["id"], message="paused, waiting"))
+    action = Jsonb({"tool_calls": [{"id": "call_1", "name": "locate", "arguments": "{}"}]})
+    for answer_id, expires in ((expired.answer_id, "-1 second"), (waiting.answer_id, "10 minutes")):
+        admin_sql("""UPDATE messages SET status = 'requires_action', required_action = %s,
+                         action_expires_at = now() + %s::interval, updated_at = now() - interval '1 hour'
+                      WHERE id = %s""", (action, expires, answer_id))
+    assert service.reap() >= 1
+    rows = {r[0]: (r[1], r[2]) for r in admin_sql("SELECT id, status, error_code FROM messages WHERE id = ANY(%s)",
+                                                  ([expired.answer_id, waiting.answer_id],))}
+    assert rows == {expired.answer_id: ("failed", "chat_tool_outputs_expired"),
+                    waiting.answer_id: ("requires_action", None)}
+    replay = [e for batch in service.replay(principal, expired.answer_id, None, None, 100) for e in batch]
+    assert [e.type for e in replay] == ["error", "done"] and replay[0].data["code"] == "chat_tool_outputs_expired"
 
 
 def test_idle_stream_gets_heartbeats_without_ids(tenant: Tenant, fake: FakeOpenAI,

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.auth.principal import Principal
 from shared.conversations.contract import (
+    TOOL_OUTPUTS_EXPIRED,
     AnswerOutcome,
     MessageOut,
     OpenedTurn,
@@ -46,7 +47,11 @@ class InMemoryTurnStore:
         else:
             self.find_conversation(principal, conversation_id, user)
             conversation = self.conversations[conversation_id]
-            if any(m["conversation_id"] == conversation_id and m["status"] == "running"
+            for m in self.messages.values():
+                if m["conversation_id"] == conversation_id and m["status"] == "requires_action" \
+                        and m["action_expires_at"] <= datetime.now(UTC):
+                    m.update(status="failed", error_code=TOOL_OUTPUTS_EXPIRED, error="expired")
+            if any(m["conversation_id"] == conversation_id and m["status"] in ("running", "requires_action")
                    for m in self.messages.values()):
                 raise ConversationBusy(details={"conversation_id": str(conversation_id)})
         position = conversation["message_count"] + 1
@@ -66,7 +71,8 @@ class InMemoryTurnStore:
                "content": content, "status": status, "agent_id": conversation["agent_id"],
                "agent_version": agent_version, "refs": [], "rewritten_query": None, "model": None,
                "stop_reason": None, "usage": None, "latency": None, "context": None, "error_code": None,
-               "error": None, "created_at": now, "updated_at": now, "finished_at": None}
+               "error": None, "created_at": now, "updated_at": now, "finished_at": None, "steps": [],
+               "required_action": None, "action_expires_at": None}
         self.messages[row["id"]] = row
         return row
 
@@ -97,6 +103,38 @@ class InMemoryTurnStore:
             row.update(values, finished_at=datetime.now(UTC))
         return self._out(row)
 
+    def pause_answer(self, tenant_id: uuid.UUID, answer_id: uuid.UUID, outcome: AnswerOutcome,
+                     expires_s: int) -> MessageOut:
+        row = self.messages[answer_id]
+        if row["status"] == "running":
+            values = {("refs" if k == "references" else k): v for k, v in asdict(outcome).items() if v is not None}
+            row.update(values, action_expires_at=datetime.now(UTC) + timedelta(seconds=expires_s))
+        return self._out(row)
+
+    def claim_paused(self, tenant_id: uuid.UUID, answer_id: uuid.UUID) -> bool:
+        row = self.messages[answer_id]
+        if row["status"] != "requires_action" or row["action_expires_at"] <= datetime.now(UTC):
+            return False
+        row["status"] = "running"
+        return True
+
+    def fail_paused(self, tenant_id: uuid.UUID, answer_id: uuid.UUID, code: str, message: str) -> bool:
+        row = self.messages[answer_id]
+        if row["status"] != "requires_action":
+            return False
+        row.update(status="failed", error_code=code, error=message, finished_at=datetime.now(UTC))
+        return True
+
+    def cancel_paused(self, tenant_id: uuid.UUID, answer_id: uuid.UUID) -> bool:
+        row = self.messages[answer_id]
+        if row["status"] != "requires_action":
+            return False
+        row.update(status="cancelled", finished_at=datetime.now(UTC))
+        return True
+
+    def question_of(self, tenant_id: uuid.UUID, answer_id: uuid.UUID) -> str:
+        return str(self.messages[self.messages[answer_id]["reply_to"]]["content"])
+
     def visible_answer(self, principal: Principal, message_id: uuid.UUID, user: str | None) -> MessageOut:
         row = self.messages.get(message_id)
         if row is None or row["role"] != "assistant" or row["end_user"] != end_user_of(principal, user):
@@ -109,10 +147,14 @@ class InMemoryTurnStore:
 
     def stuck_answers(self, older_than_s: int, limit: int) -> list[StuckAnswer]:
         # Every running answer counts as stuck here: tests decide when the reaper runs.
-        return [StuckAnswer(m["tenant_id"], m["id"], m["conversation_id"])
-                for m in self.messages.values() if m["status"] == "running"][:limit]
+        now = datetime.now(UTC)
+        return [StuckAnswer(m["tenant_id"], m["id"], m["conversation_id"], paused=m["status"] == "requires_action")
+                for m in self.messages.values() if m["status"] == "running"
+                or (m["status"] == "requires_action" and m["action_expires_at"] < now)][:limit]
 
     def fail_stuck(self, answer: StuckAnswer, code: str, message: str) -> bool:
+        if answer.paused:
+            return self.fail_paused(answer.tenant_id, answer.message_id, code, message)
         row = self.messages[answer.message_id]
         if row["status"] != "running":
             return False

@@ -128,7 +128,8 @@ def test_event_streams_document_each_event_type_and_the_heartbeat(doc: dict[str,
         assert {"conversation_id", "message_id", "question_id", "agent_id"} <= set(data["message.start"]["required"])
         assert data["message.complete"]["title"] == "MessageOut"
         assert set(data["error"]["required"]) == {"code", "message"}
-        assert data["done"]["properties"]["status"]["enum"] == ["running", "completed", "failed", "cancelled"]
+        assert data["done"]["properties"]["status"]["enum"] == ["running", "requires_action", "completed", "failed",
+                                                            "cancelled"]
         assert _schema(doc, data["retrieval.references"]["properties"]["references"]["items"])["title"] == "Reference"
     # The heartbeat as it is sent: its event name, empty data, and no id.
     heartbeat = _event_items(doc, "/api/v1/chat", "post")["heartbeat"]
@@ -193,9 +194,11 @@ def test_resuming_a_paused_run_is_described_with_its_body_and_answers(doc: dict[
 def test_streaming_paths_need_no_handler_module() -> None:
     paths, components = streaming_paths(FUNCTIONS)
     assert set(paths) == {"/api/v1/chat", "/api/v1/chat/{message_id}/events", "/api/v1/chat/{message_id}/cancel",
+                          "/api/v1/chat/{message_id}/tool-outputs",
                           "/api/v1/workflows/{workflow_id}/runs", "/api/v1/workflow-runs/{run_id}/events",
                           "/openai/v1/chat/completions", "/coze/v3/chat", "/coze/v3/chat/retrieve",
-                          "/coze/v3/chat/message/list", "/coze/v3/chat/cancel", "/dify/v1/chat-messages",
+                          "/coze/v3/chat/message/list", "/coze/v3/chat/cancel", "/coze/v3/chat/submit_tool_outputs",
+                          "/dify/v1/chat-messages",
                           "/dify/v1/chat-messages/{task_id}/stop",
                           "/dify/v1/completion-messages", "/dify/v1/completion-messages/{task_id}/stop",
                           "/dify/v1/workflows/run", "/dify/v1/workflows/run/{workflow_run_id}",

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
-from shared.chat.api import MAX_MESSAGE_CHARS, ChatBody
+from shared.chat.api import MAX_MESSAGE_CHARS, MAX_TOOL_OUTPUT_CHARS, ChatBody
 from shared.conversations.contract import EndUser
 from shared.conversations.errors import ConversationNotFound
 from shared.errors import NotFound, StratusError, ValidationFailed
@@ -42,7 +42,7 @@ STORED_TURNS = 100
 DONE = b'event:done\ndata:"[DONE]"\n\n'
 ChatStatus = Literal["created", "in_progress", "completed", "failed", "requires_action", "canceled"]
 _STATUS: dict[str, ChatStatus] = {"running": "in_progress", "completed": "completed", "failed": "failed",
-                                  "cancelled": "canceled"}
+                                  "cancelled": "canceled", "requires_action": "requires_action"}
 
 
 class _Request(RequestModel):
@@ -113,6 +113,49 @@ class CozeChatUsage(BaseModel):
     input_count: int = 0
 
 
+class CozeToolOutput(_Request):
+    """``cozepy.ToolOutput``: a client tool's output."""
+
+    tool_call_id: str = Field(min_length=1, max_length=200)
+    output: str = Field(max_length=MAX_TOOL_OUTPUT_CHARS)
+
+
+class CozeSubmitToolOutputs(_Request):
+    """``POST /coze/v3/chat/submit_tool_outputs``: the outputs of every call the chat waits on."""
+
+    tool_outputs: list[CozeToolOutput] = Field(min_length=1, max_length=50)
+    stream: bool = False
+
+
+class CozeToolCallFunction(BaseModel):
+    name: str
+    arguments: str = Field(description="The arguments, as JSON text")
+
+
+class CozeToolCall(BaseModel):
+    id: str = Field(description="The call's id: its output's tool_call_id")
+    type: Literal["function"] = "function"
+    function: CozeToolCallFunction
+
+
+class CozeToolCalls(BaseModel):
+    tool_calls: list[CozeToolCall]
+
+
+class CozeRequiredAction(BaseModel):
+    """``cozepy.ChatRequiredAction``: the client tools' calls a ``requires_action`` chat waits on."""
+
+    type: Literal["submit_tool_outputs"] = "submit_tool_outputs"
+    submit_tool_outputs: CozeToolCalls
+
+
+def required_action(tool_calls: list[dict[str, Any]]) -> CozeRequiredAction:
+    return CozeRequiredAction(submit_tool_outputs=CozeToolCalls(tool_calls=[
+        CozeToolCall(id=str(call["id"]), function=CozeToolCallFunction(name=str(call["name"]),
+                                                                        arguments=str(call["arguments"])))
+        for call in tool_calls]))
+
+
 class CozeChat(BaseModel):
     """``cozepy.Chat``: ``id`` is the stored answer's id."""
 
@@ -127,6 +170,8 @@ class CozeChat(BaseModel):
     status: ChatStatus
     usage: CozeChatUsage = Field(default_factory=CozeChatUsage)
     section_id: str
+    # status requires_action: the client tools' calls to answer (submit_tool_outputs).
+    required_action: CozeRequiredAction | None = None
 
 
 class CozeMessage(BaseModel):
@@ -259,13 +304,17 @@ class CozeChatStream:
     ``conversation.message.delta``; a smart-reasoning step's ``tool.call`` and ``tool.result``
     ``conversation.message.completed`` of type ``function_call`` and ``tool_response``;
     ``message.complete`` the answer's ``conversation.message.completed`` then
-    ``conversation.chat.completed`` with usage (status ``canceled`` for a cancelled answer); an
+    ``conversation.chat.completed`` with usage (status ``canceled`` for a cancelled answer);
+``message.requires_action`` ``conversation.chat.requires_action`` (the chat with its
+``required_action``: client tools' calls to answer with ``submit_tool_outputs``); an
     ``error`` ``conversation.chat.failed`` with ``last_error`` (Coze's ``error`` event when it
     comes before the chat began); ``done`` ``done``. Other events are skipped."""
 
-    def __init__(self, chat: CozeTurn) -> None:
+    def __init__(self, chat: CozeTurn, *, resumed: bool = False) -> None:
         self._chat = chat
         self._began = False
+        # A chat continued with tool outputs was created long ago: it only goes back in progress.
+        self._resumed = resumed
 
     def _dump(self, model: BaseModel) -> dict[str, Any]:
         return model.model_dump(mode="json", exclude_none=True)
@@ -274,6 +323,8 @@ class CozeChatStream:
         chat, kind, data = self._chat, event.type, event.data
         if kind == "message.start":
             self._began = True
+            if self._resumed:
+                return [sse("conversation.chat.in_progress", self._dump(chat.chat("in_progress")))]
             return [sse("conversation.chat.created", self._dump(chat.chat("created"))),
                     sse("conversation.chat.in_progress", self._dump(chat.chat("in_progress")))]
         if kind == "message.delta":
@@ -285,6 +336,10 @@ class CozeChatStream:
         if kind == "tool.result":
             return [sse("conversation.message.completed", self._dump(chat.message(
                 str(data.get("output", "")), type="tool_response", message_id=str(data.get("id") or chat.chat_id))))]
+        if kind == "message.requires_action":
+            return [sse("conversation.chat.requires_action", self._dump(chat.chat(
+                "requires_action", required_action=required_action(list(data.get("tool_calls") or [])),
+                usage=_usage(data.get("usage")))))]
         if kind == "message.complete":
             now = int(time.time())
             status: ChatStatus = "canceled" if data.get("status") == "cancelled" else "completed"
@@ -320,11 +375,14 @@ def answer_chat(message: MessageOut, bot_id: str, meta_data: dict[str, str] | No
         error = CozeChatError(code=code, msg=message.error.message)
     finished = wire.timestamp(message.finished_at) or None
     conversation = str(message.conversation_id)
+    action = None
+    if status == "requires_action" and message.required_action is not None:
+        action = required_action([call.model_dump() for call in message.required_action.tool_calls])
     return CozeChat(id=str(message.id), conversation_id=conversation, bot_id=bot_id,
                     created_at=wire.timestamp(message.created_at), meta_data=meta_data or {},
                     completed_at=finished if status in ("completed", "canceled") else None,
                     failed_at=finished if status == "failed" else None, last_error=error, status=status,
-                    usage=_usage(message.usage), section_id=conversation)
+                    usage=_usage(message.usage), section_id=conversation, required_action=action)
 
 
 def message_out(message: MessageOut, *, chat_id: uuid.UUID | None = None) -> CozeMessage:
@@ -388,7 +446,7 @@ class CozeChats:
         request = ChatBody.model_construct(agent_id=body.bot_id, message=question, user=user, inputs=inputs,
                                            stream=body.stream, draft=draft,
                                            conversation_id=named if body.auto_save_history else None)
-        turn = self._chat().start(principal, request, history=history)
+        turn = self._chat().start(principal, request, history=history, client_tools=True)
         return CozeTurn(turn, body.bot_id, str(named or turn.conversation_id), int(time.time()),
                         body.meta_data or {})
 
@@ -417,6 +475,19 @@ class CozeChats:
         """The chat's messages besides the question: its tool calls and results, then the answer."""
         answer, _ = self._answer(principal, ref)
         return [*step_messages(answer), message_out(answer)]
+
+    def submit_tool_outputs(self, principal: Principal, ref: CozeChatRef, body: CozeSubmitToolOutputs) -> CozeTurn:
+        """Continue a chat waiting on client tools (``requires_action``) with their outputs: the
+        same answer goes on (every refusal is an error before any byte of it)."""
+        from shared.chat.api import ToolOutput, ToolOutputsBody
+
+        answer, user = self._answer(principal, ref)
+        # The conversation's end user as stored (a member's own too): not a client's new value.
+        outputs = ToolOutputsBody.model_construct(
+            tool_outputs=[ToolOutput.model_construct(tool_call_id=o.tool_call_id, output=o.output)
+                          for o in body.tool_outputs], user=user, stream=body.stream)
+        turn = self._chat().resume(principal, answer.id, outputs)
+        return CozeTurn(turn, str(answer.agent_id), ref.conversation_id, wire.timestamp(answer.created_at), {})
 
     def cancel(self, principal: Principal, ref: CozeChatRef) -> CozeChat:
         """Ask the running answer to stop (it keeps what was generated): the chat, ``canceled``."""
