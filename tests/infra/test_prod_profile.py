@@ -5,7 +5,9 @@ and the deploy order around it (docs/adr/0048-prod-profile-and-safe-migrations.m
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from infra.migrations import deploy_domains
 from infra.network import needs_internet
 from infra.packaging import migrations_hash
 from infra.state_machines import DEFAULT_TIMEOUT_S
+from shared.knowledge.storage import document_key
 from tests.infra.support import Synth, as_list, ref_logical_id, synthesize
 
 PROD_EXTRAS = {"alarm_email": "ops@example.com", "upload_cors_origins": "https://app.example.com"}
@@ -188,6 +191,7 @@ def test_the_alarm_key_admits_cloudwatch_of_this_account_only(synth: Synth) -> N
 def test_upload_grants_are_per_function_and_under_tenants(synth: Synth) -> None:
     owners = synth.role_owners()
     grants: dict[str, set[str]] = {}
+    listers: set[str] = set()
     for stack, role, statement in synth.role_statements():
         for resource in as_list(statement.get("Resource", [])):
             text = json.dumps(resource)  # <UploadsBucketArn>/tenants/* is a Fn::Join in a nested stack
@@ -197,10 +201,15 @@ def test_upload_grants_are_per_function_and_under_tenants(synth: Synth) -> None:
                     grants.setdefault(owners[(stack, role)], set()).update(as_list(statement["Action"]))
                 else:
                     assert statement["Condition"] == {"StringLike": {"s3:prefix": ["tenants/*"]}}
+                    listers.add(owners[(stack, role)])
     assert grants["documents-create"] == {"s3:PutObject", "s3:AbortMultipartUpload"}
     assert grants["documents-delete"] == {"s3:DeleteObject"}
     assert grants["documents-ingest"] == {"s3:GetObject"}
     assert grants["knowledge-bases-purge"] == {"s3:GetObject", "s3:DeleteObject"}
+    # The sweeper asks whether an upload landed by listing under its key (S3DocumentFiles.exists):
+    # HeadObject of a missing key would be a 403 with a prefix-conditioned ListBucket.
+    assert {"documents-sweep", "knowledge-bases-purge"} <= listers
+    assert fnmatch.fnmatchcase(document_key(uuid.uuid4(), uuid.uuid4(), uuid.uuid4()), "tenants/*")
 
 
 def test_only_provider_calling_functions_reach_the_internet(synth: Synth) -> None:
