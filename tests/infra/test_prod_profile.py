@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -159,6 +160,25 @@ def test_data_edge_and_cache_alarms(synth: Synth) -> None:
     assert by_metric["5xxErrorRate"]["Condition"] == "InUsEast1"
     cache_dims = {d["Name"]: d["Value"] for d in by_metric["BytesUsedForCache"]["Properties"]["Dimensions"]}
     assert cache_dims == {"clusterId": "stratus-dev-cache"}
+
+
+def test_valkey_alarms_and_widgets_use_the_serverless_cache_dimension(synth: Synth, prod: Synth) -> None:
+    # ElastiCache Serverless publishes AWS/ElastiCache metrics with one dimension, clusterId = the
+    # cache's name (lowercase: the stage pattern allows no capitals); CacheClusterId/NodeId are
+    # node-based clusters' and would match nothing, leaving the alarms silent forever.
+    for s in (synth, prod):
+        root = s.json("root")["Resources"]
+        (cache,) = [r for r in root.values() if r["Type"] == "AWS::ElastiCache::ServerlessCache"]
+        name = cache["Properties"]["ServerlessCacheName"]
+        assert name == name.lower()
+        alarms = [r["Properties"] for r in root.values() if r["Type"] == "AWS::CloudWatch::Alarm"
+                  and r["Properties"].get("Namespace") == "AWS/ElastiCache"]
+        assert {a["MetricName"] for a in alarms} == {"BytesUsedForCache", "ElastiCacheProcessingUnits"}
+        for props in alarms:
+            assert props["Dimensions"] == [{"Name": "clusterId", "Value": name}], props["MetricName"]
+        (board,) = [r for r in root.values() if r["Type"] == "AWS::CloudWatch::Dashboard"]
+        body = json.dumps(board["Properties"]["DashboardBody"])
+        assert body.count('\\"clusterId\\",\\"' + name) == 2 and "CacheClusterId" not in body
 
 
 def test_every_alarm_notifies_the_topic(synth: Synth) -> None:
@@ -334,3 +354,19 @@ def test_the_bootstrap_execution_policy_is_scoped() -> None:
     assert "*" not in actions and "iam:*" not in actions
     (iam_statement,) = [s for s in allowed if any(a.startswith("iam:") for a in as_list(s["Action"]))]
     assert all(":role/Stratus-*" in r or "aws-service-role" in r for r in iam_statement["Resource"])
+
+
+def test_bootstrap_needs_neither_the_layers_nor_a_synth() -> None:
+    # With an explicit aws://<account>/<region> the CDK CLI bootstraps that environment without
+    # running the app, so nothing the app needs (the layers, a synth) may be a prerequisite.
+    result = subprocess.run(
+        ["make", "-n", "bootstrap", "ACCOUNT=123456789012", "REGION=eu-west-1",
+         "POLICY=arn:aws:iam::123456789012:policy/StratusCdkExecution"],
+        cwd=REPO, capture_output=True, text=True, check=True, timeout=60)
+    assert "layers.build" not in result.stdout
+    assert not any(line.rstrip().endswith("app.py") for line in result.stdout.splitlines())  # no `make synth`
+    (command,) = [line for line in result.stdout.splitlines() if " bootstrap aws://" in line]
+    assert command.startswith("infra/cdk-cli/node_modules/.bin/cdk bootstrap aws://123456789012/eu-west-1 ")
+    # Whereas a deploy does build them (its synth bundles them).
+    deploy = subprocess.run(["make", "-n", "deploy"], cwd=REPO, capture_output=True, text=True, check=True, timeout=60)
+    assert "layers.build" in deploy.stdout
