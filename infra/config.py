@@ -130,6 +130,11 @@ class StratusConfig(BaseModel):
     waf_web_acl_arn: str | None = None
     # Requests per client IP in any 5 minutes before the WAF blocks it.
     waf_rate_limit: int = 2000
+    # The origin secret's version CloudFront sends (its VersionId). CloudFormation re-reads a
+    # dynamic reference only when the template changes, so a rotation names the new version
+    # here and deploys (README, "Rotating the origin secret"); None: the version current at the
+    # distribution's last update.
+    origin_secret_version: str | None = None
 
     @field_validator("concurrency", mode="before")
     @classmethod
@@ -145,6 +150,14 @@ class StratusConfig(BaseModel):
     @classmethod
     def _web_acl(cls, value: Any) -> str | None:
         return str(value).strip() or None if value is not None else None
+
+    @field_validator("origin_secret_version", mode="before")
+    @classmethod
+    def _secret_version(cls, value: Any) -> str | None:
+        version = str(value).strip() if value is not None else ""
+        if version and not re.fullmatch(r"[A-Za-z0-9-]{32,64}", version):
+            raise ValueError("origin_secret_version must be a Secrets Manager VersionId (32-64 letters, digits, -)")
+        return version or None
 
     @field_validator("upload_cors_origins", mode="before")
     @classmethod

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import Aws, CfnRule, Duration, Fn, Stack, Token
+from aws_cdk import Aws, CfnRule, Duration, Fn, SecretValue, Stack, Token
 from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_cloudfront_origins as origins
 from aws_cdk import aws_lambda as lambda_
@@ -51,7 +51,11 @@ class Edge(Construct):
         # Every origin gets the origin secret as a header: the authorizer and the apps refuse a
         # request without it, so neither execute-api nor a function URL is a way around the edge.
         # The template holds a dynamic reference ({{resolve:secretsmanager:...}}), not the value.
-        origin_headers = {ORIGIN_HEADER: origin_secret.secret_value.unsafe_unwrap()}
+        # With origin_secret_version the reference names that version: changing it is what makes
+        # CloudFormation update the distribution with a rotated value (README).
+        secret_value = (SecretValue.secrets_manager(origin_secret.secret_arn, version_id=config.origin_secret_version)
+                        if config.origin_secret_version else origin_secret.secret_value)
+        origin_headers = {ORIGIN_HEADER: secret_value.unsafe_unwrap()}
         # The HTTP API's $default stage answers at the root of its execute-api host name.
         api_origin = origins.HttpOrigin(
             Fn.select(2, Fn.split("/", api.http_api.api_endpoint)),

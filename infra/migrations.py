@@ -4,13 +4,16 @@ turned on once the whole stack exists."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
+import json
 from typing import TYPE_CHECKING
 
-from aws_cdk import CustomResource, Duration, RemovalPolicy, Stack
+import jsii
+from aws_cdk import CfnResource, CustomResource, Duration, IStableStringProducer, Lazy, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_rds as rds
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import custom_resources as cr
 from constructs import Construct, IConstruct
@@ -86,12 +89,34 @@ def migration_resource(scope: Construct, cid: str, function: lambda_.Function, f
     return resource
 
 
-def protect_cluster(scope: Construct, data: Data, *, enabled: bool, retention: logs.RetentionDays,
-                    after: Iterable[IConstruct]) -> None:
-    """Set the cluster's deletion protection once everything in ``after`` exists. The
-    cluster is created without it, so a first deploy that fails anywhere rolls back (and
-    deletes the new, empty cluster) instead of sticking in ROLLBACK_FAILED; from the first
-    complete deploy on, the profile's ``deletion_protection`` holds."""
+# The custom resource's property carrying the digest of the cluster's template properties.
+CLUSTER_DIGEST_PROPERTY = "ClusterPropertiesDigest"
+
+
+@jsii.implements(IStableStringProducer)
+class _ClusterDigest:
+    """A digest of the cluster's CloudFormation properties, computed at synth. CloudFormation's
+    AWS::RDS::DBCluster update handler sends the template's DeletionProtection (false: infra/data.py)
+    with every ModifyDBCluster, so any change to the cluster resource turns protection off: the
+    digest changes with it, and the custom resource (after the cluster) turns it back on."""
+
+    def __init__(self, cluster: rds.DatabaseCluster) -> None:
+        cfn = cluster.node.default_child
+        assert isinstance(cfn, CfnResource)
+        self._cfn = cfn
+
+    def produce(self) -> str:
+        cfn = self._cfn
+        rendered = cfn._render_properties(Stack.of(cfn).resolve(cfn._cfn_properties))
+        return hashlib.sha256(json.dumps(rendered, sort_keys=True).encode()).hexdigest()
+
+
+def protect_cluster(stack: Stack, data: Data, *, enabled: bool, retention: logs.RetentionDays) -> None:
+    """Set the cluster's deletion protection once every other resource of ``stack`` exists:
+    call it last. The cluster is created without it, so a first deploy that fails anywhere
+    rolls back (and deletes the new, empty cluster) instead of sticking in ROLLBACK_FAILED;
+    from the first complete deploy on, the profile's ``deletion_protection`` holds, and is set
+    again after any update of the cluster resource (``_ClusterDigest``)."""
     identifier = data.cluster.cluster_identifier
     call = cr.AwsSdkCall(
         service="RDS", action="modifyDBCluster",
@@ -99,10 +124,12 @@ def protect_cluster(scope: Construct, data: Data, *, enabled: bool, retention: l
         physical_resource_id=cr.PhysicalResourceId.of(f"{identifier}-deletion-protection"),
         output_paths=["DBCluster.DeletionProtection"],
     )
-    provider_logs = logs.LogGroup(scope, "ClusterDeletionProtectionLogs", retention=retention,
+    provider_logs = logs.LogGroup(stack, "ClusterDeletionProtectionLogs", retention=retention,
                                   removal_policy=RemovalPolicy.DESTROY)
+    # No on_delete: removing this resource never lowers the protection (a stack deletion is
+    # refused by the cluster until a deploy with deletion_protection false has run).
     protection = cr.AwsCustomResource(
-        scope, "ClusterDeletionProtection",
+        stack, "ClusterDeletionProtection",
         resource_type="Custom::StratusClusterDeletionProtection",
         on_create=call, on_update=call,
         policy=cr.AwsCustomResourcePolicy.from_statements([
@@ -110,5 +137,20 @@ def protect_cluster(scope: Construct, data: Data, *, enabled: bool, retention: l
         log_group=provider_logs,
         install_latest_aws_sdk=False,
     )
-    protection.node.add_dependency(data.cluster, *after)
-    nag.aws_custom_resource(Stack.of(scope))
+    resource = protection.node.find_child("Resource").node.default_child
+    assert isinstance(resource, CfnResource)
+    resource.add_property_override(CLUSTER_DIGEST_PROPERTY, Lazy.string(_ClusterDigest(data.cluster)))
+    # After everything else in the stack (the nested stacks, the edge, the alarms, the
+    # dashboard...): a resource that could still fail after protection is on would leave a
+    # failed first deploy unable to delete the cluster. Resources under a Condition are left
+    # out, so the list never names a resource that may not exist (Edge5xxRate: us-east-1 only).
+    for child in stack.node.children:
+        if child is protection or _conditional(child):
+            continue
+        protection.node.add_dependency(child)
+    nag.aws_custom_resource(stack)
+
+
+def _conditional(construct: IConstruct) -> bool:
+    child = construct.node.default_child
+    return isinstance(child, CfnResource) and child.cfn_options.condition is not None

@@ -246,8 +246,9 @@ def root_stack(stack: StratusStack) -> None:
                     "token re-hashed by the migration function (docs/adr/0013-custom-resource-migrations.md)")
     acknowledge(data.origin_secret, "AwsSolutions-SMG4",
                 "the edge's origin secret is copied into CloudFront's origin headers at deploy time (a dynamic "
-                "reference): a rotation outside a deploy would lock CloudFront out; rotating is putting a new value "
-                "and redeploying (docs/adr/0047-concurrency-budget-and-side-doors.md)")
+                "reference): automatic rotation would lock CloudFront out; rotating is a new value (the functions "
+                "accept it and the previous one), a deploy naming its version (origin_secret_version), then retiring "
+                "the old one (README, docs/adr/0047-concurrency-budget-and-side-doors.md)")
     acknowledge(data.provider_keys, "AwsSolutions-SMG4",
                 "holds third-party provider API keys (OpenAI, Anthropic) that only the provider can issue: operators "
                 "rotate them in the provider's console and put the new value here; a rotation Lambda could not "

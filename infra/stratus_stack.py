@@ -108,10 +108,6 @@ class StratusStack(Stack):
                          function_urls={name: url for stack in stacks for name, url in stack.function_urls.items()},
                          log_bucket=self.data.access_logs, origin_secret=self.data.origin_secret)
 
-        # Last: deletion protection once everything above exists (a failed first deploy can
-        # still roll the cluster back).
-        protect_cluster(self, self.data, enabled=config.deletion_protection, retention=config.log_retention,
-                        after=[*stacks, self.edge])
         self._data_alarms()
         self.dashboard = dashboard(self, "Dashboard", config=config, data=self.data, api=self.api,
                                    distribution_id=self.edge.distribution.distribution_id,
@@ -127,6 +123,9 @@ class StratusStack(Stack):
         if self.data.opensearch is not None:
             CfnOutput(self, "OpenSearchUrl", value=self.data.opensearch.url,
                       description="The OpenSearch domain (vector store), reachable from the VPC only")
+        # Last: deletion protection once everything above exists (a failed first deploy can
+        # still roll the cluster back).
+        protect_cluster(self, self.data, enabled=config.deletion_protection, retention=config.log_retention)
 
     def _data_alarms(self) -> None:
         config = self.config

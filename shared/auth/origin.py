@@ -13,7 +13,7 @@ there.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from shared.errors import Forbidden
 
@@ -21,18 +21,22 @@ ORIGIN_HEADER = "x-stratus-origin-verify"
 ORIGIN_FORBIDDEN = "auth_origin_forbidden"
 
 
-def expected_origin_secret() -> str | None:
-    """The secret this deployment's edge sends; None where there is no edge (local runtime)."""
+def expected_origin_secret() -> tuple[str, ...] | None:
+    """The values this deployment's edge may send: the secret's current value and, during a
+    rotation (README, "Rotating the origin secret"), its previous one until that is retired;
+    None where there is no edge (local runtime)."""
     from shared.config import get_settings
 
     settings = get_settings()
     if settings.origin_secret is not None:
-        return settings.origin_secret.get_secret_value()
+        return (settings.origin_secret.get_secret_value(),)
     if settings.origin_secret_arn:
-        from shared.aws.secrets import get_secret_string
+        from shared.aws.secrets import get_previous_secret_string, get_secret_string
 
         # Through the extension and the container's secret cache: no network call per request.
-        return get_secret_string(settings.origin_secret_arn)
+        current = get_secret_string(settings.origin_secret_arn)
+        previous = get_previous_secret_string(settings.origin_secret_arn)
+        return (current,) if previous is None or previous == current else (current, previous)
     return None
 
 
@@ -43,15 +47,18 @@ def origin_header(headers: Mapping[str, str] | None) -> str | None:
     return None
 
 
-def from_edge(headers: Mapping[str, str] | None, expected: str | None) -> bool:
-    """Whether the request came through the edge: its origin header is the secret (constant-time
-    comparison), or there is no secret to compare with (no edge: the local runtime)."""
+def from_edge(headers: Mapping[str, str] | None, expected: str | Sequence[str] | None) -> bool:
+    """Whether the request came through the edge: its origin header is one of the expected
+    values (constant-time comparisons, every value compared), or there is nothing to compare
+    with (no edge: the local runtime)."""
     if expected is None:
         return True
     given = origin_header(headers)
     if given is None:
         return False
-    return hmac.compare_digest(given.encode(), expected.encode())
+    values = (expected,) if isinstance(expected, str) else tuple(expected)
+    matches = [hmac.compare_digest(given.encode(), value.encode()) for value in values if value]
+    return any(matches)
 
 
 def require_edge(headers: Mapping[str, str] | None) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
@@ -52,15 +53,27 @@ def get_secret_string(secret_id: str) -> str:
     return _secrets.get(secret_id)
 
 
+def get_previous_secret_string(secret_id: str) -> str | None:
+    """The secret's AWSPREVIOUS version (the value before the last put-secret-value), or None
+    when it has none (never changed, or the label was removed) or it cannot be read now. For a
+    value accepted during a rotation: the old one stays valid until it is retired."""
+    try:
+        return _previous.get(secret_id) or None
+    except Unavailable:
+        return None
+
+
 def clear_secret_cache() -> None:
     _secrets.clear()
+    _previous.clear()
 
 
-def _fetch(secret_id: str) -> str:
+def _fetch(secret_id: str, version_stage: str | None = None) -> str:
     settings = get_settings()
     token = settings.aws_session_token.get_secret_value() if settings.aws_session_token else ""
+    query = {"secretId": secret_id, **({"versionStage": version_stage} if version_stage else {})}
     url = (f"http://localhost:{settings.parameters_secrets_extension_http_port}"
-           f"/secretsmanager/get?secretId={urllib.parse.quote(secret_id, safe='')}")
+           f"/secretsmanager/get?{urllib.parse.urlencode(query, safe='')}")
     request = urllib.request.Request(url, headers={"X-Aws-Parameters-Secrets-Token": token})
     try:
         with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 (loopback only)
@@ -69,4 +82,16 @@ def _fetch(secret_id: str) -> str:
         raise Unavailable("Secrets are unavailable", code="sys_secret_unavailable") from exc
 
 
+def _fetch_previous(secret_id: str) -> str:
+    try:
+        return _fetch(secret_id, "AWSPREVIOUS")
+    except Unavailable as exc:
+        # The extension passes on Secrets Manager's 4xx (no version has the label): no previous
+        # value, kept like a value. Anything else is raised and retried on the next call.
+        if isinstance(exc.__cause__, urllib.error.HTTPError) and 400 <= exc.__cause__.code < 500:
+            return ""
+        raise
+
+
 _secrets = SecretCache(_fetch)
+_previous = SecretCache(_fetch_previous)

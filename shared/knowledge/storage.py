@@ -116,14 +116,14 @@ class S3DocumentFiles:
         self._client("s3").delete_object(Bucket=self._bucket, Key=key)
 
     def exists(self, key: str) -> bool:
-        s3 = self._client("s3")
-        try:
-            s3.head_object(Bucket=self._bucket, Key=key)
-        except s3.exceptions.ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return False
-            raise
-        return True
+        # A listing, not HeadObject: for a missing key HeadObject answers 404 only to a caller
+        # holding s3:ListBucket in the request's own context, and the grant is ListBucket
+        # conditioned on s3:prefix (tenants/*), a key HeadObject does not carry: a missing file
+        # would be a 403, indistinguishable from a real denial. Listing with Prefix=key is
+        # exactly what that grant admits, and a 403 here stays an error. The key itself sorts
+        # first among the keys it prefixes, so one result answers.
+        listed = self._client("s3").list_objects_v2(Bucket=self._bucket, Prefix=key, MaxKeys=1)
+        return any(item["Key"] == key for item in listed.get("Contents", []))
 
     def delete_prefix(self, prefix: str, limit: int) -> int:
         s3 = self._client("s3")

@@ -5,7 +5,10 @@ and the deploy order around it (docs/adr/0048-prod-profile-and-safe-migrations.m
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,7 @@ from infra.migrations import deploy_domains
 from infra.network import needs_internet
 from infra.packaging import migrations_hash
 from infra.state_machines import DEFAULT_TIMEOUT_S
+from shared.knowledge.storage import document_key
 from tests.infra.support import Synth, as_list, ref_logical_id, synthesize
 
 PROD_EXTRAS = {"alarm_email": "ops@example.com", "upload_cors_origins": "https://app.example.com"}
@@ -158,6 +162,25 @@ def test_data_edge_and_cache_alarms(synth: Synth) -> None:
     assert cache_dims == {"clusterId": "stratus-dev-cache"}
 
 
+def test_valkey_alarms_and_widgets_use_the_serverless_cache_dimension(synth: Synth, prod: Synth) -> None:
+    # ElastiCache Serverless publishes AWS/ElastiCache metrics with one dimension, clusterId = the
+    # cache's name (lowercase: the stage pattern allows no capitals); CacheClusterId/NodeId are
+    # node-based clusters' and would match nothing, leaving the alarms silent forever.
+    for s in (synth, prod):
+        root = s.json("root")["Resources"]
+        (cache,) = [r for r in root.values() if r["Type"] == "AWS::ElastiCache::ServerlessCache"]
+        name = cache["Properties"]["ServerlessCacheName"]
+        assert name == name.lower()
+        alarms = [r["Properties"] for r in root.values() if r["Type"] == "AWS::CloudWatch::Alarm"
+                  and r["Properties"].get("Namespace") == "AWS/ElastiCache"]
+        assert {a["MetricName"] for a in alarms} == {"BytesUsedForCache", "ElastiCacheProcessingUnits"}
+        for props in alarms:
+            assert props["Dimensions"] == [{"Name": "clusterId", "Value": name}], props["MetricName"]
+        (board,) = [r for r in root.values() if r["Type"] == "AWS::CloudWatch::Dashboard"]
+        body = json.dumps(board["Properties"]["DashboardBody"])
+        assert body.count('\\"clusterId\\",\\"' + name) == 2 and "CacheClusterId" not in body
+
+
 def test_every_alarm_notifies_the_topic(synth: Synth) -> None:
     for stack, props in _alarms(synth):
         actions = props.get("AlarmActions", [])
@@ -188,6 +211,7 @@ def test_the_alarm_key_admits_cloudwatch_of_this_account_only(synth: Synth) -> N
 def test_upload_grants_are_per_function_and_under_tenants(synth: Synth) -> None:
     owners = synth.role_owners()
     grants: dict[str, set[str]] = {}
+    listers: set[str] = set()
     for stack, role, statement in synth.role_statements():
         for resource in as_list(statement.get("Resource", [])):
             text = json.dumps(resource)  # <UploadsBucketArn>/tenants/* is a Fn::Join in a nested stack
@@ -197,10 +221,15 @@ def test_upload_grants_are_per_function_and_under_tenants(synth: Synth) -> None:
                     grants.setdefault(owners[(stack, role)], set()).update(as_list(statement["Action"]))
                 else:
                     assert statement["Condition"] == {"StringLike": {"s3:prefix": ["tenants/*"]}}
+                    listers.add(owners[(stack, role)])
     assert grants["documents-create"] == {"s3:PutObject", "s3:AbortMultipartUpload"}
     assert grants["documents-delete"] == {"s3:DeleteObject"}
     assert grants["documents-ingest"] == {"s3:GetObject"}
     assert grants["knowledge-bases-purge"] == {"s3:GetObject", "s3:DeleteObject"}
+    # The sweeper asks whether an upload landed by listing under its key (S3DocumentFiles.exists):
+    # HeadObject of a missing key would be a 403 with a prefix-conditioned ListBucket.
+    assert {"documents-sweep", "knowledge-bases-purge"} <= listers
+    assert fnmatch.fnmatchcase(document_key(uuid.uuid4(), uuid.uuid4(), uuid.uuid4()), "tenants/*")
 
 
 def test_only_provider_calling_functions_reach_the_internet(synth: Synth) -> None:
@@ -325,3 +354,19 @@ def test_the_bootstrap_execution_policy_is_scoped() -> None:
     assert "*" not in actions and "iam:*" not in actions
     (iam_statement,) = [s for s in allowed if any(a.startswith("iam:") for a in as_list(s["Action"]))]
     assert all(":role/Stratus-*" in r or "aws-service-role" in r for r in iam_statement["Resource"])
+
+
+def test_bootstrap_needs_neither_the_layers_nor_a_synth() -> None:
+    # With an explicit aws://<account>/<region> the CDK CLI bootstraps that environment without
+    # running the app, so nothing the app needs (the layers, a synth) may be a prerequisite.
+    result = subprocess.run(
+        ["make", "-n", "bootstrap", "ACCOUNT=123456789012", "REGION=eu-west-1",
+         "POLICY=arn:aws:iam::123456789012:policy/StratusCdkExecution"],
+        cwd=REPO, capture_output=True, text=True, check=True, timeout=60)
+    assert "layers.build" not in result.stdout
+    assert not any(line.rstrip().endswith("app.py") for line in result.stdout.splitlines())  # no `make synth`
+    (command,) = [line for line in result.stdout.splitlines() if " bootstrap aws://" in line]
+    assert command.startswith("infra/cdk-cli/node_modules/.bin/cdk bootstrap aws://123456789012/eu-west-1 ")
+    # Whereas a deploy does build them (its synth bundles them).
+    deploy = subprocess.run(["make", "-n", "deploy"], cwd=REPO, capture_output=True, text=True, check=True, timeout=60)
+    assert "layers.build" in deploy.stdout

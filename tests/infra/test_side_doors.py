@@ -6,8 +6,10 @@ the WAF option builds a per-IP rate rule and AWS's managed rules."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
+import pytest
 from aws_cdk import App, Stack
 from aws_cdk.assertions import Template
 
@@ -17,7 +19,7 @@ from infra.edge import WAF_COUNTED_COMMON_RULES, edge_web_acl
 from infra.nag import logical_id as cfn_logical_id
 from shared.auth.origin import ORIGIN_HEADER
 from shared.catalog import Authorizer, DefaultRoute, FunctionUrl, Http
-from tests.infra.support import Synth
+from tests.infra.support import Synth, synthesize
 
 EDGE_FACING = [fn for fn in catalog.FUNCTIONS if isinstance(fn.trigger, (Http, DefaultRoute, Authorizer, FunctionUrl))]
 
@@ -95,3 +97,18 @@ def test_waf_config_options_parse() -> None:
     assert StratusConfig().waf is False
     config = StratusConfig(waf_web_acl_arn="arn:aws:wafv2:us-east-1:1:global/webacl/x/y")
     assert config.waf_web_acl_arn is not None
+
+
+def test_a_rotation_names_the_new_version_so_the_deploy_updates_the_distribution(
+        layer_dirs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory, synth: Synth) -> None:
+    # CloudFormation re-resolves a dynamic reference only when the template changes: the
+    # unversioned reference would keep CloudFront on the old value after a put-secret-value.
+    version = "0f3c2a5e-6b7d-4c1e-9a8b-123456789abc"
+    rotated = synthesize(tmp_path_factory.mktemp("cdk.out.rotated"), {"origin_secret_version": version})
+    for s, suffix in ((synth, ":SecretString:::}}"), (rotated, f":SecretString:::{version}}}}}")):
+        for origin in _distribution(s)["Origins"]:
+            (header,) = [h for h in origin["OriginCustomHeaders"] if h["HeaderName"] == ORIGIN_HEADER]
+            parts = header["HeaderValue"]["Fn::Join"][1]
+            assert parts[0] == "{{resolve:secretsmanager:" and parts[-1] == suffix, parts
+    with pytest.raises(ValueError, match="VersionId"):
+        StratusConfig(origin_secret_version="AWSCURRENT")
