@@ -338,13 +338,22 @@ class ChatService:
     def cancel(self, principal: Principal, message_id: uuid.UUID, user: str | None) -> CancelOut:
         store = self._d.conversations()
         answer = store.visible_answer(principal, message_id, user)
-        if answer.status == "requires_action" and store.cancel_paused(principal.tenant, message_id):
-            # Nothing runs it: cancelled at once, keeping its steps (no output will be taken).
-            return CancelOut(message_id=message_id, status="cancelled", cancel_requested=True)
-        if answer.status != "running":
+        status = answer.status
+        if status == "requires_action":
+            if store.cancel_paused(principal.tenant, message_id):
+                # Nothing runs it: cancelled at once, keeping its steps (no output will be taken).
+                return CancelOut(message_id=message_id, status="cancelled", cancel_requested=True)
+            # A submit continued it meanwhile (or it ended): cancel it as it is now.
+            status = store.answer_status(principal.tenant, message_id) or "failed"
+        if status != "running":
             raise Conflict("The answer has already ended", code="chat_turn_finished",
-                           details={"message_id": str(message_id), "status": answer.status})
+                           details={"message_id": str(message_id), "status": status})
         self._d.kv().set(cancel_key(message_id), "1", ttl_s=CANCEL_TTL_S)
+        # The turn may have paused since it was read (then nothing would read the flag); the turn
+        # checks the flag after its pause too, so one of the two sees the other.
+        if store.answer_status(principal.tenant, message_id) == "requires_action" \
+                and store.cancel_paused(principal.tenant, message_id):
+            return CancelOut(message_id=message_id, status="cancelled", cancel_requested=True)
         return CancelOut(message_id=message_id, status="running", cancel_requested=True)
 
     @tracer.capture_method(capture_response=False)

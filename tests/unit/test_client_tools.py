@@ -299,3 +299,19 @@ def test_a_paused_answer_is_cancelled_at_once_and_frees_its_conversation() -> No
         loop.service.resume(loop.principal, paused.id, body)
     again = ChatBody(agent_id=str(loop.agent.id), message="Next", conversation_id=paused.conversation_id)
     loop.service.start(loop.principal, again, client_tools=True)
+
+
+# Races (review) -----------------------------------------------------------------------------------
+def test_a_cancel_that_loses_the_race_to_a_submit_still_stops_the_continued_turn(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    loop = _loop(Gateway([calls(("locate", {})), text("Never said.")]))
+    paused, seen = _paused(loop)
+    body = ToolOutputsBody(tool_outputs=[{"tool_call_id": seen[1].data["id"], "output": "Brest"}])
+    turn = loop.service.resume(loop.principal, paused.id, body)  # the submit claims it first
+    # The cancel read the answer while it was still paused.
+    monkeypatch.setattr(loop.store, "visible_answer", lambda *a: paused)
+    out = loop.service.cancel(loop.principal, paused.id, None)
+    assert (out.status, out.cancel_requested) == ("running", True)
+    final, _ = loop.service.run(turn)
+    assert final.status == "cancelled"
+
