@@ -315,3 +315,21 @@ def test_a_cancel_that_loses_the_race_to_a_submit_still_stops_the_continued_turn
     final, _ = loop.service.run(turn)
     assert final.status == "cancelled"
 
+
+def test_a_cancel_asked_while_the_step_ran_is_not_lost_to_the_pause() -> None:
+    loop = _loop(Gateway([calls(("locate", {}), ("forecast", {"city": "Brest"}))]))
+    asked: list[Any] = []
+
+    def forecast(args: dict[str, Any]) -> str:
+        # The client cancels while the step's server call runs: the answer is running then.
+        answer_id = next(k for k, r in loop.store.messages.items() if r["role"] == "assistant")
+        asked.append(loop.service.cancel(loop.principal, answer_id, None))
+        return "rain"
+
+    loop.tools = Tools({"forecast": forecast})
+    loop.strategy._tools = lambda: loop.tools  # type: ignore[assignment]
+    final, seen = _start(loop)
+    assert asked[0].status == "running"
+    assert final.status == "cancelled" and seen[-1].data == {"status": "cancelled"}
+    assert loop.store.messages[final.id]["status"] == "cancelled"
+
