@@ -333,3 +333,16 @@ def test_a_cancel_asked_while_the_step_ran_is_not_lost_to_the_pause() -> None:
     assert final.status == "cancelled" and seen[-1].data == {"status": "cancelled"}
     assert loop.store.messages[final.id]["status"] == "cancelled"
 
+
+
+def test_a_stale_submit_does_not_claim_the_next_pause(monkeypatch: pytest.MonkeyPatch) -> None:
+    loop = _loop(Gateway([calls(("locate", {})), calls(("locate", {"precision": "street"})), text("Done.")]))
+    first, seen = _paused(loop)
+    old = ToolOutputsBody(tool_outputs=[{"tool_call_id": seen[1].data["id"], "output": "Brest"}])
+    second, _ = _submit(loop, first.id, {seen[1].data["id"]: "Brest"})
+    assert second.status == "requires_action"
+    # A repeat of the first submit, checked against the first pause, claims after the second began.
+    monkeypatch.setattr(loop.store, "visible_answer", lambda *a: first)
+    with pytest.raises(ChatNotAwaitingToolOutputs):
+        loop.service.resume(loop.principal, first.id, old)
+    assert loop.store.messages[first.id]["status"] == "requires_action"
