@@ -346,3 +346,13 @@ def test_a_stale_submit_does_not_claim_the_next_pause(monkeypatch: pytest.Monkey
     with pytest.raises(ChatNotAwaitingToolOutputs):
         loop.service.resume(loop.principal, first.id, old)
     assert loop.store.messages[first.id]["status"] == "requires_action"
+
+
+def test_a_tool_choice_naming_a_client_tool_is_not_sent_where_client_tools_are_not_offered() -> None:
+    # Publishing lets tool_choice name a client tool; the OpenAI and Dify APIs never offer them,
+    # so the model must not be told to call a tool it was not given (a provider refuses that).
+    gateway = Gateway([text("No tools of yours.")])
+    final, _ = _start(_loop(gateway, tool_choice="locate"), client_tools=False)
+    assert final.status == "completed"
+    request = gateway.requests[0]
+    assert [t.name for t in request.tools] == ["forecast"] and request.tool_choice == "auto"
