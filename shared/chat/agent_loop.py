@@ -123,6 +123,10 @@ class SmartReasoning:
             if ctx.client_tools and config.tool_choice != "none" else {}
         offered = model_names(runtime.list(ctx.tenant_id, selections(config)), reserved=client) \
             if config.tool_choice != "none" else {}
+        # A tool_choice naming a client tool not offered here (an API that cannot answer them)
+        # names nothing the model is given: it chooses itself.
+        tool_choice = config.tool_choice if config.tool_choice in ("auto", "none", "required") \
+            or config.tool_choice in offered or config.tool_choice in client else "auto"
         resume = ctx.resume
         reasoning = self._reasoning(ctx, bool(offered or client)) if resume is None or not resume.steps \
             else resume.steps[-1]["reasoning"]
@@ -130,7 +134,7 @@ class SmartReasoning:
         system = ctx.system_prompt
         if reasoning == "react" and (offered or client):
             system = system + "\n\n" + react.instructions([*offered.items(), *_client_specs(client).items()],
-                                                          config.tool_choice)
+                                                          tool_choice)
         past = ctx.memory(config.memory.turns)
         plan = prompts.build_prompt(system_prompt=system, question=ctx.question, history=past, candidates=None,
                                     context_tokens=ctx.context_tokens, output_tokens=ctx.output_tokens,
@@ -164,7 +168,7 @@ class SmartReasoning:
                     messages.append(Message(role="user", content=react.FINISH_NOW))
             choice = None
             if reasoning == "function_calling" and tools:
-                choice = "none" if last else (config.tool_choice if index == 1 else "auto")
+                choice = "none" if last else (tool_choice if index == 1 else "auto")
             request = ChatRequest(messages=messages, tools=tools if reasoning == "function_calling" else [],
                                   tool_choice=choice, temperature=config.model.temperature, top_p=config.model.top_p,
                                   max_tokens=ctx.output_tokens,

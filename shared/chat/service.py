@@ -289,7 +289,9 @@ class ChatService:
         system_prompt = render_system_prompt(chat_agent.config, conversation.inputs, stored)
         context_tokens, output_tokens = model_limits(self._d, tenant_id, chat_agent)
         question = store.question_of(tenant_id, message_id)
-        if not store.claim_paused(tenant_id, message_id):
+        # Fenced on the pause the outputs were checked against: a repeat of an earlier submit
+        # must not take a later pause (its calls have other ids).
+        if not store.claim_paused(tenant_id, message_id, answer.required_action.expires_at):
             raise ChatNotAwaitingToolOutputs(details={"message_id": str(message_id)})
         return Turn(principal=principal, tenant_id=tenant_id, conversation_id=answer.conversation_id,
                     question_id=answer.reply_to or answer.id, answer_id=answer.id,
@@ -338,13 +340,22 @@ class ChatService:
     def cancel(self, principal: Principal, message_id: uuid.UUID, user: str | None) -> CancelOut:
         store = self._d.conversations()
         answer = store.visible_answer(principal, message_id, user)
-        if answer.status == "requires_action" and store.cancel_paused(principal.tenant, message_id):
-            # Nothing runs it: cancelled at once, keeping its steps (no output will be taken).
-            return CancelOut(message_id=message_id, status="cancelled", cancel_requested=True)
-        if answer.status != "running":
+        status: str = answer.status
+        if status == "requires_action":
+            if store.cancel_paused(principal.tenant, message_id):
+                # Nothing runs it: cancelled at once, keeping its steps (no output will be taken).
+                return CancelOut(message_id=message_id, status="cancelled", cancel_requested=True)
+            # A submit continued it meanwhile (or it ended): cancel it as it is now.
+            status = store.answer_status(principal.tenant, message_id) or "failed"
+        if status != "running":
             raise Conflict("The answer has already ended", code="chat_turn_finished",
-                           details={"message_id": str(message_id), "status": answer.status})
+                           details={"message_id": str(message_id), "status": status})
         self._d.kv().set(cancel_key(message_id), "1", ttl_s=CANCEL_TTL_S)
+        # The turn may have paused since it was read (then nothing would read the flag); the turn
+        # checks the flag after its pause too, so one of the two sees the other.
+        if store.answer_status(principal.tenant, message_id) == "requires_action" \
+                and store.cancel_paused(principal.tenant, message_id):
+            return CancelOut(message_id=message_id, status="cancelled", cancel_requested=True)
         return CancelOut(message_id=message_id, status="running", cancel_requested=True)
 
     @tracer.capture_method(capture_response=False)

@@ -247,6 +247,11 @@ class TurnLifecycle:
         outcome = self._outcome("requires_action", stop_reason="requires_action", usage=generation.usage,
                                 required_action={"tool_calls": generation.required_action})
         final = self._store.pause_answer(t.tenant_id, t.answer_id, outcome, self._d.settings.tool_outputs_ttl_s)
+        if final.status == "requires_action" and self._kv.get(self._cancel_key) is not None \
+                and self._store.cancel_paused(t.tenant_id, t.answer_id):
+            # A cancel asked while the step ran (its flag unread): honoured, not left to a submit.
+            # The answer ended, so the fenced write only reads it back.
+            final = self._store.finish_answer(t.tenant_id, t.answer_id, outcome)
         if final.status == "requires_action" and final.required_action is not None:
             self.publish("message.requires_action", {
                 "conversation_id": str(t.conversation_id), "message_id": str(t.answer_id),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from shared.auth.principal import Principal
@@ -134,9 +135,10 @@ class TurnStore(Protocol):
         (reaped, cancelled), the answer as it ended."""
         ...
 
-    def claim_paused(self, tenant_id: uuid.UUID, answer_id: uuid.UUID) -> bool:
+    def claim_paused(self, tenant_id: uuid.UUID, answer_id: uuid.UUID, expires_at: datetime) -> bool:
         """Take a paused answer, within its offer, back to running to continue it; False when it
-        is not (another submit took it first, it expired, it ended)."""
+        is not (another submit took it first, it expired, it ended), or when it is paused again
+        since the pause ending at ``expires_at`` was read (the outputs were checked against that one)."""
         ...
 
     def fail_paused(self, tenant_id: uuid.UUID, answer_id: uuid.UUID, code: str, message: str) -> bool:

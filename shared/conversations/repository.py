@@ -4,6 +4,7 @@ it a second time) and, where an end user reads, the end user."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from psycopg import Connection
@@ -170,12 +171,13 @@ def pause_message(conn: Conn, tenant_id: uuid.UUID, message_id: uuid.UUID, value
                              "_tenant": tenant_id, "_id": message_id})
 
 
-def claim_paused(conn: Conn, tenant_id: uuid.UUID, message_id: uuid.UUID) -> Row | None:
-    """A paused answer, within its offer, back to running (one claimant wins); None otherwise."""
+def claim_paused(conn: Conn, tenant_id: uuid.UUID, message_id: uuid.UUID, expires_at: datetime) -> Row | None:
+    """A paused answer, within its offer, back to running (one claimant wins); None otherwise.
+    ``expires_at`` names the pause the claimant checked its outputs against (each pause has its own)."""
     return one(conn, f"""UPDATE messages SET status = 'running', updated_at = now()
                           WHERE tenant_id = %s AND id = %s AND status = 'requires_action'
-                            AND action_expires_at > now()
-                          RETURNING {MESSAGE_COLUMNS}""", (tenant_id, message_id))
+                            AND action_expires_at > now() AND action_expires_at = %s
+                          RETURNING {MESSAGE_COLUMNS}""", (tenant_id, message_id, expires_at))
 
 
 def end_paused(conn: Conn, tenant_id: uuid.UUID, message_id: uuid.UUID, status: str, code: str | None,

@@ -4,6 +4,7 @@ repository: each call one transaction, with the visibility rules of ``access``."
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from shared.auth.principal import Principal
@@ -83,9 +84,9 @@ class ConversationTurns:
             raise MessageNotFound(details={"message_id": str(answer_id)})
         return message_out(row)
 
-    def claim_paused(self, tenant_id: uuid.UUID, answer_id: uuid.UUID) -> bool:
+    def claim_paused(self, tenant_id: uuid.UUID, answer_id: uuid.UUID, expires_at: datetime) -> bool:
         with self._db.transaction(tenant_id) as conn:
-            return repo.claim_paused(conn, tenant_id, answer_id) is not None
+            return repo.claim_paused(conn, tenant_id, answer_id, expires_at) is not None
 
     def fail_paused(self, tenant_id: uuid.UUID, answer_id: uuid.UUID, code: str, message: str) -> bool:
         with self._db.transaction(tenant_id) as conn:

@@ -470,6 +470,30 @@ def test_reaper_fails_expired_client_tool_pauses_only(tenant: Tenant, admin_sql:
     assert [e.type for e in replay] == ["error", "done"] and replay[0].data["code"] == "chat_tool_outputs_expired"
 
 
+
+def test_a_claim_takes_only_the_pause_its_outputs_were_checked_against(tenant: Tenant, admin_sql: Sql) -> None:
+    """Of two submits one claims a pause; one checked against an earlier pause of the same answer
+    never takes a later one (the expiry, read back from PostgreSQL, names the pause exactly)."""
+    from datetime import timedelta
+
+    from shared.conversations.wiring import turn_store
+
+    agent = tenant.agent()
+    service = service_for(FakeRetrieval([]))
+    principal = principal_of(tenant)
+    turn = service.start(principal, ChatBody(agent_id=agent["id"], message="paused"))
+    action = Jsonb({"tool_calls": [{"id": "call_1", "name": "locate", "arguments": "{}"}]})
+    admin_sql("""UPDATE messages SET status = 'requires_action', required_action = %s,
+                     action_expires_at = now() + interval '10 minutes' WHERE id = %s""", (action, turn.answer_id))
+    store = turn_store()
+    paused = store.visible_answer(principal, turn.answer_id, None)
+    assert paused.required_action is not None
+    expires_at = paused.required_action.expires_at
+    assert not store.claim_paused(tenant.tenant_id, turn.answer_id, expires_at - timedelta(microseconds=1))
+    assert store.claim_paused(tenant.tenant_id, turn.answer_id, expires_at)
+    assert not store.claim_paused(tenant.tenant_id, turn.answer_id, expires_at)
+    assert store.answer_status(tenant.tenant_id, turn.answer_id) == "running"
+
 def test_idle_stream_gets_heartbeats_without_ids(tenant: Tenant, fake: FakeOpenAI,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     from shared.config import reset_settings

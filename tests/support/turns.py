@@ -111,9 +111,10 @@ class InMemoryTurnStore:
             row.update(values, action_expires_at=datetime.now(UTC) + timedelta(seconds=expires_s))
         return self._out(row)
 
-    def claim_paused(self, tenant_id: uuid.UUID, answer_id: uuid.UUID) -> bool:
+    def claim_paused(self, tenant_id: uuid.UUID, answer_id: uuid.UUID, expires_at: datetime) -> bool:
         row = self.messages[answer_id]
-        if row["status"] != "requires_action" or row["action_expires_at"] <= datetime.now(UTC):
+        if row["status"] != "requires_action" or row["action_expires_at"] <= datetime.now(UTC) \
+                or row["action_expires_at"] != expires_at:
             return False
         row["status"] = "running"
         return True

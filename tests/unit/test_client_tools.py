@@ -299,3 +299,60 @@ def test_a_paused_answer_is_cancelled_at_once_and_frees_its_conversation() -> No
         loop.service.resume(loop.principal, paused.id, body)
     again = ChatBody(agent_id=str(loop.agent.id), message="Next", conversation_id=paused.conversation_id)
     loop.service.start(loop.principal, again, client_tools=True)
+
+
+# Races (review) -----------------------------------------------------------------------------------
+def test_a_cancel_that_loses_the_race_to_a_submit_still_stops_the_continued_turn(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    loop = _loop(Gateway([calls(("locate", {})), text("Never said.")]))
+    paused, seen = _paused(loop)
+    body = ToolOutputsBody(tool_outputs=[{"tool_call_id": seen[1].data["id"], "output": "Brest"}])
+    turn = loop.service.resume(loop.principal, paused.id, body)  # the submit claims it first
+    # The cancel read the answer while it was still paused.
+    monkeypatch.setattr(loop.store, "visible_answer", lambda *a: paused)
+    out = loop.service.cancel(loop.principal, paused.id, None)
+    assert (out.status, out.cancel_requested) == ("running", True)
+    final, _ = loop.service.run(turn)
+    assert final.status == "cancelled"
+
+
+def test_a_cancel_asked_while_the_step_ran_is_not_lost_to_the_pause() -> None:
+    loop = _loop(Gateway([calls(("locate", {}), ("forecast", {"city": "Brest"}))]))
+    asked: list[Any] = []
+
+    def forecast(args: dict[str, Any]) -> str:
+        # The client cancels while the step's server call runs: the answer is running then.
+        answer_id = next(k for k, r in loop.store.messages.items() if r["role"] == "assistant")
+        asked.append(loop.service.cancel(loop.principal, answer_id, None))
+        return "rain"
+
+    loop.tools = Tools({"forecast": forecast})
+    loop.strategy._tools = lambda: loop.tools  # type: ignore[assignment]
+    final, seen = _start(loop)
+    assert asked[0].status == "running"
+    assert final.status == "cancelled" and seen[-1].data == {"status": "cancelled"}
+    assert loop.store.messages[final.id]["status"] == "cancelled"
+
+
+
+def test_a_stale_submit_does_not_claim_the_next_pause(monkeypatch: pytest.MonkeyPatch) -> None:
+    loop = _loop(Gateway([calls(("locate", {})), calls(("locate", {"precision": "street"})), text("Done.")]))
+    first, seen = _paused(loop)
+    old = ToolOutputsBody(tool_outputs=[{"tool_call_id": seen[1].data["id"], "output": "Brest"}])
+    second, _ = _submit(loop, first.id, {seen[1].data["id"]: "Brest"})
+    assert second.status == "requires_action"
+    # A repeat of the first submit, checked against the first pause, claims after the second began.
+    monkeypatch.setattr(loop.store, "visible_answer", lambda *a: first)
+    with pytest.raises(ChatNotAwaitingToolOutputs):
+        loop.service.resume(loop.principal, first.id, old)
+    assert loop.store.messages[first.id]["status"] == "requires_action"
+
+
+def test_a_tool_choice_naming_a_client_tool_is_not_sent_where_client_tools_are_not_offered() -> None:
+    # Publishing lets tool_choice name a client tool; the OpenAI and Dify APIs never offer them,
+    # so the model must not be told to call a tool it was not given (a provider refuses that).
+    gateway = Gateway([text("No tools of yours.")])
+    final, _ = _start(_loop(gateway, tool_choice="locate"), client_tools=False)
+    assert final.status == "completed"
+    request = gateway.requests[0]
+    assert [t.name for t in request.tools] == ["forecast"] and request.tool_choice == "auto"
