@@ -299,7 +299,7 @@ class ChatService:
                     question=question, context_tokens=context_tokens, output_tokens=output_tokens,
                     created_conversation=False, started=started, end_user=end_user,
                     user_variables=resolve_user_variables(chat_agent.config, conversation.inputs, stored),
-                    client_tools=True, content=answer.content,
+                    client_tools=True, content=answer.content, history=answer.required_action.history,
                     resume=ResumeState(steps=[step.model_dump(mode="json") for step in answer.steps],
                                        outputs=outputs))
 

@@ -244,8 +244,11 @@ class TurnLifecycle:
         """The answer waits for the client tools' outputs: stored ``requires_action`` (nothing
         waits here: the stream ends, a submit continues it), announced, and the stream closed."""
         t = self._t
+        action: dict[str, Any] = {"tool_calls": generation.required_action}
+        if t.history is not None:
+            action["history"] = [list(pair) for pair in t.history]
         outcome = self._outcome("requires_action", stop_reason="requires_action", usage=generation.usage,
-                                required_action={"tool_calls": generation.required_action})
+                                required_action=action)
         final = self._store.pause_answer(t.tenant_id, t.answer_id, outcome, self._d.settings.tool_outputs_ttl_s)
         if final.status == "requires_action" and self._kv.get(self._cancel_key) is not None \
                 and self._store.cancel_paused(t.tenant_id, t.answer_id):

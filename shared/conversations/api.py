@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
+from pydantic.json_schema import SkipJsonSchema
 
 from shared.validation import INT4_MAX, RequestModel
 
@@ -153,6 +154,10 @@ class RequiredAction(BaseModel):
     type: Literal["submit_tool_outputs"] = "submit_tool_outputs"
     tool_calls: list[PendingToolCall]
     expires_at: datetime
+    # The turns the model remembered when the client sent them itself (Coze's additional_messages,
+    # a chat kept out of its conversation): a continuation needs them back, and the conversation
+    # does not hold them. Stored with the pause; never part of an answer.
+    history: SkipJsonSchema[list[tuple[str, str]] | None] = Field(default=None, exclude=True)
 
 
 class MessageOut(BaseModel):

@@ -49,4 +49,5 @@ def _required_action(row: dict[str, Any]) -> RequiredAction | None:
     action, expires = row.get("required_action"), row.get("action_expires_at")
     if not action or expires is None:
         return None
-    return RequiredAction(tool_calls=action.get("tool_calls") or [], expires_at=expires)
+    return RequiredAction(tool_calls=action.get("tool_calls") or [], expires_at=expires,
+                          history=action.get("history"))

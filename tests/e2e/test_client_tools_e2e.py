@@ -246,6 +246,30 @@ def test_coze_stream_requires_action_then_submit_tool_outputs_streams_the_rest(t
     assert tool_message == [{"role": "tool", "tool_call_id": calls[0].id, "content": "Brest"}]
 
 
+def test_the_history_a_coze_client_sent_is_remembered_after_the_pause(tenant: Tenant, fake: FakeOpenAI,
+                                                                       agent: str) -> None:
+    """additional_messages before the question are history the conversation does not hold: the
+    continuation sends them to the model again, and they never show in the chat's answers."""
+    from cozepy import ChatEventType, Message, ToolOutput
+
+    fake.reset()
+    fake.enqueue(ChatScript(text=[], tool_calls=[ToolCallScript("locate", ['{}'])]),
+                 ChatScript(text=["Rain in Brest."]))
+    coze = _coze(tenant)
+    events = list(coze.chat.stream(bot_id=agent, user_id="dana", additional_messages=[
+        Message.build_user_question_text("I am packing for a trip."),
+        Message.build_assistant_answer("Where to?"),
+        Message.build_user_question_text("Weather?")]))
+    chat = events[-1].chat
+    assert events[-1].event == ChatEventType.CONVERSATION_CHAT_REQUIRES_ACTION
+    assert "history" not in coze.chat.retrieve(conversation_id=chat.conversation_id, chat_id=chat.id).model_dump()
+    call = chat.required_action.submit_tool_outputs.tool_calls[0]
+    list(coze.chat.submit_tool_outputs(conversation_id=chat.conversation_id, chat_id=chat.id, stream=True,
+                                       tool_outputs=[ToolOutput(tool_call_id=call.id, output="Brest")]))
+    sent = [m.get("content") for m in fake.chat_requests()[-1]["messages"] if m["role"] in ("user", "assistant")]
+    assert sent[:3] == ["I am packing for a trip.", "Where to?", "Weather?"], sent
+
+
 def test_coze_submit_not_streamed_answers_the_chat_in_progress_then_polls(tenant: Tenant, fake: FakeOpenAI,
                                                                           agent: str) -> None:
     import time
