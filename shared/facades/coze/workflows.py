@@ -268,9 +268,13 @@ def event_id(run_id: str, paused_id: str, node_id: str) -> str:
 
 
 def parse_event_id(value: str) -> tuple[uuid.UUID, str, str]:
-    """The run id, stream position and node of an interrupt's event id (4000 if malformed)."""
+    """The run id, stream position and node of an interrupt's event id (4000 if malformed).
+    The position is checked here, before the pause is answered: found bad only when following
+    the resumed run, the answer would stand and the client's stream would end empty."""
+    from shared.chat.events import valid_event_id
+
     parts = value.split("/")
-    if len(parts) == 3 and all(parts):
+    if len(parts) == 3 and all(parts) and valid_event_id(parts[1]):
         try:
             return uuid.UUID(parts[0]), parts[1], parts[2]
         except ValueError:
