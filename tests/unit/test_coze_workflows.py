@@ -132,6 +132,17 @@ def test_a_failed_chatflow_run_is_chat_failed_once() -> None:
     assert json.loads(events[2]["data"])["last_error"] == {"code": 4013, "msg": "down"}
 
 
+def test_a_chatflow_paused_for_input_is_chat_failed_saying_how_to_answer_then_done() -> None:
+    # The stream ends at the pause: without these the client saw in_progress, then nothing.
+    events = _events(_run(CozeWorkflowChatStream(WorkflowChat(RUN, "wf", 0)),
+                          ("workflow.started", {}), ("node.started", {"node_id": "ask", "title": "Ask"}),
+                          ("workflow.paused", {"node_id": "ask", "run_id": RUN})))
+    assert [e["event"] for e in events][2:] == ["conversation.chat.failed", "done"]
+    error = json.loads(events[2]["data"])["last_error"]
+    assert error["code"] == 4000
+    assert "'ask'" in error["msg"] and f"/api/v1/workflow-runs/{RUN}/resume" in error["msg"]
+
+
 @pytest.mark.parametrize(("status", "coze"), [("succeeded", "Success"), ("failed", "Fail"), ("cancelled", "Fail"),
                                               ("running", "Running"), ("pending", "Running"), ("paused", "Running")])
 def test_run_statuses_are_coze_s(status: str, coze: str) -> None:
