@@ -100,6 +100,13 @@ CHATFLOW = {"mode": "chatflow", "nodes": [
     {"id": "reply", "type": "answer", "config": {"answer": "Sure: {{#llm.text#}}"}}],
     "edges": [{"source": "start", "target": "llm"}, {"source": "llm", "target": "reply"}]}
 
+ASKING_CHATFLOW = {"mode": "chatflow", "nodes": [
+    {"id": "start", "type": "start"},
+    {"id": "ask", "type": "human_input", "title": "Ask", "config": {
+        "form_content": "About {{#sys.query#}}", "fields": [{"name": "note", "type": "text", "required": True}]}},
+    {"id": "reply", "type": "answer", "config": {"answer": "Noted: {{#ask.note#}}"}}],
+    "edges": [{"source": "start", "target": "ask"}, {"source": "ask", "target": "reply"}]}
+
 
 @pytest.fixture(scope="module")
 def setup(runtime: RunningRuntime, fake: FakeOpenAI) -> dict[str, Any]:
@@ -260,6 +267,24 @@ def test_workflows_chat_streams_a_chatflow_s_answer(setup: dict[str, Any], fake:
         list(tenant.coze().workflows.chat.stream(workflow_id=setup["answerer"],
                                                  additional_messages=[Message.build_user_question_text("Hi")]))
     assert not_chatflow.value.code == 4000
+
+
+def test_a_chatflow_chat_paused_for_input_fails_saying_where_to_answer(setup: dict[str, Any]) -> None:
+    tenant: Tenant = setup["tenant"]
+    chatflow = tenant.published("Asking flow", ASKING_CHATFLOW)
+    events = list(tenant.coze().workflows.chat.stream(
+        workflow_id=chatflow, additional_messages=[Message.build_user_question_text("Moths")]))
+    # Not left in progress: the chat fails, naming the pause and where it is answered.
+    assert [event.event for event in events] == [ChatEventType.CONVERSATION_CHAT_CREATED,
+                                                 ChatEventType.CONVERSATION_CHAT_IN_PROGRESS,
+                                                 ChatEventType.CONVERSATION_CHAT_FAILED]
+    failed = events[2].chat
+    assert failed is not None and failed.last_error is not None and failed.last_error.code == 4000
+    assert f"/api/v1/workflow-runs/{failed.id}/resume" in failed.last_error.msg
+    # That answer goes on with the run.
+    answered = tenant.http.post(f"/api/v1/workflow-runs/{failed.id}/resume", headers=tenant.headers,
+                                json={"node_id": "ask", "answer": {"note": "fine"}})
+    assert answered.status_code in (200, 202), answered.text
 
 
 def test_errors_are_coze_s_codes(setup: dict[str, Any]) -> None:

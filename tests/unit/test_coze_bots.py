@@ -166,3 +166,39 @@ def test_both_list_shapes_read_as_cozepy_pages() -> None:
     v1 = _PrivateListBotsDataV1.model_validate(older.model_dump(mode="json"))
     [bot] = v1.get_items()
     assert (bot.id, bot.name, bot.published_at) == (str(published.id), "Online name", int(PUBLISHED.timestamp()))
+
+
+def test_an_update_meeting_another_change_is_applied_to_the_changed_draft(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Coze sends no version: a draft changed between the read and the write (another update at
+    the same moment) is read again and the partial update applied to it, not refused with a
+    version conflict the client cannot resolve, and not written over the other change."""
+    from shared.agents import wiring
+    from shared.agents.api import UpdateAgent
+    from shared.agents.errors import AgentVersionConflict
+    from shared.auth.principal import Principal
+
+    first = agent(AgentConfig(system_prompt="Old prompt."))
+    # Meanwhile another writer changed the opening message (version 3 -> 4).
+    second = first.model_copy(update={"version": 4, "config": AgentConfig(system_prompt="Old prompt.",
+                                                                           opening_message="Hello!")})
+    written: list[UpdateAgent] = []
+
+    class Agents:
+        def __init__(self) -> None:
+            self.reads = [first, second]
+
+        def get_agent(self, principal: Any, ref: Any) -> AgentOut:
+            return self.reads.pop(0) if len(self.reads) > 1 else self.reads[0]
+
+        def update_agent(self, principal: Any, ref: Any, body: UpdateAgent) -> AgentOut:
+            if body.version != 4:
+                raise AgentVersionConflict(details={"version": 4})
+            written.append(body)
+            return second
+
+    principal = Principal("api_key", uuid.uuid4(), tenant_id=uuid.uuid4(), user_id=uuid.uuid4(), role="owner")
+    agents = Agents()
+    monkeypatch.setattr(wiring, "agent_service", lambda: agents)
+    bots.update(principal, update(bot_id=str(first.id), prompt_info={"prompt": "New prompt."}))
+    assert len(written) == 1 and written[0].version == 4 and written[0].config is not None
+    assert (written[0].config.system_prompt, written[0].config.opening_message) == ("New prompt.", "Hello!")

@@ -80,7 +80,10 @@ def test_a_pause_is_an_interrupt_naming_the_run_its_position_and_node() -> None:
     assert parse_event_id(data["interrupt_data"]["event_id"]) == (uuid.UUID(RUN), "2-0", "review")
 
 
-@pytest.mark.parametrize("bad", ["", "x/y/z", f"{RUN}/1-0", f"{RUN}//node", f"{RUN}/1-0/a/b"])
+# A position that is no stream id is refused here, before the pause is answered: found only when
+# following the resumed run, the answer would be recorded and the client's stream end empty.
+@pytest.mark.parametrize("bad", ["", "x/y/z", f"{RUN}/1-0", f"{RUN}//node", f"{RUN}/1-0/a/b", f"{RUN}/later/node",
+                                 f"{RUN}/1-0-0/node", f"{RUN}/{2**64}-0/node"])
 def test_a_malformed_event_id_is_a_validation_error(bad: str) -> None:
     with pytest.raises(ValidationFailed):
         parse_event_id(bad)
@@ -127,6 +130,17 @@ def test_a_failed_chatflow_run_is_chat_failed_once() -> None:
                           ("error", error), ("done", {})))
     assert [e["event"] for e in events][2:] == ["conversation.chat.failed", "done"]
     assert json.loads(events[2]["data"])["last_error"] == {"code": 4013, "msg": "down"}
+
+
+def test_a_chatflow_paused_for_input_is_chat_failed_saying_how_to_answer_then_done() -> None:
+    # The stream ends at the pause: without these the client saw in_progress, then nothing.
+    events = _events(_run(CozeWorkflowChatStream(WorkflowChat(RUN, "wf", 0)),
+                          ("workflow.started", {}), ("node.started", {"node_id": "ask", "title": "Ask"}),
+                          ("workflow.paused", {"node_id": "ask", "run_id": RUN})))
+    assert [e["event"] for e in events][2:] == ["conversation.chat.failed", "done"]
+    error = json.loads(events[2]["data"])["last_error"]
+    assert error["code"] == 4000
+    assert "'ask'" in error["msg"] and f"/api/v1/workflow-runs/{RUN}/resume" in error["msg"]
 
 
 @pytest.mark.parametrize(("status", "coze"), [("succeeded", "Success"), ("failed", "Fail"), ("cancelled", "Fail"),

@@ -458,25 +458,41 @@ def create(principal: Principal, body: CreateCozeBot) -> CozeBotCreated:
     return CozeBotCreated(bot_id=str(agent.id))
 
 
+# Reads of the draft an update may take when other writers change it meanwhile.
+_UPDATE_ATTEMPTS = 3
+
+
 def update(principal: Principal, body: UpdateCozeBot) -> CozeEmpty:
-    """Coze sends no version: the draft is read and written at once (the last writer wins)."""
+    """Coze sends no version: the draft is read and written at once (the last writer wins). A
+    draft changed between the read and the write is read again and the update applied to it: the
+    client has no version to refresh, and the other writer's fields stay."""
     from shared.agents.api import UpdateAgent
+    from shared.agents.errors import AgentVersionConflict
     from shared.agents.wiring import agent_service
 
     _refusals(body)
-    current = _agent(principal, body.bot_id)
-    config = apply(current.config, body)
-    if body.knowledge is not None:
-        _check_datasets(principal, config)
-    changes: dict[str, Any] = {"version": current.version}
-    if body.name is not None:
-        changes["name"] = body.name
-    if body.description is not None:
-        changes["description"] = body.description
-    if config != current.config:
-        changes["config"] = config
-    agent_service().update_agent(principal, current.id, UpdateAgent(**changes))
-    return CozeEmpty()
+    for attempt in range(_UPDATE_ATTEMPTS):
+        current = _agent(principal, body.bot_id)
+        config = apply(current.config, body)
+        if body.knowledge is not None:
+            _check_datasets(principal, config)
+        changes: dict[str, Any] = {"version": current.version}
+        if body.name is not None:
+            changes["name"] = body.name
+        if body.description is not None:
+            changes["description"] = body.description
+        if config != current.config:
+            changes["config"] = config
+        try:
+            agent_service().update_agent(principal, current.id, UpdateAgent(**changes))
+        except AgentVersionConflict:
+            if attempt + 1 == _UPDATE_ATTEMPTS:
+                raise wire.CozeError(wire.INVALID_PARAM, "The bot kept changing while this update was applied "
+                                     "(other updates at the same moment); send it again", status=409,
+                                     code="agent_version_conflict", details={"bot_id": str(current.id)}) from None
+            continue
+        return CozeEmpty()
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def publish(principal: Principal, body: PublishCozeBot) -> CozeBotPublished:

@@ -268,9 +268,13 @@ def event_id(run_id: str, paused_id: str, node_id: str) -> str:
 
 
 def parse_event_id(value: str) -> tuple[uuid.UUID, str, str]:
-    """The run id, stream position and node of an interrupt's event id (4000 if malformed)."""
+    """The run id, stream position and node of an interrupt's event id (4000 if malformed).
+    The position is checked here, before the pause is answered: found bad only when following
+    the resumed run, the answer would stand and the client's stream would end empty."""
+    from shared.chat.events import valid_event_id
+
     parts = value.split("/")
-    if len(parts) == 3 and all(parts):
+    if len(parts) == 3 and all(parts) and valid_event_id(parts[1]):
         try:
             return uuid.UUID(parts[0]), parts[1], parts[2]
         except ValueError:
@@ -391,9 +395,9 @@ class CozeWorkflowChatStream:
     def _dump(model: BaseModel) -> dict[str, Any]:
         return model.model_dump(mode="json", exclude_none=True)
 
-    def _failure(self, error: dict[str, Any]) -> bytes:
+    def _failure(self, error: dict[str, Any], code: int | None = None) -> bytes:
         self._failed = True
-        last = CozeChatError(code=run_error_code(error), msg=str(error.get("message") or ""))
+        last = CozeChatError(code=code or run_error_code(error), msg=str(error.get("message") or ""))
         return sse("conversation.chat.failed", self._dump(self._chat.chat(
             "failed", failed_at=int(time.time()), last_error=last, usage=CozeChatUsage(token_count=self._tokens))))
 
@@ -418,6 +422,17 @@ class CozeWorkflowChatStream:
                         "completed", completed_at=int(time.time()), usage=usage)))]
         if kind == "error" and not self._failed:
             return [self._failure(data)]
+        if kind == "workflow.paused" and not self._failed:
+            from shared.facades.coze.chat import DONE
+
+            # The stream ends at the pause and this chat has no turn to answer it in: say so, and
+            # where the form is answered, rather than leave the chat in progress for ever.
+            node = str(data.get("node_id") or "")
+            run = self._chat.run_id
+            return [self._failure({"message": (
+                f"The chatflow waits for a person's input at node {node!r}, which Coze's workflow chat cannot "
+                f"answer: answer it with POST /api/v1/workflow-runs/{run}/resume (or cancel it with POST "
+                f"/api/v1/workflow-runs/{run}/cancel)")}, wire.INVALID_PARAM), DONE]
         if kind == "done":
             from shared.facades.coze.chat import DONE
 
