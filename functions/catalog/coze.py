@@ -66,6 +66,8 @@ CHAT_ROUTES = (
 # routes): two prefixes, four CloudFront behaviours, for all ten workflow routes (docs/adr/0049).
 WORKFLOW_PREFIX = "/coze/v1/workflow"
 WORKFLOWS_PREFIX = "/coze/v1/workflows"
+# Reading the catalogue: a viewer (workflow:read) may, and so may a key that runs workflows.
+_READ = "workflow:read|workflow:run"
 _WF = "shared.facades.coze.workflows"
 _RUN_EVENTS = (
     SseEvent("Message", f"{_WF}:CozeWorkflowMessage", "The end node's output: the run's outputs as a JSON string, "
@@ -90,7 +92,7 @@ WORKFLOW_ROUTES = (
                 "Coze: answer the form an Interrupt showed (`resume_data`) and stream the rest of the run",
                 tag=TAG, body=f"{_WF}:CozeWorkflowResumeRequest", events=_RUN_EVENTS, dialect=DIALECT,
                 operation_id="coze-workflow-stream-resume"),
-    StreamRoute("GET", WORKFLOWS_PREFIX, "workflow:run",
+    StreamRoute("GET", WORKFLOWS_PREFIX, _READ,
                 "Coze: the tenant's workflows (a bound key's one), most recently changed first",
                 tag=TAG, query=f"{_WF}:CozeWorkflowListQuery", response=f"{_WF}:CozeWorkflowList", dialect=DIALECT,
                 operation_id="coze-workflows-list"),
@@ -98,9 +100,9 @@ WORKFLOW_ROUTES = (
                 "Coze: a chatflow answers the last of additional_messages, as /v3/chat's events",
                 tag=TAG, body=f"{_WF}:CozeWorkflowChatRequest", events=_CHAT_EVENTS, dialect=DIALECT,
                 operation_id="coze-workflows-chat"),
-    StreamRoute("GET", _WORKFLOW, "workflow:run", "Coze: one workflow",
+    StreamRoute("GET", _WORKFLOW, _READ, "Coze: one workflow",
                 tag=TAG, response=f"{_WF}:CozeWorkflowInfo", dialect=DIALECT, operation_id="coze-workflows-get"),
-    StreamRoute("GET", _WORKFLOW + "/versions", "workflow:run", "Coze: a workflow's published versions, newest first",
+    StreamRoute("GET", _WORKFLOW + "/versions", _READ, "Coze: a workflow's published versions, newest first",
                 tag=TAG, query=f"{_WF}:CozeWorkflowVersionsQuery", response=f"{_WF}:CozeWorkflowVersionList",
                 dialect=DIALECT, operation_id="coze-workflows-versions"),
     StreamRoute("GET", _WORKFLOW + "/run_histories/{execute_id}", "workflow:run",

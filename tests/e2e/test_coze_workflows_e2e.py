@@ -244,6 +244,17 @@ def test_workflows_are_listed_read_and_versioned(setup: dict[str, Any]) -> None:
     with pytest.raises(CozeAPIError) as run_other:
         bound.workflows.runs.create(workflow_id=setup["answerer"], parameters={"q": "?"})
     assert run_other.value.code == 4200
+    # A reader (workflow:read) reads the catalogue but runs nothing; a chat-only key reads nothing.
+    reader = tenant.coze(tenant.post("/api/v1/api-keys", {"name": "reader", "scopes": ["workflow:read"]})["token"])
+    assert {item.workflow_id for item in reader.workflows.list()} == set(listed)
+    assert reader.workflows.retrieve(workflow_id=setup["answerer"]).workflow_detail.workflow_name == "Answerer"
+    with pytest.raises(CozeAPIError) as not_a_runner:
+        reader.workflows.runs.create(workflow_id=setup["answerer"], parameters={"q": "?"})
+    assert not_a_runner.value.code == 4101
+    chatter = tenant.coze(tenant.post("/api/v1/api-keys", {"name": "chatter", "scopes": ["agent:run"]})["token"])
+    with pytest.raises(CozeAPIError) as not_a_reader:
+        chatter.workflows.retrieve(workflow_id=setup["answerer"])
+    assert not_a_reader.value.code == 4101
 
 
 def test_workflows_chat_streams_a_chatflow_s_answer(setup: dict[str, Any], fake: FakeOpenAI) -> None:
