@@ -143,6 +143,9 @@ class StreamRoute:
     paged: bool = False
     # The JSON answer may also be 202 with ``Location`` (the work goes on; poll it there).
     accepted: bool = False
+    # ``response`` is the whole JSON answer, not the data the dialect's envelope wraps (an API
+    # that puts fields beside its data: Coze's workflow run).
+    whole_body: bool = False
     # OpenAPI's operationId; None: the function's name and the route's literal segments.
     operation_id: str | None = None
 

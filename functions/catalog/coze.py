@@ -82,8 +82,8 @@ WORKFLOW_ROUTES = (
     StreamRoute("POST", WORKFLOW_PREFIX + "/run", "workflow:run",
                 "Coze: run a workflow's latest published version with `parameters`; waits up to 25 s for its outputs "
                 "(`data`, a JSON string), or `is_async: true` answers its `execute_id` at once",
-                tag=TAG, body=f"{_WF}:CozeWorkflowRunRequest", response=f"{_WF}:CozeWorkflowRunData",
-                dialect=DIALECT, operation_id="coze-workflow-run"),
+                tag=TAG, body=f"{_WF}:CozeWorkflowRunRequest", response=f"{_WF}:CozeWorkflowRunAnswer",
+                whole_body=True, dialect=DIALECT, operation_id="coze-workflow-run"),
     StreamRoute("POST", WORKFLOW_PREFIX + "/stream_run", "workflow:run",
                 "Coze: run a workflow, answering Coze's workflow events (each with an `id:` line)",
                 tag=TAG, body=f"{_WF}:CozeWorkflowStreamRequest", events=_RUN_EVENTS, dialect=DIALECT,

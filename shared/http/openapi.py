@@ -215,7 +215,8 @@ def _stream_operation(fn: Function, route: StreamRoute, operation_id: str, schem
                        else content[EVENT_STREAM]["schema"].get("description", ""))
         responses["200"] = {"description": description, "content": content}
     if route.response and str(route.status) not in responses:
-        success = (dialect.page_schema(schemas.ref(route.response, "serialization")) if route.paged
+        success = (schemas.ref(route.response, "serialization") if route.whole_body
+                   else dialect.page_schema(schemas.ref(route.response, "serialization")) if route.paged
                    else dialect.success_schema(schemas.ref(route.response, "serialization")))
         responses[str(route.status)] = {"description": "The success answer", "headers": _REQUEST_ID_HEADER,
                                         "content": {"application/json": {"schema": success}}}

@@ -129,6 +129,14 @@ def test_a_sync_run_answers_the_outputs(setup: dict[str, Any], fake: FakeOpenAI)
     # The run is Stratus's own.
     run = tenant.http.get(f"/api/v1/workflow-runs/{result.execute_id}", headers=tenant.headers).json()["data"]
     assert run["status"] == "succeeded" and run["inputs"] == {"q": "France?"}
+    # The wire answer is the one OpenAPI describes (fields beside data).
+    from shared.facades.coze.workflows import CozeWorkflowRunAnswer
+
+    fake.enqueue(ChatScript(text=["Rome."]))
+    raw = tenant.http.post("/coze/v1/workflow/run", headers=tenant.headers,
+                           json={"workflow_id": setup["answerer"], "parameters": {"q": "Italy?"}})
+    answer = CozeWorkflowRunAnswer.model_validate(raw.json())
+    assert json.loads(answer.data) == {"answer": "Rome."} and answer.execute_id
 
 
 def test_an_async_run_is_polled_through_its_run_history(setup: dict[str, Any], fake: FakeOpenAI) -> None:

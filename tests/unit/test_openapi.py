@@ -387,3 +387,14 @@ def test_every_coze_answer_documents_its_logid_header(doc: dict[str, Any]) -> No
             assert "X-Tt-Logid" in answer.get("headers", {}), (name, status)
     assert all("X-Tt-Logid" not in answer.get("headers", {}) for _, operation in _prefixed(doc, "/dify/")
                for answer in operation["responses"].values())
+
+
+def test_coze_s_workflow_run_answer_is_described_whole(doc: dict[str, Any]) -> None:
+    """Coze puts execute_id, debug_url and usage beside data: the answer's schema is the whole
+    body, not the dialect's envelope around a data model."""
+    from shared.facades.coze.workflows import CozeWorkflowRunAnswer
+
+    answer = _schema(doc, _ok(doc["paths"]["/coze/v1/workflow/run"]["post"])["application/json"]["schema"])
+    assert {"code", "msg", "data", "execute_id", "debug_url", "usage", "detail"} <= set(answer["properties"])
+    assert {"data", "execute_id", "usage", "detail"} <= set(answer["required"])
+    assert answer == _schema(doc, {"$ref": "#/components/schemas/" + CozeWorkflowRunAnswer.__name__})

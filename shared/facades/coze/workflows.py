@@ -128,15 +128,23 @@ class CozeWorkflowVersionsQuery(_Query):
 # --- Answers -------------------------------------------------------------------------------------
 
 
-class CozeWorkflowRunData(RootModel[str]):
-    """The run's outputs as a JSON string (empty for ``is_async``). Beside ``data`` at the top of
-    the answer: ``execute_id`` (the run's id), ``debug_url`` (empty) and ``usage``."""
-
-
 class CozeWorkflowUsage(BaseModel):
     token_count: int = 0
     output_count: int = 0
     input_count: int = 0
+
+
+class CozeWorkflowRunAnswer(BaseModel):
+    """The whole answer of ``/v1/workflow/run``: Coze puts the run's id, debug URL and usage
+    beside ``data``, not in it."""
+
+    code: Literal[0] = 0
+    msg: Literal[""] = ""
+    data: str = Field(description="The run's outputs as a JSON string (empty for is_async)")
+    execute_id: str = Field(description="The run's id: poll /v1/workflows/{workflow_id}/run_histories/{execute_id}")
+    debug_url: str = Field(default="", description="Always empty (Stratus has no debug page)")
+    usage: CozeWorkflowUsage
+    detail: wire.CozeDetail
 
 
 class CozeRunHistory(BaseModel):
