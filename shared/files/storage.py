@@ -37,8 +37,12 @@ class S3FileObjects:
         s3 = self._client("s3")
         try:
             body = s3.get_object(Bucket=self._bucket, Key=key)["Body"]
-        except s3.exceptions.NoSuchKey:
-            raise FileNotFoundError(key) from None
+        except s3.exceptions.ClientError as exc:
+            # Readers hold GetObject under tenants/ without ListBucket: S3 answers a missing key
+            # 403 AccessDenied then, 404 NoSuchKey only to a role that may list.
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "AccessDenied"):
+                raise FileNotFoundError(key) from None
+            raise
         return _chunks(body)
 
     def delete(self, key: str) -> None:

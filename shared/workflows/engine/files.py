@@ -29,7 +29,9 @@ class S3FileStore:
         try:
             response = s3.get_object(Bucket=self._bucket, Key=key)
         except s3.exceptions.ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            # AccessDenied too: the node functions may read the tenant's prefix but not list the
+            # bucket, and S3 then answers 403 for a key that does not exist (not 404).
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound", "AccessDenied"):
                 raise FileNotFoundError(key) from None
             raise
         if int(response.get("ContentLength") or 0) > max_bytes:
