@@ -197,14 +197,15 @@ class ChatService:
     # Starting a turn ---------------------------------------------------------------------------
     @tracer.capture_method(capture_response=False)
     def start(self, principal: Principal, body: ChatBody, *, history: Sequence[tuple[str, str]] | None = None,
-              instructions: str = "", client_tools: bool = False) -> Turn:
+              instructions: str = "", client_tools: bool = False, kept_out_of: uuid.UUID | None = None) -> Turn:
         """Everything that can refuse the turn with an HTTP error happens here, before any
         event: the conversation, the agent, the inputs, the model, the question's size.
 
         ``history``: the (question, answer) turns before this one as the client holds them (a
         stateless API): the model remembers them, within the agent's memory limits, instead of
         the conversation's. ``instructions``: the client's own system text, after the agent's.
-        ``client_tools``: the caller can answer the agent's client tools (a call pauses the turn)."""
+        ``client_tools``: the caller can answer the agent's client tools (a call pauses the turn).
+        ``kept_out_of``: the new conversation stands in for that one (a chat kept out of it)."""
         started = self._d.clock()
         tenant_id = principal.tenant
         store = self._d.conversations()
@@ -248,7 +249,8 @@ class ChatService:
                                                                    f"the model takes {available}"}]})
         opened = store.open_turn(principal, conversation_id=conversation.id if conversation is not None else None,
                                  user=body.user, agent_id=agent.id, draft=body.draft, inputs=body.inputs,
-                                 question=body.message, agent_version=chat_agent.version)
+                                 question=body.message, agent_version=chat_agent.version,
+                                 kept_out_of=kept_out_of if conversation is None else None)
         return Turn(principal=principal, tenant_id=tenant_id, conversation_id=opened.conversation_id,
                     question_id=opened.question_id, answer_id=opened.answer_id,
                     answer_position=opened.answer_position, chat_agent=chat_agent, system_prompt=system_prompt,

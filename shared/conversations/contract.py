@@ -54,6 +54,8 @@ class TurnConversation:
     agent_id: uuid.UUID
     draft: bool
     inputs: dict[str, Any]
+    # The conversation a chat kept out of it runs in place of (Coze's auto_save_history: false).
+    kept_out_of: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,7 @@ class TurnStore(Protocol):
 
     def open_turn(self, principal: Principal, *, conversation_id: uuid.UUID | None, user: str | None,
                   agent_id: uuid.UUID, draft: bool, inputs: dict[str, Any], question: str,
-                  agent_version: int | None) -> OpenedTurn:
+                  agent_version: int | None, kept_out_of: uuid.UUID | None = None) -> OpenedTurn:
         """Append the question and a running answer, starting a conversation when
         ``conversation_id`` is None. An existing conversation still answering is
         ``ConversationBusy``; one deleted meanwhile is ``ConversationNotFound``."""

@@ -17,7 +17,7 @@ from shared.db.queries import Row, assignments, one, page_of, rows
 Conn = Connection[Any]
 
 CONVERSATION_COLUMNS = """id, tenant_id, agent_id, end_user, name, draft, inputs, message_count, last_message_at,
-    created_by, created_at, updated_at, version"""
+    created_by, created_at, updated_at, version, kept_out_of"""
 MESSAGE_COLUMNS = """id, tenant_id, conversation_id, position, role, reply_to, content, status, agent_id,
     agent_version, refs, rewritten_query, model, stop_reason, usage, latency, context, error_code, error,
     feedback_rating, feedback_content, feedback_at, created_at, updated_at, finished_at, steps, required_action,
@@ -34,10 +34,11 @@ MESSAGE_SORTS = frozenset({"position"})
 # Conversations ------------------------------------------------------------------------------
 def insert_conversation(conn: Conn, *, conversation_id: uuid.UUID, tenant_id: uuid.UUID, agent_id: uuid.UUID,
                         end_user: str, name: str, draft: bool, inputs: dict[str, Any],
-                        created_by: uuid.UUID | None) -> Row:
-    row = one(conn, f"""INSERT INTO conversations (id, tenant_id, agent_id, end_user, name, draft, inputs, created_by)
-                         VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING {CONVERSATION_COLUMNS}""",
-              (conversation_id, tenant_id, agent_id, end_user, name, draft, Jsonb(inputs), created_by))
+                        created_by: uuid.UUID | None, kept_out_of: uuid.UUID | None = None) -> Row:
+    row = one(conn, f"""INSERT INTO conversations (id, tenant_id, agent_id, end_user, name, draft, inputs, created_by,
+                                                   kept_out_of)
+                         VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING {CONVERSATION_COLUMNS}""",
+              (conversation_id, tenant_id, agent_id, end_user, name, draft, Jsonb(inputs), created_by, kept_out_of))
     assert row is not None
     return row
 

@@ -28,12 +28,13 @@ class ConversationTurns:
                           user: str | None) -> TurnConversation:
         with self._db.transaction(principal.tenant) as conn:
             row = visible_conversation(conn, principal, conversation_id, user)
-        return TurnConversation(id=row["id"], agent_id=row["agent_id"], draft=row["draft"], inputs=row["inputs"])
+        return TurnConversation(id=row["id"], agent_id=row["agent_id"], draft=row["draft"], inputs=row["inputs"],
+                                kept_out_of=row.get("kept_out_of"))
 
     @tracer.capture_method(capture_response=False)
     def open_turn(self, principal: Principal, *, conversation_id: uuid.UUID | None, user: str | None,
                   agent_id: uuid.UUID, draft: bool, inputs: dict[str, Any], question: str,
-                  agent_version: int | None) -> OpenedTurn:
+                  agent_version: int | None, kept_out_of: uuid.UUID | None = None) -> OpenedTurn:
         tenant_id = principal.tenant
         question_id, answer_id = new_id(), new_id()
         with self._db.transaction(tenant_id) as conn:
@@ -41,7 +42,7 @@ class ConversationTurns:
                 conversation = repo.insert_conversation(
                     conn, conversation_id=new_id(), tenant_id=tenant_id, agent_id=agent_id,
                     end_user=end_user_of(principal, user), name="", draft=draft, inputs=inputs,
-                    created_by=principal.user_id)
+                    created_by=principal.user_id, kept_out_of=kept_out_of)
             else:
                 # Locked: one turn at a time per conversation (deleted meanwhile: 404).
                 conversation = visible_conversation(conn, principal, conversation_id, user, lock=True)

@@ -169,6 +169,20 @@ def test_a_chat_kept_out_of_its_conversation_leaves_it_unchanged(setup: dict[str
     assert [m["content"] for m in sent[1:]] == ["One", "First.", "Two"]
     listed = list(coze.conversations.messages.list(conversation_id=conversation))
     assert [m.content for m in listed] == ["First.", "One"]
+    # The chat is still found by the ids its events gave (the named conversation's): retrieved,
+    # its messages listed, and a cancel answered as for any ended chat.
+    aside = events[-1].chat
+    assert coze.chat.retrieve(conversation_id=conversation, chat_id=aside.id).status == ChatStatus.COMPLETED
+    assert [m.content for m in coze.chat.messages.list(conversation_id=conversation, chat_id=aside.id)] == ["Aside."]
+    with pytest.raises(CozeAPIError) as ended:
+        coze.chat.cancel(conversation_id=conversation, chat_id=aside.id)
+    assert ended.value.code == 4104
+    # Another conversation's chat is not the named conversation's.
+    fake.enqueue(ChatScript(text=["Elsewhere."]))
+    other = coze.chat.create_and_poll(bot_id=setup["agent"], user_id="erin", additional_messages=_question("Far"))
+    with pytest.raises(CozeAPIError) as not_its:
+        coze.chat.retrieve(conversation_id=conversation, chat_id=other.chat.id)
+    assert not_its.value.code == 4001
     with pytest.raises(CozeAPIError) as refused:
         coze.chat.create(bot_id=setup["agent"], user_id="erin", auto_save_history=False,
                          additional_messages=_question("Three"))

@@ -38,7 +38,7 @@ class InMemoryTurnStore:
 
     def open_turn(self, principal: Principal, *, conversation_id: uuid.UUID | None, user: str | None,
                   agent_id: uuid.UUID, draft: bool, inputs: dict[str, Any], question: str,
-                  agent_version: int | None) -> OpenedTurn:
+                  agent_version: int | None, kept_out_of: uuid.UUID | None = None) -> OpenedTurn:
         if conversation_id is None:
             conversation = {"id": uuid.uuid4(), "tenant_id": principal.tenant, "agent_id": agent_id,
                             "end_user": end_user_of(principal, user), "draft": draft, "inputs": inputs,

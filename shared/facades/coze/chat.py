@@ -446,7 +446,8 @@ class CozeChats:
         request = ChatBody.model_construct(agent_id=body.bot_id, message=question, user=user, inputs=inputs,
                                            stream=body.stream, draft=draft,
                                            conversation_id=named if body.auto_save_history else None)
-        turn = self._chat().start(principal, request, history=history, client_tools=True)
+        turn = self._chat().start(principal, request, history=history, client_tools=True,
+                                  kept_out_of=None if body.auto_save_history else named)
         return CozeTurn(turn, body.bot_id, str(named or turn.conversation_id), int(time.time()),
                         body.meta_data or {})
 
@@ -463,7 +464,10 @@ class CozeChats:
             answer = turn_store().visible_answer(principal, message_id, user)
         except NotFound:
             raise InvalidChat(ref.chat_id) from None
-        if answer.conversation_id != conversation:
+        if answer.conversation_id != conversation and _stands_in_for(principal, answer.conversation_id, user) \
+                != conversation:
+            # A chat kept out of the named conversation is found by the named one's id, which its
+            # events carry; any other chat of another conversation is not this conversation's.
             raise InvalidChat(ref.chat_id)
         return answer, user
 
@@ -494,6 +498,16 @@ class CozeChats:
         answer, user = self._answer(principal, ref)
         self._chat().cancel(principal, answer.id, user)
         return answer_chat(answer, str(answer.agent_id)).model_copy(update={"status": "canceled"})
+
+
+def _stands_in_for(principal: Principal, conversation_id: uuid.UUID, user: str) -> uuid.UUID | None:
+    """The conversation a chat's own conversation stands in for (auto_save_history: false)."""
+    from shared.conversations.wiring import turn_store
+
+    try:
+        return turn_store().find_conversation(principal, conversation_id, user).kept_out_of
+    except NotFound:
+        return None
 
 
 def coze_chats() -> CozeChats:
