@@ -398,3 +398,14 @@ def test_coze_s_workflow_run_answer_is_described_whole(doc: dict[str, Any]) -> N
     assert {"code", "msg", "data", "execute_id", "debug_url", "usage", "detail"} <= set(answer["properties"])
     assert {"data", "execute_id", "usage", "detail"} <= set(answer["required"])
     assert answer == _schema(doc, {"$ref": "#/components/schemas/" + CozeWorkflowRunAnswer.__name__})
+
+
+def test_coze_s_workflow_streams_document_their_ids_and_its_chat_streams_none(doc: dict[str, Any]) -> None:
+    for path in ("/coze/v1/workflow/stream_run", "/coze/v1/workflow/stream_resume"):
+        schema = _ok(doc["paths"][path]["post"])[EVENT_STREAM]["schema"]
+        assert "`id:<n>`" in schema["description"]
+        assert set(_event_items(doc, path, "post")) == {"Message", "Error", "Interrupt", "Done"}
+        assert all("id" in item["required"] for item in schema["oneOf"])
+    chat = _ok(doc["paths"]["/coze/v3/chat"]["post"])[EVENT_STREAM]["schema"]
+    assert "(no ids)" in chat["description"]
+    assert not any("id" in item["properties"] for item in chat["oneOf"])

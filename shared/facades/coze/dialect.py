@@ -171,9 +171,21 @@ class CozeDialect(Dialect):
                            "data": {"type": "string", "contentMediaType": "application/json",
                                     "contentSchema": doc.data}},
         } for doc in events]
+        # Coze's workflow streams (capitalised event names: Message, Error, Interrupt, Done) number
+        # their events; its chat streams do not.
+        if any(doc.type in _WORKFLOW_EVENTS for doc in events):
+            for item in items:
+                item["required"] = ["id", "event", "data"]
+                item["properties"]["id"] = {"type": "string", "pattern": "^[0-9]+$",
+                                            "description": "The event's number in this stream, from 0"}
+            return {"description": "Coze's workflow Server-Sent Events: an `id:<n>` line (counting from 0), an "
+                                   "`event:<type>` line and a `data:<json>` line per event, separated by a blank "
+                                   "line; an empty line when idle.", "oneOf": items}
         return {"description": "Coze's Server-Sent Events: an `event:<type>` line and a `data:<json>` line per "
                                "event, separated by a blank line (no ids); an empty line when idle.",
                 "oneOf": items}
 
+
+_WORKFLOW_EVENTS = frozenset({"Message", "Error", "Interrupt", "Done"})
 
 COZE = CozeDialect()
