@@ -193,7 +193,7 @@ def test_the_chat_app_serves_exactly_its_catalog_routes() -> None:
     # An unknown path under a facade's prefix answers in the facade's shape.
     unknown = client.get("/openai/v1/chat/completions/x")
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "biz_route_not_found"
-    unknown_coze = client.get("/coze/v3/chat/submit_tool_outputs")
+    unknown_coze = client.get("/coze/v3/chat/answers")
     assert unknown_coze.status_code == 404 and unknown_coze.json()["code"] == 4200
     wrong = client.get("/api/v1/chat")
     assert wrong.status_code == 405 and wrong.headers["allow"] == "POST"

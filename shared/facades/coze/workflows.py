@@ -88,7 +88,7 @@ class CozeWorkflowResumeRequest(_Request):
     resume_data: str = Field(max_length=100_000, description="A JSON object of the form's fields (and `action` "
                                                              "for a form with actions); plain text answers a form "
                                                              "of one field")
-    interrupt_type: int = Field(description="interrupt_data.type of the Interrupt (5)")
+    interrupt_type: int = Field(ge=0, le=1000, description="interrupt_data.type of the Interrupt (5)")
 
 
 class CozeWorkflowChatRequest(_Request):
