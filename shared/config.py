@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     redis_url: SecretStr | None = None
     # ElastiCache Serverless only speaks cluster mode.
     redis_cluster: bool = True
+    # The cache's RBAC user (docs/adr/0048) and the secret holding its password (a plain string),
+    # both set in AWS. Neither: the client sends no AUTH (the local runtime, or a REDIS_URL that
+    # carries user:password itself).
+    redis_user: str | None = None
+    redis_secret_arn: str | None = None
 
     # Largest request body accepted by the API (bytes); larger answers 413.
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
@@ -228,7 +233,7 @@ _BY_KIND: dict[str, tuple[tuple[str, tuple[str, str] | None], ...]] = {
     "database": (("DATABASE_SECRET_ARN", None), ("DATABASE_HOST", None), ("DATABASE_NAME", None)),
     "database_admin": (("DATABASE_ADMIN_SECRET_ARN", None), ("DATABASE_SECRET_ARN", None),
                        ("DATABASE_NAME", None)),
-    "redis": (("REDIS_URL", None),),
+    "redis": (("REDIS_URL", None), ("REDIS_USER", None), ("REDIS_SECRET_ARN", None)),
     "bucket": (("{name}_BUCKET", None),),
     "state_machine": (("{name}_STATE_MACHINE_ARN", None),),
     "queue": (("{name}_QUEUE_URL", None),),

@@ -4,6 +4,8 @@ in-process adapters (the local runtime's embedded default)."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from shared.cache.ports import EventStream, KeyValueStore, RateLimiter
@@ -18,7 +20,15 @@ def _redis_client() -> Any:
 
     settings = get_settings()
     assert settings.redis_url is not None
-    return connect(settings.redis_url.get_secret_value(), cluster=settings.redis_cluster)
+    password: Callable[[], str] | None = None
+    if settings.redis_secret_arn:
+        from shared.aws.secrets import get_secret_string
+
+        # Read for every new connection, through the container's secret cache: a changed
+        # password reaches the next connection without a cold start.
+        password = partial(get_secret_string, settings.redis_secret_arn)
+    return connect(settings.redis_url.get_secret_value(), cluster=settings.redis_cluster,
+                   username=settings.redis_user, password=password)
 
 
 def _build(kind: str) -> Any:

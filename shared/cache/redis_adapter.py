@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 from shared.cache.memory import check_rate_args, check_stream_args, parse_stream_id
@@ -23,6 +24,15 @@ DEFAULT_CONNECT_TIMEOUT_S = 2.0
 DEFAULT_HEALTH_CHECK_INTERVAL_S = 30
 DEFAULT_RETRIES = 3
 
+# The application's RBAC user on ElastiCache (infra/data.py creates it with this access string).
+# Every key (no key-name convention to scope by); every command but the @dangerous ones
+# (FLUSHALL, KEYS, CONFIG, DEBUG, MONITOR, INFO, CLIENT KILL...): the adapters run strings,
+# INCRBY/EXPIRE/TTL, hashes, streams (XADD/XREAD/XRANGE), EVALSHA/SCRIPT LOAD and TIME in
+# scripts, and the cluster client's CLUSTER SLOTS; no pub/sub channels (none used).
+# tests/integration/test_cache_rbac.py runs the adapters against a server with exactly this.
+APP_USER = "stratus-app"
+APP_ACCESS_STRING = "on ~* +@all -@dangerous"
+
 # A blocking XREAD must return before the socket read times out; longer waits are split.
 _MAX_BLOCK_SLICE_MS = 2_000  # well under DEFAULT_SOCKET_TIMEOUT_S
 
@@ -30,9 +40,13 @@ _MAX_BLOCK_SLICE_MS = 2_000  # well under DEFAULT_SOCKET_TIMEOUT_S
 def connect(url: str, cluster: bool, *, socket_timeout_s: float = DEFAULT_SOCKET_TIMEOUT_S,
             connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
             health_check_interval_s: int = DEFAULT_HEALTH_CHECK_INTERVAL_S,
-            retries: int = DEFAULT_RETRIES) -> Any:
+            retries: int = DEFAULT_RETRIES, username: str | None = None,
+            password: Callable[[], str] | None = None) -> Any:
     """A client for ``url``: ``RedisCluster`` when ``cluster`` (ElastiCache Serverless, use a
-    ``rediss://`` URL for its TLS), else ``Redis``. Strings in, strings out."""
+    ``rediss://`` URL for its TLS), else ``Redis``. Strings in, strings out.
+
+    With ``password`` every new connection (of every node) sends ``AUTH [username] <password>``,
+    asking ``password()`` each time; without it the URL's own ``user:password@``, if any."""
     import redis
     from redis.backoff import ExponentialWithJitterBackoff
     from redis.cluster import RedisCluster
@@ -50,9 +64,21 @@ def connect(url: str, cluster: bool, *, socket_timeout_s: float = DEFAULT_SOCKET
         "health_check_interval": health_check_interval_s,
         "retry": retry,
     }
+    if password is not None:
+        options["credential_provider"] = _credentials(username, password)
     if cluster:
         return RedisCluster.from_url(url, **options)
     return redis.Redis.from_url(url, **options)
+
+
+def _credentials(username: str | None, password: Callable[[], str]) -> Any:
+    from redis.credentials import CredentialProvider
+
+    class Credentials(CredentialProvider):
+        def get_credentials(self) -> tuple[str] | tuple[str, str]:
+            return (username, password()) if username else (password(),)
+
+    return Credentials()
 
 
 def _script(client: Any, source: str) -> Any:

@@ -14,7 +14,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 _START_TIMEOUT_S = 15.0
@@ -61,12 +61,17 @@ def _log_tail(log_file: Path) -> str:
         return "(no server log)"
 
 
-def _wait_ready(port: int, process: subprocess.Popen[bytes], log_file: Path) -> None:
+# With ACL users: the setup (CLUSTER ADDSLOTSRANGE) logs in as this one, which has every right.
+SETUP_USER = ("stratus-test-setup", "setup-password-0123456789")
+
+
+def _wait_ready(port: int, process: subprocess.Popen[bytes], log_file: Path, *, with_acl: bool = False) -> None:
     import redis
 
     deadline = time.monotonic() + _START_TIMEOUT_S
+    login = {"username": SETUP_USER[0], "password": SETUP_USER[1]} if with_acl else {}
     client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=2, socket_connect_timeout=1,
-                         decode_responses=True, protocol=2)
+                         decode_responses=True, protocol=2, **login)
     try:
         while True:
             if process.poll() is not None:
@@ -92,14 +97,17 @@ def _wait_ready(port: int, process: subprocess.Popen[bytes], log_file: Path) -> 
         client.close()
 
 
-def start_cluster_redis(tmp_dir: str | os.PathLike[str]) -> tuple[str, Callable[[], None]]:
+def start_cluster_redis(tmp_dir: str | os.PathLike[str],
+                        users: Sequence[str] = ()) -> tuple[str, Callable[[], None]]:
     """Start a one-node cluster-mode server; returns ``(url, stop)``.
 
+    ``users``: ACL rules, one user each (``"default off"``, ``"app on >pw ~* +@all"``), as an
+    ElastiCache user group configures the server; a setup user (SETUP_USER) is added.
     When ``REDIS_URL`` was set for the test run (tests/conftest.py keeps it as
-    ``STRATUS_TEST_REDIS_URL``) it is returned with a no-op stop.
+    ``STRATUS_TEST_REDIS_URL``) it is returned with a no-op stop, unless ``users`` are asked for.
     """
     external = os.environ.get("STRATUS_TEST_REDIS_URL")
-    if external:
+    if external and not users:
         return external, lambda: None
 
     directory = Path(tmp_dir)
@@ -124,10 +132,13 @@ def start_cluster_redis(tmp_dir: str | os.PathLike[str]) -> tuple[str, Callable[
             "--logfile", str(log_file),
             "--protected-mode", "yes",
         ]
+        if users:
+            for rules in (*users, f"{SETUP_USER[0]} on >{SETUP_USER[1]} ~* &* +@all"):
+                args += ["--user", *rules.split()]
         process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)
         try:
-            _wait_ready(port, process, log_file)
+            _wait_ready(port, process, log_file, with_acl=bool(users))
         except Exception as exc:
             last_error = exc
             _terminate(process)

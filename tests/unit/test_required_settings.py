@@ -43,7 +43,8 @@ def _deployed(**values: str) -> Settings:
 
 def test_the_mapping_names_the_variables_each_access_needs() -> None:
     assert [r.variable for r in required_settings(PROBE)] == [
-        "DATABASE_SECRET_ARN", "DATABASE_HOST", "DATABASE_NAME", "REDIS_URL", "UPLOADS_BUCKET",
+        "DATABASE_SECRET_ARN", "DATABASE_HOST", "DATABASE_NAME", "REDIS_URL", "REDIS_USER", "REDIS_SECRET_ARN",
+        "UPLOADS_BUCKET",
         "KNOWLEDGE_BASE_DELETE_STATE_MACHINE_ARN", "INGEST_QUEUE_URL", "VECTOR_STORE", "OPENSEARCH_URL",
         "OPENSEARCH_SIGV4_SERVICE"]
     with pytest.raises(ValueError):
@@ -67,6 +68,7 @@ def test_every_catalog_function_needs_only_settings_that_exist() -> None:
 
 def test_a_missing_variable_is_named() -> None:
     complete = {"database_secret_arn": "arn:s", "database_host": "proxy", "redis_url": "rediss://r:6379",
+                "redis_user": "stratus-app", "redis_secret_arn": "arn:r",
                 "uploads_bucket": "b", "knowledge_base_delete_state_machine_arn": "arn:m",
                 "ingest_queue_url": "https://q"}
     check_settings(PROBE, _deployed(**complete))
