@@ -22,6 +22,8 @@ from constructs import Construct
 from infra.config import StratusConfig
 from infra.network import Network
 from infra.opensearch import OpenSearchDomain
+from shared.cache.redis_adapter import APP_ACCESS_STRING
+from shared.cache.redis_adapter import APP_USER as CACHE_APP_USER
 
 DATABASE_NAME = "stratus"
 OWNER_USER = "stratus_owner"
@@ -38,6 +40,13 @@ PROXY_MAX_IDLE_PERCENT = 40
 CACHE_PORTS = ec2.Port.tcp_range(6379, 6380)
 # The cache's data-storage limit (a cost ceiling; its alarm fires well before).
 CACHE_MAX_GB = 10
+CACHE_ENGINE = "valkey"
+# ElastiCache requires a user named "default" in every user group; a Valkey group admits only
+# users that authenticate, so it has a password (never granted to anyone) and no rights.
+CACHE_DEFAULT_USER = "default"
+CACHE_DEFAULT_ACCESS_STRING = "off -@all"
+# ElastiCache passwords: 16-128 printable characters, some punctuation refused.
+CACHE_PASSWORD_LENGTH = 48
 ADMIN_TOKEN_PREFIX = "pat_"  # noqa: S105 - the public token prefix (shared.auth.tokens.PREFIX)
 # The encryption context key shared.models.credentials.KmsCipher binds every tenant
 # credential to ({"tenant_id": "<uuid>"}): a ciphertext decrypts only for its tenant.
@@ -104,7 +113,8 @@ class Data(Construct):
         # A production stack deleted by mistake must not take the passwords of a retained
         # (snapshotted) database, the admin token or the provider keys with it.
         owner = self.cluster.node.find_child("Secret")
-        for secret in (owner, self.app_secret, self.admin_token, self.provider_keys, self.origin_secret):
+        for secret in (owner, self.app_secret, self.admin_token, self.provider_keys, self.origin_secret,
+                       self.cache_secret, self.cache_default_secret):
             secret.node.default_child.apply_removal_policy(RemovalPolicy.RETAIN)  # type: ignore[union-attr]
 
     # --- Aurora PostgreSQL + RDS Proxy -------------------------------------------------
@@ -203,10 +213,45 @@ class Data(Construct):
             subnet_ids=network.vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS).subnet_ids,
             cache_usage_limits=elasticache.CfnServerlessCache.CacheUsageLimitsProperty(
                 data_storage=elasticache.CfnServerlessCache.DataStorageProperty(maximum=CACHE_MAX_GB, unit="GB")),
+            user_group_id=self._cache_users(config),
         )
+        self.cache.add_resource_dependency(self._cache_user_group)
         # rediss://: TLS is mandatory on ElastiCache Serverless.
         self.redis_url = Fn.join("", ["rediss://", self.cache.attr_endpoint_address, ":",
                                       self.cache.attr_endpoint_port])
+
+    def _cache_users(self, config: StratusConfig) -> str:
+        """RBAC with passwords (docs/adr/0048): once the group is attached, a connection that does
+        not AUTH as one of its users can run nothing. Returns the user group's id."""
+        def password(construct_id: str, description: str) -> secretsmanager.Secret:
+            return secretsmanager.Secret(
+                self, construct_id, description=description,
+                generate_secret_string=secretsmanager.SecretStringGenerator(
+                    password_length=CACHE_PASSWORD_LENGTH, exclude_punctuation=True, include_space=False))
+
+        def user(construct_id: str, name: str, access: str, secret: secretsmanager.Secret) -> elasticache.CfnUser:
+            return elasticache.CfnUser(
+                self, construct_id, engine=CACHE_ENGINE,
+                user_id=f"{config.prefix}-cache-{name.removeprefix('stratus-')}",
+                user_name=name, access_string=access,
+                # A {{resolve:secretsmanager:...}} reference: the template never holds the value.
+                authentication_mode={"Type": "password", "Passwords": [secret.secret_value.unsafe_unwrap()]})
+
+        self.cache_secret = password("CacheAppPassword",
+                                     f"Stratus cache: the password of the {CACHE_APP_USER} Valkey user")
+        self.cache_default_secret = password(
+            "CacheDefaultPassword", "Stratus cache: the password of the disabled Valkey default user (unused)")
+        app = user("CacheAppUser", CACHE_APP_USER, APP_ACCESS_STRING, self.cache_secret)
+        default = user("CacheDefaultUser", CACHE_DEFAULT_USER, CACHE_DEFAULT_ACCESS_STRING,
+                       self.cache_default_secret)
+        self.cache_user = app
+        group_id = f"{config.prefix}-cache-users"
+        self._cache_user_group = elasticache.CfnUserGroup(
+            self, "CacheUsers", engine=CACHE_ENGINE, user_group_id=group_id,
+            user_ids=[default.user_id, app.user_id])
+        self._cache_user_group.add_resource_dependency(app)
+        self._cache_user_group.add_resource_dependency(default)
+        return group_id
 
     # --- S3 ----------------------------------------------------------------------------
 

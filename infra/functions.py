@@ -302,9 +302,11 @@ def apply_access(function: lambda_.Function, fn: Function, shared: Shared,
             data.owner_secret.grant_read(function)
             data.app_secret.grant_read(function)
         elif kind == "redis":
-            # Network reachability (security group) is the whole grant: ElastiCache
-            # Serverless without a user group authenticates nothing beyond TLS.
-            values = {"REDIS_URL": data.redis_url}
+            # Reaching the cache (security group) is not enough: every connection logs in as
+            # the application's RBAC user with the password in this secret (docs/adr/0048).
+            values = {"REDIS_URL": data.redis_url, "REDIS_USER": data.cache_user.user_name,
+                      "REDIS_SECRET_ARN": data.cache_secret.secret_arn}
+            data.cache_secret.grant_read(function)
         elif kind == "bucket":
             assert function.role is not None
             values = {env_name(name, "BUCKET"): grant_bucket_objects(function.role, function, fn.name, name,

@@ -249,6 +249,13 @@ def root_stack(stack: StratusStack) -> None:
                 "reference): automatic rotation would lock CloudFront out; rotating is a new value (the functions "
                 "accept it and the previous one), a deploy naming its version (origin_secret_version), then retiring "
                 "the old one (README, docs/adr/0047-concurrency-budget-and-side-doors.md)")
+    acknowledge(data.cache_secret, "AwsSolutions-SMG4",
+                "the cache user's password is copied into the ElastiCache user at deploy time (a dynamic "
+                "reference): automatic rotation would change the secret but not the user, and the functions, "
+                "reading the secret, would be refused; a rotation is a follow-up (docs/adr/0048)")
+    acknowledge(data.cache_default_secret, "AwsSolutions-SMG4",
+                "the password of the cache's disabled default user (access string off -@all): ElastiCache requires "
+                "the user and a password for it; nobody may read the secret and the user cannot log in")
     acknowledge(data.provider_keys, "AwsSolutions-SMG4",
                 "holds third-party provider API keys (OpenAI, Anthropic) that only the provider can issue: operators "
                 "rotate them in the provider's console and put the new value here; a rotation Lambda could not "

@@ -90,7 +90,8 @@ def test_prod_has_a_nat_per_az_a_reader_and_protection(prod: Synth, synth: Synth
 
 def test_prod_retains_its_secrets(prod: Synth, synth: Synth) -> None:
     prod_secrets = _resources(prod, "root", "AWS::SecretsManager::Secret")
-    assert len(prod_secrets) == 5  # owner, app, admin token, provider keys, the edge's origin secret
+    # owner, app, admin token, provider keys, the edge's origin secret, the cache users' passwords
+    assert len(prod_secrets) == 7
     assert {s["DeletionPolicy"] for s in prod_secrets.values()} == {"Retain"}
     assert {s.get("DeletionPolicy", "Delete") for s in _resources(synth, "root", "AWS::SecretsManager::Secret")
             .values()} == {"Delete"}
