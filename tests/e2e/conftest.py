@@ -16,6 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.fake_openai import FakeOpenAI
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -72,3 +74,10 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRuntime
     running = start_runtime(tmp_path_factory.mktemp("e2e") / "state")
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeOpenAI]:
+    """The scripted OpenAI-protocol model server, one per module (a module may define its own)."""
+    with FakeOpenAI() as server:
+        yield server

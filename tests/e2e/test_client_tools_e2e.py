@@ -11,11 +11,11 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from httpx_sse import connect_sse
 
 from tests.e2e.conftest import RunningRuntime, start_runtime
+from tests.support.e2e_tenant import ScriptedTenant
 from tests.support.fake_openai import ChatScript, FakeOpenAI, ToolCallScript
 
 LOCATE = {"name": "locate", "description": "The user's city, from the device",
@@ -30,28 +30,10 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRuntime
     running.stop()
 
 
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as server:
-        yield server
-
-
-class Tenant:
+class Tenant(ScriptedTenant):
     def __init__(self, runtime: RunningRuntime, fake: FakeOpenAI, name: str) -> None:
-        self.runtime = runtime
-        self.http = httpx.Client(base_url=runtime.url, timeout=60)
-        admin = {"Authorization": f"Bearer {runtime.admin_token}"}
-        tenant = self.http.post("/api/v1/tenants", json={"name": name}, headers=admin).json()["data"]
-        self.token = tenant["owner_token"]
+        super().__init__(runtime, fake, name, models=(("caller", ["chat", "function_calling"]),))
         self.http.headers["Authorization"] = f"Bearer {self.token}"
-        self.post("/api/v1/models", {"name": "caller", "protocol": "openai", "provider_model": "gpt-caller",
-                                     "base_url": fake.base_url, "api_key": "sk-e2e-" + "x" * 24, "test": False,
-                                     "capabilities": ["chat", "function_calling"]})
-
-    def post(self, path: str, body: dict[str, Any], expect: int = 201) -> Any:
-        response = self.http.post(path, json=body)
-        assert response.status_code == expect, response.text
-        return response.json()["data"] if expect < 300 else response.json()
 
     def agent(self, **config: Any) -> str:
         agent = self.post("/api/v1/agents", {"name": f"agent {uuid.uuid4().hex[:8]}", "config": {

@@ -8,44 +8,23 @@ answer stored. The upstream model is the local server speaking OpenAI's wire pro
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import cozepy
-import httpx
 import pytest
 from cozepy import ChatEventType, ChatStatus, Coze, CozeAPIError, Message, MessageType, TokenAuth
 
 from tests.e2e.conftest import RunningRuntime
+from tests.support.e2e_tenant import ScriptedTenant
 from tests.support.fake_openai import ChatScript, FakeOpenAI
 
 SYSTEM = "You answer questions about Stratus billing."
 
 
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as server:
-        yield server
-
-
-class Tenant:
+class Tenant(ScriptedTenant):
     def __init__(self, runtime: RunningRuntime, fake: FakeOpenAI, name: str) -> None:
-        self.runtime = runtime
-        self.http = httpx.Client(base_url=runtime.url, timeout=60)
-        admin = {"Authorization": f"Bearer {runtime.admin_token}"}
-        tenant = self.http.post("/api/v1/tenants", json={"name": name, "owner_email": f"owner@{name}.test",
-                                                         "owner_name": "Ana"}, headers=admin).json()["data"]
-        self.token = tenant["owner_token"]
-        self.headers = {"Authorization": f"Bearer {self.token}"}
-        self.post("/api/v1/models", {"name": "scripted", "protocol": "openai", "provider_model": "gpt-scripted",
-                                     "base_url": fake.base_url, "api_key": "sk-e2e-" + "x" * 24, "test": False})
-        response = self.http.put("/api/v1/models/defaults", headers=self.headers, json={"chat_model": "scripted"})
-        assert response.status_code == 200, response.text
-
-    def post(self, path: str, body: dict[str, Any], expect: int = 201) -> Any:
-        response = self.http.post(path, json=body, headers=self.headers)
-        assert response.status_code == expect, response.text
-        return response.json()["data"]
+        super().__init__(runtime, fake, name, owner={"owner_email": f"owner@{name}.test", "owner_name": "Ana"},
+                         default_model="scripted")
 
     def agent(self, name: str, *, publish: bool = True, config: dict[str, Any] | None = None) -> str:
         agent = self.post("/api/v1/agents", {"name": name, "config": config or {

@@ -19,6 +19,7 @@ import requests
 from dify_client import ChatClient, CompletionClient, DifyClient
 
 from tests.e2e.conftest import RunningRuntime, start_runtime
+from tests.support.e2e_tenant import ScriptedTenant
 from tests.support.fake_openai import ChatScript, FakeOpenAI, ToolCallScript
 
 HEARTBEAT_S = 1
@@ -33,31 +34,10 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRuntime
     running.stop()
 
 
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as server:
-        yield server
-
-
-class Tenant:
+class Tenant(ScriptedTenant):
     def __init__(self, runtime: RunningRuntime, fake: FakeOpenAI, name: str) -> None:
-        self.runtime = runtime
-        self.http = httpx.Client(base_url=runtime.url, timeout=60)
-        admin = {"Authorization": f"Bearer {runtime.admin_token}"}
-        tenant = self.http.post("/api/v1/tenants", json={"name": name}, headers=admin).json()["data"]
-        self.token = tenant["owner_token"]
-        self.headers = {"Authorization": f"Bearer {self.token}"}
-        for model, capabilities in (("scripted", ["chat"]), ("caller", ["chat", "function_calling"])):
-            self.post("/api/v1/models", {"name": model, "protocol": "openai", "provider_model": f"gpt-{model}",
-                                         "base_url": fake.base_url, "api_key": "sk-e2e-" + "x" * 24, "test": False,
-                                         "capabilities": capabilities})
-        response = self.http.put("/api/v1/models/defaults", headers=self.headers, json={"chat_model": "scripted"})
-        assert response.status_code == 200, response.text
-
-    def post(self, path: str, body: dict[str, Any], expect: int = 201) -> Any:
-        response = self.http.post(path, json=body, headers=self.headers)
-        assert response.status_code == expect, response.text
-        return response.json()["data"]
+        super().__init__(runtime, fake, name, models=(("scripted", ["chat"]), ("caller", ["chat", "function_calling"])),
+                         default_model="scripted")
 
     def agent(self, name: str, **config: Any) -> str:
         agent = self.post("/api/v1/agents", {"name": name, "config": {"model": {"name": "scripted"}, **config}})
