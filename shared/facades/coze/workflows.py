@@ -523,9 +523,8 @@ class CozeWorkflows:
                                      error.message if error else f"The run ended {run.status}",
                                      status=409, code="coze_workflow_run_failed",
                                      details={"execute_id": str(run.id)})
-        return {"code": 0, "msg": "", "data": "" if is_async else outputs_text(run.outputs),
-                "execute_id": str(run.id), "debug_url": "", "usage": _usage(run.tokens).model_dump(),
-                "detail": {"logid": logid}}
+        return CozeWorkflowRunAnswer(data="" if is_async else outputs_text(run.outputs), execute_id=str(run.id),
+                                     usage=_usage(run.tokens), detail=wire.CozeDetail(logid=logid)).model_dump()
 
     def follow(self, principal: Principal, run_id: uuid.UUID, after: str | None, block_ms: int,
                follow_s: float) -> Iterator[list[StreamEvent]]:
